@@ -2,4 +2,8 @@
 //! hardening), transports (§18, RFC 3581), transactions (§17, RFC 6026) and dialogs
 //! (§12). Knows nothing of calls, tenants or tickets.
 
+pub mod dialog;
+pub mod endpoint;
+pub mod transaction;
+pub mod transport;
 pub mod wire;

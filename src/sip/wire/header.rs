@@ -521,6 +521,15 @@ impl Via {
         }
     }
 
+    /// This Via asking for rport (RFC 3581).
+    pub fn with_rport(mut self) -> Self {
+        self.params.push(Param {
+            name: "rport".into(),
+            value: None,
+        });
+        self
+    }
+
     /// Parses one Via list element.
     pub fn parse(s: &str) -> Result<Self, HeaderError> {
         let s = trim_lws(s);

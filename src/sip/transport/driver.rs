@@ -1,0 +1,1 @@
+//! tokio drivers for UDP and TCP (filled in next).
