@@ -1,2 +1,9 @@
 //! Call control: the B2BUA that joins two SIP dialogs into one call, number routing,
 //! the IVR, the operators' queue and the call journal.
+
+pub mod b2bua;
+pub mod control;
+pub mod driver;
+pub mod routing;
+
+pub use control::{Admission, CallControl, CallEvent, CallId, Disposition};

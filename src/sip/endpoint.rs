@@ -668,6 +668,12 @@ impl Endpoint {
             body: Bytes::new(),
         };
         let target = *target;
+        if let Some(Entry::Tx(tx)) = self.entries.get_mut(&invite_tx.0) {
+            if let Tx::InviteClient(m, _, _) = tx.as_mut() {
+                m.cancel_sent(now);
+            }
+        }
+        self.after(invite_tx.0);
         Some(self.start_client(now, cancel, target, &branch))
     }
 

@@ -169,9 +169,22 @@ impl ClientInvite {
                     self.events.push_back(TransactionEvent::Timeout);
                     self.terminate();
                 }
+                Timer::Abandon if matches!(self.state, State::Calling | State::Proceeding) => {
+                    self.events.push_back(TransactionEvent::Timeout);
+                    self.terminate();
+                }
                 Timer::D | Timer::M => self.terminate(),
                 _ => {}
             }
+        }
+    }
+
+    /// The TU sent a CANCEL for this INVITE: if no final response comes within
+    /// 64·T1, the transaction is abandoned (RFC 3261 §9.1).
+    pub fn cancel_sent(&mut self, now: Instant) {
+        if matches!(self.state, State::Calling | State::Proceeding) {
+            self.timers
+                .start(Timer::Abandon, now + self.settings.t1x64());
         }
     }
 

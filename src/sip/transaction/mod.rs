@@ -84,8 +84,9 @@ pub enum Timer {
     L,
     /// Wait for 2xx retransmits (client INVITE, Accepted; RFC 6026).
     M,
-    /// Not an RFC timer: a server non-INVITE transaction the TU never answered is
-    /// dropped after 64·T1 instead of living forever.
+    /// Not named by the RFC: a server non-INVITE transaction the TU never answered,
+    /// or a cancelled INVITE that never got a final response (§9.1), is given up
+    /// after 64·T1 instead of living forever.
     Abandon,
 }
 

@@ -1,0 +1,179 @@
+//! Calls through the B2BUA on a `forward` number, with SIPp on both sides over real
+//! loopback sockets: a caller (SIPp uac) dials 100, the engine places the call to
+//! the configured target (SIPp uas), and every SIPp call must succeed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::engine::{self, free_port, wait_for_events, wait_no_calls};
+use common::sipp::{self, scenario, spawn, wait_bound};
+
+enum Scenario {
+    Builtin(&'static str),
+    File(&'static str),
+}
+
+impl Scenario {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Scenario::Builtin(name) => vec!["-sn".into(), (*name).into()],
+            Scenario::File(file) => vec!["-sf".into(), scenario(file)],
+        }
+    }
+}
+
+/// One story: `calls` calls from `caller` through the engine to `callee`.
+async fn story(
+    test: &str,
+    tcp: bool,
+    caller: Scenario,
+    callee: Scenario,
+    calls: u32,
+) -> dispatchline::server::Engine {
+    let dir = sipp::workdir(test);
+    let callee_port = free_port();
+    let transport = if tcp { ";transport=tcp" } else { "" };
+    let engine = engine::start(&format!(
+        "[[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}{transport}\"\n"
+    ))
+    .await;
+    let t = if tcp { "t1" } else { "u1" };
+
+    let mut callee_args = callee.args();
+    callee_args.extend(["-i", "127.0.0.1", "-t", t, "-m"].map(String::from));
+    callee_args.push(calls.to_string());
+    callee_args.extend(["-p".to_owned(), callee_port.to_string()]);
+    let uas = spawn("callee", &dir, &callee_args);
+    wait_bound(callee_port).await;
+
+    let mut caller_args = caller.args();
+    caller_args.push(engine.sip_addr.to_string());
+    caller_args.extend(
+        [
+            "-s",
+            "100",
+            "-i",
+            "127.0.0.1",
+            "-t",
+            t,
+            "-r",
+            "20",
+            "-l",
+            "20",
+            "-d",
+            "200",
+            "-m",
+        ]
+        .map(String::from),
+    );
+    caller_args.push(calls.to_string());
+    caller_args.extend(["-p".to_owned(), free_port().to_string()]);
+    let uac = spawn("caller", &dir, &caller_args);
+
+    uac.finish(Duration::from_secs(90))
+        .await
+        .assert_success("caller");
+    uas.finish(Duration::from_secs(30))
+        .await
+        .assert_success("callee");
+    // Nothing is left behind: every call's state is gone once its transactions end.
+    wait_no_calls(&engine, Duration::from_secs(15)).await;
+    engine
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_reaches_the_forward_target_and_hangs_up_over_udp() {
+    let engine = story(
+        "fwd-udp",
+        false,
+        Scenario::Builtin("uac"),
+        Scenario::Builtin("uas"),
+        20,
+    )
+    .await;
+    let ended = wait_for_events(&engine, "call.ended", 20, Duration::from_secs(10)).await;
+    assert!(
+        ended.iter().all(|e| e.payload["disposition"] == "answered"),
+        "{ended:?}"
+    );
+    let answered = wait_for_events(&engine, "call.answered", 20, Duration::from_secs(1)).await;
+    assert_eq!(answered.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_reaches_the_forward_target_and_hangs_up_over_tcp() {
+    let engine = story(
+        "fwd-tcp",
+        true,
+        Scenario::Builtin("uac"),
+        Scenario::Builtin("uas"),
+        20,
+    )
+    .await;
+    let ended = wait_for_events(&engine, "call.ended", 20, Duration::from_secs(10)).await;
+    assert!(
+        ended.iter().all(|e| e.payload["disposition"] == "answered"),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_gives_up_while_it_rings_cancels_the_target_over_udp() {
+    let engine = story(
+        "cancel-udp",
+        false,
+        Scenario::File("uac_cancel.xml"),
+        Scenario::File("uas_ring_until_cancel.xml"),
+        5,
+    )
+    .await;
+    let ended = wait_for_events(&engine, "call.ended", 5, Duration::from_secs(10)).await;
+    assert!(
+        ended
+            .iter()
+            .all(|e| e.payload["disposition"] == "abandoned" && e.payload["sip_status"] == 487),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_gives_up_while_it_rings_cancels_the_target_over_tcp() {
+    story(
+        "cancel-tcp",
+        true,
+        Scenario::File("uac_cancel.xml"),
+        Scenario::File("uas_ring_until_cancel.xml"),
+        5,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_callee_hangs_up_the_caller_gets_the_bye_over_udp() {
+    let engine = story(
+        "bye-udp",
+        false,
+        Scenario::File("uac_callee_hangs_up.xml"),
+        Scenario::File("uas_hangs_up.xml"),
+        5,
+    )
+    .await;
+    let ended = wait_for_events(&engine, "call.ended", 5, Duration::from_secs(10)).await;
+    assert!(
+        ended.iter().all(|e| e.payload["disposition"] == "answered"),
+        "{ended:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_callee_hangs_up_the_caller_gets_the_bye_over_tcp() {
+    story(
+        "bye-tcp",
+        true,
+        Scenario::File("uac_callee_hangs_up.xml"),
+        Scenario::File("uas_hangs_up.xml"),
+        5,
+    )
+    .await;
+}
