@@ -97,7 +97,12 @@ impl Engine {
             max_rate: config.sip.max_call_rate,
             retry_after: 5,
         };
-        let control = CallControl::new(config.clone(), endpoint, admission);
+        let control = CallControl::new(
+            config.clone(),
+            endpoint,
+            admission,
+            tokio::time::Instant::now().into_std(),
+        );
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let core = tokio::spawn(crate::call::driver::run(

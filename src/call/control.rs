@@ -20,7 +20,9 @@ use super::b2bua::{Bridge, InboundLeg, OutboundLeg, Pending, Side, body_of, map_
 use super::routing::{Route, dialled, forward_uri, route, target_for};
 use crate::config::{Config, NumberKind};
 use crate::sip::dialog::{Dialog, DialogId};
+use crate::sip::digest::DigestAuth;
 use crate::sip::endpoint::{ClientFailure, ClientTx, Endpoint, EndpointEvent, ServerTx, Transmit};
+use crate::sip::registrar::{Registrar, RegistrarSettings, RegistrationChange};
 use crate::sip::transport::Target;
 use crate::sip::transport::driver::Inbound;
 use crate::sip::wire::{CSeq, Contact, Headers, Method, NameAddr, Request, Response};
@@ -79,6 +81,13 @@ pub enum CallEvent {
         /// Time from arrival to answer.
         wait: Duration,
     },
+    /// An operator's softphone registered (first binding) or lost its last binding.
+    Registration {
+        /// The operator's extension.
+        extension: String,
+        /// Whether it is now reachable.
+        online: bool,
+    },
     /// The call is over.
     Ended {
         /// The call.
@@ -127,6 +136,7 @@ struct Call {
 pub struct CallControl {
     config: Arc<Config>,
     endpoint: Endpoint,
+    registrar: Registrar,
     admission: Admission,
     rate: RateLimiter,
     draining: bool,
@@ -148,11 +158,22 @@ impl std::fmt::Debug for CallControl {
 
 impl CallControl {
     /// A call-control core over `endpoint`.
-    pub fn new(config: Arc<Config>, endpoint: Endpoint, admission: Admission) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        mut endpoint: Endpoint,
+        admission: Admission,
+        now: Instant,
+    ) -> Self {
         let burst = f64::from(admission.max_rate.max(1));
+        let secret = format!("{:08x}{:08x}", endpoint.random_u32(), endpoint.random_u32());
+        let registrar = Registrar::new(
+            DigestAuth::new(&config.sip.realm, &secret, now),
+            RegistrarSettings::default(),
+        );
         Self {
             config,
             endpoint,
+            registrar,
             admission,
             rate: RateLimiter {
                 tokens: burst,
@@ -206,6 +227,15 @@ impl CallControl {
     /// Deadlines that have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
+        if self.registrar.next_expiry().is_some_and(|at| at <= now) {
+            for extension in self.registrar.expire(now) {
+                tracing::info!(%extension, "registration expired");
+                self.events.push_back(CallEvent::Registration {
+                    extension,
+                    online: false,
+                });
+            }
+        }
         self.process(now);
     }
 
@@ -221,7 +251,10 @@ impl CallControl {
 
     /// When [`CallControl::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout()
+        [self.endpoint.poll_timeout(), self.registrar.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn process(&mut self, now: Instant) {
@@ -309,14 +342,34 @@ impl CallControl {
                     .push("Supported", self.endpoint.supported_header());
                 self.endpoint.respond(now, tx, r);
             }
-            Method::Register => self.reply(
-                now,
-                tx,
-                &request,
-                403,
-                Some("Forbidden: no registrar for this address"),
-            ),
+            Method::Register => self.on_register(now, tx, request, source),
             _ => self.reply(now, tx, &request, 481, None),
+        }
+    }
+
+    fn on_register(&mut self, now: Instant, tx: ServerTx, request: Request, source: Target) {
+        let config = self.config.clone();
+        let password_of = |ext: &str| config.operator(ext).map(|o| o.password.clone());
+        let (mut response, change) = self.registrar.handle(now, &request, source, password_of);
+        let tag = self.endpoint.new_tag();
+        response.headers.to.set_tag(&tag);
+        self.endpoint.respond(now, tx, response);
+        match change {
+            Some(RegistrationChange::Online(extension)) => {
+                tracing::info!(%extension, %source, "operator softphone registered");
+                self.events.push_back(CallEvent::Registration {
+                    extension,
+                    online: true,
+                });
+            }
+            Some(RegistrationChange::Offline(extension)) => {
+                tracing::info!(%extension, "operator softphone unregistered");
+                self.events.push_back(CallEvent::Registration {
+                    extension,
+                    online: false,
+                });
+            }
+            None => {}
         }
     }
 

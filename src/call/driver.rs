@@ -118,6 +118,13 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
                 json!({ "call": call, "wait_ms": wait.as_millis() as u64 }),
             );
         }
+        CallEvent::Registration { extension, online } => {
+            bus.publish(
+                "operator.registration",
+                None,
+                json!({ "extension": extension, "online": online }),
+            );
+        }
         CallEvent::Ended {
             call,
             disposition,

@@ -3,7 +3,9 @@
 //! (§12). Knows nothing of calls, tenants or tickets.
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
+pub mod registrar;
 pub mod transaction;
 pub mod transport;
 pub mod wire;

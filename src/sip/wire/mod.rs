@@ -9,6 +9,7 @@
 //! Nothing here panics on input: every RFC 4475 torture message, and random and
 //! mutated messages (see the property tests), give a message or a [`ParseError`].
 
+pub mod auth;
 pub mod framing;
 pub mod header;
 pub mod message;

@@ -1,0 +1,326 @@
+//! Digest authentication for SIP (RFC 3261 §22.4, RFC 7616 with RFC 8760's
+//! SHA-256 for SIP): challenges, nonces and the verification of credentials.
+//!
+//! Nonces are stateless: `<issued>.<mac>` where the MAC is SHA-256 over a secret and
+//! the issue time, so any nonce the engine issued can be checked without a table, and
+//! an old one is reported stale (the UA retries without asking its user again).
+//! Time is passed in; nothing here reads a clock.
+
+use std::time::{Duration, Instant};
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+
+use super::wire::auth::{AuthParams, quote};
+
+/// The hash a challenge asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// MD5 (RFC 2617; what most softphones still use).
+    Md5,
+    /// SHA-256 (RFC 7616, RFC 8760).
+    Sha256,
+}
+
+impl Algorithm {
+    /// The `algorithm=` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    fn from_token(token: Option<&str>) -> Option<Self> {
+        match token {
+            None => Some(Algorithm::Md5),
+            Some(t) if t.eq_ignore_ascii_case("MD5") => Some(Algorithm::Md5),
+            Some(t) if t.eq_ignore_ascii_case("SHA-256") => Some(Algorithm::Sha256),
+            Some(_) => None,
+        }
+    }
+
+    /// Lower-case hex of the hash of `data`.
+    pub fn hex(self, data: &str) -> String {
+        match self {
+            Algorithm::Md5 => hex(&Md5::digest(data.as_bytes())),
+            Algorithm::Sha256 => hex(&Sha256::digest(data.as_bytes())),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigestError {
+    /// No Authorization header, or one with another scheme.
+    #[error("no Digest credentials")]
+    Missing,
+    /// Credentials lack a field the response needs.
+    #[error("credentials lack {0}")]
+    Incomplete(&'static str),
+    /// The realm is not ours.
+    #[error("wrong realm")]
+    Realm,
+    /// An algorithm we do not offer.
+    #[error("unsupported algorithm")]
+    Algorithm,
+    /// The nonce was not issued by us.
+    #[error("unknown nonce")]
+    Nonce,
+    /// The nonce is ours but too old; re-challenge with stale=true.
+    #[error("stale nonce")]
+    Stale,
+    /// The user is unknown or the response does not match the password.
+    #[error("wrong user name or password")]
+    Mismatch,
+}
+
+/// Issues challenges and checks credentials for one realm.
+#[derive(Debug, Clone)]
+pub struct DigestAuth {
+    realm: String,
+    secret: String,
+    epoch: Instant,
+    nonce_lifetime: Duration,
+}
+
+impl DigestAuth {
+    /// An authenticator for `realm`; `secret` keys the nonces (random per process).
+    pub fn new(realm: &str, secret: &str, epoch: Instant) -> Self {
+        Self {
+            realm: realm.to_owned(),
+            secret: secret.to_owned(),
+            epoch,
+            nonce_lifetime: Duration::from_secs(300),
+        }
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    fn nonce_at(&self, issued: u64) -> String {
+        let mac = Algorithm::Sha256.hex(&format!("{}:{issued}:{}", self.secret, self.realm));
+        format!("{issued:x}.{}", &mac[..32])
+    }
+
+    /// WWW-Authenticate values: SHA-256 first, then MD5 (RFC 8760 §2.4: a UA uses
+    /// the first it supports).
+    pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+        let issued = now.saturating_duration_since(self.epoch).as_secs();
+        let nonce = self.nonce_at(issued);
+        [Algorithm::Sha256, Algorithm::Md5]
+            .iter()
+            .map(|alg| {
+                let mut c = format!(
+                    "Digest realm={}, nonce={}, algorithm={}, qop=\"auth\"",
+                    quote(&self.realm),
+                    quote(&nonce),
+                    alg.token()
+                );
+                if stale {
+                    c.push_str(", stale=true");
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// Checks an Authorization value against the password `password_of` gives for
+    /// its user name. Returns the authenticated user name.
+    pub fn verify(
+        &self,
+        now: Instant,
+        method: &str,
+        authorization: Option<&str>,
+        password_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, DigestError> {
+        let creds = authorization
+            .and_then(AuthParams::parse)
+            .filter(AuthParams::is_digest)
+            .ok_or(DigestError::Missing)?;
+        let field = |name: &'static str| creds.get(name).ok_or(DigestError::Incomplete(name));
+        let username = field("username")?;
+        if field("realm")? != self.realm {
+            return Err(DigestError::Realm);
+        }
+        let algorithm =
+            Algorithm::from_token(creds.get("algorithm")).ok_or(DigestError::Algorithm)?;
+        let nonce = field("nonce")?;
+        let uri = field("uri")?;
+        let response = field("response")?;
+        let issued = nonce
+            .split_once('.')
+            .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
+            .ok_or(DigestError::Nonce)?;
+        if self.nonce_at(issued) != nonce {
+            return Err(DigestError::Nonce);
+        }
+        let password = password_of(username).ok_or(DigestError::Mismatch)?;
+        let ha1 = algorithm.hex(&format!("{username}:{}:{password}", self.realm));
+        let ha2 = algorithm.hex(&format!("{method}:{uri}"));
+        let expected = match creds.get("qop") {
+            Some(qop) => {
+                let nc = field("nc")?;
+                let cnonce = field("cnonce")?;
+                algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
+            }
+            None => algorithm.hex(&format!("{ha1}:{nonce}:{ha2}")),
+        };
+        if !constant_time_eq(
+            expected.as_bytes(),
+            response.to_ascii_lowercase().as_bytes(),
+        ) {
+            return Err(DigestError::Mismatch);
+        }
+        let age = now
+            .saturating_duration_since(self.epoch)
+            .as_secs()
+            .saturating_sub(issued);
+        if age > self.nonce_lifetime.as_secs() {
+            return Err(DigestError::Stale);
+        }
+        Ok(username.to_owned())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Builds the Authorization value a UA sends in answer to `challenge` (used by the
+/// engine towards providers, and by tests and the softphone simulator).
+pub fn answer(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+) -> Option<String> {
+    let c = AuthParams::parse(challenge).filter(AuthParams::is_digest)?;
+    let realm = c.get("realm")?;
+    let nonce = c.get("nonce")?;
+    let algorithm = Algorithm::from_token(c.get("algorithm"))?;
+    let ha1 = algorithm.hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = algorithm.hex(&format!("{method}:{uri}"));
+    let qop_auth = c
+        .get("qop")
+        .is_some_and(|q| q.split(',').any(|t| t.trim() == "auth"));
+    let mut out = format!(
+        "Digest username={}, realm={}, nonce={}, uri={}, algorithm={}",
+        quote(user),
+        quote(realm),
+        quote(nonce),
+        quote(uri),
+        algorithm.token()
+    );
+    if qop_auth {
+        let nc = "00000001";
+        let response = algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        out.push_str(&format!(
+            ", response={}, qop=auth, nc={nc}, cnonce={}",
+            quote(&response),
+            quote(cnonce)
+        ));
+    } else {
+        let response = algorithm.hex(&format!("{ha1}:{nonce}:{ha2}"));
+        out.push_str(&format!(", response={}", quote(&response)));
+    }
+    if let Some(opaque) = c.get("opaque") {
+        out.push_str(&format!(", opaque={}", quote(opaque)));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_2617_md5_example() {
+        // RFC 2617 §3.5's example values.
+        let ha1 = Algorithm::Md5.hex("Mufasa:testrealm@host.com:Circle Of Life");
+        assert_eq!(ha1, "939e7578ed9e3c518a452acee763bce9");
+    }
+
+    #[test]
+    fn a_ua_answer_verifies_with_both_algorithms() {
+        let t0 = Instant::now();
+        let auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let pw = |u: &str| (u == "1001").then(|| "pa55".to_owned());
+        for challenge in auth.challenges(t0, false) {
+            let a = answer(
+                &challenge,
+                "REGISTER",
+                "sip:127.0.0.1",
+                "1001",
+                "pa55",
+                "cn",
+            )
+            .unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", Some(&a), pw),
+                Ok("1001".into()),
+                "{challenge}"
+            );
+            let wrong = answer(
+                &challenge,
+                "REGISTER",
+                "sip:127.0.0.1",
+                "1001",
+                "nope",
+                "cn",
+            )
+            .unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", Some(&wrong), pw),
+                Err(DigestError::Mismatch)
+            );
+            let later = t0 + Duration::from_secs(301);
+            assert_eq!(
+                auth.verify(later, "REGISTER", Some(&a), pw),
+                Err(DigestError::Stale)
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_nonces_and_schemes_are_refused() {
+        let t0 = Instant::now();
+        let auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let other = DigestAuth::new("dispatchline", "other", t0);
+        let challenge = &other.challenges(t0, false)[0];
+        let a = answer(challenge, "REGISTER", "sip:x", "1001", "pa55", "cn").unwrap();
+        let pw = |_: &str| Some("pa55".to_owned());
+        assert_eq!(
+            auth.verify(t0, "REGISTER", Some(&a), pw),
+            Err(DigestError::Nonce)
+        );
+        assert_eq!(
+            auth.verify(
+                t0,
+                "REGISTER",
+                Some("NoOneKnowsThisScheme opaque-data=here"),
+                pw
+            ),
+            Err(DigestError::Missing)
+        );
+        assert_eq!(
+            auth.verify(t0, "REGISTER", None, pw),
+            Err(DigestError::Missing)
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! A registrar (RFC 3261 §10.3) for the operators' softphones.
+//!
+//! Owns the bindings (address of record → contacts, each with its expiry, the
+//! Call-ID/CSeq that set it and the address the REGISTER came from, which is where
+//! requests to a softphone behind NAT must go), REGISTER processing with digest
+//! authentication, and expiry. The AOR is the To URI's user part (the extension);
+//! who may register which extension is the caller's business, given as a password
+//! lookup.
+//!
+//! Sans-IO: time is passed in; [`Registrar::next_expiry`] says when
+//! [`Registrar::expire`] must run.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::digest::{DigestAuth, DigestError};
+use super::transport::Target;
+use super::wire::{Contact, Method, NameAddr, Request, Response, Uri};
+
+/// One registered contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// The Contact as registered (URI kept exactly).
+    pub contact: NameAddr,
+    /// Where the REGISTER came from (requests go here: NAT keeps this open).
+    pub source: Target,
+    /// When the binding lapses.
+    pub expires_at: Instant,
+    /// The Call-ID of the REGISTER that set it.
+    pub call_id: String,
+    /// Its CSeq.
+    pub cseq: u32,
+}
+
+/// What a REGISTER changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationChange {
+    /// The AOR now has at least one binding (it had none).
+    Online(String),
+    /// The AOR lost its last binding.
+    Offline(String),
+}
+
+/// Registrar limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrarSettings {
+    /// Shortest expiry accepted (shorter gets 423 with Min-Expires).
+    pub min_expires: u32,
+    /// Longest expiry granted.
+    pub max_expires: u32,
+    /// Expiry when the request names none.
+    pub default_expires: u32,
+}
+
+impl Default for RegistrarSettings {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+        }
+    }
+}
+
+/// The registrar.
+#[derive(Debug)]
+pub struct Registrar {
+    auth: DigestAuth,
+    settings: RegistrarSettings,
+    bindings: HashMap<String, Vec<Binding>>,
+}
+
+impl Registrar {
+    /// A registrar authenticating with `auth`.
+    pub fn new(auth: DigestAuth, settings: RegistrarSettings) -> Self {
+        Self {
+            auth,
+            settings,
+            bindings: HashMap::new(),
+        }
+    }
+
+    /// The live bindings of an AOR, most recent first.
+    pub fn bindings(&self, aor: &str, now: Instant) -> Vec<&Binding> {
+        let mut live: Vec<&Binding> = self
+            .bindings
+            .get(aor)
+            .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
+            .unwrap_or_default();
+        live.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
+        live
+    }
+
+    /// Whether an AOR has a live binding.
+    pub fn is_registered(&self, aor: &str, now: Instant) -> bool {
+        !self.bindings(aor, now).is_empty()
+    }
+
+    /// Whether a request came from an address some binding was registered from.
+    pub fn registered_source(&self, source: &Target, now: Instant) -> Option<&str> {
+        self.bindings.iter().find_map(|(aor, list)| {
+            list.iter()
+                .any(|b| b.expires_at > now && b.source.addr.ip() == source.addr.ip())
+                .then_some(aor.as_str())
+        })
+    }
+
+    /// Handles a REGISTER; returns the response (the caller adds the To tag) and
+    /// what changed. `password_of` gives an extension's password, if it may register.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: Target,
+        password_of: impl Fn(&str) -> Option<String>,
+    ) -> (Response, Option<RegistrationChange>) {
+        debug_assert_eq!(request.method, Method::Register);
+        let to = &request.headers.to.uri;
+        // A To that is not a SIP AOR cannot be registered (RFC 4475 §3.3.4).
+        if !to.is_sip() {
+            return (
+                request.response_with_reason(400, "Bad Request: To is not a SIP or SIPS AOR"),
+                None,
+            );
+        }
+        let Some(aor) = to.user_unescaped() else {
+            return (
+                request.response_with_reason(400, "Bad Request: To has no user part"),
+                None,
+            );
+        };
+        let authorization = request.headers.get("Authorization");
+        match self
+            .auth
+            .verify(now, "REGISTER", authorization, &password_of)
+        {
+            Ok(user) if user == aor => {}
+            Ok(user) => {
+                tracing::warn!(%user, %aor, "REGISTER for someone else's extension");
+                return (
+                    request
+                        .response_with_reason(403, "Forbidden: credentials do not match the AOR"),
+                    None,
+                );
+            }
+            Err(e) => {
+                if !matches!(e, DigestError::Missing | DigestError::Stale) {
+                    tracing::info!(%aor, source = %source, error = %e, "REGISTER refused");
+                }
+                let mut r = request.response(401);
+                for challenge in self.auth.challenges(now, e == DigestError::Stale) {
+                    r.headers.push("WWW-Authenticate", challenge);
+                }
+                return (r, None);
+            }
+        }
+        let was_online = self.is_registered(&aor, now);
+        let header_expires: Option<u32> = request
+            .headers
+            .get("Expires")
+            .and_then(|e| e.trim().parse().ok());
+        let list = self.bindings.entry(aor.clone()).or_default();
+        list.retain(|b| b.expires_at > now);
+
+        let call_id = &request.headers.call_id;
+        let cseq = request.headers.cseq.seq;
+        if request
+            .headers
+            .contact
+            .iter()
+            .any(|c| matches!(c, Contact::Wildcard))
+        {
+            if request.headers.contact.len() != 1 || header_expires != Some(0) {
+                return (
+                    request.response_with_reason(
+                        400,
+                        "Bad Request: Contact * needs Expires: 0 and no other Contact",
+                    ),
+                    None,
+                );
+            }
+            list.clear();
+        }
+        for contact in request.headers.contact.iter().filter_map(Contact::address) {
+            let expires = contact
+                .param("expires")
+                .flatten()
+                .and_then(|e| e.parse::<u64>().ok())
+                .map(|e| e.min(u64::from(u32::MAX)) as u32)
+                .or(header_expires)
+                .unwrap_or(self.settings.default_expires);
+            if expires > 0 && expires < self.settings.min_expires {
+                let mut r = request.response(423);
+                r.headers
+                    .push("Min-Expires", self.settings.min_expires.to_string());
+                return (r, None);
+            }
+            let existing = list
+                .iter()
+                .position(|b| b.contact.uri.same_address(&contact.uri));
+            if let Some(i) = existing {
+                let b = &list[i];
+                if b.call_id == *call_id && cseq <= b.cseq {
+                    return (
+                        request.response_with_reason(
+                            500,
+                            "Server Internal Error: CSeq not above the binding's",
+                        ),
+                        None,
+                    );
+                }
+                list.remove(i);
+            }
+            if expires > 0 {
+                let granted = expires.min(self.settings.max_expires);
+                let mut stored = contact.clone();
+                stored
+                    .params
+                    .retain(|p| !p.name.eq_ignore_ascii_case("expires"));
+                list.push(Binding {
+                    contact: stored,
+                    source,
+                    expires_at: now + Duration::from_secs(u64::from(granted)),
+                    call_id: call_id.clone(),
+                    cseq,
+                });
+            }
+        }
+        let mut r = request.response(200);
+        for b in list.iter() {
+            let remaining = b.expires_at.saturating_duration_since(now).as_secs();
+            let mut c = b.contact.clone();
+            c.params.push(super::wire::Param {
+                name: "expires".into(),
+                value: Some(remaining.to_string()),
+            });
+            r.headers.contact.push(Contact::Address(c));
+        }
+        let online = !list.is_empty();
+        if !online {
+            self.bindings.remove(&aor);
+        }
+        let change = match (was_online, online) {
+            (false, true) => Some(RegistrationChange::Online(aor)),
+            (true, false) => Some(RegistrationChange::Offline(aor)),
+            _ => None,
+        };
+        (r, change)
+    }
+
+    /// Drops lapsed bindings; returns the AORs that went offline.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.bindings.retain(|aor, list| {
+            list.retain(|b| b.expires_at > now);
+            if list.is_empty() {
+                gone.push(aor.clone());
+                false
+            } else {
+                true
+            }
+        });
+        gone
+    }
+
+    /// The next moment a binding lapses.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.bindings.values().flatten().map(|b| b.expires_at).min()
+    }
+
+    /// The URI to put in a request to a binding.
+    pub fn request_uri(binding: &Binding) -> &Uri {
+        &binding.contact.uri
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::digest::answer;
+    use crate::sip::wire::{Framing, Message, parse};
+    use bytes::Bytes;
+
+    fn register(contact: &str, expires: &str, cseq: u32, auth: Option<String>) -> Request {
+        let mut text = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bK{cseq}\r\nFrom: <sip:1001@127.0.0.1>;tag=r\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: reg-1\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\nExpires: {expires}\r\n"
+        );
+        if let Some(a) = auth {
+            text.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        match parse(Bytes::from(text), Framing::Datagram) {
+            Ok(Message::Request(r)) => r,
+            e => panic!("{e:?}"),
+        }
+    }
+
+    fn registrar(t0: Instant) -> Registrar {
+        Registrar::new(
+            DigestAuth::new("dispatchline", "k", t0),
+            RegistrarSettings::default(),
+        )
+    }
+
+    fn pw(user: &str) -> Option<String> {
+        (user == "1001").then(|| "pa55".into())
+    }
+
+    fn src() -> Target {
+        Target::udp("192.0.2.5:40000".parse().unwrap())
+    }
+
+    fn authed(
+        reg: &mut Registrar,
+        t: Instant,
+        contact: &str,
+        expires: &str,
+        cseq: u32,
+        password: &str,
+    ) -> (Response, Option<RegistrationChange>) {
+        let (challenge, _) = reg.handle(t, &register(contact, expires, cseq, None), src(), pw);
+        assert_eq!(challenge.status, 401);
+        let www = challenge
+            .headers
+            .get("WWW-Authenticate")
+            .unwrap()
+            .to_owned();
+        let a = answer(&www, "REGISTER", "sip:127.0.0.1", "1001", password, "c").unwrap();
+        reg.handle(t, &register(contact, expires, cseq + 1, Some(a)), src(), pw)
+    }
+
+    #[test]
+    fn challenge_then_bind_then_expire() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        let (ok, change) = authed(
+            &mut reg,
+            t0,
+            "<sip:1001@192.0.2.5:5062;ob>",
+            "120",
+            1,
+            "pa55",
+        );
+        assert_eq!(ok.status, 200);
+        assert_eq!(change, Some(RegistrationChange::Online("1001".into())));
+        assert!(ok.headers.contact[0].to_string().contains("expires=120"));
+        let b = &reg.bindings("1001", t0)[0];
+        assert_eq!(b.contact.uri.as_str(), "sip:1001@192.0.2.5:5062;ob");
+        assert_eq!(b.source, src());
+        assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(120)));
+        assert_eq!(
+            reg.expire(t0 + Duration::from_secs(121)),
+            vec!["1001".to_owned()]
+        );
+        assert!(!reg.is_registered("1001", t0 + Duration::from_secs(121)));
+    }
+
+    #[test]
+    fn wrong_password_too_short_and_unregister() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        let (r, _) = authed(&mut reg, t0, "<sip:1001@192.0.2.5>", "120", 1, "wrong");
+        assert_eq!(r.status, 401);
+        let (r, _) = authed(&mut reg, t0, "<sip:1001@192.0.2.5>", "10", 3, "pa55");
+        assert_eq!(r.status, 423);
+        assert_eq!(r.headers.get("Min-Expires"), Some("60"));
+        authed(&mut reg, t0, "<sip:1001@192.0.2.5>", "120", 5, "pa55");
+        authed(&mut reg, t0, "<sip:1001@192.0.2.6>", "120", 7, "pa55");
+        assert_eq!(reg.bindings("1001", t0).len(), 2, "several contacts");
+        let (r, change) = authed(&mut reg, t0, "*", "0", 9, "pa55");
+        assert_eq!(r.status, 200);
+        assert_eq!(change, Some(RegistrationChange::Offline("1001".into())));
+    }
+}
