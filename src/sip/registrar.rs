@@ -87,7 +87,7 @@ impl Registrar {
             .get(aor)
             .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
             .unwrap_or_default();
-        live.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
+        live.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
         live
     }
 
