@@ -2,6 +2,8 @@
 //! loopback sockets: a caller (SIPp uac) dials 100, the engine places the call to
 //! the configured target (SIPp uas), and every SIPp call must succeed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly by design
+
 mod common;
 
 use std::time::Duration;

@@ -8,6 +8,8 @@
 //! of the first. The files are therefore sent in waves, each wave to its own engine,
 //! so that no two messages of a wave belong to the same transaction.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly by design
+
 mod common;
 
 use std::time::Duration;
@@ -65,7 +67,8 @@ fn status(answer: &str) -> Option<u16> {
 fn waves(files: Vec<(String, Vec<u8>)>) -> Vec<Vec<(String, Vec<u8>)>> {
     use dispatchline::sip::transaction::TransactionKey;
     use dispatchline::sip::wire::{Framing, Message, parse};
-    let mut waves: Vec<(Vec<TransactionKey>, Vec<(String, Vec<u8>)>)> = Vec::new();
+    type Wave = (Vec<TransactionKey>, Vec<(String, Vec<u8>)>);
+    let mut waves: Vec<Wave> = Vec::new();
     for (name, bytes) in files {
         let key = match parse(bytes::Bytes::from(bytes.clone()), Framing::Datagram) {
             Ok(Message::Request(r)) => TransactionKey::server(&r),
