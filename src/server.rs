@@ -55,6 +55,8 @@ pub struct Engine {
     pub events: EventBus,
     /// Call counters.
     pub calls: Arc<CallStats>,
+    /// SIP transport counters.
+    pub sip: Arc<crate::sip::transport::driver::TransportStats>,
     shutdown: watch::Sender<bool>,
     core: JoinHandle<()>,
     http: JoinHandle<()>,
@@ -70,7 +72,8 @@ impl Engine {
             TransportSettings {
                 listen: config.sip.listen,
                 tcp_idle_timeout: config.sip.tcp_idle_timeout,
-                shed_threshold: 0.5,
+                shed_fill: 0.5,
+                shed_lag: Duration::from_millis(40),
                 retry_after: 5,
             },
             inbound_tx,
@@ -108,6 +111,7 @@ impl Engine {
         let core = tokio::spawn(crate::call::driver::run(
             control,
             transports.clone(),
+            transports.load(),
             inbound_rx,
             events.clone(),
             stats.clone(),
@@ -143,6 +147,7 @@ impl Engine {
             http_addr,
             events,
             calls: stats,
+            sip: transports.stats(),
             shutdown,
             core,
             http,

@@ -140,6 +140,7 @@ pub struct CallControl {
     admission: Admission,
     rate: RateLimiter,
     draining: bool,
+    refused_overload: u64,
     next_key: u64,
     calls: HashMap<u64, Call>,
     by_server_tx: HashMap<ServerTx, u64>,
@@ -180,6 +181,7 @@ impl CallControl {
                 last: None,
             },
             draining: false,
+            refused_overload: 0,
             next_key: 1,
             calls: HashMap::new(),
             by_server_tx: HashMap::new(),
@@ -193,6 +195,11 @@ impl CallControl {
     /// progress go on until they end.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+    }
+
+    /// New calls refused with 503 since start (concurrency or rate limit, draining).
+    pub fn refused_overload(&self) -> u64 {
+        self.refused_overload
     }
 
     /// Calls in progress.
@@ -211,10 +218,12 @@ impl CallControl {
             Inbound::Message {
                 message: Ok(message),
                 source,
+                ..
             } => self.endpoint.handle_message(now, message, source),
             Inbound::Message {
                 message: Err(err),
                 source,
+                ..
             } => {
                 tracing::debug!(%source, error = %err, "unparseable message");
                 self.endpoint.reject_unparseable(&err, source);
@@ -392,6 +401,7 @@ impl CallControl {
             return self.reply(now, tx, &invite, 483, None);
         }
         if let Err(reason) = self.admit(now) {
+            self.refused_overload += 1;
             let mut r = invite.response_with_reason(503, reason);
             let tag = self.endpoint.new_tag();
             r.headers.to.set_tag(&tag);

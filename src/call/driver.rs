@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::control::{CallControl, CallEvent};
 use crate::events::EventBus;
-use crate::sip::transport::driver::{Inbound, Transports};
+use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
 
 /// Live figures for /metrics.
 #[derive(Debug, Default)]
@@ -26,6 +26,8 @@ pub struct CallStats {
     pub answered: AtomicU64,
     /// Calls ended since start.
     pub ended: AtomicU64,
+    /// New calls refused with 503 by admission control (limits or draining).
+    pub refused_overload: AtomicU64,
 }
 
 fn now() -> std::time::Instant {
@@ -37,6 +39,7 @@ fn now() -> std::time::Instant {
 pub async fn run(
     mut control: CallControl,
     transports: Transports,
+    load: Arc<CoreLoad>,
     mut inbound: mpsc::Receiver<Inbound>,
     events: EventBus,
     stats: Arc<CallStats>,
@@ -54,11 +57,11 @@ pub async fn run(
             biased;
             message = inbound.recv() => {
                 let Some(message) = message else { return };
-                control.handle_inbound(now(), message);
+                handle(&mut control, &load, message);
                 // Take what else is already queued before sending, in one batch.
                 for _ in 0..256 {
                     match inbound.try_recv() {
-                        Ok(m) => control.handle_inbound(now(), m),
+                        Ok(m) => handle(&mut control, &load, m),
                         Err(_) => break,
                     }
                 }
@@ -73,6 +76,14 @@ pub async fn run(
             }
         }
     }
+}
+
+fn handle(control: &mut CallControl, load: &CoreLoad, message: Inbound) {
+    let now = now();
+    if let Inbound::Message { received, .. } = &message {
+        load.record(now.saturating_duration_since(*received));
+    }
+    control.handle_inbound(now, message);
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

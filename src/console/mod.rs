@@ -67,6 +67,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Calls ended since start.",
         c.ended.load(Ordering::Relaxed),
     );
+    metric(
+        "calls_refused_overload_total",
+        "counter",
+        "New calls refused with 503 by admission control.",
+        c.refused_overload.load(Ordering::Relaxed),
+    );
     let s = &state.sip;
     metric(
         "sip_received_total",

@@ -6,10 +6,12 @@
 //! `try_send_to` (a full socket buffer drops the datagram, as the network would, and
 //! the transaction layer retransmits), TCP writes go through a per-connection queue.
 //!
-//! Overload is refused at this edge: when the core's inbox is more than
-//! `shed_threshold` full, a new INVITE is answered here with a stateless 503 and
-//! Retry-After instead of being queued, so calls already accepted keep their
-//! latency (the calls it accepts still complete).
+//! Overload is refused at this edge. The call core reports how long messages waited
+//! before it handled them ([`CoreLoad`]); while that lag is above `shed_lag`, or the
+//! core's inbox is more than `shed_fill` full, a new INVITE is answered here with a
+//! stateless 503 and Retry-After instead of being queued, so calls already accepted
+//! keep their latency and complete. (CPU saturation shows up as delay long before
+//! the queue is deep, and a late answer only brings retransmissions.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub enum Inbound {
         message: Result<Message, ParseError>,
         /// Where it came from.
         source: Target,
+        /// When the datagram or stream chunk was read.
+        received: std::time::Instant,
     },
     /// A connection to `target` could not be made or broke with messages queued.
     Unreachable {
@@ -64,6 +68,30 @@ pub struct TransportStats {
     pub tcp_connections: AtomicU64,
 }
 
+/// How far behind the call core is: an exponentially weighted average of how long
+/// messages waited between being read and being handled. Written by the core,
+/// read by the receive tasks.
+#[derive(Debug, Default)]
+pub struct CoreLoad {
+    lag_us: AtomicU64,
+}
+
+impl CoreLoad {
+    /// Records one message's wait (called by the single core task).
+    pub fn record(&self, waited: Duration) {
+        let sample = waited.as_micros().min(u128::from(u32::MAX)) as u64;
+        let old = self.lag_us.load(Ordering::Relaxed);
+        // EWMA with weight 1/16: smooth over a few hundred messages at load.
+        let new = old - old / 16 + sample / 16;
+        self.lag_us.store(new, Ordering::Relaxed);
+    }
+
+    /// The current average lag.
+    pub fn lag(&self) -> Duration {
+        Duration::from_micros(self.lag_us.load(Ordering::Relaxed))
+    }
+}
+
 /// Transport settings.
 #[derive(Debug, Clone)]
 pub struct TransportSettings {
@@ -72,7 +100,9 @@ pub struct TransportSettings {
     /// A TCP connection idle this long is closed.
     pub tcp_idle_timeout: Duration,
     /// Shed new INVITEs when the core's inbox holds more than this fraction.
-    pub shed_threshold: f32,
+    pub shed_fill: f32,
+    /// Shed new INVITEs while the core's average lag is above this.
+    pub shed_lag: Duration,
     /// Retry-After (seconds) in shed 503s.
     pub retry_after: u32,
 }
@@ -89,6 +119,7 @@ struct Shared {
     next_conn: AtomicU64,
     settings: TransportSettings,
     stats: Arc<TransportStats>,
+    load: Arc<CoreLoad>,
 }
 
 /// A cheap handle for sending; clone it freely.
@@ -121,6 +152,7 @@ impl Transports {
             next_conn: AtomicU64::new(1),
             settings,
             stats: Arc::new(TransportStats::default()),
+            load: Arc::new(CoreLoad::default()),
         });
         tokio::spawn(udp_receive(shared.clone()));
         tokio::spawn(tcp_accept(shared.clone(), tcp));
@@ -137,17 +169,34 @@ impl Transports {
         self.shared.stats.clone()
     }
 
+    /// The core's lag gauge, which the core must keep up to date.
+    pub fn load(&self) -> Arc<CoreLoad> {
+        self.shared.load.clone()
+    }
+
     /// Sends without waiting.
     pub fn send(&self, transmit: Transmit) {
         send(&self.shared, transmit.target, transmit.bytes);
     }
 }
 
+/// A UDP socket with large buffers: a burst of calls must queue in the kernel,
+/// not be dropped by it (the kernel caps the sizes at net.core.rmem_max/wmem_max).
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Binds UDP and TCP to the same port; with port 0, retries until both get one.
 async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     let mut last_err = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(listen).await?;
+        let udp = udp_socket(listen)?;
         let addr = udp.local_addr()?;
         match TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -193,14 +242,21 @@ fn is_initial_invite(request: &Request) -> bool {
 }
 
 /// Delivers a parsed message to the core, or sheds it if the core is behind.
-async fn deliver(shared: &Arc<Shared>, message: Result<Message, ParseError>, source: Target) {
+async fn deliver(
+    shared: &Arc<Shared>,
+    message: Result<Message, ParseError>,
+    source: Target,
+    received: std::time::Instant,
+) {
     shared.stats.received.fetch_add(1, Ordering::Relaxed);
     if message.is_err() {
         shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
     }
     let max = shared.inbound.max_capacity();
     let used = max - shared.inbound.capacity();
-    if (used as f32) > shared.settings.shed_threshold * max as f32 {
+    let overloaded = (used as f32) > shared.settings.shed_fill * max as f32
+        || shared.load.lag() > shared.settings.shed_lag;
+    if overloaded {
         if let Ok(Message::Request(req)) = &message {
             if is_initial_invite(req) {
                 shared.stats.shed.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +271,11 @@ async fn deliver(shared: &Arc<Shared>, message: Result<Message, ParseError>, sou
     }
     if shared
         .inbound
-        .send(Inbound::Message { message, source })
+        .send(Inbound::Message {
+            message,
+            source,
+            received,
+        })
         .await
         .is_err()
     {
@@ -228,13 +288,14 @@ async fn udp_receive(shared: Arc<Shared>) {
     loop {
         match shared.udp.recv_from(&mut buf).await {
             Ok((n, from)) => {
+                let received = tokio::time::Instant::now().into_std();
                 let bytes = Bytes::copy_from_slice(&buf[..n]);
                 // Keepalives (bare CRLF) on UDP need no answer.
                 if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                     continue;
                 }
                 let message = parse(bytes, Framing::Datagram);
-                deliver(&shared, message, Target::udp(from)).await;
+                deliver(&shared, message, Target::udp(from), received).await;
             }
             // ICMP port unreachable surfaces as a recv error on some systems; the
             // socket stays usable.
@@ -324,13 +385,14 @@ async fn run_connection(
                     Ok(Ok(0)) => break "closed by peer".to_owned(),
                     Ok(Ok(n)) => n,
                 };
+                let received = tokio::time::Instant::now().into_std();
                 framer.push(&buf[..n]);
                 let mut fault = None;
                 loop {
                     match framer.next_frame() {
                         Ok(Some(Frame::Message(bytes))) => {
                             let message = parse(bytes, Framing::Stream);
-                            deliver(&shared, message, source).await;
+                            deliver(&shared, message, source, received).await;
                         }
                         Ok(Some(Frame::Ping)) => {
                             if writer.write_all(PONG).await.is_err() {
