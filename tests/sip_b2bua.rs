@@ -37,7 +37,7 @@ async fn story(
     let callee_port = free_port();
     let transport = if tcp { ";transport=tcp" } else { "" };
     let engine = engine::start(&format!(
-        "[[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}{transport}\"\n"
+        "[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\n[[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}{transport}\"\n"
     ))
     .await;
     let t = if tcp { "t1" } else { "u1" };
@@ -178,4 +178,52 @@ async fn when_the_callee_hangs_up_the_caller_gets_the_bye_over_tcp() {
         5,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_place_calls_through_the_engine() {
+    // The only trunk is at 127.0.0.1; the stranger calls from 127.0.0.2.
+    let target_port = free_port();
+    let engine = engine::start(&format!(
+        "[[trunk]]\nname = \"provider\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\n\
+         [[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{target_port}\"\n"
+    ))
+    .await;
+    let target = tokio::net::UdpSocket::bind(("127.0.0.1", target_port))
+        .await
+        .unwrap();
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let invite = format!(
+        "INVITE sip:100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {1};branch=z9hG4bKstranger;rport\r\nFrom: <sip:fraud@example.com>;tag=f\r\nTo: <sip:100@{0}>\r\nCall-ID: stranger@test\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:fraud@{1}>\r\nContent-Length: 0\r\n\r\n",
+        engine.sip_addr,
+        stranger.local_addr().unwrap()
+    );
+    stranger
+        .send_to(invite.as_bytes(), engine.sip_addr)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut finals = Vec::new();
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), stranger.recv_from(&mut buf)).await
+    {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 100") {
+            finals.push(text.lines().next().unwrap_or("").to_owned());
+        }
+    }
+    assert_eq!(
+        finals.first().map(String::as_str),
+        Some("SIP/2.0 403 Forbidden: not a trunk or a registered operator")
+    );
+    let reached =
+        tokio::time::timeout(Duration::from_millis(300), target.recv_from(&mut buf)).await;
+    assert!(reached.is_err(), "nothing was sent to the target");
+    assert_eq!(
+        engine
+            .calls
+            .offered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
 }

@@ -105,8 +105,10 @@ async fn every_torture_message_gets_the_answer_its_table_asks_for() {
     let mut count = 0;
     let mut last_engine = None;
     for wave in waves(files) {
-        let engine =
-            common::engine::start("[[trunk]]\nname = \"test\"\nproxy = \"127.0.0.1:5999\"\n").await;
+        let engine = common::engine::start(
+            "[[trunk]]\nname = \"test\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n",
+        )
+        .await;
         let mut tasks = Vec::new();
         for (name, bytes) in wave {
             let addr = engine.sip_addr;

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use super::b2bua::{Bridge, InboundLeg, OutboundLeg, Pending, Side, body_of, map_failure};
 use super::routing::{Route, dialled, forward_uri, route, target_for};
+use super::trunks::{Health, Purpose, Trunks};
 use crate::config::{Config, NumberKind};
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::digest::DigestAuth;
@@ -88,6 +89,15 @@ pub enum CallEvent {
         /// Whether it is now reachable.
         online: bool,
     },
+    /// A trunk went up or down.
+    TrunkHealth {
+        /// Trunk name.
+        trunk: String,
+        /// Its new health.
+        health: Health,
+        /// Why.
+        reason: String,
+    },
     /// The call is over.
     Ended {
         /// The call.
@@ -137,6 +147,8 @@ pub struct CallControl {
     config: Arc<Config>,
     endpoint: Endpoint,
     registrar: Registrar,
+    trunks: Trunks,
+    trunk_tx: HashMap<ClientTx, (usize, Purpose)>,
     admission: Admission,
     rate: RateLimiter,
     draining: bool,
@@ -171,10 +183,14 @@ impl CallControl {
             DigestAuth::new(&config.sip.realm, &secret, now),
             RegistrarSettings::default(),
         );
+        let contact = endpoint.contact_uri(None, crate::sip::transport::TransportKind::Udp);
+        let trunks = Trunks::new(&config.trunks, now, contact, &secret);
         Self {
             config,
             endpoint,
             registrar,
+            trunks,
+            trunk_tx: HashMap::new(),
             admission,
             rate: RateLimiter {
                 tokens: burst,
@@ -236,6 +252,10 @@ impl CallControl {
     /// Deadlines that have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
+        while let Some((index, purpose, request, target)) = self.trunks.poll_request(now) {
+            let tx = self.endpoint.send_request(now, request, target);
+            self.trunk_tx.insert(tx, (index, purpose));
+        }
         if self.registrar.next_expiry().is_some_and(|at| at <= now) {
             for extension in self.registrar.expire(now) {
                 tracing::info!(%extension, "registration expired");
@@ -260,10 +280,14 @@ impl CallControl {
 
     /// When [`CallControl::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.endpoint.poll_timeout(), self.registrar.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.endpoint.poll_timeout(),
+            self.registrar.next_expiry(),
+            self.trunks.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn process(&mut self, now: Instant) {
@@ -384,6 +408,19 @@ impl CallControl {
 
     fn on_invite(&mut self, now: Instant, tx: ServerTx, invite: Request, source: Target) {
         let config = self.config.clone();
+        // Calls come from the providers' trunks or from registered operators, never
+        // from anyone else: a stranger's INVITE must not become a paid outbound call.
+        let from_trunk = self.trunks.trunk_of_source(source.addr.ip()).is_some();
+        if !from_trunk && self.registrar.registered_source(&source, now).is_none() {
+            tracing::warn!(%source, uri = %invite.uri, from = %invite.headers.from.uri, "INVITE from an unknown address refused");
+            return self.reply(
+                now,
+                tx,
+                &invite,
+                403,
+                Some("Forbidden: not a trunk or a registered operator"),
+            );
+        }
         let number = match route(&config, &invite) {
             Route::Number(n) => n,
             Route::Unknown => {
@@ -793,6 +830,15 @@ impl CallControl {
     // -- responses ----------------------------------------------------------------
 
     fn on_response(&mut self, now: Instant, tx: ClientTx, response: Response) {
+        if let Some(&(index, purpose)) = self.trunk_tx.get(&tx) {
+            if !response.is_provisional() {
+                self.trunk_tx.remove(&tx);
+                self.trunks
+                    .handle_response(now, index, purpose, Some(&response));
+                self.report_trunk_health();
+            }
+            return;
+        }
         let Some(&(key, pending)) = self.by_client_tx.get(&tx) else {
             return;
         };
@@ -1075,7 +1121,23 @@ impl CallControl {
         self.endpoint.respond(now, from, r);
     }
 
+    fn report_trunk_health(&mut self) {
+        for change in self.trunks.take_changes() {
+            tracing::info!(trunk = %change.trunk, health = ?change.health, reason = %change.reason, "trunk health changed");
+            self.events.push_back(CallEvent::TrunkHealth {
+                trunk: change.trunk,
+                health: change.health,
+                reason: change.reason,
+            });
+        }
+    }
+
     fn on_failed(&mut self, now: Instant, tx: ClientTx, reason: ClientFailure) {
+        if let Some((index, purpose)) = self.trunk_tx.remove(&tx) {
+            self.trunks.handle_response(now, index, purpose, None);
+            self.report_trunk_health();
+            return;
+        }
         let Some((key, pending)) = self.by_client_tx.remove(&tx) else {
             return;
         };

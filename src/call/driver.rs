@@ -129,6 +129,17 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
                 json!({ "call": call, "wait_ms": wait.as_millis() as u64 }),
             );
         }
+        CallEvent::TrunkHealth {
+            trunk,
+            health,
+            reason,
+        } => {
+            bus.publish(
+                "trunk.health",
+                None,
+                json!({ "trunk": trunk, "health": health, "reason": reason }),
+            );
+        }
         CallEvent::Registration { extension, online } => {
             bus.publish(
                 "operator.registration",

@@ -5,5 +5,6 @@ pub mod b2bua;
 pub mod control;
 pub mod driver;
 pub mod routing;
+pub mod trunks;
 
 pub use control::{Admission, CallControl, CallEvent, CallId, Disposition};

@@ -1,0 +1,479 @@
+//! SIP trunks: the providers residents' calls arrive from and callbacks leave by.
+//!
+//! Owns, per `[[trunk]]`: outbound registration (REGISTER with digest credentials,
+//! refreshed before expiry, retried with exponential backoff after a failure), the
+//! OPTIONS keepalive, the up/down state both feed (a trunk that answers nothing, or
+//! answers 5xx, is down), and which source addresses count as the trunk's (calls
+//! from anywhere else are refused, so the engine never routes a stranger's call
+//! out — no toll fraud).
+//!
+//! Sans-IO: [`Trunks::poll_request`] yields requests to send when their time has
+//! come, [`Trunks::handle_response`] takes what came back, and
+//! [`Trunks::next_deadline`] says when to poll again.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::{Trunk, TrunkTransport};
+use crate::sip::digest;
+use crate::sip::transport::{Target, TransportKind};
+use crate::sip::wire::{CSeq, Contact, Headers, Method, NameAddr, Request, Response, Uri};
+
+/// What a trunk request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Registration (or its refresh).
+    Register,
+    /// OPTIONS keepalive.
+    Keepalive,
+}
+
+/// A trunk's health as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not yet probed.
+    Unknown,
+    /// Answering.
+    Up,
+    /// Not answering, or refusing with 5xx.
+    Down,
+}
+
+#[derive(Debug)]
+struct State {
+    config: Trunk,
+    health: Health,
+    registered_until: Option<Instant>,
+    next_register: Option<Instant>,
+    next_keepalive: Option<Instant>,
+    register_backoff: Duration,
+    register_cseq: u32,
+    register_call_id: String,
+    keepalive_cseq: u32,
+    challenge: Option<String>,
+    auth_tried: bool,
+}
+
+/// A health change to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthChange {
+    /// Trunk name.
+    pub trunk: String,
+    /// New health.
+    pub health: Health,
+    /// Why, for the log and the console.
+    pub reason: String,
+}
+
+/// All trunks.
+#[derive(Debug)]
+pub struct Trunks {
+    trunks: Vec<State>,
+    local_contact: Uri,
+    changes: Vec<HealthChange>,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Trunks {
+    /// Trunks from the configuration; registrations and keepalives start at `now`.
+    /// `call_id_seed` makes each trunk's REGISTER Call-ID unique and stable.
+    pub fn new(config: &[Trunk], now: Instant, local_contact: Uri, call_id_seed: &str) -> Self {
+        let trunks = config
+            .iter()
+            .map(|t| State {
+                health: Health::Unknown,
+                registered_until: None,
+                next_register: t.register.then_some(now),
+                next_keepalive: (!t.options_interval.is_zero()).then_some(now),
+                register_backoff: MIN_BACKOFF,
+                register_cseq: 0,
+                register_call_id: format!("reg-{}-{call_id_seed}", t.name),
+                keepalive_cseq: 0,
+                challenge: None,
+                auth_tried: false,
+                config: t.clone(),
+            })
+            .collect();
+        Self {
+            trunks,
+            local_contact,
+            changes: Vec::new(),
+        }
+    }
+
+    /// The trunk a source address belongs to.
+    pub fn trunk_of_source(&self, ip: IpAddr) -> Option<&str> {
+        self.trunks
+            .iter()
+            .find(|t| t.config.inbound_from.contains(&ip))
+            .map(|t| t.config.name.as_str())
+    }
+
+    /// A trunk's health.
+    pub fn health(&self, name: &str) -> Health {
+        self.trunks
+            .iter()
+            .find(|t| t.config.name == name)
+            .map_or(Health::Unknown, |t| t.health)
+    }
+
+    /// Whether a trunk is registered (or does not need to be).
+    pub fn is_registered(&self, name: &str, now: Instant) -> bool {
+        self.trunks
+            .iter()
+            .find(|t| t.config.name == name)
+            .is_some_and(|t| !t.config.register || t.registered_until.is_some_and(|u| u > now))
+    }
+
+    /// Where requests for a trunk go.
+    pub fn target(&self, name: &str) -> Option<Target> {
+        let t = self.trunks.iter().find(|t| t.config.name == name)?;
+        Some(target_of(&t.config))
+    }
+
+    /// The trunk configuration by name.
+    pub fn config(&self, name: &str) -> Option<&Trunk> {
+        self.trunks
+            .iter()
+            .find(|t| t.config.name == name)
+            .map(|t| &t.config)
+    }
+
+    /// Trunks in configuration order, healthiest first for failover: `preferred`
+    /// first unless it is down, then the others that are not down.
+    pub fn failover_order(&self, preferred: Option<&str>) -> Vec<&str> {
+        let mut names: Vec<&State> = self.trunks.iter().collect();
+        names.sort_by_key(|t| {
+            (
+                t.health == Health::Down,
+                Some(t.config.name.as_str()) != preferred,
+            )
+        });
+        names.into_iter().map(|t| t.config.name.as_str()).collect()
+    }
+
+    /// The earliest moment a request is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.trunks
+            .iter()
+            .flat_map(|t| [t.next_register, t.next_keepalive])
+            .flatten()
+            .min()
+    }
+
+    /// Health changes since the last call.
+    pub fn take_changes(&mut self) -> Vec<HealthChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The next request due at `now`: (trunk index, purpose, request, target).
+    pub fn poll_request(&mut self, now: Instant) -> Option<(usize, Purpose, Request, Target)> {
+        for (i, t) in self.trunks.iter_mut().enumerate() {
+            if t.next_register.is_some_and(|at| at <= now) {
+                t.next_register = None;
+                t.register_cseq += 1;
+                let req = register_request(t, &self.local_contact);
+                return Some((i, Purpose::Register, req, target_of(&t.config)));
+            }
+            if t.next_keepalive.is_some_and(|at| at <= now) {
+                t.next_keepalive = None;
+                t.keepalive_cseq += 1;
+                let req = options_request(&t.config, t.keepalive_cseq);
+                return Some((i, Purpose::Keepalive, req, target_of(&t.config)));
+            }
+        }
+        None
+    }
+
+    /// The outcome of a trunk request: a final response, or `None` when it timed
+    /// out or could not be sent.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        index: usize,
+        purpose: Purpose,
+        response: Option<&Response>,
+    ) {
+        let Some(t) = self.trunks.get_mut(index) else {
+            return;
+        };
+        let reachable = response.is_some_and(|r| r.status < 500 || r.status >= 600);
+        let reason = match response {
+            Some(r) => format!(
+                "{} answered {} {}",
+                purpose_name(purpose),
+                r.status,
+                r.reason
+            ),
+            None => format!("{} got no answer", purpose_name(purpose)),
+        };
+        let health = if reachable { Health::Up } else { Health::Down };
+        if health != t.health {
+            t.health = health;
+            self.changes.push(HealthChange {
+                trunk: t.config.name.clone(),
+                health,
+                reason: reason.clone(),
+            });
+        }
+        match purpose {
+            Purpose::Keepalive => {
+                t.next_keepalive = Some(now + t.config.options_interval);
+            }
+            Purpose::Register => match response {
+                Some(r) if r.is_success() => {
+                    let granted = granted_expiry(r).unwrap_or(t.config.register_expires);
+                    t.registered_until = Some(now + granted);
+                    // Refresh at 80% of the lifetime (at least 10 s before expiry).
+                    let refresh = (granted * 4 / 5)
+                        .min(granted.saturating_sub(Duration::from_secs(10)))
+                        .max(Duration::from_secs(5));
+                    t.next_register = Some(now + refresh);
+                    t.register_backoff = MIN_BACKOFF;
+                    t.auth_tried = false;
+                }
+                Some(r) if (r.status == 401 || r.status == 407) && !t.auth_tried => {
+                    let header = if r.status == 401 {
+                        "WWW-Authenticate"
+                    } else {
+                        "Proxy-Authenticate"
+                    };
+                    t.challenge = r.headers.get(header).map(str::to_owned);
+                    t.auth_tried = true;
+                    t.next_register = Some(now);
+                }
+                _ => {
+                    tracing::warn!(trunk = %t.config.name, %reason, backoff = ?t.register_backoff, "trunk registration failed");
+                    t.registered_until = None;
+                    t.auth_tried = false;
+                    t.challenge = None;
+                    t.next_register = Some(now + t.register_backoff);
+                    t.register_backoff = (t.register_backoff * 2).min(MAX_BACKOFF);
+                }
+            },
+        }
+    }
+}
+
+fn purpose_name(p: Purpose) -> &'static str {
+    match p {
+        Purpose::Register => "REGISTER",
+        Purpose::Keepalive => "OPTIONS",
+    }
+}
+
+fn target_of(t: &Trunk) -> Target {
+    match t.transport {
+        TrunkTransport::Udp => Target::udp(t.proxy),
+        TrunkTransport::Tcp => Target {
+            transport: TransportKind::Tcp,
+            addr: t.proxy,
+            connection: None,
+        },
+    }
+}
+
+fn granted_expiry(r: &Response) -> Option<Duration> {
+    let from_contact = r
+        .headers
+        .contact
+        .iter()
+        .filter_map(Contact::address)
+        .find_map(|c| {
+            c.param("expires")
+                .flatten()
+                .and_then(|e| e.parse::<u64>().ok())
+        });
+    let from_header = r
+        .headers
+        .get("Expires")
+        .and_then(|e| e.trim().parse::<u64>().ok());
+    from_contact
+        .or(from_header)
+        .filter(|e| *e > 0)
+        .map(Duration::from_secs)
+}
+
+fn aor(t: &Trunk) -> Option<Uri> {
+    let user = t.username.as_deref().unwrap_or("dispatchline");
+    Uri::parse(&format!("sip:{user}@{}", t.domain)).ok()
+}
+
+fn register_request(t: &mut State, contact: &Uri) -> Request {
+    let config = &t.config;
+    let aor = aor(config).unwrap_or_else(|| contact.clone());
+    let registrar = Uri::parse(&format!("sip:{}", config.domain)).unwrap_or_else(|_| aor.clone());
+    let mut headers = Headers {
+        via: Vec::new(),
+        from: NameAddr::new(aor.clone()).with_tag(&format!("r{}", t.register_cseq)),
+        to: NameAddr::new(aor),
+        call_id: t.register_call_id.clone(),
+        cseq: CSeq {
+            seq: t.register_cseq,
+            method: Method::Register,
+        },
+        max_forwards: Some(70),
+        contact: vec![Contact::Address(NameAddr::new(contact.clone()))],
+        route: Vec::new(),
+        record_route: Vec::new(),
+        other: Vec::new(),
+    };
+    headers.push("Expires", config.register_expires.as_secs().to_string());
+    if let (Some(challenge), Some(user), Some(password)) =
+        (&t.challenge, &config.username, &config.password)
+    {
+        let cnonce = format!("{:x}", t.register_cseq.wrapping_mul(2_654_435_761));
+        if let Some(auth) = digest::answer(
+            challenge,
+            "REGISTER",
+            registrar.as_str(),
+            user,
+            password,
+            &cnonce,
+        ) {
+            headers.push("Authorization", auth);
+        }
+    }
+    Request {
+        method: Method::Register,
+        uri: registrar,
+        headers,
+        body: Bytes::new(),
+    }
+}
+
+fn options_request(t: &Trunk, cseq: u32) -> Request {
+    let uri = Uri::parse(&format!("sip:{}", t.domain)).unwrap_or_else(|_| {
+        Uri::sip(
+            None,
+            &crate::sip::wire::Host::Ip(t.proxy.ip()),
+            Some(t.proxy.port()),
+        )
+    });
+    let from = aor(t).unwrap_or_else(|| uri.clone());
+    let headers = Headers {
+        via: Vec::new(),
+        from: NameAddr::new(from).with_tag(&format!("k{cseq}")),
+        to: NameAddr::new(uri.clone()),
+        call_id: format!("keepalive-{}-{cseq}", t.name),
+        cseq: CSeq {
+            seq: cseq,
+            method: Method::Options,
+        },
+        max_forwards: Some(70),
+        contact: Vec::new(),
+        route: Vec::new(),
+        record_route: Vec::new(),
+        other: Vec::new(),
+    };
+    Request {
+        method: Method::Options,
+        uri,
+        headers,
+        body: Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn trunks(now: Instant) -> Trunks {
+        let config = Config::parse(
+            "[[trunk]]\nname = \"x\"\nproxy = \"192.0.2.1:5060\"\nregister = true\nusername = \"u\"\npassword = \"p\"\nregister_expires_s = 300\n\n[[trunk]]\nname = \"y\"\nproxy = \"192.0.2.2:5060\"\ninbound_from = [\"192.0.2.3\"]\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        Trunks::new(
+            &config.trunks,
+            now,
+            Uri::parse("sip:127.0.0.1:5060").unwrap(),
+            "seed",
+        )
+    }
+
+    #[test]
+    fn registers_with_credentials_after_a_challenge_and_refreshes() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        let (i, p, req, target) = t.poll_request(t0).unwrap();
+        assert_eq!((i, p), (0, Purpose::Register));
+        assert_eq!(target, Target::udp("192.0.2.1:5060".parse().unwrap()));
+        assert!(req.headers.get("Authorization").is_none());
+        let mut challenge = req.response(401);
+        challenge.headers.push(
+            "WWW-Authenticate",
+            "Digest realm=\"prov\", nonce=\"n1\", qop=\"auth\"",
+        );
+        t.handle_response(t0, 0, Purpose::Register, Some(&challenge));
+        let (_, _, again, _) = t.poll_request(t0).unwrap();
+        let auth = again.headers.get("Authorization").unwrap();
+        assert!(
+            auth.starts_with("Digest username=\"u\", realm=\"prov\""),
+            "{auth}"
+        );
+        assert_eq!(again.headers.cseq.seq, 2);
+        assert_eq!(
+            again.headers.call_id, req.headers.call_id,
+            "one Call-ID per registration"
+        );
+        t.handle_response(t0, 0, Purpose::Register, Some(&again.response(200)));
+        assert!(t.is_registered("x", t0));
+        // 300 s granted: refresh at 240 s.
+        let next = t.trunks[0].next_register.unwrap();
+        assert_eq!(next - t0, Duration::from_secs(240));
+    }
+
+    #[test]
+    fn failures_back_off_and_mark_the_trunk_down() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        t.poll_request(t0);
+        t.handle_response(t0, 0, Purpose::Register, None);
+        assert_eq!(t.health("x"), Health::Down);
+        assert_eq!(t.take_changes()[0].health, Health::Down);
+        assert_eq!(t.trunks[0].next_register, Some(t0 + Duration::from_secs(5)));
+        t.poll_request(t0 + Duration::from_secs(5));
+        t.handle_response(t0 + Duration::from_secs(5), 0, Purpose::Register, None);
+        assert_eq!(
+            t.trunks[0].next_register,
+            Some(t0 + Duration::from_secs(15)),
+            "backoff doubles"
+        );
+        assert_eq!(
+            t.failover_order(Some("x")),
+            vec!["y", "x"],
+            "a down trunk goes last"
+        );
+    }
+
+    #[test]
+    fn keepalives_and_sources() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        let mut kinds = Vec::new();
+        while let Some((i, p, _, _)) = t.poll_request(t0) {
+            kinds.push((i, p));
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                (0, Purpose::Register),
+                (0, Purpose::Keepalive),
+                (1, Purpose::Keepalive)
+            ]
+        );
+        t.handle_response(t0, 1, Purpose::Keepalive, None);
+        assert_eq!(t.health("y"), Health::Down);
+        assert_eq!(t.trunk_of_source("192.0.2.3".parse().unwrap()), Some("y"));
+        assert_eq!(t.trunk_of_source("192.0.2.2".parse().unwrap()), Some("y"));
+        assert_eq!(t.trunk_of_source("198.51.100.1".parse().unwrap()), None);
+    }
+}
