@@ -31,9 +31,12 @@ pub async fn serve(config: Config) -> Result<(), crate::Error> {
     Ok(())
 }
 
-/// Applies the ticket store's migrations to `database`.
+/// Applies the ticket store's migrations to `database` (a SQLite file and its
+/// directory are created when missing).
 pub async fn migrate(database: &str) -> Result<(), crate::Error> {
-    let _ = database;
+    let store = crate::store::Store::connect(database).await?;
+    store.migrate().await?;
+    store.close().await;
     Ok(())
 }
 

@@ -216,12 +216,17 @@ impl ExecutorChain {
 }
 
 /// The executors on duty at `local`, one per matrix level, compacted to levels 1..n.
-/// `candidates` must be in matrix order (level, then preference).
+/// A person already in the chain is not taken again for a later level (a duty
+/// engineer listed on levels 2 and 3 is called once). `candidates` must be in matrix
+/// order (level, then preference).
 pub fn build_chain(candidates: &[Candidate], local: NaiveDateTime) -> Vec<ChainExecutor> {
     let mut chain = Vec::with_capacity(3);
     for matrix_level in 1..=3u8 {
         let on_duty = candidates.iter().find(|c| {
             c.level == matrix_level
+                && !chain
+                    .iter()
+                    .any(|e: &ChainExecutor| e.employee.id == c.person.id)
                 && c.active
                 && c.qualified
                 && on_duty(&c.shifts, &c.absences, local)
@@ -395,6 +400,20 @@ mod tests {
             .map(|e| (e.level, e.matrix_level, e.employee.id.0))
             .collect();
         assert_eq!(ids, vec![(1, 1, 1), (2, 2, 3), (3, 3, 4)]);
+    }
+
+    #[test]
+    fn nobody_is_in_the_chain_twice() {
+        let always = Shift::every_day("00:00", "00:00").unwrap();
+        let candidates = vec![
+            candidate(1, 1, always.clone()),
+            candidate(2, 2, always.clone()),
+            candidate(2, 3, always.clone()),
+            candidate(3, 3, always),
+        ];
+        let chain = build_chain(&candidates, local(18, 3, 0));
+        let ids: Vec<_> = chain.iter().map(|e| e.employee.id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
     }
 
     #[test]
