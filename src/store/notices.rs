@@ -199,7 +199,6 @@ impl Store {
                 None => report.bad(row.line, "address", "no such house of this tenant"),
             }
         }
-        report.finish(resolved.len(), skip_bad_rows)?;
         // A later row for the same address wins (one statement may not touch a row twice).
         let mut seen = std::collections::HashSet::new();
         let mut unique: Vec<(HouseId, DebtorRow)> = resolved
@@ -209,6 +208,7 @@ impl Store {
             .collect();
         unique.reverse();
         let resolved = unique;
+        report.finish(resolved.len(), skip_bad_rows)?;
         dispatch!(self, insert_debtors(t.id.0, &resolved, today, now))?;
         Ok(report)
     }
