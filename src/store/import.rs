@@ -50,6 +50,8 @@ impl ImportReport {
     /// Decides whether `good` rows may be imported: not when there are bad rows and
     /// skipping was not asked for, nor when there is nothing at all.
     pub(crate) fn finish(&mut self, good: usize, skip_bad_rows: bool) -> Result<(), StoreError> {
+        // Rows failing the address match are found after the parse: report in file order.
+        self.bad_rows.sort_by_key(|b| b.line);
         if !self.bad_rows.is_empty() && !skip_bad_rows {
             return Err(StoreError::Import(self.clone()));
         }
