@@ -97,39 +97,29 @@ text_enum! {
 }
 
 /// Input for [`Store::create_ticket`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct NewTicket {
     /// Tenant code.
     pub tenant: String,
     /// The house.
     pub house_id: HouseId,
     /// Apartment, when the problem is in one.
-    #[serde(default)]
     pub apartment: Option<String>,
     /// The reason from the catalogue (decides category, deadline, work type).
     pub reason_id: ReasonId,
     /// What the resident said.
-    #[serde(default)]
     pub description: String,
     /// The channel.
-    #[serde(default = "default_channel")]
     pub source: Channel,
     /// Free labels.
-    #[serde(default)]
     pub labels: Vec<String>,
-    /// The resident's phone, when known (not shown to other tenants).
-    #[serde(default, skip)]
+    /// The resident's phone, when known.
     pub caller_phone: Option<PhoneNumber>,
-    /// The engine call id of the call the ticket was registered on.
-    #[serde(default)]
+    /// The engine call id of the call the ticket was registered on (the journal row
+    /// is linked to the ticket).
     pub call_id: Option<String>,
     /// Who registers it (operator extension, `engine`).
-    #[serde(default, skip)]
     pub actor: String,
-}
-
-fn default_channel() -> Channel {
-    Channel::Phone
 }
 
 /// A ticket as listed.

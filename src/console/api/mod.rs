@@ -68,7 +68,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 /// What the API handlers share.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// The ticket store (publishing into `events`).
+    /// The ticket store ([`router`] makes it publish into `events`).
     pub store: Store,
     /// The engine's event bus.
     pub events: EventBus,
@@ -86,7 +86,7 @@ impl ApiState {
     pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
         let recordings_dir = config.recordings_dir();
         Self {
-            store: store.with_events(events.clone()),
+            store,
             events,
             config,
             recordings_dir,
