@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use chrono::Duration;
 use dispatchline::store::dial_jobs::AfterAttempt;
 use dispatchline::store::directory::TenantScope;
+use dispatchline::store::journal::SurveyMetric;
 use dispatchline::store::{
     CallDirection, CallFilter, CallRecord, DialAttemptOutcome, DialJobFilter, DialJobState,
     DialKind, Disposition, NewDialJob, Store, StoreError,
@@ -97,6 +98,21 @@ async fn journal_upserts_are_idempotent_and_keep_fields(store: Store) {
         ..busy.clone()
     };
     assert!(store.upsert_call(&bad_rating).await.is_err());
+
+    store
+        .record_survey_answer(None, Some("c-1"), SurveyMetric::Csi, 5, t0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .record_survey_answer(None, Some("c-1"), SurveyMetric::Csi, 6, t0)
+            .await,
+        Err(StoreError::Invalid { field: "score", .. })
+    ));
+    store
+        .record_survey_answer(None, Some("c-1"), SurveyMetric::Nps, 0, t0)
+        .await
+        .unwrap();
 
     let all = store
         .calls(&TenantScope::All, &CallFilter::default())

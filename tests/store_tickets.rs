@@ -346,7 +346,47 @@ async fn listing_filters_and_pages(store: Store) {
     assert_eq!(store.tickets(&all, &filter).await.unwrap().total, 0);
 }
 
+async fn supplier_hand_over_is_a_ticket_change(store: Store) {
+    let bus = EventBus::default();
+    let store = store.with_events(bus.clone());
+    let w = build(&store).await;
+    let now = tuesday_utc(5, 0);
+    let t = store
+        .create_ticket(&ticket("etalon", w.ekb_house, w.flooding), now)
+        .await
+        .unwrap()
+        .ticket;
+    let recheck = now + chrono::Duration::hours(2);
+    store
+        .derive_supplier_ticket(t.id, "vodokanal", Some("ВК-5521"), Some(recheck), now)
+        .await
+        .unwrap();
+    let detail = store.ticket(t.id).await.unwrap().unwrap();
+    assert_eq!(detail.ticket.version, 2);
+    let handed = &detail.supplier_tickets[0];
+    assert_eq!(handed.supplier, "vodokanal");
+    assert_eq!(handed.supplier_number.as_deref(), Some("ВК-5521"));
+    assert_eq!(
+        (handed.status.as_str(), handed.recheck_at),
+        ("handed_over", Some(recheck))
+    );
+    assert_eq!(bus.replay(1).unwrap()[0].payload["change"], "supplier");
+    let unknown = store
+        .derive_supplier_ticket(t.id, "gas", None, None, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        unknown,
+        StoreError::NotFound {
+            what: "supplier",
+            ..
+        }
+    ));
+    assert_eq!(bus.last_seq(), 2);
+}
+
 on_both_backends!(
+    supplier_hand_over_is_a_ticket_change,
     numbers_are_per_tenant_and_events_follow_commits,
     status_machine_history_and_versions,
     bulk_change_is_all_or_nothing,

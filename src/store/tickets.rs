@@ -300,6 +300,7 @@ enum Change {
     Created,
     Status,
     Comment,
+    Supplier,
 }
 
 impl Store {
@@ -403,8 +404,8 @@ impl Store {
         })
     }
 
-    /// Hands a ticket over to a resource supplier; the engine calls the supplier
-    /// again at `recheck_at`.
+    /// Hands a ticket over to a resource supplier (РСО): a derived ticket with the
+    /// supplier's own number, re-checked by phone at `recheck_at`.
     pub async fn derive_supplier_ticket(
         &self,
         id: TicketId,
@@ -413,10 +414,13 @@ impl Store {
         recheck_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<SupplierTicketId, StoreError> {
-        dispatch!(
+        let derived = dispatch!(
             self,
             derive_supplier_ticket(id, supplier, supplier_number, recheck_at, now)
-        )
+        )?;
+        let ticket = self.ticket_row(id).await?;
+        self.publish(&ticket, Change::Supplier);
+        Ok(derived)
     }
 
     async fn ticket_row(&self, id: TicketId) -> Result<Ticket, StoreError> {
@@ -428,6 +432,7 @@ impl Store {
             Change::Created => "created",
             Change::Status => "status",
             Change::Comment => "comment",
+            Change::Supplier => "supplier",
         };
         self.events.publish(
             "ticket.changed",

@@ -86,13 +86,17 @@ impl TestDb {
         }
         let admin = admin_url();
         let name = unique_name();
-        let admin_pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {admin} ({e}). Start one, point \
+        let admin_pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is not reachable at {admin} ({e}). Start one, point \
                  DISPATCHLINE_TEST_PG at a server where this user may CREATE DATABASE, \
                  or set DISPATCHLINE_SKIP_PG=1 to skip the PostgreSQL variants."
-            )
-        });
+                )
+            });
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin_pool)
             .await

@@ -80,6 +80,15 @@ pub async fn build(store: &Store) -> World {
         .await
         .unwrap();
     store
+        .create_supplier(
+            "vodokanal",
+            "Водоканал",
+            "ekb",
+            Some(&phone("+73432000901")),
+        )
+        .await
+        .unwrap();
+    store
         .create_tenant("stolica", "УК «Столица»", "msk")
         .await
         .unwrap();

@@ -161,9 +161,11 @@ pub(crate) async fn issue_token(
             )
             .with_field("password")
         })?;
+    let now = Utc::now();
+    // Logins are rare; sweeping expired tokens here keeps the table small.
+    state.store.purge_expired_tokens(now).await?;
     let bytes: [u8; 32] = rand::random();
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let now = Utc::now();
     let expires_at = now + state.token_ttl;
     let role = match operator.role {
         Role::Supervisor => "supervisor",

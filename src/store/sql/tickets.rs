@@ -414,6 +414,11 @@ pub(super) async fn derive_supplier_ticket(
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
+    sqlx::query("UPDATE tickets SET version = version + 1, updated_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(SupplierTicketId(new_id))
 }
