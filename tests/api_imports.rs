@@ -83,6 +83,7 @@ async fn contacts_import(api: Api) {
     assert_eq!((status, body["field"].as_str()), (422, Some("phone")));
     let (status, body) = api.get(&token, "/contacts/import").await;
     assert_eq!(status, 405, "{body}");
+    assert!(body["error"].is_string());
     let (status, body) = api.post_csv(&token, "/contacts/import", CONTACTS).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("tenant")));
     let (status, body) = api

@@ -133,6 +133,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/debtors/import", post(notices::import_debtors))
         .route("/dial-jobs", get(journal::dial_jobs))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
