@@ -40,6 +40,18 @@ impl Principal {
     pub fn sees(&self, tenant: &str) -> bool {
         self.tenants.is_empty() || self.tenants.iter().any(|t| t == tenant)
     }
+
+    /// Refuses (403 naming `tenant`) a tenant the request names explicitly but this
+    /// principal does not serve; `None` (no tenant named) passes.
+    pub(crate) fn require(&self, tenant: Option<&str>) -> Result<(), ApiError> {
+        match tenant {
+            Some(t) if !self.sees(t) => Err(ApiError::forbidden(
+                Some("tenant"),
+                format!("you do not serve tenant `{t}`"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why a token was not accepted.

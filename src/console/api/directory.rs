@@ -19,16 +19,6 @@ use crate::store::{
     Category, Contact, ContactFilter, Employee, House, ImportReport, Page, Reason, Tenant,
 };
 
-fn check_tenant(who: &Principal, tenant: Option<&String>) -> Result<(), ApiError> {
-    match tenant {
-        Some(t) if !who.sees(t) => Err(ApiError::forbidden(
-            Some("tenant"),
-            format!("you do not serve tenant `{t}`"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// `?tenant=&skip_bad_rows=` of the CSV imports.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ImportQuery {
@@ -42,7 +32,7 @@ pub(crate) fn check_import(who: &Principal, query: &ImportQuery) -> Result<(), A
     if who.role != Role::Supervisor {
         return Err(ApiError::forbidden(None, "imports take a supervisor"));
     }
-    check_tenant(who, Some(&query.tenant))
+    who.require(Some(&query.tenant))
 }
 
 pub(crate) async fn tenants(
@@ -57,7 +47,7 @@ pub(crate) async fn houses(
     who: Principal,
     QueryParams(filter): QueryParams<HouseFilter>,
 ) -> Result<Json<Page<House>>, ApiError> {
-    check_tenant(&who, filter.tenant.as_ref())?;
+    who.require(filter.tenant.as_deref())?;
     Ok(Json(state.store.houses(&who.scope(), &filter).await?))
 }
 
@@ -72,7 +62,7 @@ pub(crate) async fn employees(
     who: Principal,
     QueryParams(query): QueryParams<EmployeeQuery>,
 ) -> Result<Json<Vec<Employee>>, ApiError> {
-    check_tenant(&who, query.tenant.as_ref())?;
+    who.require(query.tenant.as_deref())?;
     Ok(Json(
         state
             .store
@@ -94,7 +84,7 @@ pub(crate) async fn reasons(
     who: Principal,
     QueryParams(query): QueryParams<ReasonQuery>,
 ) -> Result<Json<Vec<Reason>>, ApiError> {
-    check_tenant(&who, query.tenant.as_ref())?;
+    who.require(query.tenant.as_deref())?;
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
         return Err(ApiError::invalid("q", "longer than 100 characters"));
     }
@@ -111,7 +101,7 @@ pub(crate) async fn contacts(
     who: Principal,
     QueryParams(filter): QueryParams<ContactFilter>,
 ) -> Result<Json<Page<Contact>>, ApiError> {
-    check_tenant(&who, filter.tenant.as_ref())?;
+    who.require(filter.tenant.as_deref())?;
     let page = state.store.contacts(&who.scope(), &filter).await?;
     log_reads(
         &state,

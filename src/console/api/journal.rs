@@ -45,16 +45,6 @@ pub(crate) async fn log_reads<'a>(
     Ok(())
 }
 
-fn check_tenant(who: &Principal, tenant: Option<&String>) -> Result<(), ApiError> {
-    match tenant {
-        Some(t) if !who.sees(t) => Err(ApiError::forbidden(
-            Some("tenant"),
-            format!("you do not serve tenant `{t}`"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Whether a record of `tenant` (`None`: not attributed to any) is visible.
 fn sees_record(who: &Principal, tenant: Option<&str>) -> bool {
     match tenant {
@@ -68,7 +58,7 @@ pub(crate) async fn calls(
     who: Principal,
     QueryParams(filter): QueryParams<CallFilter>,
 ) -> Result<Json<Page<CallRecord>>, ApiError> {
-    check_tenant(&who, filter.tenant.as_ref())?;
+    who.require(filter.tenant.as_deref())?;
     let page = state.store.calls(&who.scope(), &filter).await?;
     log_reads(
         &state,
@@ -176,7 +166,7 @@ pub(crate) async fn caller(
     who: Principal,
     QueryParams(query): QueryParams<CallerQuery>,
 ) -> Result<Json<CallerInfo>, ApiError> {
-    check_tenant(&who, query.tenant.as_ref())?;
+    who.require(query.tenant.as_deref())?;
     let phone =
         PhoneNumber::parse(&query.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
     let mut info = state

@@ -32,17 +32,6 @@ async fn visible(state: &ApiState, who: &Principal, id: i64) -> Result<Outage, A
         .ok_or_else(|| ApiError::not_found("outage"))
 }
 
-fn check_writable(who: &Principal, new: &NewOutage) -> Result<(), ApiError> {
-    if who.sees(&new.tenant) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            Some("tenant"),
-            format!("you do not serve tenant `{}`", new.tenant),
-        ))
-    }
-}
-
 pub(crate) async fn outages(
     State(state): State<ApiState>,
     who: Principal,
@@ -65,7 +54,7 @@ pub(crate) async fn create_outage(
     who: Principal,
     JsonBody(new): JsonBody<NewOutage>,
 ) -> Result<(StatusCode, Json<Outage>), ApiError> {
-    check_writable(&who, &new)?;
+    who.require(Some(&new.tenant))?;
     let outage = state
         .store
         .create_outage(&new, Utc::now())
@@ -81,7 +70,7 @@ pub(crate) async fn update_outage(
     JsonBody(new): JsonBody<NewOutage>,
 ) -> Result<Json<Outage>, ApiError> {
     let current = visible(&state, &who, id).await?;
-    check_writable(&who, &new)?;
+    who.require(Some(&new.tenant))?;
     if current.tenant != new.tenant {
         return Err(ApiError::invalid(
             "tenant",
@@ -119,14 +108,7 @@ pub(crate) async fn debtors(
     who: Principal,
     QueryParams(query): QueryParams<DebtorQuery>,
 ) -> Result<Json<Page<Debtor>>, ApiError> {
-    if let Some(t) = &query.tenant {
-        if !who.sees(t) {
-            return Err(ApiError::forbidden(
-                Some("tenant"),
-                format!("you do not serve tenant `{t}`"),
-            ));
-        }
-    }
+    who.require(query.tenant.as_deref())?;
     let page = state
         .store
         .debtors(

@@ -91,12 +91,7 @@ pub(crate) async fn create(
     who: Principal,
     JsonBody(body): JsonBody<CreateTicket>,
 ) -> Result<(StatusCode, Json<RegisteredTicket>), ApiError> {
-    if !who.sees(&body.tenant) {
-        return Err(ApiError::forbidden(
-            Some("tenant"),
-            format!("you do not serve tenant `{}`", body.tenant),
-        ));
-    }
+    who.require(Some(&body.tenant))?;
     let caller_phone = body
         .caller_phone
         .as_deref()
@@ -129,14 +124,7 @@ pub(crate) async fn list(
     who: Principal,
     QueryParams(filter): QueryParams<TicketFilter>,
 ) -> Result<Json<Page<Ticket>>, ApiError> {
-    if let Some(tenant) = &filter.tenant {
-        if !who.sees(tenant) {
-            return Err(ApiError::forbidden(
-                Some("tenant"),
-                format!("you do not serve tenant `{tenant}`"),
-            ));
-        }
-    }
+    who.require(filter.tenant.as_deref())?;
     let page = state.store.tickets(&who.scope(), &filter).await?;
     log_reads(
         &state,
