@@ -3,8 +3,6 @@
 //! plus address is personal data under 152-ФЗ already, so it is read per tenant and
 //! every read through the API is written to the access log.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -118,20 +116,10 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("tenant", tenant))?;
         let (rows, mut report) = import::parse_contacts(csv);
         let houses = self.house_keys(tenant).await?;
-        let mut resolved = Vec::with_capacity(rows.len());
-        let mut seen = HashSet::new();
-        for row in rows {
-            match houses.get(&row.address_key) {
-                Some(&house) => {
-                    if seen.insert((row.phone.clone(), house, row.apartment.clone())) {
-                        resolved.push((house, row));
-                    }
-                }
-                None => report.bad(row.line, "address", "no such house of this tenant"),
-            }
-        }
+        let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
+            (row.phone.clone(), house, row.apartment.clone())
+        });
         report.finish(resolved.len(), skip_bad_rows)?;
-        let resolved: Vec<(HouseId, ContactRow)> = resolved;
         dispatch!(self, insert_imported(t.id.0, &resolved, now))?;
         Ok(report)
     }

@@ -9,8 +9,13 @@
 //! line number and the field at fault, and the store decides (with the caller's
 //! `skip_bad_rows`) whether anything is imported.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
 use chrono::NaiveDate;
 use serde::Serialize;
+
+use super::ids::HouseId;
 
 use super::StoreError;
 use super::address::address_key;
@@ -81,6 +86,58 @@ pub(crate) struct DebtorRow {
     pub(crate) apartment: String,
     pub(crate) amount_kopecks: i64,
     pub(crate) valid_until: NaiveDate,
+}
+
+/// A parsed row that names a house by address.
+pub(crate) trait AddressedRow {
+    /// Its line in the file.
+    fn line(&self) -> u64;
+    /// Its address, as [`address_key`].
+    fn address_key(&self) -> &str;
+}
+
+impl AddressedRow for ContactRow {
+    fn line(&self) -> u64 {
+        self.line
+    }
+    fn address_key(&self) -> &str {
+        &self.address_key
+    }
+}
+
+impl AddressedRow for DebtorRow {
+    fn line(&self) -> u64 {
+        self.line
+    }
+    fn address_key(&self) -> &str {
+        &self.address_key
+    }
+}
+
+/// Matches rows to the tenant's houses (`houses` by address key). A row naming no
+/// house of the tenant is a bad row. Of rows with the same `key`, the last one wins
+/// (one multi-row statement may not write the same row twice).
+pub(crate) fn match_houses<R: AddressedRow, K: Eq + Hash>(
+    rows: Vec<R>,
+    houses: &HashMap<String, HouseId>,
+    report: &mut ImportReport,
+    key: impl Fn(HouseId, &R) -> K,
+) -> Vec<(HouseId, R)> {
+    let mut matched = Vec::with_capacity(rows.len());
+    for row in rows {
+        match houses.get(row.address_key()) {
+            Some(&house) => matched.push((house, row)),
+            None => report.bad(row.line(), "address", "no such house of this tenant"),
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut unique: Vec<(HouseId, R)> = matched
+        .into_iter()
+        .rev()
+        .filter(|(house, row)| seen.insert(key(*house, row)))
+        .collect();
+    unique.reverse();
+    unique
 }
 
 /// The data rows of a file as (line, fields), with undecodable rows reported.

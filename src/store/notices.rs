@@ -192,22 +192,10 @@ impl Store {
         let today = now.with_timezone(&t.city.time_zone).date_naive();
         let (rows, mut report) = import::parse_debtors(csv);
         let houses = self.house_keys(tenant).await?;
-        let mut resolved = Vec::with_capacity(rows.len());
-        for row in rows {
-            match houses.get(&row.address_key) {
-                Some(&house) => resolved.push((house, row)),
-                None => report.bad(row.line, "address", "no such house of this tenant"),
-            }
-        }
-        // A later row for the same address wins (one statement may not touch a row twice).
-        let mut seen = std::collections::HashSet::new();
-        let mut unique: Vec<(HouseId, DebtorRow)> = resolved
-            .into_iter()
-            .rev()
-            .filter(|(house, row)| seen.insert((*house, row.apartment.clone())))
-            .collect();
-        unique.reverse();
-        let resolved = unique;
+        // A later row for the same address replaces an earlier one.
+        let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
+            (house, row.apartment.clone())
+        });
         report.finish(resolved.len(), skip_bad_rows)?;
         dispatch!(self, insert_debtors(t.id.0, &resolved, today, now))?;
         Ok(report)
