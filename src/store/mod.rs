@@ -46,16 +46,16 @@ pub use assignment::{ChainExecutor, ExecutorChain, Person};
 pub use caller::{CallerInfo, KnownAddress, OpenTicket, StaffMember};
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{
-    DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,
+    AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,
 };
-pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant};
+pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantScope};
 pub use ids::*;
 pub use import::{BadRow, ImportReport};
-pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording};
+pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};
 pub use notices::{Debtor, DebtorFlag, NewOutage, Outage};
 pub use tickets::{
-    Category, Comment, NewTicket, RegisteredTicket, StatusChange, Ticket, TicketDetail,
-    TicketFilter, TicketStatus,
+    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate, Ticket,
+    TicketDetail, TicketFilter, TicketStatus,
 };
 
 use crate::events::EventBus;
