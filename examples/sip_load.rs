@@ -162,8 +162,9 @@ async fn main() -> Result<()> {
     let callee_port = free_port()?;
     let config = Config::parse(
         &format!(
-            "[sip]\nlisten = \"127.0.0.1:0\"\nmax_call_rate = 100000\n[http]\nlisten = \"127.0.0.1:0\"\n[media]\nrecord_calls = false\n[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\
-             [[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}\"\n"
+            "[sip]\nlisten = \"127.0.0.1:0\"\nmax_call_rate = 100000\n[http]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{dir}/load.db\"\ndata_dir = \"{dir}\"\n[media]\nrecord_calls = false\n[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\
+             [[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}\"\n",
+            dir = dir.display()
         ),
         Path::new("sip_load.toml"),
     )?;

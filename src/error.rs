@@ -8,6 +8,9 @@ pub enum Error {
     /// The configuration file has faults (each listed as `file:line: message`).
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The ticket store failed (connecting, migrating, a query).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// An operating-system level failure (binding a socket, reading a file).
     #[error("{context}: {source}")]
     Io {

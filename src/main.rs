@@ -139,6 +139,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.http.listen = listen;
     }
     if let Some(dir) = args.data_dir {
+        // The SQLite file follows the data directory unless a database is named.
+        if args.database.is_none() && config.database.url.starts_with("sqlite:") {
+            config.database.url = format!("sqlite://{}", dir.join("dispatchline.db").display());
+        }
         config.database.data_dir = dir;
     }
     if let Some(url) = args.database {

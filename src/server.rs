@@ -67,6 +67,10 @@ impl Engine {
     pub async fn start(config: Config) -> Result<Self, crate::Error> {
         let config = Arc::new(config);
         let events = EventBus::default();
+        let store = crate::store::Store::connect(&config.database.url)
+            .await?
+            .with_events(events.clone());
+        store.migrate().await?;
         let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
         let transports = Transports::bind(
             TransportSettings {
@@ -124,11 +128,15 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
-        let app = console::router(ConsoleState {
-            events: events.clone(),
-            calls: stats.clone(),
-            sip: transports.stats(),
-        });
+        let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone());
+        let app = console::router(
+            ConsoleState {
+                events: events.clone(),
+                calls: stats.clone(),
+                sip: transports.stats(),
+            },
+            api,
+        );
         let mut http_shutdown = shutdown_rx;
         let http = tokio::spawn(async move {
             let stop = async move {
@@ -196,9 +204,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Applies the ticket store's migrations to `database`.
+/// Applies the ticket store's migrations to `database` (a SQLite file and its
+/// directory are created when missing).
 pub async fn migrate(database: &str) -> Result<(), crate::Error> {
-    let _ = database;
+    let store = crate::store::Store::connect(database).await?;
+    store.migrate().await?;
+    store.close().await;
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! The HTTP surface: health and metrics, the REST API, the websocket event stream and
 //! the operators' console page, on one listener.
 
+pub mod api;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,11 +29,12 @@ pub struct ConsoleState {
 }
 
 /// The engine's HTTP routes.
-pub fn router(state: ConsoleState) -> Router {
+pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .nest("/api/v1", api::router(api))
 }
 
 async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {

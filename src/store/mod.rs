@@ -1,2 +1,254 @@
 //! The ticket store: tenants, houses, employees, reasons, tickets, contacts, the call
 //! journal, recordings, dial jobs, outages and debtors, on SQLite or PostgreSQL.
+//!
+//! [`Store`] is the one handle to it: cheap to clone, safe to share between tasks and
+//! between engine nodes (on PostgreSQL several nodes share one database; dial jobs are
+//! claimed with `FOR UPDATE SKIP LOCKED`). Timestamps are stored in UTC; schedules,
+//! absences and debt validity are evaluated in the city's time zone.
+//!
+//! One module per concept:
+//!
+//! - [`directory`]: cities, tenants, houses, employees, the reasons catalogue;
+//! - [`assignment`]: who is on shift, and the executor chain for a ticket;
+//! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
+//! - [`caller`]: the screen-pop lookup of a calling phone;
+//! - [`contacts`]: phone → address, learnt from calls and imported;
+//! - [`journal`]: the call journal and recordings;
+//! - [`dial_jobs`]: persistent outbound dial jobs and escalation chains;
+//! - [`notices`]: outages and debtors;
+//! - [`import`]: the contacts and debtors CSV formats tenants send;
+//! - [`address`]: how addresses are compared;
+//! - [`access`]: the personal-data access log and console tokens;
+//! - [`demo`]: the demo data set.
+//!
+//! Every ticket change is published as `ticket.changed` on the [`EventBus`] given to
+//! [`Store::with_events`], after its transaction commits.
+
+pub mod access;
+pub mod address;
+pub mod assignment;
+pub(crate) mod backend;
+pub mod caller;
+pub mod contacts;
+pub mod demo;
+pub mod dial_jobs;
+pub mod directory;
+pub mod ids;
+pub mod import;
+pub mod journal;
+pub mod notices;
+pub mod tickets;
+
+use std::path::PathBuf;
+
+pub use access::{AccessEntry, StoredToken};
+pub use assignment::{ChainExecutor, ExecutorChain, Person};
+pub use caller::{CallerInfo, KnownAddress, OpenTicket, StaffMember};
+pub use contacts::{Contact, ContactFilter, ContactSource};
+pub use dial_jobs::{
+    AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,
+};
+pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantScope};
+pub use ids::*;
+pub use import::{BadRow, ImportReport};
+pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};
+pub use notices::{Debtor, DebtorFlag, NewOutage, Outage};
+pub use tickets::{
+    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate, Ticket,
+    TicketDetail, TicketFilter, TicketStatus,
+};
+
+use crate::events::EventBus;
+use backend::Backend;
+
+/// A page of a listing: the rows and the total number matching the filter.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// How many rows match the filter in all.
+    pub total: i64,
+    /// The offset this page starts at.
+    pub offset: i64,
+    /// The page size asked for.
+    pub limit: i64,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database URL `{0}` (expected sqlite://... or postgres://...)")]
+    UnsupportedUrl(String),
+    /// The database refused a statement or could not be reached.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The embedded migrations could not be applied.
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file's directory could not be created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something the caller named does not exist (or is not visible to them).
+    #[error("{what} {key} not found")]
+    NotFound {
+        /// What was looked for: `tenant`, `house`, `ticket`, ...
+        what: &'static str,
+        /// The key it was looked for by.
+        key: String,
+    },
+    /// The caller's input is not acceptable; `field` names the offending field.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The input field at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The change conflicts with the current state (e.g. someone else changed the
+    /// ticket since the caller read it, or the status cannot move that way).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A CSV import has bad rows and skipping them was not asked for; nothing was
+    /// imported.
+    #[error("{} bad rows; nothing imported", .0.bad_rows.len())]
+    Import(ImportReport),
+    /// A stored value breaks the schema's promise (an unknown status text, ...).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: &'static str, key: impl ToString) -> Self {
+        Self::NotFound {
+            what,
+            key: key.to_string(),
+        }
+    }
+}
+
+/// The ticket store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    events: EventBus,
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://path/to/file.db` (the file and its directory are
+    /// created), `sqlite::memory:` or `postgres://...`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Backend::connect(url).await?,
+            events: EventBus::default(),
+        })
+    }
+
+    /// This store, publishing ticket changes into `events` (the engine's bus).
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The bus ticket changes are published into.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// Applies pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.backend.migrate().await
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn dialect(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Closes the pool; waits for connections in use to be returned.
+    pub async fn close(&self) {
+        self.backend.close().await
+    }
+}
+
+/// A closed set of names stored as text: `as_str`, `FromStr` and serde agree.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::store::StoreError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $text => Ok($name::$variant), )*
+                    other => Err($crate::store::StoreError::Corrupt(format!(
+                        "unknown {} `{other}`", stringify!($name)
+                    ))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+/// Parses a stored phone; a bad one breaks the schema's promise.
+pub(crate) fn stored_phone(raw: &str) -> Result<crate::phone::PhoneNumber, StoreError> {
+    crate::phone::PhoneNumber::parse(raw)
+        .map_err(|e| StoreError::Corrupt(format!("stored phone `{raw}`: {e}")))
+}
+
+/// Parses a stored JSON list of strings (labels, token tenants).
+pub(crate) fn stored_list(raw: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("stored list `{raw}`: {e}")))
+}
+
+/// Serialises a list of strings for storage.
+pub(crate) fn list_text(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Clamps a caller-supplied page to sane bounds.
+pub(crate) fn page_bounds(offset: Option<i64>, limit: Option<i64>) -> (i64, i64) {
+    (
+        offset.unwrap_or(0).max(0),
+        limit.unwrap_or(50).clamp(1, 500),
+    )
+}

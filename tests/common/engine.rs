@@ -10,7 +10,27 @@ use dispatchline::server::Engine;
 /// The configuration every test engine starts from: loopback, ephemeral ports, no
 /// recordings on disk unless the test asks.
 pub fn base_config() -> String {
-    "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[media]\nrecord_calls = false\n\n".to_owned()
+    let dir = scratch_dir();
+    format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+         [database]\nurl = \"sqlite://{0}/dispatchline.db\"\ndata_dir = \"{0}\"\n\n\
+         [media]\nrecord_calls = false\n\n",
+        dir.display()
+    )
+}
+
+/// A fresh directory for one engine's database and recordings.
+pub fn scratch_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dispatchline-engine-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Starts an engine on `extra` (appended to [`base_config`]).

@@ -1,0 +1,139 @@
+//! The REST API under `/api/v1`: tickets, the call journal, recordings, contacts,
+//! houses, employees, reasons, outages, debtors and dial jobs, as JSON.
+//!
+//! Owns the HTTP contract of the ticket store: request parsing (a malformed or invalid
+//! request is a 4xx `{"error": "...", "field": "..."}` naming the field), tenant
+//! scoping (a principal sees only the tenants of its operator entry; an empty list
+//! means all; another tenant's record is reported as not found), the personal-data
+//! access log (reads of contacts, callers' phones and addresses), and bearer-token
+//! authentication ([`auth`]). Each request that writes runs as one store transaction,
+//! so a failed request changes nothing.
+//!
+//! Routes (all but `POST /auth/token` need `Authorization: Bearer <token>`; the
+//! recording download also takes `?token=` so an `<audio>` element can play it):
+//!
+//! ```text
+//! POST   /auth/token                      {"extension","password"} -> token
+//! GET    /tickets                         ?status&open&category&tenant&house_id&executor_id&from&to&number&offset&limit
+//! POST   /tickets                         register with automatic assignment
+//! POST   /tickets/status                  bulk status change {"ids","status","note"}
+//! GET    /tickets/{id}                    with chain, history, comments
+//! POST   /tickets/{id}/status             {"status","note","version"?}
+//! POST   /tickets/{id}/comments           {"text"}
+//! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
+//! GET    /calls/{id}
+//! GET    /recordings/{id}                 audio/wav, Range requests
+//! GET    /caller                          ?phone&tenant&city: the screen-pop
+//! GET    /contacts                        ?tenant&phone&house_id&offset&limit
+//! POST   /contacts/import                 ?tenant&skip_bad_rows, body: CSV
+//! GET    /tenants
+//! GET    /houses                          ?tenant&q&offset&limit
+//! GET    /employees                       ?tenant
+//! GET    /reasons                         ?tenant&q&category
+//! GET    /outages                         ?active
+//! POST   /outages
+//! GET    /outages/{id}
+//! PUT    /outages/{id}
+//! DELETE /outages/{id}
+//! GET    /debtors                         ?tenant&offset&limit
+//! POST   /debtors/import                  ?tenant&skip_bad_rows, body: CSV
+//! GET    /dial-jobs                       ?state&kind&ticket_id&offset&limit
+//! ```
+
+pub mod auth;
+mod directory;
+mod error;
+mod extract;
+mod journal;
+mod notices;
+mod tickets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use auth::{AuthError, Principal, authenticate};
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::store::Store;
+
+/// Largest request body accepted (CSV imports are the big ones).
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// What the API handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The ticket store ([`router`] makes it publish into `events`).
+    pub store: Store,
+    /// The engine's event bus.
+    pub events: EventBus,
+    /// The configuration: operators and their passwords.
+    pub config: Arc<Config>,
+    /// Where recordings live; recording paths are resolved against it.
+    pub recordings_dir: PathBuf,
+    /// How long a console token is valid.
+    pub token_ttl: chrono::Duration,
+}
+
+impl ApiState {
+    /// State over `store` and `events`, with the recordings directory and operators
+    /// from `config` and 12-hour tokens.
+    pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
+        let recordings_dir = config.recordings_dir();
+        Self {
+            store,
+            events,
+            config,
+            recordings_dir,
+            token_ttl: chrono::Duration::hours(12),
+        }
+    }
+}
+
+/// The `/api/v1` router; nest it at `/api/v1`.
+pub fn router(state: ApiState) -> Router {
+    // Ticket changes must reach the bus the websocket reads, whatever store was given.
+    let state = ApiState {
+        store: state.store.clone().with_events(state.events.clone()),
+        ..state
+    };
+    Router::new()
+        .route("/auth/token", post(auth::issue_token))
+        .route("/tickets", get(tickets::list).post(tickets::create))
+        .route("/tickets/status", post(tickets::change_status_bulk))
+        .route("/tickets/{id}", get(tickets::get))
+        .route("/tickets/{id}/status", post(tickets::change_status))
+        .route("/tickets/{id}/comments", post(tickets::comment))
+        .route("/calls", get(journal::calls))
+        .route("/calls/{id}", get(journal::call))
+        .route("/recordings/{id}", get(journal::recording))
+        .route("/caller", get(journal::caller))
+        .route("/contacts", get(directory::contacts))
+        .route("/contacts/import", post(directory::import_contacts))
+        .route("/tenants", get(directory::tenants))
+        .route("/houses", get(directory::houses))
+        .route("/employees", get(directory::employees))
+        .route("/reasons", get(directory::reasons))
+        .route(
+            "/outages",
+            get(notices::outages).post(notices::create_outage),
+        )
+        .route(
+            "/outages/{id}",
+            get(notices::outage)
+                .put(notices::update_outage)
+                .delete(notices::delete_outage),
+        )
+        .route("/debtors", get(notices::debtors))
+        .route("/debtors/import", post(notices::import_debtors))
+        .route("/dial-jobs", get(journal::dial_jobs))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,221 @@
+//! `/tickets`: registration with automatic assignment, listing, status changes (one
+//! or many at once, all or nothing) and comments. Ticket reads include addresses and
+//! are written to the access log.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::ApiState;
+use super::auth::Principal;
+use super::error::ApiError;
+use super::extract::{JsonBody, PathId, QueryParams};
+use super::journal::log_reads;
+use crate::store::tickets::{Channel, StatusUpdate, TicketDetail};
+use crate::store::{
+    Comment, HouseId, NewTicket, Page, ReasonId, RegisteredTicket, Ticket, TicketFilter, TicketId,
+    TicketStatus,
+};
+
+/// `POST /tickets` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTicket {
+    tenant: String,
+    house_id: HouseId,
+    #[serde(default)]
+    apartment: Option<String>,
+    reason_id: ReasonId,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source: Option<Channel>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    caller_phone: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+}
+
+/// `POST /tickets/{id}/status` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeStatus {
+    status: TicketStatus,
+    #[serde(default)]
+    note: String,
+    /// The version the operator last saw; a newer one is a conflict.
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+/// `POST /tickets/status` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangeStatusBulk {
+    ids: Vec<TicketId>,
+    status: TicketStatus,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /tickets/{id}/comments` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddComment {
+    text: String,
+}
+
+fn check_note(note: &str) -> Result<(), ApiError> {
+    if note.chars().count() > 1000 {
+        return Err(ApiError::invalid("note", "longer than 1000 characters"));
+    }
+    Ok(())
+}
+
+/// The ticket, if the principal may see it; another tenant's is "not found".
+async fn visible(state: &ApiState, who: &Principal, id: i64) -> Result<TicketDetail, ApiError> {
+    state
+        .store
+        .ticket(TicketId(id))
+        .await?
+        .filter(|t| who.sees(&t.ticket.tenant))
+        .ok_or_else(|| ApiError::not_found("ticket"))
+}
+
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    who: Principal,
+    JsonBody(body): JsonBody<CreateTicket>,
+) -> Result<(StatusCode, Json<RegisteredTicket>), ApiError> {
+    who.require(Some(&body.tenant))?;
+    let caller_phone = body
+        .caller_phone
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(crate::phone::PhoneNumber::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("caller_phone", e.to_string()))?;
+    let new = NewTicket {
+        tenant: body.tenant,
+        house_id: body.house_id,
+        apartment: body.apartment.filter(|a| !a.trim().is_empty()),
+        reason_id: body.reason_id,
+        description: body.description,
+        source: body.source.unwrap_or(Channel::Phone),
+        labels: body.labels,
+        caller_phone,
+        call_id: body.call_id,
+        actor: who.extension.clone(),
+    };
+    let registered = state
+        .store
+        .create_ticket(&new, Utc::now())
+        .await
+        .map_err(ApiError::input)?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    who: Principal,
+    QueryParams(filter): QueryParams<TicketFilter>,
+) -> Result<Json<Page<Ticket>>, ApiError> {
+    who.require(filter.tenant.as_deref())?;
+    let page = state.store.tickets(&who.scope(), &filter).await?;
+    log_reads(
+        &state,
+        &who,
+        "GET /tickets",
+        page.items
+            .iter()
+            .map(|t| (Some(t.tenant.as_str()), "ticket", t.id.to_string())),
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    who: Principal,
+    PathId(id): PathId,
+) -> Result<Json<TicketDetail>, ApiError> {
+    let detail = visible(&state, &who, id).await?;
+    log_reads(
+        &state,
+        &who,
+        "GET /tickets/{id}",
+        [(
+            Some(detail.ticket.tenant.as_str()),
+            "ticket",
+            id.to_string(),
+        )],
+    )
+    .await?;
+    Ok(Json(detail))
+}
+
+pub(crate) async fn change_status(
+    State(state): State<ApiState>,
+    who: Principal,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<ChangeStatus>,
+) -> Result<Json<Ticket>, ApiError> {
+    check_note(&body.note)?;
+    visible(&state, &who, id).await?;
+    let update = StatusUpdate {
+        to: body.status,
+        actor: who.extension.clone(),
+        note: body.note,
+        expected_version: body.version,
+    };
+    let ticket = state
+        .store
+        .change_status(TicketId(id), &update, Utc::now())
+        .await?;
+    Ok(Json(ticket))
+}
+
+pub(crate) async fn change_status_bulk(
+    State(state): State<ApiState>,
+    who: Principal,
+    JsonBody(body): JsonBody<ChangeStatusBulk>,
+) -> Result<Json<Vec<Ticket>>, ApiError> {
+    check_note(&body.note)?;
+    if body.ids.is_empty() || body.ids.len() > 500 {
+        return Err(ApiError::invalid("ids", "give 1 to 500 ticket ids"));
+    }
+    for id in &body.ids {
+        visible(&state, &who, id.0)
+            .await
+            .map_err(|e| e.with_field("ids"))?;
+    }
+    let update = StatusUpdate {
+        to: body.status,
+        actor: who.extension.clone(),
+        note: body.note,
+        expected_version: None,
+    };
+    let tickets = state
+        .store
+        .change_status_bulk(&body.ids, &update, Utc::now())
+        .await?;
+    Ok(Json(tickets))
+}
+
+pub(crate) async fn comment(
+    State(state): State<ApiState>,
+    who: Principal,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<AddComment>,
+) -> Result<(StatusCode, Json<Comment>), ApiError> {
+    visible(&state, &who, id).await?;
+    let comment = state
+        .store
+        .comment(TicketId(id), &who.extension, &body.text, Utc::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(comment)))
+}

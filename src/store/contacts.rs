@@ -1,0 +1,126 @@
+//! Contacts: which address a phone calls from, learnt from calls (an operator
+//! confirms the address) and imported from tenants' lists. No names are kept: phone
+//! plus address is personal data under 152-ФЗ already, so it is read per tenant and
+//! every read through the API is written to the access log.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::backend::{dispatch, per_backend};
+use super::directory::TenantScope;
+use super::ids::{ContactId, HouseId};
+use super::import::{self, ContactRow, ImportReport};
+use super::tickets::{apartment_text, non_empty};
+use super::{Page, Store, StoreError, page_bounds, text_enum};
+use crate::phone::PhoneNumber;
+
+per_backend!("sql/contacts.rs");
+
+text_enum! {
+    /// Where a contact came from.
+    pub enum ContactSource {
+        /// Confirmed by an operator during a call.
+        Learnt = "learnt",
+        /// From a tenant's CSV.
+        Imported = "imported",
+    }
+}
+
+/// A phone known at an address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contact {
+    /// Row id.
+    pub id: ContactId,
+    /// The phone.
+    pub phone: String,
+    /// Tenant code.
+    pub tenant: String,
+    /// The house.
+    pub house_id: HouseId,
+    /// The house's address.
+    pub address: String,
+    /// Apartment, if any.
+    pub apartment: Option<String>,
+    /// Learnt or imported.
+    pub source: ContactSource,
+    /// First recorded.
+    pub created_at: DateTime<Utc>,
+    /// Last confirmed (by a call or an import).
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Filter for listing contacts.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ContactFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Phone contains these digits.
+    pub phone: Option<String>,
+    /// Only this house.
+    pub house_id: Option<HouseId>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+    /// Page size (1..=500, default 50).
+    pub limit: Option<i64>,
+}
+
+impl Store {
+    /// Records that `phone` called from this address (an operator confirmed it), or
+    /// refreshes when it was last seen.
+    pub async fn learn_contact(
+        &self,
+        phone: &PhoneNumber,
+        tenant: &str,
+        house: HouseId,
+        apartment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ContactId, StoreError> {
+        let apartment = apartment_text(apartment);
+        if apartment.chars().count() > 16 {
+            return Err(StoreError::invalid(
+                "apartment",
+                "longer than 16 characters",
+            ));
+        }
+        dispatch!(self, learn(phone, tenant, house, &apartment, now))
+    }
+
+    /// Contacts visible in `scope`, filtered, paginated.
+    pub async fn contacts(
+        &self,
+        scope: &TenantScope,
+        filter: &ContactFilter,
+    ) -> Result<Page<Contact>, StoreError> {
+        let (offset, limit) = page_bounds(filter.offset, filter.limit);
+        let digits = filter
+            .phone
+            .as_deref()
+            .map(|p| p.chars().filter(char::is_ascii_digit).collect::<String>())
+            .filter(|d| !d.is_empty());
+        dispatch!(self, list(scope, filter, digits.as_deref(), offset, limit))
+    }
+
+    /// Imports a tenant's contacts CSV (phone, address, apartment). A file with bad
+    /// rows imports nothing unless `skip_bad_rows`; the report lists each bad row with
+    /// its line number.
+    pub async fn import_contacts(
+        &self,
+        tenant: &str,
+        csv: &[u8],
+        skip_bad_rows: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, StoreError> {
+        let t = self
+            .tenant(tenant)
+            .await?
+            .ok_or_else(|| StoreError::not_found("tenant", tenant))?;
+        let (rows, mut report) = import::parse_contacts(csv);
+        let houses = self.house_keys(tenant).await?;
+        let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
+            (row.phone.clone(), house, row.apartment.clone())
+        });
+        report.finish(resolved.len(), skip_bad_rows)?;
+        dispatch!(self, insert_imported(t.id.0, &resolved, now))?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,286 @@
+//! Persistent outbound dial jobs and escalation chains: the dialer's state that must
+//! survive a restart.
+//!
+//! A job is one party to call (a resident's callback, an executor's hand-off, an
+//! informer round, a status check, a survey, a staff callback), due at a time, with a
+//! budget of attempts. The dialer lists due jobs, **claims** one (an atomic state
+//! transition with a lease, so with several engine nodes on PostgreSQL exactly one
+//! node dials it; a node that dies loses its lease and the job becomes due again),
+//! records the outcome of each attempt (busy, no answer, rejected, unreachable and
+//! failed are kept apart), and either schedules the next attempt or completes the job.
+//! A chain groups the hand-off jobs of one ticket and remembers its current level.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::backend::{dispatch, per_backend};
+use super::directory::TenantScope;
+use super::ids::{DialChainId, DialJobId, TicketId};
+use super::{Store, StoreError, page_bounds, text_enum};
+use crate::phone::PhoneNumber;
+
+per_backend!("sql/dial_jobs.rs");
+
+text_enum! {
+    /// What a dial job is for.
+    pub enum DialKind {
+        /// Calling back a resident who waited too long or hung up (Rules №416 §13).
+        Callback = "callback",
+        /// Handing an emergency ticket to an executor level.
+        Handoff = "handoff",
+        /// The informer round dialling all levels after the last one.
+        Informer = "informer",
+        /// Asking the executor for the ticket's status.
+        StatusCheck = "status-check",
+        /// Asking the resident for feedback (CSI by keypad).
+        Survey = "survey",
+        /// Calling back a staff member who called the dispatch line.
+        StaffCallback = "staff-callback",
+    }
+}
+
+text_enum! {
+    /// Where a job stands.
+    pub enum DialJobState {
+        /// Waiting until it is due.
+        Pending = "pending",
+        /// A node is dialling it (until its lease expires).
+        Claimed = "claimed",
+        /// Finished with success.
+        Done = "done",
+        /// Attempts exhausted or given up.
+        Failed = "failed",
+        /// No longer needed (the ticket was accepted elsewhere).
+        Cancelled = "cancelled",
+    }
+}
+
+text_enum! {
+    /// The outcome of one attempt.
+    pub enum DialAttemptOutcome {
+        /// The party answered.
+        Answered = "answered",
+        /// Busy (486/600).
+        Busy = "busy",
+        /// Rang out.
+        NoAnswer = "no-answer",
+        /// Declined (603).
+        Rejected = "rejected",
+        /// Unreachable (480, switched off).
+        Unreachable = "unreachable",
+        /// Technical failure (5xx, timeout).
+        Failed = "failed",
+    }
+}
+
+/// Input for [`Store::create_dial_job`].
+#[derive(Debug, Clone)]
+pub struct NewDialJob {
+    /// What it is for.
+    pub kind: DialKind,
+    /// Tenant code, when it concerns one.
+    pub tenant: Option<String>,
+    /// Who to call.
+    pub target: PhoneNumber,
+    /// When the first attempt is due.
+    pub due_at: DateTime<Utc>,
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// The ticket it concerns.
+    pub ticket_id: Option<TicketId>,
+    /// The call it follows up (the abandoned call of a callback).
+    pub call_id: Option<String>,
+    /// The chain it belongs to.
+    pub chain_id: Option<DialChainId>,
+    /// The chain level it dials.
+    pub chain_level: Option<u8>,
+}
+
+/// A dial job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DialJob {
+    /// Row id.
+    pub id: DialJobId,
+    /// What it is for.
+    pub kind: DialKind,
+    /// Tenant code.
+    pub tenant: Option<String>,
+    /// Who to call.
+    pub target: String,
+    /// When the next attempt is due.
+    pub due_at: DateTime<Utc>,
+    /// Attempts made so far.
+    pub attempts_made: i64,
+    /// Attempts allowed.
+    pub max_attempts: i64,
+    /// Where it stands.
+    pub state: DialJobState,
+    /// The node holding the claim.
+    pub claimed_by: Option<String>,
+    /// When the claim lapses.
+    pub claimed_until: Option<DateTime<Utc>>,
+    /// Outcome of the last attempt, or the final outcome.
+    pub outcome: Option<String>,
+    /// The ticket.
+    pub ticket_id: Option<TicketId>,
+    /// The call it follows up.
+    pub call_id: Option<String>,
+    /// The chain.
+    pub chain_id: Option<DialChainId>,
+    /// The chain level.
+    pub chain_level: Option<i64>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Filter for listing jobs.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DialJobFilter {
+    /// Only this state.
+    pub state: Option<DialJobState>,
+    /// Only this kind.
+    pub kind: Option<DialKind>,
+    /// Only this ticket.
+    pub ticket_id: Option<TicketId>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+    /// Page size (1..=500, default 50).
+    pub limit: Option<i64>,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AfterAttempt {
+    /// Try again at this time (the claim is released).
+    RetryAt(DateTime<Utc>),
+    /// Keep the claim: the caller completes the job itself.
+    Hold,
+}
+
+impl Store {
+    /// Creates a pending job.
+    pub async fn create_dial_job(
+        &self,
+        new: &NewDialJob,
+        now: DateTime<Utc>,
+    ) -> Result<DialJob, StoreError> {
+        if new.max_attempts == 0 {
+            return Err(StoreError::invalid("max_attempts", "must be at least 1"));
+        }
+        dispatch!(self, create_job(new, now))
+    }
+
+    /// A job by id.
+    pub async fn dial_job(&self, id: DialJobId) -> Result<Option<DialJob>, StoreError> {
+        dispatch!(self, job(id))
+    }
+
+    /// Jobs that are due at `now`: pending ones whose time has come and claimed ones
+    /// whose lease lapsed (their node died), earliest first.
+    pub async fn due_dial_jobs(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DialJob>, StoreError> {
+        dispatch!(self, due_jobs(now, limit.clamp(1, 1000)))
+    }
+
+    /// Claims one due job for `node` until `now + lease`. `None` when another node
+    /// claimed it first or it is no longer due.
+    pub async fn claim_dial_job(
+        &self,
+        id: DialJobId,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<DialJob>, StoreError> {
+        dispatch!(self, claim_job(id, node, now, now + lease))
+    }
+
+    /// Claims up to `limit` due jobs for `node` in one step (`FOR UPDATE SKIP LOCKED`
+    /// on PostgreSQL, so nodes polling together split the work instead of waiting).
+    pub async fn claim_due_dial_jobs(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<DialJob>, StoreError> {
+        dispatch!(
+            self,
+            claim_due(node, now, now + lease, limit.clamp(1, 1000))
+        )
+    }
+
+    /// Records one attempt of a job claimed by `node`, then retries or holds.
+    pub async fn record_dial_attempt(
+        &self,
+        id: DialJobId,
+        node: &str,
+        outcome: DialAttemptOutcome,
+        call_id: Option<&str>,
+        after: AfterAttempt,
+        now: DateTime<Utc>,
+    ) -> Result<DialJob, StoreError> {
+        dispatch!(self, record_attempt(id, node, outcome, call_id, after, now))
+    }
+
+    /// Finishes a job: `Done`, `Failed` or `Cancelled`, with a final outcome text.
+    pub async fn complete_dial_job(
+        &self,
+        id: DialJobId,
+        state: DialJobState,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DialJob, StoreError> {
+        if matches!(state, DialJobState::Pending | DialJobState::Claimed) {
+            return Err(StoreError::invalid(
+                "state",
+                "a job completes as done, failed or cancelled",
+            ));
+        }
+        dispatch!(self, complete_job(id, state, outcome, now))
+    }
+
+    /// Jobs visible in `scope`, newest first.
+    pub async fn dial_jobs(
+        &self,
+        scope: &TenantScope,
+        filter: &DialJobFilter,
+    ) -> Result<super::Page<DialJob>, StoreError> {
+        let (offset, limit) = page_bounds(filter.offset, filter.limit);
+        dispatch!(self, list_jobs(scope, filter, offset, limit))
+    }
+
+    /// Starts an escalation chain for a ticket at level 1.
+    pub async fn create_dial_chain(
+        &self,
+        ticket: TicketId,
+        now: DateTime<Utc>,
+    ) -> Result<DialChainId, StoreError> {
+        dispatch!(self, create_chain(ticket, now))
+    }
+
+    /// Moves a chain to `level` and `state` (`running`, `accepted`, `informer`,
+    /// `exhausted`).
+    pub async fn update_dial_chain(
+        &self,
+        chain: DialChainId,
+        level: i64,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, update_chain(chain, level, state, now))
+    }
+
+    /// A chain's current (level, state).
+    pub async fn dial_chain(
+        &self,
+        chain: DialChainId,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        dispatch!(self, chain(chain))
+    }
+}

@@ -1,0 +1,425 @@
+//! Reference data the dispatch service works from: cities (with their time zones),
+//! tenants (management companies), resource suppliers, house groups and houses,
+//! employees (phones in dialling order, work types, weekly shifts, absences), work
+//! types, the reasons catalogue and the responsibility matrix.
+//!
+//! Also owns [`TenantScope`]: which tenants a reader may see.
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::assignment::{Absence, Shift};
+use super::backend::{dispatch, per_backend};
+use super::ids::{CityId, EmployeeId, HouseGroupId, HouseId, ReasonId, SupplierId, TenantId};
+use super::tickets::Category;
+use super::{Page, Store, StoreError, page_bounds};
+use crate::phone::PhoneNumber;
+
+per_backend!("sql/directory.rs");
+
+/// Which tenants a reader may see: all, or only the listed codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TenantScope {
+    /// Every tenant (an operator configured with no tenant list).
+    All,
+    /// Only these tenant codes.
+    Only(Vec<String>),
+}
+
+impl TenantScope {
+    /// The scope of an operator's tenant list (empty means all).
+    pub fn of(tenants: &[String]) -> Self {
+        if tenants.is_empty() {
+            Self::All
+        } else {
+            Self::Only(tenants.to_vec())
+        }
+    }
+
+    /// Whether `tenant` is visible.
+    pub fn allows(&self, tenant: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(codes) => codes.iter().any(|c| c == tenant),
+        }
+    }
+}
+
+/// A city or region; schedules of its houses are evaluated in its time zone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct City {
+    /// Row id.
+    pub id: CityId,
+    /// Short code (`ekb`).
+    pub code: String,
+    /// Name (`Екатеринбург`).
+    pub name: String,
+    /// IANA time zone (`Asia/Yekaterinburg`).
+    pub time_zone: Tz,
+}
+
+/// A management company (УК).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    /// Row id.
+    pub id: TenantId,
+    /// Code used by the configuration and the API (`etalon`).
+    pub code: String,
+    /// Name residents hear (`УК «Эталон»`).
+    pub name: String,
+    /// The tenant's city.
+    pub city: City,
+}
+
+/// A house served by a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct House {
+    /// Row id.
+    pub id: HouseId,
+    /// Tenant code.
+    pub tenant: String,
+    /// City code.
+    pub city: String,
+    /// The house group (for the responsibility matrix), by code.
+    pub house_group: Option<String>,
+    /// Address as the tenant writes it.
+    pub address: String,
+    /// Number of floors.
+    pub floors: i64,
+    /// Number of lifts.
+    pub lifts: i64,
+}
+
+/// Filter for listing houses.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HouseFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Address contains this text (compared normalised).
+    pub q: Option<String>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+    /// Page size (1..=500, default 50).
+    pub limit: Option<i64>,
+}
+
+/// An employee of a tenant or of a resource supplier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Employee {
+    /// Row id.
+    pub id: EmployeeId,
+    /// Tenant code, for a tenant's employee.
+    pub tenant: Option<String>,
+    /// Supplier code, for a resource supplier's dispatcher.
+    pub supplier: Option<String>,
+    /// Name (employees' names are kept; residents' are not).
+    pub name: String,
+    /// Position (`слесарь-сантехник`).
+    pub position: String,
+    /// Phones in dialling order.
+    pub phones: Vec<PhoneNumber>,
+    /// Work types this person does.
+    pub work_types: Vec<String>,
+    /// Weekly shifts in the city's local time.
+    pub shifts: Vec<Shift>,
+    /// Vacations and sick leave.
+    pub absences: Vec<Absence>,
+    /// Whether the person is currently employed.
+    pub active: bool,
+}
+
+/// Input for [`Store::create_employee`].
+#[derive(Debug, Clone, Default)]
+pub struct NewEmployee {
+    /// Tenant code (exactly one of tenant and supplier).
+    pub tenant: Option<String>,
+    /// Supplier code.
+    pub supplier: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Position.
+    pub position: String,
+    /// Phones in dialling order.
+    pub phones: Vec<PhoneNumber>,
+    /// Work type codes.
+    pub work_types: Vec<String>,
+    /// Weekly shifts.
+    pub shifts: Vec<Shift>,
+    /// Vacations and sick leave.
+    pub absences: Vec<Absence>,
+}
+
+/// An entry of the reasons catalogue: what the resident reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// Row id.
+    pub id: ReasonId,
+    /// Tenant code for a tenant's own reason; `None` for the shared catalogue.
+    pub tenant: Option<String>,
+    /// Stable code (`lift-stuck`).
+    pub code: String,
+    /// Emergency, planned or paid.
+    pub category: Category,
+    /// Short title for the picker (`Застревание в лифте`).
+    pub title: String,
+    /// Work type that decides who is sent.
+    pub work_type: String,
+    /// Minutes from registration to the deadline.
+    pub deadline_minutes: i64,
+    /// What the operator reads to the resident.
+    pub operator_text: String,
+}
+
+/// Input for [`Store::create_reason`].
+#[derive(Debug, Clone)]
+pub struct NewReason {
+    /// Tenant code, or `None` for the shared catalogue.
+    pub tenant: Option<String>,
+    /// Stable code.
+    pub code: String,
+    /// Category.
+    pub category: Category,
+    /// Title.
+    pub title: String,
+    /// Work type code.
+    pub work_type: String,
+    /// Minutes to the deadline.
+    pub deadline_minutes: i64,
+    /// What the operator reads to the resident.
+    pub operator_text: String,
+    /// Extra words the picker's search should find it by.
+    pub keywords: String,
+}
+
+/// Input for [`Store::set_responsibility`]: one cell of the matrix.
+#[derive(Debug, Clone, Default)]
+pub struct Responsibility {
+    /// Tenant code of the house group.
+    pub tenant: String,
+    /// House group code.
+    pub house_group: String,
+    /// Work type code.
+    pub work_type: String,
+    /// Executors by level: index 0 is level 1; each level in preference order.
+    pub levels: [Vec<EmployeeId>; 3],
+    /// Responsible person.
+    pub responsible: Option<EmployeeId>,
+    /// Responsible manager.
+    pub manager: Option<EmployeeId>,
+    /// Head of the company.
+    pub head: Option<EmployeeId>,
+}
+
+/// Lower-cased search key for reason titles; SQLite's `lower()` only folds ASCII, so
+/// the key is made here for both dialects.
+pub(crate) fn search_key(text: &str) -> String {
+    text.to_lowercase().replace('ё', "е")
+}
+
+pub(crate) fn parse_tz(raw: &str) -> Result<Tz, StoreError> {
+    raw.parse::<Tz>()
+        .map_err(|_| StoreError::Corrupt(format!("unknown time zone `{raw}`")))
+}
+
+impl Store {
+    /// Creates a city (or returns the existing one with that code).
+    pub async fn create_city(
+        &self,
+        code: &str,
+        name: &str,
+        time_zone: &str,
+    ) -> Result<CityId, StoreError> {
+        if time_zone.parse::<Tz>().is_err() {
+            return Err(StoreError::invalid(
+                "time_zone",
+                format!("`{time_zone}` is not an IANA time zone"),
+            ));
+        }
+        dispatch!(self, create_city(code, name, time_zone))
+    }
+
+    /// Creates a tenant in a city (or returns the existing one with that code).
+    pub async fn create_tenant(
+        &self,
+        code: &str,
+        name: &str,
+        city: &str,
+    ) -> Result<TenantId, StoreError> {
+        dispatch!(self, create_tenant(code, name, city))
+    }
+
+    /// Creates a resource supplier (or returns the existing one with that code).
+    pub async fn create_supplier(
+        &self,
+        code: &str,
+        name: &str,
+        city: &str,
+        dispatch_phone: Option<&PhoneNumber>,
+    ) -> Result<SupplierId, StoreError> {
+        dispatch!(self, create_supplier(code, name, city, dispatch_phone))
+    }
+
+    /// Creates a house group of a tenant (or returns the existing one).
+    pub async fn create_house_group(
+        &self,
+        tenant: &str,
+        code: &str,
+        name: &str,
+    ) -> Result<HouseGroupId, StoreError> {
+        dispatch!(self, create_house_group(tenant, code, name))
+    }
+
+    /// Creates a house in the tenant's city (or returns the existing one at that
+    /// address).
+    pub async fn create_house(
+        &self,
+        tenant: &str,
+        house_group: Option<&str>,
+        address: &str,
+        floors: i64,
+        lifts: i64,
+    ) -> Result<HouseId, StoreError> {
+        let key = super::address::address_key(address);
+        if key.is_empty() {
+            return Err(StoreError::invalid("address", "empty address"));
+        }
+        dispatch!(
+            self,
+            create_house(tenant, house_group, address, &key, floors, lifts)
+        )
+    }
+
+    /// Adds a work type to the catalogue (no-op when it exists).
+    pub async fn create_work_type(&self, code: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self, create_work_type(code, name))
+    }
+
+    /// Creates an employee with phones, work types, shifts and absences.
+    pub async fn create_employee(&self, new: &NewEmployee) -> Result<EmployeeId, StoreError> {
+        if new.tenant.is_some() == new.supplier.is_some() {
+            return Err(StoreError::invalid(
+                "tenant",
+                "an employee belongs to exactly one tenant or supplier",
+            ));
+        }
+        for shift in &new.shifts {
+            shift.validate()?;
+        }
+        for absence in &new.absences {
+            if absence.ends_on < absence.starts_on {
+                return Err(StoreError::invalid("absences", "ends before it starts"));
+            }
+        }
+        dispatch!(self, create_employee(new))
+    }
+
+    /// Adds an absence (vacation, sick leave) to an employee.
+    pub async fn add_absence(
+        &self,
+        employee: EmployeeId,
+        absence: &Absence,
+    ) -> Result<(), StoreError> {
+        if absence.ends_on < absence.starts_on {
+            return Err(StoreError::invalid("ends_on", "ends before it starts"));
+        }
+        dispatch!(self, add_absence(employee, absence))
+    }
+
+    /// Marks an employee as (no longer) employed.
+    pub async fn set_employee_active(
+        &self,
+        employee: EmployeeId,
+        active: bool,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, set_employee_active(employee, active))
+    }
+
+    /// Adds a reason to the catalogue (or returns the existing one with that code).
+    pub async fn create_reason(&self, new: &NewReason) -> Result<ReasonId, StoreError> {
+        if new.deadline_minutes <= 0 {
+            return Err(StoreError::invalid("deadline_minutes", "must be positive"));
+        }
+        let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
+        dispatch!(self, create_reason(new, &key))
+    }
+
+    /// Sets one cell of the responsibility matrix, replacing what was there.
+    pub async fn set_responsibility(&self, cell: &Responsibility) -> Result<(), StoreError> {
+        dispatch!(self, set_responsibility(cell))
+    }
+
+    /// A tenant by code, with its city and time zone.
+    pub async fn tenant(&self, code: &str) -> Result<Option<Tenant>, StoreError> {
+        dispatch!(self, tenant(code))
+    }
+
+    /// Every tenant visible in `scope`.
+    pub async fn tenants(&self, scope: &TenantScope) -> Result<Vec<Tenant>, StoreError> {
+        dispatch!(self, tenants(scope))
+    }
+
+    /// A house by id.
+    pub async fn house(&self, id: HouseId) -> Result<Option<House>, StoreError> {
+        dispatch!(self, house(id))
+    }
+
+    /// Houses visible in `scope`, filtered and paginated.
+    pub async fn houses(
+        &self,
+        scope: &TenantScope,
+        filter: &HouseFilter,
+    ) -> Result<Page<House>, StoreError> {
+        let (offset, limit) = page_bounds(filter.offset, filter.limit);
+        let q = filter
+            .q
+            .as_deref()
+            .map(super::address::address_key)
+            .filter(|q| !q.is_empty());
+        dispatch!(
+            self,
+            houses(scope, filter.tenant.as_deref(), q.as_deref(), offset, limit)
+        )
+    }
+
+    /// Employees visible in `scope` (a supplier's dispatchers are visible to all).
+    pub async fn employees(
+        &self,
+        scope: &TenantScope,
+        tenant: Option<&str>,
+    ) -> Result<Vec<Employee>, StoreError> {
+        dispatch!(self, employees(scope, tenant))
+    }
+
+    /// The reasons a tenant's operator may pick: the shared catalogue plus the
+    /// tenant's own, optionally matching `query` (case-insensitive, any part of the
+    /// title or keywords) and a category.
+    pub async fn reasons(
+        &self,
+        tenant: Option<&str>,
+        query: Option<&str>,
+        category: Option<Category>,
+    ) -> Result<Vec<Reason>, StoreError> {
+        let words: Vec<String> = query
+            .map(search_key)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        dispatch!(self, reasons(tenant, &words, category))
+    }
+
+    /// The tenant's houses by [`address_key`](super::address::address_key), for
+    /// matching imported rows.
+    pub(crate) async fn house_keys(
+        &self,
+        tenant: &str,
+    ) -> Result<std::collections::HashMap<String, HouseId>, StoreError> {
+        dispatch!(self, house_keys(tenant))
+    }
+
+    /// A reason by id.
+    pub async fn reason(&self, id: ReasonId) -> Result<Option<Reason>, StoreError> {
+        dispatch!(self, reason(id))
+    }
+}

@@ -1,0 +1,126 @@
+// Queries of `store::contacts`, compiled once per dialect by `per_backend!`.
+
+use sqlx::{Pool, QueryBuilder, Row};
+
+use crate::store::backend::push_scope;
+
+pub(super) async fn learn(
+    pool: &Pool<Db>,
+    phone: &PhoneNumber,
+    tenant: &str,
+    house: HouseId,
+    apartment: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactId, StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let tenant_id: i64 = sqlx::query_scalar(
+        "SELECT h.tenant_id FROM houses h JOIN tenants t ON t.id = h.tenant_id WHERE h.id = $1 AND t.code = $2",
+    )
+    .bind(house.0)
+    .bind(tenant)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::not_found("house", house))?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, last_seen_at) \
+         VALUES ($1, $2, $3, $4, 'learnt', $5, $5) \
+         ON CONFLICT (phone, house_id, apartment) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+         RETURNING id",
+    )
+    .bind(phone.as_str())
+    .bind(tenant_id)
+    .bind(house.0)
+    .bind(apartment)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ContactId(id))
+}
+
+pub(super) async fn list(
+    pool: &Pool<Db>,
+    scope: &TenantScope,
+    filter: &ContactFilter,
+    digits: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<Page<Contact>, StoreError> {
+    let where_clause = |qb: &mut QueryBuilder<Db>| {
+        qb.push(" WHERE TRUE");
+        push_scope(qb, scope, "t.code");
+        if let Some(tenant) = &filter.tenant {
+            qb.push(" AND t.code = ").push_bind(tenant.clone());
+        }
+        if let Some(house) = filter.house_id {
+            qb.push(" AND c.house_id = ").push_bind(house.0);
+        }
+        if let Some(digits) = digits {
+            qb.push(" AND c.phone LIKE ")
+                .push_bind(format!("%{digits}%"));
+        }
+    };
+    let mut count = QueryBuilder::<Db>::new(
+        "SELECT COUNT(*) FROM contacts c JOIN tenants t ON t.id = c.tenant_id",
+    );
+    where_clause(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT c.id, c.phone, t.code AS tenant, c.house_id, h.address, c.apartment, c.source, \
+         c.created_at, c.last_seen_at FROM contacts c JOIN tenants t ON t.id = c.tenant_id \
+         JOIN houses h ON h.id = c.house_id",
+    );
+    where_clause(&mut qb);
+    qb.push(" ORDER BY c.last_seen_at DESC, c.id DESC LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let mut items = Vec::new();
+    for row in qb.build().fetch_all(pool).await? {
+        let source: String = row.try_get("source")?;
+        items.push(Contact {
+            id: ContactId(row.try_get("id")?),
+            phone: row.try_get("phone")?,
+            tenant: row.try_get("tenant")?,
+            house_id: HouseId(row.try_get("house_id")?),
+            address: row.try_get("address")?,
+            apartment: non_empty(row.try_get("apartment")?),
+            source: source.parse()?,
+            created_at: row.try_get("created_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+        });
+    }
+    Ok(Page {
+        items,
+        total,
+        offset,
+        limit,
+    })
+}
+
+pub(super) async fn insert_imported(
+    pool: &Pool<Db>,
+    tenant_id: i64,
+    rows: &[(HouseId, ContactRow)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    for chunk in rows.chunks(500) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, last_seen_at) ",
+        );
+        qb.push_values(chunk, |mut b, (house, row)| {
+            b.push_bind(row.phone.as_str().to_owned())
+                .push_bind(tenant_id)
+                .push_bind(house.0)
+                .push_bind(row.apartment.clone())
+                .push_bind("imported")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.push(" ON CONFLICT (phone, house_id, apartment) DO UPDATE SET last_seen_at = excluded.last_seen_at");
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
