@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::call::driver::CallStats;
-use crate::call::{Admission, CallControl};
+use crate::call::{Admission, CallControl, CallHandle};
 use crate::config::Config;
 use crate::console::{self, ConsoleState};
 use crate::events::EventBus;
@@ -55,6 +55,8 @@ pub struct Engine {
     pub events: EventBus,
     /// Call counters.
     pub calls: Arc<CallStats>,
+    /// Queries and orders for the call core.
+    pub call_handle: CallHandle,
     /// SIP transport counters.
     pub sip: Arc<crate::sip::transport::driver::TransportStats>,
     shutdown: watch::Sender<bool>,
@@ -109,7 +111,9 @@ impl Engine {
             endpoint,
             admission,
             tokio::time::Instant::now().into_std(),
+            chrono::Utc::now(),
         );
+        let (call_handle, queries) = CallHandle::channel();
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let core = tokio::spawn(crate::call::driver::run(
@@ -117,6 +121,7 @@ impl Engine {
             transports.clone(),
             transports.load(),
             inbound_rx,
+            queries,
             events.clone(),
             stats.clone(),
             shutdown_rx.clone(),
@@ -155,6 +160,7 @@ impl Engine {
             http_addr,
             events,
             calls: stats,
+            call_handle,
             sip: transports.stats(),
             shutdown,
             core,

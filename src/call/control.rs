@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::b2bua::{Bridge, InboundLeg, OutboundLeg, Pending, Side, body_of, map_failure};
+use super::handle::{Answer, Board, Query};
+use super::operators::{OperatorView, Operators};
 use super::routing::{Route, dialled, forward_uri, route, target_for};
 use super::trunks::{Health, Purpose, Trunks};
 use crate::config::{Config, NumberKind};
@@ -27,6 +29,7 @@ use crate::sip::registrar::{Registrar, RegistrarSettings, RegistrationChange};
 use crate::sip::transport::Target;
 use crate::sip::transport::driver::Inbound;
 use crate::sip::wire::{CSeq, Contact, Headers, Method, NameAddr, Request, Response};
+use chrono::{DateTime, Utc};
 
 /// An engine-wide call identifier (also the journal's key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -89,6 +92,8 @@ pub enum CallEvent {
         /// Whether it is now reachable.
         online: bool,
     },
+    /// An operator's state or registration changed.
+    OperatorState(OperatorView),
     /// A trunk went up or down.
     TrunkHealth {
         /// Trunk name.
@@ -148,6 +153,9 @@ pub struct CallControl {
     endpoint: Endpoint,
     registrar: Registrar,
     trunks: Trunks,
+    operators: Operators,
+    /// Wall-clock time at a monotonic instant: the core derives UTC from `now`.
+    wall_anchor: (Instant, DateTime<Utc>),
     trunk_tx: HashMap<ClientTx, (usize, Purpose)>,
     admission: Admission,
     rate: RateLimiter,
@@ -176,6 +184,7 @@ impl CallControl {
         mut endpoint: Endpoint,
         admission: Admission,
         now: Instant,
+        wall: DateTime<Utc>,
     ) -> Self {
         let burst = f64::from(admission.max_rate.max(1));
         let secret = format!("{:08x}{:08x}", endpoint.random_u32(), endpoint.random_u32());
@@ -185,11 +194,14 @@ impl CallControl {
         );
         let contact = endpoint.contact_uri(None, crate::sip::transport::TransportKind::Udp);
         let trunks = Trunks::new(&config.trunks, now, contact, &secret);
+        let operators = Operators::new(&config.operators, config.queue.wrap_up, now, wall);
         Self {
             config,
             endpoint,
             registrar,
             trunks,
+            operators,
+            wall_anchor: (now, wall),
             trunk_tx: HashMap::new(),
             admission,
             rate: RateLimiter {
@@ -249,9 +261,56 @@ impl CallControl {
         self.process(now);
     }
 
+    /// The wall-clock time at monotonic `now`.
+    pub fn wall(&self, now: Instant) -> DateTime<Utc> {
+        let (epoch, wall) = self.wall_anchor;
+        let elapsed =
+            chrono::Duration::from_std(now.saturating_duration_since(epoch)).unwrap_or_default();
+        wall + elapsed
+    }
+
+    /// Re-anchors wall-clock time (the driver does this now and then, so NTP
+    /// corrections reach the journal).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: DateTime<Utc>) {
+        self.wall_anchor = (now, wall);
+    }
+
+    /// Answers a query from the console or the API.
+    pub fn handle_query(&mut self, now: Instant, query: Query) -> Answer {
+        let answer = match query {
+            Query::Operators => Answer::Operators(self.operators.views()),
+            Query::SetOperatorState {
+                extension,
+                state,
+                reason,
+            } => {
+                let wall = self.wall(now);
+                Answer::OperatorState(self.operators.request(&extension, state, reason, now, wall))
+            }
+            Query::Board => Answer::Board(Board {
+                waiting: Vec::new(),
+                operators: self.operators.views(),
+                calls_active: self.calls.len(),
+            }),
+        };
+        self.report_operators();
+        answer
+    }
+
+    fn report_operators(&mut self) {
+        for view in self.operators.take_changes() {
+            self.events.push_back(CallEvent::OperatorState(view));
+        }
+    }
+
     /// Deadlines that have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
+        if self.operators.next_deadline().is_some_and(|at| at <= now) {
+            let wall = self.wall(now);
+            self.operators.handle_timeout(now, wall);
+            self.report_operators();
+        }
         while let Some((index, purpose, request, target)) = self.trunks.poll_request(now) {
             let tx = self.endpoint.send_request(now, request, target);
             self.trunk_tx.insert(tx, (index, purpose));
@@ -259,6 +318,8 @@ impl CallControl {
         if self.registrar.next_expiry().is_some_and(|at| at <= now) {
             for extension in self.registrar.expire(now) {
                 tracing::info!(%extension, "registration expired");
+                let wall = self.wall(now);
+                self.operators.set_registered(&extension, false, now, wall);
                 self.events.push_back(CallEvent::Registration {
                     extension,
                     online: false,
@@ -284,6 +345,7 @@ impl CallControl {
             self.endpoint.poll_timeout(),
             self.registrar.next_expiry(),
             self.trunks.next_deadline(),
+            self.operators.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -387,6 +449,12 @@ impl CallControl {
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
         self.endpoint.respond(now, tx, response);
+        if let Some(RegistrationChange::Online(e) | RegistrationChange::Offline(e)) = &change {
+            let wall = self.wall(now);
+            let online = matches!(change, Some(RegistrationChange::Online(_)));
+            self.operators.set_registered(e, online, now, wall);
+            self.report_operators();
+        }
         match change {
             Some(RegistrationChange::Online(extension)) => {
                 tracing::info!(%extension, %source, "operator softphone registered");

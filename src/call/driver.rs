@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::control::{CallControl, CallEvent};
+use super::handle::Envelope;
 use crate::events::EventBus;
 use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
 
@@ -41,6 +42,7 @@ pub async fn run(
     transports: Transports,
     load: Arc<CoreLoad>,
     mut inbound: mpsc::Receiver<Inbound>,
+    mut queries: mpsc::Receiver<Envelope>,
     events: EventBus,
     stats: Arc<CallStats>,
     mut shutdown: watch::Receiver<bool>,
@@ -66,7 +68,13 @@ pub async fn run(
                     }
                 }
             }
-            _ = sleep_until(deadline) => control.handle_timeout(now()),
+                        _ = sleep_until(deadline) => control.handle_timeout(now()),
+            query = queries.recv() => {
+                if let Some((query, reply)) = query {
+                    let answer = control.handle_query(now(), query);
+                    let _ = reply.send(answer);
+                }
+            }
             changed = shutdown.changed(), if !draining => {
                 if changed.is_err() || *shutdown.borrow() {
                     draining = true;
@@ -128,6 +136,10 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
                 None,
                 json!({ "call": call, "wait_ms": wait.as_millis() as u64 }),
             );
+        }
+        CallEvent::OperatorState(view) => {
+            let payload = serde_json::to_value(&view).unwrap_or_default();
+            bus.publish("operator.state", None, payload);
         }
         CallEvent::TrunkHealth {
             trunk,

@@ -4,7 +4,11 @@
 pub mod b2bua;
 pub mod control;
 pub mod driver;
+pub mod handle;
+pub mod operators;
 pub mod routing;
 pub mod trunks;
 
 pub use control::{Admission, CallControl, CallEvent, CallId, Disposition};
+pub use handle::CallHandle;
+pub use operators::{OperatorState, OperatorView};

@@ -1,0 +1,141 @@
+//! How the rest of the engine (the console's API, the demo, tests) talks to the call
+//! core: a cheap cloneable [`CallHandle`] that sends [`Query`]s over a channel and
+//! awaits the [`Answer`]. The core answers between two SIP messages, so a query
+//! never blocks a call.
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::operators::{OperatorError, OperatorState, OperatorView};
+
+/// A question or an order for the call core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Query {
+    /// Every operator and their state.
+    Operators,
+    /// Change an operator's state from the console.
+    SetOperatorState {
+        /// The operator.
+        extension: String,
+        /// Ready, paused or logged out.
+        state: OperatorState,
+        /// Why (required for a pause).
+        reason: Option<String>,
+    },
+    /// The supervisors' live board.
+    Board,
+}
+
+/// A call waiting for an operator, for the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingCall {
+    /// The call.
+    pub call: String,
+    /// The tenant, once known.
+    pub tenant: Option<String>,
+    /// The city.
+    pub city: Option<String>,
+    /// The number's kind.
+    pub number_kind: String,
+    /// The caller's number.
+    pub caller: String,
+    /// Seconds waited so far.
+    pub waited_s: u64,
+}
+
+/// The live board.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Board {
+    /// Calls waiting for an operator, longest first.
+    pub waiting: Vec<WaitingCall>,
+    /// Every operator.
+    pub operators: Vec<OperatorView>,
+    /// Calls in progress of any kind.
+    pub calls_active: usize,
+}
+
+/// The core's answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Answer {
+    /// For [`Query::Operators`].
+    Operators(Vec<OperatorView>),
+    /// For [`Query::SetOperatorState`].
+    OperatorState(Result<OperatorView, OperatorError>),
+    /// For [`Query::Board`].
+    Board(Board),
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandleError {
+    /// The call core has stopped (the engine is shutting down).
+    #[error("the call core is not running")]
+    Stopped,
+    /// The core answered something else (a bug).
+    #[error("unexpected answer from the call core")]
+    Unexpected,
+}
+
+/// A query in flight.
+pub type Envelope = (Query, oneshot::Sender<Answer>);
+
+/// The handle.
+#[derive(Debug, Clone)]
+pub struct CallHandle {
+    tx: mpsc::Sender<Envelope>,
+}
+
+impl CallHandle {
+    /// A handle and the receiving end the core's driver reads.
+    pub fn channel() -> (Self, mpsc::Receiver<Envelope>) {
+        let (tx, rx) = mpsc::channel(256);
+        (Self { tx }, rx)
+    }
+
+    async fn ask(&self, query: Query) -> Result<Answer, HandleError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((query, reply))
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        answer.await.map_err(|_| HandleError::Stopped)
+    }
+
+    /// Every operator and their state.
+    pub async fn operators(&self) -> Result<Vec<OperatorView>, HandleError> {
+        match self.ask(Query::Operators).await? {
+            Answer::Operators(v) => Ok(v),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+
+    /// Changes an operator's state; the outer error is the engine's, the inner the
+    /// request's.
+    pub async fn set_operator_state(
+        &self,
+        extension: &str,
+        state: OperatorState,
+        reason: Option<String>,
+    ) -> Result<Result<OperatorView, OperatorError>, HandleError> {
+        let query = Query::SetOperatorState {
+            extension: extension.to_owned(),
+            state,
+            reason,
+        };
+        match self.ask(query).await? {
+            Answer::OperatorState(r) => Ok(r),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+
+    /// The live board.
+    pub async fn board(&self) -> Result<Board, HandleError> {
+        match self.ask(Query::Board).await? {
+            Answer::Board(b) => Ok(b),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The operators: who can take a call now, and who has waited longest for one.
+//!
+//! Owns each operator's state (ready, busy, wrap-up, paused with a reason, logged
+//! out), when it last changed, whether their softphone is registered, and the
+//! automatic moves the engine makes: busy while a call is offered or connected,
+//! wrap-up after it, ready again when wrap-up ends. The queue picks the
+//! longest-idle ready operator who serves the call's tenant and city.
+//!
+//! Sans-IO: time is passed in; [`Operators::next_deadline`] is the end of the
+//! earliest wrap-up.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Operator, Role};
+
+/// An operator's state, as the console shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperatorState {
+    /// Waiting for calls.
+    Ready,
+    /// Being offered a call, or talking.
+    Busy,
+    /// Finishing the paperwork of the last call.
+    WrapUp,
+    /// Not taking calls for a while (with a reason).
+    Paused,
+    /// Not working.
+    LoggedOut,
+}
+
+impl OperatorState {
+    /// The name used in events and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorState::Ready => "ready",
+            OperatorState::Busy => "busy",
+            OperatorState::WrapUp => "wrap-up",
+            OperatorState::Paused => "paused",
+            OperatorState::LoggedOut => "logged-out",
+        }
+    }
+}
+
+/// What the console and the board see of an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorView {
+    /// Extension (SIP user).
+    pub extension: String,
+    /// Display name.
+    pub name: String,
+    /// Console role.
+    pub role: Role,
+    /// Current state.
+    pub state: OperatorState,
+    /// Why paused, if paused.
+    pub reason: Option<String>,
+    /// When the state last changed (UTC).
+    pub since: DateTime<Utc>,
+    /// Whether a softphone is registered for the extension.
+    pub registered: bool,
+    /// The call they are on or being offered, if any.
+    pub call: Option<String>,
+    /// Tenants served (empty: all).
+    pub tenants: Vec<String>,
+    /// Cities served (empty: all).
+    pub cities: Vec<String>,
+}
+
+/// Why a state change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperatorError {
+    /// No such extension.
+    #[error("no operator with extension {0}")]
+    Unknown(String),
+    /// Busy and wrap-up are the engine's to set.
+    #[error("state {0} is set by the engine, not by hand")]
+    NotManual(&'static str),
+    /// A pause needs a reason.
+    #[error("a pause needs a reason")]
+    PauseNeedsReason,
+    /// Cannot leave while on a call.
+    #[error("operator {0} is on a call")]
+    OnCall(String),
+}
+
+struct Entry {
+    config: Operator,
+    state: OperatorState,
+    reason: Option<String>,
+    changed: Instant,
+    changed_wall: DateTime<Utc>,
+    registered: bool,
+    call: Option<String>,
+    wrap_up_until: Option<Instant>,
+}
+
+impl Entry {
+    fn view(&self) -> OperatorView {
+        OperatorView {
+            extension: self.config.extension.clone(),
+            name: self.config.name.clone(),
+            role: self.config.role,
+            state: self.state,
+            reason: self.reason.clone(),
+            since: self.changed_wall,
+            registered: self.registered,
+            call: self.call.clone(),
+            tenants: self.config.tenants.clone(),
+            cities: self.config.cities.clone(),
+        }
+    }
+
+    fn serves(&self, tenant: Option<&str>, city: Option<&str>) -> bool {
+        let tenant_ok = self.config.tenants.is_empty()
+            || tenant.is_none_or(|t| self.config.tenants.iter().any(|x| x == t));
+        let city_ok = self.config.cities.is_empty()
+            || city.is_none_or(|c| self.config.cities.iter().any(|x| x == c));
+        tenant_ok && city_ok
+    }
+}
+
+/// Every operator of the configuration.
+pub struct Operators {
+    entries: Vec<Entry>,
+    wrap_up: Duration,
+    changes: Vec<OperatorView>,
+}
+
+impl std::fmt::Debug for Operators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operators")
+            .field("count", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operators {
+    /// The configured operators, all logged out.
+    pub fn new(config: &[Operator], wrap_up: Duration, now: Instant, wall: DateTime<Utc>) -> Self {
+        let entries = config
+            .iter()
+            .filter(|o| o.role == Role::Operator)
+            .map(|o| Entry {
+                config: o.clone(),
+                state: OperatorState::LoggedOut,
+                reason: None,
+                changed: now,
+                changed_wall: wall,
+                registered: false,
+                call: None,
+                wrap_up_until: None,
+            })
+            .collect();
+        Self {
+            entries,
+            wrap_up,
+            changes: Vec::new(),
+        }
+    }
+
+    fn entry(&mut self, extension: &str) -> Option<&mut Entry> {
+        self.entries
+            .iter_mut()
+            .find(|e| e.config.extension == extension)
+    }
+
+    fn set(
+        &mut self,
+        extension: &str,
+        state: OperatorState,
+        reason: Option<String>,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) {
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        if e.state == state && e.reason == reason {
+            return;
+        }
+        e.state = state;
+        e.reason = reason;
+        e.changed = now;
+        e.changed_wall = wall;
+        if state != OperatorState::WrapUp {
+            e.wrap_up_until = None;
+        }
+        let view = e.view();
+        self.changes.push(view);
+    }
+
+    /// Every operator.
+    pub fn views(&self) -> Vec<OperatorView> {
+        self.entries.iter().map(Entry::view).collect()
+    }
+
+    /// One operator.
+    pub fn view(&self, extension: &str) -> Option<OperatorView> {
+        self.entries
+            .iter()
+            .find(|e| e.config.extension == extension)
+            .map(Entry::view)
+    }
+
+    /// Changes to report since the last call.
+    pub fn take_changes(&mut self) -> Vec<OperatorView> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// A change asked for from the console: ready, paused (with a reason) or logged
+    /// out.
+    pub fn request(
+        &mut self,
+        extension: &str,
+        state: OperatorState,
+        reason: Option<String>,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Result<OperatorView, OperatorError> {
+        let current = self
+            .entry(extension)
+            .ok_or_else(|| OperatorError::Unknown(extension.to_owned()))?;
+        match state {
+            OperatorState::Busy | OperatorState::WrapUp => {
+                return Err(OperatorError::NotManual(state.as_str()));
+            }
+            OperatorState::Paused if reason.as_deref().is_none_or(|r| r.trim().is_empty()) => {
+                return Err(OperatorError::PauseNeedsReason);
+            }
+            OperatorState::LoggedOut if current.call.is_some() => {
+                return Err(OperatorError::OnCall(extension.to_owned()));
+            }
+            _ => {}
+        }
+        // While busy or in wrap-up, a requested pause or ready takes effect after
+        // the call: remember it as the state to return to.
+        let keep_reason = if state == OperatorState::Paused {
+            reason
+        } else {
+            None
+        };
+        if current.call.is_some() {
+            current.reason = keep_reason;
+            return Ok(current.view());
+        }
+        self.set(extension, state, keep_reason, now, wall);
+        self.view(extension)
+            .ok_or_else(|| OperatorError::Unknown(extension.to_owned()))
+    }
+
+    /// The softphone registered or lost its registration.
+    pub fn set_registered(
+        &mut self,
+        extension: &str,
+        registered: bool,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) {
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        if e.registered == registered {
+            return;
+        }
+        e.registered = registered;
+        e.changed_wall = wall;
+        let view = e.view();
+        self.changes.push(view);
+        let _ = now;
+    }
+
+    /// The longest-idle ready, registered operator serving `tenant` and `city`,
+    /// other than those in `skip` (already tried for this call).
+    pub fn pick(
+        &self,
+        tenant: Option<&str>,
+        city: Option<&str>,
+        skip: &[String],
+    ) -> Option<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == OperatorState::Ready && e.registered && e.call.is_none())
+            .filter(|e| e.serves(tenant, city) && !skip.contains(&e.config.extension))
+            .min_by_key(|e| e.changed)
+            .map(|e| e.config.extension.clone())
+    }
+
+    /// Whether anyone at all could take a call for `tenant`/`city` now.
+    pub fn any_ready(&self, tenant: Option<&str>, city: Option<&str>) -> bool {
+        self.pick(tenant, city, &[]).is_some()
+    }
+
+    /// The operator is being offered (or is on) `call`.
+    pub fn engage(&mut self, extension: &str, call: &str, now: Instant, wall: DateTime<Utc>) {
+        if let Some(e) = self.entry(extension) {
+            e.call = Some(call.to_owned());
+        }
+        self.set(extension, OperatorState::Busy, None, now, wall);
+    }
+
+    /// The offer was not taken (no answer, rejected): back to ready without
+    /// wrap-up, but with the idle clock restarted so the next call goes to
+    /// someone else first.
+    pub fn release(&mut self, extension: &str, now: Instant, wall: DateTime<Utc>) {
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        e.call = None;
+        let back_to = if e.reason.is_some() {
+            OperatorState::Paused
+        } else {
+            OperatorState::Ready
+        };
+        let reason = e.reason.clone();
+        self.set(extension, back_to, reason, now, wall);
+    }
+
+    /// The call ended: wrap-up, then back to ready (or to the pause asked for
+    /// meanwhile).
+    pub fn finish_call(&mut self, extension: &str, now: Instant, wall: DateTime<Utc>) {
+        let wrap_up = self.wrap_up;
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        e.call = None;
+        if wrap_up.is_zero() {
+            return self.release(extension, now, wall);
+        }
+        let reason = e.reason.clone();
+        self.set(extension, OperatorState::WrapUp, reason, now, wall);
+        if let Some(e) = self.entry(extension) {
+            e.wrap_up_until = Some(now + wrap_up);
+        }
+    }
+
+    /// The earliest end of a wrap-up.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries.iter().filter_map(|e| e.wrap_up_until).min()
+    }
+
+    /// Ends the wrap-ups due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, wall: DateTime<Utc>) {
+        let due: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.wrap_up_until.is_some_and(|t| t <= now))
+            .map(|e| e.config.extension.clone())
+            .collect();
+        for extension in due {
+            self.release(&extension, now, wall);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn ops(now: Instant) -> Operators {
+        let c = Config::parse(
+            "[[operator]]\nextension=\"1001\"\npassword=\"pass1\"\n[[operator]]\nextension=\"1002\"\npassword=\"pass2\"\ntenants=[\"uyut\"]\n[[operator]]\nextension=\"2001\"\npassword=\"pass3\"\nrole=\"supervisor\"\n",
+            Path::new("t"),
+        )
+        .unwrap();
+        Operators::new(&c.operators, Duration::from_secs(10), now, Utc::now())
+    }
+
+    #[test]
+    fn longest_idle_ready_and_registered_operator_is_picked() {
+        let t0 = Instant::now();
+        let w = Utc::now();
+        let mut o = ops(t0);
+        assert_eq!(o.views().len(), 2, "supervisors take no calls");
+        o.request("1001", OperatorState::Ready, None, t0, w)
+            .unwrap();
+        o.request(
+            "1002",
+            OperatorState::Ready,
+            None,
+            t0 + Duration::from_secs(1),
+            w,
+        )
+        .unwrap();
+        assert_eq!(o.pick(None, None, &[]), None, "nobody registered");
+        o.set_registered("1001", true, t0, w);
+        o.set_registered("1002", true, t0, w);
+        assert_eq!(o.pick(None, None, &[]).as_deref(), Some("1001"));
+        assert_eq!(
+            o.pick(Some("etalon"), None, &[]).as_deref(),
+            Some("1001"),
+            "1002 serves uyut only"
+        );
+        assert_eq!(
+            o.pick(None, None, &["1001".into()]).as_deref(),
+            Some("1002")
+        );
+    }
+
+    #[test]
+    fn busy_then_wrap_up_then_ready_with_a_pause_asked_meanwhile() {
+        let t0 = Instant::now();
+        let w = Utc::now();
+        let mut o = ops(t0);
+        o.set_registered("1001", true, t0, w);
+        o.request("1001", OperatorState::Ready, None, t0, w)
+            .unwrap();
+        o.engage("1001", "c1", t0, w);
+        assert_eq!(o.view("1001").unwrap().state, OperatorState::Busy);
+        assert_eq!(
+            o.request("1001", OperatorState::LoggedOut, None, t0, w),
+            Err(OperatorError::OnCall("1001".into()))
+        );
+        assert_eq!(
+            o.request("1001", OperatorState::Busy, None, t0, w),
+            Err(OperatorError::NotManual("busy"))
+        );
+        o.request("1001", OperatorState::Paused, Some("lunch".into()), t0, w)
+            .unwrap();
+        o.finish_call("1001", t0 + Duration::from_secs(60), w);
+        assert_eq!(o.view("1001").unwrap().state, OperatorState::WrapUp);
+        assert_eq!(o.next_deadline(), Some(t0 + Duration::from_secs(70)));
+        o.handle_timeout(t0 + Duration::from_secs(70), w);
+        let v = o.view("1001").unwrap();
+        assert_eq!(
+            (v.state, v.reason.as_deref()),
+            (OperatorState::Paused, Some("lunch"))
+        );
+        assert!(o.take_changes().len() >= 4);
+    }
+}
