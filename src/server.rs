@@ -116,16 +116,16 @@ impl Engine {
         let (call_handle, queries) = CallHandle::channel();
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let core = tokio::spawn(crate::call::driver::run(
+        let core = tokio::spawn(crate::call::driver::run(crate::call::driver::Core {
             control,
-            transports.clone(),
-            transports.load(),
-            inbound_rx,
+            transports: transports.clone(),
+            load: transports.load(),
+            inbound: inbound_rx,
             queries,
-            events.clone(),
-            stats.clone(),
-            shutdown_rx.clone(),
-        ));
+            events: events.clone(),
+            stats: stats.clone(),
+            shutdown: shutdown_rx.clone(),
+        }));
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
             .await

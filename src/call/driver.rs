@@ -35,18 +35,38 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Runs the call core until `shutdown` turns true and every call has ended (or
-/// `drain_timeout` has passed).
-pub async fn run(
-    mut control: CallControl,
-    transports: Transports,
-    load: Arc<CoreLoad>,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut queries: mpsc::Receiver<Envelope>,
-    events: EventBus,
-    stats: Arc<CallStats>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Everything the call core's task owns.
+pub struct Core {
+    /// The sans-IO core.
+    pub control: CallControl,
+    /// Where its messages go.
+    pub transports: Transports,
+    /// The lag gauge the receive tasks shed by.
+    pub load: Arc<CoreLoad>,
+    /// What the transports deliver.
+    pub inbound: mpsc::Receiver<Inbound>,
+    /// Queries from the console and API.
+    pub queries: mpsc::Receiver<Envelope>,
+    /// Where events are published.
+    pub events: EventBus,
+    /// Counters for /metrics.
+    pub stats: Arc<CallStats>,
+    /// Turns true on SIGTERM.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs the call core until `shutdown` turns true and every call has ended.
+pub async fn run(core: Core) {
+    let Core {
+        mut control,
+        transports,
+        load,
+        mut inbound,
+        mut queries,
+        events,
+        stats,
+        mut shutdown,
+    } = core;
     let mut draining = false;
     loop {
         flush(&mut control, &transports, &events, &stats);
