@@ -10,7 +10,7 @@
 //! Options: `--contacts N` (1000000), `--tickets N` (100000), `--houses N` (20000),
 //! `--lookups N` (20000), `--creates N` (2000). The database should be empty; it is
 //! migrated and bulk-loaded with multi-row inserts in large transactions. See
-//! `scripts/bench-store.sh`, which runs both dialects on throwaway databases.
+//! `scripts/bench-store`, which runs both dialects on throwaway databases.
 
 use std::time::{Duration, Instant};
 
