@@ -114,6 +114,10 @@ pub struct SipSettings {
     pub user_agent: String,
     /// The realm in operator digest challenges.
     pub realm: String,
+    /// Digest algorithms offered to softphones, in order of preference (RFC 8760:
+    /// a UA takes the first it supports; SIPp 3.6 and some older softphones only
+    /// read the first challenge and only do MD5, so list MD5 first for them).
+    pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
 }
 
 /// The `[http]` section.
@@ -482,6 +486,7 @@ struct RawSip {
     max_call_rate: u32,
     user_agent: String,
     realm: String,
+    digest_algorithms: Vec<Spanned<String>>,
 }
 
 impl Default for RawSip {
@@ -497,6 +502,10 @@ impl Default for RawSip {
             max_call_rate: 2000,
             user_agent: concat!("dispatchline/", env!("CARGO_PKG_VERSION")).into(),
             realm: "dispatchline".into(),
+            digest_algorithms: vec![
+                Spanned::new(0..0, "SHA-256".into()),
+                Spanned::new(0..0, "MD5".into()),
+            ],
         }
     }
 }
@@ -928,6 +937,26 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
     let numbers = validate_numbers(&raw.number, &trunk_names, &menu_names, faults);
     let operators = validate_operators(&raw.operator, faults);
 
+    let mut digest_algorithms = Vec::new();
+    for name in &raw.sip.digest_algorithms {
+        match crate::sip::digest::Algorithm::from_name(name.get_ref()) {
+            Some(a) if !digest_algorithms.contains(&a) => digest_algorithms.push(a),
+            Some(_) => {}
+            None => faults.at(
+                Some(&name.span()),
+                format!(
+                    "digest algorithm `{}` is not MD5 or SHA-256",
+                    name.get_ref()
+                ),
+            ),
+        }
+    }
+    if digest_algorithms.is_empty() {
+        faults.at(
+            None,
+            "[sip] digest_algorithms must name at least one of MD5, SHA-256".into(),
+        );
+    }
     let sip = SipSettings {
         listen: sip_listen?,
         advertised_address,
@@ -939,6 +968,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         max_call_rate: raw.sip.max_call_rate,
         user_agent: raw.sip.user_agent,
         realm: raw.sip.realm,
+        digest_algorithms,
     };
     Some(Config {
         sip,

@@ -189,7 +189,8 @@ impl CallControl {
         let burst = f64::from(admission.max_rate.max(1));
         let secret = format!("{:08x}{:08x}", endpoint.random_u32(), endpoint.random_u32());
         let registrar = Registrar::new(
-            DigestAuth::new(&config.sip.realm, &secret, now),
+            DigestAuth::new(&config.sip.realm, &secret, now)
+                .with_algorithms(&config.sip.digest_algorithms),
             RegistrarSettings::default(),
         );
         let contact = endpoint.contact_uri(None, crate::sip::transport::TransportKind::Udp);

@@ -31,6 +31,11 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm a configuration names (`MD5`, `SHA-256`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::from_token(Some(name.trim()))
+    }
+
     fn from_token(token: Option<&str>) -> Option<Self> {
         match token {
             None => Some(Algorithm::Md5),
@@ -90,20 +95,32 @@ pub enum DigestError {
 #[derive(Debug, Clone)]
 pub struct DigestAuth {
     realm: String,
+    algorithms: Vec<Algorithm>,
     secret: String,
     epoch: Instant,
     nonce_lifetime: Duration,
 }
 
 impl DigestAuth {
-    /// An authenticator for `realm`; `secret` keys the nonces (random per process).
+    /// An authenticator for `realm` offering SHA-256 then MD5; `secret` keys the
+    /// nonces (random per process).
     pub fn new(realm: &str, secret: &str, epoch: Instant) -> Self {
         Self {
             realm: realm.to_owned(),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             secret: secret.to_owned(),
             epoch,
             nonce_lifetime: Duration::from_secs(300),
         }
+    }
+
+    /// The same authenticator offering `algorithms`, in this order (ignored when
+    /// empty).
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        if !algorithms.is_empty() {
+            self.algorithms = algorithms.to_vec();
+        }
+        self
     }
 
     /// The realm.
@@ -116,12 +133,12 @@ impl DigestAuth {
         format!("{issued:x}.{}", &mac[..32])
     }
 
-    /// WWW-Authenticate values: SHA-256 first, then MD5 (RFC 8760 §2.4: a UA uses
-    /// the first it supports).
+    /// WWW-Authenticate values, one per offered algorithm in order of preference
+    /// (RFC 8760 §2.4: a UA uses the first it supports).
     pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
         let issued = now.saturating_duration_since(self.epoch).as_secs();
         let nonce = self.nonce_at(issued);
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|alg| {
                 let mut c = format!(
@@ -156,8 +173,9 @@ impl DigestAuth {
         if field("realm")? != self.realm {
             return Err(DigestError::Realm);
         }
-        let algorithm =
-            Algorithm::from_token(creds.get("algorithm")).ok_or(DigestError::Algorithm)?;
+        let algorithm = Algorithm::from_token(creds.get("algorithm"))
+            .filter(|a| self.algorithms.contains(a))
+            .ok_or(DigestError::Algorithm)?;
         let nonce = field("nonce")?;
         let uri = field("uri")?;
         let response = field("response")?;

@@ -32,6 +32,33 @@ pub struct Binding {
     pub cseq: u32,
 }
 
+impl Binding {
+    /// Where requests to this binding go. When the Contact's host is the very IP the
+    /// REGISTER came from, nothing rewrote the address on the way and the Contact
+    /// (with its port and transport) is used as registered; otherwise a NAT sits in
+    /// between and only the REGISTER's source address reaches the softphone.
+    pub fn target(&self) -> Target {
+        let uri = &self.contact.uri;
+        let contact_ip = uri.host().and_then(super::wire::Host::ip);
+        if contact_ip == Some(self.source.addr.ip()) {
+            let port = uri.port().unwrap_or(5060);
+            let transport = uri
+                .transport()
+                .and_then(|t| super::transport::TransportKind::from_token(&t))
+                .unwrap_or(self.source.transport);
+            if transport == self.source.transport && port == self.source.addr.port() {
+                return self.source;
+            }
+            return Target {
+                transport,
+                addr: std::net::SocketAddr::new(self.source.addr.ip(), port),
+                connection: None,
+            };
+        }
+        self.source
+    }
+}
+
 /// What a REGISTER changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistrationChange {
@@ -347,6 +374,8 @@ mod tests {
         let b = &reg.bindings("1001", t0)[0];
         assert_eq!(b.contact.uri.as_str(), "sip:1001@192.0.2.5:5062;ob");
         assert_eq!(b.source, src());
+        // The Contact's host (192.0.2.5) is the source's: its port is trusted.
+        assert_eq!(b.target(), Target::udp("192.0.2.5:5062".parse().unwrap()));
         assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(120)));
         assert_eq!(
             reg.expire(t0 + Duration::from_secs(121)),
@@ -370,5 +399,17 @@ mod tests {
         let (r, change) = authed(&mut reg, t0, "*", "0", 9, "pa55");
         assert_eq!(r.status, 200);
         assert_eq!(change, Some(RegistrationChange::Offline("1001".into())));
+    }
+
+    #[test]
+    fn a_contact_behind_nat_is_reached_at_the_source() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        authed(&mut reg, t0, "<sip:1001@10.0.0.7:5062>", "120", 1, "pa55");
+        assert_eq!(
+            reg.bindings("1001", t0)[0].target(),
+            src(),
+            "private Contact: use where it came from"
+        );
     }
 }

@@ -12,7 +12,7 @@ use dispatchline::server::Engine;
 pub fn base_config() -> String {
     let dir = scratch_dir();
     format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+        "[sip]\nlisten = \"127.0.0.1:0\"\n# SIPp 3.6 only reads the first challenge and only does MD5.\ndigest_algorithms = [\"MD5\", \"SHA-256\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
          [database]\nurl = \"sqlite://{0}/dispatchline.db\"\ndata_dir = \"{0}\"\n\n\
          [media]\nrecord_calls = false\n\n",
         dir.display()
