@@ -8,6 +8,9 @@ pub enum Error {
     /// The configuration file has faults (each listed as `file:line: message`).
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The media layer failed (ports, prompts, recording).
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
     /// An operating-system level failure (binding a socket, reading a file).
     #[error("{context}: {source}")]
     Io {

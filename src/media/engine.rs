@@ -1,0 +1,1072 @@
+//! The media engine: the driver that gives [`LegSession`]s sockets, a clock and a
+//! disk, behind a cheap, cloneable, never-blocking handle ([`MediaEngine`]).
+//!
+//! # Threads and tasks
+//!
+//! - **Shards.** Legs are spread over `EngineOptions::shards` OS threads (one per
+//!   core by default). A shard owns its legs' sessions and their sending sockets and
+//!   wakes on an absolute 20 ms grid (`origin + k·20 ms`, never `sleep(20ms)` in a
+//!   loop): at each tick it runs every leg whose deadline has come, in a stable order,
+//!   so each leg's packets leave at the same offset within every tick and a long
+//!   prompt never drifts. One wake-up per tick serves a thousand legs; there is no
+//!   timer per leg. Sessions are only ever touched by their shard (no locks on the
+//!   media path).
+//! - **Readers.** Each socket (RTP and RTCP) has a tokio task that receives
+//!   datagrams, stamps their arrival time and hands them to the owning shard over a
+//!   channel. Commands from the handle travel over the same channel, so a leg sees
+//!   packets and commands in one order.
+//! - **Writer.** One thread ([`RecordingWriter`]) owns every recording file; shards
+//!   hand it one-second chunks, so no disk IO happens on a shard.
+//!
+//! Relayed packets between legs on different shards cross as a message to the other
+//! shard; legs on the same shard are relayed inline.
+//!
+//! # Events
+//!
+//! [`MediaEvent`]s go out on an unbounded channel: they are few (a handful per call)
+//! and the media path must never wait for the call layer.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::AbortHandle;
+
+use super::playback::{Cursor, Playlist};
+use super::prompts::PromptLibrary;
+use super::recording::{RecordingId, RecordingWriter, WriterCommand, WriterReport};
+use super::relay::RelayFrame;
+use super::rtp::Ssrc;
+use super::sdp::Negotiated;
+use super::session::{LegConfig, LegEvent, LegSession, SocketKind, Transmit};
+use super::{LegId, MediaError, MediaEvent, PlaybackId};
+use crate::config::MediaSettings;
+
+/// The pacing interval of every shard.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// Tuning the configuration file does not carry.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Pacing threads; each owns a share of the legs. Default: one per core, at most 4.
+    pub shards: usize,
+    /// RTCP report interval (RFC 3550 §6.2 suggests 5 s); zero disables reports.
+    pub rtcp_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            shards: cores.clamp(1, 4),
+            rtcp_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A snapshot of the engine's counters, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaStats {
+    /// Legs open now.
+    pub legs_active: u64,
+    /// Datagrams received (RTP and RTCP).
+    pub packets_in: u64,
+    /// Datagrams sent.
+    pub packets_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Datagrams the engine failed to send (lost by the engine).
+    pub send_errors: u64,
+    /// Packets lost by the network on the way to us (RFC 3550 §A.3, all legs).
+    pub lost: u64,
+    /// Packets that arrived after a newer one.
+    pub late: u64,
+    /// Datagrams that were not valid RTP/RTCP, or came from an unlatched address.
+    pub dropped: u64,
+    /// Playback frames skipped because a shard woke too late.
+    pub frames_skipped: u64,
+    /// Ticks a shard missed entirely (it was busy past the next tick).
+    pub ticks_missed: u64,
+    /// Recordings running now.
+    pub recordings_active: u64,
+    /// Recordings completed and on disk.
+    pub recordings_ready: u64,
+    /// Recordings ended with no audio (no file).
+    pub recordings_discarded: u64,
+    /// Recordings that failed to write.
+    pub recordings_failed: u64,
+    /// DTMF keys detected.
+    pub dtmf_detected: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    legs_active: AtomicU64,
+    packets_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    send_errors: AtomicU64,
+    ticks_missed: AtomicU64,
+    recordings_active: AtomicU64,
+    recordings_ready: AtomicU64,
+    recordings_discarded: AtomicU64,
+    recordings_failed: AtomicU64,
+    dtmf_detected: AtomicU64,
+    /// Per shard, refreshed about once a second.
+    per_shard: Mutex<Vec<ShardTotals>>,
+}
+
+/// Counters a shard sums over its sessions.
+#[derive(Debug, Clone, Copy, Default)]
+struct ShardTotals {
+    lost: u64,
+    late: u64,
+    dropped: u64,
+    skipped: u64,
+}
+
+impl ShardTotals {
+    fn add(&mut self, s: &super::session::LegStats) {
+        self.lost += s.lost;
+        self.late += s.late;
+        self.dropped += s.malformed + s.foreign;
+        self.skipped += s.frames_skipped;
+    }
+}
+
+fn inc(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn dec(c: &AtomicU64) {
+    // Saturating: a counter never wraps below zero even if events are duplicated.
+    let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks leaves consistent data
+    // (plain inserts/removes), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Even/odd port pairs from the configured range, handed out round-robin so a port
+/// just closed is not reused at once (stale packets of the old call would land in
+/// the new one).
+#[derive(Debug)]
+struct PortPool {
+    first: u16,
+    last_pair: u16,
+    next: u16,
+    in_use: HashSet<u16>,
+}
+
+impl PortPool {
+    fn new(min: u16, max: u16) -> Self {
+        let first = min.saturating_add(min % 2);
+        let last_pair = if max % 2 == 1 {
+            max - 1
+        } else {
+            max.saturating_sub(2)
+        };
+        Self {
+            first,
+            last_pair,
+            next: first,
+            in_use: HashSet::new(),
+        }
+    }
+
+    fn pairs(&self) -> usize {
+        if self.last_pair < self.first {
+            0
+        } else {
+            usize::from((self.last_pair - self.first) / 2) + 1
+        }
+    }
+
+    fn allocate(&mut self, ip: IpAddr) -> Option<(u16, UdpSocket, UdpSocket)> {
+        for _ in 0..self.pairs() {
+            let port = self.next;
+            self.next = if port >= self.last_pair {
+                self.first
+            } else {
+                port + 2
+            };
+            if self.in_use.contains(&port) {
+                continue;
+            }
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, port)) else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)) else {
+                continue;
+            };
+            self.in_use.insert(port);
+            return Some((port, rtp, rtcp));
+        }
+        None
+    }
+
+    fn release(&mut self, port: u16) {
+        self.in_use.remove(&port);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LegInfo {
+    peer: Option<LegId>,
+    dtmf: bool,
+}
+
+enum ShardMsg {
+    Open {
+        leg: LegId,
+        port: u16,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        readers: [AbortHandle; 2],
+        cfg: LegConfig,
+    },
+    Datagram {
+        leg: LegId,
+        kind: SocketKind,
+        from: SocketAddr,
+        at: Instant,
+        data: Vec<u8>,
+    },
+    SetRemote(LegId, Negotiated),
+    Play(LegId, PlaybackId, Cursor),
+    StopPlayback(LegId),
+    Bridge(LegId, Option<LegId>),
+    Relay(LegId, RelayFrame),
+    StartRecording(LegId, RecordingId, Arc<Path>),
+    StopRecording(LegId, RecordingId),
+    SendDtmf(LegId, char, Duration),
+    Close(LegId),
+    Shutdown,
+}
+
+struct Inner {
+    bind_ip: IpAddr,
+    settings: MediaSettings,
+    options: EngineOptions,
+    prompts: Arc<PromptLibrary>,
+    ports: Arc<Mutex<PortPool>>,
+    shards: Vec<Sender<ShardMsg>>,
+    legs: Mutex<HashMap<LegId, LegInfo>>,
+    recordings: Mutex<HashMap<RecordingId, LegId>>,
+    ids: AtomicU64,
+    random: Mutex<u64>,
+    counters: Arc<Counters>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for s in &self.shards {
+            let _ = s.send(ShardMsg::Shutdown);
+        }
+    }
+}
+
+/// The media engine handle. Cheap to clone; every method returns at once (commands
+/// are queued to the shard that owns the leg), so the call layer's driver can call
+/// it inline.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("bind_ip", &self.inner.bind_ip)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+impl MediaEngine {
+    /// Starts the engine with default [`EngineOptions`]. Must be called inside a
+    /// tokio runtime (socket readers are tokio tasks).
+    pub fn start(
+        settings: &MediaSettings,
+        prompts: Arc<PromptLibrary>,
+        bind_ip: IpAddr,
+    ) -> Result<(Self, UnboundedReceiver<MediaEvent>), MediaError> {
+        Self::start_with(settings, prompts, bind_ip, EngineOptions::default())
+    }
+
+    /// Starts the engine with explicit options.
+    pub fn start_with(
+        settings: &MediaSettings,
+        prompts: Arc<PromptLibrary>,
+        bind_ip: IpAddr,
+        options: EngineOptions,
+    ) -> Result<(Self, UnboundedReceiver<MediaEvent>), MediaError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| MediaError::Io {
+            context: "the media engine needs a tokio runtime".into(),
+            source: std::io::Error::other(e),
+        })?;
+        let (events_tx, events_rx) = unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let writer_events = events_tx.clone();
+        let writer_counters = counters.clone();
+        let (writer, _writer_thread) = RecordingWriter::spawn(move |report| {
+            let event = match report {
+                WriterReport::Ready {
+                    id,
+                    path,
+                    duration,
+                    bytes,
+                } => {
+                    inc(&writer_counters.recordings_ready, 1);
+                    MediaEvent::RecordingReady {
+                        id,
+                        path,
+                        duration,
+                        bytes,
+                    }
+                }
+                WriterReport::Failed { id, path, error } => {
+                    inc(&writer_counters.recordings_failed, 1);
+                    MediaEvent::RecordingFailed { id, path, error }
+                }
+            };
+            let _ = writer_events.send(event);
+        })
+        .map_err(|source| MediaError::Io {
+            context: "starting the recording writer".into(),
+            source,
+        })?;
+        let nshards = options.shards.max(1);
+        *lock(&counters.per_shard) = vec![ShardTotals::default(); nshards];
+        let ports = Arc::new(Mutex::new(PortPool::new(
+            settings.rtp_port_min,
+            settings.rtp_port_max,
+        )));
+        let mut senders = Vec::with_capacity(nshards);
+        let mut receivers = Vec::with_capacity(nshards);
+        for _ in 0..nshards {
+            let (tx, rx) = std::sync::mpsc::channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        for (index, rx) in receivers.into_iter().enumerate() {
+            let shard = Shard {
+                index,
+                rx,
+                peers: senders.clone(),
+                legs: BTreeMap::new(),
+                events: events_tx.clone(),
+                writer: writer.clone(),
+                counters: counters.clone(),
+                ports: ports.clone(),
+                last_now: Instant::now(),
+                retired: ShardTotals::default(),
+            };
+            std::thread::Builder::new()
+                .name(format!("media-shard-{index}"))
+                .spawn(move || shard.run())
+                .map_err(|source| MediaError::Io {
+                    context: "starting a media shard".into(),
+                    source,
+                })?;
+        }
+        drop(writer);
+        let seed = {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            h.finish()
+        };
+        let inner = Inner {
+            bind_ip,
+            settings: settings.clone(),
+            options,
+            prompts,
+            ports,
+            shards: senders,
+            legs: Mutex::new(HashMap::new()),
+            recordings: Mutex::new(HashMap::new()),
+            ids: AtomicU64::new(1),
+            random: Mutex::new(seed),
+            counters,
+            runtime,
+        };
+        Ok((
+            Self {
+                inner: Arc::new(inner),
+            },
+            events_rx,
+        ))
+    }
+
+    /// The prompt library the engine plays from.
+    pub fn prompts(&self) -> &Arc<PromptLibrary> {
+        &self.inner.prompts
+    }
+
+    fn next_id(&self) -> u64 {
+        self.inner.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// SplitMix64 over a seed from the OS: SSRCs and initial sequence numbers and
+    /// timestamps need to be unpredictable enough to tell streams apart, not secret.
+    fn random(&self) -> u64 {
+        let mut state = lock(&self.inner.random);
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn shard_of(&self, leg: LegId) -> &Sender<ShardMsg> {
+        let n = self.inner.shards.len() as u64;
+        // `shards` is never empty (start_with makes at least one).
+        &self.inner.shards[(leg.0 % n) as usize]
+    }
+
+    fn send(&self, leg: LegId, msg: ShardMsg) -> Result<(), MediaError> {
+        self.shard_of(leg)
+            .send(msg)
+            .map_err(|_| MediaError::Stopped)
+    }
+
+    fn known(&self, leg: LegId) -> Result<LegInfo, MediaError> {
+        lock(&self.inner.legs)
+            .get(&leg)
+            .copied()
+            .ok_or(MediaError::UnknownLeg(leg))
+    }
+
+    /// Binds an RTP/RTCP port pair (even/odd) from the configured range and opens a
+    /// leg on it. Returns the leg and its RTP address (for the SDP).
+    pub fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
+        let (port, rtp, rtcp) =
+            lock(&self.inner.ports)
+                .allocate(self.inner.bind_ip)
+                .ok_or(MediaError::NoPorts {
+                    min: self.inner.settings.rtp_port_min,
+                    max: self.inner.settings.rtp_port_max,
+                })?;
+        let io = |context: &str, source| MediaError::Io {
+            context: context.into(),
+            source,
+        };
+        let release = |e| {
+            lock(&self.inner.ports).release(port);
+            e
+        };
+        rtp.set_nonblocking(true)
+            .and_then(|()| rtcp.set_nonblocking(true))
+            .map_err(|e| release(io("setting RTP sockets non-blocking", e)))?;
+        let rtp_reader = rtp
+            .try_clone()
+            .map_err(|e| release(io("cloning RTP socket", e)))?;
+        let rtcp_reader = rtcp
+            .try_clone()
+            .map_err(|e| release(io("cloning RTCP socket", e)))?;
+        let leg = LegId(self.next_id());
+        let local = SocketAddr::new(self.inner.bind_ip, port);
+        let shard = self.shard_of(leg).clone();
+        let counters = self.inner.counters.clone();
+        let readers = [
+            self.inner
+                .runtime
+                .spawn(read_loop(
+                    rtp_reader,
+                    leg,
+                    SocketKind::Rtp,
+                    shard.clone(),
+                    counters.clone(),
+                ))
+                .abort_handle(),
+            self.inner
+                .runtime
+                .spawn(read_loop(
+                    rtcp_reader,
+                    leg,
+                    SocketKind::Rtcp,
+                    shard,
+                    counters,
+                ))
+                .abort_handle(),
+        ];
+        let r = self.random();
+        let cfg = LegConfig {
+            ssrc: Ssrc(r as u32),
+            initial_seq: (r >> 32) as u16,
+            initial_ts: (self.random() >> 16) as u32,
+            rtp_timeout: self.inner.settings.rtp_timeout,
+            rtcp_interval: self.inner.options.rtcp_interval,
+            cname: format!("{leg}@dispatchline"),
+            wallclock: Some((Instant::now(), SystemTime::now())),
+        };
+        lock(&self.inner.legs).insert(
+            leg,
+            LegInfo {
+                peer: None,
+                dtmf: false,
+            },
+        );
+        self.send(
+            leg,
+            ShardMsg::Open {
+                leg,
+                port,
+                rtp,
+                rtcp,
+                readers,
+                cfg,
+            },
+        )?;
+        Ok((leg, local))
+    }
+
+    /// Applies offer/answer: where to send, which codec, which telephone-event type,
+    /// hold direction.
+    pub fn set_remote(&self, leg: LegId, negotiated: Negotiated) -> Result<(), MediaError> {
+        {
+            let mut legs = lock(&self.inner.legs);
+            let info = legs.get_mut(&leg).ok_or(MediaError::UnknownLeg(leg))?;
+            info.dtmf = negotiated.dtmf_pt.is_some();
+        }
+        self.send(leg, ShardMsg::SetRemote(leg, negotiated))
+    }
+
+    /// Plays a playlist on the leg, replacing whatever was playing. Every prompt
+    /// name is checked now; `PlaybackFinished` follows when it ends by itself.
+    pub fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
+        self.known(leg)?;
+        let cursor = Cursor::new(playlist, &self.inner.prompts)?;
+        let id = PlaybackId(self.next_id());
+        self.send(leg, ShardMsg::Play(leg, id, cursor))?;
+        Ok(id)
+    }
+
+    /// Stops playback on the leg (no `PlaybackFinished`).
+    pub fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
+        self.known(leg)?;
+        self.send(leg, ShardMsg::StopPlayback(leg))
+    }
+
+    /// Relays media between two legs (both ways), transcoding PCMU↔PCMA when their
+    /// codecs differ and re-typing telephone-events. Either leg's previous bridge is
+    /// undone.
+    pub fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
+        self.known(a)?;
+        self.known(b)?;
+        self.unbridge(a)?;
+        self.unbridge(b)?;
+        {
+            let mut legs = lock(&self.inner.legs);
+            for (x, y) in [(a, b), (b, a)] {
+                if let Some(info) = legs.get_mut(&x) {
+                    info.peer = Some(y);
+                }
+            }
+        }
+        self.send(a, ShardMsg::Bridge(a, Some(b)))?;
+        self.send(b, ShardMsg::Bridge(b, Some(a)))
+    }
+
+    /// Stops relaying between `leg` and its bridged peer (if any).
+    pub fn unbridge(&self, leg: LegId) -> Result<(), MediaError> {
+        let peer = {
+            let mut legs = lock(&self.inner.legs);
+            let info = legs.get_mut(&leg).ok_or(MediaError::UnknownLeg(leg))?;
+            let peer = info.peer.take();
+            if let Some(p) = peer {
+                if let Some(pi) = legs.get_mut(&p) {
+                    pi.peer = None;
+                }
+            }
+            peer
+        };
+        if let Some(p) = peer {
+            self.send(leg, ShardMsg::Bridge(leg, None))?;
+            self.send(p, ShardMsg::Bridge(p, None))?;
+        }
+        Ok(())
+    }
+
+    /// Records the caller's leg as a stereo WAV at `path` (LEFT what the caller said,
+    /// RIGHT what the caller heard). The file appears with the first audio.
+    pub fn start_recording(
+        &self,
+        caller_leg: LegId,
+        path: impl Into<PathBuf>,
+    ) -> Result<RecordingId, MediaError> {
+        self.known(caller_leg)?;
+        let id = RecordingId(self.next_id());
+        let path: Arc<Path> = Arc::from(path.into().as_path());
+        lock(&self.inner.recordings).insert(id, caller_leg);
+        self.send(caller_leg, ShardMsg::StartRecording(caller_leg, id, path))?;
+        Ok(id)
+    }
+
+    /// Stops a recording: `RecordingReady` (or `RecordingDiscarded`) follows.
+    pub fn stop_recording(&self, id: RecordingId) -> Result<(), MediaError> {
+        let leg = lock(&self.inner.recordings)
+            .remove(&id)
+            .ok_or(MediaError::UnknownRecording(id))?;
+        self.send(leg, ShardMsg::StopRecording(leg, id))
+    }
+
+    /// Sends a DTMF key as RFC 4733 events (queued behind keys still being sent).
+    pub fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<(), MediaError> {
+        let info = self.known(leg)?;
+        super::dtmf::char_to_event(digit)?;
+        if !info.dtmf {
+            return Err(MediaError::NoTelephoneEvent(leg));
+        }
+        self.send(leg, ShardMsg::SendDtmf(leg, digit, duration))
+    }
+
+    /// Closes a leg: playback stops, a bridge is undone, a running recording is
+    /// finished and reported, the ports go back to the pool.
+    pub fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
+        self.unbridge(leg)?;
+        lock(&self.inner.legs).remove(&leg);
+        lock(&self.inner.recordings).retain(|_, l| *l != leg);
+        self.send(leg, ShardMsg::Close(leg))
+    }
+
+    /// Closes every leg (recordings are finished and reported) and stops the shards.
+    /// Returns at once; `RecordingReady` events follow as files are finalised.
+    pub fn shutdown(&self) {
+        lock(&self.inner.legs).clear();
+        lock(&self.inner.recordings).clear();
+        for s in &self.inner.shards {
+            let _ = s.send(ShardMsg::Shutdown);
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> MediaStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let totals = lock(&c.per_shard)
+            .iter()
+            .fold(ShardTotals::default(), |mut acc, s| {
+                acc.lost += s.lost;
+                acc.late += s.late;
+                acc.dropped += s.dropped;
+                acc.skipped += s.skipped;
+                acc
+            });
+        MediaStats {
+            legs_active: get(&c.legs_active),
+            packets_in: get(&c.packets_in),
+            packets_out: get(&c.packets_out),
+            bytes_in: get(&c.bytes_in),
+            bytes_out: get(&c.bytes_out),
+            send_errors: get(&c.send_errors),
+            lost: totals.lost,
+            late: totals.late,
+            dropped: totals.dropped,
+            frames_skipped: totals.skipped,
+            ticks_missed: get(&c.ticks_missed),
+            recordings_active: get(&c.recordings_active),
+            recordings_ready: get(&c.recordings_ready),
+            recordings_discarded: get(&c.recordings_discarded),
+            recordings_failed: get(&c.recordings_failed),
+            dtmf_detected: get(&c.dtmf_detected),
+        }
+    }
+}
+
+async fn read_loop(
+    socket: UdpSocket,
+    leg: LegId,
+    kind: SocketKind,
+    shard: Sender<ShardMsg>,
+    counters: Arc<Counters>,
+) {
+    let socket = match tokio::net::UdpSocket::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%leg, error = %e, "cannot register RTP socket with tokio");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                inc(&counters.packets_in, 1);
+                inc(&counters.bytes_in, n as u64);
+                let msg = ShardMsg::Datagram {
+                    leg,
+                    kind,
+                    from,
+                    at: Instant::now(),
+                    data: buf.get(..n).unwrap_or_default().to_vec(),
+                };
+                if shard.send(msg).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ICMP errors surface here on some systems; they are not fatal.
+                tracing::debug!(%leg, error = %e, "RTP receive error");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+struct Slot {
+    session: LegSession,
+    port: u16,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    readers: [AbortHandle; 2],
+    peer: Option<LegId>,
+    next: Option<Instant>,
+    recordings: HashMap<RecordingId, Arc<Path>>,
+}
+
+struct Shard {
+    index: usize,
+    rx: Receiver<ShardMsg>,
+    peers: Vec<Sender<ShardMsg>>,
+    legs: BTreeMap<LegId, Slot>,
+    events: UnboundedSender<MediaEvent>,
+    writer: RecordingWriter,
+    counters: Arc<Counters>,
+    ports: Arc<Mutex<PortPool>>,
+    last_now: Instant,
+    retired: ShardTotals,
+}
+
+/// Messages handled between two checks of the tick deadline.
+const CHECK_EVERY: usize = 16;
+
+impl Shard {
+    fn run(mut self) {
+        let mut next_tick = Instant::now() + TICK;
+        let mut last_stats = Instant::now();
+        'outer: loop {
+            // Wait for a message or the tick, whichever comes first.
+            let first = if self.legs.is_empty() {
+                match self.rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            } else {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                match self.rx.recv_timeout(wait) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            if let Some(m) = first {
+                if !self.handle(m) {
+                    break;
+                }
+                // Drain what is queued, but never past the tick.
+                let mut n = 0;
+                loop {
+                    n += 1;
+                    if n % CHECK_EVERY == 0 && Instant::now() >= next_tick {
+                        break;
+                    }
+                    match self.rx.try_recv() {
+                        Ok(m) => {
+                            if !self.handle(m) {
+                                break 'outer;
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => break 'outer,
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                // Stay on the absolute grid; count ticks we slept through.
+                next_tick += TICK;
+                while next_tick <= now {
+                    next_tick += TICK;
+                    if !self.legs.is_empty() {
+                        inc(&self.counters.ticks_missed, 1);
+                    }
+                }
+                if now.duration_since(last_stats) >= Duration::from_secs(1) {
+                    self.publish_stats();
+                    last_stats = now;
+                }
+            }
+        }
+        self.close_all();
+    }
+
+    fn now(&mut self, at: Instant) -> Instant {
+        // Sessions require monotonic time; arrival stamps from readers may trail a
+        // tick that already ran.
+        self.last_now = self.last_now.max(at);
+        self.last_now
+    }
+
+    /// Handles one message; `false` means stop.
+    fn handle(&mut self, msg: ShardMsg) -> bool {
+        let now = self.now(Instant::now());
+        match msg {
+            ShardMsg::Open {
+                leg,
+                port,
+                rtp,
+                rtcp,
+                readers,
+                cfg,
+            } => {
+                inc(&self.counters.legs_active, 1);
+                self.legs.insert(
+                    leg,
+                    Slot {
+                        session: LegSession::new(cfg),
+                        port,
+                        rtp,
+                        rtcp,
+                        readers,
+                        peer: None,
+                        next: None,
+                        recordings: HashMap::new(),
+                    },
+                );
+            }
+            ShardMsg::Datagram {
+                leg,
+                kind,
+                from,
+                at,
+                data,
+            } => {
+                let at = self.now(at);
+                if let Some(slot) = self.legs.get_mut(&leg) {
+                    match kind {
+                        SocketKind::Rtp => slot.session.handle_rtp(at, from, &data),
+                        SocketKind::Rtcp => slot.session.handle_rtcp(at, from, &data),
+                    }
+                    self.after(leg, at);
+                }
+            }
+            ShardMsg::SetRemote(leg, neg) => self.with(leg, now, |s| s.set_remote(now, neg)),
+            ShardMsg::Play(leg, id, cursor) => self.with(leg, now, |s| s.play(now, id, cursor)),
+            ShardMsg::StopPlayback(leg) => self.with(leg, now, |s| s.stop_playback()),
+            ShardMsg::Bridge(leg, peer) => {
+                if let Some(slot) = self.legs.get_mut(&leg) {
+                    slot.peer = peer;
+                    slot.session.set_relay(peer.is_some());
+                }
+            }
+            ShardMsg::Relay(leg, frame) => self.with(leg, now, |s| s.send_relayed(now, frame)),
+            ShardMsg::StartRecording(leg, id, path) => {
+                if let Some(slot) = self.legs.get_mut(&leg) {
+                    slot.recordings.insert(id, path);
+                    inc(&self.counters.recordings_active, 1);
+                }
+                self.with(leg, now, |s| s.start_recording(id));
+            }
+            ShardMsg::StopRecording(leg, id) => {
+                let current = self
+                    .legs
+                    .get(&leg)
+                    .is_some_and(|s| s.recordings.contains_key(&id));
+                if current {
+                    self.with(leg, now, |s| s.stop_recording());
+                }
+            }
+            ShardMsg::SendDtmf(leg, key, duration) => self.with(leg, now, |s| {
+                if let Err(e) = s.send_dtmf(now, key, duration) {
+                    tracing::warn!(error = %e, "cannot send DTMF");
+                }
+            }),
+            ShardMsg::Close(leg) => self.close(leg, now),
+            ShardMsg::Shutdown => return false,
+        }
+        true
+    }
+
+    fn with(&mut self, leg: LegId, now: Instant, f: impl FnOnce(&mut LegSession)) {
+        if let Some(slot) = self.legs.get_mut(&leg) {
+            f(&mut slot.session);
+            self.after(leg, now);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let now = self.now(now);
+        let due: Vec<LegId> = self
+            .legs
+            .iter()
+            .filter(|(_, s)| s.next.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for leg in due {
+            if let Some(slot) = self.legs.get_mut(&leg) {
+                slot.session.handle_timeout(now);
+            }
+            self.after(leg, now);
+        }
+    }
+
+    /// Drains a session's output: sends datagrams, forwards events, routes relays.
+    fn after(&mut self, leg: LegId, now: Instant) {
+        let Some(slot) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        while let Some(t) = slot.session.poll_transmit() {
+            send(slot, &t, &self.counters);
+        }
+        while let Some(e) = slot.session.poll_event() {
+            forward_event(leg, slot, e, &self.events, &self.writer, &self.counters);
+        }
+        let peer = slot.peer;
+        let mut relays = Vec::new();
+        while let Some(f) = slot.session.poll_relay() {
+            relays.push(f);
+        }
+        slot.next = slot.session.poll_timeout();
+        let Some(peer) = peer else { return };
+        if relays.is_empty() {
+            return;
+        }
+        let shard = (peer.0 % self.peers.len() as u64) as usize;
+        if shard == self.index {
+            if let Some(p) = self.legs.get_mut(&peer) {
+                for f in relays {
+                    p.session.send_relayed(now, f);
+                }
+                // Relayed input never produces relays, so this does not recurse further.
+                self.after(peer, now);
+            }
+        } else if let Some(tx) = self.peers.get(shard) {
+            for f in relays {
+                let _ = tx.send(ShardMsg::Relay(peer, f));
+            }
+        }
+    }
+
+    fn close(&mut self, leg: LegId, now: Instant) {
+        if let Some(slot) = self.legs.get_mut(&leg) {
+            slot.session.close();
+        }
+        self.after(leg, now);
+        if let Some(slot) = self.legs.remove(&leg) {
+            for r in &slot.readers {
+                r.abort();
+            }
+            // Closed legs' counters live on in the shard's totals.
+            self.retired.add(&slot.session.stats());
+            lock(&self.ports).release(slot.port);
+            dec(&self.counters.legs_active);
+        }
+    }
+
+    fn close_all(&mut self) {
+        let now = self.now(Instant::now());
+        let legs: Vec<LegId> = self.legs.keys().copied().collect();
+        for leg in legs {
+            self.close(leg, now);
+        }
+        self.publish_stats();
+    }
+
+    fn publish_stats(&mut self) {
+        let mut t = self.retired;
+        for slot in self.legs.values() {
+            t.add(&slot.session.stats());
+        }
+        if let Some(mine) = lock(&self.counters.per_shard).get_mut(self.index) {
+            *mine = t;
+        }
+    }
+}
+
+fn send(slot: &Slot, t: &Transmit, counters: &Counters) {
+    let socket = match t.socket {
+        SocketKind::Rtp => &slot.rtp,
+        SocketKind::Rtcp => &slot.rtcp,
+    };
+    match socket.send_to(&t.payload, t.dest) {
+        Ok(n) => {
+            inc(&counters.packets_out, 1);
+            inc(&counters.bytes_out, n as u64);
+        }
+        Err(e) => {
+            inc(&counters.send_errors, 1);
+            tracing::debug!(dest = %t.dest, error = %e, "RTP send failed");
+        }
+    }
+}
+
+fn forward_event(
+    leg: LegId,
+    slot: &mut Slot,
+    event: LegEvent,
+    events: &UnboundedSender<MediaEvent>,
+    writer: &RecordingWriter,
+    counters: &Counters,
+) {
+    let out = match event {
+        LegEvent::PlaybackFinished(id) => Some(MediaEvent::PlaybackFinished { leg, id }),
+        LegEvent::Dtmf(d) => {
+            inc(&counters.dtmf_detected, 1);
+            Some(MediaEvent::Dtmf {
+                leg,
+                digit: d.digit,
+                duration: d.duration,
+                at: d.at,
+            })
+        }
+        LegEvent::RtpTimeout => Some(MediaEvent::RtpTimeout { leg }),
+        LegEvent::Latched(addr) => {
+            tracing::debug!(%leg, %addr, "RTP latched");
+            None
+        }
+        LegEvent::RecordingChunk { id, samples } => {
+            if let Some(path) = slot.recordings.get(&id) {
+                writer.send(WriterCommand::Append {
+                    id,
+                    path: path.clone(),
+                    samples,
+                });
+            }
+            None
+        }
+        LegEvent::RecordingFinished { id, had_audio, .. } => {
+            slot.recordings.remove(&id);
+            dec(&counters.recordings_active);
+            if had_audio {
+                writer.send(WriterCommand::Close { id });
+                None
+            } else {
+                inc(&counters.recordings_discarded, 1);
+                Some(MediaEvent::RecordingDiscarded { id })
+            }
+        }
+    };
+    if let Some(e) = out {
+        let _ = events.send(e);
+    }
+}
