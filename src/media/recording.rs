@@ -37,6 +37,11 @@ pub const RATE: u32 = 8000;
 pub const HOLD_BACK: Duration = Duration::from_millis(300);
 /// Audio is handed to the writer in chunks of this many frames (one second).
 pub const CHUNK_FRAMES: usize = RATE as usize;
+/// The file starts this long before the first audio arrived, so packets of the
+/// first instants that arrive out of order still have a place.
+pub const PRE_ROLL: Duration = Duration::from_millis(60);
+/// [`PRE_ROLL`] in frames.
+pub const PRE_ROLL_FRAMES: usize = 480;
 /// A timestamp-derived position further than this from the arrival-derived one
 /// re-anchors the channel (new talk spurt after a gap, sender clock drift, SSRC change).
 pub const RESYNC: Duration = Duration::from_millis(200);
@@ -97,7 +102,7 @@ impl StereoRecorder {
     pub fn new() -> Self {
         Self {
             origin: None,
-            committed: 0,
+            committed: -(PRE_ROLL_FRAMES as i64),
             pending: VecDeque::with_capacity(CHUNK_FRAMES * 2),
             anchors: [None, None],
             chunks: VecDeque::new(),
@@ -508,7 +513,9 @@ mod tests {
             );
         }
         r.finish();
-        let frames = collect(&mut r);
+        let all = collect(&mut r);
+        assert!(all[..PRE_ROLL_FRAMES].iter().all(|f| *f == [0, 0]));
+        let frames = &all[PRE_ROLL_FRAMES..];
         assert_eq!(frames.len(), 50 * 160);
         for i in 0..50usize {
             let want = if i == 10 { 0 } else { i as i16 + 1 };
@@ -530,11 +537,11 @@ mod tests {
         r.place(t0, Channel::Left, 1, 0, true, &tone(5));
         assert_eq!(
             r.poll_timeout(),
-            Some(t0 + Duration::from_secs(1) + HOLD_BACK)
+            Some(t0 + Duration::from_secs(1) - PRE_ROLL + HOLD_BACK)
         );
         for i in 1..=60u32 {
-            // Packet 49 is held up in the network.
-            if i != 49 {
+            // Packet 46 is held up in the network.
+            if i != 46 {
                 r.place(
                     t0 + MS * (20 * i),
                     Channel::Left,
@@ -545,16 +552,16 @@ mod tests {
                 );
             }
         }
-        r.handle_timeout(t0 + Duration::from_millis(1200));
+        r.handle_timeout(t0 + Duration::from_millis(1200 - 60));
         assert!(r.poll_chunk().is_none());
-        r.handle_timeout(t0 + Duration::from_millis(1300));
+        r.handle_timeout(t0 + Duration::from_millis(1300 - 60));
         assert_eq!(r.poll_chunk().map(|c| c.len()), Some(CHUNK_FRAMES * 2));
         // It arrives after its place was written: dropped, not misplaced.
         r.place(
             t0 + Duration::from_millis(1310),
             Channel::Left,
             1,
-            49 * 160,
+            46 * 160,
             false,
             &tone(9),
         );
@@ -580,8 +587,8 @@ mod tests {
         );
         r.finish();
         let frames = collect(&mut r);
-        assert_eq!(frames.len(), 8000 + 160);
-        assert_eq!(frames[8000][0], 2);
+        assert_eq!(frames.len(), PRE_ROLL_FRAMES + 8000 + 160);
+        assert_eq!(frames[PRE_ROLL_FRAMES + 8000][0], 2);
     }
 
     #[test]

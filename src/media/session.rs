@@ -933,3 +933,472 @@ fn ntp_of(wall: SystemTime, at: Instant, now: Instant) -> u64 {
     let frac = (u64::from(t.subsec_nanos()) << 32) / 1_000_000_000;
     (secs << 32) | frac
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::dtmf::EventPayload;
+    use crate::media::playback::Playlist;
+    use crate::media::prompts::{Prompt, PromptLibrary};
+    use crate::media::sdp::{Codec, Direction, PayloadFormat};
+    use proptest::prelude::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn cfg() -> LegConfig {
+        LegConfig {
+            ssrc: Ssrc(0x1234),
+            initial_seq: 65530,
+            initial_ts: u32::MAX - 1000,
+            rtp_timeout: Duration::from_secs(60),
+            rtcp_interval: Duration::ZERO,
+            cname: "test".into(),
+            wallclock: None,
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:40000".parse().unwrap()
+    }
+
+    fn negotiated(codec: Codec, direction: Direction) -> Negotiated {
+        Negotiated {
+            remote_rtp: Some(peer()),
+            remote_rtcp: Some("127.0.0.1:40001".parse().unwrap()),
+            rtcp_mux: false,
+            codec: PayloadFormat::at_static(codec),
+            dtmf_pt: Some(101),
+            direction,
+            ptime: 20,
+        }
+    }
+
+    fn packet(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        rtp::build_into(
+            &RtpHeader {
+                pt,
+                marker,
+                seq,
+                ts,
+                ssrc: Ssrc(0xABCD),
+            },
+            payload,
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    fn cursor(seconds: usize, looped: bool) -> Cursor {
+        let mut lib = PromptLibrary::empty();
+        let samples: Vec<i16> = (0..seconds * 8000)
+            .map(|i| ((i % 64) as i16 - 32) * 100)
+            .collect();
+        lib.insert(Prompt::from_samples("p", &samples));
+        let mut pl = Playlist::one("p");
+        pl.looped = looped;
+        Cursor::new(&pl, &lib).unwrap()
+    }
+
+    fn drain(s: &mut LegSession) -> Vec<Transmit> {
+        std::iter::from_fn(|| s.poll_transmit()).collect()
+    }
+
+    fn events(s: &mut LegSession) -> Vec<LegEvent> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    /// Ten minutes of playback with a driver that wakes up to 15 ms late on every
+    /// tick: every frame goes out, none early, with timestamps exactly 160 apart
+    /// across the 32-bit wrap and the marker only on the first.
+    #[test]
+    fn playback_keeps_the_grid_for_ten_minutes() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.play(t0, PlaybackId(1), cursor(60, true));
+        let mut sent: Vec<(Instant, RtpHeader)> = Vec::new();
+        let mut lateness = 7u64;
+        let frames = 10 * 60 * 50;
+        for k in 0..frames {
+            lateness = (lateness * 1103515245 + 12345) % 16;
+            let now = t0 + PTIME * k + MS * lateness as u32;
+            assert!(s.poll_timeout().unwrap() <= now);
+            s.handle_timeout(now);
+            for t in drain(&mut s) {
+                assert_eq!(t.dest, peer());
+                let p = rtp::parse(&t.payload).unwrap();
+                assert_eq!(p.payload.len(), 160);
+                sent.push((now, p.header));
+            }
+            // Never ahead of the grid, never behind by a frame.
+            assert_eq!(sent.len() as u32, k + 1, "after tick {k}");
+        }
+        let first = sent[0].1;
+        assert!(first.marker);
+        assert_eq!(first.pt, 8);
+        assert_eq!(first.ts, u32::MAX - 1000);
+        for (i, w) in sent.windows(2).enumerate() {
+            let (a, b) = (w[0].1, w[1].1);
+            assert_eq!(b.ts.wrapping_sub(a.ts), FRAME_TS, "frame {i}");
+            assert_eq!(b.seq, a.seq.wrapping_add(1));
+            assert!(!b.marker);
+        }
+        assert_eq!(s.stats().frames_skipped, 0);
+    }
+
+    #[test]
+    fn a_very_late_driver_skips_instead_of_bursting() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcmu, Direction::SendRecv));
+        s.play(t0, PlaybackId(1), cursor(10, false));
+        s.handle_timeout(t0);
+        assert_eq!(drain(&mut s).len(), 1);
+        // The driver stalls for a second.
+        s.handle_timeout(t0 + Duration::from_secs(1));
+        let burst = drain(&mut s);
+        assert!(burst.len() <= MAX_CATCH_UP as usize + 1, "{}", burst.len());
+        let last = rtp::parse(&burst.last().unwrap().payload).unwrap().header;
+        // Timestamps still say where on the grid the frame belongs.
+        assert_eq!(last.ts.wrapping_sub(u32::MAX - 1000), 50 * FRAME_TS);
+        assert!(s.stats().frames_skipped > 0);
+    }
+
+    #[test]
+    fn playback_finishes_with_an_event_and_stopping_gives_none() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.play(t0, PlaybackId(7), cursor(1, false));
+        let mut t = t0;
+        while let Some(next) = s.poll_timeout() {
+            if next > t0 + Duration::from_secs(2) {
+                break;
+            }
+            t = next;
+            s.handle_timeout(t);
+        }
+        assert_eq!(drain(&mut s).len(), 50);
+        assert_eq!(
+            events(&mut s),
+            vec![LegEvent::PlaybackFinished(PlaybackId(7))]
+        );
+        assert_eq!(t, t0 + PTIME * 50);
+        s.play(t, PlaybackId(8), cursor(1, false));
+        s.stop_playback();
+        s.handle_timeout(t + Duration::from_secs(5));
+        assert!(events(&mut s).is_empty());
+    }
+
+    #[test]
+    fn inactivity_timeout_fires_but_not_on_hold() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        assert_eq!(
+            s.poll_timeout(),
+            None,
+            "nothing negotiated, nothing to time out"
+        );
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+        s.handle_rtp(
+            t0 + Duration::from_secs(10),
+            peer(),
+            &packet(8, true, 1, 0, &[0xD5; 160]),
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(70)));
+        s.handle_timeout(t0 + Duration::from_secs(69));
+        assert!(!events(&mut s).contains(&LegEvent::RtpTimeout));
+        s.handle_timeout(t0 + Duration::from_secs(70));
+        assert!(events(&mut s).contains(&LegEvent::RtpTimeout));
+        // Reported once, not on every later wake-up.
+        assert_eq!(s.poll_timeout(), None);
+
+        for hold in [
+            Direction::RecvOnly,
+            Direction::SendOnly,
+            Direction::Inactive,
+        ] {
+            let mut s = LegSession::new(cfg());
+            s.set_remote(t0, negotiated(Codec::Pcma, hold));
+            assert_eq!(s.poll_timeout(), None, "{hold:?}");
+            s.handle_timeout(t0 + Duration::from_secs(3600));
+            assert!(events(&mut s).is_empty());
+        }
+        // RFC 2543 hold: c=0.0.0.0.
+        let mut s = LegSession::new(cfg());
+        let mut n = negotiated(Codec::Pcma, Direction::SendRecv);
+        n.remote_rtp = None;
+        s.set_remote(t0, n);
+        assert_eq!(s.poll_timeout(), None);
+        // Resume: the timer starts again from the re-INVITE.
+        let t1 = t0 + Duration::from_secs(600);
+        s.set_remote(t1, negotiated(Codec::Pcma, Direction::SendRecv));
+        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn symmetric_rtp_latches_on_the_first_source() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        let nat: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let other: SocketAddr = "127.0.0.10:6666".parse().unwrap();
+        s.handle_rtp(t0, nat, &packet(8, true, 1, 0, &[0xD5; 160]));
+        s.handle_rtp(t0, other, &packet(8, false, 2, 160, &[0xD5; 160]));
+        assert_eq!(events(&mut s), vec![LegEvent::Latched(nat)]);
+        assert_eq!(s.stats().foreign, 1);
+        assert_eq!(s.stats().packets_in, 1);
+        assert_eq!(s.destination(), Some(nat));
+        // A re-INVITE with the same address keeps the latch; a new address re-opens it.
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        assert_eq!(s.destination(), Some(nat));
+        let mut moved = negotiated(Codec::Pcma, Direction::SendRecv);
+        moved.remote_rtp = Some("127.0.0.11:7000".parse().unwrap());
+        s.set_remote(t0, moved);
+        assert_eq!(s.destination(), Some("127.0.0.11:7000".parse().unwrap()));
+        s.handle_rtp(t0, other, &packet(8, false, 3, 320, &[0xD5; 160]));
+        assert_eq!(s.destination(), Some(other));
+    }
+
+    #[test]
+    fn dtmf_is_detected_once_and_muxed_rtcp_is_not_media() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        for (i, (end, dur)) in [
+            (false, 0),
+            (false, 320),
+            (false, 640),
+            (true, 800),
+            (true, 800),
+            (true, 800),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let block = EventPayload {
+                event: 11,
+                end,
+                volume: 10,
+                duration: dur,
+            }
+            .to_bytes();
+            s.handle_rtp(
+                t0 + MS * (20 * i as u32),
+                peer(),
+                &packet(101, i == 0, 100 + i as u16, 5000, &block),
+            );
+        }
+        let rr = rtcp::build_report(Ssrc(0xABCD), None, None, "peer");
+        s.handle_rtp(t0, peer(), &rr);
+        let digits: Vec<_> = events(&mut s)
+            .into_iter()
+            .filter_map(|e| match e {
+                LegEvent::Dtmf(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(digits.len(), 1);
+        assert_eq!(digits[0].digit, '#');
+        assert_eq!(digits[0].duration, Duration::from_millis(100));
+        assert_eq!(s.stats().rtcp_in, 1);
+        assert_eq!(s.stats().malformed, 0);
+    }
+
+    #[test]
+    fn relay_transcodes_and_restamps() {
+        let t0 = Instant::now();
+        let mut a = LegSession::new(cfg());
+        a.set_remote(t0, negotiated(Codec::Pcmu, Direction::SendRecv));
+        a.set_relay(true);
+        let mut b = LegSession::new(LegConfig {
+            ssrc: Ssrc(77),
+            initial_ts: 5,
+            ..cfg()
+        });
+        b.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        let tone: Vec<i16> = (0..160).map(|i| ((i as i16) - 80) * 200).collect();
+        let mut ulaw = Vec::new();
+        g711::encode_into(Law::Mu, &tone, &mut ulaw);
+        for i in 0..3u32 {
+            let now = t0 + PTIME * i;
+            a.handle_rtp(
+                now,
+                peer(),
+                &packet(0, i == 0, 10 + i as u16, 90_000 + 160 * i, &ulaw),
+            );
+            while let Some(f) = a.poll_relay() {
+                b.send_relayed(now, f);
+            }
+        }
+        let out: Vec<_> = drain(&mut b)
+            .iter()
+            .map(|t| {
+                let p = rtp::parse(&t.payload).unwrap();
+                (p.header, p.payload.to_vec())
+            })
+            .collect();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].0.pt, 8);
+        assert!(out[0].0.marker && !out[1].0.marker);
+        assert_eq!(out[0].0.ssrc, Ssrc(77));
+        assert_eq!(out[0].0.ts, 5);
+        assert_eq!(out[2].0.ts, 5 + 320);
+        let mut back = Vec::new();
+        g711::decode_into(Law::A, &out[1].1, &mut back);
+        for (x, y) in back.iter().zip(&tone) {
+            assert!((i32::from(*x) - i32::from(*y)).abs() < 600, "{x} vs {y}");
+        }
+        // A telephone-event crosses with the outgoing leg's payload type.
+        let block = EventPayload {
+            event: 3,
+            end: false,
+            volume: 10,
+            duration: 160,
+        }
+        .to_bytes();
+        a.handle_rtp(
+            t0 + PTIME * 3,
+            peer(),
+            &packet(101, true, 13, 90_000 + 480, &block),
+        );
+        let mut nb = negotiated(Codec::Pcma, Direction::SendRecv);
+        nb.dtmf_pt = Some(96);
+        b.set_remote(t0, nb);
+        while let Some(f) = a.poll_relay() {
+            b.send_relayed(t0 + PTIME * 3, f);
+        }
+        let ev = drain(&mut b);
+        let p = rtp::parse(&ev[0].payload).unwrap();
+        assert_eq!(p.header.pt, 96);
+        assert_eq!(p.header.ts, 5 + 480);
+        assert_eq!(p.payload, &block);
+    }
+
+    #[test]
+    fn sent_dtmf_interrupts_playback_and_the_line_keeps_running() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.play(t0, PlaybackId(1), cursor(5, false));
+        s.handle_timeout(t0);
+        s.send_dtmf(t0 + MS * 10, '7', Duration::from_millis(100))
+            .unwrap();
+        let mut t = t0 + MS * 10;
+        s.handle_timeout(t);
+        for _ in 0..12 {
+            t += PTIME;
+            s.handle_timeout(t);
+        }
+        let pkts: Vec<RtpHeader> = drain(&mut s)
+            .iter()
+            .map(|x| rtp::parse(&x.payload).unwrap().header)
+            .collect();
+        let events: Vec<&RtpHeader> = pkts.iter().filter(|h| h.pt == 101).collect();
+        assert_eq!(events.len(), 7);
+        assert!(events[0].marker);
+        assert!(events.iter().all(|h| h.ts == events[0].ts));
+        let after = pkts.iter().rev().find(|h| h.pt == 8).unwrap();
+        assert!(rtp::ts_diff(after.ts, events[0].ts) >= 800);
+        assert!(s.send_dtmf(t, 'x', MS).is_err());
+    }
+
+    #[test]
+    fn recording_survives_loss_and_reordering() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.start_recording(RecordingId(1));
+        // 100 packets, every 7th lost, neighbours swapped every 10.
+        let mut order: Vec<u32> = (0..100).filter(|i| i % 7 != 3).collect();
+        for k in (0..order.len() - 1).step_by(10) {
+            order.swap(k, k + 1);
+        }
+        for (n, i) in order.iter().enumerate() {
+            let level = g711::linear_to_alaw(((*i as i16) + 1) * 100);
+            // Sent every 20 ms; a swapped pair arrives together.
+            let now = t0 + PTIME * (*i).max(n as u32) + MS * 3;
+            s.handle_rtp(
+                now,
+                peer(),
+                &packet(8, *i == 0, 500 + *i as u16, 1000 + 160 * i, &[level; 160]),
+            );
+            s.handle_timeout(now);
+        }
+        s.stop_recording();
+        let mut samples = Vec::new();
+        let mut finished = None;
+        for e in events(&mut s) {
+            match e {
+                LegEvent::RecordingChunk { samples: c, .. } => samples.extend(c),
+                LegEvent::RecordingFinished {
+                    had_audio, frames, ..
+                } => finished = Some((had_audio, frames)),
+                _ => {}
+            }
+        }
+        let all: Vec<i16> = samples.chunks_exact(2).map(|f| f[0]).collect();
+        assert_eq!(finished, Some((true, all.len() as u64)));
+        // The first packet to arrive (packet 1, swapped with 0) anchors the timeline
+        // after the pre-roll: packet 0 still lands before it.
+        let start = crate::media::recording::PRE_ROLL_FRAMES - 160;
+        assert!(all[..start].iter().all(|v| *v == 0));
+        let left = &all[start..];
+        for i in 0..100usize {
+            let Some(frame) = left.get(i * 160..(i + 1) * 160) else {
+                break;
+            };
+            let want = if i % 7 == 3 {
+                0
+            } else {
+                g711::alaw_to_linear(g711::linear_to_alaw((i as i16 + 1) * 100))
+            };
+            assert!(
+                frame.iter().all(|v| *v == want),
+                "packet {i}: {:?}",
+                &frame[..4]
+            );
+        }
+        assert_eq!(s.stats().lost, 14);
+        assert!(s.stats().late >= 9);
+    }
+
+    #[test]
+    fn a_recording_without_audio_says_so() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.start_recording(RecordingId(9));
+        s.close();
+        assert_eq!(
+            events(&mut s),
+            vec![LegEvent::RecordingFinished {
+                id: RecordingId(9),
+                had_audio: false,
+                frames: 0
+            }]
+        );
+        s.handle_rtp(t0, peer(), &packet(8, false, 1, 1, &[0; 160]));
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn peer_input_never_panics(datagrams in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..40)) {
+            let t0 = Instant::now();
+            let mut s = LegSession::new(LegConfig { rtcp_interval: Duration::from_secs(1), ..cfg() });
+            s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+            s.set_relay(true);
+            s.start_recording(RecordingId(1));
+            for (i, d) in datagrams.iter().enumerate() {
+                let now = t0 + MS * (i as u32 * 37);
+                s.handle_rtp(now, peer(), d);
+                s.handle_rtcp(now, peer(), d);
+                s.handle_timeout(now);
+            }
+            s.close();
+        }
+    }
+}
