@@ -66,15 +66,17 @@ fn format_err(path: &Path, reason: impl Into<String>) -> PromptError {
 
 /// Reads and checks one prompt file; returns its samples.
 pub fn read_samples(path: &Path) -> Result<Vec<i16>, PromptError> {
-    let reader = hound::WavReader::open(path).map_err(|e| match e {
-        hound::Error::IoError(source) if source.kind() != std::io::ErrorKind::UnexpectedEof => {
-            PromptError::Io {
-                path: path.to_owned(),
-                source,
-            }
-        }
-        hound::Error::IoError(_) => format_err(path, "not a WAV file: the header is truncated"),
-        other => format_err(path, format!("not a WAV file the engine can read: {other}")),
+    // Open first so "cannot read the file" is told apart from "not a WAV file".
+    let file = std::fs::File::open(path).map_err(|source| PromptError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| {
+        let why = match e {
+            hound::Error::IoError(_) => "the header is truncated".to_owned(),
+            other => other.to_string(),
+        };
+        format_err(path, format!("not a WAV file the engine can read: {why}"))
     })?;
     let spec = reader.spec();
     let mut faults = Vec::new();

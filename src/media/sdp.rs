@@ -314,8 +314,9 @@ fn parse_connection(value: &str, line: usize) -> Result<IpAddr, SdpError> {
 
 impl SessionDescription {
     /// Parses an SDP body. Lenient where real peers are sloppy (CRLF or LF, blank
-    /// lines, unknown line types, missing `s=`), strict where a mistake would send
-    /// media to the wrong place. Never panics.
+    /// lines, unknown line types, missing `s=`/`t=`, malformed attributes, which are
+    /// kept verbatim and ignored), strict where a mistake would send media to the
+    /// wrong place (`c=`, `m=`). Never panics.
     pub fn parse(text: &str) -> Result<Self, SdpError> {
         let mut saw_version = false;
         let mut origin = Origin {
@@ -378,7 +379,16 @@ impl SessionDescription {
                         None => (value, None),
                     };
                     match media.last_mut() {
-                        Some(m) => parse_media_attribute(m, name, val, n)?,
+                        Some(m) => {
+                            // A malformed attribute (`a=rtpmap:31 LPC` in RFC 4475's
+                            // messages) must not sink the whole offer: keep it verbatim
+                            // and ignore it, as it cannot describe a codec we use.
+                            if let Err(e) = parse_media_attribute(m, name, val, n) {
+                                tracing::debug!(error = %e, "ignoring malformed SDP attribute");
+                                m.other
+                                    .push((name.to_owned(), val.map(|v| v.trim_end().to_owned())));
+                            }
+                        }
                         None => {
                             if let Some(d) = Direction::from_attr(name) {
                                 direction = Some(d);
