@@ -374,6 +374,7 @@ impl MediaEngine {
                 ports: ports.clone(),
                 last_now: Instant::now(),
                 retired: ShardTotals::default(),
+                next_tick: Instant::now() + TICK,
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{index}"))
@@ -754,6 +755,8 @@ struct Shard {
     ports: Arc<Mutex<PortPool>>,
     last_now: Instant,
     retired: ShardTotals,
+    /// The next instant on this shard's 20 ms grid.
+    next_tick: Instant,
 }
 
 /// Messages handled between two checks of the tick deadline.
@@ -761,7 +764,6 @@ const CHECK_EVERY: usize = 16;
 
 impl Shard {
     fn run(mut self) {
-        let mut next_tick = Instant::now() + TICK;
         let mut last_stats = Instant::now();
         'outer: loop {
             // Wait for a message or the tick, whichever comes first.
@@ -771,7 +773,7 @@ impl Shard {
                     Err(_) => break,
                 }
             } else {
-                let wait = next_tick.saturating_duration_since(Instant::now());
+                let wait = self.next_tick.saturating_duration_since(Instant::now());
                 match self.rx.recv_timeout(wait) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -786,7 +788,7 @@ impl Shard {
                 let mut n = 0;
                 loop {
                     n += 1;
-                    if n % CHECK_EVERY == 0 && Instant::now() >= next_tick {
+                    if n % CHECK_EVERY == 0 && Instant::now() >= self.next_tick {
                         break;
                     }
                     match self.rx.try_recv() {
@@ -801,12 +803,12 @@ impl Shard {
                 }
             }
             let now = Instant::now();
-            if now >= next_tick {
+            if now >= self.next_tick {
                 self.tick(now);
                 // Stay on the absolute grid; count ticks we slept through.
-                next_tick += TICK;
-                while next_tick <= now {
-                    next_tick += TICK;
+                self.next_tick += TICK;
+                while self.next_tick <= now {
+                    self.next_tick += TICK;
                     if !self.legs.is_empty() {
                         inc(&self.counters.ticks_missed, 1);
                     }
@@ -871,7 +873,12 @@ impl Shard {
                 }
             }
             ShardMsg::SetRemote(leg, neg) => self.with(leg, now, |s| s.set_remote(now, neg)),
-            ShardMsg::Play(leg, id, cursor) => self.with(leg, now, |s| s.play(now, id, cursor)),
+            ShardMsg::Play(leg, id, cursor) => {
+                // Frame 0 goes out on the next tick, and so every frame after it: the
+                // leg's 20 ms grid is the shard's, never a hair's breadth off it.
+                let start = self.next_tick;
+                self.with(leg, now, |s| s.play(start, id, cursor));
+            }
             ShardMsg::StopPlayback(leg) => self.with(leg, now, |s| s.stop_playback()),
             ShardMsg::Bridge(leg, peer) => {
                 if let Some(slot) = self.legs.get_mut(&leg) {
@@ -896,11 +903,14 @@ impl Shard {
                     self.with(leg, now, |s| s.stop_recording());
                 }
             }
-            ShardMsg::SendDtmf(leg, key, duration) => self.with(leg, now, |s| {
-                if let Err(e) = s.send_dtmf(now, key, duration) {
-                    tracing::warn!(error = %e, "cannot send DTMF");
-                }
-            }),
+            ShardMsg::SendDtmf(leg, key, duration) => {
+                let start = now.max(self.next_tick);
+                self.with(leg, now, |s| {
+                    if let Err(e) = s.send_dtmf(start, key, duration) {
+                        tracing::warn!(error = %e, "cannot send DTMF");
+                    }
+                })
+            }
             ShardMsg::Close(leg) => self.close(leg, now),
             ShardMsg::Shutdown => return false,
         }

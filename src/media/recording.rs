@@ -13,16 +13,18 @@
 //!   [`HOLD_BACK`] for late packets, then handed out in chunks of about a second.
 //! - [`RecordingWriter`] is the IO half: one OS thread that owns every open file,
 //!   creates a file lazily on its first chunk (a call with no audio leaves no file),
-//!   writes through hound, updates the header and `fdatasync`s each file at least once
-//!   a second (a crash loses at most about a second), and finalises header and data to
-//!   disk at stop before reporting the recording ready.
+//!   writes each one-second chunk through hound and hands data and an updated header
+//!   to the kernel at once (a crash of the process loses at most the second being
+//!   filled), and finalises header and data to disk (`fsync`) at stop before
+//!   reporting the recording ready. A companion thread `fdatasync`s every open file
+//!   about once a second, so a slow disk never holds up writing.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::rtp::ts_diff;
@@ -103,7 +105,8 @@ impl StereoRecorder {
         Self {
             origin: None,
             committed: -(PRE_ROLL_FRAMES as i64),
-            pending: VecDeque::with_capacity(CHUNK_FRAMES * 2),
+            // A chunk, the hold-back and a little: the steady-state high-water mark.
+            pending: VecDeque::with_capacity(CHUNK_FRAMES + 3 * PRE_ROLL_FRAMES + 400 * 8),
             anchors: [None, None],
             chunks: VecDeque::new(),
             frames_out: 0,
@@ -290,16 +293,20 @@ pub enum WriterCommand {
     Shutdown,
 }
 
-/// How often each open file's header is updated and its data synced to disk.
+/// How often every open file's data is synced to disk (`fdatasync`), by the sync
+/// thread. Data and header reach the kernel with every chunk (once a second), so a
+/// crash of the process loses at most the chunk being filled; this bounds what a crash
+/// of the machine loses.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Samples per call into hound's sample writer: bounds its per-file buffer.
+const WRITE_BATCH: usize = 2048;
 
-/// A `Write + Seek` over a file that counts nothing but lets us sync the same file.
+type SyncSet = Arc<Mutex<HashMap<RecordingId, Arc<File>>>>;
+
 struct OpenFile {
     wav: hound::WavWriter<BufWriter<File>>,
-    file: File,
+    file: Arc<File>,
     path: Arc<Path>,
-    dirty: bool,
-    last_sync: Instant,
     failed: Option<String>,
 }
 
@@ -310,15 +317,25 @@ pub struct RecordingWriter {
 }
 
 impl RecordingWriter {
-    /// Starts the writer thread; `report` is called (on that thread) for each
-    /// finished recording.
+    /// Starts the writer thread (and its sync thread); `report` is called (on the
+    /// writer thread) for each finished recording. The writer stops when every
+    /// handle is dropped or on `Shutdown`, finalising what is open.
     pub fn spawn(
         report: impl FnMut(WriterReport) + Send + 'static,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = std::sync::mpsc::channel();
+        let syncing: SyncSet = Arc::default();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let sync_set = syncing.clone();
+        std::thread::Builder::new()
+            .name("media-sync".into())
+            .spawn(move || run_sync(sync_set, stop_rx))?;
         let handle = std::thread::Builder::new()
             .name("media-recorder".into())
-            .spawn(move || run_writer(rx, report))?;
+            .spawn(move || {
+                run_writer(rx, report, &syncing);
+                drop(stop_tx);
+            })?;
         Ok((Self { tx }, handle))
     }
 
@@ -326,6 +343,28 @@ impl RecordingWriter {
     pub fn send(&self, cmd: WriterCommand) {
         if self.tx.send(cmd).is_err() {
             tracing::warn!("recording writer has stopped; dropping a command");
+        }
+    }
+}
+
+/// Syncs every open file about once per [`SYNC_INTERVAL`], on its own thread so a
+/// slow disk never holds up writing (and the shards never wait for either).
+fn run_sync(files: SyncSet, stop: Receiver<()>) {
+    loop {
+        let pass = Instant::now();
+        let snapshot: Vec<(RecordingId, Arc<File>)> = files
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default();
+        for (id, f) in snapshot {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(?id, error = %e, "recording sync failed");
+            }
+        }
+        let wait = SYNC_INTERVAL.saturating_sub(pass.elapsed());
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
     }
 }
@@ -339,59 +378,65 @@ fn spec() -> hound::WavSpec {
     }
 }
 
-fn open(path: &Path) -> Result<(hound::WavWriter<BufWriter<File>>, File), String> {
+fn open(path: &Path) -> Result<(hound::WavWriter<BufWriter<File>>, Arc<File>), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let file = File::create(path).map_err(|e| format!("cannot create: {e}"))?;
     let sync_handle = file.try_clone().map_err(|e| e.to_string())?;
-    let wav = hound::WavWriter::new(BufWriter::with_capacity(64 * 1024, file), spec())
+    let wav = hound::WavWriter::new(BufWriter::with_capacity(8 * 1024, file), spec())
         .map_err(|e| e.to_string())?;
-    Ok((wav, sync_handle))
+    Ok((wav, Arc::new(sync_handle)))
 }
 
-fn write_samples(f: &mut OpenFile, samples: &[i16]) -> Result<(), String> {
-    let mut w = f.wav.get_i16_writer(samples.len() as u32);
-    for s in samples {
-        w.write_sample(*s);
+/// Appends a chunk and hands data and an updated header to the kernel.
+fn write_chunk(f: &mut OpenFile, samples: &[i16]) -> Result<(), String> {
+    for batch in samples.chunks(WRITE_BATCH) {
+        let mut w = f.wav.get_i16_writer(batch.len() as u32);
+        for s in batch {
+            w.write_sample(*s);
+        }
+        w.flush().map_err(|e| e.to_string())?;
     }
-    w.flush().map_err(|e| e.to_string())
+    f.wav.flush().map_err(|e| e.to_string())
 }
 
-fn sync(f: &mut OpenFile) -> Result<(), String> {
-    f.wav.flush().map_err(|e| e.to_string())?;
-    f.file.sync_data().map_err(|e| e.to_string())?;
-    f.dirty = false;
-    Ok(())
-}
-
-fn run_writer(rx: Receiver<WriterCommand>, mut report: impl FnMut(WriterReport)) {
+fn run_writer(
+    rx: Receiver<WriterCommand>,
+    mut report: impl FnMut(WriterReport),
+    syncing: &SyncSet,
+) {
     let mut files: HashMap<RecordingId, OpenFile> = HashMap::new();
     // Recordings whose file could not be created: reported once, chunks dropped.
     let mut failed: std::collections::HashSet<RecordingId> = Default::default();
+    let register = |id: RecordingId, file: Option<Arc<File>>| {
+        if let Ok(mut set) = syncing.lock() {
+            match file {
+                Some(f) => set.insert(id, f),
+                None => set.remove(&id),
+            };
+        }
+    };
     loop {
-        let cmd = match rx.recv_timeout(SYNC_INTERVAL / 4) {
-            Ok(cmd) => Some(cmd),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(WriterCommand::Shutdown),
-        };
+        let cmd = rx.recv().unwrap_or(WriterCommand::Shutdown);
         match cmd {
-            Some(WriterCommand::Append { id, path, samples }) => {
+            WriterCommand::Append { id, path, samples } => {
                 if failed.contains(&id) {
                     continue;
                 }
                 let entry = match files.entry(id) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => match open(&path) {
-                        Ok((wav, file)) => v.insert(OpenFile {
-                            wav,
-                            file,
-                            path: path.clone(),
-                            dirty: false,
-                            last_sync: Instant::now(),
-                            failed: None,
-                        }),
+                        Ok((wav, file)) => {
+                            register(id, Some(file.clone()));
+                            v.insert(OpenFile {
+                                wav,
+                                file,
+                                path: path.clone(),
+                                failed: None,
+                            })
+                        }
                         Err(error) => {
                             tracing::error!(path = %path.display(), %error, "recording cannot be created");
                             report(WriterReport::Failed {
@@ -405,41 +450,31 @@ fn run_writer(rx: Receiver<WriterCommand>, mut report: impl FnMut(WriterReport))
                     },
                 };
                 if entry.failed.is_none() {
-                    if let Err(e) = write_samples(entry, &samples) {
+                    if let Err(e) = write_chunk(entry, &samples) {
                         tracing::error!(path = %entry.path.display(), error = %e, "recording write failed");
                         entry.failed = Some(e);
                     }
-                    entry.dirty = true;
                 }
             }
-            Some(WriterCommand::Close { id }) => {
+            WriterCommand::Close { id } => {
                 failed.remove(&id);
+                register(id, None);
                 if let Some(f) = files.remove(&id) {
                     report(close(id, f));
                 }
             }
-            Some(WriterCommand::Shutdown) => {
+            WriterCommand::Shutdown => {
                 for (id, f) in files.drain() {
+                    register(id, None);
                     report(close(id, f));
                 }
                 return;
-            }
-            None => {}
-        }
-        // Checkpoint: every dirty file at least once per SYNC_INTERVAL.
-        let now = Instant::now();
-        for f in files.values_mut() {
-            if f.dirty && f.failed.is_none() && now.duration_since(f.last_sync) >= SYNC_INTERVAL {
-                if let Err(e) = sync(f) {
-                    tracing::error!(path = %f.path.display(), error = %e, "recording sync failed");
-                    f.failed = Some(e);
-                }
-                f.last_sync = now;
             }
         }
     }
 }
 
+/// Finalises the header and syncs data and metadata to disk.
 fn close(id: RecordingId, mut f: OpenFile) -> WriterReport {
     let path = f.path.to_path_buf();
     if let Some(error) = f.failed.take() {
@@ -451,8 +486,12 @@ fn close(id: RecordingId, mut f: OpenFile) -> WriterReport {
         .finalize()
         .map_err(|e| e.to_string())
         .and_then(|()| f.file.sync_all().map_err(|e| e.to_string()))
-        .and_then(|()| f.file.seek(SeekFrom::End(0)).map_err(|e| e.to_string()));
-    let _ = f.file.flush();
+        .and_then(|()| {
+            f.file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| e.to_string())
+        });
     match result {
         Ok(bytes) => WriterReport::Ready {
             id,

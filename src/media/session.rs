@@ -359,12 +359,15 @@ impl LegSession {
         }
     }
 
-    /// Starts a playlist now, replacing any playing one (which gets no event).
-    pub fn play(&mut self, now: Instant, id: PlaybackId, cursor: Cursor) {
+    /// Starts a playlist whose first frame is due at `start`, replacing any playing
+    /// one (which gets no event). `start` is normally now; a driver that wakes on a
+    /// fixed tick passes its next tick, so every leg's grid coincides with its ticks
+    /// and no leg sits on the edge between two of them.
+    pub fn play(&mut self, start: Instant, id: PlaybackId, cursor: Cursor) {
         self.playback = Some(Playback {
             id,
             cursor,
-            start: now,
+            start,
             frame: 0,
             base_ts: None,
         });
