@@ -3,10 +3,11 @@
 //!
 //! Everything runs in this one process, on loopback:
 //!
-//! - the engine (its shards, its tokio socket readers on a 2-thread runtime named
-//!   `engine-io`, its recording writer);
+//! - the engine: its shard threads (`media-shard-*`, event loops that own the legs'
+//!   sockets and pacing) and its recording writer and sync threads;
 //! - `load-send`: one thread playing N callers, each sending 20 ms PCMA packets to its
-//!   leg on an absolute grid (what the caller says: the recording's LEFT channel);
+//!   leg on an absolute grid, callers spread over the 20 ms as independent phones
+//!   would be (what the caller says: the recording's LEFT channel);
 //! - `load-recv`: one thread with a single-threaded tokio runtime receiving the
 //!   engine's RTP on the N caller sockets; each arrival carries the kernel's receive
 //!   timestamp (`SO_TIMESTAMPNS`), so this thread's scheduling is not measured.
@@ -51,9 +52,8 @@ fn main() -> Result<()> {
     if let Some(s) = args.get(2) {
         options.shards = s.parse().context("SHARDS")?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("engine-io")
+    // The engine needs no runtime; this one only waits and collects events.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run(legs, Duration::from_secs(seconds), options))
@@ -164,14 +164,13 @@ async fn run(n: usize, window: Duration, options: EngineOptions) -> Result<()> {
         (b.saturating_sub(a)) as f64 / ticks / secs * 100.0
     };
     let writer_cpu = share("media-recorder") + share("media-sync");
-    let engine_cpu = share("media-shard") + share("engine-io") + writer_cpu;
+    let engine_cpu = share("media-shard") + writer_cpu;
     let load_cpu = share("load-send") + share("load-recv");
     let j = jitter(&arrivals, 20.0);
     println!("--- media_load: {n} legs playing + recording both sides, {secs:.0} s window");
     println!(
-        "cpu: engine {engine_cpu:.1}% of one core (shards {:.1}%, socket readers {:.1}%, recording writer+sync {:.1}%); load generator {load_cpu:.1}%; machine has 2 cores",
+        "cpu: engine {engine_cpu:.1}% of one core (shards {:.1}%, recording writer+sync {:.1}%); load generator {load_cpu:.1}%; machine has 2 cores",
         share("media-shard"),
-        share("engine-io"),
         writer_cpu
     );
     println!(
@@ -221,21 +220,29 @@ async fn run(n: usize, window: Duration, options: EngineOptions) -> Result<()> {
     Ok(())
 }
 
-/// Every caller sends 20 ms of A-law noise-like speech to its leg on an absolute grid.
+/// Every caller sends 20 ms of A-law noise-like speech to its leg on an absolute grid;
+/// caller `i` is in phase slot `i % SLOTS` (2 ms apart), as independent phones are not
+/// synchronised with each other.
 fn caller_voices(socks: Vec<(UdpSocket, SocketAddr)>, stop: Arc<AtomicBool>) {
+    const SLOTS: u32 = 10;
     let start = Instant::now();
     let payload: Vec<u8> = (0..160u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 0x10)
         .collect();
     let mut packet = vec![0u8; 12 + 160];
-    let mut k: u32 = 0;
+    let mut slot: u32 = 0;
     while !stop.load(Ordering::Relaxed) {
-        let due = start + Duration::from_millis(20) * k;
+        let (k, phase) = (slot / SLOTS, slot % SLOTS);
+        let due = start + Duration::from_millis(20) * k + Duration::from_millis(2) * phase;
+        slot += 1;
         let now = Instant::now();
         if due > now {
             std::thread::sleep(due - now);
         }
         for (i, (sock, to)) in socks.iter().enumerate() {
+            if i as u32 % SLOTS != phase {
+                continue;
+            }
             packet[0] = 0x80;
             packet[1] = 8 | if k == 0 { 0x80 } else { 0 };
             packet[2..4].copy_from_slice(&(k as u16).to_be_bytes());
@@ -244,7 +251,6 @@ fn caller_voices(socks: Vec<(UdpSocket, SocketAddr)>, stop: Arc<AtomicBool>) {
             packet[12..].copy_from_slice(&payload);
             let _ = sock.send_to(&packet, to);
         }
-        k += 1;
     }
 }
 
@@ -420,8 +426,8 @@ fn cpu_by_group() -> Result<HashMap<String, u64>> {
         let ticks = u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0);
         let group = [
             "media-shard",
-            "engine-io",
             "media-recorder",
+            "media-sync",
             "load-send",
             "load-recv",
         ]
