@@ -197,6 +197,17 @@ async fn run(n: usize, window: Duration, options: EngineOptions) -> Result<()> {
         stats1.frames_skipped - stats0.frames_skipped,
         stats1.ticks_missed - stats0.ticks_missed
     );
+    let hist: Vec<String> = dispatchline::media::engine::LATENESS_BUCKETS_MS
+        .iter()
+        .map(|b| format!("<={b}"))
+        .chain([">20".to_string()])
+        .zip(stats1.tick_lateness.iter().zip(stats0.tick_lateness.iter()))
+        .map(|(label, (b, a))| format!("{label}ms:{}", b - a))
+        .collect();
+    println!(
+        "engine tick lateness (grid instant to end of tick): {}",
+        hist.join(" ")
+    );
     println!(
         "engine: in {} pkt/s, out {} pkt/s; network loss seen on receive {}",
         (stats1.packets_in - stats0.packets_in) as f64 as u64 / window.as_secs().max(1),

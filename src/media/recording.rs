@@ -88,6 +88,8 @@ pub struct StereoRecorder {
     pending: VecDeque<[i16; 2]>,
     anchors: [Option<Anchor>; 2],
     chunks: VecDeque<StereoChunk>,
+    /// Frames in the next chunk (the first is shortened by the phase).
+    next_chunk: usize,
     frames_out: u64,
     /// Samples that arrived after their place was already written (dropped).
     pub late_samples: u64,
@@ -102,6 +104,13 @@ impl Default for StereoRecorder {
 impl StereoRecorder {
     /// A recorder with nothing placed yet; its timeline starts at the first audio.
     pub fn new() -> Self {
+        Self::with_phase(0)
+    }
+
+    /// A recorder whose chunk boundaries are shifted by `phase` frames, so that legs
+    /// whose recordings started together do not all hand out their chunks in the
+    /// same instant.
+    pub fn with_phase(phase: usize) -> Self {
         Self {
             origin: None,
             committed: -(PRE_ROLL_FRAMES as i64),
@@ -109,6 +118,7 @@ impl StereoRecorder {
             pending: VecDeque::with_capacity(CHUNK_FRAMES + 3 * PRE_ROLL_FRAMES + 400 * 8),
             anchors: [None, None],
             chunks: VecDeque::new(),
+            next_chunk: CHUNK_FRAMES - phase % CHUNK_FRAMES,
             frames_out: 0,
             late_samples: 0,
         }
@@ -200,7 +210,7 @@ impl StereoRecorder {
     /// When audio is next due to be handed out.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let origin = self.origin?;
-        let due = self.committed + CHUNK_FRAMES as i64;
+        let due = self.committed + self.next_chunk as i64;
         Some(
             origin
                 + Duration::from_micros((due.max(0) as u64) * 1_000_000 / u64::from(RATE))
@@ -212,8 +222,9 @@ impl StereoRecorder {
     pub fn handle_timeout(&mut self, now: Instant) {
         let Some(origin) = self.origin else { return };
         let ready = samples_of(now.saturating_duration_since(origin)) - samples_of(HOLD_BACK);
-        while ready - self.committed >= CHUNK_FRAMES as i64 {
-            self.emit(CHUNK_FRAMES);
+        while ready - self.committed >= self.next_chunk as i64 {
+            self.emit(self.next_chunk);
+            self.next_chunk = CHUNK_FRAMES;
         }
     }
 
@@ -228,10 +239,14 @@ impl StereoRecorder {
         if self.pending.len() < frames {
             self.pending.resize(frames, [0, 0]);
         }
+        // Two memcpys (the ring's two halves), not a loop over frames: a shard may
+        // emit many legs' chunks in one tick.
         let mut chunk = Vec::with_capacity(frames * 2);
-        for f in self.pending.drain(..frames) {
-            chunk.extend_from_slice(&f);
-        }
+        let (a, b) = self.pending.as_slices();
+        let from_a = a.len().min(frames);
+        chunk.extend_from_slice(a.get(..from_a).unwrap_or_default().as_flattened());
+        chunk.extend_from_slice(b.get(..frames - from_a).unwrap_or_default().as_flattened());
+        self.pending.drain(..frames);
         self.committed += frames as i64;
         self.frames_out += frames as u64;
         self.chunks.push_back(chunk);

@@ -72,6 +72,10 @@ pub struct LegConfig {
     /// A wallclock reading and the `Instant` it was taken at, for Sender Report NTP
     /// timestamps; `None` sends zero.
     pub wallclock: Option<(Instant, SystemTime)>,
+    /// Seed for the session's own randomness: the RTCP interval's RFC 3550 §6.2
+    /// randomisation and the phase of recording chunks, both there so that many legs
+    /// started together do not do their periodic work in the same instant.
+    pub seed: u64,
 }
 
 /// Which of the leg's two sockets a datagram leaves from.
@@ -257,11 +261,29 @@ pub struct LegSession {
     pcm: Vec<i16>,
     stats: LegStats,
     closed: bool,
+    rng: u64,
 }
 
 impl LegSession {
+    /// xorshift64*: deterministic given the seed, as sans-IO code must be.
+    fn random(&mut self) -> u64 {
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The RTCP interval randomised to [0.5, 1.5] × the configured one (§6.2).
+    fn rtcp_delay(&mut self) -> Duration {
+        let r = (self.random() >> 11) as f64 / (1u64 << 53) as f64;
+        self.cfg.rtcp_interval.mul_f64(0.5 + r)
+    }
+
     /// A new leg with nothing negotiated.
     pub fn new(cfg: LegConfig) -> Self {
+        let seed = cfg.seed;
         let tx = Tx {
             ssrc: cfg.ssrc,
             seq: cfg.initial_seq,
@@ -295,6 +317,7 @@ impl LegSession {
             pcm: Vec::with_capacity(480),
             stats: LegStats::default(),
             closed: false,
+            rng: seed | 1,
         }
     }
 
@@ -347,7 +370,7 @@ impl LegSession {
         self.armed_at = Some(now);
         self.timed_out = false;
         if self.next_rtcp.is_none() && !self.cfg.rtcp_interval.is_zero() {
-            self.next_rtcp = Some(now + self.cfg.rtcp_interval);
+            self.next_rtcp = Some(now + self.rtcp_delay());
         }
     }
 
@@ -413,9 +436,12 @@ impl LegSession {
     /// finished first.
     pub fn start_recording(&mut self, id: RecordingId) {
         self.stop_recording();
+        // A chunk phase on the 20 ms grid, different for every recording.
+        let frames = super::recording::CHUNK_FRAMES as u64 / 160;
+        let phase = (self.random() % frames) as usize * 160;
         self.recording = Some(Recording {
             id,
-            recorder: StereoRecorder::new(),
+            recorder: StereoRecorder::with_phase(phase),
         });
     }
 
@@ -724,9 +750,10 @@ impl LegSession {
         if let Some(at) = self.next_rtcp {
             if at <= now {
                 self.send_report(now);
-                self.next_rtcp = Some(at + self.cfg.rtcp_interval);
-                if self.next_rtcp.is_some_and(|n| n <= now) {
-                    self.next_rtcp = Some(now + self.cfg.rtcp_interval);
+                let next = at + self.rtcp_delay();
+                self.next_rtcp = Some(next);
+                if next <= now {
+                    self.next_rtcp = Some(now + self.rtcp_delay());
                 }
             }
         }
@@ -957,6 +984,7 @@ mod tests {
             rtcp_interval: Duration::ZERO,
             cname: "test".into(),
             wallclock: None,
+            seed: 42,
         }
     }
 
