@@ -781,6 +781,8 @@ struct Shard {
 
 /// Readiness events handled between two checks of the tick deadline.
 const CHECK_EVERY: usize = 16;
+/// Datagrams read from one socket before the others get a turn.
+const READ_BATCH: usize = 32;
 /// The poller sleeps in whole milliseconds (epoll); the last part of a wait is slept
 /// precisely so ticks do not wobble by up to a millisecond.
 const FINE_SLEEP: Duration = Duration::from_millis(2);
@@ -839,16 +841,32 @@ impl Shard {
                 }
             }
             self.asleep.store(false, Ordering::SeqCst);
-            for (i, event) in events.iter().enumerate() {
-                if event.token() != WAKER {
-                    self.read(event.token().0, &mut buf);
-                }
-                if i % CHECK_EVERY == CHECK_EVERY - 1 {
-                    let now = Instant::now();
-                    if now >= self.next_tick {
-                        self.run_tick(now, &mut last_stats);
+            let mut ready: Vec<usize> = events
+                .iter()
+                .map(|e| e.token())
+                .filter(|t| *t != WAKER)
+                .map(|t| t.0)
+                .collect();
+            // Round-robin over ready sockets, a bounded batch each, so a flooded
+            // socket can neither starve the others nor hold up a tick.
+            while !ready.is_empty() {
+                let mut again = Vec::new();
+                for (i, token) in ready.into_iter().enumerate() {
+                    if self.read(token, &mut buf) {
+                        again.push(token);
+                    }
+                    if i % CHECK_EVERY == CHECK_EVERY - 1 {
+                        let now = Instant::now();
+                        if now >= self.next_tick {
+                            self.run_tick(now, &mut last_stats);
+                        }
                     }
                 }
+                let now = Instant::now();
+                if now >= self.next_tick {
+                    self.run_tick(now, &mut last_stats);
+                }
+                ready = again;
             }
         }
         self.close_all();
@@ -886,14 +904,16 @@ impl Shard {
         }
     }
 
-    /// Drains one socket (readiness is edge-triggered: read until it would block).
-    fn read(&mut self, token: usize, buf: &mut [u8]) {
+    /// Reads up to [`READ_BATCH`] datagrams from one socket. Readiness is
+    /// edge-triggered, so a socket must be read until it would block: `true` means
+    /// the batch ran out first and the socket must be read again.
+    fn read(&mut self, token: usize, buf: &mut [u8]) -> bool {
         let Some(&(leg, kind)) = self.tokens.get(&token) else {
-            return;
+            return false;
         };
-        loop {
+        for _ in 0..READ_BATCH {
             let Some(slot) = self.legs.get_mut(&leg) else {
-                return;
+                return false;
             };
             let socket = match kind {
                 SocketKind::Rtp => &slot.rtp,
@@ -913,15 +933,18 @@ impl Shard {
                     }
                     self.after(leg, now);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // ICMP errors surface here on some systems; the socket stays usable.
+                    // ICMP errors surface here on some systems; the socket stays
+                    // usable. Not read again now (an error that persists must not
+                    // spin the shard): the next datagram re-arms it.
                     tracing::debug!(%leg, error = %e, "RTP receive error");
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 
     fn now(&mut self, at: Instant) -> Instant {

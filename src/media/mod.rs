@@ -17,9 +17,10 @@
 //! `poll_*()`; [`relay`] holds the frame type that crosses between bridged legs.
 //!
 //! The driver: [`engine::MediaEngine`], a cheap cloneable handle whose methods never
-//! block. Behind it, one pacing thread per shard owns a set of legs and wakes once per
-//! 20 ms tick (never a timer per leg), tokio tasks read the sockets and hand datagrams
-//! to the owning shard, and one writer thread owns every recording file.
+//! block. Behind it, one event-loop thread per shard (per core) owns a set of legs and
+//! their sockets, reads datagrams as they arrive and wakes once per 20 ms tick to pace
+//! every playing leg (never a timer per leg); one writer thread owns every recording
+//! file and a companion thread syncs them to disk.
 //!
 //! # Time
 //!
