@@ -289,6 +289,7 @@ pub enum WriterReport {
 
 /// A command to the writer thread.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WriterCommand {
     /// Append interleaved stereo samples, creating the file on the first chunk.
     Append {

@@ -702,7 +702,7 @@ impl SdpSession {
             }
         }
         let (index, codec, dtmf_pt) = accepted.ok_or(SdpError::NoCommonCodec)?;
-        let theirs = &offer.media[index];
+        let theirs = offer.media.get(index).ok_or(SdpError::NoCommonCodec)?;
         let (remote_rtp, remote_rtcp) = remote_addresses(offer, theirs, theirs.rtcp_mux)?;
         let their_dir = offer.direction_of(theirs);
         // They cannot receive if they gave no address (c=0.0.0.0 hold).

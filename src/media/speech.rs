@@ -212,7 +212,7 @@ pub fn ticket_number(text: &str) -> Result<Vec<String>, SpeechError> {
     for run in runs {
         for group in split_groups(run) {
             let zeros = group.len() - group.trim_start_matches('0').len();
-            let rest = &group[zeros..];
+            let rest = group.get(zeros..).unwrap_or_default();
             for _ in 0..zeros {
                 out.push(num(0));
             }
