@@ -4,7 +4,10 @@
 //! [`LegSession`] owns:
 //!
 //! - symmetric RTP (latching onto the source of the first packet, for NAT; packets
-//!   from anywhere else are dropped until the remote description changes);
+//!   from anywhere else are dropped until the remote description changes). Only a
+//!   negotiated payload type can latch, and the SDP-negotiated address always wins
+//!   the latch back, so a stranger racing the peer's first packet cannot keep the
+//!   stream (the "RTP bleed" attack, CVE-2017-14099 in Asterisk);
 //! - RTP/RTCP demultiplexing on the RTP port (RFC 5761 §4) and RTCP reception and
 //!   periodic SR/RR (RFC 3550 §6.4);
 //! - receive statistics per source (extended sequence numbers, loss, lateness,
@@ -490,18 +493,38 @@ impl LegSession {
                 return;
             }
         };
+        let h = packet.header;
+        // Only media we negotiated may latch or count as the peer's: a stray or
+        // hostile datagram with any other payload type is dropped before it can steer
+        // where we send (the "RTP bleed" class of attack).
+        let negotiated_pt = match self.remote.as_ref() {
+            Some(r) => {
+                h.pt == r.codec.pt || Some(h.pt) == r.dtmf_pt || matches!(h.pt, 0 | 8 | PT_CN)
+            }
+            None => matches!(h.pt, 0 | 8 | PT_CN) || (96..=127).contains(&h.pt),
+        };
+        if !negotiated_pt {
+            self.stats.unknown_pt += 1;
+            return;
+        }
+        let sdp_addr = self.remote.as_ref().and_then(|r| r.remote_rtp);
         match self.latched {
-            Some(addr) if addr != from => {
+            Some(addr) if addr == from => {}
+            // The address the peer itself gave in SDP always wins the latch back, so
+            // a stranger who raced the peer's first packet cannot keep the stream.
+            Some(_) if Some(from) == sdp_addr => {
+                self.latched = Some(from);
+                self.events.push_back(LegEvent::Latched(from));
+            }
+            Some(_) => {
                 self.stats.foreign += 1;
                 return;
             }
-            Some(_) => {}
             None => {
                 self.latched = Some(from);
                 self.events.push_back(LegEvent::Latched(from));
             }
         }
-        let h = packet.header;
         if self.rx.ssrc != Some(h.ssrc) {
             // A new source (the peer restarted its stream): fold the old statistics.
             let old = std::mem::take(&mut self.rx.seq);
@@ -553,9 +576,7 @@ impl LegSession {
             },
         };
         let Some(law) = law else {
-            if h.pt != PT_CN {
-                self.stats.unknown_pt += 1;
-            }
+            // Comfort noise (or a dynamic type before negotiation): nothing to play.
             return;
         };
         if let Some(rec) = self.recording.as_mut() {
@@ -1186,6 +1207,21 @@ mod tests {
         // A re-INVITE with the same address keeps the latch; a new address re-opens it.
         s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
         assert_eq!(s.destination(), Some(nat));
+        // A packet with a payload type we never negotiated cannot latch or count.
+        let mut fresh = LegSession::new(cfg());
+        fresh.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        fresh.handle_rtp(t0, other, &packet(18, true, 1, 0, &[0; 20]));
+        assert_eq!(fresh.destination(), Some(peer()));
+        assert_eq!(fresh.stats().unknown_pt, 1);
+        // A stranger who got in first loses the latch to the negotiated address.
+        fresh.handle_rtp(t0, other, &packet(8, true, 1, 0, &[0xD5; 160]));
+        assert_eq!(fresh.destination(), Some(other));
+        fresh.handle_rtp(t0, peer(), &packet(8, true, 1, 0, &[0xD5; 160]));
+        assert_eq!(fresh.destination(), Some(peer()));
+        fresh.handle_rtp(t0, other, &packet(8, false, 2, 160, &[0xD5; 160]));
+        assert_eq!(fresh.destination(), Some(peer()));
+        assert_eq!(fresh.stats().foreign, 1);
+
         let mut moved = negotiated(Codec::Pcma, Direction::SendRecv);
         moved.remote_rtp = Some("127.0.0.11:7000".parse().unwrap());
         s.set_remote(t0, moved);
