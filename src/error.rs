@@ -11,6 +11,9 @@ pub enum Error {
     /// The ticket store failed (connecting, migrating, a query).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The media layer failed (ports, prompts, recording).
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
     /// An operating-system level failure (binding a socket, reading a file).
     #[error("{context}: {source}")]
     Io {

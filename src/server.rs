@@ -23,24 +23,28 @@ use crate::sip::transaction::TimerSettings;
 use crate::sip::transport::driver::{TransportSettings, Transports};
 use crate::sip::wire::Host;
 
-/// Checks every prompt the configuration refers to; returns one message per fault.
+/// Checks every prompt the configuration refers to: it must exist and be a WAV file
+/// the engine plays (8 kHz, 16-bit, mono). Returns one message per fault, naming the
+/// file and what is wrong.
 pub fn check_prompts(config: &Config) -> Result<(), Vec<String>> {
-    let missing: Vec<String> = config
+    let dir = &config.media.prompts_dir;
+    let faults: Vec<String> = config
         .referenced_prompts()
         .into_iter()
-        .filter(|p| !config.media.prompts_dir.join(p).is_file())
-        .map(|p| {
-            format!(
-                "prompt {} not found under {}",
-                p,
-                config.media.prompts_dir.display()
-            )
+        .filter_map(|p| {
+            let path = dir.join(&p);
+            if !path.is_file() {
+                return Some(format!("prompt {} not found under {}", p, dir.display()));
+            }
+            crate::media::prompts::check_file(&path)
+                .err()
+                .map(|e| format!("prompt {p}: {e}"))
         })
         .collect();
-    if missing.is_empty() {
+    if faults.is_empty() {
         Ok(())
     } else {
-        Err(missing)
+        Err(faults)
     }
 }
 
