@@ -604,7 +604,12 @@ impl MediaEngine {
     }
 
     /// Plays a playlist on the leg, replacing whatever was playing. Every prompt
-    /// name is checked now; `PlaybackFinished` follows when it ends by itself.
+    /// name is checked now; `PlaybackFinished` follows when it ends by itself. The
+    /// first frame leaves on the shard's next tick (within 20 ms). While a playlist
+    /// plays on a bridged leg it takes precedence: audio relayed from the peer is
+    /// dropped on this leg until it ends (announcements over a call). Frames are
+    /// paced even when there is nowhere to send them yet (no `set_remote`, or the
+    /// peer holds us), so timing and `PlaybackFinished` do not depend on it.
     pub fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
         self.known(leg)?;
         let cursor = Cursor::new(playlist, &self.inner.prompts)?;
