@@ -266,3 +266,48 @@ async fn a_flood_from_a_stranger_does_not_stall_playback() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(engine.stats().dropped > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_running_recordings() {
+    fn assert_handle<T: Clone + Send + Sync + 'static>() {}
+    assert_handle::<MediaEngine>();
+    let dir = scratch("engine-shutdown");
+    let (engine, mut events) = MediaEngine::start(
+        &settings(39000, 39999),
+        library(),
+        "127.0.0.1".parse().unwrap(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (leg, local) = engine.open_leg().unwrap();
+        let (_sock, peer) = endpoint().await;
+        engine
+            .set_remote(leg, negotiate(peer, local, PCMA.0, PCMA.1))
+            .unwrap();
+        ids.push(
+            engine
+                .start_recording(leg, dir.join(format!("{i}.wav")))
+                .unwrap(),
+        );
+        engine.play(leg, &Playlist::one("beep").looping()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    engine.shutdown();
+    let mut ready = Vec::new();
+    while ready.len() < 3 {
+        match wait_for(&mut events, Duration::from_secs(3), |e| match e {
+            MediaEvent::RecordingReady { id, .. } => Some(*id),
+            _ => None,
+        })
+        .await
+        {
+            Some(id) => ready.push(id),
+            None => break,
+        }
+    }
+    ready.sort();
+    assert_eq!(ready, ids);
+    assert!(matches!(engine.open_leg(), Err(MediaError::Stopped)));
+    let _ = std::fs::remove_dir_all(dir);
+}

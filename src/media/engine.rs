@@ -305,6 +305,7 @@ struct Inner {
     ids: AtomicU64,
     random: Mutex<u64>,
     counters: Arc<Counters>,
+    stopped: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -483,6 +484,7 @@ impl MediaEngine {
             ids: AtomicU64::new(1),
             random: Mutex::new(seed),
             counters,
+            stopped: AtomicBool::new(false),
         };
         Ok((
             Self {
@@ -532,6 +534,9 @@ impl MediaEngine {
     /// Binds an RTP/RTCP port pair (even/odd) from the configured range and opens a
     /// leg on it. Returns the leg and its RTP address (for the SDP).
     pub fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
+        if self.inner.stopped.load(Ordering::Relaxed) {
+            return Err(MediaError::Stopped);
+        }
         let (port, rtp, rtcp) =
             lock(&self.inner.ports)
                 .allocate(self.inner.bind_ip)
@@ -569,7 +574,7 @@ impl MediaEngine {
                 dtmf: false,
             },
         );
-        self.send(
+        let opened = self.send(
             leg,
             ShardMsg::Open {
                 leg,
@@ -578,7 +583,12 @@ impl MediaEngine {
                 rtcp,
                 cfg,
             },
-        )?;
+        );
+        if let Err(e) = opened {
+            lock(&self.inner.legs).remove(&leg);
+            lock(&self.inner.ports).release(port);
+            return Err(e);
+        }
         Ok((leg, local))
     }
 
@@ -594,7 +604,12 @@ impl MediaEngine {
     }
 
     /// Plays a playlist on the leg, replacing whatever was playing. Every prompt
-    /// name is checked now; `PlaybackFinished` follows when it ends by itself.
+    /// name is checked now; `PlaybackFinished` follows when it ends by itself. The
+    /// first frame leaves on the shard's next tick (within 20 ms). While a playlist
+    /// plays on a bridged leg it takes precedence: audio relayed from the peer is
+    /// dropped on this leg until it ends (announcements over a call). Frames are
+    /// paced even when there is nowhere to send them yet (no `set_remote`, or the
+    /// peer holds us), so timing and `PlaybackFinished` do not depend on it.
     pub fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
         self.known(leg)?;
         let cursor = Cursor::new(playlist, &self.inner.prompts)?;
@@ -694,6 +709,7 @@ impl MediaEngine {
     /// Closes every leg (recordings are finished and reported) and stops the shards.
     /// Returns at once; `RecordingReady` events follow as files are finalised.
     pub fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
         lock(&self.inner.legs).clear();
         lock(&self.inner.recordings).clear();
         for s in &self.inner.shards {

@@ -143,6 +143,13 @@ pub enum MediaError {
     /// A DTMF key that is not one, or DTMF not negotiated on the leg.
     #[error(transparent)]
     Dtmf(#[from] dtmf::DtmfError),
+    /// An SDP body could not be used (the call layer answers 488 for
+    /// [`SdpError::NoCommonCodec`]).
+    #[error(transparent)]
+    Sdp(#[from] SdpError),
+    /// A number cannot be said with the prompt fragments.
+    #[error(transparent)]
+    Speech(#[from] speech::SpeechError),
     /// The leg has no negotiated telephone-event payload type.
     #[error("leg {0} has not negotiated telephone-event (RFC 4733)")]
     NoTelephoneEvent(LegId),

@@ -258,6 +258,42 @@ impl StereoRecorder {
     }
 }
 
+/// Where a call's recording goes: `root/YYYY/MM/DD/<tenant>/<name>.wav`, by the call's
+/// date (the caller decides the time zone) and tenant. Each component is reduced to
+/// `[A-Za-z0-9._-]` with no leading dot, so a tenant code or a Call-ID can never climb
+/// out of `root` or hide a file.
+pub fn recording_path(
+    root: &Path,
+    date: chrono::NaiveDate,
+    tenant: &str,
+    name: &str,
+) -> std::path::PathBuf {
+    use chrono::Datelike;
+    fn clean(part: &str) -> String {
+        let mapped: String = part
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let trimmed = mapped.trim_start_matches('.');
+        if trimmed.is_empty() {
+            "_".to_owned()
+        } else {
+            trimmed.chars().take(100).collect()
+        }
+    }
+    root.join(format!("{:04}", date.year()))
+        .join(format!("{:02}", date.month()))
+        .join(format!("{:02}", date.day()))
+        .join(clean(tenant))
+        .join(format!("{}.wav", clean(name)))
+}
+
 // ---------------------------------------------------------------------------------
 // The IO half.
 
@@ -644,6 +680,31 @@ mod tests {
         let frames = collect(&mut r);
         assert_eq!(frames.len(), PRE_ROLL_FRAMES + 8000 + 160);
         assert_eq!(frames[PRE_ROLL_FRAMES + 8000][0], 2);
+    }
+
+    #[test]
+    fn recording_paths_stay_under_the_root() {
+        let root = Path::new("/data/recordings");
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 3, 7).unwrap();
+        assert_eq!(
+            recording_path(root, date, "etalon", "a84b4c76e66710@10.0.0.1"),
+            Path::new("/data/recordings/2026/03/07/etalon/a84b4c76e66710_10.0.0.1.wav")
+        );
+        let evil = recording_path(root, date, "../../etc", "../passwd");
+        assert!(
+            evil.starts_with("/data/recordings/2026/03/07/"),
+            "{}",
+            evil.display()
+        );
+        assert!(
+            !evil
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        );
+        assert_eq!(
+            recording_path(root, date, "", "..."),
+            Path::new("/data/recordings/2026/03/07/_/_.wav")
+        );
     }
 
     #[test]
