@@ -110,9 +110,15 @@ impl Engine {
             max_rate: config.sip.max_call_rate,
             retry_after: 5,
         };
+        let prompts = crate::media::PromptLibrary::load(&config.media.prompts_dir)
+            .map_err(crate::media::MediaError::from)?;
+        let media_ip = config.sip.advertised_address.unwrap_or(sip_addr.ip());
+        let (media, media_events) =
+            crate::media::MediaEngine::start(&config.media, Arc::new(prompts), media_ip)?;
         let control = CallControl::new(
             config.clone(),
             endpoint,
+            Box::new(media.clone()),
             admission,
             tokio::time::Instant::now().into_std(),
             chrono::Utc::now(),
@@ -125,7 +131,10 @@ impl Engine {
             transports: transports.clone(),
             load: transports.load(),
             inbound: inbound_rx,
+            media: media_events,
             queries,
+            store: store.clone(),
+            node: format!("{}-{}", sip_addr, std::process::id()),
             events: events.clone(),
             stats: stats.clone(),
             shutdown: shutdown_rx.clone(),

@@ -1,35 +1,49 @@
 //! The call-control core: every call of the engine, on top of one SIP endpoint.
 //!
-//! Owns the calls and the indices that route SIP events to them (server and client
-//! transactions, dialogs), call admission (concurrent-call limit and a new-call rate
-//! limit, both answered with 503 + Retry-After), out-of-dialog OPTIONS, 481 for
-//! requests in dialogs we do not know, and the call events the journal and the
-//! console are built from.
+//! Owns the calls and the indices that route SIP and media events to them
+//! (transactions, dialogs, media legs, recordings), call admission (a concurrent
+//! call limit and a new-call rate, both answered 503 + Retry-After), the source
+//! check (only trunks and registered operators may call in), the registrar, the
+//! trunks, the operators, the journal rows and the events the console is fed
+//! with. The call flows themselves live next door: [`super::forward`] (the B2BUA
+//! for `forward` numbers), [`super::inbound`] (greetings, notices, IVR, the queue,
+//! operators, the 5-minute rule) and [`super::callback`] (calling residents and
+//! staff back).
 //!
-//! Sans-IO, like the endpoint it wraps: feed [`CallControl::handle_inbound`],
-//! [`CallControl::handle_timeout`] and commands; drain [`CallControl::poll_transmit`]
-//! and [`CallControl::poll_event`]; sleep until [`CallControl::poll_timeout`].
+//! Sans-IO: feed [`CallControl::handle_inbound`], [`CallControl::handle_media`],
+//! [`CallControl::handle_lookup`], [`CallControl::handle_dial_job`],
+//! [`CallControl::handle_query`] and [`CallControl::handle_timeout`]; drain
+//! [`CallControl::poll_transmit`], [`CallControl::poll_event`] (for the bus) and
+//! [`CallControl::poll_action`] (for the store); sleep until
+//! [`CallControl::poll_timeout`]. Media operations go through a [`MediaPort`],
+//! whose methods never block.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
 
-use super::b2bua::{Bridge, InboundLeg, OutboundLeg, Pending, Side, body_of, map_failure};
-use super::handle::{Answer, Board, Query};
-use super::operators::{OperatorView, Operators};
-use super::routing::{Route, dialled, forward_uri, route, target_for};
-use super::trunks::{Health, Purpose, Trunks};
-use crate::config::{Config, NumberKind};
-use crate::sip::dialog::{Dialog, DialogId};
+use super::handle::{Answer, Board, Query, WaitingCall};
+use super::leg::{Leg, Note, Role};
+use super::media_port::MediaPort;
+use super::operators::Operators;
+use super::routing::{Route, dialled, route};
+use super::trunks::{Purpose, Trunks};
+use crate::config::{Config, Number, NumberKind};
+use crate::media::{LegId, MediaEvent, PlaybackId, RecordingId, SdpPreferences};
+use crate::phone::PhoneNumber;
+use crate::sip::dialog::DialogId;
 use crate::sip::digest::DigestAuth;
 use crate::sip::endpoint::{ClientFailure, ClientTx, Endpoint, EndpointEvent, ServerTx, Transmit};
 use crate::sip::registrar::{Registrar, RegistrarSettings, RegistrationChange};
 use crate::sip::transport::Target;
 use crate::sip::transport::driver::Inbound;
-use crate::sip::wire::{CSeq, Contact, Headers, Method, NameAddr, Request, Response};
-use chrono::{DateTime, Utc};
+use crate::sip::wire::{Method, Request};
+use crate::store::{CallDirection, CallRecord, CallerInfo, DialJob, DialJobId, NewDialJob};
 
 /// An engine-wide call identifier (also the journal's key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -42,81 +56,80 @@ impl std::fmt::Display for CallId {
     }
 }
 
-/// How a call ended, as the journal records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Disposition {
-    /// Answered and talked.
-    Answered,
-    /// The caller hung up before an answer.
-    Abandoned,
-    /// The engine refused it (unknown number, overload, bad request).
-    Rejected,
-    /// The far side was busy.
-    Busy,
-    /// Nobody answered.
-    NoAnswer,
-    /// The far side could not be reached.
-    Unreachable,
-    /// Something else failed.
-    Failed,
+pub use crate::store::Disposition;
+
+/// Something to publish on the event bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// Event type (`call.offered`, `operator.state`, ...).
+    pub kind: &'static str,
+    /// The tenant it concerns.
+    pub tenant: Option<String>,
+    /// The payload.
+    pub payload: Value,
 }
 
-/// What happened to a call, for the event bus and the journal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallEvent {
-    /// A new call arrived and was routed.
-    Offered {
-        /// The call.
-        call: CallId,
-        /// Caller (From user).
-        from: String,
-        /// The dialled number.
-        to: String,
-        /// The number's kind.
-        kind: NumberKind,
-        /// The number's tenant, if any.
+/// What the caller's number tells about them, as the store answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallerContext {
+    /// The screen-pop lookup.
+    pub info: CallerInfo,
+    /// The city's time zone (for saying times).
+    pub zone: Option<Tz>,
+}
+
+/// Work for the store, done by the driver off the call path.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Action {
+    /// Look a caller up; answer with [`CallControl::handle_lookup`].
+    Lookup {
+        /// Which call asks.
+        call: u64,
+        /// The phone.
+        phone: PhoneNumber,
+        /// The tenant of the number dialled.
         tenant: Option<String>,
+        /// The city of the number dialled.
+        city: Option<String>,
     },
-    /// The call was answered.
-    Answered {
+    /// Insert or update a journal row.
+    Journal(Box<CallRecord>),
+    /// A recording is complete: store it, link it to the call, publish
+    /// `recording.ready`.
+    Recording {
         /// The call.
         call: CallId,
-        /// Time from arrival to answer.
-        wait: Duration,
-    },
-    /// An operator's softphone registered (first binding) or lost its last binding.
-    Registration {
-        /// The operator's extension.
-        extension: String,
-        /// Whether it is now reachable.
-        online: bool,
-    },
-    /// An operator's state or registration changed.
-    OperatorState(OperatorView),
-    /// A trunk went up or down.
-    TrunkHealth {
-        /// Trunk name.
-        trunk: String,
-        /// Its new health.
-        health: Health,
-        /// Why.
-        reason: String,
-    },
-    /// The call is over.
-    Ended {
-        /// The call.
-        call: CallId,
-        /// How it ended.
-        disposition: Disposition,
-        /// The SIP status the caller got (200 for answered calls).
-        status: u16,
-        /// Time from arrival to answer (or to the end, if never answered).
-        wait: Duration,
-        /// Time from answer to the end.
-        talk: Duration,
-        /// The number's tenant, if any.
+        /// Its tenant.
         tenant: Option<String>,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its length.
+        duration: Duration,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Create a dial job (a callback for the 5-minute rule, a staff callback).
+    ScheduleJob(Box<NewDialJob>),
+    /// The resident got through before their callback: close the call's pending
+    /// callback jobs.
+    CancelJobs {
+        /// The original call.
+        call: CallId,
+    },
+    /// Record the outcome of one attempt of a dial job.
+    JobAttempt {
+        /// The job.
+        job: DialJobId,
+        /// `answered`, `busy`, `no-answer`, `rejected`, `unreachable`, `failed`,
+        /// or `answered-before` (the resident got through on their own).
+        outcome: &'static str,
+        /// The call made for the attempt.
+        call: Option<CallId>,
+        /// Whether the job is finished (answered, or nothing left to do).
+        done: bool,
+        /// When not done, how long until the next attempt.
+        retry_in: Duration,
     },
 }
 
@@ -136,37 +149,159 @@ struct RateLimiter {
     last: Option<Instant>,
 }
 
-struct Call {
-    id: CallId,
-    tenant: Option<String>,
-    bridge: Bridge,
-    /// The end has been reported; the state stays only while transactions of the
-    /// call are still running.
-    reported: bool,
-    /// Client transactions of this call still running.
-    outstanding: u32,
+/// What kind of call this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Through the B2BUA to a configured target.
+    Forward,
+    /// A resident calling a tenant or citywide number.
+    Inbound,
+    /// A legacy number announcing the new one.
+    Legacy,
+    /// The engine calling a resident or staff member back.
+    Callback,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Waiting for the far leg (forward), or just created.
+    Setup,
+    /// Waiting for the caller lookup.
+    LookingUp,
+    /// Greeting and notices playing.
+    Announcing,
+    /// In an IVR menu.
+    Menu,
+    /// Waiting for an operator.
+    Queued,
+    /// An operator's softphone is ringing.
+    Ringing,
+    /// Two parties talking.
+    Connected,
+    /// Playing a last prompt before hanging up.
+    Leaving,
+}
+
+/// What to do when the current playback ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterPlayback {
+    /// Nothing (looping music, or the queue handles it).
+    Nothing,
+    /// Run the menu's wait-for-digit.
+    Menu,
+    /// Join the queue.
+    Queue,
+    /// Hang up.
+    Hangup,
+}
+
+/// Per-call timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum CallTimer {
+    /// The operator (or the called party) did not answer in time.
+    Ring,
+    /// Time for the next "please wait" announcement.
+    Announce,
+    /// The 5-minute rule: schedule a callback now.
+    CallbackDue,
+    /// No digit came in time.
+    Menu,
+}
+
+/// What a tracked client transaction is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// The INVITE of leg n.
+    Invite(usize),
+    /// A BYE on leg n.
+    Bye(usize),
+}
+
+/// IVR menu progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MenuState {
+    pub name: String,
+    pub tries: u32,
+}
+
+/// One call.
+pub(crate) struct Call {
+    /// Its key in the call table.
+    pub key: u64,
+    pub id: CallId,
+    pub kind: Kind,
+    pub legs: Vec<Leg>,
+    pub stage: Stage,
+    pub number: Option<Number>,
+    pub tenant: Option<String>,
+    pub city: Option<String>,
+    pub dialled: String,
+    pub caller: String,
+    pub context: Option<CallerContext>,
+    pub started: Instant,
+    pub queued_at: Option<Instant>,
+    pub answered_at: Option<Instant>,
+    pub operator: Option<String>,
+    /// The leg ringing an operator, or the resident's leg of a callback.
+    pub ringing: Option<usize>,
+    pub tried: Vec<String>,
+    pub recording: Option<RecordingId>,
+    pub playback: Option<(PlaybackId, AfterPlayback)>,
+    pub timers: Vec<(CallTimer, Instant)>,
+    pub callback_scheduled: bool,
+    pub menu: Option<MenuState>,
+    pub job: Option<DialJob>,
+    /// Trunks still to try for a callback's resident leg.
+    pub trunks_left: Vec<String>,
+    pub reported: bool,
+    pub outstanding: u32,
+    pub record: CallRecord,
+}
+
+impl Call {
+    pub(crate) fn set_timer(&mut self, timer: CallTimer, at: Instant) {
+        self.timers.retain(|(t, _)| *t != timer);
+        self.timers.push((timer, at));
+    }
+
+    pub(crate) fn clear_timer(&mut self, timer: CallTimer) {
+        self.timers.retain(|(t, _)| *t != timer);
+    }
 }
 
 /// The call-control core.
 pub struct CallControl {
-    config: Arc<Config>,
-    endpoint: Endpoint,
-    registrar: Registrar,
-    trunks: Trunks,
-    operators: Operators,
-    /// Wall-clock time at a monotonic instant: the core derives UTC from `now`.
+    pub(crate) config: Arc<Config>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) media: Box<dyn MediaPort>,
+    pub(crate) sdp: SdpPreferences,
+    pub(crate) registrar: Registrar,
+    pub(crate) trunks: Trunks,
+    pub(crate) operators: Operators,
     wall_anchor: (Instant, DateTime<Utc>),
-    trunk_tx: HashMap<ClientTx, (usize, Purpose)>,
     admission: Admission,
     rate: RateLimiter,
     draining: bool,
     refused_overload: u64,
     next_key: u64,
-    calls: HashMap<u64, Call>,
-    by_server_tx: HashMap<ServerTx, u64>,
+    pub(crate) calls: HashMap<u64, Call>,
+    by_server_tx: HashMap<ServerTx, (u64, usize)>,
     by_client_tx: HashMap<ClientTx, (u64, Pending)>,
-    by_dialog: HashMap<DialogId, (u64, Side)>,
+    trunk_tx: HashMap<ClientTx, (usize, Purpose)>,
+    by_dialog: HashMap<DialogId, (u64, usize)>,
+    by_media: HashMap<LegId, (u64, usize)>,
+    recordings: HashMap<RecordingId, (CallId, Option<String>)>,
+    timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
+    /// Calls waiting for an operator, in arrival order.
+    pub(crate) waiting: VecDeque<u64>,
+    /// Callback jobs claimed from the store, waiting for a free operator.
+    pub(crate) jobs: VecDeque<DialJob>,
+    /// Something may have freed an operator or queued a call: match them up once
+    /// every call is back in the table.
+    pub(crate) wants_dispatch: bool,
     events: VecDeque<CallEvent>,
+    actions: VecDeque<Action>,
 }
 
 impl std::fmt::Debug for CallControl {
@@ -178,32 +313,33 @@ impl std::fmt::Debug for CallControl {
 }
 
 impl CallControl {
-    /// A call-control core over `endpoint`.
+    /// A call-control core over `endpoint` and `media`; `now` and `wall` anchor
+    /// its wall clock.
     pub fn new(
         config: Arc<Config>,
         mut endpoint: Endpoint,
+        media: Box<dyn MediaPort>,
         admission: Admission,
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Self {
         let burst = f64::from(admission.max_rate.max(1));
         let secret = format!("{:08x}{:08x}", endpoint.random_u32(), endpoint.random_u32());
-        let registrar = Registrar::new(
-            DigestAuth::new(&config.sip.realm, &secret, now)
-                .with_algorithms(&config.sip.digest_algorithms),
-            RegistrarSettings::default(),
-        );
+        let auth = DigestAuth::new(&config.sip.realm, &secret, now)
+            .with_algorithms(&config.sip.digest_algorithms);
+        let registrar = Registrar::new(auth, RegistrarSettings::default());
         let contact = endpoint.contact_uri(None, crate::sip::transport::TransportKind::Udp);
         let trunks = Trunks::new(&config.trunks, now, contact, &secret);
         let operators = Operators::new(&config.operators, config.queue.wrap_up, now, wall);
         Self {
+            sdp: SdpPreferences::default(),
             config,
             endpoint,
+            media,
             registrar,
             trunks,
             operators,
             wall_anchor: (now, wall),
-            trunk_tx: HashMap::new(),
             admission,
             rate: RateLimiter {
                 tokens: burst,
@@ -215,10 +351,20 @@ impl CallControl {
             calls: HashMap::new(),
             by_server_tx: HashMap::new(),
             by_client_tx: HashMap::new(),
+            trunk_tx: HashMap::new(),
             by_dialog: HashMap::new(),
+            by_media: HashMap::new(),
+            recordings: HashMap::new(),
+            timers: BinaryHeap::new(),
+            waiting: VecDeque::new(),
+            jobs: VecDeque::new(),
+            wants_dispatch: false,
             events: VecDeque::new(),
+            actions: VecDeque::new(),
         }
     }
+
+    // -- the outside world ----------------------------------------------------------
 
     /// Stops taking new calls (SIGTERM): they get 503 with Retry-After; calls in
     /// progress go on until they end.
@@ -226,7 +372,7 @@ impl CallControl {
         self.draining = draining;
     }
 
-    /// New calls refused with 503 since start (concurrency or rate limit, draining).
+    /// New calls refused with 503 since start (limits or draining).
     pub fn refused_overload(&self) -> u64 {
         self.refused_overload
     }
@@ -236,9 +382,25 @@ impl CallControl {
         self.calls.len()
     }
 
+    /// Calls waiting for an operator.
+    pub fn waiting_calls(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// The SIP endpoint (for its statistics).
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The wall-clock time at monotonic `now`.
+    pub fn wall(&self, now: Instant) -> DateTime<Utc> {
+        let (epoch, wall) = self.wall_anchor;
+        wall + chrono::Duration::from_std(now.saturating_duration_since(epoch)).unwrap_or_default()
+    }
+
+    /// Re-anchors the wall clock (NTP corrections reach the journal).
+    pub fn set_wall_clock(&mut self, now: Instant, wall: DateTime<Utc>) {
+        self.wall_anchor = (now, wall);
     }
 
     /// Something arrived from the transports.
@@ -262,18 +424,66 @@ impl CallControl {
         self.process(now);
     }
 
-    /// The wall-clock time at monotonic `now`.
-    pub fn wall(&self, now: Instant) -> DateTime<Utc> {
-        let (epoch, wall) = self.wall_anchor;
-        let elapsed =
-            chrono::Duration::from_std(now.saturating_duration_since(epoch)).unwrap_or_default();
-        wall + elapsed
+    /// Something happened in the media engine.
+    pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::PlaybackFinished { leg, id } => {
+                if let Some(&(key, _)) = self.by_media.get(&leg) {
+                    self.with_call(now, key, |cc, call| cc.playback_finished(now, call, id));
+                }
+            }
+            MediaEvent::Dtmf { leg, digit, .. } => {
+                if let Some(&(key, idx)) = self.by_media.get(&leg) {
+                    self.with_call(now, key, |cc, call| cc.digit(now, call, idx, digit));
+                }
+            }
+            MediaEvent::RtpTimeout { leg } => {
+                if let Some(&(key, idx)) = self.by_media.get(&leg) {
+                    tracing::info!(%leg, "no RTP for the timeout: ending the call");
+                    self.with_call(now, key, |cc, call| {
+                        cc.leg_gone(now, call, idx, "rtp-timeout")
+                    });
+                }
+            }
+            MediaEvent::RecordingReady {
+                id,
+                path,
+                duration,
+                bytes,
+            } => {
+                if let Some((call, tenant)) = self.recordings.remove(&id) {
+                    self.actions.push_back(Action::Recording {
+                        call,
+                        tenant,
+                        path,
+                        duration,
+                        bytes,
+                    });
+                }
+            }
+            MediaEvent::RecordingDiscarded { id } => {
+                self.recordings.remove(&id);
+            }
+            MediaEvent::RecordingFailed { id, path, error } => {
+                if let Some((call, _)) = self.recordings.remove(&id) {
+                    tracing::error!(%call, path = %path.display(), %error, "recording failed");
+                }
+            }
+        }
+        self.process(now);
     }
 
-    /// Re-anchors wall-clock time (the driver does this now and then, so NTP
-    /// corrections reach the journal).
-    pub fn set_wall_clock(&mut self, now: Instant, wall: DateTime<Utc>) {
-        self.wall_anchor = (now, wall);
+    /// The store's answer to an [`Action::Lookup`].
+    pub fn handle_lookup(&mut self, now: Instant, call: u64, context: Option<CallerContext>) {
+        self.with_call(now, call, |cc, c| cc.lookup_done(now, c, context));
+        self.process(now);
+    }
+
+    /// A dial job (callback) claimed from the store.
+    pub fn handle_dial_job(&mut self, now: Instant, job: DialJob) {
+        self.jobs.push_back(job);
+        self.wants_dispatch = true;
+        self.process(now);
     }
 
     /// Answers a query from the console or the API.
@@ -286,32 +496,44 @@ impl CallControl {
                 reason,
             } => {
                 let wall = self.wall(now);
-                Answer::OperatorState(self.operators.request(&extension, state, reason, now, wall))
+                let r = self.operators.request(&extension, state, reason, now, wall);
+                if r.is_ok() {
+                    self.wants_dispatch = true;
+                }
+                Answer::OperatorState(r)
             }
-            Query::Board => Answer::Board(Board {
-                waiting: Vec::new(),
-                operators: self.operators.views(),
-                calls_active: self.calls.len(),
-            }),
+            Query::Board => Answer::Board(self.board(now)),
         };
-        self.report_operators();
+        self.process(now);
         answer
     }
 
-    fn report_operators(&mut self) {
-        for view in self.operators.take_changes() {
-            self.events.push_back(CallEvent::OperatorState(view));
+    fn board(&self, now: Instant) -> Board {
+        let waiting = self
+            .waiting
+            .iter()
+            .filter_map(|k| self.calls.get(k))
+            .map(|c| WaitingCall {
+                call: c.id.0.clone(),
+                tenant: c.tenant.clone(),
+                city: c.city.clone(),
+                number_kind: c.number.as_ref().map_or("", |n| n.kind.as_str()).to_owned(),
+                caller: c.caller.clone(),
+                waited_s: c
+                    .queued_at
+                    .map_or(0, |q| now.saturating_duration_since(q).as_secs()),
+            })
+            .collect();
+        Board {
+            waiting,
+            operators: self.operators.views(),
+            calls_active: self.calls.len(),
         }
     }
 
     /// Deadlines that have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
-        if self.operators.next_deadline().is_some_and(|at| at <= now) {
-            let wall = self.wall(now);
-            self.operators.handle_timeout(now, wall);
-            self.report_operators();
-        }
         while let Some((index, purpose, request, target)) = self.trunks.poll_request(now) {
             let tx = self.endpoint.send_request(now, request, target);
             self.trunk_tx.insert(tx, (index, purpose));
@@ -321,9 +543,31 @@ impl CallControl {
                 tracing::info!(%extension, "registration expired");
                 let wall = self.wall(now);
                 self.operators.set_registered(&extension, false, now, wall);
-                self.events.push_back(CallEvent::Registration {
-                    extension,
-                    online: false,
+                self.emit(
+                    "operator.registration",
+                    None,
+                    json!({ "extension": extension, "online": false }),
+                );
+            }
+        }
+        if self.operators.next_deadline().is_some_and(|at| at <= now) {
+            let wall = self.wall(now);
+            self.operators.handle_timeout(now, wall);
+            self.wants_dispatch = true;
+        }
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.timers.contains(&(timer, at)));
+            if due {
+                self.with_call(now, key, |cc, call| {
+                    call.clear_timer(timer);
+                    cc.timer_fired(now, call, timer);
                 });
             }
         }
@@ -335,9 +579,14 @@ impl CallControl {
         self.endpoint.poll_transmit()
     }
 
-    /// The next call event.
+    /// The next event for the bus.
     pub fn poll_event(&mut self) -> Option<CallEvent> {
         self.events.pop_front()
+    }
+
+    /// The next piece of store work.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
     }
 
     /// When [`CallControl::handle_timeout`] must next be called.
@@ -347,12 +596,29 @@ impl CallControl {
             self.registrar.next_expiry(),
             self.trunks.next_deadline(),
             self.operators.next_deadline(),
+            self.timers.peek().map(|Reverse((at, _, _))| *at),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
+    // -- plumbing shared by the flows ------------------------------------------------------
+
+    pub(crate) fn emit(&mut self, kind: &'static str, tenant: Option<String>, payload: Value) {
+        self.events.push_back(CallEvent {
+            kind,
+            tenant,
+            payload,
+        });
+    }
+
+    pub(crate) fn act(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    /// Runs what the endpoint reported, then offers waiting calls to free
+    /// operators, then reports operator and trunk changes.
     fn process(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
@@ -361,16 +627,257 @@ impl CallControl {
                     request,
                     source,
                 } => self.on_request(now, tx, request, source),
-                EndpointEvent::Ack { request, .. } => self.on_ack(now, request),
+                EndpointEvent::Ack { request, .. } => self.on_ack(now, &request),
                 EndpointEvent::Cancelled { tx } => self.on_cancelled(now, tx),
                 EndpointEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
-                EndpointEvent::Response { tx, response } => self.on_response(now, tx, response),
+                EndpointEvent::Response { tx, response } => self.on_response(now, tx, &response),
                 EndpointEvent::Failed { tx, reason } => self.on_failed(now, tx, reason),
+            }
+        }
+        if self.wants_dispatch {
+            self.dispatch(now);
+        }
+        for view in self.operators.take_changes() {
+            let payload = serde_json::to_value(&view).unwrap_or_default();
+            self.emit("operator.state", None, payload);
+        }
+        for change in self.trunks.take_changes() {
+            tracing::info!(trunk = %change.trunk, health = ?change.health, reason = %change.reason, "trunk health changed");
+            self.emit(
+                "trunk.health",
+                None,
+                json!({ "trunk": change.trunk, "health": change.health, "reason": change.reason }),
+            );
+        }
+    }
+
+    /// Takes a call out of the table, runs `f`, and puts it back (or drops it when
+    /// it is over and nothing of it runs any more).
+    pub(crate) fn with_call(
+        &mut self,
+        now: Instant,
+        key: u64,
+        f: impl FnOnce(&mut Self, &mut Call),
+    ) {
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
+        let timers_before: Vec<(CallTimer, Instant)> = call.timers.clone();
+        f(self, &mut call);
+        for t in &call.timers {
+            if !timers_before.contains(t) {
+                self.timers.push(Reverse((t.1, key, t.0)));
+            }
+        }
+        self.put_back(now, key, call);
+    }
+
+    fn put_back(&mut self, _now: Instant, key: u64, call: Call) {
+        if call.reported && call.outstanding == 0 {
+            for (i, leg) in call.legs.iter().enumerate() {
+                if let Role::Uas(tx) = leg.role {
+                    self.by_server_tx.remove(&tx);
+                }
+                if let Some(d) = &leg.dialog {
+                    self.by_dialog.remove(d.id());
+                }
+                if self.by_media.get(&leg.media) == Some(&(key, i)) {
+                    self.by_media.remove(&leg.media);
+                }
+            }
+            self.waiting.retain(|k| *k != key);
+            return;
+        }
+        self.calls.insert(key, call);
+    }
+
+    pub(crate) fn new_key(&mut self) -> u64 {
+        let k = self.next_key;
+        self.next_key += 1;
+        k
+    }
+
+    pub(crate) fn new_call_id(&mut self) -> CallId {
+        CallId(format!(
+            "c{:08x}{:08x}",
+            self.endpoint.random_u32(),
+            self.endpoint.random_u32()
+        ))
+    }
+
+    /// Registers a leg in the indices; returns its index in the call.
+    pub(crate) fn add_leg(&mut self, key: u64, call: &mut Call, leg: Leg) -> usize {
+        let idx = call.legs.len();
+        match leg.role {
+            Role::Uas(tx) => {
+                self.by_server_tx.insert(tx, (key, idx));
+            }
+            Role::Uac(tx) => {
+                call.outstanding += 1;
+                self.by_client_tx.insert(tx, (key, Pending::Invite(idx)));
+            }
+        }
+        self.by_media.insert(leg.media, (key, idx));
+        call.legs.push(leg);
+        idx
+    }
+
+    /// Indexes a leg's dialog once it exists.
+    pub(crate) fn index_dialog(&mut self, key: u64, call: &Call, idx: usize) {
+        if let Some(d) = call.legs.get(idx).and_then(|l| l.dialog.as_ref()) {
+            self.by_dialog.insert(d.id().clone(), (key, idx));
+        }
+    }
+
+    /// Hangs up a leg: BYE if answered, CANCEL if still ringing, nothing if over.
+    pub(crate) fn drop_leg(&mut self, now: Instant, key: u64, call: &mut Call, idx: usize) {
+        let Some(leg) = call.legs.get_mut(idx) else {
+            return;
+        };
+        match leg.state {
+            super::leg::LegState::Answered => {
+                if let Some(tx) = leg.bye(&mut self.endpoint, now) {
+                    call.outstanding += 1;
+                    self.by_client_tx.insert(tx, (key, Pending::Bye(idx)));
+                }
+            }
+            super::leg::LegState::Offering | super::leg::LegState::Ringing => match leg.role {
+                Role::Uac(_) => leg.cancel(&mut self.endpoint, now),
+                Role::Uas(_) => leg.reject(&mut self.endpoint, now, 480, "Temporarily Unavailable"),
+            },
+            super::leg::LegState::Ended => {}
+        }
+        let _ = self.media.stop_playback(leg.media);
+    }
+
+    /// Plays prompts on a leg; `after` says what happens when they end.
+    pub(crate) fn play(
+        &mut self,
+        call: &mut Call,
+        idx: usize,
+        items: Vec<String>,
+        looped: bool,
+        after: AfterPlayback,
+    ) {
+        let Some(leg) = call.legs.get(idx) else {
+            return;
+        };
+        let items: Vec<String> = items
+            .into_iter()
+            .filter(|p| self.media.has_prompt(p))
+            .collect();
+        if items.is_empty() {
+            call.playback = None;
+            return;
+        }
+        let mut playlist = crate::media::Playlist::sequence(items);
+        if looped {
+            playlist = playlist.looping();
+        }
+        match self.media.play(leg.media, &playlist) {
+            Ok(id) => call.playback = Some((id, after)),
+            Err(e) => {
+                tracing::warn!(call = %call.id, error = %e, "cannot play prompts");
+                call.playback = None;
             }
         }
     }
 
-    // -- small helpers ----------------------------------------------------------
+    /// Starts recording the caller's leg (if recording is on).
+    pub(crate) fn start_recording(&mut self, now: Instant, call: &mut Call, caller_leg: usize) {
+        if !self.config.media.record_calls || call.recording.is_some() {
+            return;
+        }
+        let Some(leg) = call.legs.get(caller_leg) else {
+            return;
+        };
+        let tenant = call.tenant.clone().unwrap_or_else(|| "no-tenant".into());
+        let day = self.wall(now).date_naive();
+        let path = crate::media::recording::recording_path(
+            &self.config.recordings_dir(),
+            day,
+            &tenant,
+            &format!("{}.wav", call.id),
+        );
+        match self.media.start_recording(leg.media, &path) {
+            Ok(id) => {
+                call.recording = Some(id);
+                self.recordings
+                    .insert(id, (call.id.clone(), call.tenant.clone()));
+            }
+            Err(e) => tracing::error!(call = %call.id, error = %e, "cannot start recording"),
+        }
+    }
+
+    pub(crate) fn stop_recording(&mut self, call: &mut Call) {
+        if let Some(id) = call.recording.take() {
+            let _ = self.media.stop_recording(id);
+        }
+    }
+
+    /// Writes the journal row as it stands.
+    pub(crate) fn journal(&mut self, call: &Call) {
+        self.act(Action::Journal(Box::new(call.record.clone())));
+    }
+
+    /// The end of a call: recording stopped, media freed, journal and event written
+    /// once. Legs still up must have been dropped by the caller.
+    pub(crate) fn finish(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        disposition: Disposition,
+        status: u16,
+    ) {
+        if call.reported {
+            return;
+        }
+        call.reported = true;
+        self.stop_recording(call);
+        for leg in &call.legs {
+            leg.close_media(self.media.as_ref());
+        }
+        if let Some(ext) = call.operator.clone() {
+            let wall = self.wall(now);
+            if call.answered_at.is_some() {
+                self.operators.finish_call(&ext, now, wall);
+            } else {
+                self.operators.release(&ext, now, wall);
+            }
+        }
+        let wait = call
+            .answered_at
+            .unwrap_or(now)
+            .saturating_duration_since(call.queued_at.unwrap_or(call.started));
+        let talk = call
+            .answered_at
+            .map_or(Duration::ZERO, |a| now.saturating_duration_since(a));
+        let wall = self.wall(now);
+        call.record.ended_at = Some(wall);
+        call.record.wait_seconds = Some(wait.as_secs() as i64);
+        call.record.talk_seconds = Some(talk.as_secs() as i64);
+        call.record.disposition = Some(disposition);
+        call.record.operator_extension = call.operator.clone();
+        self.journal(call);
+        call.timers.clear();
+        self.waiting.retain(|k| self.calls.contains_key(k));
+        let disposition_text = serde_json::to_value(disposition).unwrap_or_default();
+        self.emit(
+            "call.ended",
+            call.tenant.clone(),
+            json!({
+                "call": call.id,
+                "disposition": disposition_text,
+                "sip_status": status,
+                "wait_ms": wait.as_millis() as u64,
+                "talk_ms": talk.as_millis() as u64,
+                "operator": call.operator,
+            }),
+        );
+        self.wants_dispatch = true;
+    }
+
+    // -- SIP events ------------------------------------------------------------------
 
     fn reply(
         &mut self,
@@ -412,16 +919,6 @@ impl CallControl {
         Ok(())
     }
 
-    fn new_call_id(&mut self) -> CallId {
-        CallId(format!(
-            "c{:08x}{:08x}",
-            self.endpoint.random_u32(),
-            self.endpoint.random_u32()
-        ))
-    }
-
-    // -- requests -------------------------------------------------------------------
-
     fn on_request(&mut self, now: Instant, tx: ServerTx, request: Request, source: Target) {
         if request.headers.to.tag().is_some() {
             return self.on_in_dialog(now, tx, request);
@@ -438,45 +935,37 @@ impl CallControl {
                     .push("Supported", self.endpoint.supported_header());
                 self.endpoint.respond(now, tx, r);
             }
-            Method::Register => self.on_register(now, tx, request, source),
+            Method::Register => self.on_register(now, tx, &request, source),
             _ => self.reply(now, tx, &request, 481, None),
         }
     }
 
-    fn on_register(&mut self, now: Instant, tx: ServerTx, request: Request, source: Target) {
+    fn on_register(&mut self, now: Instant, tx: ServerTx, request: &Request, source: Target) {
         let config = self.config.clone();
         let password_of = |ext: &str| config.operator(ext).map(|o| o.password.clone());
-        let (mut response, change) = self.registrar.handle(now, &request, source, password_of);
+        let (mut response, change) = self.registrar.handle(now, request, source, password_of);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
         self.endpoint.respond(now, tx, response);
-        if let Some(RegistrationChange::Online(e) | RegistrationChange::Offline(e)) = &change {
-            let wall = self.wall(now);
-            let online = matches!(change, Some(RegistrationChange::Online(_)));
-            self.operators.set_registered(e, online, now, wall);
-            self.report_operators();
-        }
-        match change {
-            Some(RegistrationChange::Online(extension)) => {
-                tracing::info!(%extension, %source, "operator softphone registered");
-                self.events.push_back(CallEvent::Registration {
-                    extension,
-                    online: true,
-                });
-            }
-            Some(RegistrationChange::Offline(extension)) => {
-                tracing::info!(%extension, "operator softphone unregistered");
-                self.events.push_back(CallEvent::Registration {
-                    extension,
-                    online: false,
-                });
-            }
-            None => {}
+        let (extension, online) = match change {
+            Some(RegistrationChange::Online(e)) => (e, true),
+            Some(RegistrationChange::Offline(e)) => (e, false),
+            None => return,
+        };
+        tracing::info!(%extension, %source, online, "operator softphone registration changed");
+        let wall = self.wall(now);
+        self.operators.set_registered(&extension, online, now, wall);
+        self.emit(
+            "operator.registration",
+            None,
+            json!({ "extension": extension, "online": online }),
+        );
+        if online {
+            self.wants_dispatch = true;
         }
     }
 
     fn on_invite(&mut self, now: Instant, tx: ServerTx, invite: Request, source: Target) {
-        let config = self.config.clone();
         // Calls come from the providers' trunks or from registered operators, never
         // from anyone else: a stranger's INVITE must not become a paid outbound call.
         let from_trunk = self.trunks.trunk_of_source(source.addr.ip()).is_some();
@@ -490,8 +979,9 @@ impl CallControl {
                 Some("Forbidden: not a trunk or a registered operator"),
             );
         }
+        let config = self.config.clone();
         let number = match route(&config, &invite) {
-            Route::Number(n) => n,
+            Route::Number(n) => n.clone(),
             Route::Unknown => {
                 tracing::info!(uri = %invite.uri, from = %invite.headers.from.uri, "INVITE for an unknown number");
                 return self.reply(
@@ -515,774 +1005,320 @@ impl CallControl {
                 .push("Retry-After", self.admission.retry_after.to_string());
             return self.endpoint.respond(now, tx, r);
         }
+        let dialled = dialled(&invite).unwrap_or_default();
         match number.kind {
-            NumberKind::Forward => {
-                let dialled = dialled(&invite).unwrap_or_default();
-                let Some(uri) = forward_uri(number, &dialled) else {
-                    return self.reply(
-                        now,
-                        tx,
-                        &invite,
-                        500,
-                        Some("Server Internal Error: bad forward target"),
-                    );
-                };
-                let Some(target) = target_for(&uri) else {
-                    return self.reply(
-                        now,
-                        tx,
-                        &invite,
-                        502,
-                        Some("Bad Gateway: forward target is not an IP address"),
-                    );
-                };
-                let tenant = number.tenant.clone();
-                self.start_bridge(
-                    now,
-                    tx,
-                    invite,
-                    source,
-                    uri,
-                    target,
-                    number.kind,
-                    tenant,
-                    dialled,
-                );
+            NumberKind::Forward => self.start_forward(now, tx, invite, source, number, dialled),
+            NumberKind::Dispatch => self.staff_called(now, tx, invite, number),
+            NumberKind::Tenant | NumberKind::Citywide | NumberKind::Legacy => {
+                self.start_inbound(now, tx, invite, source, number, dialled)
             }
-            _ => self.reply(
-                now,
-                tx,
-                &invite,
-                480,
-                Some("Temporarily Unavailable: number kind not served yet"),
-            ),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn start_bridge(
+    /// A new call record for the journal and its in-memory state.
+    pub(crate) fn new_call(
         &mut self,
         now: Instant,
-        tx: ServerTx,
-        invite: Request,
-        source: Target,
-        uri: crate::sip::wire::Uri,
-        target: Target,
-        kind: NumberKind,
-        tenant: Option<String>,
+        kind: Kind,
+        number: Option<Number>,
         dialled: String,
-    ) {
-        let key = self.next_key;
-        self.next_key += 1;
-        let call_id = self.new_call_id();
-        let a_tag = self.endpoint.new_tag();
-        let b_tag = self.endpoint.new_tag();
-        let h = &invite.headers;
-        let mut from = NameAddr {
-            display_name: h.from.display_name.clone(),
-            uri: h.from.uri.clone(),
-            params: Vec::new(),
-        };
-        from.set_tag(&b_tag);
-        let mut headers = Headers {
-            via: Vec::new(),
-            from,
-            to: NameAddr::new(uri.clone()),
-            call_id: self.endpoint.new_call_id(),
-            cseq: CSeq {
-                seq: 1,
-                method: Method::Invite,
-            },
-            max_forwards: Some(h.max_forwards.map_or(70, |m| m.saturating_sub(1))),
-            contact: vec![Contact::Address(NameAddr::new(
-                self.endpoint.contact_uri(None, target.transport),
-            ))],
-            route: Vec::new(),
-            record_route: Vec::new(),
-            other: Vec::new(),
-        };
-        headers.push("Allow", self.endpoint.allow_header());
-        if let Some((ct, _)) = body_of(&invite.headers, &invite.body) {
-            headers.push("Content-Type", ct);
-        }
-        let b_invite = Request {
-            method: Method::Invite,
-            uri,
-            headers,
-            body: invite.body.clone(),
-        };
-        let b_tx = self.endpoint.send_request(now, b_invite, target);
-        let Some(sent) = self.endpoint.client_request(b_tx).cloned() else {
-            return;
-        };
-        let from_user = invite.headers.from.uri.user_unescaped().unwrap_or_default();
+        caller: String,
+        direction: CallDirection,
+    ) -> (u64, Call) {
+        let key = self.new_key();
+        let id = self.new_call_id();
+        let wall = self.wall(now);
+        let mut record = CallRecord::offered(
+            id.0.clone(),
+            direction,
+            caller.clone(),
+            dialled.clone(),
+            wall,
+        );
+        record.tenant = number.as_ref().and_then(|n| n.tenant.clone());
+        record.number_kind = number.as_ref().map(|n| n.kind.as_str().to_owned());
         let call = Call {
-            id: call_id.clone(),
-            tenant: tenant.clone(),
-            reported: false,
-            outstanding: 1,
-            bridge: Bridge {
-                a: InboundLeg {
-                    tx,
-                    invite,
-                    source,
-                    tag: a_tag,
-                    dialog: None,
-                    answered: false,
-                    acked: false,
-                    bye_after_ack: false,
-                },
-                b: OutboundLeg {
-                    tx: b_tx,
-                    invite: sent,
-                    target,
-                    dialog: None,
-                    finished: false,
-                    cancel_wanted: false,
-                    ack_waits_for_caller: false,
-                },
-                started: now,
-                answered_at: None,
-                ended: [false, false],
-            },
-        };
-        self.by_server_tx.insert(tx, key);
-        self.by_client_tx.insert(b_tx, (key, Pending::Invite));
-        self.calls.insert(key, call);
-        self.events.push_back(CallEvent::Offered {
-            call: call_id,
-            from: from_user,
-            to: dialled,
+            key,
+            id,
             kind,
-            tenant,
-        });
+            legs: Vec::new(),
+            stage: Stage::Setup,
+            tenant: number.as_ref().and_then(|n| n.tenant.clone()),
+            city: number.as_ref().and_then(|n| n.city.clone()),
+            number,
+            dialled,
+            caller,
+            context: None,
+            started: now,
+            queued_at: None,
+            answered_at: None,
+            operator: None,
+            ringing: None,
+            tried: Vec::new(),
+            recording: None,
+            playback: None,
+            timers: Vec::new(),
+            callback_scheduled: false,
+            menu: None,
+            job: None,
+            trunks_left: Vec::new(),
+            reported: false,
+            outstanding: 0,
+            record,
+        };
+        (key, call)
+    }
+
+    pub(crate) fn insert_call(&mut self, key: u64, call: Call) {
+        self.calls.insert(key, call);
     }
 
     fn on_in_dialog(&mut self, now: Instant, tx: ServerTx, request: Request) {
         let Some(id) = DialogId::of_request(&request) else {
             return;
         };
-        let Some(&(key, side)) = self.by_dialog.get(&id) else {
+        let Some(&(key, idx)) = self.by_dialog.get(&id) else {
             return self.reply(now, tx, &request, 481, None);
         };
-        let Some(mut call) = self.calls.remove(&key) else {
+        if !self.calls.contains_key(&key) {
             return self.reply(now, tx, &request, 481, None);
-        };
-        self.in_dialog(now, key, &mut call, side, tx, request);
-        self.put_back(key, call);
-    }
-
-    fn in_dialog(
-        &mut self,
-        now: Instant,
-        key: u64,
-        call: &mut Call,
-        side: Side,
-        tx: ServerTx,
-        request: Request,
-    ) {
-        let Some(dialog) = call.bridge.dialog_mut(side) else {
-            return;
-        };
-        if let Err(e) = dialog.handle_request(&request) {
-            self.reply(
+        }
+        self.with_call(now, key, |cc, call| {
+            let Some(leg) = call.legs.get_mut(idx) else {
+                return;
+            };
+            let prefs = cc.sdp.clone();
+            let note = leg.on_request(
+                &mut cc.endpoint,
+                cc.media.as_ref(),
                 now,
                 tx,
                 &request,
-                500,
-                Some(&format!("Server Internal Error: {e}")),
+                &prefs,
             );
-            return;
-        }
-        match request.method {
-            Method::Bye => {
-                self.reply(now, tx, &request, 200, None);
-                // The call ends when the other side's BYE completes.
-                call.bridge.end_side(side);
-                self.hang_up(now, key, call, side.other());
-                self.end_if_both_sides_ended(call, now);
-            }
-            Method::Options => {
-                self.reply(now, tx, &request, 200, None);
-            }
-            Method::Invite | Method::Update | Method::Info => {
-                self.relay(now, key, call, side, tx, request);
-            }
-            _ => {
-                self.reply(now, tx, &request, 405, None);
-            }
-        }
+            cc.note(now, key, call, idx, note);
+        });
     }
 
-    /// Relays an in-dialog request to the other leg; its final answer comes back.
-    fn relay(
-        &mut self,
-        now: Instant,
-        key: u64,
-        call: &mut Call,
-        from_side: Side,
-        tx: ServerTx,
-        request: Request,
-    ) {
-        let to = from_side.other();
-        let target = match to {
-            Side::A => call.bridge.a.source,
-            Side::B => call.bridge.b.target,
-        };
-        let Some(dialog) = call.bridge.dialog_mut(to) else {
-            return self.reply(
-                now,
-                tx,
-                &request,
-                491,
-                Some("Request Pending: other leg not ready"),
-            );
-        };
-        let mut out = dialog.request(request.method.clone());
-        if let Some((ct, body)) = body_of(&request.headers, &request.body) {
-            out.headers.push("Content-Type", ct);
-            out.body = body;
-        }
-        let late_offer = request.method == Method::Invite && request.body.is_empty();
-        let target = target_for(dialog.next_hop())
-            .map(|t| Target {
-                connection: None,
-                ..t
-            })
-            .unwrap_or(target);
-        let ctx = self.endpoint.send_request(now, out, target);
-        self.expect(
-            call,
-            key,
-            ctx,
-            Pending::Relay {
-                from: tx,
-                to,
-                late_offer,
-            },
-        );
-    }
-
-    /// Sends BYE on `side` if it has a dialog; marks it ended otherwise.
-    fn hang_up(&mut self, now: Instant, key: u64, call: &mut Call, side: Side) {
-        if call.bridge.ended[side as usize] {
-            return;
-        }
-        if side == Side::A
-            && call.bridge.a.answered
-            && !call.bridge.a.acked
-            && call.bridge.a.dialog.is_some()
-        {
-            call.bridge.a.bye_after_ack = true;
-            return;
-        }
-        let target = match side {
-            Side::A => call.bridge.a.source,
-            Side::B => call.bridge.b.target,
-        };
-        let Some(dialog) = call.bridge.dialog_mut(side) else {
-            call.bridge.end_side(side);
+    fn on_ack(&mut self, now: Instant, ack: &Request) {
+        let Some(id) = DialogId::of_request(ack) else {
             return;
         };
-        let bye = dialog.request(Method::Bye);
-        let target = target_for(dialog.next_hop())
-            .map(|t| Target {
-                connection: None,
-                ..t
-            })
-            .unwrap_or(target);
-        let tx = self.endpoint.send_request(now, bye, target);
-        self.expect(call, key, tx, Pending::Bye(side));
-    }
-
-    fn on_ack(&mut self, now: Instant, ack: Request) {
-        let Some(id) = DialogId::of_request(&ack) else {
+        let Some(&(key, idx)) = self.by_dialog.get(&id) else {
             return;
         };
-        let Some(&(key, side)) = self.by_dialog.get(&id) else {
-            return;
-        };
-        let Some(mut call) = self.calls.remove(&key) else {
-            return;
-        };
-        if side == Side::A {
-            call.bridge.a.acked = true;
-            if let Some(d) = call.bridge.a.dialog.as_mut() {
-                d.confirm(None);
+        self.with_call(now, key, |cc, call| {
+            let Some(leg) = call.legs.get_mut(idx) else {
+                return;
+            };
+            leg.on_ack(cc.media.as_ref(), ack);
+            if leg.bye_after_ack {
+                leg.bye_after_ack = false;
+                cc.drop_leg(now, key, call, idx);
             }
-            if call.bridge.b.ack_waits_for_caller {
-                call.bridge.b.ack_waits_for_caller = false;
-                self.ack_b(&mut call, body_of(&ack.headers, &ack.body));
-            }
-            if call.bridge.a.bye_after_ack {
-                call.bridge.a.bye_after_ack = false;
-                self.hang_up(now, key, &mut call, Side::A);
-                self.end_if_both_sides_ended(&mut call, now);
-            }
-        }
-        self.put_back(key, call);
-    }
-
-    fn ack_b(&mut self, call: &mut Call, body: Option<(String, Bytes)>) {
-        let Some(dialog) = call.bridge.b.dialog.as_ref() else {
-            return;
-        };
-        let ack = dialog.ack(
-            call.bridge.b.invite.headers.cseq.seq,
-            body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
-        );
-        self.endpoint
-            .send_ack(call.bridge.b.tx, ack, call.bridge.b.target);
+        });
     }
 
     fn on_cancelled(&mut self, now: Instant, tx: ServerTx) {
-        let Some(&key) = self.by_server_tx.get(&tx) else {
+        let Some(&(key, idx)) = self.by_server_tx.get(&tx) else {
             return;
         };
-        let Some(mut call) = self.calls.remove(&key) else {
-            return;
-        };
-        self.reply_a(now, &mut call, 487, None);
-        if !call.bridge.b.finished {
-            if self.endpoint.can_cancel(call.bridge.b.tx) {
-                if let Some(c) = self.endpoint.cancel(now, call.bridge.b.tx) {
-                    self.expect(&mut call, key, c, Pending::Cancel);
-                }
-            } else {
-                call.bridge.b.cancel_wanted = true;
+        self.with_call(now, key, |cc, call| {
+            if let Some(leg) = call.legs.get_mut(idx) {
+                leg.reject(&mut cc.endpoint, now, 487, "Request Terminated");
             }
-        }
-        self.finish(&mut call, now, Disposition::Abandoned, 487);
-        // B may still need its CANCEL answered, or an ACK and BYE: the call stays
-        // in the table until its transactions are done.
-        self.put_back(key, call);
-    }
-
-    /// Starts tracking a client transaction of a call.
-    fn expect(&mut self, call: &mut Call, key: u64, tx: ClientTx, pending: Pending) {
-        call.outstanding += 1;
-        self.by_client_tx.insert(tx, (key, pending));
+            cc.leg_gone(now, call, idx, "cancelled");
+        });
     }
 
     fn on_ack_timeout(&mut self, now: Instant, tx: ServerTx) {
-        let Some(&key) = self.by_server_tx.get(&tx) else {
+        let Some(&(key, idx)) = self.by_server_tx.get(&tx) else {
             return;
         };
-        let Some(mut call) = self.calls.remove(&key) else {
-            return;
-        };
-        tracing::info!(call = %call.id, "no ACK for our 2xx; ending the call");
-        call.bridge.a.acked = true;
-        call.bridge.a.bye_after_ack = false;
-        self.hang_up(now, key, &mut call, Side::A);
-        self.hang_up(now, key, &mut call, Side::B);
-        self.put_back(key, call);
+        self.with_call(now, key, |cc, call| {
+            tracing::info!(call = %call.id, "no ACK for our 2xx; ending the call");
+            if let Some(leg) = call.legs.get_mut(idx) {
+                leg.acked = true;
+                leg.bye_after_ack = false;
+            }
+            cc.drop_leg(now, key, call, idx);
+            cc.leg_gone(now, call, idx, "no-ack");
+        });
     }
 
-    /// Sends a final (or provisional) response on leg A's INVITE.
-    fn reply_a(&mut self, now: Instant, call: &mut Call, status: u16, reason: Option<&str>) {
-        if call.bridge.a.answered {
-            return;
-        }
-        let a = &mut call.bridge.a;
-        let mut r = match reason {
-            Some(reason) => a.invite.response_with_reason(status, reason),
-            None => a.invite.response(status),
-        };
-        r.headers.to.set_tag(&a.tag);
-        if status >= 200 {
-            a.answered = true;
-        }
-        self.endpoint.respond(now, a.tx, r);
-    }
-
-    // -- responses ----------------------------------------------------------------
-
-    fn on_response(&mut self, now: Instant, tx: ClientTx, response: Response) {
+    fn on_response(&mut self, now: Instant, tx: ClientTx, response: &crate::sip::wire::Response) {
         if let Some(&(index, purpose)) = self.trunk_tx.get(&tx) {
             if !response.is_provisional() {
                 self.trunk_tx.remove(&tx);
                 self.trunks
-                    .handle_response(now, index, purpose, Some(&response));
-                self.report_trunk_health();
+                    .handle_response(now, index, purpose, Some(response));
             }
             return;
         }
         let Some(&(key, pending)) = self.by_client_tx.get(&tx) else {
             return;
         };
-        // A final response ends our interest in the transaction. (An INVITE's stays
-        // in Accepted for a while; its 2xx retransmissions are re-ACKed by the
-        // endpoint, and a 2xx from another fork arrives as a stray.)
         let over = !response.is_provisional();
         if over {
             self.by_client_tx.remove(&tx);
         }
-        let Some(mut call) = self.calls.remove(&key) else {
-            self.stray(now, tx, pending, &response);
-            return;
-        };
-        if over {
-            call.outstanding = call.outstanding.saturating_sub(1);
-        }
-        match pending {
-            Pending::Invite => self.on_b_invite_response(now, key, &mut call, response),
-            Pending::Bye(side) if over => {
-                call.bridge.end_side(side);
-                self.end_if_both_sides_ended(&mut call, now);
+        self.with_call(now, key, |cc, call| {
+            if over {
+                call.outstanding = call.outstanding.saturating_sub(1);
             }
-            Pending::Bye(_) | Pending::Cancel => {}
-            Pending::Relay {
-                from,
-                to,
-                late_offer,
-            } => {
-                self.on_relay_response(now, &mut call, tx, from, to, late_offer, response);
-            }
-        }
-        self.put_back(key, call);
-    }
-
-    /// A response for a call already gone: a late 2xx to our INVITE is ACKed and
-    /// hung up so the far end does not ring forever.
-    fn stray(&mut self, now: Instant, tx: ClientTx, pending: Pending, response: &Response) {
-        let live =
-            DialogId::of_response(response).is_some_and(|id| self.by_dialog.contains_key(&id));
-        if pending == Pending::Invite && response.is_success() && !live {
-            if let Some(invite) = self.endpoint.client_request(tx).cloned() {
-                if let Ok(mut d) = Dialog::uac(
-                    &invite,
-                    response,
-                    self.endpoint
-                        .contact_uri(None, crate::sip::transport::TransportKind::Udp),
-                ) {
-                    if let Some(target) = target_for(d.next_hop()) {
-                        self.endpoint
-                            .send_ack(tx, d.ack(invite.headers.cseq.seq, None), target);
-                        let bye = d.request(Method::Bye);
-                        let _ = self.endpoint.send_request(now, bye, target);
-                    }
+            match pending {
+                Pending::Invite(idx) => {
+                    let Some(leg) = call.legs.get_mut(idx) else {
+                        return;
+                    };
+                    let note =
+                        leg.on_invite_response(&mut cc.endpoint, cc.media.as_ref(), now, response);
+                    cc.index_dialog(key, call, idx);
+                    cc.note(now, key, call, idx, note);
                 }
+                Pending::Bye(_) => {}
             }
-        }
-    }
-
-    /// Reports the end once both sides have hung up.
-    fn end_if_both_sides_ended(&mut self, call: &mut Call, now: Instant) {
-        if call.bridge.ended == [true, true] {
-            let disposition = if call.bridge.answered_at.is_some() {
-                Disposition::Answered
-            } else {
-                Disposition::Abandoned
-            };
-            self.finish(call, now, disposition, 200);
-        }
-    }
-
-    fn on_b_invite_response(
-        &mut self,
-        now: Instant,
-        key: u64,
-        call: &mut Call,
-        response: Response,
-    ) {
-        let b_tx = call.bridge.b.tx;
-        if response.status == 100 {
-            return;
-        }
-        if response.is_provisional() {
-            if response.headers.to.tag().is_some() && call.bridge.b.dialog.is_none() {
-                let contact = self
-                    .endpoint
-                    .contact_uri(None, call.bridge.b.target.transport);
-                if let Ok(d) = Dialog::uac(&call.bridge.b.invite, &response, contact) {
-                    self.by_dialog.insert(d.id().clone(), (key, Side::B));
-                    call.bridge.b.dialog = Some(d);
-                }
-            }
-            if call.bridge.b.cancel_wanted {
-                call.bridge.b.cancel_wanted = false;
-                if let Some(c) = self.endpoint.cancel(now, b_tx) {
-                    self.expect(call, key, c, Pending::Cancel);
-                }
-                return;
-            }
-            if !call.bridge.a.answered {
-                self.relay_to_a(now, call, &response, false);
-            }
-            return;
-        }
-        if response.is_success() {
-            let contact = self
-                .endpoint
-                .contact_uri(None, call.bridge.b.target.transport);
-            let new_dialog = match Dialog::uac(&call.bridge.b.invite, &response, contact) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(call = %call.id, error = %e, "unusable 2xx on the outbound leg");
-                    return;
-                }
-            };
-            let known = call.bridge.b.dialog.as_ref().is_some_and(|d| {
-                d.id() == new_dialog.id() && d.state() == crate::sip::dialog::DialogState::Confirmed
-            });
-            if known {
-                return; // a retransmission while our ACK waits for the caller's
-            }
-            let other_fork = call.bridge.b.finished && !known;
-            if other_fork || call.bridge.a.answered {
-                // A second fork, or the caller already gone: ACK and hang it up.
-                let mut d = new_dialog;
-                let target = target_for(d.next_hop()).unwrap_or(call.bridge.b.target);
-                self.endpoint.send_ack(
-                    b_tx,
-                    d.ack(call.bridge.b.invite.headers.cseq.seq, None),
-                    target,
-                );
-                let bye = d.request(Method::Bye);
-                let tx = self.endpoint.send_request(now, bye, target);
-                // A fork's BYE is not this call's B leg ending: track it as a
-                // CANCEL-like side transaction.
-                let pending = if other_fork {
-                    Pending::Cancel
-                } else {
-                    Pending::Bye(Side::B)
-                };
-                self.expect(call, key, tx, pending);
-                return;
-            }
-            let mut d = new_dialog;
-            d.confirm(Some(&response));
-            if let Some(old) = call.bridge.b.dialog.take() {
-                self.by_dialog.remove(old.id());
-            }
-            self.by_dialog.insert(d.id().clone(), (key, Side::B));
-            let target = target_for(d.next_hop()).unwrap_or(call.bridge.b.target);
-            call.bridge.b.target = target;
-            call.bridge.b.dialog = Some(d);
-            call.bridge.b.finished = true;
-            if call.bridge.b.invite.body.is_empty() {
-                call.bridge.b.ack_waits_for_caller = true;
-            } else {
-                self.ack_b(call, None);
-            }
-            call.bridge.answered_at = Some(now);
-            self.relay_to_a(now, call, &response, true);
-            self.events.push_back(CallEvent::Answered {
-                call: call.id.clone(),
-                wait: now - call.bridge.started,
-            });
-            return;
-        }
-        // A final failure.
-        call.bridge.b.finished = true;
-        call.bridge.ended[Side::B as usize] = true;
-        if let Some(d) = call.bridge.b.dialog.take() {
-            self.by_dialog.remove(d.id());
-        }
-        if call.bridge.a.answered {
-            return; // the caller is gone; nothing to map
-        }
-        let (status, reason) = map_failure(Ok(&response));
-        self.reply_a(now, call, status, Some(&reason));
-        let disposition = match response.status {
-            486 | 600 => Disposition::Busy,
-            480 | 408 => Disposition::NoAnswer,
-            603 => Disposition::Rejected,
-            _ => Disposition::Failed,
-        };
-        self.finish(call, now, disposition, status);
-    }
-
-    /// Maps a provisional or 2xx from B onto A, with our tag, Contact and B's body.
-    fn relay_to_a(&mut self, now: Instant, call: &mut Call, response: &Response, success: bool) {
-        let a = &mut call.bridge.a;
-        let mut r = a
-            .invite
-            .response_with_reason(response.status, &response.reason);
-        r.headers.to.set_tag(&a.tag);
-        let contact = self.endpoint.contact_uri(None, a.source.transport);
-        r.headers
-            .contact
-            .push(Contact::Address(NameAddr::new(contact.clone())));
-        r.headers.record_route = Vec::new();
-        if let Some((ct, body)) = body_of(&response.headers, &response.body) {
-            r.headers.push("Content-Type", ct);
-            r.body = body;
-        }
-        if success {
-            r.headers.push("Allow", self.endpoint.allow_header());
-            a.answered = true;
-            if let Ok(d) = Dialog::uas(&a.invite, &a.tag, contact) {
-                self.by_dialog
-                    .insert(d.id().clone(), (self.key_of_server(a.tx), Side::A));
-                a.dialog = Some(d);
-            }
-        }
-        self.endpoint.respond(now, a.tx, r);
-    }
-
-    fn key_of_server(&self, tx: ServerTx) -> u64 {
-        self.by_server_tx.get(&tx).copied().unwrap_or_default()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_relay_response(
-        &mut self,
-        now: Instant,
-        call: &mut Call,
-        tx: ClientTx,
-        from: ServerTx,
-        to: Side,
-        late_offer: bool,
-        response: Response,
-    ) {
-        if response.status == 100 {
-            return;
-        }
-        let Some(original) = self.endpoint.server_request(from).cloned() else {
-            return;
-        };
-        let sent = self.endpoint.client_request(tx).cloned();
-        if response.is_success() {
-            if let Some(d) = call.bridge.dialog_mut(to) {
-                d.handle_refresh_response(&response);
-            }
-            if original.method == Method::Invite && !late_offer {
-                // ACK the re-INVITE's 2xx on the far leg now.
-                if let (Some(d), Some(sent)) = (call.bridge.dialog_mut(to), sent) {
-                    let ack = d.ack(sent.headers.cseq.seq, None);
-                    let target = target_for(d.next_hop()).unwrap_or(match to {
-                        Side::A => call.bridge.a.source,
-                        Side::B => call.bridge.b.target,
-                    });
-                    self.endpoint.send_ack(tx, ack, target);
-                }
-            }
-        }
-        let mut r = original.response_with_reason(response.status, &response.reason);
-        let local_tag = match to.other() {
-            Side::A => call.bridge.a.tag.clone(),
-            Side::B => call
-                .bridge
-                .b
-                .invite
-                .headers
-                .from
-                .tag()
-                .unwrap_or_default()
-                .to_owned(),
-        };
-        r.headers.to.set_tag(&local_tag);
-        if original.method == Method::Invite || original.method == Method::Update {
-            let transport = match to.other() {
-                Side::A => call.bridge.a.source.transport,
-                Side::B => call.bridge.b.target.transport,
-            };
-            r.headers.contact.push(Contact::Address(NameAddr::new(
-                self.endpoint.contact_uri(None, transport),
-            )));
-        }
-        if let Some((ct, body)) = body_of(&response.headers, &response.body) {
-            r.headers.push("Content-Type", ct);
-            r.body = body;
-        }
-        self.endpoint.respond(now, from, r);
-    }
-
-    fn report_trunk_health(&mut self) {
-        for change in self.trunks.take_changes() {
-            tracing::info!(trunk = %change.trunk, health = ?change.health, reason = %change.reason, "trunk health changed");
-            self.events.push_back(CallEvent::TrunkHealth {
-                trunk: change.trunk,
-                health: change.health,
-                reason: change.reason,
-            });
-        }
+        });
     }
 
     fn on_failed(&mut self, now: Instant, tx: ClientTx, reason: ClientFailure) {
         if let Some((index, purpose)) = self.trunk_tx.remove(&tx) {
             self.trunks.handle_response(now, index, purpose, None);
-            self.report_trunk_health();
             return;
         }
         let Some((key, pending)) = self.by_client_tx.remove(&tx) else {
             return;
         };
-        let Some(mut call) = self.calls.remove(&key) else {
-            return;
-        };
-        call.outstanding = call.outstanding.saturating_sub(1);
-        match pending {
-            Pending::Invite => {
-                call.bridge.b.finished = true;
-                call.bridge.ended[Side::B as usize] = true;
-                if !call.bridge.a.answered {
-                    let (status, text) = map_failure(Err(reason));
-                    self.reply_a(now, &mut call, status, Some(&text));
-                    let disposition = match reason {
-                        ClientFailure::Timeout => Disposition::NoAnswer,
-                        ClientFailure::Transport => Disposition::Unreachable,
-                    };
-                    self.finish(&mut call, now, disposition, status);
+        self.with_call(now, key, |cc, call| {
+            call.outstanding = call.outstanding.saturating_sub(1);
+            if let Pending::Invite(idx) = pending {
+                if let Some(leg) = call.legs.get_mut(idx) {
+                    let note = leg.on_invite_failure(reason);
+                    cc.note(now, key, call, idx, note);
                 }
             }
-            Pending::Bye(side) => {
-                // No answer to our BYE: that side is gone all the same.
-                call.bridge.end_side(side);
-                self.end_if_both_sides_ended(&mut call, now);
-            }
-            Pending::Cancel => {}
-            Pending::Relay { from, .. } => {
-                if let Some(original) = self.endpoint.server_request(from).cloned() {
-                    let status = if reason == ClientFailure::Timeout {
-                        408
-                    } else {
-                        502
-                    };
-                    let mut r = original.response(status);
-                    r.headers.to.set_tag(&call.bridge.a.tag);
-                    self.endpoint.respond(now, from, r);
-                }
-            }
-        }
-        self.put_back(key, call);
-    }
-
-    // -- the end of a call ------------------------------------------------------------
-
-    /// Reports the end of a call, once.
-    fn finish(&mut self, call: &mut Call, now: Instant, disposition: Disposition, status: u16) {
-        if call.reported {
-            return;
-        }
-        call.reported = true;
-        let wait = call.bridge.answered_at.unwrap_or(now) - call.bridge.started;
-        let talk = call.bridge.answered_at.map_or(Duration::ZERO, |a| now - a);
-        self.events.push_back(CallEvent::Ended {
-            call: call.id.clone(),
-            disposition,
-            status,
-            wait,
-            talk,
-            tenant: call.tenant.clone(),
         });
     }
 
-    /// Returns a call to the table, or drops it when its end has been reported and
-    /// none of its transactions is still running.
-    fn put_back(&mut self, key: u64, call: Call) {
-        if call.reported && call.outstanding == 0 {
-            self.by_server_tx.remove(&call.bridge.a.tx);
-            for d in [&call.bridge.a.dialog, &call.bridge.b.dialog]
-                .into_iter()
-                .flatten()
-            {
-                self.by_dialog.remove(d.id());
-            }
+    /// Routes a leg's note to the flow the call follows.
+    fn note(&mut self, now: Instant, key: u64, call: &mut Call, idx: usize, note: Note) {
+        match note {
+            Note::Nothing => {}
+            Note::HungUp => self.leg_gone(now, call, idx, "hangup"),
+            Note::Dtmf(d) => self.digit(now, call, idx, d),
+            Note::Hold(held) => self.hold(call, idx, held),
+            other => match call.kind {
+                Kind::Forward => self.forward_note(now, key, call, idx, other),
+                Kind::Inbound | Kind::Legacy => self.operator_note(now, key, call, idx, other),
+                Kind::Callback => self.callback_note(now, key, call, idx, other),
+            },
+        }
+    }
+
+    /// A party put the other on hold (or resumed): the other hears hold music
+    /// instead of silence, and the bridge comes back on resume.
+    fn hold(&mut self, call: &mut Call, idx: usize, held: bool) {
+        if call.stage != Stage::Connected || call.legs.len() < 2 {
             return;
         }
-        self.calls.insert(key, call);
+        let other = if idx == 0 {
+            call.ringing.unwrap_or(1)
+        } else {
+            0
+        };
+        let (Some(a), Some(b)) = (
+            call.legs.get(idx).map(|l| l.media),
+            call.legs.get(other).map(|l| l.media),
+        ) else {
+            return;
+        };
+        if held {
+            let _ = self.media.unbridge(a);
+            let music = self.config.prompts.hold_music.clone();
+            self.play(call, other, vec![music], true, AfterPlayback::Nothing);
+        } else {
+            let _ = self.media.stop_playback(b);
+            let _ = self.media.bridge(a, b);
+        }
+        self.emit(
+            "call.hold",
+            call.tenant.clone(),
+            json!({ "call": call.id, "held": held, "by_leg": idx }),
+        );
+    }
+
+    /// A party is gone (hung up, cancelled, no ACK, no RTP): the call reacts by kind.
+    pub(crate) fn leg_gone(&mut self, now: Instant, call: &mut Call, idx: usize, why: &str) {
+        let key = call.key;
+        match call.kind {
+            Kind::Forward => self.forward_gone(now, key, call, idx, why),
+            Kind::Inbound | Kind::Legacy => self.inbound_gone(now, key, call, idx, why),
+            Kind::Callback => self.callback_gone(now, key, call, idx, why),
+        }
+    }
+
+    fn playback_finished(&mut self, now: Instant, call: &mut Call, id: PlaybackId) {
+        let Some((playing, after)) = call.playback else {
+            return;
+        };
+        if playing != id {
+            return;
+        }
+        call.playback = None;
+        match after {
+            AfterPlayback::Nothing => {}
+            AfterPlayback::Menu => self.menu_wait(now, call),
+            AfterPlayback::Queue => self.enqueue(now, call),
+            AfterPlayback::Hangup => {
+                let key = call.key;
+                self.drop_leg(now, key, call, 0);
+                self.finish(now, call, Disposition::Rejected, 200);
+            }
+        }
+    }
+
+    fn timer_fired(&mut self, now: Instant, call: &mut Call, timer: CallTimer) {
+        let key = call.key;
+        match timer {
+            CallTimer::Ring => self.ring_timeout(now, key, call),
+            CallTimer::Announce => self.announce_in_queue(now, call),
+            CallTimer::CallbackDue => self.schedule_callback(now, call, "waited too long"),
+            CallTimer::Menu => self.menu_timeout(now, call),
+        }
+    }
+
+    /// A caller waiting longer than `callback_after`, or hanging up after waiting
+    /// longer than `abandon_threshold`, gets a callback job due at once and no
+    /// later than `callback_deadline` after the call (Rules №416 §13).
+    pub(crate) fn schedule_callback(&mut self, now: Instant, call: &mut Call, why: &str) {
+        if call.callback_scheduled {
+            return;
+        }
+        let Ok(phone) = PhoneNumber::parse(&call.caller) else {
+            tracing::warn!(call = %call.id, caller = %call.caller, "cannot call back: the caller's number is not a phone number");
+            return;
+        };
+        call.callback_scheduled = true;
+        let wall = self.wall(now);
+        let deadline = self.wall(call.started)
+            + chrono::Duration::from_std(self.config.queue.callback_deadline).unwrap_or_default();
+        let job = NewDialJob {
+            kind: crate::store::DialKind::Callback,
+            tenant: call.tenant.clone(),
+            target: phone.clone(),
+            due_at: wall,
+            max_attempts: self.config.dialer.attempts,
+            ticket_id: None,
+            call_id: Some(call.id.0.clone()),
+            chain_id: None,
+            chain_level: None,
+        };
+        tracing::info!(call = %call.id, %phone, why, "callback scheduled");
+        self.act(Action::ScheduleJob(Box::new(job)));
+        self.emit(
+            "callback.scheduled",
+            call.tenant.clone(),
+            json!({ "call": call.id, "phone": phone, "reason": why, "due": wall, "deadline": deadline }),
+        );
     }
 }

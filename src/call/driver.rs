@@ -1,20 +1,29 @@
-//! The tokio task that runs [`CallControl`]: it feeds arrivals and deadlines in,
-//! sends what comes out, and publishes call events on the bus.
+//! The tokio task that runs [`CallControl`]: it feeds arrivals, media events,
+//! store answers, claimed dial jobs, queries and deadlines in, sends what comes out,
+//! publishes events on the bus and hands store work to helpers so the call path
+//! never waits on the database.
 //!
-//! Time comes from tokio's clock (`tokio::time::Instant`), so tests can run the
-//! whole engine on a paused clock.
+//! Caller lookups run concurrently (each answers its own call). Journal rows,
+//! recordings and dial-job updates go through one writer task in the order the
+//! core produced them, so a call's row is never overwritten by an older version of
+//! itself. Time comes from tokio's clock, so tests can pause it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use super::control::{CallControl, CallEvent};
+use super::control::{Action, CallControl, CallEvent, CallerContext};
 use super::handle::Envelope;
 use crate::events::EventBus;
+use crate::media::MediaEvent;
 use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
+use crate::store::{
+    AfterAttempt, DialAttemptOutcome, DialJobFilter, DialJobState, DialKind, Store, TenantScope,
+};
 
 /// Live figures for /metrics.
 #[derive(Debug, Default)]
@@ -29,6 +38,8 @@ pub struct CallStats {
     pub ended: AtomicU64,
     /// New calls refused with 503 by admission control (limits or draining).
     pub refused_overload: AtomicU64,
+    /// Calls waiting for an operator now.
+    pub waiting: AtomicU64,
 }
 
 fn now() -> std::time::Instant {
@@ -45,8 +56,14 @@ pub struct Core {
     pub load: Arc<CoreLoad>,
     /// What the transports deliver.
     pub inbound: mpsc::Receiver<Inbound>,
+    /// What the media engine reports.
+    pub media: mpsc::UnboundedReceiver<MediaEvent>,
     /// Queries from the console and API.
     pub queries: mpsc::Receiver<Envelope>,
+    /// The ticket store.
+    pub store: Store,
+    /// This node's name, for dial-job claims.
+    pub node: String,
     /// Where events are published.
     pub events: EventBus,
     /// Counters for /metrics.
@@ -55,6 +72,11 @@ pub struct Core {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// How often due callback jobs are claimed.
+const JOB_POLL: Duration = Duration::from_secs(2);
+/// How long a claimed job is ours before another node may take it.
+const JOB_LEASE: Duration = Duration::from_secs(600);
+
 /// Runs the call core until `shutdown` turns true and every call has ended.
 pub async fn run(core: Core) {
     let Core {
@@ -62,14 +84,30 @@ pub async fn run(core: Core) {
         transports,
         load,
         mut inbound,
+        mut media,
         mut queries,
+        store,
+        node,
         events,
         stats,
         mut shutdown,
     } = core;
+    let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
+    let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
+    let writer = spawn_writer(store.clone(), events.clone(), node.clone());
+    let mut job_poll = tokio::time::interval(JOB_POLL);
+    job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     loop {
-        flush(&mut control, &transports, &events, &stats);
+        flush(
+            &mut control,
+            &transports,
+            &events,
+            &stats,
+            &store,
+            &lookup_tx,
+            &writer,
+        );
         if draining && control.active_calls() == 0 {
             tracing::info!("all calls ended; call core stopping");
             return;
@@ -88,13 +126,17 @@ pub async fn run(core: Core) {
                     }
                 }
             }
-                        _ = sleep_until(deadline) => control.handle_timeout(now()),
+            Some(event) = media.recv() => control.handle_media(now(), event),
+            Some((call, context)) = lookups.recv() => control.handle_lookup(now(), call, context),
+            Some(job) = jobs.recv() => control.handle_dial_job(now(), job),
+            _ = sleep_until(deadline) => control.handle_timeout(now()),
             query = queries.recv() => {
                 if let Some((query, reply)) = query {
                     let answer = control.handle_query(now(), query);
                     let _ = reply.send(answer);
                 }
             }
+            _ = job_poll.tick(), if !draining => claim_jobs(&store, &node, &jobs_tx),
             changed = shutdown.changed(), if !draining => {
                 if changed.is_err() || *shutdown.borrow() {
                     draining = true;
@@ -121,84 +163,225 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn flush(control: &mut CallControl, transports: &Transports, events: &EventBus, stats: &CallStats) {
+/// Claims due callback jobs in the background; they arrive on `jobs`.
+fn claim_jobs(store: &Store, node: &str, jobs: &mpsc::UnboundedSender<crate::store::DialJob>) {
+    let (store, node, jobs) = (store.clone(), node.to_owned(), jobs.clone());
+    tokio::spawn(async move {
+        let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or_default();
+        let kinds = [DialKind::Callback, DialKind::StaffCallback];
+        match store
+            .claim_due_dial_jobs_of(&node, Utc::now(), lease, 16, &kinds)
+            .await
+        {
+            Ok(claimed) => {
+                for job in claimed {
+                    let _ = jobs.send(job);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot claim dial jobs"),
+        }
+    });
+}
+
+fn flush(
+    control: &mut CallControl,
+    transports: &Transports,
+    bus: &EventBus,
+    stats: &CallStats,
+    store: &Store,
+    lookups: &mpsc::UnboundedSender<(u64, Option<CallerContext>)>,
+    writer: &mpsc::UnboundedSender<Action>,
+) {
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
     }
     while let Some(event) = control.poll_event() {
-        publish(events, stats, event);
+        publish(bus, stats, event);
+    }
+    while let Some(action) = control.poll_action() {
+        match action {
+            Action::Lookup {
+                call,
+                phone,
+                tenant,
+                city,
+            } => {
+                let (store, lookups) = (store.clone(), lookups.clone());
+                tokio::spawn(async move {
+                    let context = lookup(&store, &phone, tenant.as_deref(), city.as_deref()).await;
+                    let _ = lookups.send((call, context));
+                });
+            }
+            other => {
+                let _ = writer.send(other);
+            }
+        }
     }
     stats
         .active
         .store(control.active_calls() as u64, Ordering::Relaxed);
+    stats
+        .refused_overload
+        .store(control.refused_overload(), Ordering::Relaxed);
+    stats
+        .waiting
+        .store(control.waiting_calls() as u64, Ordering::Relaxed);
+}
+
+async fn lookup(
+    store: &Store,
+    phone: &crate::phone::PhoneNumber,
+    tenant: Option<&str>,
+    city: Option<&str>,
+) -> Option<CallerContext> {
+    let info = match store.caller_lookup(phone, tenant, city).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::warn!(%phone, error = %e, "caller lookup failed; the call goes on without it");
+            return None;
+        }
+    };
+    let code = info
+        .tenant
+        .as_ref()
+        .map(|t| t.code.clone())
+        .or(tenant.map(str::to_owned));
+    let zone = match code {
+        Some(code) => store
+            .tenant(&code)
+            .await
+            .ok()
+            .flatten()
+            .map(|t| t.city.time_zone),
+        None => None,
+    };
+    Some(CallerContext { info, zone })
 }
 
 fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
-    match event {
-        CallEvent::Offered {
+    match event.kind {
+        "call.offered" => stats.offered.fetch_add(1, Ordering::Relaxed),
+        "call.answered" => stats.answered.fetch_add(1, Ordering::Relaxed),
+        "call.ended" => stats.ended.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    bus.publish(event.kind, event.tenant.as_deref(), event.payload);
+}
+
+/// The store writer: performs journal, recording and dial-job work in order.
+fn spawn_writer(store: Store, bus: EventBus, node: String) -> mpsc::UnboundedSender<Action> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    tokio::spawn(async move {
+        while let Some(action) = rx.recv().await {
+            if let Err(e) = write(&store, &bus, &node, action).await {
+                tracing::error!(error = %e, "store write failed");
+            }
+        }
+    });
+    tx
+}
+
+async fn write(
+    store: &Store,
+    bus: &EventBus,
+    node: &str,
+    action: Action,
+) -> Result<(), crate::store::StoreError> {
+    match action {
+        Action::Journal(record) => store.upsert_call(&record).await,
+        Action::Recording {
             call,
-            from,
-            to,
-            kind,
             tenant,
+            path,
+            duration,
+            bytes,
         } => {
-            stats.offered.fetch_add(1, Ordering::Relaxed);
+            let path_text = path.to_string_lossy().into_owned();
+            let id = store
+                .insert_recording(
+                    &call.0,
+                    &path_text,
+                    duration.as_millis() as i64,
+                    bytes as i64,
+                )
+                .await?;
             bus.publish(
-                "call.offered",
+                "recording.ready",
                 tenant.as_deref(),
-                json!({ "call": call, "from": from, "to": to, "number_kind": kind.as_str() }),
+                json!({ "call": call, "recording": id, "duration_ms": duration.as_millis() as u64, "bytes": bytes }),
             );
+            Ok(())
         }
-        CallEvent::Answered { call, wait } => {
-            stats.answered.fetch_add(1, Ordering::Relaxed);
-            bus.publish(
-                "call.answered",
-                None,
-                json!({ "call": call, "wait_ms": wait.as_millis() as u64 }),
-            );
-        }
-        CallEvent::OperatorState(view) => {
-            let payload = serde_json::to_value(&view).unwrap_or_default();
-            bus.publish("operator.state", None, payload);
-        }
-        CallEvent::TrunkHealth {
-            trunk,
-            health,
-            reason,
-        } => {
-            bus.publish(
-                "trunk.health",
-                None,
-                json!({ "trunk": trunk, "health": health, "reason": reason }),
-            );
-        }
-        CallEvent::Registration { extension, online } => {
-            bus.publish(
-                "operator.registration",
-                None,
-                json!({ "extension": extension, "online": online }),
-            );
-        }
-        CallEvent::Ended {
+        Action::ScheduleJob(job) => store.create_dial_job(&job, Utc::now()).await.map(|_| ()),
+        Action::JobAttempt {
+            job,
+            outcome,
             call,
-            disposition,
-            status,
-            wait,
-            talk,
-            tenant,
+            done,
+            retry_in,
         } => {
-            stats.ended.fetch_add(1, Ordering::Relaxed);
-            bus.publish(
-                "call.ended",
-                tenant.as_deref(),
-                json!({
-                    "call": call,
-                    "disposition": disposition,
-                    "sip_status": status,
-                    "wait_ms": wait.as_millis() as u64,
-                    "talk_ms": talk.as_millis() as u64,
-                }),
-            );
+            let outcome_kind = match outcome {
+                "answered" => DialAttemptOutcome::Answered,
+                "busy" => DialAttemptOutcome::Busy,
+                "no-answer" => DialAttemptOutcome::NoAnswer,
+                "rejected" => DialAttemptOutcome::Rejected,
+                "unreachable" => DialAttemptOutcome::Unreachable,
+                _ => DialAttemptOutcome::Failed,
+            };
+            if done {
+                store
+                    .record_dial_attempt(
+                        job,
+                        node,
+                        outcome_kind,
+                        call.as_ref().map(|c| c.0.as_str()),
+                        AfterAttempt::Hold,
+                        Utc::now(),
+                    )
+                    .await?;
+                store
+                    .complete_dial_job(job, DialJobState::Done, outcome, Utc::now())
+                    .await
+                    .map(|_| ())
+            } else {
+                let retry = Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
+                store
+                    .record_dial_attempt(
+                        job,
+                        node,
+                        outcome_kind,
+                        call.as_ref().map(|c| c.0.as_str()),
+                        AfterAttempt::RetryAt(retry),
+                        Utc::now(),
+                    )
+                    .await
+                    .map(|_| ())
+            }
         }
+        Action::CancelJobs { call } => {
+            let filter = DialJobFilter {
+                kind: Some(DialKind::Callback),
+                ..DialJobFilter::default()
+            };
+            let page = store.dial_jobs(&TenantScope::All, &filter).await?;
+            for job in page
+                .items
+                .into_iter()
+                .filter(|j| j.call_id.as_deref() == Some(call.0.as_str()))
+            {
+                if matches!(job.state, DialJobState::Pending | DialJobState::Claimed) {
+                    store
+                        .complete_dial_job(
+                            job.id,
+                            DialJobState::Cancelled,
+                            "answered-before",
+                            Utc::now(),
+                        )
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+        Action::Lookup { .. } => Ok(()),
     }
 }

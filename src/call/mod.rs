@@ -1,14 +1,32 @@
-//! Call control: the B2BUA that joins two SIP dialogs into one call, number routing,
-//! the IVR, the operators' queue and the call journal.
+//! Call control: the calls of the engine and everything they need.
+//!
+//! - [`control`]: the sans-IO core that owns the calls, the SIP endpoint, the
+//!   registrar, the trunks and the operators, and routes events to the flows;
+//! - [`leg`]: one party of a call: a SIP dialog with its own media leg;
+//! - [`forward`]: the B2BUA for `forward` numbers;
+//! - [`inbound`]: residents calling tenant, citywide and legacy numbers (greeting,
+//!   notices, IVR, the queue, the 5-minute rule) and staff calling the dispatch line;
+//! - [`callback`]: calling residents and staff back through the trunks;
+//! - [`announcements`]: what a caller hears, as prompt names;
+//! - [`operators`], [`trunks`], [`routing`]: the operators' states, the providers,
+//!   and which number does what;
+//! - [`media_port`]: the core's view of the media engine;
+//! - [`handle`] and [`driver`]: how the rest of the engine reaches the core, and the
+//!   tokio task that runs it.
 
-pub mod b2bua;
+pub mod announcements;
+pub mod callback;
 pub mod control;
 pub mod driver;
+pub mod forward;
 pub mod handle;
+pub mod inbound;
+pub(crate) mod leg;
+pub mod media_port;
 pub mod operators;
 pub mod routing;
 pub mod trunks;
 
-pub use control::{Admission, CallControl, CallEvent, CallId, Disposition};
+pub use control::{Action, Admission, CallControl, CallEvent, CallId, CallerContext, Disposition};
 pub use handle::CallHandle;
 pub use operators::{OperatorState, OperatorView};

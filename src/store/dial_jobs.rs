@@ -209,9 +209,23 @@ impl Store {
         lease: Duration,
         limit: i64,
     ) -> Result<Vec<DialJob>, StoreError> {
+        self.claim_due_dial_jobs_of(node, now, lease, limit, &[])
+            .await
+    }
+
+    /// Like [`claim_due_dial_jobs`](Self::claim_due_dial_jobs), only jobs of `kinds`
+    /// (all kinds when empty): a node claims only what it knows how to run.
+    pub async fn claim_due_dial_jobs_of(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        kinds: &[DialKind],
+    ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
-            claim_due(node, now, now + lease, limit.clamp(1, 1000))
+            claim_due(node, now, now + lease, limit.clamp(1, 1000), kinds)
         )
     }
 

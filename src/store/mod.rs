@@ -43,7 +43,7 @@ use std::path::PathBuf;
 
 pub use access::{AccessEntry, StoredToken};
 pub use assignment::{ChainExecutor, ExecutorChain, Person};
-pub use caller::{CallerInfo, KnownAddress, OpenTicket, StaffMember};
+pub use caller::{ActiveOutage, CallerInfo, KnownAddress, OpenTicket, StaffMember};
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{
     AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,

@@ -145,11 +145,19 @@ pub(super) async fn claim_due(
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     limit: i64,
+    kinds: &[DialKind],
 ) -> Result<Vec<DialJob>, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
+    // The kinds are the enum's fixed spellings, never user input.
+    let kind_filter = if kinds.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        format!(" AND j.kind IN ({})", list.join(", "))
+    };
     let sql = format!(
         "UPDATE dial_jobs SET state = 'claimed', claimed_by = $2, claimed_until = $3, updated_at = $1 \
-         WHERE {DUE_ROW} AND id IN (SELECT j.id FROM dial_jobs j WHERE {DUE} \
+         WHERE {DUE_ROW} AND id IN (SELECT j.id FROM dial_jobs j WHERE {DUE}{kind_filter} \
          ORDER BY j.due_at, j.id LIMIT $4{}) RETURNING id",
         Db::SKIP_LOCKED
     );

@@ -1,0 +1,409 @@
+//! Calling residents and staff back: the dial jobs the 5-minute rule and the
+//! dispatch line create.
+//!
+//! Operators never dial by hand. A claimed job first rings the first free operator,
+//! which looks to them like an incoming call carrying whom the engine will call and
+//! why; when they answer, the engine places the call to the resident through the
+//! tenant's trunk, failing over to the next trunk on 5xx, 408 or no answer at all,
+//! but never on 486, 480 or 603 (those are the resident's answer). Busy, no answer,
+//! rejected, unreachable and failed are recorded as different outcomes; the store
+//! decides when the next attempt is due.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::control::{
+    Action, AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage,
+};
+use super::leg::{Leg, Note};
+
+use crate::config::NumberKind;
+use crate::phone::PhoneNumber;
+use crate::sip::endpoint::ClientFailure;
+use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
+use crate::store::{CallDirection, DialJob};
+
+/// The outcome names the journal and the dial jobs use.
+fn outcome_of(status: u16, failure: Option<ClientFailure>) -> (&'static str, Disposition) {
+    match (failure, status) {
+        (Some(ClientFailure::Timeout), _) => ("no-answer", Disposition::NoAnswer),
+        (Some(ClientFailure::Transport), _) => ("unreachable", Disposition::Unreachable),
+        (None, 486 | 600) => ("busy", Disposition::Busy),
+        (None, 480 | 408) => ("no-answer", Disposition::NoAnswer),
+        (None, 603) => ("rejected", Disposition::Rejected),
+        (None, 404 | 484 | 604) => ("unreachable", Disposition::Unreachable),
+        _ => ("failed", Disposition::Failed),
+    }
+}
+
+/// Whether another trunk should be tried: the provider failed, not the resident.
+fn fail_over(status: u16, failure: Option<ClientFailure>) -> bool {
+    failure.is_some() || status == 408 || (500..600).contains(&status)
+}
+
+impl CallControl {
+    /// Starts a callback job with a free operator `ext`.
+    pub(crate) fn start_callback(&mut self, now: Instant, job: DialJob, ext: String) {
+        let number = self
+            .config
+            .numbers
+            .iter()
+            .find(|n| n.kind == NumberKind::Tenant && n.tenant == job.tenant)
+            .or_else(|| {
+                self.config
+                    .numbers
+                    .iter()
+                    .find(|n| n.kind == NumberKind::Tenant)
+            })
+            .cloned();
+        let from = number
+            .as_ref()
+            .map(|n| n.number.to_string())
+            .unwrap_or_default();
+        let (key, mut call) = self.new_call(
+            now,
+            Kind::Callback,
+            number.clone(),
+            job.target.clone(),
+            job.target.clone(),
+            CallDirection::Outbound,
+        );
+        call.record.from_number = from;
+        call.record.to_number = job.target.clone();
+        call.tenant = job.tenant.clone().or(call.tenant);
+        call.record.tenant = call.tenant.clone();
+        let preferred = number.as_ref().and_then(|n| n.trunk.clone());
+        call.trunks_left = self
+            .trunks
+            .failover_order(preferred.as_deref())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        call.job = Some(job.clone());
+        let Some((mut request, target)) = self.operator_invite(&call, &ext, now) else {
+            self.jobs.push_front(job);
+            return;
+        };
+        request.headers.push(
+            "X-Dispatch-Purpose",
+            format!("{:?}", job.kind).to_lowercase(),
+        );
+        let prefs = self.sdp.clone();
+        match Leg::outgoing(
+            &mut self.endpoint,
+            self.media.as_ref(),
+            now,
+            request,
+            target,
+            &prefs,
+        ) {
+            Ok(leg) => {
+                let idx = self.add_leg(key, &mut call, leg);
+                call.ringing = Some(idx);
+                call.operator = Some(ext.clone());
+                call.stage = Stage::Ringing;
+                let wall = self.wall(now);
+                self.operators.engage(&ext, &call.id.0, now, wall);
+                call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
+                if let Ok(phone) = PhoneNumber::parse(&job.target) {
+                    self.act(Action::Lookup {
+                        call: key,
+                        phone,
+                        tenant: call.tenant.clone(),
+                        city: None,
+                    });
+                }
+                self.journal(&call);
+                self.insert_call(key, call);
+            }
+            Err(r) => {
+                tracing::warn!(operator = %ext, reason = %r.reason, "cannot ring the operator for a callback");
+                self.jobs.push_front(job);
+            }
+        }
+    }
+
+    /// The screen-pop for the operator about to call someone back.
+    pub(crate) fn callback_looked_up(&mut self, _now: Instant, call: &mut Call) {
+        let mut payload = self.offered_payload(call);
+        payload["operator"] = json!(call.operator);
+        self.emit("call.offered", call.tenant.clone(), payload.clone());
+        self.emit("call.ringing", call.tenant.clone(), payload);
+    }
+
+    /// Places the resident's leg on the next trunk left.
+    fn place_resident(&mut self, now: Instant, key: u64, call: &mut Call) {
+        let Some(job) = call.job.clone() else { return };
+        while let Some(trunk) = (!call.trunks_left.is_empty()).then(|| call.trunks_left.remove(0)) {
+            let Some(config) = self.trunks.config(&trunk).cloned() else {
+                continue;
+            };
+            let Some(target) = self.trunks.target(&trunk) else {
+                continue;
+            };
+            let Ok(uri) = Uri::parse(&format!(
+                "sip:{}@{}",
+                super::inbound::escape_user(&job.target),
+                config.domain
+            )) else {
+                continue;
+            };
+            let from_number = call.record.from_number.clone();
+            let from_uri = Uri::parse(&format!(
+                "sip:{}@{}",
+                super::inbound::escape_user(&from_number),
+                config.domain
+            ))
+            .unwrap_or_else(|_| uri.clone());
+            let mut from = NameAddr::new(from_uri);
+            from.set_tag(&self.endpoint.new_tag());
+            let headers = Headers {
+                via: Vec::new(),
+                from,
+                to: NameAddr::new(uri.clone()),
+                call_id: self.endpoint.new_call_id(),
+                cseq: CSeq {
+                    seq: 1,
+                    method: Method::Invite,
+                },
+                max_forwards: Some(70),
+                contact: Vec::new(),
+                route: Vec::new(),
+                record_route: Vec::new(),
+                other: Vec::new(),
+            };
+            let request = Request {
+                method: Method::Invite,
+                uri,
+                headers,
+                body: Bytes::new(),
+            };
+
+            let prefs = self.sdp.clone();
+            match Leg::outgoing(
+                &mut self.endpoint,
+                self.media.as_ref(),
+                now,
+                request,
+                target,
+                &prefs,
+            ) {
+                Ok(leg) => {
+                    let idx = self.add_leg(key, call, leg);
+                    call.ringing = Some(idx);
+                    call.set_timer(CallTimer::Ring, now + self.config.dialer.ring_timeout);
+                    let attempt = job.attempts_made + 1;
+                    self.emit(
+                        "dial.attempt",
+                        call.tenant.clone(),
+                        json!({ "job": job.id, "call": call.id, "target": job.target, "trunk": trunk, "attempt": attempt, "purpose": job.kind }),
+                    );
+                    return;
+                }
+                Err(r) => {
+                    tracing::warn!(%trunk, reason = %r.reason, "cannot place the callback on this trunk")
+                }
+            }
+        }
+        self.end_attempt(now, key, call, "failed", Disposition::Failed);
+    }
+
+    /// What a callback's legs report.
+    pub(crate) fn callback_note(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        idx: usize,
+        note: Note,
+    ) {
+        let operator_leg = idx == 0;
+        match (operator_leg, note) {
+            (true, Note::Answered) => {
+                call.clear_timer(CallTimer::Ring);
+                // The operator hears "connecting" while the resident's phone rings.
+                let connecting = super::announcements::prompt(&self.config, "connecting");
+                let music = self.config.prompts.hold_music.clone();
+                self.play(
+                    call,
+                    0,
+                    vec![connecting, music],
+                    true,
+                    AfterPlayback::Nothing,
+                );
+                self.place_resident(now, key, call);
+            }
+            (true, Note::Failed { .. }) => {
+                call.clear_timer(CallTimer::Ring);
+                self.operator_skipped_callback(now, call);
+            }
+            (false, Note::Answered) if Some(idx) == call.ringing => {
+                call.clear_timer(CallTimer::Ring);
+                let (Some(op), Some(resident)) = (
+                    call.legs.first().map(|l| l.media),
+                    call.legs.get(idx).map(|l| l.media),
+                ) else {
+                    return;
+                };
+                let _ = self.media.stop_playback(op);
+                call.playback = None;
+                let _ = self.media.bridge(op, resident);
+                self.start_recording(now, call, idx);
+                call.stage = Stage::Connected;
+                call.answered_at = Some(now);
+                call.record.answered_at = Some(self.wall(now));
+                call.record.operator_extension = call.operator.clone();
+                self.emit(
+                    "call.answered",
+                    call.tenant.clone(),
+                    json!({ "call": call.id, "operator": call.operator, "direction": "outbound" }),
+                );
+                self.journal(call);
+                if let Some(job) = &call.job {
+                    self.emit(
+                        "dial.outcome",
+                        call.tenant.clone(),
+                        json!({ "job": job.id, "call": call.id, "outcome": "answered" }),
+                    );
+                    self.act(Action::JobAttempt {
+                        job: job.id,
+                        outcome: "answered",
+                        call: Some(call.id.clone()),
+                        done: true,
+                        retry_in: std::time::Duration::ZERO,
+                    });
+                }
+            }
+            (
+                false,
+                Note::Failed {
+                    status,
+                    reason,
+                    failure,
+                },
+            ) if Some(idx) == call.ringing => {
+                call.clear_timer(CallTimer::Ring);
+                tracing::info!(call = %call.id, status, %reason, "callback leg failed");
+                if fail_over(status, failure) && !call.trunks_left.is_empty() {
+                    return self.place_resident(now, key, call);
+                }
+                let (outcome, disposition) = outcome_of(status, failure);
+                self.end_attempt(now, key, call, outcome, disposition);
+            }
+            _ => {}
+        }
+    }
+
+    /// The operator did not take the callback: it goes back to the jobs and the next
+    /// free operator gets it.
+    fn operator_skipped_callback(&mut self, now: Instant, call: &mut Call) {
+        if let Some(job) = call.job.take() {
+            self.jobs.push_front(job);
+        }
+        if let Some(ext) = call.operator.take() {
+            let wall = self.wall(now);
+            self.operators.release(&ext, now, wall);
+        }
+        call.reported = true; // nothing happened that the journal should hold
+        for leg in &call.legs {
+            leg.close_media(self.media.as_ref());
+        }
+        self.wants_dispatch = true;
+    }
+
+    /// One attempt at the resident ended without a conversation.
+    fn end_attempt(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        outcome: &'static str,
+        disposition: Disposition,
+    ) {
+        if let Some(job) = &call.job {
+            self.emit(
+                "dial.outcome",
+                call.tenant.clone(),
+                json!({ "job": job.id, "call": call.id, "outcome": outcome }),
+            );
+            self.act(Action::JobAttempt {
+                job: job.id,
+                outcome,
+                call: Some(call.id.clone()),
+                done: false,
+                retry_in: self.config.dialer.attempt_interval,
+            });
+        }
+        self.drop_leg(now, key, call, 0);
+        self.finish(now, call, disposition, 0);
+    }
+
+    pub(crate) fn callback_ring_timeout(&mut self, now: Instant, key: u64, call: &mut Call) {
+        match call.ringing {
+            Some(0)
+                if call.stage == Stage::Ringing
+                    && call.answered_at.is_none()
+                    && call.legs.len() == 1 =>
+            {
+                self.drop_leg(now, key, call, 0);
+                self.operator_skipped_callback(now, call);
+            }
+            Some(idx) if idx > 0 && call.stage != Stage::Connected => {
+                self.drop_leg(now, key, call, idx);
+                self.end_attempt(now, key, call, "no-answer", Disposition::NoAnswer);
+            }
+            _ => {}
+        }
+    }
+
+    /// A party of a callback hung up.
+    pub(crate) fn callback_gone(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        idx: usize,
+        _why: &str,
+    ) {
+        if call.stage == Stage::Connected {
+            let other = if idx == 0 {
+                call.ringing.unwrap_or(1)
+            } else {
+                0
+            };
+            self.drop_leg(now, key, call, other);
+            return self.finish(now, call, Disposition::Answered, 200);
+        }
+        if idx == 0 {
+            // The operator gave up before the resident answered: not an attempt.
+            if let Some(r) = call.ringing.filter(|r| *r > 0) {
+                self.drop_leg(now, key, call, r);
+            }
+            self.operator_skipped_callback(now, call);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_only_when_the_provider_failed() {
+        assert!(fail_over(503, None));
+        assert!(fail_over(408, None));
+        assert!(fail_over(0, Some(ClientFailure::Timeout)));
+        assert!(!fail_over(486, None));
+        assert!(!fail_over(480, None));
+        assert!(!fail_over(603, None));
+        assert_eq!(outcome_of(486, None).0, "busy");
+        assert_eq!(outcome_of(603, None).0, "rejected");
+        assert_eq!(
+            outcome_of(0, Some(ClientFailure::Transport)).0,
+            "unreachable"
+        );
+        assert_eq!(outcome_of(480, None).0, "no-answer");
+    }
+}

@@ -1,0 +1,771 @@
+//! Residents' calls to tenant, citywide and legacy numbers, and staff calling the
+//! dispatch line.
+//!
+//! A resident is answered by the engine at once (greeting naming the company, or the
+//! generic citywide one) while the caller is looked up; then come the notices for
+//! their house (outages, debt), the IVR menu if the number has one, and the queue:
+//! "please wait" and hold music until the longest-idle ready operator who serves the
+//! tenant and city answers. Each operator rings for `ring_timeout`, then the next is
+//! tried. The call is recorded from the moment the operator answers.
+//!
+//! The 5-minute rule (Rules №416 §13): a caller still waiting after
+//! `callback_after`, or hanging up after waiting longer than `abandon_threshold`,
+//! gets a callback job the dialer runs within `callback_deadline` of the call.
+//!
+//! A legacy number announces the new number and hangs up; it is never forwarded. A
+//! staff member calling the dispatch line is not answered (the call costs them
+//! nothing) and is called back as soon as an operator is free.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::announcements::{greeting, notices, number_changed, prompt};
+use super::control::{
+    Action, AfterPlayback, Call, CallControl, CallTimer, CallerContext, Disposition, Kind,
+    MenuState, Stage,
+};
+use super::leg::{Leg, Note};
+use crate::config::{MenuAction, Number, NumberKind};
+use crate::phone::PhoneNumber;
+use crate::sip::endpoint::ServerTx;
+use crate::sip::transport::Target;
+use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
+use crate::store::{CallDirection, DialKind, NewDialJob};
+
+impl CallControl {
+    /// A resident calls a tenant, citywide or legacy number: answer, greet, look up.
+    pub(crate) fn start_inbound(
+        &mut self,
+        now: Instant,
+        tx: ServerTx,
+        invite: Request,
+        source: Target,
+        number: Number,
+        dialled: String,
+    ) {
+        let caller = invite.headers.from.uri.user_unescaped().unwrap_or_default();
+        let prefs = self.sdp.clone();
+        let a = match Leg::incoming(
+            &mut self.endpoint,
+            self.media.as_ref(),
+            tx,
+            invite,
+            source,
+            &prefs,
+        ) {
+            Ok(leg) => leg,
+            Err(r) => return self.refuse_leg(now, tx, r),
+        };
+        let kind = if number.kind == NumberKind::Legacy {
+            Kind::Legacy
+        } else {
+            Kind::Inbound
+        };
+        let (key, mut call) = self.new_call(
+            now,
+            kind,
+            Some(number.clone()),
+            dialled,
+            caller,
+            CallDirection::Inbound,
+        );
+        self.add_leg(key, &mut call, a);
+        if let Some(a) = call.legs.get_mut(0) {
+            a.answer(&mut self.endpoint, now);
+        }
+        self.index_dialog(key, &call, 0);
+        if kind == Kind::Legacy {
+            let new = number
+                .new_number
+                .clone()
+                .or_else(|| self.tenant_number(number.tenant.as_deref()));
+            let items = number_changed(&self.config, new.as_ref());
+            call.stage = Stage::Leaving;
+            self.emit(
+                "call.offered",
+                call.tenant.clone(),
+                self.offered_payload(&call),
+            );
+            self.play(&mut call, 0, items, false, AfterPlayback::Hangup);
+            self.journal(&call);
+            self.insert_call(key, call);
+            return;
+        }
+        call.stage = Stage::Announcing;
+        let items = greeting(&self.config, &number);
+        self.play(&mut call, 0, items, false, AfterPlayback::Menu);
+        if let Ok(phone) = PhoneNumber::parse(&call.caller) {
+            self.act(Action::Lookup {
+                call: key,
+                phone,
+                tenant: call.tenant.clone(),
+                city: call.city.clone(),
+            });
+        } else {
+            // An anonymous or odd caller: nothing to look up.
+            self.emit(
+                "call.offered",
+                call.tenant.clone(),
+                self.offered_payload(&call),
+            );
+            call.context = None;
+            call.stage = Stage::Announcing;
+        }
+        self.journal(&call);
+        if call.playback.is_none() {
+            self.greeting_done(now, &mut call);
+        }
+        self.insert_call(key, call);
+    }
+
+    /// The tenant's own number, for a legacy number that names none.
+    fn tenant_number(&self, tenant: Option<&str>) -> Option<PhoneNumber> {
+        let tenant = tenant?;
+        self.config
+            .numbers
+            .iter()
+            .find(|n| n.kind == NumberKind::Tenant && n.tenant.as_deref() == Some(tenant))
+            .map(|n| n.number.clone())
+    }
+
+    /// The screen-pop: everything known about the call, for `call.offered` and
+    /// `call.ringing`.
+    pub(crate) fn offered_payload(&self, call: &Call) -> Value {
+        let info = call.context.as_ref().map(|c| &c.info);
+        let tenant_name = info.and_then(|i| i.tenant.as_ref()).map(|t| t.name.clone());
+        json!({
+            "call": call.id,
+            "direction": if call.kind == Kind::Callback { "outbound" } else { "inbound" },
+            "purpose": call.job.as_ref().map(|j| j.kind),
+            "from": call.caller,
+            "to": call.dialled,
+            "number_kind": call.number.as_ref().map(|n| n.kind.as_str()),
+            "city": call.city,
+            "tenant": call.tenant,
+            "tenant_name": tenant_name,
+            "original_call": call.job.as_ref().and_then(|j| j.call_id.clone()),
+            "caller": info.map(|i| json!({
+                "phone": i.phone,
+                "address": i.address,
+                "other_addresses": i.other_addresses,
+                "open_tickets": i.open_tickets,
+                "debtor": i.debtor,
+                "outages": i.outages,
+                "staff": i.staff,
+            })),
+        })
+    }
+
+    /// The store answered the caller lookup (or could not: then the call goes on
+    /// without it — a lookup never holds a caller up).
+    pub(crate) fn lookup_done(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        context: Option<CallerContext>,
+    ) {
+        if let Some(ctx) = &context {
+            if call.tenant.is_none() {
+                call.tenant = ctx.info.tenant.as_ref().map(|t| t.code.clone());
+                call.record.tenant = call.tenant.clone();
+            }
+            if call.city.is_none() {
+                call.city = ctx.info.city.clone();
+            }
+        }
+        call.context = context;
+        if call.kind == Kind::Callback {
+            return self.callback_looked_up(now, call);
+        }
+        self.emit(
+            "call.offered",
+            call.tenant.clone(),
+            self.offered_payload(call),
+        );
+        if call.stage == Stage::LookingUp {
+            // The greeting ended first and waited for this.
+            self.greeting_done(now, call);
+        }
+    }
+
+    /// After the greeting: the notices for the caller's house, then the menu or
+    /// the queue.
+    pub(crate) fn greeting_done(&mut self, now: Instant, call: &mut Call) {
+        let looked_up = call.context.is_some() || PhoneNumber::parse(&call.caller).is_err();
+        if !looked_up && call.stage == Stage::Announcing && call.playback.is_none() {
+            // The lookup has not answered yet: wait for it (it is quick).
+            call.stage = Stage::LookingUp;
+            return;
+        }
+        call.stage = Stage::Announcing;
+        let said = call
+            .context
+            .as_ref()
+            .map(|c| notices(&self.config, &c.info, c.zone))
+            .unwrap_or_default();
+        let next = if call.number.as_ref().and_then(|n| n.menu.as_ref()).is_some() {
+            AfterPlayback::Menu
+        } else {
+            AfterPlayback::Queue
+        };
+        call.menu = None;
+        if said.is_empty() {
+            return self.after_notices(now, call, next);
+        }
+        self.play(call, 0, said, false, next);
+        if call.playback.is_none() {
+            self.after_notices(now, call, next);
+        }
+    }
+
+    fn after_notices(&mut self, now: Instant, call: &mut Call, next: AfterPlayback) {
+        match next {
+            AfterPlayback::Menu => self.menu_start(now, call, None),
+            _ => self.enqueue(now, call),
+        }
+    }
+
+    // -- the IVR menu ------------------------------------------------------------------
+
+    fn menu_start(&mut self, now: Instant, call: &mut Call, name: Option<String>) {
+        let name = name.or_else(|| call.number.as_ref().and_then(|n| n.menu.clone()));
+        let Some(menu) = name.as_deref().and_then(|n| self.config.menu(n)).cloned() else {
+            return self.enqueue(now, call);
+        };
+        call.stage = Stage::Menu;
+        call.menu = Some(MenuState {
+            name: menu.name.clone(),
+            tries: 0,
+        });
+        self.play(
+            call,
+            0,
+            vec![menu.prompt.clone()],
+            false,
+            AfterPlayback::Menu,
+        );
+        if call.playback.is_none() {
+            self.menu_wait(now, call);
+        }
+    }
+
+    /// Called when playback ends: in the menu, wait for a digit; otherwise the
+    /// greeting just ended.
+    pub(crate) fn menu_wait(&mut self, now: Instant, call: &mut Call) {
+        match call.stage {
+            Stage::Announcing | Stage::LookingUp if call.menu.is_none() => {
+                self.greeting_done(now, call)
+            }
+            Stage::Menu => {
+                let timeout = call
+                    .menu
+                    .as_ref()
+                    .and_then(|m| self.config.menu(&m.name))
+                    .map(|m| m.timeout);
+                if let Some(t) = timeout {
+                    call.set_timer(CallTimer::Menu, now + t);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn menu_timeout(&mut self, now: Instant, call: &mut Call) {
+        self.menu_retry(now, call, false);
+    }
+
+    fn menu_retry(&mut self, now: Instant, call: &mut Call, invalid: bool) {
+        let Some(state) = call.menu.as_mut() else {
+            return;
+        };
+        let Some(menu) = self.config.menu(&state.name).cloned() else {
+            return;
+        };
+        state.tries += 1;
+        if state.tries > menu.retries {
+            return self.menu_action(now, call, &menu.default);
+        }
+        let mut items = Vec::new();
+        if invalid {
+            items.push(prompt(&self.config, "invalid-choice"));
+        }
+        items.push(menu.prompt.clone());
+        self.play(call, 0, items, false, AfterPlayback::Menu);
+    }
+
+    fn menu_action(&mut self, now: Instant, call: &mut Call, action: &MenuAction) {
+        call.clear_timer(CallTimer::Menu);
+        match action {
+            MenuAction::Queue => {
+                call.menu = None;
+                self.enqueue(now, call);
+            }
+            MenuAction::Menu(name) => self.menu_start(now, call, Some(name.clone())),
+            MenuAction::Announcement(p) => {
+                let back = call
+                    .menu
+                    .as_ref()
+                    .and_then(|m| self.config.menu(&m.name))
+                    .map(|m| m.prompt.clone());
+                let mut items = vec![p.clone()];
+                items.extend(back);
+                self.play(call, 0, items, false, AfterPlayback::Menu);
+            }
+            MenuAction::Hangup => {
+                call.menu = None;
+                call.stage = Stage::Leaving;
+                let bye = prompt(&self.config, "goodbye");
+                self.play(call, 0, vec![bye], false, AfterPlayback::Hangup);
+                if call.playback.is_none() {
+                    let key = call.key;
+                    self.drop_leg(now, key, call, 0);
+                    self.finish(now, call, Disposition::Rejected, 200);
+                }
+            }
+        }
+    }
+
+    /// A key pressed on leg `idx` (RFC 4733 or SIP INFO).
+    pub(crate) fn digit(&mut self, now: Instant, call: &mut Call, idx: usize, digit: char) {
+        if idx != 0 || call.stage != Stage::Menu {
+            return;
+        }
+        let Some(menu) = call
+            .menu
+            .as_ref()
+            .and_then(|m| self.config.menu(&m.name))
+            .cloned()
+        else {
+            return;
+        };
+        let _ = self.media.stop_playback(call.legs[0].media);
+        call.playback = None;
+        call.clear_timer(CallTimer::Menu);
+        match menu.options.iter().find(|(d, _)| *d == digit) {
+            Some((_, action)) => self.menu_action(now, call, action),
+            None => self.menu_retry(now, call, true),
+        }
+    }
+
+    // -- the queue -----------------------------------------------------------------------
+
+    /// Joins the operators' queue.
+    pub(crate) fn enqueue(&mut self, now: Instant, call: &mut Call) {
+        if call.stage == Stage::Queued
+            || call.stage == Stage::Ringing
+            || call.stage == Stage::Connected
+        {
+            return;
+        }
+        call.stage = Stage::Queued;
+        if call.queued_at.is_none() {
+            call.queued_at = Some(now);
+            call.record.queued_at = Some(self.wall(now));
+            call.set_timer(
+                CallTimer::CallbackDue,
+                now + self.config.queue.callback_after,
+            );
+            self.journal(call);
+        }
+        if !self.waiting.contains(&call.key) {
+            self.waiting.push_back(call.key);
+        }
+        self.wait_music(now, call, true);
+        let position = self.waiting.len();
+        self.emit(
+            "call.queued",
+            call.tenant.clone(),
+            json!({ "call": call.id, "position": position, "city": call.city }),
+        );
+        self.wants_dispatch = true;
+    }
+
+    /// "Please wait" then hold music, looping; the announcement comes back every
+    /// `announce_interval`.
+    fn wait_music(&mut self, now: Instant, call: &mut Call, announce: bool) {
+        let mut items = Vec::new();
+        if announce {
+            items.push(self.config.prompts.queue_wait.clone());
+        }
+        items.push(self.config.prompts.hold_music.clone());
+        self.play(call, 0, items, true, AfterPlayback::Nothing);
+        call.set_timer(
+            CallTimer::Announce,
+            now + self.config.queue.announce_interval,
+        );
+    }
+
+    pub(crate) fn announce_in_queue(&mut self, now: Instant, call: &mut Call) {
+        if call.stage == Stage::Queued {
+            let mut items = vec![self.config.prompts.queue_wait.clone()];
+            if call.callback_scheduled {
+                items.push(self.config.prompts.callback_promise.clone());
+            }
+            items.push(self.config.prompts.hold_music.clone());
+            self.play(call, 0, items, true, AfterPlayback::Nothing);
+            call.set_timer(
+                CallTimer::Announce,
+                now + self.config.queue.announce_interval,
+            );
+        }
+    }
+
+    /// Offers calls to free operators: callback jobs first (they have a deadline),
+    /// then callers in the order they joined the queue.
+    pub(crate) fn dispatch(&mut self, now: Instant) {
+        self.wants_dispatch = false;
+        let mut deferred = Vec::new();
+        while let Some(job) = self.jobs.pop_front() {
+            let waiting_caller = job
+                .call_id
+                .as_ref()
+                .is_some_and(|id| self.original_still_waiting(id));
+            if waiting_caller {
+                // The caller is still on the line in the queue: serve them there.
+                deferred.push(job);
+                continue;
+            }
+            match self.operators.pick(job.tenant.as_deref(), None, &[]) {
+                Some(ext) => self.start_callback(now, job, ext),
+                None => {
+                    deferred.push(job);
+                    break;
+                }
+            }
+        }
+        for job in deferred.into_iter().rev() {
+            self.jobs.push_front(job);
+        }
+        let keys: Vec<u64> = self.waiting.iter().copied().collect();
+        for key in keys {
+            let Some(call) = self.calls.get(&key) else {
+                continue;
+            };
+            if call.stage != Stage::Queued {
+                continue;
+            }
+            let Some(ext) =
+                self.operators
+                    .pick(call.tenant.as_deref(), call.city.as_deref(), &call.tried)
+            else {
+                // Nobody for this call; a later caller of another tenant may still
+                // find someone.
+                continue;
+            };
+            self.with_call(now, key, |cc, call| cc.ring_operator(now, call, ext));
+        }
+    }
+
+    fn original_still_waiting(&self, call_id: &str) -> bool {
+        self.calls.values().any(|c| {
+            c.id.0 == call_id
+                && matches!(
+                    c.stage,
+                    Stage::Queued | Stage::Ringing | Stage::Announcing | Stage::Menu
+                )
+        })
+    }
+
+    /// The INVITE to an operator's softphone for `call`.
+    pub(crate) fn operator_invite(
+        &mut self,
+        call: &Call,
+        ext: &str,
+        now: Instant,
+    ) -> Option<(Request, Target)> {
+        let binding = self
+            .registrar
+            .bindings(ext, now)
+            .first()
+            .map(|b| (*b).clone())?;
+        let host = self.endpoint.config().advertised.clone();
+        let caller_uri = Uri::sip(Some(&escape_user(&call.caller)), &host, None);
+        let mut from = NameAddr::new(caller_uri);
+        from.display_name = Some(crate::sip::wire::auth::quote(&call.caller));
+        from.set_tag(&self.endpoint.new_tag());
+        let mut headers = Headers {
+            via: Vec::new(),
+            from,
+            to: NameAddr::new(Uri::sip(Some(ext), &host, None)),
+            call_id: self.endpoint.new_call_id(),
+            cseq: CSeq {
+                seq: 1,
+                method: Method::Invite,
+            },
+            max_forwards: Some(70),
+            contact: Vec::new(),
+            route: Vec::new(),
+            record_route: Vec::new(),
+            other: Vec::new(),
+        };
+        headers.push("X-Dispatch-Call", call.id.0.clone());
+        if let Some(t) = &call.tenant {
+            headers.push("X-Dispatch-Tenant", t.clone());
+        }
+        if self.config.operator(ext).is_some_and(|o| o.auto_answer) {
+            // What softphones understand as "answer at once" (RFC 5373 is rarely
+            // implemented; these two are).
+            headers.push("Call-Info", format!("<sip:{host}>;answer-after=0"));
+            headers.push(
+                "Alert-Info",
+                "<http://127.0.0.1/auto-answer>;info=alert-autoanswer;delay=0",
+            );
+        }
+        let request = Request {
+            method: Method::Invite,
+            uri: binding.contact.uri.clone(),
+            headers,
+            body: Bytes::new(),
+        };
+        Some((request, binding.target()))
+    }
+
+    /// Rings an operator for a queued call.
+    fn ring_operator(&mut self, now: Instant, call: &mut Call, ext: String) {
+        let Some((request, target)) = self.operator_invite(call, &ext, now) else {
+            call.tried.push(ext);
+            return;
+        };
+        let prefs = self.sdp.clone();
+        match Leg::outgoing(
+            &mut self.endpoint,
+            self.media.as_ref(),
+            now,
+            request,
+            target,
+            &prefs,
+        ) {
+            Ok(leg) => {
+                let key = call.key;
+                let idx = self.add_leg(key, call, leg);
+                call.ringing = Some(idx);
+                call.operator = Some(ext.clone());
+                call.stage = Stage::Ringing;
+                let wall = self.wall(now);
+                self.operators.engage(&ext, &call.id.0, now, wall);
+                self.waiting.retain(|k| *k != key);
+                call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
+                let mut payload = self.offered_payload(call);
+                payload["operator"] = json!(ext);
+                self.emit("call.ringing", call.tenant.clone(), payload);
+            }
+            Err(r) => {
+                tracing::warn!(call = %call.id, operator = %ext, reason = %r.reason, "cannot ring operator");
+                call.tried.push(ext);
+            }
+        }
+    }
+
+    /// The operator did not answer in time: ring the next one.
+    pub(crate) fn ring_timeout(&mut self, now: Instant, key: u64, call: &mut Call) {
+        if call.kind == Kind::Callback {
+            return self.callback_ring_timeout(now, key, call);
+        }
+        if call.stage != Stage::Ringing {
+            return;
+        }
+        if let Some(idx) = call.ringing.take() {
+            self.drop_leg(now, key, call, idx);
+        }
+        self.operator_missed(now, call);
+    }
+
+    fn operator_missed(&mut self, now: Instant, call: &mut Call) {
+        if let Some(ext) = call.operator.take() {
+            let wall = self.wall(now);
+            self.operators.release(&ext, now, wall);
+            call.tried.push(ext);
+        }
+        call.ringing = None;
+        call.stage = Stage::Setup;
+        // Back to the queue at its old place (queued_at is kept).
+        self.enqueue(now, call);
+        if let Some(pos) = self.waiting.iter().position(|k| *k == call.key) {
+            if let Some(k) = self.waiting.remove(pos) {
+                self.waiting.push_front(k);
+            }
+        }
+        // Everyone tried: start again from the top.
+        let all = self.operators.views().len();
+        if call.tried.len() >= all {
+            call.tried.clear();
+        }
+    }
+
+    /// What an operator's leg reports.
+    pub(crate) fn operator_note(
+        &mut self,
+        now: Instant,
+        _key: u64,
+        call: &mut Call,
+        idx: usize,
+        note: Note,
+    ) {
+        if Some(idx) != call.ringing {
+            return;
+        }
+        match note {
+            Note::Answered => {
+                call.clear_timer(CallTimer::Ring);
+                call.clear_timer(CallTimer::Announce);
+                call.clear_timer(CallTimer::CallbackDue);
+                let caller = call.legs.first().map(|l| l.media);
+                let operator = call.legs.get(idx).map(|l| l.media);
+                if let (Some(a), Some(b)) = (caller, operator) {
+                    let _ = self.media.stop_playback(a);
+                    let _ = self.media.bridge(a, b);
+                }
+                call.playback = None;
+                self.start_recording(now, call, 0);
+                call.stage = Stage::Connected;
+                call.answered_at = Some(now);
+                call.record.answered_at = Some(self.wall(now));
+                call.record.operator_extension = call.operator.clone();
+                let wait = now.saturating_duration_since(call.queued_at.unwrap_or(call.started));
+                self.emit(
+                    "call.answered",
+                    call.tenant.clone(),
+                    json!({ "call": call.id, "operator": call.operator, "wait_ms": wait.as_millis() as u64 }),
+                );
+                self.journal(call);
+                if call.callback_scheduled {
+                    // Reached after all: the callback is no longer needed.
+                    self.act(Action::CancelJobs {
+                        call: call.id.clone(),
+                    });
+                }
+            }
+            Note::Failed { status, reason, .. } => {
+                tracing::info!(call = %call.id, operator = ?call.operator, status, %reason, "operator did not take the call");
+                call.clear_timer(CallTimer::Ring);
+                self.operator_missed(now, call);
+            }
+            _ => {}
+        }
+    }
+
+    /// A party of a resident's call is gone.
+    pub(crate) fn inbound_gone(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        idx: usize,
+        why: &str,
+    ) {
+        if idx != 0 {
+            // The operator's side.
+            if call.stage == Stage::Connected {
+                self.drop_leg(now, key, call, 0);
+                return self.finish(now, call, Disposition::Answered, 200);
+            }
+            if Some(idx) == call.ringing {
+                call.clear_timer(CallTimer::Ring);
+                self.drop_leg(now, key, call, idx);
+                self.operator_missed(now, call);
+            }
+            return;
+        }
+        // The caller hung up.
+        self.waiting.retain(|k| *k != key);
+        if let Some(op) = call.ringing {
+            self.drop_leg(now, key, call, op);
+        }
+        let disposition = if call.answered_at.is_some() {
+            Disposition::Answered
+        } else if call.kind == Kind::Legacy {
+            Disposition::Rejected
+        } else {
+            let waited = call.queued_at.map(|q| now.saturating_duration_since(q));
+            if waited.is_some_and(|w| w > self.config.queue.abandon_threshold) {
+                self.schedule_callback(now, call, "hung up while waiting");
+            }
+            if call.callback_scheduled {
+                Disposition::CallbackScheduled
+            } else {
+                Disposition::Abandoned
+            }
+        };
+        let status = if why == "cancelled" { 487 } else { 200 };
+        self.finish(now, call, disposition, status);
+    }
+
+    /// A staff member called the dispatch line: refused without an answer (so it
+    /// costs them nothing) and called back as soon as an operator is free.
+    pub(crate) fn staff_called(
+        &mut self,
+        now: Instant,
+        tx: ServerTx,
+        invite: Request,
+        number: Number,
+    ) {
+        let caller = invite.headers.from.uri.user_unescaped().unwrap_or_default();
+        self.refuse(
+            now,
+            tx,
+            &invite,
+            486,
+            "Busy Here: the dispatcher will call you back",
+        );
+        let dialled = number.number.to_string();
+        let (key, mut call) = self.new_call(
+            now,
+            Kind::Inbound,
+            Some(number),
+            dialled,
+            caller.clone(),
+            CallDirection::Inbound,
+        );
+        match PhoneNumber::parse(&caller) {
+            Ok(phone) => {
+                let wall = self.wall(now);
+                self.act(Action::ScheduleJob(Box::new(NewDialJob {
+                    kind: DialKind::StaffCallback,
+                    tenant: call.tenant.clone(),
+                    target: phone.clone(),
+                    due_at: wall,
+                    max_attempts: self.config.dialer.attempts,
+                    ticket_id: None,
+                    call_id: Some(call.id.0.clone()),
+                    chain_id: None,
+                    chain_level: None,
+                })));
+                call.callback_scheduled = true;
+                self.emit("callback.scheduled", call.tenant.clone(), json!({ "call": call.id, "phone": phone, "reason": "staff called the dispatch line", "due": wall }));
+                self.finish(now, &mut call, Disposition::CallbackScheduled, 486);
+            }
+            Err(_) => {
+                tracing::warn!(caller = %caller, "a call to the dispatch line from a number that cannot be called back");
+                self.finish(now, &mut call, Disposition::Rejected, 486);
+            }
+        }
+        self.insert_call(key, call);
+    }
+}
+
+/// A phone number as a SIP user part (only `+` and digits are expected; anything
+/// else is %-escaped).
+pub(crate) fn escape_user(user: &str) -> String {
+    user.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_' | '~' | '*' | '#') {
+                vec![c]
+            } else {
+                format!("%{:02X}", c as u32 & 0xff).chars().collect()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_safe_user_parts() {
+        assert_eq!(escape_user("+79120000001"), "+79120000001");
+        assert_eq!(escape_user("a b"), "a%20b");
+    }
+}
