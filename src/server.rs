@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::call::driver::CallStats;
+use crate::call::driver::{CallStats, Shutdown};
 use crate::call::{Admission, CallControl, CallHandle};
 use crate::config::Config;
 use crate::console::{self, ConsoleState};
@@ -63,7 +63,12 @@ pub struct Engine {
     pub call_handle: CallHandle,
     /// SIP transport counters.
     pub sip: Arc<crate::sip::transport::driver::TransportStats>,
-    shutdown: watch::Sender<bool>,
+    /// The ticket store.
+    pub store: crate::store::Store,
+    /// The media engine (for its statistics).
+    pub media: crate::media::MediaEngine,
+    shutdown: watch::Sender<Shutdown>,
+    http_stop: watch::Sender<bool>,
     core: JoinHandle<()>,
     http: JoinHandle<()>,
 }
@@ -125,7 +130,8 @@ impl Engine {
         );
         let (call_handle, queries) = CallHandle::channel();
         let stats = Arc::new(CallStats::default());
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
+        let (http_stop, mut http_shutdown) = watch::channel(false);
         let core = tokio::spawn(crate::call::driver::run(crate::call::driver::Core {
             control,
             transports: transports.clone(),
@@ -137,7 +143,7 @@ impl Engine {
             node: format!("{}-{}", sip_addr, std::process::id()),
             events: events.clone(),
             stats: stats.clone(),
-            shutdown: shutdown_rx.clone(),
+            shutdown: shutdown_rx,
         }));
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -155,7 +161,6 @@ impl Engine {
             },
             api,
         );
-        let mut http_shutdown = shutdown_rx;
         let http = tokio::spawn(async move {
             let stop = async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
@@ -175,19 +180,33 @@ impl Engine {
             calls: stats,
             call_handle,
             sip: transports.stats(),
+            store,
+            media,
             shutdown,
+            http_stop,
             core,
             http,
         })
     }
 
-    /// Drains and stops: new calls are refused, calls in progress get up to
-    /// `grace` to end, then everything closes.
+    /// Drains and stops: new calls are refused with 503, calls in progress get up
+    /// to `grace` to end by themselves, then the rest are ended cleanly (BYE,
+    /// recordings closed and flushed, journal written) and everything closes.
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.shutdown.send(true);
-        if tokio::time::timeout(grace, self.core).await.is_err() {
-            tracing::warn!("calls still up after the grace period; stopping anyway");
+        let _ = self.shutdown.send(Shutdown::Draining);
+        let mut core = self.core;
+        if tokio::time::timeout(grace, &mut core).await.is_err() {
+            let _ = self.shutdown.send(Shutdown::HangUp);
+            if tokio::time::timeout(Duration::from_secs(15), &mut core)
+                .await
+                .is_err()
+            {
+                tracing::error!("calls could not be ended cleanly in 15 s; stopping anyway");
+                core.abort();
+            }
         }
+        self.media.shutdown();
+        let _ = self.http_stop.send(true);
         let _ = self.http.await;
     }
 }

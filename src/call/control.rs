@@ -387,6 +387,31 @@ impl CallControl {
         self.waiting.len()
     }
 
+    /// Recordings stopped but not yet reported complete by the media engine.
+    pub fn pending_recordings(&self) -> usize {
+        self.recordings.len()
+    }
+
+    /// Ends every call now (the end of a drain that ran out of time): each party
+    /// gets a BYE or CANCEL, recordings are closed, the journal is written.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.with_call(now, key, |cc, call| {
+                for idx in 0..call.legs.len() {
+                    cc.drop_leg(now, key, call, idx);
+                }
+                let disposition = if call.answered_at.is_some() {
+                    Disposition::Answered
+                } else {
+                    Disposition::Abandoned
+                };
+                cc.finish(now, call, disposition, 503);
+            });
+        }
+        self.process(now);
+    }
+
     /// The SIP endpoint (for its statistics).
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint

@@ -68,8 +68,19 @@ pub struct Core {
     pub events: EventBus,
     /// Counters for /metrics.
     pub stats: Arc<CallStats>,
-    /// Turns true on SIGTERM.
-    pub shutdown: watch::Receiver<bool>,
+    /// Where the engine is in its life.
+    pub shutdown: watch::Receiver<Shutdown>,
+}
+
+/// The engine's phases of shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Taking calls.
+    Running,
+    /// SIGTERM: no new calls; calls in progress go on.
+    Draining,
+    /// The drain ran out of time: end every call cleanly now.
+    HangUp,
 }
 
 /// How often due callback jobs are claimed.
@@ -94,7 +105,7 @@ pub async fn run(core: Core) {
     } = core;
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
-    let writer = spawn_writer(store.clone(), events.clone(), node.clone());
+    let (writer, writer_task) = spawn_writer(store.clone(), events.clone(), node.clone());
     let mut job_poll = tokio::time::interval(JOB_POLL);
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
@@ -108,8 +119,11 @@ pub async fn run(core: Core) {
             &lookup_tx,
             &writer,
         );
-        if draining && control.active_calls() == 0 {
-            tracing::info!("all calls ended; call core stopping");
+        if draining && control.active_calls() == 0 && control.pending_recordings() == 0 {
+            tracing::info!("all calls ended and recordings closed; call core stopping");
+            drop(writer);
+            // Every journal row and recording reaches the store before we go.
+            let _ = writer_task.await;
             return;
         }
         let deadline = control.poll_timeout().map(tokio::time::Instant::from_std);
@@ -137,11 +151,20 @@ pub async fn run(core: Core) {
                 }
             }
             _ = job_poll.tick(), if !draining => claim_jobs(&store, &node, &jobs_tx),
-            changed = shutdown.changed(), if !draining => {
-                if changed.is_err() || *shutdown.borrow() {
+                        changed = shutdown.changed() => {
+                let phase = if changed.is_err() { Shutdown::HangUp } else { *shutdown.borrow() };
+                if phase != Shutdown::Running && !draining {
                     draining = true;
                     control.set_draining(true);
                     tracing::info!(calls = control.active_calls(), "draining: refusing new calls");
+                }
+                if phase == Shutdown::HangUp {
+                    tracing::warn!(calls = control.active_calls(), "drain time is up: ending the remaining calls");
+                    control.hang_up_all(now());
+                }
+                if changed.is_err() {
+                    // The engine handle is gone; nobody will ask again.
+                    shutdown = watch::channel(Shutdown::HangUp).1;
                 }
             }
         }
@@ -269,16 +292,20 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
 }
 
 /// The store writer: performs journal, recording and dial-job work in order.
-fn spawn_writer(store: Store, bus: EventBus, node: String) -> mpsc::UnboundedSender<Action> {
+fn spawn_writer(
+    store: Store,
+    bus: EventBus,
+    node: String,
+) -> (mpsc::UnboundedSender<Action>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(action) = rx.recv().await {
             if let Err(e) = write(&store, &bus, &node, action).await {
                 tracing::error!(error = %e, "store write failed");
             }
         }
     });
-    tx
+    (tx, task)
 }
 
 async fn write(

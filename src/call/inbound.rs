@@ -94,6 +94,9 @@ impl CallControl {
             return;
         }
         call.stage = Stage::Announcing;
+        // Every resident's call is recorded from the moment the engine answers:
+        // what they said and what they heard, the menu choices included.
+        self.start_recording(now, &mut call, 0);
         let items = greeting(&self.config, &number);
         self.play(&mut call, 0, items, false, AfterPlayback::Menu);
         if let Ok(phone) = PhoneNumber::parse(&call.caller) {
@@ -329,7 +332,11 @@ impl CallControl {
 
     /// A key pressed on leg `idx` (RFC 4733 or SIP INFO).
     pub(crate) fn digit(&mut self, now: Instant, call: &mut Call, idx: usize, digit: char) {
-        if idx != 0 || call.stage != Stage::Menu {
+        if idx != 0 {
+            return;
+        }
+        self.emit("call.dtmf", call.tenant.clone(), json!({ "call": call.id, "digit": digit.to_string(), "stage": format!("{:?}", call.stage).to_lowercase() }));
+        if call.stage != Stage::Menu {
             return;
         }
         let Some(menu) = call

@@ -35,9 +35,17 @@ pub fn scratch_dir() -> std::path::PathBuf {
 
 /// Starts an engine on `extra` (appended to [`base_config`]).
 pub async fn start(extra: &str) -> Engine {
+    start_with(extra, |_| {}).await
+}
+
+/// Starts an engine on `extra`, after `adjust` has changed the parsed configuration
+/// (turn recording on, shorten timers, ...).
+pub async fn start_with(extra: &str, adjust: impl FnOnce(&mut Config)) -> Engine {
     let text = format!("{}{extra}", base_config());
-    let config = Config::parse(&text, Path::new("test.toml"))
+    let mut config = Config::parse(&text, Path::new("test.toml"))
         .unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    config.media.prompts_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-prompts");
+    adjust(&mut config);
     Engine::start(config).await.expect("engine starts")
 }
 
