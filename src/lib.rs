@@ -49,12 +49,14 @@
 pub mod call;
 pub mod config;
 pub mod console;
+pub mod demo;
 pub mod dialer;
 pub mod error;
 pub mod events;
 pub mod media;
 pub mod phone;
 pub mod server;
+pub mod sim;
 pub mod sip;
 pub mod store;
 

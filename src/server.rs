@@ -76,6 +76,15 @@ pub struct Engine {
 impl Engine {
     /// Binds and starts every part of the engine.
     pub async fn start(config: Config) -> Result<Self, crate::Error> {
+        Self::start_with_routes(config, |_| axum::Router::new()).await
+    }
+
+    /// Like [`Engine::start`], with more HTTP routes built from the store (the demo's
+    /// softphone controls).
+    pub async fn start_with_routes(
+        config: Config,
+        extra: impl FnOnce(crate::store::Store) -> axum::Router,
+    ) -> Result<Self, crate::Error> {
         let config = Arc::new(config);
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)
@@ -160,7 +169,8 @@ impl Engine {
                 sip: transports.stats(),
             },
             api,
-        );
+        )
+        .merge(extra(store.clone()));
         let http = tokio::spawn(async move {
             let stop = async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
@@ -253,6 +263,5 @@ pub async fn migrate(database: &str) -> Result<(), crate::Error> {
 
 /// Runs the demo: the engine on embedded defaults plus simulated parties.
 pub async fn demo(http_listen: SocketAddr) -> Result<(), crate::Error> {
-    let _ = http_listen;
-    Ok(())
+    crate::demo::run(http_listen, std::path::Path::new("data/demo")).await
 }

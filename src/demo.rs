@@ -1,0 +1,367 @@
+//! `dispatchline demo`: the engine on its embedded default configuration and the
+//! demo data set, with simulated parties speaking real SIP and RTP over loopback, so
+//! a newcomer sees every flow in the console within a minute.
+//!
+//! - Residents call the tenants' numbers, the citywide number (known and unknown
+//!   callers, one with a debt) and the old number; now and then one gives up while
+//!   waiting and is called back; a staff member calls the dispatch line.
+//! - Operator 1001's softphone is driven from the console: log in as 1001, go
+//!   ready, and press "answer" on the call card (`POST /demo/softphones/1001/answer`).
+//! - Operators 1002 and 1003 are simulated colleagues who answer by themselves.
+//! - A simulated provider answers the calls the engine places through the trunks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use rand::{Rng, RngExt, SeedableRng};
+
+use crate::call::OperatorState;
+use crate::config::{Config, Role};
+use crate::media::{MediaEngine, PromptLibrary};
+use crate::server::Engine;
+use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone};
+
+const DEFAULT_CONFIG: &str = include_str!("../sip-config/dispatchline.toml");
+
+/// The console login the demo prints.
+const LOGIN: (&str, &str) = ("1001", "op1001pass");
+
+fn free_port() -> std::io::Result<u16> {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::Error> {
+    let _ = std::fs::remove_dir_all(data_dir);
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| crate::Error::io(format!("creating {}", data_dir.display()), e))?;
+    let prompts_dir = PathBuf::from("ivr-prompts");
+    let prompts =
+        Arc::new(PromptLibrary::load(&prompts_dir).map_err(crate::media::MediaError::from)?);
+
+    // The parties' own RTP stack: a second media engine on its own port range.
+    let mut sim_media_settings = Config::empty().media;
+    sim_media_settings.rtp_port_min = 40000;
+    sim_media_settings.rtp_port_max = 44999;
+    sim_media_settings.prompts_dir = prompts_dir.clone();
+    let (sim_media, mut sim_media_events) = MediaEngine::start(
+        &sim_media_settings,
+        prompts,
+        "127.0.0.1"
+            .parse()
+            .map_err(|_| crate::Error::io("loopback", std::io::Error::other("bad address")))?,
+    )?;
+    tokio::spawn(async move { while sim_media_events.recv().await.is_some() {} });
+
+    let sip_port = free_port().map_err(|e| crate::Error::io("finding a free port", e))?;
+    let engine_addr = SocketAddr::from(([127, 0, 0, 1], sip_port));
+    let voice = |name: &str| format!("ru/{name}.wav");
+    let provider = SimPhone::start(
+        engine_addr,
+        sim_media.clone(),
+        Behaviour {
+            auto_answer: Some(Duration::from_secs(3)),
+            hang_up_after: Some(Duration::from_secs(25)),
+            voice: voice("survey-thanks"),
+        },
+    )
+    .await
+    .map_err(|e| crate::Error::io("starting the simulated provider", e))?;
+
+    let mut config =
+        crate::config::Config::parse(DEFAULT_CONFIG, Path::new("sip-config/dispatchline.toml"))?;
+    config.sip.listen = engine_addr;
+    config.http.listen = http_listen;
+    config.database.data_dir = data_dir.to_owned();
+    config.database.url = format!("sqlite://{}", data_dir.join("dispatchline.db").display());
+    config.media.prompts_dir = prompts_dir;
+    for trunk in &mut config.trunks {
+        trunk.proxy = provider.addr();
+        trunk.inbound_from = vec![provider.addr().ip()];
+        trunk.options_interval = Duration::ZERO;
+    }
+    config.queue.ring_timeout = Duration::from_secs(20);
+    config.queue.wrap_up = Duration::from_secs(5);
+    config.queue.abandon_threshold = Duration::from_secs(10);
+    config.queue.callback_after = Duration::from_secs(120);
+    config.dialer.attempt_interval = Duration::from_secs(30);
+
+    // Operators: 1001 is the person at the console, the others are simulated.
+    let mut phones: HashMap<String, SimPhone> = HashMap::new();
+    let operators: Vec<_> = config
+        .operators
+        .iter()
+        .filter(|o| o.role == Role::Operator)
+        .cloned()
+        .collect();
+    for (i, op) in operators.iter().enumerate() {
+        let behaviour = if op.extension == LOGIN.0 {
+            Behaviour {
+                auto_answer: None,
+                hang_up_after: None,
+                voice: voice("connecting"),
+            }
+        } else {
+            Behaviour {
+                auto_answer: Some(Duration::from_secs(3 + i as u64)),
+                hang_up_after: Some(Duration::from_secs(20 + 5 * i as u64)),
+                voice: voice("informer-accepted"),
+            }
+        };
+        let phone = SimPhone::start(engine_addr, sim_media.clone(), behaviour)
+            .await
+            .map_err(|e| crate::Error::io("starting a softphone", e))?;
+        phones.insert(op.extension.clone(), phone);
+    }
+
+    let demo_phones = phones.clone();
+    let routes = move |store: crate::store::Store| {
+        Router::new()
+            .route(
+                "/demo",
+                get(|| async {
+                    axum::Json(serde_json::json!({ "demo": true, "softphones": [LOGIN.0] }))
+                }),
+            )
+            .route("/demo/softphones/{ext}/answer", post(answer))
+            .route("/demo/softphones/{ext}/hangup", post(hang_up))
+            .with_state(Arc::new(DemoState {
+                phones: demo_phones,
+                store,
+            }))
+    };
+    let engine = Engine::start_with_routes(config.clone(), routes).await?;
+    crate::store::demo::seed(&engine.store).await?;
+
+    for op in &operators {
+        if let Some(phone) = phones.get(&op.extension) {
+            phone.send(Command::Register {
+                user: op.extension.clone(),
+                password: op.password.clone(),
+            });
+            let mut events = phone.events();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while let Ok(e) = events.recv().await {
+                    if e == PhoneEvent::Registered {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        if op.extension != LOGIN.0 {
+            let _ = engine
+                .call_handle
+                .set_operator_state(&op.extension, OperatorState::Ready, None)
+                .await;
+        }
+    }
+
+    println!();
+    println!("  dispatchline demo is running.");
+    println!();
+    println!("  Console:    http://{}/", engine.http_addr);
+    println!(
+        "  Operator:   {} / {}   (your softphone is simulated: go ready, then press Answer on a call)",
+        LOGIN.0, LOGIN.1
+    );
+    if let Some(sup) = config.operators.iter().find(|o| o.role == Role::Supervisor) {
+        println!(
+            "  Supervisor: {} / {}   (the live board)",
+            sup.extension, sup.password
+        );
+    }
+    println!(
+        "  SIP:        {}  (residents, operators and a provider are simulated on loopback)",
+        engine.sip_addr
+    );
+    println!("  Data:       {}", data_dir.display());
+    println!();
+    println!("  Ctrl-C stops it.");
+    println!();
+
+    let residents = tokio::spawn(residents(engine_addr, sim_media.clone(), config));
+    let _ = tokio::signal::ctrl_c().await;
+    residents.abort();
+    sim_media.shutdown();
+    engine.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+/// Who the simulated residents are and what they dial.
+struct Scenario {
+    number: &'static str,
+    from: String,
+    talk: Duration,
+    digits: Vec<char>,
+}
+
+fn pick_scenario(rng: &mut impl Rng) -> Scenario {
+    let talk = Duration::from_secs(rng.random_range(30..60));
+    let roll = rng.random_range(0..100);
+    let (number, from): (&str, String) = match roll {
+        0..=29 => ("+73432000001", "+79120000001".into()), // etalon, known, outage at the house
+        30..=44 => ("+73432000002", "+79120000002".into()), // uyut, known
+        45..=59 => ("+73432000100", "+79120000003".into()), // citywide, known, owes money
+        60..=71 => (
+            "+73432000100",
+            format!("+7912{:07}", rng.random_range(1_000_000..9_999_999)),
+        ), // unknown
+        72..=81 => ("+73432999001", "+79120000001".into()), // the old number
+        82..=89 => ("+73432000900", "+79122000100".into()), // a staff member calls the dispatch line
+        _ => (
+            "+73432000001",
+            format!("+7912{:07}", rng.random_range(1_000_000..9_999_999)),
+        ), // gives up early
+    };
+    let talk = if roll >= 90 {
+        Duration::from_secs(rng.random_range(14..20))
+    } else {
+        talk
+    };
+    Scenario {
+        number,
+        from,
+        talk,
+        digits: Vec::new(),
+    }
+}
+
+async fn residents(engine: SocketAddr, media: MediaEngine, _config: Config) {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(rand::random());
+    // The first call comes at once, so the console shows something straight away.
+    let mut pause = Duration::from_secs(2);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = Duration::from_secs(rng.random_range(15..35));
+        let s = pick_scenario(&mut rng);
+        let behaviour = Behaviour {
+            auto_answer: None,
+            hang_up_after: Some(s.talk),
+            voice: "ru/ticket-number-ask.wav".into(),
+        };
+        let Ok(phone) = SimPhone::start(engine, media.clone(), behaviour).await else {
+            continue;
+        };
+        tracing::info!(number = s.number, from = %s.from, talk = ?s.talk, "simulated resident calls");
+        let mut events = phone.events();
+        phone.send(Command::Call {
+            number: s.number.into(),
+            from: s.from,
+            digits: s.digits,
+        });
+        tokio::spawn(async move {
+            let limit = tokio::time::sleep(Duration::from_secs(600));
+            tokio::pin!(limit);
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(PhoneEvent::Ended { .. }) | Err(_) => break,
+                        Ok(_) => {}
+                    },
+                    _ = &mut limit => {
+                        phone.send(Command::HangUp);
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The demo's softphones, for the console's buttons.
+struct DemoState {
+    phones: HashMap<String, SimPhone>,
+    store: crate::store::Store,
+}
+
+async fn allowed(engine_store: &crate::store::Store, headers: &HeaderMap, ext: &str) -> bool {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    match crate::console::api::authenticate(engine_store, token).await {
+        Ok(p) => p.extension == ext || p.role == Role::Supervisor,
+        Err(_) => false,
+    }
+}
+
+async fn control(
+    state: &DemoState,
+    headers: &HeaderMap,
+    ext: &str,
+    command: Command,
+) -> StatusCode {
+    if !allowed(&state.store, headers, ext).await {
+        return StatusCode::FORBIDDEN;
+    }
+    match state.phones.get(ext) {
+        Some(phone) => {
+            phone.send(command);
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn answer(
+    State(state): State<Arc<DemoState>>,
+    UrlPath(ext): UrlPath<String>,
+    headers: HeaderMap,
+) -> StatusCode {
+    control(&state, &headers, &ext, Command::Answer).await
+}
+
+async fn hang_up(
+    State(state): State<Arc<DemoState>>,
+    UrlPath(ext): UrlPath<String>,
+    headers: HeaderMap,
+) -> StatusCode {
+    control(&state, &headers, &ext, Command::HangUp).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_configuration_is_valid() {
+        let config =
+            Config::parse(DEFAULT_CONFIG, Path::new("sip-config/dispatchline.toml")).unwrap();
+        assert!(
+            config
+                .operator(LOGIN.0)
+                .is_some_and(|o| o.password == LOGIN.1)
+        );
+    }
+
+    #[test]
+    fn scenarios_cover_every_kind_of_number() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let numbers: std::collections::HashSet<&str> =
+            (0..500).map(|_| pick_scenario(&mut rng).number).collect();
+        for n in [
+            "+73432000001",
+            "+73432000002",
+            "+73432000100",
+            "+73432999001",
+            "+73432000900",
+        ] {
+            assert!(numbers.contains(n), "{n}");
+        }
+    }
+}
