@@ -133,13 +133,10 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
-        let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone());
+        let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
+            .with_calls(call_handle.clone());
         let app = console::router(
-            ConsoleState {
-                events: events.clone(),
-                calls: stats.clone(),
-                sip: transports.stats(),
-            },
+            ConsoleState::new(events.clone(), stats.clone(), transports.stats()),
             api,
         );
         let mut http_shutdown = shutdown_rx;
