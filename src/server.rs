@@ -144,6 +144,10 @@ impl Engine {
             let stop = async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
             };
+            // No Nagle delay: websocket events are small writes that must leave now.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await

@@ -150,7 +150,12 @@ pub(crate) async fn upgrade(
         }
     };
     let since = query.since;
+    // Small buffers: a client sends only pongs, and every frame is flushed as it is
+    // sent, so tungstenite's 128 KiB defaults would only cost memory per client.
     upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| serve(socket, state, who, token, since))
 }

@@ -366,7 +366,7 @@
         break;
       default: break;
     }
-    if (S.tab === "board" && /^(call|operator|dial|callback)\./.test(ev.type)) {
+    if (S.tab === "board" && /^(call|operator|dial|callback|chain)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       debounce("board", loadBoard, 700);
     }
