@@ -208,7 +208,7 @@
     S.myState = view;
     const chip = $("my-state");
     chip.dataset.state = view.state;
-    chip.textContent = OP_STATE[view.state] + (view.state === "paused" && view.reason ? `: ${view.reason}` : "");
+    chip.textContent = `Статус: ${OP_STATE[view.state]}` + (view.state === "paused" && view.reason ? ` (${view.reason})` : "");
     if (view.state !== "paused" && view.reason) chip.textContent += ` (затем пауза: ${view.reason})`;
     $("btn-ready").setAttribute("aria-pressed", String(view.state === "ready"));
     $("btn-pause").setAttribute("aria-pressed", String(view.state === "paused"));
@@ -845,6 +845,21 @@
     $("tf-clear").addEventListener("click", clearTicketForm);
     $("tf-reason-q").addEventListener("input", () => debounce("reasons", searchReasons, 200));
     $("tf-house-q").addEventListener("input", () => debounce("houses", searchHouses, 250));
+    // Keyboard: Enter takes the first match, arrows move through the matches.
+    for (const [input, box] of [["tf-reason-q", "tf-reason-results"], ["tf-house-q", "tf-house-results"]]) {
+      $(input).addEventListener("keydown", (e) => {
+        const first = $(box).hidden ? null : $(box).querySelector("button");
+        if (!first) return;
+        if (e.key === "Enter" && !e.ctrlKey) { e.preventDefault(); first.click(); }
+        else if (e.key === "ArrowDown") { e.preventDefault(); first.focus(); }
+      });
+      $(box).addEventListener("keydown", (e) => {
+        const target = e.target.closest("button");
+        if (!target) return;
+        if (e.key === "ArrowDown" && target.nextElementSibling) { e.preventDefault(); target.nextElementSibling.focus(); }
+        else if (e.key === "ArrowUp") { e.preventDefault(); (target.previousElementSibling || $(input)).focus(); }
+      });
+    }
     $("ticket-filters").addEventListener("submit", (e) => { e.preventDefault(); S.tickets.offset = 0; loadTickets(); });
     $("t-prev").addEventListener("click", () => { S.tickets.offset = Math.max(0, S.tickets.offset - S.tickets.limit); loadTickets(); });
     $("t-next").addEventListener("click", () => { S.tickets.offset += S.tickets.limit; loadTickets(); });
