@@ -161,13 +161,10 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
-        let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone());
+        let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
+            .with_calls(call_handle.clone());
         let app = console::router(
-            ConsoleState {
-                events: events.clone(),
-                calls: stats.clone(),
-                sip: transports.stats(),
-            },
+            ConsoleState::new(events.clone(), stats.clone(), transports.stats()),
             api,
         )
         .merge(extra(store.clone()));
@@ -175,6 +172,10 @@ impl Engine {
             let stop = async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
             };
+            // No Nagle delay: websocket events are small writes that must leave now.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await

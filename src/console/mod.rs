@@ -1,7 +1,17 @@
 //! The HTTP surface: health and metrics, the REST API, the websocket event stream and
 //! the operators' console page, on one listener.
+//!
+//! ```text
+//! GET /             the console page (static, built into the binary; see `page`)
+//! GET /healthz      200 ok
+//! GET /metrics      Prometheus text
+//! GET /ws           the event stream (see `ws`)
+//! /api/v1/...       the REST API (see `api`)
+//! ```
 
 pub mod api;
+pub mod page;
+pub mod ws;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -16,6 +26,7 @@ use axum::routing::get;
 use crate::call::driver::CallStats;
 use crate::events::EventBus;
 use crate::sip::transport::driver::TransportStats;
+use ws::{WsSettings, WsState, WsStats};
 
 /// What the HTTP handlers of this module need.
 #[derive(Clone)]
@@ -26,14 +37,40 @@ pub struct ConsoleState {
     pub calls: Arc<CallStats>,
     /// SIP transport counters.
     pub sip: Arc<TransportStats>,
+    /// Timing of the websocket stream.
+    pub ws: WsSettings,
+    /// Websocket counters.
+    pub ws_stats: Arc<WsStats>,
 }
 
-/// The engine's HTTP routes.
+impl ConsoleState {
+    /// State over the engine's bus and counters, with the default websocket timing.
+    pub fn new(events: EventBus, calls: Arc<CallStats>, sip: Arc<TransportStats>) -> Self {
+        Self {
+            events,
+            calls,
+            sip,
+            ws: WsSettings::default(),
+            ws_stats: Arc::new(WsStats::default()),
+        }
+    }
+}
+
+/// The engine's HTTP routes: the console page, health, metrics, the websocket and
+/// the REST API.
 pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
+    let ws = WsState {
+        store: api.store.clone(),
+        events: state.events.clone(),
+        settings: state.ws,
+        stats: state.ws_stats.clone(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .route("/ws", get(ws::upgrade).with_state(ws))
+        .merge(page::router())
         .nest("/api/v1", api::router(api))
 }
 
@@ -118,6 +155,37 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "counter",
         "Sequence number of the last published event.",
         state.events.last_seq(),
+    );
+    let w = &state.ws_stats;
+    metric(
+        "ws_clients",
+        "gauge",
+        "Websocket clients connected.",
+        w.clients.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_connections_total",
+        "counter",
+        "Websocket connections accepted since start.",
+        w.connected_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_dropped_slow_total",
+        "counter",
+        "Websocket clients cut off for not keeping up.",
+        w.dropped_slow_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_dropped_heartbeat_total",
+        "counter",
+        "Websocket clients closed for not answering pings.",
+        w.dropped_heartbeat_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_events_sent_total",
+        "counter",
+        "Events sent over websockets, all clients together.",
+        w.events_sent_total.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

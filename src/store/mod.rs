@@ -15,6 +15,7 @@
 //! - [`contacts`]: phone → address, learnt from calls and imported;
 //! - [`journal`]: the call journal and recordings;
 //! - [`dial_jobs`]: persistent outbound dial jobs and escalation chains;
+//! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
 //! - [`address`]: how addresses are compared;
@@ -29,6 +30,7 @@ pub mod address;
 pub mod assignment;
 pub(crate) mod backend;
 pub mod caller;
+pub mod compliance;
 pub mod contacts;
 pub mod demo;
 pub mod dial_jobs;

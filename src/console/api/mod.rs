@@ -38,14 +38,19 @@
 //! GET    /debtors                         ?tenant&offset&limit
 //! POST   /debtors/import                  ?tenant&skip_bad_rows, body: CSV
 //! GET    /dial-jobs                       ?state&kind&ticket_id&offset&limit
+//! GET    /operators                       every operator and their state
+//! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
+//! GET    /board                           supervisors' live board and compliance
 //! ```
 
 pub mod auth;
+mod board;
 mod directory;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod journal;
 mod notices;
+mod operators;
 mod tickets;
 
 use std::path::PathBuf;
@@ -58,6 +63,7 @@ use axum::routing::{get, post};
 pub use auth::{AuthError, Principal, authenticate};
 pub use error::ApiError;
 
+use crate::call::CallHandle;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::store::Store;
@@ -78,6 +84,9 @@ pub struct ApiState {
     pub recordings_dir: PathBuf,
     /// How long a console token is valid.
     pub token_ttl: chrono::Duration,
+    /// The call core, for operators' states and the board; `None` when the API runs
+    /// without an engine (those routes then answer 503).
+    pub calls: Option<CallHandle>,
 }
 
 impl ApiState {
@@ -91,7 +100,14 @@ impl ApiState {
             config,
             recordings_dir,
             token_ttl: chrono::Duration::hours(12),
+            calls: None,
         }
+    }
+
+    /// This state with the call core's handle.
+    pub fn with_calls(mut self, calls: CallHandle) -> Self {
+        self.calls = Some(calls);
+        self
     }
 }
 
@@ -132,6 +148,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/debtors", get(notices::debtors))
         .route("/debtors/import", post(notices::import_debtors))
         .route("/dial-jobs", get(journal::dial_jobs))
+        .route("/operators", get(operators::list))
+        .route("/operators/{extension}/state", post(operators::set_state))
+        .route("/board", get(board::board))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

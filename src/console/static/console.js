@@ -1,0 +1,880 @@
+// dispatchline operator console. Plain modern JavaScript, no framework, no build
+// step. Talks to /api/v1 (REST, bearer token) and /ws (events, docs/events.md).
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = "dispatchline.token";
+  const ME_KEY = "dispatchline.me";
+
+  // ---------------------------------------------------------------- state
+  const S = {
+    token: sessionStorage.getItem(TOKEN_KEY),
+    me: JSON.parse(sessionStorage.getItem(ME_KEY) || "null"),
+    tenants: [], // [{code, name, city}]
+    position: null, // every event up to this seq has been handled
+    ws: null,
+    attempt: 0,
+    offlineSince: null,
+    lastFrame: 0,
+    heartbeatS: 15,
+    reconnectTimer: null,
+    calls: new Map(), // call id -> card state
+    myState: null,
+    tickets: { offset: 0, limit: 25, total: 0, selected: new Set(), items: [] },
+    journal: { offset: 0, limit: 25, total: 0 },
+    board: null,
+    boardFetchedAt: 0,
+    tab: "call",
+    connLog: [], // connection states shown, newest last
+    lastHello: null,
+  };
+
+  // ---------------------------------------------------------------- words
+  const CATEGORY = { emergency: "АВАРИЙНАЯ", planned: "ПЛАНОВАЯ", paid: "ПЛАТНАЯ" };
+  const STATUS = {
+    registered: "Зарегистрирована", accepted: "Принята", in_progress: "В работе",
+    done: "Выполнена", closed: "Закрыта", cancelled: "Отменена",
+  };
+  const OP_STATE = {
+    ready: "Готов", busy: "Занят", "wrap-up": "Поствызов", paused: "Пауза", "logged-out": "Не в линии",
+  };
+  const NUMBER_KIND = {
+    tenant: "номер УК", citywide: "городской номер", legacy: "старый номер",
+    dispatch: "диспетчерская", forward: "переадресация",
+  };
+  const DISPOSITION = {
+    answered: "Отвечен", abandoned: "Брошен", "callback-scheduled": "Перезвон назначен",
+    rejected: "Отклонён", failed: "Сбой", busy: "Занято", "no-answer": "Нет ответа",
+    unreachable: "Недоступен",
+  };
+  const PURPOSE = {
+    callback: "перезвон жителю", handoff: "передача аварийной заявки исполнителю",
+    informer: "информатор: оповещение исполнителей", "status-check": "уточнение статуса заявки",
+    survey: "опрос жителя о качестве", "staff-callback": "перезвон сотруднику",
+  };
+  const JOB_STATE = { pending: "ждёт", claimed: "набирается" };
+
+  // ---------------------------------------------------------------- helpers
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+  const str = (v) => (v === null || v === undefined ? "" : String(v));
+  const hhmm = (d) => d.toLocaleTimeString("ru-RU", { hour: "2-digit", minute: "2-digit" });
+  function when(ts) {
+    if (!ts) return "";
+    const d = new Date(ts);
+    if (Number.isNaN(d.getTime())) return "";
+    const today = new Date();
+    const sameDay = d.toDateString() === today.toDateString();
+    return sameDay ? hhmm(d) : d.toLocaleString("ru-RU", { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" });
+  }
+  function secs(s) {
+    if (s === null || s === undefined || Number.isNaN(Number(s))) return "";
+    s = Math.max(0, Math.floor(Number(s)));
+    const m = Math.floor(s / 60);
+    return m ? `${m}:${String(s % 60).padStart(2, "0")}` : `${s} с`;
+  }
+  function categoryBadge(cat) {
+    if (!cat) return el("span", { class: "cat" }, "—");
+    return el("span", { class: `cat cat-${cat}`, "data-category": cat }, CATEGORY[cat] || cat);
+  }
+  function rubles(kopecks) {
+    const v = Number(kopecks) / 100;
+    return v.toLocaleString("ru-RU", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) + " ₽";
+  }
+  function tenantName(code) {
+    const t = S.tenants.find((x) => x.code === code);
+    return t ? t.name : code || "";
+  }
+  function show(node, on) { node.hidden = !on; }
+  function setError(node, message) { node.textContent = message || ""; show(node, !!message); }
+
+  // ---------------------------------------------------------------- REST
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error) || `HTTP ${status}`);
+      this.status = status;
+      this.field = body && body.field;
+    }
+  }
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json" };
+    if (S.token) headers.Authorization = `Bearer ${S.token}`;
+    let body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    const response = await fetch(`/api/v1${path}`, { method: options.method || "GET", headers, body });
+    let data = null;
+    const text = await response.text();
+    if (text) { try { data = JSON.parse(text); } catch (_) { data = { error: text }; } }
+    if (response.status === 401 && path !== "/auth/token") {
+      signOut("Сессия истекла — войдите снова.");
+      throw new ApiError(401, data);
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+  const qs = (params) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined) p.set(k, v);
+    const s = p.toString();
+    return s ? `?${s}` : "";
+  };
+
+  // ---------------------------------------------------------------- login
+  async function login(event) {
+    event.preventDefault();
+    setError($("login-error"), "");
+    try {
+      const answer = await api("/auth/token", {
+        method: "POST",
+        json: { extension: $("login-extension").value.trim(), password: $("login-password").value },
+      });
+      S.token = answer.token;
+      S.me = { extension: $("login-extension").value.trim(), role: answer.role, tenants: answer.tenants };
+      sessionStorage.setItem(TOKEN_KEY, S.token);
+      sessionStorage.setItem(ME_KEY, JSON.stringify(S.me));
+      $("login-password").value = "";
+      start();
+    } catch (e) {
+      setError($("login-error"), e.status === 401 ? "Неверный номер или пароль." : `Ошибка входа: ${e.message}`);
+    }
+  }
+
+  function signOut(message) {
+    S.token = null;
+    S.me = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(ME_KEY);
+    if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
+    clearTimeout(S.reconnectTimer);
+    S.position = null;
+    show($("app"), false);
+    show($("login-view"), true);
+    setError($("login-error"), message || "");
+    $("login-extension").focus();
+  }
+
+  async function start() {
+    show($("login-view"), false);
+    show($("app"), true);
+    $("me-name").textContent = `${S.me.extension} · ${S.me.role === "supervisor" ? "старший смены" : "оператор"}`;
+    show($("tab-board"), S.me.role === "supervisor");
+    show($("status-bar"), S.me.role !== "supervisor");
+    try {
+      S.tenants = (await api("/tenants")).map((t) => ({
+        code: t.code, name: t.name, city: t.city && t.city.code, cityName: t.city && t.city.name,
+      }));
+    } catch (_) { S.tenants = []; }
+    fillTenantSelects();
+    refreshMyState();
+    connect();
+    selectTab(S.me.role === "supervisor" ? "board" : "call");
+  }
+
+  function fillTenantSelects() {
+    for (const id of ["tf-tenant", "f-tenant"]) {
+      const select = $(id);
+      const keep = id === "f-tenant" ? [el("option", { value: "" }, "Все")] : [];
+      select.replaceChildren(...keep, ...S.tenants.map((t) => el("option", { value: t.code }, t.name)));
+    }
+  }
+
+  // ---------------------------------------------------------------- operator state
+  async function refreshMyState() {
+    if (!S.me || S.me.role === "supervisor") return;
+    try {
+      const ops = await api("/operators");
+      const mine = ops.find((o) => o.extension === S.me.extension);
+      if (mine) showMyState(mine);
+    } catch (_) { /* shown by the connection indicator */ }
+  }
+  function showMyState(view) {
+    S.myState = view;
+    const chip = $("my-state");
+    chip.dataset.state = view.state;
+    chip.textContent = `Статус: ${OP_STATE[view.state]}` + (view.state === "paused" && view.reason ? ` (${view.reason})` : "");
+    if (view.state !== "paused" && view.reason) chip.textContent += ` (затем пауза: ${view.reason})`;
+    $("btn-ready").setAttribute("aria-pressed", String(view.state === "ready"));
+    $("btn-pause").setAttribute("aria-pressed", String(view.state === "paused"));
+    $("btn-logout-line").setAttribute("aria-pressed", String(view.state === "logged-out"));
+    if (view.state === "ready" && S.calls.size === 0) $("calls-empty").textContent = "Ожидание звонка…";
+  }
+  async function setMyState(state) {
+    setError($("state-error"), "");
+    const json = { state };
+    if (state === "paused") json.reason = $("pause-reason").value;
+    try {
+      showMyState(await api(`/operators/${encodeURIComponent(S.me.extension)}/state`, { method: "POST", json }));
+    } catch (e) {
+      if (e.status !== 401) setError($("state-error"), e.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- websocket
+  function setConn(kind) {
+    S.connLog.push(kind);
+    if (S.connLog.length > 50) S.connLog.shift();
+    const node = $("conn");
+    node.dataset.conn = kind;
+    let text;
+    if (kind === "live") text = "На связи";
+    else {
+      const since = S.offlineSince ? ` с ${hhmm(S.offlineSince)}` : "";
+      text = kind === "reconnecting" ? `Переподключение… (нет связи${since})` : `Нет связи${since}`;
+    }
+    $("conn-text").textContent = text;
+  }
+
+  function connect() {
+    if (!S.token) return;
+    clearTimeout(S.reconnectTimer);
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const since = S.position === null ? "" : `&since=${S.position}`;
+    let ws;
+    try {
+      ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(S.token)}${since}`);
+    } catch (_) { scheduleReconnect(); return; }
+    S.ws = ws;
+    let opened = false;
+    ws.onopen = () => { opened = true; };
+    ws.onmessage = (m) => {
+      S.lastFrame = Date.now();
+      let data;
+      try { data = JSON.parse(m.data); } catch (_) { return; }
+      onFrame(data);
+    };
+    ws.onclose = (ev) => {
+      if (S.ws !== ws) return;
+      S.ws = null;
+      if (!S.offlineSince) S.offlineSince = new Date();
+      if (ev.code === 4401) { signOut("Сессия истекла — войдите снова."); return; }
+      if (ev.code === 4002 || ev.code === 4003) { resync(); }
+      if (!opened) {
+        // Refused before the upgrade: a bad token, or the engine is down.
+        api("/operators").then(() => scheduleReconnect(), (e) => { if (e.status !== 401) scheduleReconnect(); });
+        setConn(S.attempt > 2 ? "offline" : "reconnecting");
+        return;
+      }
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (!S.token) return;
+    S.attempt += 1;
+    setConn(S.attempt > 3 ? "offline" : "reconnecting");
+    const base = Math.min(15000, 500 * 2 ** Math.min(S.attempt - 1, 5));
+    const delay = base / 2 + Math.random() * base / 2;
+    S.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  // A connection silent for 2.5 heartbeats is dead even if the socket says open.
+  setInterval(() => {
+    if (S.ws && S.ws.readyState === WebSocket.OPEN && S.lastFrame &&
+        Date.now() - S.lastFrame > S.heartbeatS * 2500) {
+      const ws = S.ws;
+      S.ws = null;
+      ws.onclose = null;
+      ws.close();
+      if (!S.offlineSince) S.offlineSince = new Date(S.lastFrame);
+      scheduleReconnect();
+    }
+  }, 2000);
+  window.addEventListener("offline", () => { if (!S.offlineSince) S.offlineSince = new Date(); setConn("offline"); });
+  window.addEventListener("online", () => { if (!S.ws) connect(); });
+
+  // History no longer covers what we missed: start over from now.
+  function resync() {
+    S.position = null;
+    for (const [id, card] of S.calls) if (card.status !== "ended" && !card.ticketStarted) S.calls.delete(id);
+    renderCalls();
+    refreshMyState();
+    refreshVisible();
+  }
+
+  function onFrame(data) {
+    if (typeof data.seq === "number") {
+      // Dedupe: the stream is ordered, so anything at or below the position was seen.
+      if (S.position !== null && data.seq <= S.position) return;
+      S.position = data.seq;
+      onEvent(data);
+      return;
+    }
+    switch (data.type) {
+      case "hello": {
+        const wasOffline = S.offlineSince;
+        S.lastHello = data;
+        S.attempt = 0;
+        S.offlineSince = null;
+        S.heartbeatS = data.heartbeat_s || 15;
+        if (S.position === null || data.position > S.position) S.position = data.position;
+        setConn("live");
+        if (wasOffline) { refreshMyState(); refreshVisible(); }
+        break;
+      }
+      case "heartbeat":
+        if (typeof data.position === "number" && (S.position === null || data.position > S.position)) S.position = data.position;
+        setConn("live");
+        break;
+      case "error":
+        if (data.error === "since-too-old" || data.error === "since-in-future") resync();
+        else if (typeof data.position === "number") S.position = data.position;
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onEvent(ev) {
+    const p = ev.payload || {};
+    switch (ev.type) {
+      case "call.offered": callOffered(ev); break;
+      case "call.ringing":
+        if (p.operator && S.me && p.operator !== S.me.extension) dropCard(p.call);
+        else updateCard(p.call, { status: "ringing" });
+        break;
+      case "call.queued": updateCard(p.call, { status: "queued" }); break;
+      case "call.answered":
+        updateCard(p.call, { status: "answered", wait: p.wait_ms, operator: p.operator });
+        if (p.operator && S.me && p.operator !== S.me.extension) dropCard(p.call);
+        break;
+      case "call.ended": updateCard(p.call, { status: "ended", disposition: p.disposition }); break;
+      case "operator.state":
+        if (S.me && p.extension === S.me.extension) showMyState(p);
+        break;
+      case "ticket.changed":
+        if (S.tab === "tickets") debounce("tickets", loadTickets, 400);
+        break;
+      case "recording.ready":
+        if (S.tab === "journal") debounce("journal", loadJournal, 400);
+        break;
+      default: break;
+    }
+    if (S.tab === "board" && /^(call|operator|dial|callback|chain)\./.test(ev.type)) {
+      if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
+      debounce("board", loadBoard, 700);
+    }
+  }
+
+  const timers = {};
+  function debounce(key, fn, ms) {
+    clearTimeout(timers[key]);
+    timers[key] = setTimeout(fn, ms);
+  }
+
+  // ---------------------------------------------------------------- call cards
+  function callOffered(ev) {
+    const p = ev.payload || {};
+    const id = str(p.call) || `seq-${ev.seq}`;
+    if (S.calls.has(id)) return;
+    const card = { id, event: ev, payload: p, tenant: ev.tenant || p.tenant || null, status: "offered", info: null, offeredAt: ev.ts };
+    S.calls.set(id, card);
+    // Keep the list short: drop ended cards beyond the newest five.
+    const ended = [...S.calls.values()].filter((c) => c.status === "ended" && !c.ticketStarted);
+    while (S.calls.size > 6 && ended.length) S.calls.delete(ended.shift().id);
+    renderCalls();
+    if (S.tab !== "call" && S.me && S.me.role !== "supervisor") selectTab("call");
+    const outbound = p.direction === "outbound";
+    if (!outbound && p.from) lookupCaller(card);
+  }
+
+  async function lookupCaller(card) {
+    try {
+      const info = await api(`/caller${qs({ phone: card.payload.from, tenant: card.tenant || "", city: card.payload.city || "" })}`);
+      card.info = info;
+      if (!card.tenant && info.tenant) card.tenant = info.tenant.code;
+    } catch (e) {
+      card.lookupError = e.status === 422 ? "номер не распознан" : e.message;
+    }
+    renderCalls();
+  }
+
+  function updateCard(id, patch) {
+    const card = S.calls.get(str(id));
+    if (!card) return;
+    Object.assign(card, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+    renderCalls();
+  }
+  function dropCard(id) {
+    const card = S.calls.get(str(id));
+    if (card && !card.ticketStarted) { S.calls.delete(card.id); renderCalls(); }
+  }
+
+  const CALL_STATUS = { offered: "Входящий", queued: "В очереди", ringing: "Звонит", answered: "Разговор", ended: "Завершён" };
+
+  function renderCalls() {
+    const cards = [...S.calls.values()].reverse();
+    show($("calls-empty"), cards.length === 0);
+    $("call-cards").replaceChildren(...cards.map(renderCard));
+  }
+
+  function renderCard(card) {
+    const p = card.payload;
+    const info = card.info || {};
+    const outbound = p.direction === "outbound";
+    const address = info.address;
+    const tenant = card.tenant || (address && address.tenant);
+    const tname = (info.tenant && info.tenant.name) || (address && address.tenant_name) || tenantName(tenant) || "УК не определена";
+    const cityCode = p.city || info.city || (address && address.city) || "";
+    const known = S.tenants.find((t) => t.city === cityCode);
+    const city = (known && known.cityName) || cityCode;
+    const status = card.status === "ended" && card.disposition
+      ? `${CALL_STATUS.ended}: ${DISPOSITION[card.disposition] || card.disposition}` : CALL_STATUS[card.status] || card.status;
+
+    const flags = el("div", { class: "flags" });
+    if (outbound) {
+      const purpose = PURPOSE[p.purpose] || p.purpose || "исходящий вызов";
+      const whom = [p.target_name, p.to].filter(Boolean).join(", ");
+      flags.append(el("div", { class: "flag outbound", "data-testid": "outbound" },
+        `Автодозвон: ${purpose}. Звоним: ${whom || "—"}`,
+        p.ticket_number ? ` · заявка № ${p.ticket_number}` : "",
+        p.level ? ` · уровень ${p.level}` : ""));
+    }
+    for (const o of info.outages || []) {
+      flags.append(el("div", { class: "flag outage", "data-testid": "outage" },
+        `⚠ Отключение${o.until ? ` до ${when(o.until)}` : ""}: ${str(o.text)}`));
+    }
+    if (info.debtor) {
+      flags.append(el("div", { class: "flag debtor", "data-testid": "debtor" },
+        `₽ Должник: ${rubles(info.debtor.amount_kopecks)}`));
+    }
+    if (info.staff) {
+      flags.append(el("div", { class: "flag staff" }, `Сотрудник: ${str(info.staff.name)} — не отвечать, будет перезвон`));
+    }
+
+    const addressLine = address
+      ? el("div", { class: "address", "data-testid": "caller-address" },
+        `${str(address.address)}${address.apartment ? `, кв. ${address.apartment}` : ""}`)
+      : el("div", { class: "address unknown", "data-testid": "caller-address" },
+        outbound ? "" : card.info ? "Адрес не известен — спросите у жителя" : card.lookupError ? `Адрес: ${card.lookupError}` : "Поиск адреса…");
+
+    const tickets = (info.open_tickets || []).map((t) => el("li", {},
+      categoryBadge(t.category), ` № ${str(t.number)} · ${str(t.reason)} · ${STATUS[t.status] || t.status}`,
+      t.apartment ? ` · кв. ${t.apartment}` : " · весь дом",
+      t.same_apartment ? " · эта квартира" : ""));
+
+    return el("article", { class: "call-card", "data-call": card.id, "data-status": card.status, "data-testid": "call-card" },
+      el("header", {},
+        el("span", { class: "tenant" }, tname, city ? ` · ${city}` : ""),
+        el("span", { class: "call-status" }, status)),
+      el("div", { class: "phone", "data-testid": "caller-phone" }, outbound ? str(p.to) : str(p.from) || "номер скрыт"),
+      addressLine,
+      el("dl", {},
+        el("dt", {}, outbound ? "Откуда" : "Набран номер"),
+        el("dd", {}, outbound ? str(p.from) : str(p.to), p.number_kind ? el("span", { class: "kind" }, NUMBER_KIND[p.number_kind] || p.number_kind) : ""),
+        el("dt", {}, "Поступил"), el("dd", {}, when(card.offeredAt)),
+        card.wait !== undefined ? [el("dt", {}, "Ожидание"), el("dd", {}, secs(card.wait / 1000))] : null),
+      flags,
+      tickets.length ? [el("h3", {}, `Открытые заявки по дому (${tickets.length})`), el("ul", { class: "open-tickets" }, tickets)] : null,
+      el("div", { class: "card-actions" },
+        outbound ? null : el("button", { type: "button", class: "primary", "data-testid": "start-ticket", onclick: () => startTicket(card) }, "Создать заявку"),
+        el("button", { type: "button", onclick: () => { S.calls.delete(card.id); renderCalls(); } }, "Скрыть")));
+  }
+
+  // ---------------------------------------------------------------- ticket form
+  function startTicket(card) {
+    card.ticketStarted = true;
+    clearTicketForm();
+    const info = card.info || {};
+    const a = info.address;
+    $("tf-call").value = card.id.startsWith("seq-") ? "" : card.id;
+    $("tf-phone").value = str(card.payload.from);
+    const tenant = card.tenant || (a && a.tenant);
+    if (tenant) $("tf-tenant").value = tenant;
+    if (a) {
+      $("tf-house").value = a.house_id;
+      $("tf-house-q").value = a.address;
+      $("tf-apartment").value = a.apartment || "";
+    }
+    $("tf-reason-q").focus();
+  }
+
+  function clearTicketForm() {
+    for (const id of ["tf-call", "tf-phone", "tf-house", "tf-house-q", "tf-apartment", "tf-reason", "tf-reason-q", "tf-description"]) $(id).value = "";
+    show($("tf-reason-chosen"), false);
+    show($("tf-reason-results"), false);
+    show($("tf-house-results"), false);
+    setError($("tf-error"), "");
+  }
+
+  async function searchReasons() {
+    const q = $("tf-reason-q").value.trim();
+    $("tf-reason").value = "";
+    show($("tf-reason-chosen"), false);
+    if (q.length < 2) { show($("tf-reason-results"), false); return; }
+    try {
+      const reasons = await api(`/reasons${qs({ q, tenant: $("tf-tenant").value })}`);
+      const box = $("tf-reason-results");
+      box.replaceChildren(...reasons.slice(0, 12).map((r) => el("button", {
+        type: "button", role: "option", "data-reason": r.id, onclick: () => chooseReason(r),
+      }, categoryBadge(r.category), r.title)));
+      if (!reasons.length) box.replaceChildren(el("div", { class: "muted pad" }, "Ничего не найдено"));
+      show(box, true);
+    } catch (_) { /* the operator retypes */ }
+  }
+  function chooseReason(r) {
+    $("tf-reason").value = r.id;
+    $("tf-reason-q").value = r.title;
+    show($("tf-reason-results"), false);
+    const box = $("tf-reason-chosen");
+    box.className = `reason-chosen ${r.category}`;
+    box.replaceChildren(categoryBadge(r.category), " ", el("strong", {}, r.title),
+      el("div", { class: "muted" }, `Срок: ${r.deadline_minutes >= 1440 ? `${Math.round(r.deadline_minutes / 1440)} сут.` : r.deadline_minutes >= 60 ? `${Math.round(r.deadline_minutes / 60)} ч` : `${r.deadline_minutes} мин`}`),
+      el("div", { class: "say" }, "Скажите жителю: ", str(r.operator_text)));
+    show(box, true);
+    $("tf-description").focus();
+  }
+
+  async function searchHouses() {
+    const q = $("tf-house-q").value.trim();
+    $("tf-house").value = "";
+    if (q.length < 2) { show($("tf-house-results"), false); return; }
+    try {
+      const page = await api(`/houses${qs({ q, tenant: $("tf-tenant").value, limit: 10 })}`);
+      const box = $("tf-house-results");
+      box.replaceChildren(...page.items.map((h) => el("button", {
+        type: "button", role: "option", onclick: () => {
+          $("tf-house").value = h.id; $("tf-house-q").value = h.address;
+          if (h.tenant) $("tf-tenant").value = h.tenant;
+          show(box, false); $("tf-apartment").focus();
+        },
+      }, h.address, el("span", { class: "muted" }, ` · ${tenantName(h.tenant)}`))));
+      show(box, page.items.length > 0);
+    } catch (_) { /* retype */ }
+  }
+
+  async function submitTicket(event) {
+    if (event) event.preventDefault();
+    setError($("tf-error"), "");
+    const house = Number($("tf-house").value);
+    const reason = Number($("tf-reason").value);
+    if (!house) { setError($("tf-error"), "Выберите дом из списка."); $("tf-house-q").focus(); return; }
+    if (!reason) { setError($("tf-error"), "Выберите причину из списка."); $("tf-reason-q").focus(); return; }
+    const json = {
+      tenant: $("tf-tenant").value, house_id: house, reason_id: reason,
+      apartment: $("tf-apartment").value.trim() || null, description: $("tf-description").value.trim(),
+      source: "phone",
+    };
+    if ($("tf-phone").value) json.caller_phone = $("tf-phone").value;
+    if ($("tf-call").value) json.call_id = $("tf-call").value;
+    $("tf-submit").disabled = true;
+    try {
+      const registered = await api("/tickets", { method: "POST", json });
+      showTicketResult(registered);
+      clearTicketForm();
+    } catch (e) {
+      const field = { house_id: "дом", reason_id: "причина", apartment: "квартира", tenant: "УК", caller_phone: "телефон" }[e.field];
+      setError($("tf-error"), field ? `${field}: ${e.message}` : e.message);
+    } finally {
+      $("tf-submit").disabled = false;
+    }
+  }
+
+  function showTicketResult(registered) {
+    const t = registered.ticket;
+    const chain = registered.chain || {};
+    $("ticket-number").textContent = `№ ${t.number}`;
+    $("ticket-result-category").replaceChildren(categoryBadge(t.category), ` ${str(t.reason)} · ${str(t.address)}${t.apartment ? `, кв. ${t.apartment}` : ""} · срок ${when(t.deadline_at)}`);
+    const executors = (chain.executors || []).map((x) => el("li", {}, `${str(x.employee && x.employee.name)} (уровень ${x.level})`));
+    $("ticket-chain").replaceChildren(
+      el("div", {}, el("strong", {}, "Исполнитель назначен автоматически:")),
+      executors.length ? el("ol", { "data-testid": "executor-chain" }, executors) : el("div", { class: "error" }, "Нет исполнителя на смене — сообщите старшему смены."),
+      chain.responsible ? el("div", { class: "muted" }, `Ответственный: ${chain.responsible.name}`) : null);
+    show($("ticket-result"), true);
+  }
+
+  // ---------------------------------------------------------------- tickets list
+  async function loadTickets() {
+    const f = {
+      category: $("f-category").value, tenant: $("f-tenant").value,
+      offset: S.tickets.offset, limit: S.tickets.limit,
+    };
+    const status = $("f-status").value;
+    if (status === "") f.open = "true";
+    else if (status !== "any") f.status = status;
+    if ($("f-from").value) f.from = new Date(`${$("f-from").value}T00:00:00`).toISOString();
+    if ($("f-to").value) f.to = new Date(new Date(`${$("f-to").value}T00:00:00`).getTime() + 86400000).toISOString();
+    try {
+      const page = await api(`/tickets${qs(f)}`);
+      S.tickets.total = page.total;
+      S.tickets.items = page.items;
+      const ids = new Set(page.items.map((t) => t.id));
+      for (const id of [...S.tickets.selected]) if (!ids.has(id)) S.tickets.selected.delete(id);
+      renderTickets();
+    } catch (_) { /* keep what is shown */ }
+  }
+  function renderTickets() {
+    const rows = S.tickets.items.map((t) => el("tr", {
+      class: `row-${t.category}${S.tickets.selected.has(t.id) ? " selected" : ""}`, "data-ticket": t.id, "data-category": t.category,
+    },
+      el("td", {}, el("input", {
+        type: "checkbox", "aria-label": `Выбрать ${t.number}`, checked: S.tickets.selected.has(t.id),
+        onchange: (e) => { if (e.target.checked) S.tickets.selected.add(t.id); else S.tickets.selected.delete(t.id); renderTickets(); },
+      })),
+      el("td", { class: "num" }, t.number), el("td", {}, categoryBadge(t.category)),
+      el("td", {}, STATUS[t.status] || t.status), el("td", {}, tenantName(t.tenant)),
+      el("td", {}, `${str(t.address)}${t.apartment ? `, кв. ${t.apartment}` : ""}`),
+      el("td", {}, str(t.reason)), el("td", {}, str(t.executor_name) || "—"),
+      el("td", {}, when(t.deadline_at)), el("td", {}, when(t.created_at))));
+    $("tickets-body").replaceChildren(...rows);
+    if (!rows.length) $("tickets-body").append(el("tr", {}, el("td", { colspan: 10, class: "muted" }, "Заявок нет")));
+    const n = S.tickets.selected.size;
+    $("bulk-count").textContent = `Выбрано: ${n}`;
+    $("bulk-apply").disabled = n === 0;
+    $("t-all").checked = n > 0 && n === S.tickets.items.length;
+    pager("t", S.tickets);
+  }
+  function pager(prefix, page) {
+    const from = page.total ? page.offset + 1 : 0;
+    const to = Math.min(page.offset + page.limit, page.total);
+    $(`${prefix}-page`).textContent = `${from}–${to} из ${page.total}`;
+    $(`${prefix}-prev`).disabled = page.offset === 0;
+    $(`${prefix}-next`).disabled = to >= page.total;
+  }
+  async function bulkApply() {
+    setError($("bulk-error"), "");
+    const ids = [...S.tickets.selected];
+    if (!ids.length) return;
+    try {
+      await api("/tickets/status", { method: "POST", json: { ids, status: $("bulk-status").value, note: "" } });
+      S.tickets.selected.clear();
+      loadTickets();
+    } catch (e) { setError($("bulk-error"), e.message); }
+  }
+
+  // ---------------------------------------------------------------- journal
+  async function loadJournal() {
+    const f = { direction: $("j-direction").value, offset: S.journal.offset, limit: S.journal.limit };
+    if ($("j-from").value) f.from = new Date(`${$("j-from").value}T00:00:00`).toISOString();
+    if ($("j-to").value) f.to = new Date(new Date(`${$("j-to").value}T00:00:00`).getTime() + 86400000).toISOString();
+    try {
+      const page = await api(`/calls${qs(f)}`);
+      S.journal.total = page.total;
+      const rows = page.items.map((c) => el("tr", { "data-call": c.id },
+        el("td", {}, when(c.offered_at)), el("td", {}, c.direction === "outbound" ? "Исх." : "Вх."),
+        el("td", {}, str(c.from_number)), el("td", {}, str(c.to_number), c.number_kind ? el("span", { class: "kind" }, NUMBER_KIND[c.number_kind] || c.number_kind) : ""),
+        el("td", {}, tenantName(c.tenant)), el("td", {}, DISPOSITION[c.disposition] || str(c.disposition) || "идёт"),
+        el("td", {}, secs(c.wait_seconds)), el("td", {}, secs(c.talk_seconds)), el("td", {}, str(c.operator_extension)),
+        el("td", {}, c.recording_id ? el("button", { type: "button", "data-testid": "play", onclick: (e) => play(e.target, c.recording_id) }, "▶ Прослушать") : "—")));
+      $("journal-body").replaceChildren(...rows);
+      if (!rows.length) $("journal-body").append(el("tr", {}, el("td", { colspan: 10, class: "muted" }, "Звонков нет")));
+      pager("j", S.journal);
+    } catch (_) { /* keep */ }
+  }
+  function play(button, id) {
+    const audio = el("audio", { controls: true, preload: "auto", "data-testid": "recording", src: `/api/v1/recordings/${id}?token=${encodeURIComponent(S.token)}` });
+    button.replaceWith(audio);
+    audio.play().catch(() => { /* autoplay may be refused; the controls remain */ });
+  }
+
+  // ---------------------------------------------------------------- board
+  async function loadBoard() {
+    if (!S.me || S.me.role !== "supervisor") return;
+    try {
+      S.board = await api("/board");
+      S.boardFetchedAt = Date.now();
+      renderBoard();
+    } catch (_) { /* keep */ }
+  }
+  function patchBoardOperator(view) {
+    const ops = S.board.operators || [];
+    const i = ops.findIndex((o) => o.extension === view.extension);
+    if (i >= 0) ops[i] = view; else ops.push(view);
+    renderBoardOperators();
+  }
+  function pct(tile) {
+    return tile && tile.share !== null && tile.share !== undefined ? `${Math.round(tile.share * 1000) / 10}%` : "—";
+  }
+  function tile(title, t, target) {
+    const level = !t || t.share === null || t.share === undefined ? "none" : t.share >= target ? "good" : "bad";
+    return el("div", { class: "tile", "data-level": level, "data-testid": "tile" },
+      el("div", {}, title), el("div", { class: "value" }, pct(t)),
+      el("div", { class: "sub" }, t ? `${t.met} из ${t.total}` : "", ` · цель ${Math.round(target * 100)}%`));
+  }
+  function renderBoard() {
+    const b = S.board;
+    if (!b) return;
+    const c = b.compliance;
+    const city = (b.cities || []).find((x) => c && x.code === c.city);
+    $("b-city").textContent = city ? `· ${city.name}, ${c.date}` : "";
+    $("b-updated").textContent = `обновлено ${hhmm(new Date())}`;
+    $("b-tiles").replaceChildren(
+      tile("Ответ за 30 секунд", c && c.answered_30s, 0.8),
+      tile("Ответ за 5 минут (ПП №416)", c && c.answered_5m, 1),
+      tile("Перезвон за 10 минут", c && c.callbacks_10m, 1));
+    renderWaiting();
+    renderBoardOperators();
+    $("b-chart").replaceChildren(chart(c ? c.hourly : []));
+    const jobs = (b.dial_jobs || []).map((j) => el("tr", {},
+      el("td", {}, PURPOSE[j.kind] || j.kind), el("td", {}, tenantName(j.tenant)), el("td", {}, str(j.target)),
+      el("td", {}, j.ticket_id ? `#${j.ticket_id}` : "—"), el("td", {}, j.chain_level ? String(j.chain_level) : "—"),
+      el("td", {}, `${j.attempts_made} / ${j.max_attempts}`), el("td", {}, JOB_STATE[j.state] || j.state),
+      el("td", {}, when(j.due_at))));
+    $("b-jobs").replaceChildren(...(jobs.length ? jobs : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "Нет"))]));
+  }
+  function renderWaiting() {
+    const b = S.board;
+    if (!b) return;
+    const elapsed = (Date.now() - S.boardFetchedAt) / 1000;
+    const rows = (b.waiting || []).map((w) => {
+      const waited = (w.waited_s || 0) + elapsed;
+      return el("tr", {},
+        el("td", { class: `num${waited >= 240 ? " wait-long" : ""}` }, secs(waited), waited >= 240 ? " !" : ""),
+        el("td", {}, str(w.caller)), el("td", {}, tenantName(w.tenant) || "—"),
+        el("td", {}, NUMBER_KIND[w.number_kind] || str(w.number_kind)));
+    });
+    $("b-waiting").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "muted" }, "Никто не ждёт"))]));
+    $("b-waiting-count").textContent = String(rows.length);
+  }
+  function renderBoardOperators() {
+    const ops = (S.board && S.board.operators) || [];
+    const groups = ["ready", "busy", "wrap-up", "paused", "logged-out"].map((state) => {
+      const list = ops.filter((o) => o.state === state);
+      return el("div", { class: "op-group", "data-state": state },
+        el("h4", {}, `${OP_STATE[state]}: ${list.length}`),
+        list.map((o) => el("span", { class: "op" }, `${o.extension} ${str(o.name)}`,
+          o.reason ? ` (${o.reason})` : "", o.registered ? "" : " · телефон не в сети",
+          o.since ? ` · ${secs((Date.now() - new Date(o.since)) / 1000)}` : "")));
+    });
+    $("b-operators").replaceChildren(...groups);
+  }
+  // Stacked bars per local hour: within 30 s, 30 s–5 min, missed 5 min, other.
+  function chart(hourly) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    const W = 1400, H = 200, left = 34, bottom = 22, top = 8;
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "Звонки по часам");
+    const max = Math.max(1, ...hourly.map((h) => h.offered));
+    const bw = (W - left) / 24;
+    const y = (v) => H - bottom - (v / max) * (H - bottom - top);
+    const add = (tag, attrs, text) => {
+      const n = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+      if (text !== undefined) n.textContent = text;
+      svg.append(n);
+      return n;
+    };
+    for (const v of [0, Math.ceil(max / 2), max]) {
+      add("line", { x1: left, x2: W, y1: y(v), y2: y(v), stroke: "#c5ccd3" });
+      add("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, String(v));
+    }
+    const colours = [["#1e6b34", "answered_30s"], ["#c79a00", "mid"], ["#b3261e", "missed_5m"], ["#9aa5b1", "other"]];
+    for (const h of hourly) {
+      const parts = {
+        answered_30s: h.answered_30s, mid: h.answered_5m - h.answered_30s, missed_5m: h.missed_5m,
+        other: Math.max(0, h.offered - h.answered_5m - h.missed_5m),
+      };
+      let acc = 0;
+      const x = left + h.hour * bw + 2;
+      for (const [colour, key] of colours) {
+        const v = parts[key];
+        if (v > 0) {
+          const r = add("rect", { x, width: bw - 4, y: y(acc + v), height: y(acc) - y(acc + v), fill: colour, stroke: "#000", "stroke-width": 0.5 });
+          const t = document.createElementNS(ns, "title");
+          t.textContent = `${h.hour}:00 — ${v}`;
+          r.append(t);
+        }
+        acc += v;
+      }
+      add("text", { x: x + (bw - 4) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11 }, String(h.hour));
+    }
+    const legend = el("div", { class: "legend" },
+      el("span", {}, el("span", { class: "swatch s30" }), "до 30 с"),
+      el("span", {}, el("span", { class: "swatch s5m" }), "30 с – 5 мин"),
+      el("span", {}, el("span", { class: "swatch smiss" }), "позже 5 мин / без ответа"),
+      el("span", {}, el("span", { class: "swatch sother" }), "брошены быстро / идут"));
+    const wrap = el("div");
+    wrap.append(svg, legend);
+    return wrap;
+  }
+  setInterval(() => { if (S.tab === "board") { renderWaiting(); } }, 1000);
+  setInterval(() => { if (S.tab === "board") loadBoard(); }, 15000);
+
+  // ---------------------------------------------------------------- tabs and keys
+  function selectTab(tab) {
+    if (tab === "board" && (!S.me || S.me.role !== "supervisor")) return;
+    S.tab = tab;
+    for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+    for (const v of document.querySelectorAll(".view")) v.hidden = v.dataset.view !== tab;
+    refreshVisible();
+  }
+  function refreshVisible() {
+    if (S.tab === "tickets") loadTickets();
+    else if (S.tab === "journal") loadJournal();
+    else if (S.tab === "board") loadBoard();
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (!S.token) return;
+    if (e.altKey && ["1", "2", "3", "4"].includes(e.key)) {
+      e.preventDefault();
+      selectTab(["call", "tickets", "journal", "board"][Number(e.key) - 1]);
+    } else if (e.altKey && (e.key === "r" || e.key === "к")) { e.preventDefault(); setMyState("ready"); }
+    else if (e.altKey && (e.key === "p" || e.key === "з")) { e.preventDefault(); setMyState("paused"); }
+    else if (e.ctrlKey && e.key === "Enter" && S.tab === "call") { e.preventDefault(); submitTicket(); }
+    else if (e.key === "Escape") { show($("tf-reason-results"), false); show($("tf-house-results"), false); }
+  });
+
+  // ---------------------------------------------------------------- wiring
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", login);
+    $("btn-signout").addEventListener("click", () => signOut(""));
+    $("btn-ready").addEventListener("click", () => setMyState("ready"));
+    $("btn-pause").addEventListener("click", () => setMyState("paused"));
+    $("btn-logout-line").addEventListener("click", () => setMyState("logged-out"));
+    for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
+    $("ticket-form").addEventListener("submit", submitTicket);
+    $("tf-clear").addEventListener("click", clearTicketForm);
+    $("tf-reason-q").addEventListener("input", () => debounce("reasons", searchReasons, 200));
+    $("tf-house-q").addEventListener("input", () => debounce("houses", searchHouses, 250));
+    // Keyboard: Enter takes the first match, arrows move through the matches.
+    for (const [input, box] of [["tf-reason-q", "tf-reason-results"], ["tf-house-q", "tf-house-results"]]) {
+      $(input).addEventListener("keydown", (e) => {
+        const first = $(box).hidden ? null : $(box).querySelector("button");
+        if (!first) return;
+        if (e.key === "Enter" && !e.ctrlKey) { e.preventDefault(); first.click(); }
+        else if (e.key === "ArrowDown") { e.preventDefault(); first.focus(); }
+      });
+      $(box).addEventListener("keydown", (e) => {
+        const target = e.target.closest("button");
+        if (!target) return;
+        if (e.key === "ArrowDown" && target.nextElementSibling) { e.preventDefault(); target.nextElementSibling.focus(); }
+        else if (e.key === "ArrowUp") { e.preventDefault(); (target.previousElementSibling || $(input)).focus(); }
+      });
+    }
+    $("ticket-filters").addEventListener("submit", (e) => { e.preventDefault(); S.tickets.offset = 0; loadTickets(); });
+    $("t-prev").addEventListener("click", () => { S.tickets.offset = Math.max(0, S.tickets.offset - S.tickets.limit); loadTickets(); });
+    $("t-next").addEventListener("click", () => { S.tickets.offset += S.tickets.limit; loadTickets(); });
+    $("t-all").addEventListener("change", (e) => {
+      for (const t of S.tickets.items) { if (e.target.checked) S.tickets.selected.add(t.id); else S.tickets.selected.delete(t.id); }
+      renderTickets();
+    });
+    $("bulk-apply").addEventListener("click", bulkApply);
+    $("journal-filters").addEventListener("submit", (e) => { e.preventDefault(); S.journal.offset = 0; loadJournal(); });
+    $("j-prev").addEventListener("click", () => { S.journal.offset = Math.max(0, S.journal.offset - S.journal.limit); loadJournal(); });
+    $("j-next").addEventListener("click", () => { S.journal.offset += S.journal.limit; loadJournal(); });
+    setConn("offline");
+    if (S.token && S.me) start(); else signOut("");
+  });
+
+  // For tests and debugging: what the console has seen.
+  window.dispatchline = { state: S };
+})();
