@@ -30,8 +30,10 @@ use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone};
 
 const DEFAULT_CONFIG: &str = include_str!("../sip-config/dispatchline.toml");
 
-/// The console login the demo prints.
-const LOGIN: (&str, &str) = ("1001", "op1001pass");
+/// The console login the demo prints (operator 1001 of the default configuration).
+pub const LOGIN: (&str, &str) = ("1001", "op1001pass");
+/// The supervisor's login of the default configuration.
+pub const SUPERVISOR: (&str, &str) = ("2001", "sup2001pass");
 
 fn free_port() -> std::io::Result<u16> {
     loop {
@@ -43,8 +45,73 @@ fn free_port() -> std::io::Result<u16> {
     }
 }
 
+/// A running demo: the engine, the simulated softphones by extension, and the
+/// parties' media engine.
+pub struct Demo {
+    /// The engine.
+    pub engine: Engine,
+    /// The operators' simulated softphones, by extension.
+    pub phones: HashMap<String, SimPhone>,
+    /// The simulated parties' RTP stack.
+    pub media: MediaEngine,
+    residents: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::Error> {
+    let demo = start(http_listen, data_dir, true).await?;
+    let config = &demo.engine;
+    println!();
+    println!("  dispatchline demo is running.");
+    println!();
+    println!("  Console:    http://{}/", config.http_addr);
+    println!(
+        "  Operator:   {} / {}   (your softphone is simulated: go ready, then press Answer on a call)",
+        LOGIN.0, LOGIN.1
+    );
+    println!(
+        "  Supervisor: {} / {}   (the live board)",
+        SUPERVISOR.0, SUPERVISOR.1
+    );
+    println!(
+        "  SIP:        {}  (residents, operators and a provider are simulated on loopback)",
+        config.sip_addr
+    );
+    println!("  Data:       {}", data_dir.display());
+    println!();
+    println!("  Ctrl-C stops it.");
+    println!();
+    let _ = tokio::signal::ctrl_c().await;
+    demo.stop().await;
+    Ok(())
+}
+
+impl Demo {
+    /// Stops the simulated residents, then the engine (draining calls).
+    pub async fn stop(self) {
+        if let Some(r) = self.residents {
+            r.abort();
+        }
+        self.media.shutdown();
+        self.engine.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Starts the demo in `data_dir` (emptied first); with `residents`, simulated
+/// residents start calling at once.
+pub async fn start(
+    http_listen: SocketAddr,
+    data_dir: &Path,
+    residents: bool,
+) -> Result<Demo, crate::Error> {
     let _ = std::fs::remove_dir_all(data_dir);
     std::fs::create_dir_all(data_dir)
         .map_err(|e| crate::Error::io(format!("creating {}", data_dir.display()), e))?;
@@ -148,11 +215,11 @@ pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::
 
     for op in &operators {
         if let Some(phone) = phones.get(&op.extension) {
+            let mut events = phone.events();
             phone.send(Command::Register {
                 user: op.extension.clone(),
                 password: op.password.clone(),
             });
-            let mut events = phone.events();
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
                 while let Ok(e) = events.recv().await {
                     if e == PhoneEvent::Registered {
@@ -170,35 +237,14 @@ pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::
         }
     }
 
-    println!();
-    println!("  dispatchline demo is running.");
-    println!();
-    println!("  Console:    http://{}/", engine.http_addr);
-    println!(
-        "  Operator:   {} / {}   (your softphone is simulated: go ready, then press Answer on a call)",
-        LOGIN.0, LOGIN.1
-    );
-    if let Some(sup) = config.operators.iter().find(|o| o.role == Role::Supervisor) {
-        println!(
-            "  Supervisor: {} / {}   (the live board)",
-            sup.extension, sup.password
-        );
-    }
-    println!(
-        "  SIP:        {}  (residents, operators and a provider are simulated on loopback)",
-        engine.sip_addr
-    );
-    println!("  Data:       {}", data_dir.display());
-    println!();
-    println!("  Ctrl-C stops it.");
-    println!();
-
-    let residents = tokio::spawn(residents(engine_addr, sim_media.clone(), config));
-    let _ = tokio::signal::ctrl_c().await;
-    residents.abort();
-    sim_media.shutdown();
-    engine.shutdown(Duration::from_secs(5)).await;
-    Ok(())
+    let handle =
+        residents.then(|| tokio::spawn(simulated_residents(engine_addr, sim_media.clone())));
+    Ok(Demo {
+        engine,
+        phones,
+        media: sim_media,
+        residents: handle,
+    })
 }
 
 /// Who the simulated residents are and what they dial.
@@ -240,7 +286,7 @@ fn pick_scenario(rng: &mut impl Rng) -> Scenario {
     }
 }
 
-async fn residents(engine: SocketAddr, media: MediaEngine, _config: Config) {
+async fn simulated_residents(engine: SocketAddr, media: MediaEngine) {
     let mut rng = rand::rngs::SmallRng::seed_from_u64(rand::random());
     // The first call comes at once, so the console shows something straight away.
     let mut pause = Duration::from_secs(2);

@@ -7,10 +7,9 @@
 //! tiles and the chart. Screenshots of every step are in
 //! `target/test-artifacts/console_browser/`.
 //!
-//! The call comes from [`call_arrives`], which for now writes the journal row and a
-//! real WAV recording through the store and publishes `call.offered` on the bus, as
-//! the call core does; swap it for a SIPp call once the inbound flow queues calls to
-//! operators.
+//! The call is real: SIPp registers operator 1001's softphone and answers for it, a
+//! SIPp resident calls the tenant number over SIP and RTP, and the page shows what
+//! the call core publishes; the recording played is the call's own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,19 +18,32 @@ mod common;
 #[path = "common/browser.rs"]
 mod browser;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use browser::Browser;
-use chrono::Utc;
+use common::engine::free_port;
+use common::sipp::{self, Sipp};
 use dispatchline::config::Config;
 use dispatchline::server::Engine;
-use dispatchline::store::{CallDirection, CallRecord, Store};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
 const CONFIG: &str = r#"
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:5999"
+options_interval_s = 0
+
+[[number]]
+number = "+73432000001"
+kind = "tenant"
+tenant = "etalon"
+city = "ekb"
+trunk = "provider-x"
+greeting = "ru/greeting-etalon.wav"
+
 [[operator]]
 extension = "1001"
 name = "Иванова Мария"
@@ -47,79 +59,112 @@ role = "supervisor"
 
 struct World {
     engine: Engine,
-    store: Store,
-    recordings: PathBuf,
     url: String,
 }
 
 async fn world() -> World {
     let dir = common::engine::scratch_dir();
-    let db = format!("sqlite://{}/dispatchline.db", dir.display());
     let text = format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-         [database]\nurl = \"{db}\"\ndata_dir = \"{0}\"\n\n\
-         [media]\nrecord_calls = false\n\n{CONFIG}",
-        dir.display()
+        "[sip]\nlisten = \"127.0.0.1:0\"\ndigest_algorithms = [\"MD5\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+         [database]\nurl = \"sqlite://{0}/dispatchline.db\"\ndata_dir = \"{0}\"\n\n\
+         [media]\nrecord_calls = true\nprompts_dir = \"{1}/ivr-prompts\"\n\n{CONFIG}",
+        dir.display(),
+        env!("CARGO_MANIFEST_DIR"),
     );
     let config = Config::parse(&text, Path::new("console-test.toml")).unwrap();
-    let recordings = config.recordings_dir();
-    std::fs::create_dir_all(&recordings).unwrap();
     let engine = Engine::start(config).await.unwrap();
-    // The engine's own bus gets the ticket changes the console makes; this second
-    // handle only seeds and writes the journal.
-    let store = Store::connect(&db)
-        .await
-        .unwrap()
-        .with_events(engine.events.clone());
-    dispatchline::store::demo::seed(&store).await.unwrap();
-    let url = format!("http://{}/", engine.http_addr);
-    World {
-        engine,
-        store,
-        recordings,
-        url,
-    }
-}
-
-/// A resident calls: the journal row and its recording are written, and the call is
-/// offered on the bus with the payload the call core publishes. Returns the call id.
-///
-/// This is the one place to change when the inbound flow can be driven by SIPp.
-async fn call_arrives(w: &World, call: &str, from: &str, to: &str) -> String {
-    let mut record = CallRecord::offered(call, CallDirection::Inbound, from, to, Utc::now());
-    record.tenant = Some("etalon".into());
-    record.number_kind = Some("tenant".into());
-    record.answered_at = Some(Utc::now());
-    record.wait_seconds = Some(4);
-    record.operator_extension = Some("1001".into());
-    w.store.upsert_call(&record).await.unwrap();
-    // Two seconds of a 440 Hz tone, 8 kHz 16-bit mono, as recordings are written.
-    let file = format!("{call}.wav");
-    let path = w.recordings.join(&file);
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..16_000u32 {
-        let t = i as f32 / 8000.0;
-        let sample = (t * 440.0 * std::f32::consts::TAU).sin() * 8000.0;
-        writer.write_sample(sample as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-    let bytes = std::fs::metadata(&path).unwrap().len() as i64;
-    w.store
-        .insert_recording(call, &file, 2000, bytes)
+    dispatchline::store::demo::seed(&engine.store)
         .await
         .unwrap();
-    w.engine.events.publish(
-        "call.offered",
-        Some("etalon"),
-        json!({ "call": call, "from": from, "to": to, "number_kind": "tenant" }),
-    );
-    call.to_owned()
+    let url = format!("http://{}/", engine.http_addr);
+    World { engine, url }
+}
+
+/// A resident calls: SIPp registers operator 1001's softphone (which answers and
+/// talks), then a SIPp resident calls `to` from `from` and talks for `talk_ms` after
+/// the engine answers. Returns the call id (from `call.offered`) and the two SIPp
+/// runs, which end when the resident hangs up.
+async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String, Sipp, Sipp) {
+    let dir = sipp::workdir("console-browser");
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/g711a.pcap");
+    std::fs::copy(capture, dir.join("g711a.pcap")).unwrap();
+    let port = free_port();
+    let answering: Vec<String> = [
+        "-sf",
+        &sipp::scenario("operator_answers.xml"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+        "-mp",
+        &free_port().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let softphone = sipp::spawn("operator", &dir, &answering);
+    sipp::wait_bound(port).await;
+    let register: Vec<String> = [
+        "-sf",
+        &sipp::scenario("operator_register.xml"),
+        &w.engine.sip_addr.to_string(),
+        "-i",
+        "127.0.0.1",
+        "-m",
+        "1",
+        "-key",
+        "ext",
+        "1001",
+        "-au",
+        "1001",
+        "-ap",
+        "pw-1001",
+        "-key",
+        "contact_port",
+        &port.to_string(),
+        "-p",
+        &free_port().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    sipp::spawn("register", &dir, &register)
+        .finish(WAIT * 3)
+        .await
+        .assert_success("softphone registration");
+    let calling: Vec<String> = [
+        "-sf",
+        &sipp::scenario("resident_calls.xml"),
+        &w.engine.sip_addr.to_string(),
+        "-s",
+        to,
+        "-key",
+        "caller",
+        from,
+        "-i",
+        "127.0.0.1",
+        "-m",
+        "1",
+        "-d",
+        &talk_ms.to_string(),
+        "-p",
+        &free_port().to_string(),
+        "-mp",
+        &free_port().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let resident = sipp::spawn("resident", &dir, &calling);
+    let offered = common::engine::wait_for_events(&w.engine, "call.offered", 1, WAIT).await;
+    let call = offered
+        .iter()
+        .find(|e| e.payload["from"] == from)
+        .unwrap()
+        .payload["call"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (call, resident, softphone)
 }
 
 async fn login(b: &mut Browser, url: &str, extension: &str) {
@@ -148,7 +193,8 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     b.screenshot("ready").await;
 
     // A call: the card pops with the caller's address and the outage at the house.
-    let call = call_arrives(&w, "call-browser-1", "+79120000001", "+73432000001").await;
+    let (call, resident, softphone) =
+        call_arrives(&w, "+79120000001", "+73432000001", 25_000).await;
     let card = b
         .wait_for(
             &format!(
@@ -224,7 +270,10 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     assert_eq!(colour, "rgb(179, 38, 30)", "emergency is red");
     b.screenshot("ticket-list").await;
 
-    // The call's recording plays.
+    // The resident hangs up; the call's recording plays.
+    resident.finish(WAIT * 6).await.assert_success("resident");
+    softphone.finish(WAIT * 3).await.assert_success("operator");
+    common::engine::wait_for_events(&w.engine, "recording.ready", 1, WAIT).await;
     b.click(&b.find("[data-tab='journal']").await).await;
     let play = b
         .wait_for(
@@ -242,7 +291,10 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
             WAIT,
         )
         .await;
-    assert!((duration.as_f64().unwrap() - 2.0).abs() < 0.1, "{duration}");
+    assert!(
+        duration.as_f64().unwrap() > 15.0,
+        "the whole call is recorded: {duration}"
+    );
     b.screenshot("recording").await;
 
     // The websocket drops; events published meanwhile arrive once, replayed after

@@ -142,7 +142,7 @@ impl CallControl {
             "call": call.id,
             "direction": if call.kind == Kind::Callback { "outbound" } else { "inbound" },
             "purpose": call.job.as_ref().map(|j| j.kind),
-            "from": call.caller,
+                        "from": if call.kind == Kind::Callback { call.record.from_number.clone() } else { call.caller.clone() },
             "to": call.dialled,
             "number_kind": call.number.as_ref().map(|n| n.kind.as_str()),
             "city": call.city,

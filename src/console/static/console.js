@@ -26,8 +26,9 @@
     board: null,
     boardFetchedAt: 0,
     tab: "call",
-    connLog: [], // connection states shown, newest last
+        connLog: [], // connection states shown, newest last
     lastHello: null,
+    demo: false, // `dispatchline demo`: the softphone is simulated and driven from the card
   };
 
   // ---------------------------------------------------------------- words
@@ -181,8 +182,11 @@
         code: t.code, name: t.name, city: t.city && t.city.code, cityName: t.city && t.city.name,
       }));
     } catch (_) { S.tenants = []; }
-    fillTenantSelects();
+        fillTenantSelects();
     refreshMyState();
+    // In `dispatchline demo` the operator's softphone is simulated; its buttons
+    // appear on the call card.
+    try { S.demo = (await fetch("/demo")).ok; } catch (_) { S.demo = false; }
     connect();
     selectTab(S.me.role === "supervisor" ? "board" : "call");
   }
@@ -482,9 +486,20 @@
         card.wait !== undefined ? [el("dt", {}, "Ожидание"), el("dd", {}, secs(card.wait / 1000))] : null),
       flags,
       tickets.length ? [el("h3", {}, `Открытые заявки по дому (${tickets.length})`), el("ul", { class: "open-tickets" }, tickets)] : null,
-      el("div", { class: "card-actions" },
+            el("div", { class: "card-actions" },
+        S.demo && card.status === "ringing" ? el("button", { type: "button", class: "primary", "data-testid": "demo-answer", onclick: () => softphone("answer") }, "📞 Ответить") : null,
+        S.demo && card.status === "answered" ? el("button", { type: "button", "data-testid": "demo-hangup", onclick: () => softphone("hangup") }, "Положить трубку") : null,
         outbound ? null : el("button", { type: "button", class: "primary", "data-testid": "start-ticket", onclick: () => startTicket(card) }, "Создать заявку"),
         el("button", { type: "button", onclick: () => { S.calls.delete(card.id); renderCalls(); } }, "Скрыть")));
+  }
+
+    /** Drives the demo's simulated softphone of the logged-in operator. */
+  async function softphone(action) {
+    try {
+      await fetch(`/demo/softphones/${encodeURIComponent(S.me.extension)}/${action}`, {
+        method: "POST", headers: { Authorization: `Bearer ${S.token}` },
+      });
+    } catch (_) { /* the card's status shows what happened */ }
   }
 
   // ---------------------------------------------------------------- ticket form

@@ -1,0 +1,121 @@
+//! `dispatchline demo` as a newcomer uses it: operator 1001 logs in, goes ready and
+//! answers a resident's call from the console (the softphone is simulated), then
+//! hangs up from the console; nobody may drive someone else's softphone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use common::engine::{scratch_dir, wait_for_events};
+use dispatchline::call::OperatorState;
+use dispatchline::demo::{LOGIN, start};
+use dispatchline::sim::{Behaviour, Command, SimPhone};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_operator_answers_and_hangs_up_from_the_console() {
+    let demo = start(
+        "127.0.0.1:0".parse().unwrap(),
+        &scratch_dir().join("demo"),
+        false,
+    )
+    .await
+    .unwrap();
+    let engine = &demo.engine;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", engine.http_addr);
+    assert!(
+        http.get(format!("{base}/demo"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    // Log in as 1001 and go ready; the simulated colleagues take a break.
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({ "extension": LOGIN.0, "password": LOGIN.1 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let ready = http
+        .post(format!("{base}/api/v1/operators/1001/state"))
+        .bearer_auth(&token)
+        .json(&json!({ "state": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(ready.status().is_success(), "{:?}", ready.text().await);
+    for colleague in ["1002", "1003"] {
+        engine
+            .call_handle
+            .set_operator_state(colleague, OperatorState::Paused, Some("test".into()))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    // A resident of Уют calls.
+    let resident = SimPhone::start(
+        engine.sip_addr,
+        demo.media.clone(),
+        Behaviour {
+            auto_answer: None,
+            hang_up_after: None,
+            voice: "ru/ticket-number-ask.wav".into(),
+        },
+    )
+    .await
+    .unwrap();
+    resident.send(Command::Call {
+        number: "+73432000002".into(),
+        from: "+79120000002".into(),
+        digits: Vec::new(),
+    });
+    let ringing = wait_for_events(engine, "call.ringing", 1, Duration::from_secs(20)).await;
+    assert_eq!(ringing[0].payload["operator"], "1001");
+    assert_eq!(ringing[0].payload["tenant"], "uyut");
+
+    // Someone else's softphone is not mine to answer.
+    let foreign = http
+        .post(format!("{base}/demo/softphones/1002/answer"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    let anonymous = http
+        .post(format!("{base}/demo/softphones/1001/answer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+
+    let answer = http
+        .post(format!("{base}/demo/softphones/1001/answer"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    let answered = wait_for_events(engine, "call.answered", 1, Duration::from_secs(10)).await;
+    assert_eq!(answered[0].payload["operator"], "1001");
+    let hang_up = http
+        .post(format!("{base}/demo/softphones/1001/hangup"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hang_up.status(), 204);
+    let ended = wait_for_events(engine, "call.ended", 1, Duration::from_secs(10)).await;
+    assert_eq!(ended[0].payload["disposition"], "answered");
+    demo.stop().await;
+}
