@@ -40,6 +40,23 @@ async fn register_list_change_and_comment(api: Api) {
     );
     assert_eq!(created["chain"]["executors"][0]["level"], 1);
     let id = created["ticket"]["id"].as_i64().unwrap();
+    // Registering the ticket confirmed the caller's address: the phone is learnt.
+    let (_, contacts) = api
+        .get(
+            &token,
+            &format!(
+                "/contacts?phone=79120000001&house_id={}",
+                api.world.ekb_house
+            ),
+        )
+        .await;
+    let learnt = contacts["items"].as_array().unwrap();
+    assert!(
+        learnt
+            .iter()
+            .any(|c| c["phone"] == "+79120000001" && c["apartment"] == "12"),
+        "{contacts}"
+    );
     let (_, second) = api
         .post(&token, "/tickets", json!({"tenant": "etalon", "house_id": api.world.ekb_house2, "reason_id": api.world.intercom}))
         .await;

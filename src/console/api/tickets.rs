@@ -111,11 +111,31 @@ pub(crate) async fn create(
         call_id: body.call_id,
         actor: who.extension.clone(),
     };
+    let now = Utc::now();
     let registered = state
         .store
-        .create_ticket(&new, Utc::now())
+        .create_ticket(&new, now)
         .await
         .map_err(ApiError::input)?;
+    // Registering a ticket for a caller is the operator confirming the caller's
+    // address with them: the phone is learnt (or refreshed) in the contacts. The
+    // ticket stands even if this fails.
+    if let Some(phone) = &new.caller_phone {
+        let ticket = &registered.ticket;
+        if let Err(e) = state
+            .store
+            .learn_contact(
+                phone,
+                &ticket.tenant,
+                ticket.house_id,
+                ticket.apartment.as_deref(),
+                now,
+            )
+            .await
+        {
+            tracing::warn!(%phone, ticket = %ticket.number, error = %e, "could not learn the caller's contact");
+        }
+    }
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
