@@ -20,27 +20,31 @@ use super::control::{
 use super::leg::{Leg, Note};
 
 use crate::config::NumberKind;
+use crate::dialer::{self, Ending};
 use crate::phone::PhoneNumber;
 use crate::sip::endpoint::ClientFailure;
 use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
-use crate::store::{CallDirection, DialJob};
+use crate::store::{CallDirection, DialAttemptOutcome, DialJob};
 
-/// The outcome names the journal and the dial jobs use.
-fn outcome_of(status: u16, failure: Option<ClientFailure>) -> (&'static str, Disposition) {
-    match (failure, status) {
-        (Some(ClientFailure::Timeout), _) => ("no-answer", Disposition::NoAnswer),
-        (Some(ClientFailure::Transport), _) => ("unreachable", Disposition::Unreachable),
-        (None, 486 | 600) => ("busy", Disposition::Busy),
-        (None, 480 | 408) => ("no-answer", Disposition::NoAnswer),
-        (None, 603) => ("rejected", Disposition::Rejected),
-        (None, 404 | 484 | 604) => ("unreachable", Disposition::Unreachable),
-        _ => ("failed", Disposition::Failed),
+/// How a leg that did not answer ended, in the dialer's words.
+fn ending(status: u16, failure: Option<ClientFailure>) -> Ending {
+    match failure {
+        Some(ClientFailure::Timeout) => Ending::Timeout,
+        Some(ClientFailure::Transport) => Ending::Unreachable,
+        None => Ending::Status(status),
     }
 }
 
-/// Whether another trunk should be tried: the provider failed, not the resident.
-fn fail_over(status: u16, failure: Option<ClientFailure>) -> bool {
-    failure.is_some() || status == 408 || (500..600).contains(&status)
+/// The journal's word for a dial outcome.
+fn disposition(outcome: DialAttemptOutcome) -> Disposition {
+    match outcome {
+        DialAttemptOutcome::Answered => Disposition::Answered,
+        DialAttemptOutcome::Busy => Disposition::Busy,
+        DialAttemptOutcome::NoAnswer => Disposition::NoAnswer,
+        DialAttemptOutcome::Rejected => Disposition::Rejected,
+        DialAttemptOutcome::Unreachable => Disposition::Unreachable,
+        DialAttemptOutcome::Failed => Disposition::Failed,
+    }
 }
 
 impl CallControl {
@@ -207,7 +211,7 @@ impl CallControl {
                 }
             }
         }
-        self.end_attempt(now, key, call, "failed", Disposition::Failed);
+        self.end_attempt(now, key, call, DialAttemptOutcome::Failed);
     }
 
     /// What a callback's legs report.
@@ -269,9 +273,8 @@ impl CallControl {
                     );
                     self.act(Action::JobAttempt {
                         job: job.id,
-                        outcome: "answered",
+                        outcome: DialAttemptOutcome::Answered,
                         call: Some(call.id.clone()),
-                        done: true,
                         retry_in: std::time::Duration::ZERO,
                     });
                 }
@@ -286,11 +289,11 @@ impl CallControl {
             ) if Some(idx) == call.ringing => {
                 call.clear_timer(CallTimer::Ring);
                 tracing::info!(call = %call.id, status, %reason, "callback leg failed");
-                if fail_over(status, failure) && !call.trunks_left.is_empty() {
+                let ending = ending(status, failure);
+                if dialer::fail_over(ending) && !call.trunks_left.is_empty() {
                     return self.place_resident(now, key, call);
                 }
-                let (outcome, disposition) = outcome_of(status, failure);
-                self.end_attempt(now, key, call, outcome, disposition);
+                self.end_attempt(now, key, call, dialer::outcome(ending));
             }
             _ => {}
         }
@@ -319,23 +322,22 @@ impl CallControl {
         now: Instant,
         key: u64,
         call: &mut Call,
-        outcome: &'static str,
-        disposition: Disposition,
+        outcome: DialAttemptOutcome,
     ) {
         if let Some(job) = &call.job {
             self.emit(
                 "dial.outcome",
                 call.tenant.clone(),
-                json!({ "job": job.id, "call": call.id, "outcome": outcome }),
+                json!({ "job": job.id, "call": call.id, "outcome": outcome.as_str() }),
             );
             self.act(Action::JobAttempt {
                 job: job.id,
                 outcome,
                 call: Some(call.id.clone()),
-                done: false,
                 retry_in: self.config.dialer.attempt_interval,
             });
         }
+        let disposition = disposition(outcome);
         self.drop_leg(now, key, call, 0);
         self.finish(now, call, disposition, 0);
     }
@@ -352,7 +354,7 @@ impl CallControl {
             }
             Some(idx) if idx > 0 && call.stage != Stage::Connected => {
                 self.drop_leg(now, key, call, idx);
-                self.end_attempt(now, key, call, "no-answer", Disposition::NoAnswer);
+                self.end_attempt(now, key, call, DialAttemptOutcome::NoAnswer);
             }
             _ => {}
         }
@@ -391,19 +393,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failover_only_when_the_provider_failed() {
-        assert!(fail_over(503, None));
-        assert!(fail_over(408, None));
-        assert!(fail_over(0, Some(ClientFailure::Timeout)));
-        assert!(!fail_over(486, None));
-        assert!(!fail_over(480, None));
-        assert!(!fail_over(603, None));
-        assert_eq!(outcome_of(486, None).0, "busy");
-        assert_eq!(outcome_of(603, None).0, "rejected");
+    fn sip_endings_become_dial_outcomes() {
+        assert_eq!(ending(0, Some(ClientFailure::Timeout)), Ending::Timeout);
         assert_eq!(
-            outcome_of(0, Some(ClientFailure::Transport)).0,
-            "unreachable"
+            ending(0, Some(ClientFailure::Transport)),
+            Ending::Unreachable
         );
-        assert_eq!(outcome_of(480, None).0, "no-answer");
+        assert_eq!(ending(486, None), Ending::Status(486));
+        assert_eq!(disposition(DialAttemptOutcome::Busy), Disposition::Busy);
     }
 }

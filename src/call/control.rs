@@ -121,14 +121,11 @@ pub enum Action {
     JobAttempt {
         /// The job.
         job: DialJobId,
-        /// `answered`, `busy`, `no-answer`, `rejected`, `unreachable`, `failed`,
-        /// or `answered-before` (the resident got through on their own).
-        outcome: &'static str,
+        /// What the attempt counts as.
+        outcome: crate::store::DialAttemptOutcome,
         /// The call made for the attempt.
         call: Option<CallId>,
-        /// Whether the job is finished (answered, or nothing left to do).
-        done: bool,
-        /// When not done, how long until the next attempt.
+        /// When not answered, how long until the next attempt.
         retry_in: Duration,
     },
 }

@@ -21,9 +21,7 @@ use super::handle::Envelope;
 use crate::events::EventBus;
 use crate::media::MediaEvent;
 use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
-use crate::store::{
-    AfterAttempt, DialAttemptOutcome, DialJobFilter, DialJobState, DialKind, Store, TenantScope,
-};
+use crate::store::Store;
 
 /// Live figures for /metrics.
 #[derive(Debug, Default)]
@@ -83,11 +81,6 @@ pub enum Shutdown {
     HangUp,
 }
 
-/// How often due callback jobs are claimed.
-const JOB_POLL: Duration = Duration::from_secs(2);
-/// How long a claimed job is ours before another node may take it.
-const JOB_LEASE: Duration = Duration::from_secs(600);
-
 /// Runs the call core until `shutdown` turns true and every call has ended.
 pub async fn run(core: Core) {
     let Core {
@@ -106,7 +99,7 @@ pub async fn run(core: Core) {
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
     let (writer, writer_task) = spawn_writer(store.clone(), events.clone(), node.clone());
-    let mut job_poll = tokio::time::interval(JOB_POLL);
+    let mut job_poll = tokio::time::interval(crate::dialer::POLL);
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     loop {
@@ -190,12 +183,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn claim_jobs(store: &Store, node: &str, jobs: &mpsc::UnboundedSender<crate::store::DialJob>) {
     let (store, node, jobs) = (store.clone(), node.to_owned(), jobs.clone());
     tokio::spawn(async move {
-        let lease = chrono::Duration::from_std(JOB_LEASE).unwrap_or_default();
-        let kinds = [DialKind::Callback, DialKind::StaffCallback];
-        match store
-            .claim_due_dial_jobs_of(&node, Utc::now(), lease, 16, &kinds)
-            .await
-        {
+        match crate::dialer::claim(&store, &node, Utc::now(), 16).await {
             Ok(claimed) => {
                 for job in claimed {
                     let _ = jobs.send(job);
@@ -344,70 +332,13 @@ async fn write(
             job,
             outcome,
             call,
-            done,
             retry_in,
         } => {
-            let outcome_kind = match outcome {
-                "answered" => DialAttemptOutcome::Answered,
-                "busy" => DialAttemptOutcome::Busy,
-                "no-answer" => DialAttemptOutcome::NoAnswer,
-                "rejected" => DialAttemptOutcome::Rejected,
-                "unreachable" => DialAttemptOutcome::Unreachable,
-                _ => DialAttemptOutcome::Failed,
-            };
-            if done {
-                store
-                    .record_dial_attempt(
-                        job,
-                        node,
-                        outcome_kind,
-                        call.as_ref().map(|c| c.0.as_str()),
-                        AfterAttempt::Hold,
-                        Utc::now(),
-                    )
-                    .await?;
-                store
-                    .complete_dial_job(job, DialJobState::Done, outcome, Utc::now())
-                    .await
-                    .map(|_| ())
-            } else {
-                let retry = Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
-                store
-                    .record_dial_attempt(
-                        job,
-                        node,
-                        outcome_kind,
-                        call.as_ref().map(|c| c.0.as_str()),
-                        AfterAttempt::RetryAt(retry),
-                        Utc::now(),
-                    )
-                    .await
-                    .map(|_| ())
-            }
+            let call = call.as_ref().map(|c| c.0.as_str());
+            crate::dialer::record(store, node, job, outcome, call, retry_in, Utc::now()).await
         }
         Action::CancelJobs { call } => {
-            let filter = DialJobFilter {
-                kind: Some(DialKind::Callback),
-                ..DialJobFilter::default()
-            };
-            let page = store.dial_jobs(&TenantScope::All, &filter).await?;
-            for job in page
-                .items
-                .into_iter()
-                .filter(|j| j.call_id.as_deref() == Some(call.0.as_str()))
-            {
-                if matches!(job.state, DialJobState::Pending | DialJobState::Claimed) {
-                    store
-                        .complete_dial_job(
-                            job.id,
-                            DialJobState::Cancelled,
-                            "answered-before",
-                            Utc::now(),
-                        )
-                        .await?;
-                }
-            }
-            Ok(())
+            crate::dialer::cancel_callbacks_of(store, &call.0, Utc::now()).await
         }
         Action::Lookup { .. } => Ok(()),
     }

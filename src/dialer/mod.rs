@@ -1,2 +1,167 @@
-//! The dialer: persistent outbound dial jobs (callbacks, hand-off chains, informers,
-//! status checks, surveys) that survive a restart.
+//! The dialer: persistent outbound dial jobs that survive a restart.
+//!
+//! Owns the policy around the jobs the store keeps: which kinds this engine runs
+//! (callbacks for the 5-minute rule and staff callbacks; hand-off chains, informers,
+//! status checks and surveys are stored but not yet run), claiming due jobs with a
+//! lease so several nodes split the work and a crashed node's jobs come back,
+//! what a SIP outcome counts as (busy, no answer, rejected, unreachable and failed
+//! are different outcomes, DESIGN.md), when a call should fail over to another
+//! trunk (5xx, 408, no answer at all; never 486, 480 or 603), and how an attempt
+//! is written back.
+//!
+//! The call layer places the calls; this module decides what they mean.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::{
+    AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobId, DialJobState, DialKind,
+    Store, StoreError, TenantScope,
+};
+
+/// The job kinds this engine runs.
+pub const KINDS: [DialKind; 2] = [DialKind::Callback, DialKind::StaffCallback];
+
+/// How long a claimed job is ours before another node may take it.
+pub const LEASE: Duration = Duration::from_secs(600);
+
+/// How often due jobs are claimed.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// How a SIP attempt at the far party ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A final status from the far side (or its provider).
+    Status(u16),
+    /// No response at all.
+    Timeout,
+    /// The provider could not be reached.
+    Unreachable,
+}
+
+/// What an attempt counts as.
+pub fn outcome(ending: Ending) -> DialAttemptOutcome {
+    match ending {
+        Ending::Timeout => DialAttemptOutcome::NoAnswer,
+        Ending::Unreachable => DialAttemptOutcome::Unreachable,
+        Ending::Status(200..=299) => DialAttemptOutcome::Answered,
+        Ending::Status(486 | 600) => DialAttemptOutcome::Busy,
+        Ending::Status(480 | 408) => DialAttemptOutcome::NoAnswer,
+        Ending::Status(603) => DialAttemptOutcome::Rejected,
+        Ending::Status(404 | 484 | 604) => DialAttemptOutcome::Unreachable,
+        Ending::Status(_) => DialAttemptOutcome::Failed,
+    }
+}
+
+/// Whether another trunk should be tried: the provider failed, not the party.
+pub fn fail_over(ending: Ending) -> bool {
+    match ending {
+        Ending::Timeout | Ending::Unreachable => true,
+        Ending::Status(status) => status == 408 || (500..600).contains(&status),
+    }
+}
+
+/// Claims up to `limit` due jobs of the kinds this engine runs.
+pub async fn claim(
+    store: &Store,
+    node: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DialJob>, StoreError> {
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
+    store
+        .claim_due_dial_jobs_of(node, now, lease, limit, &KINDS)
+        .await
+}
+
+/// Writes one attempt: a job answered is done; otherwise the next attempt is due
+/// after `retry_in` (the store fails the job when its attempts run out).
+pub async fn record(
+    store: &Store,
+    node: &str,
+    job: DialJobId,
+    outcome: DialAttemptOutcome,
+    call_id: Option<&str>,
+    retry_in: Duration,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if outcome == DialAttemptOutcome::Answered {
+        store
+            .record_dial_attempt(job, node, outcome, call_id, AfterAttempt::Hold, now)
+            .await?;
+        store
+            .complete_dial_job(job, DialJobState::Done, outcome.as_str(), now)
+            .await?;
+        return Ok(());
+    }
+    let retry = now + chrono::Duration::from_std(retry_in).unwrap_or_default();
+    store
+        .record_dial_attempt(
+            job,
+            node,
+            outcome,
+            call_id,
+            AfterAttempt::RetryAt(retry),
+            now,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// The resident got through on their own: their pending callbacks are cancelled.
+pub async fn cancel_callbacks_of(
+    store: &Store,
+    call_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let filter = DialJobFilter {
+        kind: Some(DialKind::Callback),
+        ..DialJobFilter::default()
+    };
+    let page = store.dial_jobs(&TenantScope::All, &filter).await?;
+    for job in page
+        .items
+        .into_iter()
+        .filter(|j| j.call_id.as_deref() == Some(call_id))
+    {
+        if matches!(job.state, DialJobState::Pending | DialJobState::Claimed) {
+            store
+                .complete_dial_job(job.id, DialJobState::Cancelled, "answered-before", now)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_kept_apart() {
+        assert_eq!(outcome(Ending::Status(486)), DialAttemptOutcome::Busy);
+        assert_eq!(outcome(Ending::Status(480)), DialAttemptOutcome::NoAnswer);
+        assert_eq!(outcome(Ending::Status(603)), DialAttemptOutcome::Rejected);
+        assert_eq!(
+            outcome(Ending::Status(404)),
+            DialAttemptOutcome::Unreachable
+        );
+        assert_eq!(outcome(Ending::Status(503)), DialAttemptOutcome::Failed);
+        assert_eq!(outcome(Ending::Timeout), DialAttemptOutcome::NoAnswer);
+        assert_eq!(
+            outcome(Ending::Unreachable),
+            DialAttemptOutcome::Unreachable
+        );
+    }
+
+    #[test]
+    fn failover_only_when_the_provider_failed() {
+        assert!(fail_over(Ending::Status(503)));
+        assert!(fail_over(Ending::Status(408)));
+        assert!(fail_over(Ending::Timeout));
+        for party in [486, 480, 603, 404] {
+            assert!(!fail_over(Ending::Status(party)), "{party}");
+        }
+    }
+}
