@@ -21,7 +21,7 @@
 //! counters (send errors, skipped frames, missed ticks). It asserts nothing.
 //!
 //! Usage: `cargo run --release --example media_load -- [LEGS] [SECONDS] [SHARDS]`
-//! (defaults 100, 20, one per core). `scripts/bench-media.sh` runs 100, 500 and 1000.
+//! (defaults 100, 20, one per core). `scripts/bench-media` runs 100, 500 and 1000.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

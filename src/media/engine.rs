@@ -1030,10 +1030,15 @@ impl Shard {
             }
             ShardMsg::SetRemote(leg, neg) => self.with(leg, now, |s| s.set_remote(now, neg)),
             ShardMsg::Play(leg, id, cursor) => {
-                // Frame 0 goes out on the next tick, and so every frame after it: the
-                // leg's 20 ms grid is the shard's, never a hair's breadth off it.
-                let start = self.next_tick;
-                self.with(leg, now, |s| s.play(start, id, cursor));
+                // Frame 0 goes out at once (a caller hears the greeting the moment the
+                // call is answered, not up to a tick later); frame n is due at the
+                // previous tick + n·20 ms, so from frame 1 on the leg's 20 ms grid is
+                // the shard's, never a hair's breadth off it.
+                let start = self.next_tick.checked_sub(TICK).map_or(now, |t| t.min(now));
+                self.with(leg, now, |s| {
+                    s.play(start, id, cursor);
+                    s.handle_timeout(now);
+                });
             }
             ShardMsg::StopPlayback(leg) => self.with(leg, now, |s| s.stop_playback()),
             ShardMsg::Bridge(leg, peer) => {
