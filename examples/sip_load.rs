@@ -4,7 +4,9 @@
 //! step, until a step has failed calls; then prints the highest rate with zero
 //! failures and what happened at twice that rate (calls completed, calls refused
 //! with 503, failures). Bounded: every SIPp run has a hard timeout and the whole run
-//! stops by itself.
+//! stops by itself. Both SIPps get 4 MB socket buffers (`-buff_size`): with SIPp's
+//! 64 KiB default the kernel drops bursts at SIPp's own socket, which measures SIPp.
+//! `SIP_LOAD_KEEP_LOGS=1` keeps SIPp's error logs in the temporary directory.
 //!
 //! ```text
 //! cargo run --release --example sip_load -- [--calls 15000] [--start 250] [--step 250] [--max 4000]
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use dispatchline::config::Config;
 use dispatchline::server::Engine;
+use dispatchline::store::{CallFilter, Disposition, TenantScope};
 
 struct Args {
     calls: u32,
@@ -63,6 +66,48 @@ struct StepResult {
     failed: u64,
     refused_503: u64,
     seconds: f64,
+    why: String,
+}
+
+/// The most common reasons in SIPp's error logs (then removes them).
+fn failure_reasons(dir: &Path) -> String {
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !entry.file_name().to_string_lossy().ends_with("_errors.log") {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path())
+            .unwrap_or_default()
+            .lines()
+        {
+            let reason = if let Some(i) = line.find("received 'SIP/2.0 ") {
+                line[i + 10..]
+                    .chars()
+                    .take_while(|c| *c != '\n' && *c != ':')
+                    .take(40)
+                    .collect::<String>()
+            } else if let Some(i) = line.find("Aborting call on ") {
+                line[i + 17..]
+                    .split(" for ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                continue;
+            };
+            *counts.entry(reason).or_default() += 1;
+        }
+        if std::env::var_os("SIP_LOAD_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let mut top: Vec<(String, u64)> = counts.into_iter().collect();
+    top.sort_by_key(|b| std::cmp::Reverse(b.1));
+    top.iter()
+        .take(3)
+        .map(|(r, n)| format!("{n} × {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Reads "Successful call" / "Failed call" totals from SIPp's final screen, and the
@@ -119,7 +164,15 @@ async fn step(
             "-timeout",
             &format!("{}s", budget.as_secs()),
         ])
-        .args(["-recv_timeout", "10000", "-max_socket", "60000"])
+        .args([
+            "-recv_timeout",
+            "10000",
+            "-max_socket",
+            "60000",
+            "-trace_err",
+            "-buff_size",
+            "4194304",
+        ])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -143,6 +196,9 @@ async fn step(
         ..Default::default()
     };
     parse_screen(&screen, &mut result);
+    if result.failed > 0 {
+        result.why = failure_reasons(dir);
+    }
     let _ = callee_port;
     Ok(result)
 }
@@ -181,7 +237,13 @@ async fn main() -> Result<()> {
             "-timeout",
             "3600s",
         ])
-        .args(["-max_socket", "60000"])
+        .args([
+            "-max_socket",
+            "60000",
+            "-trace_err",
+            "-buff_size",
+            "4194304",
+        ])
         .current_dir(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -204,8 +266,8 @@ async fn main() -> Result<()> {
     while rate <= args.max {
         let r = step(&engine, callee_port, rate, args.calls, &dir).await?;
         println!(
-            "{:>8} {:>10} {:>8} {:>10.1}",
-            r.rate, r.successful, r.failed, r.seconds
+            "{:>8} {:>10} {:>8} {:>10.1}  {}",
+            r.rate, r.successful, r.failed, r.seconds, r.why
         );
         if r.failed > 0 || r.successful < u64::from(args.calls) {
             break;
@@ -227,9 +289,34 @@ async fn main() -> Result<()> {
                 "at twice that rate ({double} calls/s): {} completed, {} failed, {} refused by the engine with 503 + Retry-After",
                 r.successful, r.failed, r.refused_503
             );
+            if !r.why.is_empty() {
+                println!("  failures: {}", r.why);
+            }
         }
         None => println!("\nthe first step already had failures"),
     }
+    // Nothing lost: after a graceful stop every accepted call has its journal row.
+    let store = engine.store.clone();
+    engine.shutdown(Duration::from_secs(10)).await;
     let _ = uas.kill().await;
+    let journal = |disposition| {
+        let store = &store;
+        async move {
+            let filter = CallFilter {
+                disposition,
+                limit: Some(1),
+                ..CallFilter::default()
+            };
+            store
+                .calls(&TenantScope::All, &filter)
+                .await
+                .map_or(-1, |page| page.total)
+        }
+    };
+    println!(
+        "journal: {} calls written, {} answered",
+        journal(None).await,
+        journal(Some(Disposition::Answered)).await
+    );
     Ok(())
 }

@@ -927,6 +927,11 @@ impl CallControl {
         if self.calls.len() >= self.admission.max_concurrent {
             return Err("Service Unavailable: too many calls");
         }
+        // Every call needs two legs (the caller's, and the callee's or operator's):
+        // refusing it now is cleaner than failing it half set up.
+        if self.media.free_legs() < 2 {
+            return Err("Service Unavailable: RTP ports exhausted");
+        }
         let rate = f64::from(self.admission.max_rate.max(1));
         let elapsed = self
             .rate

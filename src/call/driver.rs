@@ -287,13 +287,54 @@ fn spawn_writer(
 ) -> (mpsc::UnboundedSender<Action>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let task = tokio::spawn(async move {
-        while let Some(action) = rx.recv().await {
-            if let Err(e) = write(&store, &bus, &node, action).await {
-                tracing::error!(error = %e, "store write failed");
+        let mut batch = Vec::new();
+        while let Some(first) = rx.recv().await {
+            // Take what queued up while the last batch was written: at thousands
+            // of calls a second, one transaction per row would never catch up.
+            batch.push(first);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(a) => batch.push(a),
+                    Err(_) => break,
+                }
             }
+            write_batch(&store, &bus, &node, std::mem::take(&mut batch)).await;
         }
     });
     (tx, task)
+}
+
+/// The most actions one store transaction takes.
+const WRITE_BATCH: usize = 512;
+
+/// Writes a batch: the journal rows first (each call once, in its latest state:
+/// every row is the call's whole state so far), in one transaction, then the
+/// other actions in order (they may refer to those rows).
+async fn write_batch(store: &Store, bus: &EventBus, node: &str, batch: Vec<Action>) {
+    let mut rows: Vec<crate::store::CallRecord> = Vec::new();
+    let mut rest = Vec::new();
+    for action in batch {
+        match action {
+            Action::Journal(record) => match rows.iter_mut().find(|r| r.id == record.id) {
+                Some(row) => *row = *record,
+                None => rows.push(*record),
+            },
+            other => rest.push(other),
+        }
+    }
+    if let Err(e) = store.upsert_calls(&rows).await {
+        tracing::error!(error = %e, rows = rows.len(), "journal write failed; writing row by row");
+        for row in &rows {
+            if let Err(e) = store.upsert_call(row).await {
+                tracing::error!(error = %e, call = %row.id, "journal row not written");
+            }
+        }
+    }
+    for action in rest {
+        if let Err(e) = write(store, bus, node, action).await {
+            tracing::error!(error = %e, "store write failed");
+        }
+    }
 }
 
 async fn write(

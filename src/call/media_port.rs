@@ -33,6 +33,9 @@ pub trait MediaPort: Send {
     fn close_leg(&self, leg: LegId) -> Result<(), MediaError>;
     /// Whether a prompt exists in the library.
     fn has_prompt(&self, name: &str) -> bool;
+    /// How many more legs can be opened now (admission keeps a new call out when
+    /// its two legs would not fit).
+    fn free_legs(&self) -> usize;
 }
 
 impl MediaPort for MediaEngine {
@@ -65,6 +68,9 @@ impl MediaPort for MediaEngine {
     }
     fn has_prompt(&self, name: &str) -> bool {
         self.prompts().get(name).is_ok()
+    }
+    fn free_legs(&self) -> usize {
+        MediaEngine::free_legs(self)
     }
 }
 
@@ -138,5 +144,8 @@ impl MediaPort for FakeMedia {
     }
     fn has_prompt(&self, _name: &str) -> bool {
         true
+    }
+    fn free_legs(&self) -> usize {
+        usize::MAX
     }
 }

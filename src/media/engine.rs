@@ -243,6 +243,10 @@ impl PortPool {
     fn release(&mut self, port: u16) {
         self.in_use.remove(&port);
     }
+
+    fn free(&self) -> usize {
+        self.pairs().saturating_sub(self.in_use.len())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -529,6 +533,12 @@ impl MediaEngine {
             .get(&leg)
             .copied()
             .ok_or(MediaError::UnknownLeg(leg))
+    }
+
+    /// How many more legs the port range can hold now (ports taken by other
+    /// programs are found only when binding, so this is an upper bound).
+    pub fn free_legs(&self) -> usize {
+        lock(&self.inner.ports).free()
     }
 
     /// Binds an RTP/RTCP port pair (even/odd) from the configured range and opens a

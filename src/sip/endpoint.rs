@@ -421,7 +421,16 @@ impl Endpoint {
         let invite_key = key.with_method(Method::Invite);
         let invite = self.server_keys.get(&invite_key).copied();
         let status = if invite.is_some() { 200 } else { 481 };
-        let tag = self.new_tag();
+        // The 200 carries the INVITE's To tag when its provisional already gave one
+        // (RFC 3261 §9.2), so the caller sees one tag on both responses.
+        let invite_tag = invite.and_then(|id| match self.entries.get(&id) {
+            Some(Entry::Tx(tx)) => match tx.as_ref() {
+                Tx::InviteServer(m, _) => m.local_tag().map(str::to_owned),
+                _ => None,
+            },
+            _ => None,
+        });
+        let tag = invite_tag.unwrap_or_else(|| self.new_tag());
         let response = cancel.response(status).with_to_tag(&tag);
         let id = self.insert_server(now, key, cancel, target, reliable);
         self.respond_id(now, id, response);
@@ -1177,6 +1186,33 @@ mod tests {
         // 0.5, 1.5, 3.5, 7.5, then every 4 s up to 31.5: 11 sends in all, minus the first.
         assert_eq!(retransmits, 10);
         assert_eq!(ep.live_transactions(), 0, "nothing leaks");
+    }
+
+    #[test]
+    fn the_cancel_answer_carries_the_ringing_tag() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        let inv = invite("z9hG4bKc9");
+        ep.handle_message(t0, inv.clone(), peer());
+        let (_, events) = drain(&mut ep);
+        let tx = server_tx(&events);
+        let ringing = ep
+            .server_request(tx)
+            .unwrap()
+            .response(180)
+            .with_to_tag("ring1");
+        ep.respond(t0, tx, ringing);
+        drain(&mut ep);
+        let cancel = with(&inv, |r| {
+            r.method = Method::Cancel;
+            r.headers.cseq.method = Method::Cancel;
+        });
+        ep.handle_message(t0, cancel, peer());
+        let (out, _) = drain(&mut ep);
+        assert!(
+            out[0].contains("CSeq: 1 CANCEL") && out[0].contains(";tag=ring1"),
+            "{out:?}"
+        );
     }
 
     #[test]

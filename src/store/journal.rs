@@ -189,8 +189,20 @@ impl Store {
     /// Inserts or updates a journal row by the engine's call id (idempotent; empty
     /// fields keep what was stored).
     pub async fn upsert_call(&self, call: &CallRecord) -> Result<(), StoreError> {
-        call.validate()?;
-        dispatch!(self, upsert_call(call, Utc::now()))
+        self.upsert_calls(std::slice::from_ref(call)).await
+    }
+
+    /// [`upsert_call`](Self::upsert_call) for many rows in one transaction (the
+    /// engine's journal writer batches what queued up while it wrote): all or
+    /// nothing.
+    pub async fn upsert_calls(&self, calls: &[CallRecord]) -> Result<(), StoreError> {
+        for call in calls {
+            call.validate()?;
+        }
+        if calls.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, upsert_calls(calls, Utc::now()))
     }
 
     /// A journal row by call id.

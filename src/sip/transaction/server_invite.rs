@@ -41,6 +41,8 @@ pub struct ServerInvite {
     timers: TimerTable,
     interval_g: Duration,
     last_response: Option<Bytes>,
+    /// The To tag of the TU's responses, once it has sent one with a tag.
+    local_tag: Option<String>,
     out: VecDeque<Bytes>,
     events: VecDeque<TransactionEvent>,
 }
@@ -57,6 +59,7 @@ impl ServerInvite {
             timers: TimerTable::default(),
             interval_g: settings.t1,
             last_response: Some(trying.clone()),
+            local_tag: None,
             out: VecDeque::from([trying]),
             events: VecDeque::new(),
         }
@@ -80,6 +83,12 @@ impl ServerInvite {
     /// Whether a final response has been sent.
     pub fn is_answered(&self) -> bool {
         self.state != State::Proceeding
+    }
+
+    /// The To tag the TU gave its responses (a provisional carries it before the
+    /// final does); a CANCEL's 200 reuses it (RFC 3261 §9.2).
+    pub fn local_tag(&self) -> Option<&str> {
+        self.local_tag.as_deref()
     }
 
     /// A request matched to this transaction: an INVITE retransmission or an ACK.
@@ -110,6 +119,9 @@ impl ServerInvite {
     /// The TU's response.
     pub fn send_response(&mut self, now: Instant, response: &Response) {
         let bytes = response.to_bytes();
+        if self.local_tag.is_none() {
+            self.local_tag = response.headers.to.tag().map(str::to_owned);
+        }
         match (self.state, response.status) {
             (State::Proceeding, 100..=199) => {
                 self.last_response = Some(bytes.clone());

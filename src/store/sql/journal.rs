@@ -4,23 +4,32 @@ use sqlx::{Pool, QueryBuilder, Row};
 
 use crate::store::backend::push_scope;
 
-pub(super) async fn upsert_call(
+pub(super) async fn upsert_calls(
     pool: &Pool<Db>,
-    call: &CallRecord,
+    calls: &[CallRecord],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = Db::begin_write(pool).await?;
-    let tenant_id: Option<i64> = match &call.tenant {
-        Some(code) => Some(
-            sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1")
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::invalid("tenant", format!("unknown tenant `{code}`")))?,
-        ),
-        None => None,
-    };
-    sqlx::query(
+    let mut tenants: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for call in calls {
+        let tenant_id: Option<i64> = match &call.tenant {
+            Some(code) => Some(match tenants.get(code.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id: i64 = sqlx::query_scalar("SELECT id FROM tenants WHERE code = $1")
+                        .bind(code)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::invalid("tenant", format!("unknown tenant `{code}`"))
+                        })?;
+                    tenants.insert(code.as_str(), id);
+                    id
+                }
+            }),
+            None => None,
+        };
+        sqlx::query(
         "INSERT INTO calls (id, direction, from_number, to_number, tenant_id, number_kind, offered_at, \
          queued_at, answered_at, ended_at, wait_seconds, talk_seconds, disposition, operator_extension, \
          recording_id, ticket_id, rating, updated_at) \
@@ -56,10 +65,11 @@ pub(super) async fn upsert_call(
     .bind(call.operator_extension.as_deref())
     .bind(call.recording_id.map(|r| r.0))
     .bind(call.ticket_id.map(|t| t.0))
-    .bind(call.rating)
+        .bind(call.rating)
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
