@@ -185,6 +185,10 @@ pub struct QueuePolicy {
     pub abandon_threshold: Duration,
     /// A callback must be made within this long of the original call.
     pub callback_deadline: Duration,
+    /// An operator whose softphone does not take an offered call (rings out,
+    /// rejects, unreachable) is paused with the reason "Пропущенный вызов" until
+    /// they press ready, so calls do not keep going to an empty desk.
+    pub pause_after_missed: bool,
 }
 
 /// The `[dialer]` section.
@@ -597,6 +601,7 @@ struct RawQueue {
     callback_after_s: u64,
     abandon_threshold_s: u64,
     callback_deadline_s: u64,
+    pause_after_missed: bool,
 }
 
 impl Default for RawQueue {
@@ -608,6 +613,7 @@ impl Default for RawQueue {
             callback_after_s: 240,
             abandon_threshold_s: 15,
             callback_deadline_s: 600,
+            pause_after_missed: true,
         }
     }
 }
@@ -1002,6 +1008,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             callback_after: secs(raw.queue.callback_after_s),
             abandon_threshold: secs(raw.queue.abandon_threshold_s),
             callback_deadline: secs(raw.queue.callback_deadline_s),
+            pause_after_missed: raw.queue.pause_after_missed,
         },
         dialer: DialerPolicy {
             attempts: raw.dialer.attempts,

@@ -486,6 +486,65 @@ async fn a_resident_who_gives_up_waiting_is_called_back_by_the_next_free_operato
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_who_declines_a_call_is_paused_and_the_caller_keeps_the_front_of_the_queue() {
+    let (engine, dir) = world("story-declined", &numbers(5999), |c| {
+        c.numbers[0].greeting = Some("ru/connecting.wav".into());
+    })
+    .await;
+    // Operator 1001 is on duty but their softphone declines what rings.
+    let softphone = operator_on_duty(&engine, &dir, "operator_declines.xml", 0).await;
+    let caller = resident(
+        &engine,
+        &dir,
+        "resident_calls.xml",
+        TENANT_NUMBER,
+        "+79120009999",
+        8_000,
+    );
+    let ringing = wait_for_events(&engine, "call.ringing", 1, Duration::from_secs(10)).await;
+    assert_eq!(ringing[0].payload["operator"], "1001");
+    softphone
+        .finish(Duration::from_secs(15))
+        .await
+        .assert_success("operator's softphone");
+
+    // The engine pauses them, so calls stop going to an empty desk, and the
+    // resident is back at the front of the queue.
+    let call = ringing[0].payload["call"].clone();
+    let queued = wait_for_events(&engine, "call.queued", 2, Duration::from_secs(5)).await;
+    assert_eq!(queued[1].payload["call"], call);
+    assert_eq!(queued[1].payload["position"], 1);
+    let states = wait_for_events(&engine, "operator.state", 1, Duration::from_secs(5)).await;
+    let last = engine
+        .call_handle
+        .operators()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.extension == "1001")
+        .unwrap();
+    assert_eq!(last.state, OperatorState::Paused, "{states:?}");
+    assert_eq!(last.reason.as_deref(), Some("Пропущенный вызов"));
+
+    // Nobody is rung in a loop: the resident waits, hears the queue, hangs up.
+    caller
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("resident");
+    let rung = engine
+        .events
+        .replay(0)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "call.ringing")
+        .count();
+    assert_eq!(rung, 1, "the paused operator is not rung again");
+    let ended = wait_for_events(&engine, "call.ended", 1, Duration::from_secs(5)).await;
+    assert_eq!(ended[0].payload["call"], call);
+    wait_no_calls(&engine, Duration::from_secs(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_provider_x_down_citywide_calls_through_provider_y_still_reach_operators() {
     let extra = format!(
         r#"

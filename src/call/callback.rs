@@ -119,7 +119,8 @@ impl CallControl {
                         city: None,
                     });
                 }
-                self.journal(&call);
+                // No journal row yet: the call is only the operator's until they
+                // take it and the resident's phone rings.
                 self.insert_call(key, call);
             }
             Err(r) => {
@@ -199,6 +200,7 @@ impl CallControl {
                     call.ringing = Some(idx);
                     call.set_timer(CallTimer::Ring, now + self.config.dialer.ring_timeout);
                     let attempt = job.attempts_made + 1;
+                    self.journal(call);
                     self.emit(
                         "dial.attempt",
                         call.tenant.clone(),
@@ -211,7 +213,8 @@ impl CallControl {
                 }
             }
         }
-        self.end_attempt(now, key, call, DialAttemptOutcome::Failed);
+        // No trunk would take the call.
+        self.end_attempt(now, key, call, DialAttemptOutcome::Failed, 503);
     }
 
     /// What a callback's legs report.
@@ -241,7 +244,7 @@ impl CallControl {
             }
             (true, Note::Failed { .. }) => {
                 call.clear_timer(CallTimer::Ring);
-                self.operator_skipped_callback(now, call);
+                self.operator_skipped_callback(now, call, true);
             }
             (false, Note::Answered) if Some(idx) == call.ringing => {
                 call.clear_timer(CallTimer::Ring);
@@ -293,36 +296,54 @@ impl CallControl {
                 if dialer::fail_over(ending) && !call.trunks_left.is_empty() {
                     return self.place_resident(now, key, call);
                 }
-                self.end_attempt(now, key, call, dialer::outcome(ending));
+                self.end_attempt(now, key, call, dialer::outcome(ending), status);
             }
             _ => {}
         }
     }
 
-    /// The operator did not take the callback: it goes back to the jobs and the next
-    /// free operator gets it.
-    fn operator_skipped_callback(&mut self, now: Instant, call: &mut Call) {
+    /// The operator did not take the callback (`missed`: their softphone rang out,
+    /// rejected it or was unreachable) or hung up before the resident's phone was
+    /// dialled: the job goes back to the front of the queue for the next free
+    /// operator and no attempt is counted against the resident. The operator's card
+    /// closes with `call.ended`, disposition `returned`.
+    fn operator_skipped_callback(&mut self, now: Instant, call: &mut Call, missed: bool) {
         if let Some(job) = call.job.take() {
             self.jobs.push_front(job);
         }
+        self.emit(
+            "call.ended",
+            call.tenant.clone(),
+            json!({
+                "call": call.id,
+                "disposition": "returned",
+                "sip_status": 0,
+                "wait_ms": 0,
+                "talk_ms": 0,
+                "operator": call.operator,
+            }),
+        );
         if let Some(ext) = call.operator.take() {
             let wall = self.wall(now);
-            self.operators.release(&ext, now, wall);
+            let pause = missed && self.config.queue.pause_after_missed;
+            self.operators.missed(&ext, pause, now, wall);
         }
-        call.reported = true; // nothing happened that the journal should hold
+        call.reported = true; // no journal row was opened
         for leg in &call.legs {
             leg.close_media(self.media.as_ref());
         }
         self.wants_dispatch = true;
     }
 
-    /// One attempt at the resident ended without a conversation.
+    /// One attempt at the resident ended without a conversation; `status` is the
+    /// SIP status that ended it (0 when no response came at all).
     fn end_attempt(
         &mut self,
         now: Instant,
         key: u64,
         call: &mut Call,
         outcome: DialAttemptOutcome,
+        status: u16,
     ) {
         if let Some(job) = &call.job {
             self.emit(
@@ -339,7 +360,7 @@ impl CallControl {
         }
         let disposition = disposition(outcome);
         self.drop_leg(now, key, call, 0);
-        self.finish(now, call, disposition, 0);
+        self.finish(now, call, disposition, status);
     }
 
     pub(crate) fn callback_ring_timeout(&mut self, now: Instant, key: u64, call: &mut Call) {
@@ -350,11 +371,12 @@ impl CallControl {
                     && call.legs.len() == 1 =>
             {
                 self.drop_leg(now, key, call, 0);
-                self.operator_skipped_callback(now, call);
+                self.operator_skipped_callback(now, call, true);
             }
             Some(idx) if idx > 0 && call.stage != Stage::Connected => {
                 self.drop_leg(now, key, call, idx);
-                self.end_attempt(now, key, call, DialAttemptOutcome::NoAnswer);
+                // Our ring timer ran out: we cancelled it.
+                self.end_attempt(now, key, call, DialAttemptOutcome::NoAnswer, 487);
             }
             _ => {}
         }
@@ -379,11 +401,16 @@ impl CallControl {
             return self.finish(now, call, Disposition::Answered, 200);
         }
         if idx == 0 {
-            // The operator gave up before the resident answered: not an attempt.
-            if let Some(r) = call.ringing.filter(|r| *r > 0) {
-                self.drop_leg(now, key, call, r);
+            match call.ringing.filter(|r| *r > 0) {
+                // The operator gave up while the resident's phone rang: the attempt
+                // counts as not answered and the dialer's interval applies (putting
+                // the job straight back would ring the same operator again).
+                Some(r) => {
+                    self.drop_leg(now, key, call, r);
+                    self.end_attempt(now, key, call, DialAttemptOutcome::NoAnswer, 487);
+                }
+                None => self.operator_skipped_callback(now, call, false),
             }
-            self.operator_skipped_callback(now, call);
         }
     }
 }

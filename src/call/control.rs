@@ -833,6 +833,11 @@ impl CallControl {
 
     pub(crate) fn stop_recording(&mut self, call: &mut Call) {
         if let Some(id) = call.recording.take() {
+            // The tenant may have become known since the recording started (a
+            // citywide caller's address): `recording.ready` carries it.
+            if let Some(entry) = self.recordings.get_mut(&id) {
+                entry.1 = call.tenant.clone();
+            }
             let _ = self.media.stop_recording(id);
         }
     }

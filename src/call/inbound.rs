@@ -380,7 +380,12 @@ impl CallControl {
             self.waiting.push_back(call.key);
         }
         self.wait_music(now, call, true);
-        let position = self.waiting.len();
+        // 1 is next in line (a call back from a missed ring is at the front).
+        let position = self
+            .waiting
+            .iter()
+            .position(|k| *k == call.key)
+            .map_or(self.waiting.len(), |i| i + 1);
         self.emit(
             "call.queued",
             call.tenant.clone(),
@@ -582,18 +587,17 @@ impl CallControl {
     fn operator_missed(&mut self, now: Instant, call: &mut Call) {
         if let Some(ext) = call.operator.take() {
             let wall = self.wall(now);
-            self.operators.release(&ext, now, wall);
+            let pause = self.config.queue.pause_after_missed;
+            self.operators.missed(&ext, pause, now, wall);
             call.tried.push(ext);
         }
         call.ringing = None;
         call.stage = Stage::Setup;
-        // Back to the queue at its old place (queued_at is kept).
-        self.enqueue(now, call);
-        if let Some(pos) = self.waiting.iter().position(|k| *k == call.key) {
-            if let Some(k) = self.waiting.remove(pos) {
-                self.waiting.push_front(k);
-            }
+        // Back to the queue at the front, since it waited longest (queued_at is kept).
+        if !self.waiting.contains(&call.key) {
+            self.waiting.push_front(call.key);
         }
+        self.enqueue(now, call);
         // Everyone tried: start again from the top.
         let all = self.operators.views().len();
         if call.tried.len() >= all {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Operator, Role};
 
+/// The pause reason the engine gives an operator who missed an offered call.
+pub const MISSED_CALL: &str = "Пропущенный вызов";
+
 /// An operator's state, as the console shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -320,6 +323,28 @@ impl Operators {
         self.set(extension, back_to, reason, now, wall);
     }
 
+    /// The operator's softphone did not take an offered call (rang out, rejected,
+    /// unreachable). With `pause` they are paused with [`MISSED_CALL`] until they
+    /// press ready (an ACD's auto-pause: an empty desk must not keep getting
+    /// calls, nor an unplugged softphone be rung in a loop); otherwise as
+    /// [`release`](Self::release).
+    pub fn missed(&mut self, extension: &str, pause: bool, now: Instant, wall: DateTime<Utc>) {
+        if !pause {
+            return self.release(extension, now, wall);
+        }
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        e.call = None;
+        self.set(
+            extension,
+            OperatorState::Paused,
+            Some(MISSED_CALL.to_owned()),
+            now,
+            wall,
+        );
+    }
+
     /// The call ended: wrap-up, then back to ready (or to the pause asked for
     /// meanwhile).
     pub fn finish_call(&mut self, extension: &str, now: Instant, wall: DateTime<Utc>) {
@@ -401,6 +426,33 @@ mod tests {
             o.pick(None, None, &["1001".into()]).as_deref(),
             Some("1002")
         );
+    }
+
+    #[test]
+    fn a_missed_offer_pauses_the_operator_unless_the_policy_says_otherwise() {
+        let t0 = Instant::now();
+        let w = Utc::now();
+        let mut o = ops(t0);
+        o.set_registered("1001", true, t0, w);
+        o.request("1001", OperatorState::Ready, None, t0, w)
+            .unwrap();
+        o.engage("1001", "c1", t0, w);
+        o.missed("1001", true, t0, w);
+        let v = o.view("1001").unwrap();
+        assert_eq!(
+            (v.state, v.reason.as_deref()),
+            (OperatorState::Paused, Some(MISSED_CALL))
+        );
+        assert_eq!(
+            o.pick(None, None, &[]),
+            None,
+            "a paused operator is not rung"
+        );
+        o.request("1001", OperatorState::Ready, None, t0, w)
+            .unwrap();
+        o.engage("1001", "c2", t0, w);
+        o.missed("1001", false, t0, w);
+        assert_eq!(o.view("1001").unwrap().state, OperatorState::Ready);
     }
 
     #[test]

@@ -47,9 +47,11 @@ pub fn outcome(ending: Ending) -> DialAttemptOutcome {
         Ending::Unreachable => DialAttemptOutcome::Unreachable,
         Ending::Status(200..=299) => DialAttemptOutcome::Answered,
         Ending::Status(486 | 600) => DialAttemptOutcome::Busy,
-        Ending::Status(480 | 408) => DialAttemptOutcome::NoAnswer,
+        // 408 from the far end is its ring timer running out.
+        Ending::Status(408) => DialAttemptOutcome::NoAnswer,
         Ending::Status(603) => DialAttemptOutcome::Rejected,
-        Ending::Status(404 | 484 | 604) => DialAttemptOutcome::Unreachable,
+        // 480: the subscriber's phone is off or out of coverage.
+        Ending::Status(480 | 404 | 484 | 604) => DialAttemptOutcome::Unreachable,
         Ending::Status(_) => DialAttemptOutcome::Failed,
     }
 }
@@ -141,7 +143,11 @@ mod tests {
     #[test]
     fn outcomes_are_kept_apart() {
         assert_eq!(outcome(Ending::Status(486)), DialAttemptOutcome::Busy);
-        assert_eq!(outcome(Ending::Status(480)), DialAttemptOutcome::NoAnswer);
+        assert_eq!(
+            outcome(Ending::Status(480)),
+            DialAttemptOutcome::Unreachable
+        );
+        assert_eq!(outcome(Ending::Status(408)), DialAttemptOutcome::NoAnswer);
         assert_eq!(outcome(Ending::Status(603)), DialAttemptOutcome::Rejected);
         assert_eq!(
             outcome(Ending::Status(404)),

@@ -47,7 +47,7 @@
   const DISPOSITION = {
     answered: "Отвечен", abandoned: "Брошен", "callback-scheduled": "Перезвон назначен",
     rejected: "Отклонён", failed: "Сбой", busy: "Занято", "no-answer": "Нет ответа",
-    unreachable: "Недоступен",
+    unreachable: "Недоступен", returned: "Возвращён в очередь",
   };
   const PURPOSE = {
     callback: "перезвон жителю", handoff: "передача аварийной заявки исполнителю",
