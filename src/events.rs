@@ -80,6 +80,8 @@ struct History {
 pub struct EventBus {
     history: Arc<Mutex<History>>,
     live: broadcast::Sender<Arc<Event>>,
+    /// Set when the engine stops: subscribers end their streams.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
     retention: Duration,
     max_held: usize,
 }
@@ -109,9 +111,22 @@ impl EventBus {
                 events: VecDeque::new(),
             })),
             live,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
             retention,
             max_held: max_held.max(1),
         }
+    }
+
+    /// Announces that the engine is stopping: [`closed`](Self::closed) resolves for
+    /// every subscriber, so streams can be ended cleanly rather than cut.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`close`](Self::close) has been called (at once if it has).
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, History> {

@@ -67,6 +67,7 @@ pub struct Engine {
     pub store: crate::store::Store,
     /// The media engine (for its statistics).
     pub media: crate::media::MediaEngine,
+    ws_clients: Arc<crate::console::ws::WsStats>,
     shutdown: watch::Sender<Shutdown>,
     http_stop: watch::Sender<bool>,
     core: JoinHandle<()>,
@@ -163,11 +164,9 @@ impl Engine {
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
         let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
             .with_calls(call_handle.clone());
-        let app = console::router(
-            ConsoleState::new(events.clone(), stats.clone(), transports.stats()),
-            api,
-        )
-        .merge(extra(store.clone()));
+        let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats());
+        let ws_clients = console.ws_stats.clone();
+        let app = console::router(console, api).merge(extra(store.clone()));
         let http = tokio::spawn(async move {
             let stop = async move {
                 let _ = http_shutdown.wait_for(|stop| *stop).await;
@@ -193,6 +192,7 @@ impl Engine {
             sip: transports.stats(),
             store,
             media,
+            ws_clients,
             shutdown,
             http_stop,
             core,
@@ -217,6 +217,19 @@ impl Engine {
             }
         }
         self.media.shutdown();
+        // Websocket clients get a 1001 close frame (they reconnect with `since` to
+        // the next engine) before the listener goes.
+        self.events.close();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self
+            .ws_clients
+            .clients
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let _ = self.http_stop.send(true);
         let _ = self.http.await;
     }

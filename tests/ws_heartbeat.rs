@@ -1,7 +1,7 @@
 //! The websocket's timers, on the console router with short settings so they run in
 //! a second: JSON heartbeats with the resume position, a client that never answers
 //! pings is closed (4001), and a token that expires while connected closes the
-//! socket (4401).
+//! socket (4401), and a stopping engine closes it with 1001 (going away).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -213,4 +213,54 @@ async fn a_token_that_expires_while_connected_closes_the_socket() {
     };
     assert_eq!(u16::from(close.code), 4401);
     assert_eq!(error.unwrap()["error"], "unauthorized");
+}
+
+#[tokio::test]
+async fn a_stopping_engine_closes_the_stream_with_going_away() {
+    let server = serve().await;
+    let token = token(&server, chrono::Duration::hours(1)).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", server.addr))
+            .await
+            .unwrap();
+    let mut seen = Vec::new();
+    // Subscribed once the hello arrives.
+    match tokio::time::timeout(Duration::from_secs(3), ws.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(Message::Text(text))) => {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            seen.push(v["type"].as_str().unwrap_or_default().to_owned());
+        }
+        other => panic!("expected hello, got {other:?}"),
+    }
+    server
+        .events
+        .publish("call.offered", None, json!({"call": "c1"}));
+    server.events.close();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(text))) => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                seen.push(v["type"].as_str().unwrap_or_default().to_owned());
+            }
+            Some(Ok(Message::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(
+        u16::from(close.code),
+        1001,
+        "going away: reconnect elsewhere"
+    );
+    assert_eq!(
+        seen,
+        ["hello", "call.offered"],
+        "what came before the close is sent"
+    );
 }

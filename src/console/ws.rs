@@ -376,8 +376,27 @@ async fn stream(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     let mut next_auth = Instant::now() + client.settings.auth_recheck;
+    let events = state.events.clone();
+    let closing = events.closed();
+    tokio::pin!(closing);
     loop {
         tokio::select! {
+            () = &mut closing => {
+                // What was published before the close still goes out.
+                while let Ok(event) = live.try_recv() {
+                    if event.seq > position && visible(who, &event) {
+                        if let Err(end) = client.send_event(&event, position).await {
+                            return end;
+                        }
+                    }
+                    position = position.max(event.seq);
+                }
+                return End::Close {
+                    code: 1001,
+                    reason: "the engine is shutting down".to_owned(),
+                    error: None,
+                };
+            }
             incoming = client.socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
                 Some(Ok(Message::Pong(_))) => awaiting_pong = false,
