@@ -157,3 +157,18 @@ fn everything_valid_in_the_corpus_round_trips() {
         }
     }
 }
+
+/// Inputs cargo-fuzz (fuzz/) once crashed the parser with, kept so they never do again.
+#[test]
+fn inputs_the_fuzzer_found_are_refused_cleanly() {
+    let found: &[&[u8]] = &[
+        // A multi-byte character where "SIP/" would be in a version token.
+        b"\0 \0 @S\x05\xec\x83\xabI`,))\n",
+    ];
+    for input in found {
+        let _ = parse(Bytes::from_static(input), Framing::Datagram);
+        let mut framer = StreamFramer::new();
+        framer.push(input);
+        while let Ok(Some(_)) = framer.next_frame() {}
+    }
+}

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::{ConnectionId, Target, TransportKind};
 use crate::sip::endpoint::Transmit;
 use crate::sip::wire::framing::{Frame, PONG, StreamFramer};
-use crate::sip::wire::{Framing, Message, ParseError, Request, parse};
+use crate::sip::wire::{Framing, Message, ParseError, Request, WireError, parse};
 
 /// What the transports deliver to the core.
 #[derive(Debug)]
@@ -236,6 +236,19 @@ fn send(shared: &Arc<Shared>, target: Target, bytes: Bytes) {
     }
 }
 
+/// Parses a message; should the parser ever panic on some input (it is fuzzed so
+/// that it does not), the message is refused as malformed and logged, and the
+/// receive task lives on: one bad datagram must not leave the engine deaf.
+fn parse_guarded(bytes: Bytes, framing: Framing, from: SocketAddr) -> Result<Message, ParseError> {
+    let raw = bytes.clone();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, framing))).unwrap_or_else(
+        |_| {
+            tracing::error!(%from, len = raw.len(), "the SIP parser panicked on this message; dropped it (please report it)");
+            Err(ParseError::bare(WireError::Unparseable))
+        },
+    )
+}
+
 /// Whether a request is a new INVITE (no To tag), the only thing shed at the edge.
 fn is_initial_invite(request: &Request) -> bool {
     request.method == crate::sip::wire::Method::Invite && request.headers.to.tag().is_none()
@@ -294,7 +307,7 @@ async fn udp_receive(shared: Arc<Shared>) {
                 if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                     continue;
                 }
-                let message = parse(bytes, Framing::Datagram);
+                let message = parse_guarded(bytes, Framing::Datagram, from);
                 deliver(&shared, message, Target::udp(from), received).await;
             }
             // ICMP port unreachable surfaces as a recv error on some systems; the
@@ -391,7 +404,7 @@ async fn run_connection(
                 loop {
                     match framer.next_frame() {
                         Ok(Some(Frame::Message(bytes))) => {
-                            let message = parse(bytes, Framing::Stream);
+                            let message = parse_guarded(bytes, Framing::Stream, peer);
                             deliver(&shared, message, source, received).await;
                         }
                         Ok(Some(Frame::Ping)) => {

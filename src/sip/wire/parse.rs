@@ -89,6 +89,10 @@ pub enum WireError {
     /// A stream message without Content-Length.
     #[error("Missing Content-Length on a stream transport")]
     MissingContentLength,
+    /// The parser failed on this input in a way it should not (a bug, caught at
+    /// the transport so the engine keeps running).
+    #[error("Message could not be parsed")]
+    Unparseable,
 }
 
 impl WireError {
@@ -167,7 +171,8 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn bare(error: WireError) -> Self {
+    /// An error with nothing to echo (no stateless reply can be built).
+    pub fn bare(error: WireError) -> Self {
         Self {
             error,
             echo: Box::default(),
@@ -301,12 +306,16 @@ fn parse_version(v: &str) -> Result<(), WireError> {
     if v.eq_ignore_ascii_case("SIP/2.0") {
         return Ok(());
     }
-    let looks_like_version = v.len() > 4
-        && v[..4].eq_ignore_ascii_case("SIP/")
-        && v[4..].split('.').count() == 2
-        && v[4..]
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    // `get`, not indexing: the version token may hold multi-byte characters.
+    let numbers = v
+        .get(..4)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("SIP/"))
+        .and_then(|_| v.get(4..));
+    let looks_like_version = numbers.is_some_and(|n| {
+        n.split('.').count() == 2
+            && n.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
     if looks_like_version {
         Err(WireError::BadVersion(v.to_owned()))
     } else {
