@@ -239,6 +239,18 @@ fn apartment(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// Reads a contacts CSV exactly as an import would and reports its rows and faults,
+/// without touching the store.
+pub fn check_contacts(bytes: &[u8]) -> ImportReport {
+    parse_contacts(bytes).1
+}
+
+/// Reads a debtors CSV exactly as an import would and reports its rows and faults,
+/// without touching the store.
+pub fn check_debtors(bytes: &[u8]) -> ImportReport {
+    parse_debtors(bytes).1
+}
+
 /// Parses a contacts file: `phone; address[; apartment]`.
 pub(crate) fn parse_contacts(bytes: &[u8]) -> (Vec<ContactRow>, ImportReport) {
     let mut report = ImportReport::default();
