@@ -2,7 +2,7 @@
 //!
 //! - [`control`]: the sans-IO core that owns the calls, the SIP endpoint, the
 //!   registrar, the trunks and the operators, and routes events to the flows;
-//! - [`leg`]: one party of a call: a SIP dialog with its own media leg;
+//! - `leg`: one party of a call: a SIP dialog with its own media leg;
 //! - [`forward`]: the B2BUA for `forward` numbers;
 //! - [`inbound`]: residents calling tenant, citywide and legacy numbers (greeting,
 //!   notices, IVR, the queue, the 5-minute rule) and staff calling the dispatch line;
