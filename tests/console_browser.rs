@@ -195,8 +195,8 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     // A call: the card pops with the caller's address and the outage at the house.
     let (call, resident, softphone) =
         call_arrives(&w, "+79120000001", "+73432000001", 25_000).await;
-    let card = b
-        .wait_for(
+    let address = b
+        .wait_text(
             &format!(
                 "[data-testid='call-card'][data-call='{call}'] [data-testid='caller-address']"
             ),
@@ -204,14 +204,13 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
             WAIT,
         )
         .await;
-    let address = b.text(&card).await;
     assert!(address.contains("кв. 12"), "{address}");
     let outage = b
-        .wait_for("[data-testid='outage']", Some("Отключение"), WAIT)
+        .wait_text("[data-testid='outage']", Some("Отключение"), WAIT)
         .await;
-    assert!(b.text(&outage).await.contains("горячая вода"));
+    assert!(outage.contains("горячая вода"), "{outage}");
     let head = b
-        .text(&b.find("[data-testid='call-card'] header").await)
+        .wait_text("[data-testid='call-card'] header", None, WAIT)
         .await;
     assert!(head.contains("Эталон"), "{head}");
     b.screenshot("call-card").await;
@@ -227,22 +226,21 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     assert_eq!(apartment, "12");
     let reason = b.find("#tf-reason-q").await;
     b.type_into(&reason, "лифт застр").await;
-    let option = b
-        .wait_for(
-            "#tf-reason-results button",
-            Some("Застревание в лифте"),
-            WAIT,
-        )
-        .await;
-    b.click(&option).await;
+    // The results re-render as the search answers arrive: click what is there.
+    b.wait_click(
+        "#tf-reason-results button",
+        Some("Застревание в лифте"),
+        WAIT,
+    )
+    .await;
     b.wait_for("#tf-reason-chosen .cat-emergency", None, WAIT)
         .await;
     b.type_into(&b.find("#tf-description").await, "Застряли двое, 5 этаж")
         .await;
     b.screenshot("ticket-form").await;
     b.click(&b.find("#tf-submit").await).await;
-    let number = b.wait_for("#ticket-number", Some("№"), WAIT).await;
-    let number = b.text(&number).await.trim_start_matches("№ ").to_owned();
+    let number = b.wait_text("#ticket-number", Some("№"), WAIT).await;
+    let number = number.trim_start_matches("№ ").to_owned();
     assert!(
         number.parse::<u32>().is_ok(),
         "registration number {number}"
@@ -254,13 +252,13 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     // It is in the list, red and labelled emergency.
     b.click(&b.find("[data-tab='tickets']").await).await;
     let row = b
-        .wait_for(
+        .wait_text(
             "#tickets-body tr[data-category='emergency']",
             Some(&number),
             WAIT,
         )
         .await;
-    assert!(b.text(&row).await.contains("АВАРИЙНАЯ"));
+    assert!(row.contains("АВАРИЙНАЯ"), "{row}");
     let colour = b
         .js(
             "return getComputedStyle(document.querySelector(\"#tickets-body tr[data-category='emergency'] .cat\")).backgroundColor",
@@ -275,14 +273,12 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     softphone.finish(WAIT * 3).await.assert_success("operator");
     common::engine::wait_for_events(&w.engine, "recording.ready", 1, WAIT).await;
     b.click(&b.find("[data-tab='journal']").await).await;
-    let play = b
-        .wait_for(
-            &format!("#journal-body tr[data-call='{call}'] [data-testid='play']"),
-            None,
-            WAIT,
-        )
-        .await;
-    b.click(&play).await;
+    b.wait_click(
+        &format!("#journal-body tr[data-call='{call}'] [data-testid='play']"),
+        None,
+        WAIT,
+    )
+    .await;
     let duration = b
         .wait_until(
             "the recording loads",

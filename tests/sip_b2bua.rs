@@ -33,12 +33,27 @@ async fn story(
     callee: Scenario,
     calls: u32,
 ) -> dispatchline::server::Engine {
+    story_with(test, tcp, caller, callee, calls, |_| {}).await
+}
+
+/// [`story`] on an engine whose configuration `adjust` changed.
+async fn story_with(
+    test: &str,
+    tcp: bool,
+    caller: Scenario,
+    callee: Scenario,
+    calls: u32,
+    adjust: impl FnOnce(&mut dispatchline::config::Config),
+) -> dispatchline::server::Engine {
     let dir = sipp::workdir(test);
     let callee_port = free_port();
     let transport = if tcp { ";transport=tcp" } else { "" };
-    let engine = engine::start(&format!(
-        "[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\n[[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}{transport}\"\n"
-    ))
+    let engine = engine::start_with(
+        &format!(
+            "[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\n[[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}{transport}\"\n"
+        ),
+        adjust,
+    )
     .await;
     let t = if tcp { "t1" } else { "u1" };
 
@@ -178,6 +193,25 @@ async fn when_the_callee_hangs_up_the_caller_gets_the_bye_over_tcp() {
         5,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_never_acks_the_answer_is_hung_up_on_both_sides() {
+    // T1 of 40 ms: the 2xx is retransmitted for 64·T1 = 2.56 s, then given up.
+    let engine = story_with(
+        "no-ack-udp",
+        false,
+        Scenario::File("uac_never_acks.xml"),
+        Scenario::Builtin("uas"),
+        2,
+        |c| c.sip.t1 = Duration::from_millis(40),
+    )
+    .await;
+    let ended = wait_for_events(&engine, "call.ended", 2, Duration::from_secs(10)).await;
+    assert!(
+        ended.iter().all(|e| e.payload["disposition"] == "answered"),
+        "{ended:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,25 @@ impl Browser {
         value["value"].clone()
     }
 
+    /// A command that may fail without failing the test (an element re-rendered
+    /// between finding and reading it is "stale"): `None` then.
+    async fn try_cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.ok()?;
+        let ok = response.status().is_success();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        ok.then(|| value["value"].clone())
+    }
+
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         self.raw(method, &format!("/session/{}{path}", self.session), body)
             .await
@@ -205,16 +224,56 @@ impl Browser {
     /// Waits until `css` matches a visible element (and, when given, one whose text
     /// contains `text`); panics with a screenshot after `within`.
     pub async fn wait_for(&mut self, css: &str, text: Option<&str>, within: Duration) -> Element {
+        self.wait_found(css, text, within).await.0
+    }
+
+    /// [`wait_for`](Self::wait_for), returning the element's text as it was when it
+    /// matched (reading it again later may find a re-rendered, stale element).
+    pub async fn wait_text(&mut self, css: &str, text: Option<&str>, within: Duration) -> String {
+        self.wait_found(css, text, within).await.1
+    }
+
+    /// Waits for a match as [`wait_for`](Self::wait_for) does and clicks it, trying
+    /// again if the page re-renders it in between.
+    pub async fn wait_click(&mut self, css: &str, text: Option<&str>, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (element, _) = self.wait_found(css, text, within).await;
+            let clicked = self
+                .try_cmd(
+                    reqwest::Method::POST,
+                    &format!("/element/{}/click", element.0),
+                    Some(json!({})),
+                )
+                .await;
+            if clicked.is_some() {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("timeout").await;
+                panic!("`{css}` could not be clicked within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_found(
+        &mut self,
+        css: &str,
+        text: Option<&str>,
+        within: Duration,
+    ) -> (Element, String) {
         let deadline = Instant::now() + within;
         loop {
             for element in self.find_all(css).await {
                 if !self.displayed(&element).await {
                     continue;
                 }
-                match text {
-                    None => return element,
-                    Some(t) if self.text(&element).await.contains(t) => return element,
-                    Some(_) => {}
+                let Some(seen) = self.text_now(&element).await else {
+                    continue; // re-rendered meanwhile: look again
+                };
+                if text.is_none_or(|t| seen.contains(t)) {
+                    return (element, seen);
                 }
             }
             if Instant::now() > deadline {
@@ -249,27 +308,24 @@ impl Browser {
     }
 
     async fn displayed(&self, element: &Element) -> bool {
-        self.cmd(
+        self.try_cmd(
             reqwest::Method::GET,
             &format!("/element/{}/displayed", element.0),
             None,
         )
         .await
-        .as_bool()
+        .and_then(|v| v.as_bool())
         .unwrap_or(false)
     }
 
-    /// The visible text of an element.
-    pub async fn text(&self, element: &Element) -> String {
-        self.cmd(
+    async fn text_now(&self, element: &Element) -> Option<String> {
+        self.try_cmd(
             reqwest::Method::GET,
             &format!("/element/{}/text", element.0),
             None,
         )
         .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
     }
 
     /// Clicks an element.
