@@ -1,6 +1,7 @@
 //! SDP offer/answer against the SDP bodies of the RFC 4475 and RFC 5118 torture
-//! messages in `../shared/testdata`: every well-formed body parses, answers pick PCMU
-//! or report no common codec, IPv6 and per-stream addresses are honoured.
+//! messages in `tests/data` (vendored from `../shared/testdata`): every well-formed
+//! body parses, answers pick PCMU or report no common codec, IPv6 and per-stream
+//! addresses are honoured.
 
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -13,7 +14,7 @@ use dispatchline::media::sdp::{
 };
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 /// The body of a SIP message: everything after the first empty line (whatever

@@ -85,10 +85,10 @@ pub fn read_pcap(path: &Path) -> Vec<Captured> {
     out
 }
 
-/// `../shared/testdata/sipp/NAME`.
+/// `tests/data/sipp/NAME` (SIPp's captures, vendored).
 pub fn sipp_capture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/testdata/sipp")
+        .join("tests/data/sipp")
         .join(name)
 }
 
