@@ -48,7 +48,7 @@ mod board;
 mod directory;
 mod error;
 pub(crate) mod extract;
-mod journal;
+pub(crate) mod journal;
 mod notices;
 mod operators;
 mod tickets;
