@@ -48,7 +48,7 @@
 //! ```
 
 pub mod auth;
-mod board;
+pub mod board;
 mod directory;
 mod error;
 pub(crate) mod extract;
@@ -94,6 +94,8 @@ pub struct ApiState {
     pub calls: Option<CallHandle>,
     /// Failed logins per client address.
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// What supervisors' boards have shown (each logged once).
+    pub board_shown: Arc<board::ShownOnce>,
 }
 
 impl ApiState {
@@ -109,6 +111,7 @@ impl ApiState {
             token_ttl: chrono::Duration::hours(12),
             calls: None,
             login_limiter: Arc::default(),
+            board_shown: Arc::default(),
         }
     }
 
