@@ -209,11 +209,7 @@ pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// A fresh epoch id: the creation time in milliseconds and a random suffix, in hex.
 fn new_epoch() -> Arc<str> {
     let suffix: u32 = rand::random();
-    format!(
-        "{:x}-{suffix:08x}",
-        Utc::now().timestamp_millis().max(0)
-    )
-    .into()
+    format!("{:x}-{suffix:08x}", Utc::now().timestamp_millis().max(0)).into()
 }
 
 impl EventBus {

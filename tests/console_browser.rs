@@ -491,18 +491,21 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     // The engine restarts (same database, new process, seqs from 1 again): the
     // console's resume is refused by the epoch, it reloads its state and says so.
     let old_epoch = w.engine.events.epoch().to_owned();
-    let restarted = Engine::start(Config::parse(&w.config, Path::new("console-test.toml")).unwrap())
-        .await
-        .unwrap();
+    let restarted =
+        Engine::start(Config::parse(&w.config, Path::new("console-test.toml")).unwrap())
+            .await
+            .unwrap();
     let stopped = std::mem::replace(&mut w.engine, restarted);
     stopped.shutdown(Duration::from_secs(2)).await;
     w.proxy.retarget(w.engine.http_addr);
-    b.wait_for("#banner[data-kind='resynced']", Some("перезапуск"), WAIT * 6)
-        .await;
+    b.wait_for(
+        "#banner[data-kind='resynced']",
+        Some("перезапуск"),
+        WAIT * 6,
+    )
+    .await;
     b.wait_for("#conn[data-conn='live']", None, WAIT).await;
-    let epoch = b
-        .js("return window.dispatchline.state.epoch", vec![])
-        .await;
+    let epoch = b.js("return window.dispatchline.state.epoch", vec![]).await;
     assert_eq!(epoch, w.engine.events.epoch());
     assert_ne!(epoch, old_epoch.as_str());
     // Nothing is in progress on the new engine: no card claims to be live.
@@ -535,7 +538,10 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         )
         .await;
     let scale = sizes[0].as_f64().unwrap();
-    assert!((0.95..=1.05).contains(&scale), "the chart is not scaled: {scale}");
+    assert!(
+        (0.95..=1.05).contains(&scale),
+        "the chart is not scaled: {scale}"
+    );
     assert!(sizes[1].as_f64().unwrap() >= 13.0, "chart text: {sizes}");
     b.screenshot("board").await;
     b.click(&b.find("[data-tab='tickets']").await).await;

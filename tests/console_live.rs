@@ -212,8 +212,10 @@ async fn the_assignment_preview_is_the_chain_registration_would_choose() {
             Some(&op),
             "POST",
             "/tickets",
-            Some(json!({"tenant": "etalon", "house_id": house, "reason_id": reason,
-                        "description": "preview check", "source": "phone"})),
+            Some(
+                json!({"tenant": "etalon", "house_id": house, "reason_id": reason,
+                        "description": "preview check", "source": "phone"}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{registered}");
@@ -226,7 +228,10 @@ async fn the_assignment_preview_is_the_chain_registration_would_choose() {
             .collect()
     };
     assert_eq!(names(&preview), names(&registered["chain"]));
-    assert!(!names(&preview).is_empty(), "someone is on duty in the demo");
+    assert!(
+        !names(&preview).is_empty(),
+        "someone is on duty in the demo"
+    );
 
     // Another tenant's operator may not ask; a house of another tenant is not found.
     let uyut = api.login("1002").await;
@@ -275,11 +280,9 @@ async fn log_out_revokes_the_token_and_renewal_slides_its_expiry() {
         .call(Some(&token), "POST", "/auth/token/renew", None)
         .await;
     assert_eq!(status, 401);
-    let ws = tokio_tungstenite::connect_async(format!(
-        "ws://{}/ws?token={token}",
-        api.engine.http_addr
-    ))
-    .await;
+    let ws =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", api.engine.http_addr))
+            .await;
     assert!(ws.is_err(), "a revoked token is refused before the upgrade");
     let (status, _) = api.call(None, "DELETE", "/auth/token", None).await;
     assert_eq!(status, 401);
@@ -294,7 +297,10 @@ async fn failed_logins_are_limited_per_address() {
     }
     let (status, err) = api.login_with("1001", "wrong").await;
     assert_eq!((status, err["field"].as_str()), (429, Some("password")));
-    assert!(err["error"].as_str().unwrap().contains("try again"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("try again"),
+        "{err}"
+    );
     // Even the right password waits for the window to end.
     let (status, _) = api.login_with("1001", "pw-1001").await;
     assert_eq!(status, 429);

@@ -84,7 +84,10 @@ async fn the_demo_operator_answers_and_hangs_up_from_the_console() {
     });
     let dtmf = wait_for_events(engine, "call.dtmf", 1, Duration::from_secs(20)).await;
     assert_eq!(dtmf[0].payload["digit"], "0");
-    assert_eq!(dtmf[0].payload["stage"], "menu", "pressed while the menu plays");
+    assert_eq!(
+        dtmf[0].payload["stage"], "menu",
+        "pressed while the menu plays"
+    );
     let ringing = wait_for_events(engine, "call.ringing", 1, Duration::from_secs(20)).await;
     assert_eq!(ringing[0].payload["operator"], "1001");
     assert_eq!(ringing[0].payload["tenant"], "uyut");

@@ -198,7 +198,10 @@ async fn a_citywide_screen_pop_shows_each_operator_only_their_tenants_data() {
         .find(|e| e["type"] == "call.offered")
         .expect("the supervisor gets the screen-pop");
     let tenant = offered["tenant"].as_str().unwrap().to_owned();
-    assert_eq!(tenant, "uyut", "resolved from the newest address: {offered}");
+    assert_eq!(
+        tenant, "uyut",
+        "resolved from the newest address: {offered}"
+    );
     let caller = &offered["payload"]["caller"];
     assert_eq!(caller["address"]["tenant"], "uyut");
     assert!(
@@ -221,7 +224,10 @@ async fn a_citywide_screen_pop_shows_each_operator_only_their_tenants_data() {
         "{caller}"
     );
     let text = serde_json::to_string(&seen_uyut).unwrap();
-    assert!(!text.contains("Малышева"), "etalon's address leaked: {text}");
+    assert!(
+        !text.contains("Малышева"),
+        "etalon's address leaked: {text}"
+    );
 
     // etalon's operator gets nothing of this call, and no address at all.
     let seen_etalon = events_until(&mut etalon, marker).await;
@@ -293,7 +299,11 @@ async fn untenanted_call_events_go_only_to_the_calls_city_and_to_all_tenant_prin
         json!({"call": "c-ekb", "disposition": "abandoned"}),
     );
     // A call whose city is not known reaches only all-tenant principals.
-    bus.publish("call.offered", None, json!({"call": "c-nowhere", "city": null}));
+    bus.publish(
+        "call.offered",
+        None,
+        json!({"call": "c-nowhere", "city": null}),
+    );
     // Operator states are for everyone.
     let marker = bus.publish("operator.state", None, json!({"extension": "1001"}));
 
@@ -356,12 +366,7 @@ async fn resuming_across_an_engine_restart_is_refused_by_the_epoch() {
     }
     assert!(second.events.last_seq() > position);
     let token = login(&second, "9000").await;
-    let mut ws = connect(
-        &second,
-        &token,
-        &format!("&since={position}&epoch={epoch}"),
-    )
-    .await;
+    let mut ws = connect(&second, &token, &format!("&since={position}&epoch={epoch}")).await;
     let error = next(&mut ws).await.unwrap();
     assert_eq!(error["type"], "error");
     assert_eq!(error["error"], "epoch-changed");

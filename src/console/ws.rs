@@ -152,7 +152,9 @@ impl AccessLogger {
     fn log(&self, entry: AccessEntry, stats: &WsStats) {
         let Some(tx) = &self.tx else { return };
         if tx.try_send(entry).is_err() {
-            stats.access_log_dropped_total.fetch_add(1, Ordering::Relaxed);
+            stats
+                .access_log_dropped_total
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!("access-log queue full: a screen-pop delivery was not logged");
         }
     }

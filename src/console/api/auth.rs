@@ -238,9 +238,10 @@ pub(crate) async fn issue_token(
 ) -> Result<Json<Issued>, ApiError> {
     // Without the peer's address (an API served without connect info) every client
     // shares one count.
-    let from = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| {
-        a.ip()
-    });
+    let from = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(a))| a.ip(),
+    );
     if let Some(wait) = state.login_limiter.blocked(from, Instant::now()) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -42,9 +42,7 @@ pub(crate) async fn active_calls(
     };
     calls.retain(|c| match &c.tenant {
         Some(t) => who.sees(t),
-        None => {
-            who.tenants.is_empty() || c.city.as_ref().is_some_and(|city| cities.contains(city))
-        }
+        None => who.tenants.is_empty() || c.city.as_ref().is_some_and(|city| cities.contains(city)),
     });
     for call in &mut calls {
         trim_screen_pop(&who, &mut call.screen_pop);
