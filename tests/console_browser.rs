@@ -463,6 +463,44 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         .await;
     assert!(address.contains("кв. 12"), "{address}");
 
+    // A callback: the card says whom the engine calls and why, with the time and
+    // the wait of the call it returns.
+    let callback = "call-browser-5";
+    let mut pop = screen_pop(
+        callback,
+        "+73432000001",
+        Some("etalon"),
+        json!({
+            "phone": "+79120000001",
+            "address": {"tenant": "etalon", "tenant_name": "УК «Эталон»", "city": "ekb",
+                        "house_id": 1, "address": "ул. Малышева, д. 51", "apartment": "12"},
+            "other_addresses": [], "open_tickets": [], "debtor": null, "outages": [], "staff": null,
+        }),
+    );
+    pop["direction"] = json!("outbound");
+    pop["purpose"] = json!("callback");
+    pop["to"] = json!("+79120000001");
+    pop["original_call"] = json!(call);
+    pop["operator"] = json!("1001");
+    w.engine
+        .events
+        .publish("call.offered", Some("etalon"), pop.clone());
+    w.engine.events.publish("call.ringing", Some("etalon"), pop);
+    let outbound = b
+        .wait_text(
+            &format!("[data-call='{callback}'] [data-testid='outbound']"),
+            Some("Звонил"),
+            WAIT,
+        )
+        .await;
+    assert!(outbound.contains("перезвон жителю"), "{outbound}");
+    assert!(outbound.contains("Малышева"), "{outbound}");
+    assert!(
+        outbound.contains("+73432000001"),
+        "the number the resident called: {outbound}"
+    );
+    b.screenshot("callback-card").await;
+
     // An unknown citywide caller: the ticket form does not keep the previous
     // call's УК; it must be chosen.
     let unknown = "call-browser-4";
@@ -523,7 +561,31 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
 
     // The supervisor's board: tiles, the chart (text in CSS pixels, readable) and
     // the operator on the floor; then the other tabs, and the dark theme.
+    let token = b
+        .js(
+            "return sessionStorage.getItem('dispatchline.token')",
+            vec![],
+        )
+        .await;
     b.click(&b.find("#btn-signout").await).await;
+    // Logging out ended the token on the server (the request is sent as the page
+    // logs out; give it a moment).
+    let mut status = 0;
+    for _ in 0..50 {
+        status = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/operators", w.engine.http_addr))
+            .bearer_auth(token.as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "the old token is revoked");
     login(&mut b, &w.url, "9000").await;
     b.wait_for("[data-testid='tile']", Some("Ответ за 30 секунд"), WAIT)
         .await;
