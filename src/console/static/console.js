@@ -390,8 +390,12 @@
   /** Rebuilds the call cards from the calls really in progress. */
   async function loadActiveCalls() {
     if (!S.token) return;
+    // The answer is a snapshot taken now: what the stream says after this moment
+    // is newer and wins.
+    const asked = Date.now();
     let active;
     try { active = await api("/calls/active"); } catch (_) { return; }
+    const stale = (card) => (card.seenAt || 0) < asked;
     const ids = new Set();
     for (const a of active) {
       const id = str(a.call);
@@ -402,7 +406,7 @@
       if (others || !wantsCard(a.screen_pop || {})) continue;
       const card = S.calls.get(id);
       if (card) {
-        if (card.status !== "ended") card.status = status;
+        if (card.status !== "ended" && stale(card)) card.status = status;
         if (!card.info && a.screen_pop && a.screen_pop.caller !== undefined) applyPayload(card, a.screen_pop);
       } else {
         const fresh = newCard(id, a.screen_pop || {}, a.tenant, null, status);
@@ -411,7 +415,7 @@
     }
     // Cards of calls no longer in progress ended while we were away.
     for (const card of S.calls.values()) {
-      if (card.status !== "ended" && !ids.has(card.id) && !card.synthetic) card.status = "ended";
+      if (card.status !== "ended" && !ids.has(card.id) && !card.synthetic && stale(card)) card.status = "ended";
     }
     renderCalls();
   }
@@ -538,7 +542,7 @@
   }
 
   function newCard(id, p, tenant, ts, status) {
-    const card = { id, payload: p, tenant: tenant || p.tenant || null, status, info: null, offeredAt: ts || new Date().toISOString() };
+    const card = { id, payload: p, tenant: tenant || p.tenant || null, status, info: null, offeredAt: ts || new Date().toISOString(), seenAt: Date.now() };
     if (!applyPayload(card, p) && p.direction !== "outbound" && p.from) lookupCaller(card);
     if (p.direction === "outbound" && p.original_call) loadOriginal(card);
     return card;
@@ -565,6 +569,7 @@
     const card = S.calls.get(id);
     if (card) {
       card.status = status;
+      card.seenAt = Date.now();
       if (!card.info) applyPayload(card, p);
     } else {
       S.calls.set(id, newCard(id, p, ev.tenant, ev.ts, status));
@@ -598,6 +603,7 @@
     const card = S.calls.get(str(id));
     if (!card) return;
     Object.assign(card, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+    card.seenAt = Date.now();
     renderCalls();
   }
   function dropCard(id) {
