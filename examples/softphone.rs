@@ -8,9 +8,15 @@
 //! ```
 //!
 //! Then type `a` (answer), `h` (hang up), `c NUMBER` (call) or `q` (quit). Keys to
-//! press after the answer are given with `--digits 1#`.
+//! press after the answer are given with `--digits 1#` (a `,` waits a second).
+//!
+//! `--bind ADDR` is the local address for SIP and RTP (default 127.0.0.1): against
+//! an engine on another host, give this host's address on the network the engine
+//! can reach (not 0.0.0.0: the phone writes it into its Via, Contact and SDP).
+//! `--prompts DIR` is where its voice is read from (default: `ivr-prompts` here,
+//! else the source tree it was built from).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +35,8 @@ struct Args {
     from: String,
     digits: Vec<char>,
     auto_answer: Option<Duration>,
-    prompts: PathBuf,
+    prompts: Option<PathBuf>,
+    bind: IpAddr,
 }
 
 fn args() -> Result<Args> {
@@ -41,7 +48,8 @@ fn args() -> Result<Args> {
         from: "+79120000001".into(),
         digits: Vec::new(),
         auto_answer: None,
-        prompts: PathBuf::from("ivr-prompts"),
+        prompts: None,
+        bind: "127.0.0.1".parse()?,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,7 +62,13 @@ fn args() -> Result<Args> {
             "--from" => a.from = value()?,
             "--digits" => a.digits = value()?.chars().collect(),
             "--auto-answer" => a.auto_answer = Some(Duration::from_secs(value()?.parse()?)),
-            "--prompts" => a.prompts = PathBuf::from(value()?),
+            "--prompts" => a.prompts = Some(PathBuf::from(value()?)),
+            "--bind" => {
+                a.bind = value()?.parse().context("--bind takes an IP address")?;
+                if a.bind.is_unspecified() {
+                    bail!("--bind needs this host's address, not {}", a.bind);
+                }
+            }
             other => bail!("unknown flag {other}"),
         }
     }
@@ -64,21 +78,27 @@ fn args() -> Result<Args> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
-    let prompts = Arc::new(
-        PromptLibrary::load(&args.prompts)
-            .context("loading prompts (run from the repository, or pass --prompts)")?,
-    );
+    let dir = match args.prompts.clone() {
+        Some(dir) => dir,
+        None => dispatchline::demo::prompts_dir()?,
+    };
+    let prompts = Arc::new(PromptLibrary::load(&dir).with_context(|| {
+        format!(
+            "loading prompts from {} (run from the repository, or pass --prompts)",
+            dir.display()
+        )
+    })?);
     let mut settings = Config::empty().media;
     settings.rtp_port_min = 45000;
     settings.rtp_port_max = 45999;
-    let (media, mut media_events) = MediaEngine::start(&settings, prompts, "127.0.0.1".parse()?)?;
+    let (media, mut media_events) = MediaEngine::start(&settings, prompts, args.bind)?;
     tokio::spawn(async move { while media_events.recv().await.is_some() {} });
     let behaviour = Behaviour {
         auto_answer: args.auto_answer,
         hang_up_after: None,
         voice: "ru/connecting.wav".into(),
     };
-    let phone = SimPhone::start(args.engine, media, behaviour).await?;
+    let phone = SimPhone::start_on(args.bind, args.engine, media, behaviour).await?;
     println!("softphone at {} talking to {}", phone.addr(), args.engine);
     let mut events = phone.events();
     tokio::spawn(async move {

@@ -9,6 +9,13 @@
 //!   ready, and press "answer" on the call card (`POST /demo/softphones/1001/answer`).
 //! - Operators 1002 and 1003 are simulated colleagues who answer by themselves.
 //! - A simulated provider answers the calls the engine places through the trunks.
+//! - УК «Уют»'s number runs an IVR menu ([`DEMO_MENU`]); most simulated residents
+//!   calling it press 1 (emergency) or 0 (operator) while it plays, the others let
+//!   it time out to the queue.
+//!
+//! The prompts are read from `ivr-prompts/` in the working directory, or else from
+//! the source tree the binary was built from ([`prompts_dir`]), so `demo` runs from
+//! any directory on the machine that built it; elsewhere it says where it looked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +30,7 @@ use axum::routing::{get, post};
 use rand::{Rng, RngExt, SeedableRng};
 
 use crate::call::OperatorState;
-use crate::config::{Config, Role};
+use crate::config::{Config, Menu, MenuAction, Role};
 use crate::media::{MediaEngine, PromptLibrary};
 use crate::server::Engine;
 use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone};
@@ -34,6 +41,34 @@ const DEFAULT_CONFIG: &str = include_str!("../sip-config/dispatchline.toml");
 pub const LOGIN: (&str, &str) = ("1001", "op1001pass");
 /// The supervisor's login of the default configuration.
 pub const SUPERVISOR: (&str, &str) = ("2001", "sup2001pass");
+
+/// The IVR menu the demo puts on УК «Уют»'s number.
+pub const DEMO_MENU: &str = "demo-main";
+/// The number that runs it.
+pub const MENU_NUMBER: &str = "+73432000002";
+
+/// Where the prompts are: `ivr-prompts/` here, or in the source tree this binary
+/// was built from; an error naming both when neither holds them.
+pub fn prompts_dir() -> Result<PathBuf, crate::Error> {
+    let here = PathBuf::from("ivr-prompts");
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-prompts");
+    for dir in [&here, &built] {
+        if dir.join("ru").is_dir() {
+            return Ok(dir.clone());
+        }
+    }
+    Err(crate::Error::io(
+        format!(
+            "finding the IVR prompts (looked in {} and {}; run the demo from the repository)",
+            std::env::current_dir()
+                .map(|d| d.join(&here))
+                .unwrap_or(here.clone())
+                .display(),
+            built.display()
+        ),
+        std::io::Error::from(std::io::ErrorKind::NotFound),
+    ))
+}
 
 fn free_port() -> std::io::Result<u16> {
     loop {
@@ -115,7 +150,7 @@ pub async fn start(
     let _ = std::fs::remove_dir_all(data_dir);
     std::fs::create_dir_all(data_dir)
         .map_err(|e| crate::Error::io(format!("creating {}", data_dir.display()), e))?;
-    let prompts_dir = PathBuf::from("ivr-prompts");
+    let prompts_dir = prompts_dir()?;
     let prompts =
         Arc::new(PromptLibrary::load(&prompts_dir).map_err(crate::media::MediaError::from)?);
 
@@ -165,6 +200,24 @@ pub async fn start(
     config.queue.abandon_threshold = Duration::from_secs(10);
     config.queue.callback_after = Duration::from_secs(120);
     config.dialer.attempt_interval = Duration::from_secs(30);
+    // An IVR menu on one number, so the console shows keys being pressed.
+    config.menus.push(Menu {
+        name: DEMO_MENU.to_owned(),
+        prompt: "ru/menu-main.wav".to_owned(),
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        options: vec![
+            ('1', MenuAction::Queue),
+            ('2', MenuAction::Queue),
+            ('0', MenuAction::Queue),
+        ],
+        default: MenuAction::Queue,
+    });
+    for number in &mut config.numbers {
+        if number.number.to_string() == MENU_NUMBER {
+            number.menu = Some(DEMO_MENU.to_owned());
+        }
+    }
 
     // Operators: 1001 is the person at the console, the others are simulated.
     let mut phones: HashMap<String, SimPhone> = HashMap::new();
@@ -278,12 +331,30 @@ fn pick_scenario(rng: &mut impl Rng) -> Scenario {
     } else {
         talk
     };
+    // On the menu's number most press a key once the menu plays (after the
+    // five-second greeting): 1 for an emergency, 0 for an operator.
+    let digits = if number == MENU_NUMBER {
+        match rng.random_range(0..3) {
+            0 => menu_keys('1'),
+            1 => menu_keys('0'),
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
     Scenario {
         number,
         from,
         talk,
-        digits: Vec::new(),
+        digits,
     }
+}
+
+/// Presses `key` about seven seconds after the answer: during the menu's prompt.
+pub fn menu_keys(key: char) -> Vec<char> {
+    let mut keys = vec![','; 5];
+    keys.push(key);
+    keys
 }
 
 async fn simulated_residents(engine: SocketAddr, media: MediaEngine) {
@@ -393,6 +464,22 @@ mod tests {
                 .operator(LOGIN.0)
                 .is_some_and(|o| o.password == LOGIN.1)
         );
+    }
+
+    #[test]
+    fn some_residents_press_keys_on_the_menus_number() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let scenarios: Vec<Scenario> = (0..300).map(|_| pick_scenario(&mut rng)).collect();
+        let pressing: Vec<&Scenario> = scenarios.iter().filter(|s| !s.digits.is_empty()).collect();
+        assert!(!pressing.is_empty());
+        assert!(pressing.iter().all(|s| s.number == MENU_NUMBER));
+        assert!(pressing.iter().any(|s| s.digits.last() == Some(&'1')));
+        assert!(pressing.iter().any(|s| s.digits.last() == Some(&'0')));
+    }
+
+    #[test]
+    fn the_prompts_are_found_from_the_source_tree() {
+        assert!(prompts_dir().unwrap().join("ru/menu-main.wav").is_file());
     }
 
     #[test]

@@ -6,13 +6,25 @@
 //! timestamp, a `type`, an optional tenant and a JSON payload, and is serialised to
 //! JSON once, when published, so fan-out to many clients is a pointer copy.
 //!
+//! Every bus has an **epoch**: an id chosen when it is created (so, once per engine
+//! start). Seqs start at 1 in every epoch, so a resume point is the pair (epoch, seq):
+//! a client that resumes with another epoch's seq must reload instead.
+//!
 //! History is kept for `retention` (at least ten minutes, see DESIGN.md) so a client
-//! that reconnects with `since=SEQ` gets exactly what it missed. Live delivery uses a
+//! that reconnects with `since=SEQ` gets exactly what it missed, bounded by a count
+//! and by an estimate of the memory the held events take. Live delivery uses a
 //! bounded broadcast channel: publishing never waits for a subscriber, and a subscriber
 //! that falls behind by more than the channel holds is told it lagged (and is cut off
 //! by its owner) instead of slowing anyone down.
+//!
+//! The lock publishers and subscribers share is held only for O(1) work: the JSON
+//! is serialised before it is taken (only the seq is written under it), a
+//! subscription takes its start point and live receiver under it, and a replay reads
+//! the history in short chunks ([`Backlog::next_chunk`]), each under its own brief
+//! hold, located by index because seqs in the history are contiguous.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +33,10 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// One published event, immutable and shared.
+///
+/// The payload is kept both as a value (in-process readers and the websocket's
+/// per-operator trimming of screen-pops read its fields) and as the JSON sent to
+/// clients; the history's memory bound counts both.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     /// Position in the engine's stream; strictly increasing.
@@ -37,6 +53,25 @@ pub struct Event {
     /// The JSON text sent to clients (this struct, serialised once).
     #[serde(skip)]
     pub json: Arc<str>,
+}
+
+impl Event {
+    /// What holding this event costs, roughly: the JSON text, the payload value
+    /// (taken as twice the text; a `Value` tree is larger than its text) and the
+    /// struct itself.
+    fn weight(&self) -> usize {
+        self.json.len() * 3 + 128
+    }
+}
+
+/// The event without its seq, serialised before the bus's lock is taken.
+#[derive(Serialize)]
+struct Unsequenced<'a> {
+    ts: DateTime<Utc>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    tenant: Option<&'a str>,
+    payload: &'a serde_json::Value,
 }
 
 /// Why a replay cannot be served.
@@ -64,15 +99,80 @@ pub enum ReplayError {
 /// A live subscription: what was missed, then the live stream.
 #[derive(Debug)]
 pub struct Subscription {
-    /// Events after `since`, in order, to send before anything from `live`.
-    pub backlog: Vec<Arc<Event>>,
-    /// Events published after the backlog was taken.
+    /// Events after `since` up to the subscription's start, to read (in chunks)
+    /// and send before anything from `live`.
+    pub backlog: Backlog,
+    /// Events published after the backlog's end.
     pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+/// The part of the history a subscriber still has to replay: seqs `next..=last`.
+/// Reading it takes the bus's lock once per chunk, so a long replay never holds
+/// publishers up for long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    next: u64,
+    last: u64,
+}
+
+impl Backlog {
+    /// Events still to read.
+    pub fn remaining(&self) -> u64 {
+        (self.last + 1).saturating_sub(self.next)
+    }
+
+    /// The seq of the backlog's last event (its end: live events come after it).
+    pub fn end(&self) -> u64 {
+        self.last
+    }
+
+    /// The next (at most `max`) events, in order; empty once all are read. Fails
+    /// when history it still had to read was dropped meanwhile (the reader was
+    /// slower than the retention).
+    pub fn next_chunk(
+        &mut self,
+        bus: &EventBus,
+        max: usize,
+    ) -> Result<Vec<Arc<Event>>, ReplayError> {
+        if self.next > self.last {
+            return Ok(Vec::new());
+        }
+        let history = bus.lock();
+        let oldest = history.oldest();
+        if self.next < oldest {
+            return Err(ReplayError::TooOld {
+                since: self.next - 1,
+                oldest,
+            });
+        }
+        // Seqs in the history are contiguous, so the index is a subtraction.
+        let start = usize::try_from(self.next - oldest).unwrap_or(usize::MAX);
+        let take = usize::try_from(self.remaining())
+            .unwrap_or(usize::MAX)
+            .min(max.max(1));
+        let chunk: Vec<Arc<Event>> = history.events.range(start..).take(take).cloned().collect();
+        drop(history);
+        self.next += chunk.len() as u64;
+        if chunk.is_empty() {
+            // Nothing at an index that should hold events: treat as dropped.
+            self.next = self.last + 1;
+        }
+        Ok(chunk)
+    }
 }
 
 struct History {
     next_seq: u64,
     events: VecDeque<Arc<Event>>,
+    /// The sum of the held events' [`Event::weight`].
+    bytes: usize,
+}
+
+impl History {
+    /// The oldest seq held (the next one to publish when nothing is held).
+    fn oldest(&self) -> u64 {
+        self.events.front().map_or(self.next_seq, |e| e.seq)
+    }
 }
 
 /// The bus; cheap to clone, shared by every publisher and subscriber.
@@ -82,13 +182,16 @@ pub struct EventBus {
     live: broadcast::Sender<Arc<Event>>,
     /// Set when the engine stops: subscribers end their streams.
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    epoch: Arc<str>,
     retention: Duration,
     max_held: usize,
+    max_bytes: usize,
 }
 
 impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
+            .field("epoch", &self.epoch)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
@@ -100,21 +203,49 @@ impl Default for EventBus {
     }
 }
 
+/// The default bound on the memory the history takes (see [`Event`]).
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// A fresh epoch id: the creation time in milliseconds and a random suffix, in hex.
+fn new_epoch() -> Arc<str> {
+    let suffix: u32 = rand::random();
+    format!("{:x}-{suffix:08x}", Utc::now().timestamp_millis().max(0)).into()
+}
+
 impl EventBus {
-    /// A bus holding events for `retention` (but never more than `max_held`), with
-    /// `live_capacity` events of slack per live subscriber.
+    /// A bus holding events for `retention` (but never more than `max_held`, nor
+    /// more than [`DEFAULT_MAX_BYTES`]), with `live_capacity` events of slack per
+    /// live subscriber.
     pub fn new(retention: Duration, max_held: usize, live_capacity: usize) -> Self {
+        Self::with_limits(retention, max_held, DEFAULT_MAX_BYTES, live_capacity)
+    }
+
+    /// [`new`](Self::new) with an explicit memory bound for the history.
+    pub fn with_limits(
+        retention: Duration,
+        max_held: usize,
+        max_bytes: usize,
+        live_capacity: usize,
+    ) -> Self {
         let (live, _) = broadcast::channel(live_capacity.max(16));
         Self {
             history: Arc::new(Mutex::new(History {
                 next_seq: 1,
                 events: VecDeque::new(),
+                bytes: 0,
             })),
             live,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
+            epoch: new_epoch(),
             retention,
             max_held: max_held.max(1),
+            max_bytes: max_bytes.max(1),
         }
+    }
+
+    /// This bus's epoch: seqs are only comparable within one epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// Announces that the engine is stopping: [`closed`](Self::closed) resolves for
@@ -150,27 +281,46 @@ impl EventBus {
         tenant: Option<&str>,
         payload: serde_json::Value,
     ) -> u64 {
+        // Serialising a struct of strings and a JSON value cannot fail.
+        let rest = serde_json::to_string(&Unsequenced {
+            ts,
+            kind,
+            tenant,
+            payload: &payload,
+        })
+        .unwrap_or_else(|_| "{}".to_owned());
+        // `{"ts":...}` becomes `{"seq":N,"ts":...}`: only the seq is written under
+        // the lock, into a buffer allocated here.
+        let body = rest.strip_prefix('{').unwrap_or(&rest);
+        let mut text = String::with_capacity(body.len() + 32);
+        let kind = kind.to_owned();
+        let tenant = tenant.map(str::to_owned);
+        let horizon =
+            ts - chrono::Duration::from_std(self.retention).unwrap_or(chrono::TimeDelta::MAX);
+
         let mut history = self.lock();
         let seq = history.next_seq;
         history.next_seq += 1;
-        let mut event = Event {
+        let _ = write!(text, "{{\"seq\":{seq},");
+        text.push_str(body);
+        let event = Arc::new(Event {
             seq,
             ts,
-            kind: kind.to_owned(),
-            tenant: tenant.map(str::to_owned),
+            kind,
+            tenant,
             payload,
-            json: Arc::from(""),
-        };
-        // Serialising a struct of strings and a JSON value cannot fail.
-        event.json = serde_json::to_string(&event).unwrap_or_default().into();
-        let event = Arc::new(event);
+            json: text.into(),
+        });
+        history.bytes += event.weight();
         history.events.push_back(event.clone());
-        let horizon =
-            ts - chrono::Duration::from_std(self.retention).unwrap_or(chrono::TimeDelta::MAX);
         while history.events.len() > self.max_held
+            || history.bytes > self.max_bytes
             || history.events.front().is_some_and(|e| e.ts < horizon)
         {
-            history.events.pop_front();
+            match history.events.pop_front() {
+                Some(old) => history.bytes = history.bytes.saturating_sub(old.weight()),
+                None => break,
+            }
         }
         // Sent under the lock so live order equals seq order; an error only means
         // nobody is listening.
@@ -183,30 +333,45 @@ impl EventBus {
         self.lock().next_seq - 1
     }
 
-    /// Subscribes from `since` (exclusive): the held events after it, then live ones,
-    /// with nothing missed and nothing twice. `None` means "from now".
+    /// Subscribes from `since` (exclusive): the held events after it (as a
+    /// [`Backlog`] to read in chunks), then live ones, with nothing missed and
+    /// nothing twice. `None` means "from now".
     pub fn subscribe(&self, since: Option<u64>) -> Result<Subscription, ReplayError> {
         let history = self.lock();
         let last = history.next_seq - 1;
-        let backlog = match since {
-            None => Vec::new(),
+        let since = match since {
+            None => last,
             Some(since) if since > last => return Err(ReplayError::Future { since, last }),
             Some(since) => {
-                let oldest = history.events.front().map_or(last + 1, |e| e.seq);
+                let oldest = history.oldest();
                 if since + 1 < oldest {
                     return Err(ReplayError::TooOld { since, oldest });
                 }
-                let skip = (since + 1 - oldest) as usize;
-                history.events.iter().skip(skip).cloned().collect()
+                since
             }
         };
         let live = self.live.subscribe();
-        Ok(Subscription { backlog, live })
+        drop(history);
+        Ok(Subscription {
+            backlog: Backlog {
+                next: since + 1,
+                last,
+            },
+            live,
+        })
     }
 
     /// Held events after `since`, for a REST poll.
     pub fn replay(&self, since: u64) -> Result<Vec<Arc<Event>>, ReplayError> {
-        self.subscribe(Some(since)).map(|s| s.backlog)
+        let mut backlog = self.subscribe(Some(since))?.backlog;
+        let mut all = Vec::new();
+        loop {
+            let chunk = backlog.next_chunk(self, 4096)?;
+            if chunk.is_empty() {
+                return Ok(all);
+            }
+            all.extend(chunk);
+        }
     }
 }
 
@@ -228,6 +393,16 @@ mod tests {
         assert_eq!(v["tenant"], "etalon");
         assert_eq!(v["payload"]["call"], "c1");
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        let w: serde_json::Value = serde_json::from_str(&events[1].json).unwrap();
+        assert_eq!(w["seq"], 2);
+        assert_eq!(w["tenant"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn every_bus_has_its_own_epoch() {
+        let (a, b) = (EventBus::default(), EventBus::default());
+        assert_ne!(a.epoch(), b.epoch());
+        assert_eq!(a.epoch(), a.clone().epoch());
     }
 
     #[tokio::test]
@@ -237,12 +412,40 @@ mod tests {
             bus.publish("x", None, json!(i));
         }
         let mut sub = bus.subscribe(Some(2)).unwrap();
-        assert_eq!(
-            sub.backlog.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![3, 4, 5]
-        );
+        assert_eq!(sub.backlog.remaining(), 3);
+        // Published after subscribing: live, not backlog.
         bus.publish("x", None, json!(5));
+        let mut seen = Vec::new();
+        loop {
+            let chunk = sub.backlog.next_chunk(&bus, 2).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            assert!(chunk.len() <= 2);
+            seen.extend(chunk.iter().map(|e| e.seq));
+        }
+        assert_eq!(seen, vec![3, 4, 5]);
         assert_eq!(sub.live.recv().await.unwrap().seq, 6);
+    }
+
+    #[test]
+    fn a_replay_slower_than_the_history_is_told_so() {
+        let bus = EventBus::new(Duration::from_secs(600), 4, 16);
+        for i in 0..4 {
+            bus.publish("x", None, json!(i));
+        }
+        let mut backlog = bus.subscribe(Some(0)).unwrap().backlog;
+        assert_eq!(backlog.next_chunk(&bus, 1).unwrap()[0].seq, 1);
+        for i in 0..3 {
+            bus.publish("x", None, json!(i));
+        }
+        assert_eq!(
+            backlog.next_chunk(&bus, 1).unwrap_err(),
+            ReplayError::TooOld {
+                since: 1,
+                oldest: 4
+            }
+        );
     }
 
     #[test]
@@ -267,6 +470,20 @@ mod tests {
             }
         );
         assert!(bus.replay(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_is_bounded_by_memory_too() {
+        let big = "x".repeat(1000);
+        let bus = EventBus::with_limits(Duration::from_secs(600), 1000, 10_000, 16);
+        for _ in 0..20 {
+            bus.publish("x", None, json!(big));
+        }
+        let oldest = bus.lock().oldest();
+        let held = bus.replay(oldest - 1).unwrap();
+        assert!(held.len() < 5, "{} held", held.len());
+        assert_eq!(held.last().unwrap().seq, 20);
+        assert!(bus.lock().bytes <= 10_000);
     }
 
     #[test]

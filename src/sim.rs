@@ -6,8 +6,13 @@
 //! prompt as its "voice"). It registers with digest credentials, places and answers
 //! calls, presses keys, and hangs up, on command or by itself. It handles one call
 //! at a time; a second INVITE gets 486.
+//!
+//! A phone binds one local address for SIP and RTP alike: loopback by default
+//! ([`SimPhone::start`]), or an address of this host the engine can reach
+//! ([`SimPhone::start_on`]; an unspecified address such as 0.0.0.0 is refused,
+//! since the phone writes its address into its Via, Contact and SDP).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,7 +56,8 @@ pub enum Command {
         number: String,
         /// Our number (From user).
         from: String,
-        /// Keys to press after the answer, one per second.
+        /// Keys to press after the answer, one per second (the first two seconds
+        /// after it); a `,` presses nothing for that second.
         digits: Vec<char>,
     },
     /// Answer the ringing call.
@@ -104,7 +110,24 @@ impl SimPhone {
         media: MediaEngine,
         behaviour: Behaviour,
     ) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), engine, media, behaviour).await
+    }
+
+    /// Starts a phone on a free port of `bind` (an address of this host, not an
+    /// unspecified one) that talks to the engine at `engine`.
+    pub async fn start_on(
+        bind: IpAddr,
+        engine: SocketAddr,
+        media: MediaEngine,
+        behaviour: Behaviour,
+    ) -> std::io::Result<Self> {
+        if bind.is_unspecified() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{bind} is not an address the engine can send to: bind a concrete one"),
+            ));
+        }
+        let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).await?;
         let addr = socket.local_addr()?;
         let (commands, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(64);
@@ -377,9 +400,11 @@ impl Phone {
                 call.next_digit = None;
             } else {
                 let d = call.digits.remove(0);
-                let _ = self
-                    .media
-                    .send_dtmf(call.leg, d, Duration::from_millis(200));
+                if d != ',' {
+                    let _ = self
+                        .media
+                        .send_dtmf(call.leg, d, Duration::from_millis(200));
+                }
                 call.next_digit = Some(t + Duration::from_secs(1));
             }
         }

@@ -260,6 +260,20 @@ async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day() {
     let (status, board) = r.call(Some(&sup), "GET", "/board", None).await;
     assert_eq!(status, 200, "{board}");
     assert_eq!(board["waiting"], json!([]));
+    // The board refreshes often; the dial job's target is logged once per supervisor.
+    for _ in 0..3 {
+        r.call(Some(&sup), "GET", "/board", None).await;
+    }
+    let logged = r
+        .engine
+        .store
+        .access_log(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.principal == "9000" && e.purpose == "GET /board")
+        .count();
+    assert_eq!(logged, 1, "one access-log row for one dial job");
     assert_eq!(board["operator_counts"]["ready"], 1);
     assert_eq!(board["operator_counts"]["logged-out"], 2);
     assert_eq!(board["dial_jobs"].as_array().unwrap().len(), 1);

@@ -1,11 +1,16 @@
 //! The operator console in real headless Chromium against a real engine over the
 //! demo data: an operator logs in and goes ready; a call arrives and the call card
-//! shows the caller's address, the outage and the open tickets; the operator
-//! registers an emergency ticket from the card and reads its number; the ticket is
-//! red in the list; the call's recording plays; a dropped websocket reconnects with
-//! `since` and shows nothing twice; the supervisor's board shows the compliance
-//! tiles and the chart. Screenshots of every step are in
-//! `target/test-artifacts/console_browser/`.
+//! shows the caller's address and the outage from the screen-pop itself; the
+//! operator sees the executor while filling the ticket form, registers an
+//! emergency ticket and reads its number; F5 mid-call keeps the card; the ticket is
+//! red in the list; the call's recording plays; a real network drop (a proxy
+//! between the browser and the engine cuts every connection) shows the offline
+//! banner and greyed cards, then resumes with `since` and shows nothing twice; a
+//! call re-offered to the operator gets its card back; an unknown citywide caller's
+//! form asks for the УК; an engine restart is detected by the epoch and the state
+//! reloaded with a notice; the supervisor's board shows the compliance tiles and a
+//! readable chart, in both themes. Screenshots of every step are in
+//! `tests/artifacts/console_browser/`.
 //!
 //! The call is real: SIPp registers operator 1001's softphone and answers for it, a
 //! SIPp resident calls the tenant number over SIP and RTP, and the page shows what
@@ -21,12 +26,12 @@ mod browser;
 use std::path::Path;
 use std::time::Duration;
 
-use browser::Browser;
+use browser::{Browser, CutProxy};
 use common::engine::free_port;
 use common::sipp::{self, Sipp};
 use dispatchline::config::Config;
 use dispatchline::server::Engine;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -59,25 +64,47 @@ role = "supervisor"
 
 struct World {
     engine: Engine,
+    /// The configuration, to start the engine again on the same database.
+    config: String,
+    /// What the browser connects to: the engine behind a proxy the test can cut.
+    proxy: CutProxy,
     url: String,
 }
 
 async fn world() -> World {
     let dir = common::engine::scratch_dir();
-    let text = format!(
+    let config = format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\ndigest_algorithms = [\"MD5\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
          [database]\nurl = \"sqlite://{0}/dispatchline.db\"\ndata_dir = \"{0}\"\n\n\
          [media]\nrecord_calls = true\nprompts_dir = \"{1}/ivr-prompts\"\n\n{CONFIG}",
         dir.display(),
         env!("CARGO_MANIFEST_DIR"),
     );
-    let config = Config::parse(&text, Path::new("console-test.toml")).unwrap();
-    let engine = Engine::start(config).await.unwrap();
+    let engine = Engine::start(Config::parse(&config, Path::new("console-test.toml")).unwrap())
+        .await
+        .unwrap();
     dispatchline::store::demo::seed(&engine.store)
         .await
         .unwrap();
-    let url = format!("http://{}/", engine.http_addr);
-    World { engine, url }
+    let proxy = CutProxy::start(engine.http_addr).await;
+    let url = format!("http://{}/", proxy.addr);
+    World {
+        engine,
+        config,
+        proxy,
+        url,
+    }
+}
+
+/// The screen-pop of a synthetic call, shaped like the engine's.
+fn screen_pop(call: &str, from: &str, tenant: Option<&str>, caller: Value) -> Value {
+    json!({
+        "call": call, "direction": "inbound", "purpose": null, "from": from,
+        "to": if tenant.is_some() { "+73432000001" } else { "+73432000100" },
+        "number_kind": if tenant.is_some() { "tenant" } else { "citywide" },
+        "city": "ekb", "tenant": tenant, "tenant_name": tenant.map(|_| "УК «Эталон»"),
+        "original_call": null, "caller": caller,
+    })
 }
 
 /// A resident calls: SIPp registers operator 1001's softphone (which answers and
@@ -179,7 +206,7 @@ async fn login(b: &mut Browser, url: &str, extension: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording() {
-    let w = world().await;
+    let mut w = world().await;
     let mut b = Browser::start("console_browser").await;
 
     // Log in and go ready.
@@ -194,12 +221,11 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
 
     // A call: the card pops with the caller's address and the outage at the house.
     let (call, resident, softphone) =
-        call_arrives(&w, "+79120000001", "+73432000001", 25_000).await;
+        call_arrives(&w, "+79120000001", "+73432000001", 40_000).await;
+    let card = format!("[data-testid='call-card'][data-call='{call}']");
     let address = b
         .wait_text(
-            &format!(
-                "[data-testid='call-card'][data-call='{call}'] [data-testid='caller-address']"
-            ),
+            &format!("{card} [data-testid='caller-address']"),
             Some("Малышева"),
             WAIT,
         )
@@ -214,9 +240,23 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         .await;
     assert!(head.contains("Эталон"), "{head}");
     b.screenshot("call-card").await;
+    // The card was built from the screen-pop the stream carried (and logged), not
+    // from a lookup of its own.
+    let log = w.engine.store.access_log(200).await.unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.principal == "1001" && e.purpose.starts_with("GET /ws call.")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|e| e.purpose == "GET /caller"),
+        "no second lookup: {log:?}"
+    );
 
-    // An emergency ticket from the card: house and apartment prefilled.
-    b.click(&b.find("[data-testid='start-ticket']").await).await;
+    // An emergency ticket from the card: house and apartment prefilled; the
+    // executor is shown before the ticket is registered.
+    b.wait_click(&format!("{card} [data-testid='start-ticket']"), None, WAIT)
+        .await;
     let apartment = b
         .js(
             "return document.getElementById('tf-apartment').value",
@@ -235,6 +275,10 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     .await;
     b.wait_for("#tf-reason-chosen .cat-emergency", None, WAIT)
         .await;
+    let preview = b
+        .wait_text("[data-testid='assignment-preview'] li", None, WAIT)
+        .await;
+    assert!(preview.contains("уровень 1"), "{preview}");
     b.type_into(&b.find("#tf-description").await, "Застряли двое, 5 этаж")
         .await;
     b.screenshot("ticket-form").await;
@@ -245,11 +289,30 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         number.parse::<u32>().is_ok(),
         "registration number {number}"
     );
-    b.wait_for("[data-testid='executor-chain'] li", None, WAIT)
+    let chain = b
+        .wait_text("[data-testid='executor-chain'] li", None, WAIT)
         .await;
+    assert!(
+        preview.starts_with(chain.split(" (").next().unwrap()),
+        "the preview named the executor assigned: {preview} / {chain}"
+    );
     b.screenshot("ticket-registered").await;
 
-    // It is in the list, red and labelled emergency.
+    // F5 in the middle of the call: the card comes back (kept in the tab's session
+    // and checked against the calls in progress), and the stream resumes.
+    b.goto(&w.url).await;
+    b.wait_for("#conn[data-conn='live']", None, WAIT).await;
+    let address = b
+        .wait_text(
+            &format!("{card} [data-testid='caller-address']"),
+            Some("Малышева"),
+            WAIT,
+        )
+        .await;
+    assert!(address.contains("кв. 12"), "{address}");
+    b.screenshot("after-reload").await;
+
+    // It is in the list, red and labelled emergency, the row tinted.
     b.click(&b.find("[data-tab='tickets']").await).await;
     let row = b
         .wait_text(
@@ -259,17 +322,20 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         )
         .await;
     assert!(row.contains("АВАРИЙНАЯ"), "{row}");
-    let colour = b
+    let colours = b
         .js(
-            "return getComputedStyle(document.querySelector(\"#tickets-body tr[data-category='emergency'] .cat\")).backgroundColor",
+            "const r = document.querySelector(\"#tickets-body tr[data-category='emergency']\"); \
+             return [getComputedStyle(r.querySelector('.cat')).backgroundColor, getComputedStyle(r.querySelector('td')).backgroundColor]",
             vec![],
         )
         .await;
-    assert_eq!(colour, "rgb(179, 38, 30)", "emergency is red");
+    assert_eq!(colours[0], "rgb(179, 38, 30)", "emergency is red");
+    assert_eq!(colours[1], "rgb(251, 228, 226)", "the row is tinted red");
     b.screenshot("ticket-list").await;
 
-    // The resident hangs up; the call's recording plays.
-    resident.finish(WAIT * 6).await.assert_success("resident");
+    // The resident hangs up; the call's recording plays (fetched with the token in
+    // a header, not in the URL).
+    resident.finish(WAIT * 8).await.assert_success("resident");
     softphone.finish(WAIT * 3).await.assert_success("operator");
     common::engine::wait_for_events(&w.engine, "recording.ready", 1, WAIT).await;
     b.click(&b.find("[data-tab='journal']").await).await;
@@ -291,12 +357,28 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         duration.as_f64().unwrap() > 15.0,
         "the whole call is recorded: {duration}"
     );
+    let src = b
+        .js(
+            "return document.querySelector(\"[data-testid='recording']\").src",
+            vec![],
+        )
+        .await;
+    assert!(src.as_str().unwrap().starts_with("blob:"), "{src}");
     b.screenshot("recording").await;
 
-    // The websocket drops; events published meanwhile arrive once, replayed after
-    // the reconnect with since=.
+    // The network drops (the proxy cuts every connection and refuses new ones):
+    // the console says so across the page and greys its cards; events published
+    // meanwhile arrive once, replayed after the reconnect with since=.
     b.click(&b.find("[data-tab='call']").await).await;
-    b.js("window.dispatchline.state.ws.close()", vec![]).await;
+    w.proxy.cut();
+    b.wait_for("#banner[data-kind='offline']", Some("Нет связи"), WAIT * 5)
+        .await;
+    b.wait_until(
+        "the cards are marked stale",
+        "return document.body.classList.contains('stale')",
+        WAIT,
+    )
+    .await;
     let second = "call-browser-2";
     w.engine.events.publish(
         "call.offered",
@@ -308,13 +390,9 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         Some("etalon"),
         json!({ "call": second, "disposition": "abandoned", "wait_ms": 3000 }),
     );
-    b.wait_until(
-        "the console showed it was reconnecting",
-        "return window.dispatchline.state.connLog.slice(-3).includes('reconnecting')",
-        WAIT,
-    )
-    .await;
-    b.wait_for("#conn[data-conn='live']", None, WAIT).await;
+    b.screenshot("offline").await;
+    w.proxy.restore();
+    b.wait_for("#conn[data-conn='live']", None, WAIT * 3).await;
     let replayed = b
         .js("return window.dispatchline.state.lastHello.replay", vec![])
         .await;
@@ -335,21 +413,216 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         .find_all(&format!("[data-testid='call-card'][data-call='{second}']"))
         .await;
     assert_eq!(cards.len(), 1, "shown once");
-    let position = b
-        .js("return window.dispatchline.state.position", vec![])
+    let state = b
+        .js(
+            "return [window.dispatchline.state.position, document.getElementById('banner').hidden, document.body.classList.contains('stale')]",
+            vec![],
+        )
         .await;
-    assert_eq!(position.as_u64(), Some(w.engine.events.last_seq()));
+    assert_eq!(state[0].as_u64(), Some(w.engine.events.last_seq()));
+    assert_eq!(state[1], true, "the offline banner is gone");
+    assert_eq!(state[2], false);
     b.screenshot("after-reconnect").await;
 
-    // The supervisor's board: tiles, the chart and the operator on the floor.
+    // A call that rang another operator and comes back to me gets its card again,
+    // built from the payload.
+    let caller = json!({
+        "phone": "+79120000001",
+        "address": {"tenant": "etalon", "tenant_name": "УК «Эталон»", "city": "ekb",
+                    "house_id": 1, "address": "ул. Малышева, д. 51", "apartment": "12"},
+        "other_addresses": [], "open_tickets": [], "debtor": null, "outages": [], "staff": null,
+    });
+    let back = "call-browser-3";
+    let pop = screen_pop(back, "+79120000001", Some("etalon"), caller);
+    w.engine
+        .events
+        .publish("call.offered", Some("etalon"), pop.clone());
+    b.wait_for(&format!("[data-call='{back}']"), None, WAIT)
+        .await;
+    let mut ringing = pop.clone();
+    ringing["operator"] = json!("1002");
+    w.engine
+        .events
+        .publish("call.ringing", Some("etalon"), ringing.clone());
+    b.wait_until(
+        "the card goes when another operator is rung",
+        &format!("return !document.querySelector(\"[data-call='{back}']\")"),
+        WAIT,
+    )
+    .await;
+    ringing["operator"] = json!("1001");
+    w.engine
+        .events
+        .publish("call.ringing", Some("etalon"), ringing);
+    let address = b
+        .wait_text(
+            &format!("[data-call='{back}'][data-status='ringing'] [data-testid='caller-address']"),
+            Some("Малышева"),
+            WAIT,
+        )
+        .await;
+    assert!(address.contains("кв. 12"), "{address}");
+
+    // A callback: the card says whom the engine calls and why, with the time and
+    // the wait of the call it returns.
+    let callback = "call-browser-5";
+    let mut pop = screen_pop(
+        callback,
+        "+73432000001",
+        Some("etalon"),
+        json!({
+            "phone": "+79120000001",
+            "address": {"tenant": "etalon", "tenant_name": "УК «Эталон»", "city": "ekb",
+                        "house_id": 1, "address": "ул. Малышева, д. 51", "apartment": "12"},
+            "other_addresses": [], "open_tickets": [], "debtor": null, "outages": [], "staff": null,
+        }),
+    );
+    pop["direction"] = json!("outbound");
+    pop["purpose"] = json!("callback");
+    pop["to"] = json!("+79120000001");
+    pop["original_call"] = json!(call);
+    pop["operator"] = json!("1001");
+    w.engine
+        .events
+        .publish("call.offered", Some("etalon"), pop.clone());
+    w.engine.events.publish("call.ringing", Some("etalon"), pop);
+    let outbound = b
+        .wait_text(
+            &format!("[data-call='{callback}'] [data-testid='outbound']"),
+            Some("Звонил"),
+            WAIT,
+        )
+        .await;
+    assert!(outbound.contains("перезвон жителю"), "{outbound}");
+    assert!(outbound.contains("Малышева"), "{outbound}");
+    assert!(
+        outbound.contains("+73432000001"),
+        "the number the resident called: {outbound}"
+    );
+    b.screenshot("callback-card").await;
+
+    // An unknown citywide caller: the ticket form does not keep the previous
+    // call's УК; it must be chosen.
+    let unknown = "call-browser-4";
+    let nobody = json!({"phone": "+79129999999", "address": null, "other_addresses": [],
+                        "open_tickets": [], "debtor": null, "outages": [], "staff": null});
+    w.engine.events.publish(
+        "call.offered",
+        None,
+        screen_pop(unknown, "+79129999999", None, nobody),
+    );
+    b.wait_click(
+        &format!("[data-call='{unknown}'] [data-testid='start-ticket']"),
+        None,
+        WAIT,
+    )
+    .await;
+    let tenant = b
+        .js("return document.getElementById('tf-tenant').value", vec![])
+        .await;
+    assert_eq!(tenant, "", "no УК carried over");
+    b.click(&b.find("#tf-submit").await).await;
+    let error = b.wait_text("#tf-error", Some("УК"), WAIT).await;
+    assert!(error.contains("Выберите УК"), "{error}");
+    b.screenshot("unknown-caller").await;
+
+    // The engine restarts (same database, new process, seqs from 1 again): the
+    // console's resume is refused by the epoch, it reloads its state and says so.
+    let old_epoch = w.engine.events.epoch().to_owned();
+    let restarted =
+        Engine::start(Config::parse(&w.config, Path::new("console-test.toml")).unwrap())
+            .await
+            .unwrap();
+    let stopped = std::mem::replace(&mut w.engine, restarted);
+    stopped.shutdown(Duration::from_secs(2)).await;
+    w.proxy.retarget(w.engine.http_addr);
+    b.wait_for(
+        "#banner[data-kind='resynced']",
+        Some("перезапуск"),
+        WAIT * 6,
+    )
+    .await;
+    b.wait_for("#conn[data-conn='live']", None, WAIT).await;
+    let epoch = b.js("return window.dispatchline.state.epoch", vec![]).await;
+    assert_eq!(epoch, w.engine.events.epoch());
+    assert_ne!(epoch, old_epoch.as_str());
+    // Nothing is in progress on the new engine: no card claims to be live.
+    b.wait_until(
+        "cards of calls that did not survive are ended",
+        "return [...document.querySelectorAll(\"[data-testid='call-card']\")].every((c) => c.dataset.status === 'ended')",
+        WAIT,
+    )
+    .await;
+    b.screenshot("after-restart").await;
+    // Operator states live in the engine: ready again on the new one.
+    b.click(&b.find("#btn-ready").await).await;
+    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
+        .await;
+
+    // The supervisor's board: tiles, the chart (text in CSS pixels, readable) and
+    // the operator on the floor; then the other tabs, and the dark theme.
+    let token = b
+        .js(
+            "return sessionStorage.getItem('dispatchline.token')",
+            vec![],
+        )
+        .await;
     b.click(&b.find("#btn-signout").await).await;
+    // Logging out ended the token on the server (the request is sent as the page
+    // logs out; give it a moment).
+    let mut status = 0;
+    for _ in 0..50 {
+        status = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/operators", w.engine.http_addr))
+            .bearer_auth(token.as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 401, "the old token is revoked");
     login(&mut b, &w.url, "9000").await;
     b.wait_for("[data-testid='tile']", Some("Ответ за 30 секунд"), WAIT)
         .await;
     b.wait_for("#b-chart svg rect", None, WAIT).await;
     b.wait_for("#b-operators [data-state='ready']", Some("1001"), WAIT)
         .await;
+    let sizes = b
+        .js(
+            "const s = document.querySelector('#b-chart svg'); const t = s.querySelector('text'); \
+             return [s.getBoundingClientRect().width / s.viewBox.baseVal.width, t.getBoundingClientRect().height]",
+            vec![],
+        )
+        .await;
+    let scale = sizes[0].as_f64().unwrap();
+    assert!(
+        (0.95..=1.05).contains(&scale),
+        "the chart is not scaled: {scale}"
+    );
+    assert!(sizes[1].as_f64().unwrap() >= 13.0, "chart text: {sizes}");
     b.screenshot("board").await;
+    b.click(&b.find("[data-tab='tickets']").await).await;
+    b.wait_for("#tickets-body tr[data-category='emergency']", None, WAIT)
+        .await;
+    b.screenshot("supervisor-tickets").await;
+    b.click(&b.find("[data-tab='journal']").await).await;
+    b.wait_for("#journal-body tr[data-call]", None, WAIT).await;
+    b.screenshot("supervisor-journal").await;
+    b.click(&b.find("#btn-theme").await).await;
+    b.click(&b.find("[data-tab='board']").await).await;
+    b.wait_for("#b-chart svg rect", None, WAIT).await;
+    let theme = b
+        .js("return document.documentElement.dataset.theme", vec![])
+        .await;
+    assert_eq!(theme, "dark");
+    b.screenshot("board-dark").await;
+    b.click(&b.find("[data-tab='call']").await).await;
+    b.screenshot("call-dark").await;
 
     b.quit().await;
 }

@@ -1,6 +1,7 @@
-//! `dispatchline demo` as a newcomer uses it: operator 1001 logs in, goes ready and
-//! answers a resident's call from the console (the softphone is simulated), then
-//! hangs up from the console; nobody may drive someone else's softphone.
+//! `dispatchline demo` as a newcomer uses it: a resident goes through the IVR menu
+//! on Уют's number, operator 1001 logs in, goes ready and answers the call from the
+//! console (the softphone is simulated), then hangs up from the console; nobody may
+//! drive someone else's softphone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly by design
 
@@ -63,7 +64,8 @@ async fn the_demo_operator_answers_and_hangs_up_from_the_console() {
             .unwrap();
     }
 
-    // A resident of Уют calls.
+    // A resident of Уют calls; its number runs the demo's IVR menu, and the
+    // resident presses 0 (an operator) while the menu plays.
     let resident = SimPhone::start(
         engine.sip_addr,
         demo.media.clone(),
@@ -76,10 +78,16 @@ async fn the_demo_operator_answers_and_hangs_up_from_the_console() {
     .await
     .unwrap();
     resident.send(Command::Call {
-        number: "+73432000002".into(),
+        number: dispatchline::demo::MENU_NUMBER.into(),
         from: "+79120000002".into(),
-        digits: Vec::new(),
+        digits: dispatchline::demo::menu_keys('0'),
     });
+    let dtmf = wait_for_events(engine, "call.dtmf", 1, Duration::from_secs(20)).await;
+    assert_eq!(dtmf[0].payload["digit"], "0");
+    assert_eq!(
+        dtmf[0].payload["stage"], "menu",
+        "pressed while the menu plays"
+    );
     let ringing = wait_for_events(engine, "call.ringing", 1, Duration::from_secs(20)).await;
     assert_eq!(ringing[0].payload["operator"], "1001");
     assert_eq!(ringing[0].payload["tenant"], "uyut");

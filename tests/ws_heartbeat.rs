@@ -237,7 +237,7 @@ async fn a_stopping_engine_closes_the_stream_with_going_away() {
     }
     server
         .events
-        .publish("call.offered", None, json!({"call": "c1"}));
+        .publish("call.offered", Some("etalon"), json!({"call": "c1"}));
     server.events.close();
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(3), ws.next())

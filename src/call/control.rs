@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::handle::{Answer, Board, Query, WaitingCall};
+use super::handle::{ActiveCall, Answer, Board, Query, WaitingCall};
 use super::leg::{Leg, Note, Role};
 use super::media_port::MediaPort;
 use super::operators::Operators;
@@ -525,9 +525,26 @@ impl CallControl {
                 Answer::OperatorState(r)
             }
             Query::Board => Answer::Board(self.board(now)),
+            Query::ActiveCalls => Answer::ActiveCalls(self.calls_in_progress()),
         };
         self.process(now);
         answer
+    }
+
+    /// Resident calls and callbacks in progress (not forward or legacy calls).
+    fn calls_in_progress(&self) -> Vec<ActiveCall> {
+        self.calls
+            .values()
+            .filter(|c| matches!(c.kind, Kind::Inbound | Kind::Callback))
+            .map(|c| ActiveCall {
+                call: c.id.0.clone(),
+                tenant: c.tenant.clone(),
+                city: c.city.clone(),
+                stage: format!("{:?}", c.stage).to_lowercase(),
+                operator: c.operator.clone(),
+                screen_pop: self.offered_payload(c),
+            })
+            .collect()
     }
 
     fn board(&self, now: Instant) -> Board {

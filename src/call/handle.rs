@@ -25,6 +25,27 @@ pub enum Query {
     },
     /// The supervisors' live board.
     Board,
+    /// Every resident's call and callback in progress, for consoles rebuilding
+    /// their call cards after a reload.
+    ActiveCalls,
+}
+
+/// A call in progress, for the console's cards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveCall {
+    /// The call.
+    pub call: String,
+    /// The tenant, once known.
+    pub tenant: Option<String>,
+    /// The city.
+    pub city: Option<String>,
+    /// Where it is: `lookingup`, `announcing`, `menu`, `queued`, `ringing`,
+    /// `connected`, `leaving`, `setup`.
+    pub stage: String,
+    /// The operator ringing or talking, if any.
+    pub operator: Option<String>,
+    /// The `call.offered` payload as it would be published now.
+    pub screen_pop: serde_json::Value,
 }
 
 /// A call waiting for an operator, for the board.
@@ -65,6 +86,8 @@ pub enum Answer {
     OperatorState(Result<OperatorView, OperatorError>),
     /// For [`Query::Board`].
     Board(Board),
+    /// For [`Query::ActiveCalls`].
+    ActiveCalls(Vec<ActiveCall>),
 }
 
 /// Why a query could not be answered.
@@ -135,6 +158,14 @@ impl CallHandle {
     pub async fn board(&self) -> Result<Board, HandleError> {
         match self.ask(Query::Board).await? {
             Answer::Board(b) => Ok(b),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+
+    /// The resident calls and callbacks in progress.
+    pub async fn active_calls(&self) -> Result<Vec<ActiveCall>, HandleError> {
+        match self.ask(Query::ActiveCalls).await? {
+            Answer::ActiveCalls(v) => Ok(v),
             _ => Err(HandleError::Unexpected),
         }
     }

@@ -64,6 +64,7 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         events: state.events.clone(),
         settings: state.ws,
         stats: state.ws_stats.clone(),
+        access: ws::AccessLogger::start(api.store.clone()),
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -186,6 +187,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "counter",
         "Events sent over websockets, all clients together.",
         w.events_sent_total.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_access_log_dropped_total",
+        "counter",
+        "Screen-pop deliveries not written to the access log (queue full).",
+        w.access_log_dropped_total.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -17,7 +17,7 @@ const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      frame-ancestors 'none'; form-action 'self'";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -12,8 +12,20 @@
 //!   just before a close. Control messages carry `position`: every event up to that
 //!   seq has been sent or was not for this client, so `since=position` resumes
 //!   exactly, even when the client's tenants were quiet for longer than the history.
+//! - `hello` carries the bus's `epoch`. A client resumes with `since=SEQ&epoch=E`;
+//!   when E is not this engine's epoch (it restarted, and seqs started again) the
+//!   client is told to reload (`error` `epoch-changed`, close 4003).
 //! - An operator or supervisor receives the events of their tenants (all, when
-//!   their list is empty) and every event without a tenant.
+//!   their list is empty). Events without a tenant: call events (`call.*`,
+//!   `recording.*`, `callback.*`, `dial.*`, `chain.*`) go to principals of all
+//!   tenants, to operators serving a tenant in the call's city (when the payload
+//!   names one), and, for the rest of that call, to whoever was shown its earlier
+//!   events; any other untenanted event (operator states, trunks) goes to everyone.
+//! - Screen-pops are trimmed per principal with the rules of `GET /caller`: the
+//!   caller's address (with its open tickets, debtor flag and outages) only when it
+//!   is of a tenant they serve, and only such `other_addresses`. Each screen-pop
+//!   delivered is written to the personal-data access log, in batches, off the
+//!   stream's path ([`AccessLogger`]).
 //! - `since=SEQ` sends the held events after SEQ, then live ones, nothing missed and
 //!   nothing twice. Too old or in the future: an `error` message, then close 4002 or
 //!   4003 (the client reloads its state and connects without `since`).
@@ -27,6 +39,7 @@
 //! - The token is checked again every `auth_recheck`; once it is expired or gone the
 //!   socket is closed with 4401.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -46,9 +59,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::api::auth::{AuthError, Principal, authenticate};
+use super::api::journal::trim_screen_pop;
 use super::api::{ApiError, extract::QueryParams};
 use crate::events::{Event, EventBus, ReplayError};
-use crate::store::Store;
+use crate::store::{AccessEntry, Store};
 
 /// Close code: the client fell behind; resume with `since`.
 pub const CLOSE_SLOW: u16 = 4000;
@@ -96,6 +110,54 @@ pub struct WsStats {
     pub dropped_heartbeat_total: AtomicU64,
     /// Events sent, all clients together.
     pub events_sent_total: AtomicU64,
+    /// Screen-pop deliveries not written to the access log (its queue was full).
+    pub access_log_dropped_total: AtomicU64,
+}
+
+/// Writes screen-pop deliveries to the personal-data access log without making any
+/// stream wait for the database: entries go into a bounded queue that one task
+/// drains in batches. Should the queue ever be full, the entry is counted in
+/// [`WsStats::access_log_dropped_total`] and a warning is logged.
+#[derive(Debug, Clone)]
+pub struct AccessLogger {
+    tx: Option<tokio::sync::mpsc::Sender<AccessEntry>>,
+}
+
+impl AccessLogger {
+    /// How many entries may wait for the writer.
+    const QUEUE: usize = 16 * 1024;
+    /// How many entries one store call writes at most.
+    const BATCH: usize = 512;
+
+    /// Starts the writer task on the current tokio runtime (without one, nothing
+    /// is logged and a warning says so).
+    pub fn start(store: Store) -> Self {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no tokio runtime: websocket screen-pops are not access-logged");
+            return Self { tx: None };
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<AccessEntry>(Self::QUEUE);
+        runtime.spawn(async move {
+            let mut batch = Vec::with_capacity(Self::BATCH);
+            while rx.recv_many(&mut batch, Self::BATCH).await > 0 {
+                if let Err(e) = store.log_access(&batch).await {
+                    tracing::error!(error = %e, entries = batch.len(), "cannot write the access log");
+                }
+                batch.clear();
+            }
+        });
+        Self { tx: Some(tx) }
+    }
+
+    fn log(&self, entry: AccessEntry, stats: &WsStats) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(entry).is_err() {
+            stats
+                .access_log_dropped_total
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("access-log queue full: a screen-pop delivery was not logged");
+        }
+    }
 }
 
 /// What the `/ws` handler needs.
@@ -109,6 +171,8 @@ pub struct WsState {
     pub settings: WsSettings,
     /// Counters.
     pub stats: Arc<WsStats>,
+    /// Where screen-pop deliveries are logged.
+    pub access: AccessLogger,
 }
 
 /// `GET /ws` query.
@@ -116,6 +180,7 @@ pub struct WsState {
 pub(crate) struct WsQuery {
     token: Option<String>,
     since: Option<u64>,
+    epoch: Option<String>,
 }
 
 /// Authenticates, then upgrades.
@@ -150,6 +215,7 @@ pub(crate) async fn upgrade(
         }
     };
     let since = query.since;
+    let epoch = query.epoch;
     // Small buffers: a client sends only pongs, and every frame is flushed as it is
     // sent, so tungstenite's 128 KiB defaults would only cost memory per client.
     upgrade
@@ -157,7 +223,7 @@ pub(crate) async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, state, who, token, since))
+        .on_upgrade(move |socket| serve(socket, state, who, token, since, epoch))
 }
 
 /// Owns the `clients` count of one connection.
@@ -205,8 +271,96 @@ fn frame(event: &Event) -> Message {
     }
 }
 
-fn visible(who: &Principal, event: &Event) -> bool {
-    event.tenant.as_deref().is_none_or(|t| who.sees(t))
+/// Whether an event is about a call (and so may carry personal data).
+fn is_call_event(kind: &str) -> bool {
+    ["call.", "recording.", "callback.", "dial.", "chain."]
+        .iter()
+        .any(|p| kind.starts_with(p))
+}
+
+/// Who one connection is for, and what it has been shown.
+struct Audience {
+    who: Principal,
+    /// Cities of the tenants the principal serves.
+    cities: HashSet<String>,
+    /// Untenanted calls whose events this client was shown (their later events,
+    /// which may not name the city, follow them).
+    shown: HashSet<String>,
+}
+
+impl Audience {
+    /// At most this many untenanted calls are remembered (then the set starts over).
+    const MAX_SHOWN: usize = 4096;
+
+    fn new(who: Principal, cities: HashSet<String>) -> Self {
+        Self {
+            who,
+            cities,
+            shown: HashSet::new(),
+        }
+    }
+
+    /// Whether the event is for this client; remembers untenanted calls shown.
+    fn admits(&mut self, event: &Event) -> bool {
+        if let Some(t) = &event.tenant {
+            return self.who.sees(t);
+        }
+        if !is_call_event(&event.kind) || self.who.tenants.is_empty() {
+            return true;
+        }
+        let call = event.payload.get("call").and_then(|c| c.as_str());
+        let in_my_city = event
+            .payload
+            .get("city")
+            .and_then(|c| c.as_str())
+            .is_some_and(|c| self.cities.contains(c));
+        let shown = call.is_some_and(|c| self.shown.contains(c));
+        if let Some(call) = call {
+            if event.kind == "call.ended" {
+                self.shown.remove(call);
+            } else if in_my_city && !shown {
+                if self.shown.len() >= Self::MAX_SHOWN {
+                    self.shown.clear();
+                }
+                self.shown.insert(call.to_owned());
+            }
+        }
+        in_my_city || shown
+    }
+}
+
+/// The screen-pop of `event` as `who` may see it: `None` when it needs no change
+/// (not a screen-pop, or nothing in it is hidden from them); otherwise the
+/// trimmed event's JSON. The rules are `GET /caller`'s ([`trim_screen_pop`]).
+fn trimmed(who: &Principal, event: &Event) -> Option<String> {
+    if who.tenants.is_empty() || !event.payload.get("caller")?.is_object() {
+        return None;
+    }
+    let mut payload = event.payload.clone();
+    if !trim_screen_pop(who, &mut payload) {
+        return None;
+    }
+    let mut event = event.clone();
+    event.payload = payload;
+    serde_json::to_string(&event).ok()
+}
+
+/// The access-log entry for delivering a screen-pop, if `event` is one with a
+/// caller's data.
+fn screen_pop_read(who: &Principal, event: &Event) -> Option<AccessEntry> {
+    if event.kind != "call.offered" && event.kind != "call.ringing" {
+        return None;
+    }
+    let caller = event.payload.get("caller")?.as_object()?;
+    let phone = caller.get("phone")?.as_str()?;
+    Some(AccessEntry {
+        at: chrono::Utc::now(),
+        principal: who.extension.clone(),
+        tenant: event.tenant.clone(),
+        subject: "caller".to_owned(),
+        subject_id: phone.to_owned(),
+        purpose: format!("GET /ws {}", event.kind),
+    })
 }
 
 fn slow(position: u64) -> End {
@@ -226,6 +380,8 @@ struct Client {
     socket: WebSocket,
     settings: WsSettings,
     stats: Arc<WsStats>,
+    audience: Audience,
+    access: AccessLogger,
 }
 
 impl Client {
@@ -244,10 +400,22 @@ impl Client {
             .await
     }
 
+    /// Sends `event` if it is for this client (trimmed for them), logging the
+    /// screen-pops delivered.
     async fn send_event(&mut self, event: &Event, position: u64) -> Result<(), End> {
-        match self.send(frame(event)).await {
+        if !self.audience.admits(event) {
+            return Ok(());
+        }
+        let message = match trimmed(&self.audience.who, event) {
+            Some(text) => Message::Text(Utf8Bytes::from(text)),
+            None => frame(event),
+        };
+        match self.send(message).await {
             Ok(()) => {
                 self.stats.events_sent_total.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = screen_pop_read(&self.audience.who, event) {
+                    self.access.log(entry, &self.stats);
+                }
                 Ok(())
             }
             Err(SendFailed::Gone) => Err(End::Gone),
@@ -296,14 +464,30 @@ async fn serve(
     who: Principal,
     token: String,
     since: Option<u64>,
+    epoch: Option<String>,
 ) {
     let _connected = Connected::new(state.stats.clone());
+    // The cities of the principal's tenants decide which untenanted calls they see.
+    let cities = if who.tenants.is_empty() {
+        HashSet::new()
+    } else {
+        match state.store.tenants(&who.scope()).await {
+            Ok(tenants) => tenants.into_iter().map(|t| t.city.code).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the tenants' cities for a websocket");
+                HashSet::new()
+            }
+        }
+    };
+    let extension = who.extension.clone();
     let mut client = Client {
         socket,
         settings: state.settings,
         stats: state.stats.clone(),
+        audience: Audience::new(who, cities),
+        access: state.access.clone(),
     };
-    let end = stream(&mut client, &state, &who, &token, since).await;
+    let end = stream(&mut client, &state, &token, since, epoch.as_deref()).await;
     match end {
         End::Gone => {}
         End::Close {
@@ -326,50 +510,63 @@ async fn serve(
                 }
                 _ => {}
             }
-            tracing::debug!(extension = %who.extension, code, %reason, "closing a websocket");
+            tracing::debug!(%extension, code, %reason, "closing a websocket");
             client.close(code, reason, error).await;
         }
     }
 }
 
+/// How many held events a replay reads per hold of the bus's lock.
+const REPLAY_CHUNK: usize = 256;
+
 async fn stream(
     client: &mut Client,
     state: &WsState,
-    who: &Principal,
     token: &str,
     since: Option<u64>,
+    epoch: Option<&str>,
 ) -> End {
-    // Without `since` the stream starts now; subscribing from the last seq (rather
-    // than from "now") makes that start exact.
-    let start = since.unwrap_or_else(|| state.events.last_seq());
-    let subscription = match state.events.subscribe(Some(start)) {
+    if let (Some(_), Some(theirs)) = (since, epoch) {
+        if theirs != state.events.epoch() {
+            return epoch_changed(theirs, state.events.epoch());
+        }
+    }
+    // Without `since` the stream starts now.
+    let subscription = match state.events.subscribe(since) {
         Ok(s) => s,
         Err(e) => return replay_refused(e),
     };
     let mut live = subscription.live;
+    let mut backlog = subscription.backlog;
+    let start = backlog.end() - backlog.remaining();
     let mut position = start;
     let hello = json!({
         "type": "hello",
+        "epoch": state.events.epoch(),
         "position": start,
-        "last_seq": state.events.last_seq(),
-        "replay": subscription.backlog.len(),
-        "extension": who.extension,
-        "role": who.role,
-        "tenants": who.tenants,
+        "last_seq": backlog.end(),
+        "replay": backlog.remaining(),
+        "extension": client.audience.who.extension,
+        "role": client.audience.who.role,
+        "tenants": client.audience.who.tenants,
         "heartbeat_s": client.settings.ping_interval.as_secs(),
     });
     if client.send_json(&hello).await.is_err() {
         return End::Gone;
     }
-    for event in &subscription.backlog {
-        if visible(who, event) {
+    loop {
+        let chunk = match backlog.next_chunk(&state.events, REPLAY_CHUNK) {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => chunk,
+            Err(e) => return replay_refused(e),
+        };
+        for event in &chunk {
             if let Err(end) = client.send_event(event, position).await {
                 return end;
             }
+            position = event.seq;
         }
-        position = event.seq;
     }
-    drop(subscription.backlog);
 
     let period = client.settings.ping_interval;
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
@@ -384,7 +581,7 @@ async fn stream(
             () = &mut closing => {
                 // What was published before the close still goes out.
                 while let Ok(event) = live.try_recv() {
-                    if event.seq > position && visible(who, &event) {
+                    if event.seq > position {
                         if let Err(end) = client.send_event(&event, position).await {
                             return end;
                         }
@@ -408,10 +605,8 @@ async fn stream(
                     if event.seq <= position {
                         continue;
                     }
-                    if visible(who, &event) {
-                        if let Err(end) = client.send_event(&event, position).await {
-                            return end;
-                        }
+                    if let Err(end) = client.send_event(&event, position).await {
+                        return end;
                     }
                     position = event.seq;
                 }
@@ -465,6 +660,20 @@ async fn stream(
                 }
             }
         }
+    }
+}
+
+/// The client resumes from another engine run: its seq means nothing here.
+fn epoch_changed(theirs: &str, ours: &str) -> End {
+    End::Close {
+        code: CLOSE_FUTURE,
+        reason: "the engine restarted: reload".to_owned(),
+        error: Some(json!({
+            "type": "error",
+            "error": "epoch-changed",
+            "message": format!("the engine restarted (epoch {ours}, you resumed from {theirs}); reload"),
+            "epoch": ours,
+        })),
     }
 }
 

@@ -91,4 +91,20 @@ impl Store {
     pub async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         dispatch!(self, purge_tokens(now))
     }
+
+    /// Deletes the token stored under `token_hash` (a log-out); whether there was one.
+    pub async fn revoke_token(&self, token_hash: &str) -> Result<bool, StoreError> {
+        dispatch!(self, revoke_token(token_hash))
+    }
+
+    /// Moves the expiry of the unexpired token under `token_hash` to `expires_at`;
+    /// whether there was such a token.
+    pub async fn renew_token(
+        &self,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, renew_token(token_hash, expires_at, now))
+    }
 }

@@ -3,7 +3,11 @@
 //! process group and kills that group when the [`Browser`] is dropped, so no
 //! browser outlives a test, even a failing one.
 //!
-//! Screenshots go to `target/test-artifacts/<test>/NN-step.png`.
+//! Screenshots go to `tests/artifacts/<test>/NN-step.png`.
+//!
+//! [`CutProxy`] is a TCP proxy the browser reaches the engine through, so a test
+//! can cut the network under the page (every connection dropped, new ones refused)
+//! and bring it back, or point it at a restarted engine.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,10 +48,9 @@ fn free_port() -> u16 {
 
 /// Where a test's screenshots go.
 pub fn artifacts_dir(test: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let dir = target.join("test-artifacts").join(test);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/artifacts")
+        .join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -391,6 +394,88 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// A loopback TCP proxy in front of the engine that the test can cut.
+pub struct CutProxy {
+    /// Where the browser connects.
+    pub addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Listens on a free loopback port and forwards to `target`.
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(Mutex::new(target));
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let (target, up, links) = (target.clone(), up.clone(), links.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        // The network is down: the connection goes nowhere.
+                        drop(inbound);
+                        continue;
+                    }
+                    let to = *target.lock().unwrap();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                            let _ = outbound.set_nodelay(true);
+                            let _ = inbound.set_nodelay(true);
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    let mut links = links.lock().unwrap();
+                    links.retain(|l| !l.is_finished());
+                    links.push(link);
+                }
+            })
+        };
+        Self {
+            addr,
+            target,
+            up,
+            links,
+            accept,
+        }
+    }
+
+    /// The network drops: every open connection is cut (no websocket close frame
+    /// reaches either side) and new ones are dropped until [`restore`](Self::restore).
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// The network is back.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// New connections go to `target` from now on (a restarted engine).
+    pub fn retarget(&self, target: std::net::SocketAddr) {
+        *self.target.lock().unwrap() = target;
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
     }
 }
 

@@ -2,8 +2,22 @@
 //! the configuration and get a bearer token. The token is 32 random bytes (hex); only
 //! its SHA-256 is stored, with the operator's role, tenants and expiry. [`authenticate`]
 //! is the one check every API route (and the websocket) uses.
+//!
+//! `DELETE /auth/token` revokes the caller's token (log-out ends it on the server,
+//! not just in the browser); `POST /auth/token/renew` moves its expiry to a full
+//! `token_ttl` from now, so a console in use (it renews every half hour) is never
+//! logged out in the middle of a shift that runs over, while an abandoned one
+//! still expires. Failed logins are limited per client address
+//! ([`LoginLimiter`]): after [`LoginLimiter::MAX_FAILURES`] failures within
+//! [`LoginLimiter::WINDOW`] the address gets 429 until the window ends.
 
-use axum::extract::{FromRequestParts, State};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -149,6 +163,65 @@ pub(crate) struct Issued {
     expires_at: DateTime<Utc>,
 }
 
+/// Counts failed logins per client address, in memory: a password guesser is
+/// slowed to [`MAX_FAILURES`](Self::MAX_FAILURES) tries per
+/// [`WINDOW`](Self::WINDOW) and address. The table is bounded; when full, windows
+/// that have ended are swept, and if it is still full the oldest entries go.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    /// Failures allowed per address and window.
+    pub const MAX_FAILURES: u32 = 5;
+    /// The window.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+    /// Addresses tracked at most.
+    const MAX_ADDRESSES: usize = 10_000;
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        // Each update is one insert or remove: a poisoned table is still consistent.
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Some(seconds to wait)` when `from` has used up its failures.
+    pub fn blocked(&self, from: IpAddr, now: Instant) -> Option<u64> {
+        let table = self.table();
+        let (count, started) = table.get(&from)?;
+        let ends = *started + Self::WINDOW;
+        (*count >= Self::MAX_FAILURES && now < ends)
+            .then(|| ends.saturating_duration_since(now).as_secs().max(1))
+    }
+
+    /// Counts a failed login from `from`.
+    pub fn failed(&self, from: IpAddr, now: Instant) {
+        let mut table = self.table();
+        if table.len() >= Self::MAX_ADDRESSES && !table.contains_key(&from) {
+            table.retain(|_, (_, started)| now < *started + Self::WINDOW);
+            while table.len() >= Self::MAX_ADDRESSES {
+                let oldest = table.iter().min_by_key(|(_, (_, t))| *t).map(|(ip, _)| *ip);
+                match oldest {
+                    Some(ip) => table.remove(&ip),
+                    None => break,
+                };
+            }
+        }
+        let entry = table.entry(from).or_insert((0, now));
+        if now >= entry.1 + Self::WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    /// A successful login from `from` clears its count.
+    pub fn succeeded(&self, from: IpAddr) {
+        self.table().remove(&from);
+    }
+}
+
 /// Compares secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
@@ -160,19 +233,35 @@ fn same_secret(a: &str, b: &str) -> bool {
 
 pub(crate) async fn issue_token(
     State(state): State<ApiState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     JsonBody(login): JsonBody<Login>,
 ) -> Result<Json<Issued>, ApiError> {
-    let operator = state
+    // Without the peer's address (an API served without connect info) every client
+    // shares one count.
+    let from = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(a))| a.ip(),
+    );
+    if let Some(wait) = state.login_limiter.blocked(from, Instant::now()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins from your address; try again in {wait} s"),
+        )
+        .with_field("password"));
+    }
+    let Some(operator) = state
         .config
         .operator(login.extension.trim())
         .filter(|o| same_secret(&o.password, &login.password))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unknown extension or wrong password",
-            )
-            .with_field("password")
-        })?;
+    else {
+        state.login_limiter.failed(from, Instant::now());
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown extension or wrong password",
+        )
+        .with_field("password"));
+    };
+    state.login_limiter.succeeded(from);
     let now = Utc::now();
     // Logins are rare; sweeping expired tokens here keeps the table small.
     state.store.purge_expired_tokens(now).await?;
@@ -204,9 +293,69 @@ pub(crate) async fn issue_token(
     }))
 }
 
+/// `POST /auth/token/renew` answer.
+#[derive(Debug, Serialize)]
+pub(crate) struct Renewed {
+    expires_at: DateTime<Utc>,
+}
+
+/// The bearer token of a request that must have one.
+fn required_token(parts: &Parts) -> Result<&str, ApiError> {
+    Ok(bearer(parts).ok_or(AuthError::Missing)?.trim())
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+) -> Result<StatusCode, ApiError> {
+    let (parts, _) = request.into_parts();
+    let token = required_token(&parts)?;
+    authenticate(&state.store, token).await?;
+    state.store.revoke_token(&token_hash(token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn renew_token(
+    State(state): State<ApiState>,
+    request: axum::extract::Request,
+) -> Result<Json<Renewed>, ApiError> {
+    let (parts, _) = request.into_parts();
+    let token = required_token(&parts)?;
+    authenticate(&state.store, token).await?;
+    let now = Utc::now();
+    let expires_at = now + state.token_ttl;
+    if !state
+        .store
+        .renew_token(&token_hash(token), expires_at, now)
+        .await?
+    {
+        return Err(AuthError::Invalid.into());
+    }
+    Ok(Json(Renewed { expires_at }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_logins_are_limited_per_address_and_window() {
+        let limiter = LoginLimiter::default();
+        let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
+        let t0 = Instant::now();
+        for _ in 0..LoginLimiter::MAX_FAILURES {
+            assert_eq!(limiter.blocked(a, t0), None);
+            limiter.failed(a, t0);
+        }
+        assert_eq!(limiter.blocked(a, t0), Some(60));
+        assert_eq!(limiter.blocked(b, t0), None, "per address");
+        let later = t0 + LoginLimiter::WINDOW;
+        assert_eq!(limiter.blocked(a, later), None, "the window ends");
+        limiter.failed(a, later);
+        assert_eq!(limiter.blocked(a, later), None, "and counting starts over");
+        limiter.succeeded(a);
+        assert!(limiter.table().get(&a).is_none());
+    }
 
     #[test]
     fn hashes_are_hex_sha256() {

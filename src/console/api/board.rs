@@ -3,6 +3,10 @@
 //! compliance figures of the day (answered within 30 s and 5 min, callbacks within
 //! 10 min) for one city, in total and by local hour. Operators get 403.
 //!
+//! Waiting callers and dial targets are personal data: each one is written to the
+//! access log the first time a supervisor's board shows it ([`ShownOnce`]), not on
+//! every refresh of the board.
+//!
 //! `?city=` picks the city (default: the first city, by code, of the tenants the
 //! supervisor serves); `?date=YYYY-MM-DD` another local day than today.
 
@@ -28,6 +32,25 @@ use crate::store::{DialJob, DialJobState};
 
 /// How many jobs in progress the board lists at most (per state).
 const MAX_JOBS: i64 = 200;
+
+/// Which (supervisor, record) pairs a board has already shown, so each is logged
+/// once. Bounded: when full it starts over (a record is then logged again).
+#[derive(Debug, Default)]
+pub struct ShownOnce(std::sync::Mutex<std::collections::HashSet<(String, &'static str, String)>>);
+
+impl ShownOnce {
+    const MAX: usize = 50_000;
+
+    /// Whether `who` is seeing `subject` `id` for the first time (and remembers it).
+    fn first(&self, who: &str, subject: &'static str, id: &str) -> bool {
+        // Each update is one insert: a poisoned set is still consistent.
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert((who.to_owned(), subject, id.to_owned()))
+    }
+}
 
 /// `GET /board` query.
 #[derive(Debug, Deserialize)]
@@ -132,17 +155,21 @@ pub(crate) async fn board(
         None => None,
     };
 
-    // Waiting callers' numbers and dial targets are personal data.
+    // Waiting callers' numbers and dial targets are personal data: logged the
+    // first time this supervisor's board shows each.
+    let shown = &state.board_shown;
     log_reads(
         &state,
         &who,
         "GET /board",
         waiting
             .iter()
+            .filter(|w| shown.first(&who.extension, "call", &w.call))
             .map(|w| (w.tenant.as_deref(), "call", w.call.clone()))
             .chain(
                 dial_jobs
                     .iter()
+                    .filter(|j| shown.first(&who.extension, "dial_job", &j.id.to_string()))
                     .map(|j| (j.tenant.as_deref(), "dial_job", j.id.to_string())),
             ),
     )

@@ -153,6 +153,47 @@ pub(crate) async fn recording(
     Ok(response.map(Body::new))
 }
 
+/// Trims a screen-pop payload (`call.offered`, `call.ringing`, an active call) to
+/// what `who` may see, with the rules of `GET /caller`: the caller's address, its
+/// open tickets, debtor flag and outages only when the address is of a tenant
+/// they serve, and only such other addresses. Returns whether anything was hidden.
+pub(crate) fn trim_screen_pop(who: &Principal, payload: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    if who.tenants.is_empty() {
+        return false;
+    }
+    let Some(caller) = payload.get_mut("caller").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let foreign = |a: &Value| {
+        a.get("tenant")
+            .and_then(Value::as_str)
+            .is_none_or(|t| !who.sees(t))
+    };
+    let address_hidden = caller
+        .get("address")
+        .is_some_and(|a| !a.is_null() && foreign(a));
+    let mut others_hidden = false;
+    if let Some(Value::Array(others)) = caller.get_mut("other_addresses") {
+        let before = others.len();
+        others.retain(|a| !foreign(a));
+        others_hidden = others.len() != before;
+    }
+    if address_hidden {
+        caller.insert("address".into(), Value::Null);
+        caller.insert("open_tickets".into(), Value::Array(Vec::new()));
+        caller.insert("debtor".into(), Value::Null);
+        caller.insert("outages".into(), Value::Array(Vec::new()));
+        if payload.get("tenant").is_none_or(Value::is_null) {
+            // The tenant's name came from the hidden address.
+            if let Some(name) = payload.get_mut("tenant_name") {
+                *name = Value::Null;
+            }
+        }
+    }
+    address_hidden || others_hidden
+}
+
 /// `GET /caller` query.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CallerQuery {

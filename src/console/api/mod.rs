@@ -13,7 +13,11 @@
 //! recording download also takes `?token=` so an `<audio>` element can play it):
 //!
 //! ```text
-//! POST   /auth/token                      {"extension","password"} -> token
+//! POST   /auth/token                      {"extension","password"} -> token (429 after 5 failures a minute)
+//! DELETE /auth/token                      log out: the token is revoked
+//! POST   /auth/token/renew                the token's expiry moves to token_ttl from now
+//! GET    /calls/active                    calls in progress, for the console's cards
+//! GET    /assignment                      ?tenant&house&reason: the executor chain a ticket would get
 //! GET    /tickets                         ?status&open&category&tenant&house_id&executor_id&from&to&number&offset&limit
 //! POST   /tickets                         register with automatic assignment
 //! POST   /tickets/status                  bulk status change {"ids","status","note"}
@@ -44,11 +48,12 @@
 //! ```
 
 pub mod auth;
-mod board;
+pub mod board;
 mod directory;
 mod error;
 pub(crate) mod extract;
-mod journal;
+pub(crate) mod journal;
+mod live;
 mod notices;
 mod operators;
 mod tickets;
@@ -87,6 +92,10 @@ pub struct ApiState {
     /// The call core, for operators' states and the board; `None` when the API runs
     /// without an engine (those routes then answer 503).
     pub calls: Option<CallHandle>,
+    /// Failed logins per client address.
+    pub login_limiter: Arc<auth::LoginLimiter>,
+    /// What supervisors' boards have shown (each logged once).
+    pub board_shown: Arc<board::ShownOnce>,
 }
 
 impl ApiState {
@@ -101,6 +110,8 @@ impl ApiState {
             recordings_dir,
             token_ttl: chrono::Duration::hours(12),
             calls: None,
+            login_limiter: Arc::default(),
+            board_shown: Arc::default(),
         }
     }
 
@@ -119,7 +130,13 @@ pub fn router(state: ApiState) -> Router {
         ..state
     };
     Router::new()
-        .route("/auth/token", post(auth::issue_token))
+        .route(
+            "/auth/token",
+            post(auth::issue_token).delete(auth::revoke_token),
+        )
+        .route("/auth/token/renew", post(auth::renew_token))
+        .route("/calls/active", get(live::active_calls))
+        .route("/assignment", get(live::assignment))
         .route("/tickets", get(tickets::list).post(tickets::create))
         .route("/tickets/status", post(tickets::change_status_bulk))
         .route("/tickets/{id}", get(tickets::get))

@@ -6,27 +6,37 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "dispatchline.token";
   const ME_KEY = "dispatchline.me";
+  // Where the stream was left (epoch and position) and the call cards, so a reload
+  // (F5) resumes with since= instead of losing the call in progress.
+  const RESUME_KEY = "dispatchline.resume";
+  const CARDS_KEY = "dispatchline.cards";
+  const THEME_KEY = "dispatchline.theme";
+  const stored = (key) => { try { return JSON.parse(sessionStorage.getItem(key) || "null"); } catch (_) { return null; } };
+  const resume = stored(RESUME_KEY) || {};
 
   // ---------------------------------------------------------------- state
   const S = {
     token: sessionStorage.getItem(TOKEN_KEY),
     me: JSON.parse(sessionStorage.getItem(ME_KEY) || "null"),
     tenants: [], // [{code, name, city}]
-    position: null, // every event up to this seq has been handled
+    position: typeof resume.position === "number" ? resume.position : null, // every event up to this seq has been handled
+    epoch: resume.epoch || null, // the engine run the position belongs to
+    resyncReason: null, // why the engine refused a resume, until the socket closes
     ws: null,
     attempt: 0,
     offlineSince: null,
     lastFrame: 0,
     heartbeatS: 15,
     reconnectTimer: null,
-    calls: new Map(), // call id -> card state
+    calls: new Map((stored(CARDS_KEY) || []).map((c) => [c.id, c])), // call id -> card state
     myState: null,
     tickets: { offset: 0, limit: 25, total: 0, selected: new Set(), items: [] },
     journal: { offset: 0, limit: 25, total: 0 },
     board: null,
     boardFetchedAt: 0,
     tab: "call",
-        connLog: [], // connection states shown, newest last
+    boardCity: "",
+    connLog: [], // connection states shown, newest last
     lastHello: null,
     demo: false, // `dispatchline demo`: the softphone is simulated and driven from the card
   };
@@ -157,14 +167,22 @@
     }
   }
 
-  function signOut(message) {
+  function signOut(message, revoke) {
+    // Log-out ends the token on the server too; an expired session has nothing to end.
+    if (revoke && S.token) {
+      fetch("/api/v1/auth/token", { method: "DELETE", headers: { Authorization: `Bearer ${S.token}` }, keepalive: true })
+        .catch(() => { /* it expires by itself */ });
+    }
     S.token = null;
     S.me = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(ME_KEY);
+    for (const key of [TOKEN_KEY, ME_KEY, RESUME_KEY, CARDS_KEY]) sessionStorage.removeItem(key);
     if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
     clearTimeout(S.reconnectTimer);
     S.position = null;
+    S.epoch = null;
+    S.calls.clear();
+    renderCalls();
+    showBanner(null);
     show($("app"), false);
     show($("login-view"), true);
     setError($("login-error"), message || "");
@@ -187,14 +205,23 @@
     // In `dispatchline demo` the operator's softphone is simulated; its buttons
     // appear on the call card.
     try { S.demo = (await fetch("/demo")).ok; } catch (_) { S.demo = false; }
+    renderCalls();
+    // Cards kept over a reload are checked against the calls really in progress.
+    loadActiveCalls();
     connect();
     selectTab(S.me.role === "supervisor" ? "board" : "call");
   }
 
+  // The token slides: renewed every half hour while the console is open, so a
+  // shift that runs over is not logged out in the middle of a call.
+  setInterval(() => {
+    if (S.token) api("/auth/token/renew", { method: "POST" }).catch(() => { /* 401 signs out */ });
+  }, 30 * 60 * 1000);
+
   function fillTenantSelects() {
-    for (const id of ["tf-tenant", "f-tenant"]) {
+    for (const id of ["tf-tenant", "f-tenant", "j-tenant"]) {
       const select = $(id);
-      const keep = id === "f-tenant" ? [el("option", { value: "" }, "Все")] : [];
+      const keep = id === "tf-tenant" ? [el("option", { value: "" }, "— выберите УК —")] : [el("option", { value: "" }, "Все")];
       select.replaceChildren(...keep, ...S.tenants.map((t) => el("option", { value: t.code }, t.name)));
     }
   }
@@ -218,6 +245,7 @@
     $("btn-pause").setAttribute("aria-pressed", String(view.state === "paused"));
     $("btn-logout-line").setAttribute("aria-pressed", String(view.state === "logged-out"));
     if (view.state === "ready" && S.calls.size === 0) $("calls-empty").textContent = "Ожидание звонка…";
+    if (view.state !== "ready" && S.calls.size === 0) $("calls-empty").textContent = "Входящих звонков нет. Нажмите «Готов», чтобы принимать звонки.";
   }
   async function setMyState(state) {
     setError($("state-error"), "");
@@ -243,13 +271,45 @@
       text = kind === "reconnecting" ? `Переподключение… (нет связи${since})` : `Нет связи${since}`;
     }
     $("conn-text").textContent = text;
+    // Offline: a banner across the page and the cards greyed, since they may be stale.
+    document.body.classList.toggle("stale", kind !== "live" && !!S.token);
+    if (kind !== "live" && S.token && S.offlineSince) {
+      showBanner("offline", `Нет связи с сервером с ${hhmm(S.offlineSince)}. Карточки и списки могут быть устаревшими. Переподключение…`);
+    } else if (kind === "live" && S.banner === "offline") {
+      showBanner(null);
+    }
+  }
+
+  /** The full-width notice under the top bar: `offline`, `resynced`, or none. */
+  function showBanner(kind, text) {
+    S.banner = kind;
+    const node = $("banner");
+    if (!node) return;
+    node.dataset.kind = kind || "";
+    $("banner-text").textContent = text || "";
+    show($("banner-close"), kind === "resynced");
+    show(node, !!kind);
+  }
+
+  function saveResume() {
+    if (!S.token) return;
+    sessionStorage.setItem(RESUME_KEY, JSON.stringify({ position: S.position, epoch: S.epoch }));
+  }
+  function saveCards() {
+    if (!S.token) return;
+    const cards = [...S.calls.values()].map((c) => ({ ...c, event: undefined }));
+    try { sessionStorage.setItem(CARDS_KEY, JSON.stringify(cards)); } catch (_) { /* full: not kept */ }
   }
 
   function connect() {
     if (!S.token) return;
     clearTimeout(S.reconnectTimer);
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const since = S.position === null ? "" : `&since=${S.position}`;
+    let since = "";
+    if (S.position !== null) {
+      since = `&since=${S.position}`;
+      if (S.epoch) since += `&epoch=${encodeURIComponent(S.epoch)}`;
+    }
     let ws;
     try {
       ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(S.token)}${since}`);
@@ -268,7 +328,13 @@
       S.ws = null;
       if (!S.offlineSince) S.offlineSince = new Date();
       if (ev.code === 4401) { signOut("Сессия истекла — войдите снова."); return; }
-      if (ev.code === 4002 || ev.code === 4003) { resync(); }
+      if (ev.code === 4002 || ev.code === 4003 || S.resyncReason) {
+        resync(S.resyncReason || (ev.code === 4002 ? "since-too-old" : "since-in-future"));
+        // Reconnect at once, from now: the state was just reloaded.
+        S.attempt = 0;
+        connect();
+        return;
+      }
       if (!opened) {
         // Refused before the upgrade: a bad token, or the engine is down.
         api("/operators").then(() => scheduleReconnect(), (e) => { if (e.status !== 401) scheduleReconnect(); });
@@ -303,14 +369,58 @@
   window.addEventListener("offline", () => { if (!S.offlineSince) S.offlineSince = new Date(); setConn("offline"); });
   window.addEventListener("online", () => { if (!S.ws) connect(); });
 
-  // History no longer covers what we missed: start over from now.
-  function resync() {
+  // The engine cannot replay what we missed (history too short, or it restarted):
+  // start the stream over from now and reload the state, including the calls in
+  // progress. This is the only place the position goes back.
+  function resync(reason) {
+    S.resyncReason = null;
     S.position = null;
-    for (const [id, card] of S.calls) if (card.status !== "ended" && !card.ticketStarted) S.calls.delete(id);
-    renderCalls();
+    S.epoch = null;
+    saveResume();
+    loadActiveCalls();
     refreshMyState();
     refreshVisible();
+    S.resyncs = (S.resyncs || 0) + 1;
+    const why = reason === "since-too-old"
+      ? "Связь прерывалась дольше, чем сервер хранит события: часть событий пропущена."
+      : "Сервер перезапускался: события до перезапуска недоступны.";
+    showBanner("resynced", `${why} Звонки, статус и списки загружены заново — проверьте карточки.`);
   }
+
+  /** Rebuilds the call cards from the calls really in progress. */
+  async function loadActiveCalls() {
+    if (!S.token) return;
+    // The answer is a snapshot taken now: what the stream says after this moment
+    // is newer and wins.
+    const asked = Date.now();
+    let active;
+    try { active = await api("/calls/active"); } catch (_) { return; }
+    const stale = (card) => (card.seenAt || 0) < asked;
+    const ids = new Set();
+    for (const a of active) {
+      const id = str(a.call);
+      ids.add(id);
+      const status = STAGE_STATUS[a.stage] || "offered";
+      const mine = a.operator && S.me && a.operator === S.me.extension;
+      const others = a.operator && S.me && !mine && (status === "ringing" || status === "answered");
+      if (others || !wantsCard(a.screen_pop || {})) continue;
+      const card = S.calls.get(id);
+      if (card) {
+        if (card.status !== "ended" && stale(card)) card.status = status;
+        if (!card.info && a.screen_pop && a.screen_pop.caller !== undefined) applyPayload(card, a.screen_pop);
+      } else {
+        const fresh = newCard(id, a.screen_pop || {}, a.tenant, null, status);
+        S.calls.set(id, fresh);
+      }
+    }
+    // Cards of calls no longer in progress ended while we were away.
+    for (const card of S.calls.values()) {
+      if (card.status !== "ended" && !ids.has(card.id) && !card.synthetic && stale(card)) card.status = "ended";
+    }
+    renderCalls();
+  }
+
+  const raise = (current, seen) => (typeof seen === "number" && (current === null || seen > current) ? seen : current);
 
   function onFrame(data) {
     if (typeof data.seq === "number") {
@@ -318,6 +428,7 @@
       if (S.position !== null && data.seq <= S.position) return;
       S.position = data.seq;
       onEvent(data);
+      saveResume();
       return;
     }
     switch (data.type) {
@@ -327,18 +438,27 @@
         S.attempt = 0;
         S.offlineSince = null;
         S.heartbeatS = data.heartbeat_s || 15;
-        if (S.position === null || data.position > S.position) S.position = data.position;
+        S.epoch = data.epoch || null;
+        S.position = raise(S.position, data.position);
+        saveResume();
         setConn("live");
         if (wasOffline) { refreshMyState(); refreshVisible(); }
         break;
       }
       case "heartbeat":
-        if (typeof data.position === "number" && (S.position === null || data.position > S.position)) S.position = data.position;
+        S.position = raise(S.position, data.position);
+        saveResume();
         setConn("live");
         break;
       case "error":
-        if (data.error === "since-too-old" || data.error === "since-in-future") resync();
-        else if (typeof data.position === "number") S.position = data.position;
+        if (["since-too-old", "since-in-future", "epoch-changed"].includes(data.error)) {
+          // Handled when the close that follows arrives.
+          S.resyncReason = data.error;
+        } else {
+          // A slow-consumer cut: resume from there, but never move backwards.
+          S.position = raise(S.position, data.position);
+          saveResume();
+        }
         break;
       default:
         break;
@@ -347,33 +467,44 @@
 
   function onEvent(ev) {
     const p = ev.payload || {};
+    const mine = p.operator && S.me && p.operator === S.me.extension;
     switch (ev.type) {
       case "call.offered": callOffered(ev); break;
       case "call.ringing":
-        if (p.operator && S.me && p.operator !== S.me.extension) dropCard(p.call);
-        else updateCard(p.call, { status: "ringing" });
+        if (p.operator && S.me && !mine) dropCard(p.call);
+        else {
+          // Rung for me (again, perhaps after another operator missed it): the
+          // card is built from the payload if it was dropped meanwhile.
+          ensureCard(ev, "ringing");
+          if (S.me && S.me.role !== "supervisor" && S.tab !== "call") selectTab("call");
+        }
         break;
       case "call.queued": updateCard(p.call, { status: "queued" }); break;
       case "call.answered":
         updateCard(p.call, { status: "answered", wait: p.wait_ms, operator: p.operator });
-        if (p.operator && S.me && p.operator !== S.me.extension) dropCard(p.call);
+        if (p.operator && S.me && !mine) dropCard(p.call);
         break;
-      case "call.ended": updateCard(p.call, { status: "ended", disposition: p.disposition }); break;
+      case "call.ended":
+        updateCard(p.call, { status: "ended", disposition: p.disposition });
+        if (S.tab === "journal") throttle("journal", loadJournal, 1000);
+        break;
       case "operator.state":
         if (S.me && p.extension === S.me.extension) showMyState(p);
         break;
       case "ticket.changed":
-        if (S.tab === "tickets") debounce("tickets", loadTickets, 400);
+        if (S.tab === "tickets") throttle("tickets", loadTickets, 500);
         break;
       case "recording.ready":
-        if (S.tab === "journal") debounce("journal", loadJournal, 400);
+        if (S.tab === "journal") throttle("journal", loadJournal, 1000);
         break;
       default: break;
     }
     if (S.tab === "board" && /^(call|operator|dial|callback|chain)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
-      debounce("board", loadBoard, 700);
+      // At most one reload a second, however steady the traffic.
+      throttle("board", loadBoard, 1000);
     }
+    saveCards();
   }
 
   const timers = {};
@@ -381,23 +512,72 @@
     clearTimeout(timers[key]);
     timers[key] = setTimeout(fn, ms);
   }
+  /** Runs `fn` within `ms` of the first call, however often it is called meanwhile. */
+  function throttle(key, fn, ms) {
+    if (timers[key]) return;
+    timers[key] = setTimeout(() => { timers[key] = null; fn(); }, ms);
+  }
 
   // ---------------------------------------------------------------- call cards
+  const STAGE_STATUS = {
+    setup: "offered", lookingup: "offered", announcing: "offered", menu: "offered",
+    queued: "queued", ringing: "ringing", connected: "answered", leaving: "answered",
+  };
+
+  /** Legacy and forward numbers involve no operator: no card. */
+  function wantsCard(p) {
+    return p.number_kind !== "legacy" && p.number_kind !== "forward";
+  }
+
+  /** The screen-pop's lookup (already trimmed for us by the engine) as card info. */
+  function applyPayload(card, p) {
+    if (p.caller === undefined) return false;
+    const info = Object.assign({ address: null, other_addresses: [], open_tickets: [], outages: [] }, p.caller || {});
+    info.tenant = p.tenant ? { code: p.tenant, name: p.tenant_name || tenantName(p.tenant) } : null;
+    info.city = p.city || null;
+    card.info = info;
+    if (!card.tenant && p.tenant) card.tenant = p.tenant;
+    if (p.caller === null) card.lookupError = "нет данных";
+    return true;
+  }
+
+  function newCard(id, p, tenant, ts, status) {
+    const card = { id, payload: p, tenant: tenant || p.tenant || null, status, info: null, offeredAt: ts || new Date().toISOString(), seenAt: Date.now() };
+    if (!applyPayload(card, p) && p.direction !== "outbound" && p.from) lookupCaller(card);
+    if (p.direction === "outbound" && p.original_call) loadOriginal(card);
+    return card;
+  }
+
   function callOffered(ev) {
     const p = ev.payload || {};
     const id = str(p.call) || `seq-${ev.seq}`;
-    if (S.calls.has(id)) return;
-    const card = { id, event: ev, payload: p, tenant: ev.tenant || p.tenant || null, status: "offered", info: null, offeredAt: ev.ts };
+    if (S.calls.has(id) || !wantsCard(p)) return;
+    const card = newCard(id, p, ev.tenant, ev.ts, "offered");
+    if (!p.call) card.synthetic = true;
     S.calls.set(id, card);
     // Keep the list short: drop ended cards beyond the newest five.
     const ended = [...S.calls.values()].filter((c) => c.status === "ended" && !c.ticketStarted);
     while (S.calls.size > 6 && ended.length) S.calls.delete(ended.shift().id);
     renderCalls();
-    if (S.tab !== "call" && S.me && S.me.role !== "supervisor") selectTab("call");
-    const outbound = p.direction === "outbound";
-    if (!outbound && p.from) lookupCaller(card);
   }
 
+  /** The card of the event's call, built from its payload if there is none. */
+  function ensureCard(ev, status) {
+    const p = ev.payload || {};
+    const id = str(p.call);
+    if (!id || !wantsCard(p)) return;
+    const card = S.calls.get(id);
+    if (card) {
+      card.status = status;
+      card.seenAt = Date.now();
+      if (!card.info) applyPayload(card, p);
+    } else {
+      S.calls.set(id, newCard(id, p, ev.tenant, ev.ts, status));
+    }
+    renderCalls();
+  }
+
+  // Only for events that carry no lookup (none of the engine's screen-pops).
   async function lookupCaller(card) {
     try {
       const info = await api(`/caller${qs({ phone: card.payload.from, tenant: card.tenant || "", city: card.payload.city || "" })}`);
@@ -407,12 +587,23 @@
       card.lookupError = e.status === 422 ? "номер не распознан" : e.message;
     }
     renderCalls();
+    saveCards();
+  }
+
+  /** The call a callback returns: when the resident called and how long they waited. */
+  async function loadOriginal(card) {
+    try {
+      card.original = await api(`/calls/${encodeURIComponent(card.payload.original_call)}`);
+    } catch (_) { card.original = null; }
+    renderCalls();
+    saveCards();
   }
 
   function updateCard(id, patch) {
     const card = S.calls.get(str(id));
     if (!card) return;
     Object.assign(card, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+    card.seenAt = Date.now();
     renderCalls();
   }
   function dropCard(id) {
@@ -443,12 +634,17 @@
 
     const flags = el("div", { class: "flags" });
     if (outbound) {
+      // Whom the engine is calling and why, with the call being returned.
       const purpose = PURPOSE[p.purpose] || p.purpose || "исходящий вызов";
-      const whom = [p.target_name, p.to].filter(Boolean).join(", ");
+      const whom = info.staff ? `${str(info.staff.name)} (сотрудник)` : address ? `житель, ${str(address.address)}${address.apartment ? `, кв. ${address.apartment}` : ""}` : "житель";
+      const o = card.original;
+      const why = o
+        ? `Звонил ${when(o.offered_at)} на ${str(o.to_number)}, ждал ${secs(o.wait_seconds)} — ${DISPOSITION[o.disposition] || "без ответа"}`
+        : p.original_call ? "Исходный звонок загружается…" : "";
       flags.append(el("div", { class: "flag outbound", "data-testid": "outbound" },
-        `Автодозвон: ${purpose}. Звоним: ${whom || "—"}`,
-        p.ticket_number ? ` · заявка № ${p.ticket_number}` : "",
-        p.level ? ` · уровень ${p.level}` : ""));
+        el("div", {}, el("strong", {}, `Автодозвон: ${purpose}`)),
+        el("div", {}, `Звоним: ${str(p.to) || "—"} · ${whom}`),
+        why ? el("div", { "data-testid": "original-call" }, why) : null));
     }
     for (const o of info.outages || []) {
       flags.append(el("div", { class: "flag outage", "data-testid": "outage" },
@@ -490,7 +686,7 @@
         S.demo && card.status === "ringing" ? el("button", { type: "button", class: "primary", "data-testid": "demo-answer", onclick: () => softphone("answer") }, "📞 Ответить") : null,
         S.demo && card.status === "answered" ? el("button", { type: "button", "data-testid": "demo-hangup", onclick: () => softphone("hangup") }, "Положить трубку") : null,
         outbound ? null : el("button", { type: "button", class: "primary", "data-testid": "start-ticket", onclick: () => startTicket(card) }, "Создать заявку"),
-        el("button", { type: "button", onclick: () => { S.calls.delete(card.id); renderCalls(); } }, "Скрыть")));
+        el("button", { type: "button", onclick: () => { S.calls.delete(card.id); renderCalls(); saveCards(); } }, "Скрыть")));
   }
 
     /** Drives the demo's simulated softphone of the logged-in operator. */
@@ -511,27 +707,63 @@
     $("tf-call").value = card.id.startsWith("seq-") ? "" : card.id;
     $("tf-phone").value = str(card.payload.from);
     const tenant = card.tenant || (a && a.tenant);
-    if (tenant) $("tf-tenant").value = tenant;
+    // An unknown citywide caller: the operator picks the УК (nothing is carried
+    // over from the previous call).
+    $("tf-tenant").value = tenant && S.tenants.some((t) => t.code === tenant) ? tenant : "";
+    markTenantNeeded();
     if (a) {
       $("tf-house").value = a.house_id;
       $("tf-house-q").value = a.address;
       $("tf-apartment").value = a.apartment || "";
     }
-    $("tf-reason-q").focus();
+    if ($("tf-tenant").value) $("tf-reason-q").focus(); else $("tf-tenant").focus();
+  }
+
+  function markTenantNeeded() {
+    $("tf-tenant").setAttribute("aria-invalid", String(!$("tf-tenant").value));
   }
 
   function clearTicketForm() {
-    for (const id of ["tf-call", "tf-phone", "tf-house", "tf-house-q", "tf-apartment", "tf-reason", "tf-reason-q", "tf-description"]) $(id).value = "";
+    for (const id of ["tf-call", "tf-phone", "tf-house", "tf-house-q", "tf-apartment", "tf-reason", "tf-reason-q", "tf-description", "tf-tenant"]) $(id).value = "";
+    $("tf-tenant").removeAttribute("aria-invalid");
     show($("tf-reason-chosen"), false);
     show($("tf-reason-results"), false);
     show($("tf-house-results"), false);
+    show($("tf-assignment"), false);
     setError($("tf-error"), "");
+  }
+
+  /** Shows the executor chain the ticket would get, as soon as УК, house and reason are known. */
+  async function previewAssignment() {
+    const tenant = $("tf-tenant").value;
+    const house = Number($("tf-house").value);
+    const reason = Number($("tf-reason").value);
+    const box = $("tf-assignment");
+    if (!tenant || !house || !reason) { show(box, false); return; }
+    const asked = `${tenant}/${house}/${reason}`;
+    box.dataset.asked = asked;
+    let chain;
+    try { chain = await api(`/assignment${qs({ tenant, house, reason })}`); } catch (e) {
+      if (box.dataset.asked !== asked) return;
+      box.replaceChildren(el("div", { class: "muted" }, `Исполнитель: не удалось определить (${e.message})`));
+      show(box, true);
+      return;
+    }
+    if (box.dataset.asked !== asked) return; // a newer choice is being asked
+    const executors = (chain.executors || []).map((x) => el("li", {}, `${str(x.employee && x.employee.name)}`, el("span", { class: "muted" }, ` · уровень ${x.level}`)));
+    box.replaceChildren(
+      el("div", {}, el("strong", {}, "Исполнитель будет назначен:")),
+      executors.length ? el("ol", { "data-testid": "assignment-preview" }, executors)
+        : el("div", { class: "error", "data-testid": "assignment-preview" }, "Нет исполнителя на смене — заявка уйдёт ответственному."),
+      chain.responsible ? el("div", { class: "muted" }, `Ответственный: ${chain.responsible.name}`) : null);
+    show(box, true);
   }
 
   async function searchReasons() {
     const q = $("tf-reason-q").value.trim();
     $("tf-reason").value = "";
     show($("tf-reason-chosen"), false);
+    show($("tf-assignment"), false);
     if (q.length < 2) { show($("tf-reason-results"), false); return; }
     try {
       const reasons = await api(`/reasons${qs({ q, tenant: $("tf-tenant").value })}`);
@@ -553,12 +785,14 @@
       el("div", { class: "muted" }, `Срок: ${r.deadline_minutes >= 1440 ? `${Math.round(r.deadline_minutes / 1440)} сут.` : r.deadline_minutes >= 60 ? `${Math.round(r.deadline_minutes / 60)} ч` : `${r.deadline_minutes} мин`}`),
       el("div", { class: "say" }, "Скажите жителю: ", str(r.operator_text)));
     show(box, true);
+    previewAssignment();
     $("tf-description").focus();
   }
 
   async function searchHouses() {
     const q = $("tf-house-q").value.trim();
     $("tf-house").value = "";
+    show($("tf-assignment"), false);
     if (q.length < 2) { show($("tf-house-results"), false); return; }
     try {
       const page = await api(`/houses${qs({ q, tenant: $("tf-tenant").value, limit: 10 })}`);
@@ -567,7 +801,8 @@
         type: "button", role: "option", onclick: () => {
           $("tf-house").value = h.id; $("tf-house-q").value = h.address;
           if (h.tenant) $("tf-tenant").value = h.tenant;
-          show(box, false); $("tf-apartment").focus();
+          markTenantNeeded();
+          show(box, false); previewAssignment(); $("tf-apartment").focus();
         },
       }, h.address, el("span", { class: "muted" }, ` · ${tenantName(h.tenant)}`))));
       show(box, page.items.length > 0);
@@ -579,6 +814,7 @@
     setError($("tf-error"), "");
     const house = Number($("tf-house").value);
     const reason = Number($("tf-reason").value);
+    if (!$("tf-tenant").value) { markTenantNeeded(); setError($("tf-error"), "Выберите УК: звонок на городской номер, житель не известен."); $("tf-tenant").focus(); return; }
     if (!house) { setError($("tf-error"), "Выберите дом из списка."); $("tf-house-q").focus(); return; }
     if (!reason) { setError($("tf-error"), "Выберите причину из списка."); $("tf-reason-q").focus(); return; }
     const json = {
@@ -662,20 +898,37 @@
     $(`${prefix}-prev`).disabled = page.offset === 0;
     $(`${prefix}-next`).disabled = to >= page.total;
   }
+  // Changing many tickets at once is asked to be confirmed, with a note for the history.
+  function bulkAsk() {
+    setError($("bulk-error"), "");
+    const n = S.tickets.selected.size;
+    if (!n) return;
+    const status = $("bulk-status");
+    $("bulk-question").textContent = `Сменить статус ${n} заявк${n === 1 ? "и" : "ам"} на «${status.options[status.selectedIndex].text}»?`;
+    $("bulk-note").value = "";
+    show($("bulk-confirm"), true);
+    $("bulk-note").focus();
+  }
   async function bulkApply() {
     setError($("bulk-error"), "");
     const ids = [...S.tickets.selected];
+    const note = $("bulk-note").value.trim();
     if (!ids.length) return;
+    if (!note) { setError($("bulk-error"), "Напишите примечание: почему меняется статус."); $("bulk-note").focus(); return; }
     try {
-      await api("/tickets/status", { method: "POST", json: { ids, status: $("bulk-status").value, note: "" } });
+      await api("/tickets/status", { method: "POST", json: { ids, status: $("bulk-status").value, note } });
       S.tickets.selected.clear();
+      show($("bulk-confirm"), false);
       loadTickets();
     } catch (e) { setError($("bulk-error"), e.message); }
   }
 
   // ---------------------------------------------------------------- journal
   async function loadJournal() {
-    const f = { direction: $("j-direction").value, offset: S.journal.offset, limit: S.journal.limit };
+    const f = {
+      direction: $("j-direction").value, tenant: $("j-tenant").value, operator: $("j-operator").value.trim(),
+      offset: S.journal.offset, limit: S.journal.limit,
+    };
     if ($("j-from").value) f.from = new Date(`${$("j-from").value}T00:00:00`).toISOString();
     if ($("j-to").value) f.to = new Date(new Date(`${$("j-to").value}T00:00:00`).getTime() + 86400000).toISOString();
     try {
@@ -692,25 +945,40 @@
       pager("j", S.journal);
     } catch (_) { /* keep */ }
   }
-  function play(button, id) {
-    const audio = el("audio", { controls: true, preload: "auto", "data-testid": "recording", src: `/api/v1/recordings/${id}?token=${encodeURIComponent(S.token)}` });
-    button.replaceWith(audio);
-    audio.play().catch(() => { /* autoplay may be refused; the controls remain */ });
+  // The recording is fetched with the Authorization header (the token never goes
+  // into a URL, where logs and the browser history would keep it) and played from
+  // a blob URL.
+  async function play(button, id) {
+    button.disabled = true;
+    button.textContent = "Загрузка…";
+    try {
+      const response = await fetch(`/api/v1/recordings/${id}`, { headers: { Authorization: `Bearer ${S.token}` } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const url = URL.createObjectURL(await response.blob());
+      const audio = el("audio", { controls: true, preload: "auto", "data-testid": "recording", src: url });
+      button.replaceWith(audio);
+      audio.play().catch(() => { /* autoplay may be refused; the controls remain */ });
+    } catch (e) {
+      button.disabled = false;
+      button.textContent = `▶ Повторить (${e.message})`;
+    }
   }
 
   // ---------------------------------------------------------------- board
   async function loadBoard() {
     if (!S.me || S.me.role !== "supervisor") return;
     try {
-      S.board = await api("/board");
+      S.board = await api(`/board${qs({ city: S.boardCity })}`);
       S.boardFetchedAt = Date.now();
       renderBoard();
     } catch (_) { /* keep */ }
   }
   function patchBoardOperator(view) {
     const ops = S.board.operators || [];
+    // Only operators the board already shows (REST decides whom a supervisor oversees).
     const i = ops.findIndex((o) => o.extension === view.extension);
-    if (i >= 0) ops[i] = view; else ops.push(view);
+    if (i < 0) return;
+    ops[i] = Object.assign({}, ops[i], view);
     renderBoardOperators();
   }
   function pct(tile) {
@@ -726,8 +994,12 @@
     const b = S.board;
     if (!b) return;
     const c = b.compliance;
-    const city = (b.cities || []).find((x) => c && x.code === c.city);
-    $("b-city").textContent = city ? `· ${city.name}, ${c.date}` : "";
+    const cities = b.cities || [];
+    const picker = $("b-city-select");
+    picker.replaceChildren(...cities.map((x) => el("option", { value: x.code, selected: c && x.code === c.city }, x.name)));
+    show($("b-city-label"), cities.length > 1);
+    const shown = cities.find((x) => c && x.code === c.city);
+    $("b-city").textContent = c ? `· ${shown ? shown.name : c.city}, ${c.date}` : "";
     $("b-updated").textContent = `обновлено ${hhmm(new Date())}`;
     $("b-tiles").replaceChildren(
       tile("Ответ за 30 секунд", c && c.answered_30s, 0.8),
@@ -773,8 +1045,11 @@
   function chart(hourly) {
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
-    const W = 1400, H = 200, left = 34, bottom = 22, top = 8;
+    // Drawn in CSS pixels at the panel's width, so the text is 14 px, not scaled down.
+    const W = Math.max(480, Math.round(($("b-chart").clientWidth || 960) - 4)), H = 220, left = 40, bottom = 26, top = 10;
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("width", W);
+    svg.setAttribute("height", H);
     svg.setAttribute("role", "img");
     svg.setAttribute("aria-label", "Звонки по часам");
     const max = Math.max(1, ...hourly.map((h) => h.offered));
@@ -788,8 +1063,8 @@
       return n;
     };
     for (const v of [0, Math.ceil(max / 2), max]) {
-      add("line", { x1: left, x2: W, y1: y(v), y2: y(v), stroke: "#c5ccd3" });
-      add("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 11 }, String(v));
+      add("line", { x1: left, x2: W, y1: y(v), y2: y(v), class: "grid-line" });
+      add("text", { x: left - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 14, class: "axis" }, String(v));
     }
     const colours = [["#1e6b34", "answered_30s"], ["#c79a00", "mid"], ["#b3261e", "missed_5m"], ["#9aa5b1", "other"]];
     for (const h of hourly) {
@@ -802,14 +1077,14 @@
       for (const [colour, key] of colours) {
         const v = parts[key];
         if (v > 0) {
-          const r = add("rect", { x, width: bw - 4, y: y(acc + v), height: y(acc) - y(acc + v), fill: colour, stroke: "#000", "stroke-width": 0.5 });
+          const r = add("rect", { x, width: bw - 4, y: y(acc + v), height: y(acc) - y(acc + v), fill: colour, class: "bar" });
           const t = document.createElementNS(ns, "title");
           t.textContent = `${h.hour}:00 — ${v}`;
           r.append(t);
         }
         acc += v;
       }
-      add("text", { x: x + (bw - 4) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11 }, String(h.hour));
+      add("text", { x: x + (bw - 4) / 2, y: H - 6, "text-anchor": "middle", "font-size": 14, class: "axis" }, String(h.hour));
     }
     const legend = el("div", { class: "legend" },
       el("span", {}, el("span", { class: "swatch s30" }), "до 30 с"),
@@ -824,12 +1099,50 @@
   setInterval(() => { if (S.tab === "board") loadBoard(); }, 15000);
 
   // ---------------------------------------------------------------- tabs and keys
-  function selectTab(tab) {
+  function selectTab(tab, focus) {
     if (tab === "board" && (!S.me || S.me.role !== "supervisor")) return;
     S.tab = tab;
-    for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+    for (const b of document.querySelectorAll(".tabs button")) {
+      const on = b.dataset.tab === tab;
+      b.setAttribute("aria-selected", String(on));
+      b.tabIndex = on ? 0 : -1;
+      if (on && focus) b.focus();
+    }
     for (const v of document.querySelectorAll(".view")) v.hidden = v.dataset.view !== tab;
     refreshVisible();
+  }
+  // Arrow keys, Home and End move along the tabs (WAI-ARIA tabs pattern).
+  function tabKeys(e) {
+    const tabs = [...document.querySelectorAll(".tabs button")].filter((b) => !b.hidden);
+    const i = tabs.indexOf(e.target);
+    if (i < 0) return;
+    let next = null;
+    if (e.key === "ArrowRight") next = tabs[(i + 1) % tabs.length];
+    else if (e.key === "ArrowLeft") next = tabs[(i - 1 + tabs.length) % tabs.length];
+    else if (e.key === "Home") next = tabs[0];
+    else if (e.key === "End") next = tabs[tabs.length - 1];
+    if (next) { e.preventDefault(); selectTab(next.dataset.tab, true); }
+  }
+
+  // Light, dark (low glare for night shifts) or as the system says.
+  function applyTheme(theme) {
+    if (theme === "dark" || theme === "light") document.documentElement.dataset.theme = theme;
+    else delete document.documentElement.dataset.theme;
+    const label = { dark: "Тема: тёмная", light: "Тема: светлая" }[theme] || "Тема: как в системе";
+    const button = $("btn-theme");
+    if (button) {
+      button.textContent = { dark: "☾ Тёмная", light: "☀ Светлая" }[theme] || "◐ Авто";
+      button.title = `${label} (нажмите, чтобы сменить)`;
+      button.setAttribute("aria-label", label);
+    }
+  }
+  function cycleTheme() {
+    const order = ["auto", "dark", "light"];
+    const now = localStorage.getItem(THEME_KEY) || "auto";
+    const next = order[(order.indexOf(now) + 1) % order.length];
+    localStorage.setItem(THEME_KEY, next);
+    applyTheme(next);
+    if (S.tab === "board") renderBoard();
   }
   function refreshVisible() {
     if (S.tab === "tickets") loadTickets();
@@ -851,11 +1164,21 @@
   // ---------------------------------------------------------------- wiring
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", login);
-    $("btn-signout").addEventListener("click", () => signOut(""));
+    $("btn-signout").addEventListener("click", () => signOut("", true));
+    $("btn-theme").addEventListener("click", cycleTheme);
+    applyTheme(localStorage.getItem(THEME_KEY) || "auto");
+    $("banner-close").addEventListener("click", () => showBanner(null));
+    $("b-city-select").addEventListener("change", (e) => { S.boardCity = e.target.value; loadBoard(); });
+    $("tf-tenant").addEventListener("change", () => { markTenantNeeded(); previewAssignment(); });
+    $("bulk-cancel").addEventListener("click", () => { show($("bulk-confirm"), false); setError($("bulk-error"), ""); });
+    $("bulk-ok").addEventListener("click", bulkApply);
     $("btn-ready").addEventListener("click", () => setMyState("ready"));
     $("btn-pause").addEventListener("click", () => setMyState("paused"));
     $("btn-logout-line").addEventListener("click", () => setMyState("logged-out"));
-    for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => selectTab(b.dataset.tab));
+    for (const b of document.querySelectorAll(".tabs button")) {
+      b.addEventListener("click", () => selectTab(b.dataset.tab));
+      b.addEventListener("keydown", tabKeys);
+    }
     $("ticket-form").addEventListener("submit", submitTicket);
     $("tf-clear").addEventListener("click", clearTicketForm);
     $("tf-reason-q").addEventListener("input", () => debounce("reasons", searchReasons, 200));
@@ -882,7 +1205,7 @@
       for (const t of S.tickets.items) { if (e.target.checked) S.tickets.selected.add(t.id); else S.tickets.selected.delete(t.id); }
       renderTickets();
     });
-    $("bulk-apply").addEventListener("click", bulkApply);
+    $("bulk-apply").addEventListener("click", bulkAsk);
     $("journal-filters").addEventListener("submit", (e) => { e.preventDefault(); S.journal.offset = 0; loadJournal(); });
     $("j-prev").addEventListener("click", () => { S.journal.offset = Math.max(0, S.journal.offset - S.journal.limit); loadJournal(); });
     $("j-next").addEventListener("click", () => { S.journal.offset += S.journal.limit; loadJournal(); });

@@ -101,3 +101,28 @@ pub(super) async fn purge_tokens(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<
         .await?;
     Ok(done.rows_affected())
 }
+
+pub(super) async fn revoke_token(pool: &Pool<Db>, hash: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM console_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(super) async fn renew_token(
+    pool: &Pool<Db>,
+    hash: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE console_tokens SET expires_at = $1 WHERE token_hash = $2 AND expires_at > $3",
+    )
+    .bind(expires_at)
+    .bind(hash)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
