@@ -1,9 +1,10 @@
 //! Digest authentication for SIP (RFC 3261 §22.4, RFC 7616 with RFC 8760's
 //! SHA-256 for SIP): challenges, nonces and the verification of credentials.
 //!
-//! Nonces are stateless: `<issued>.<mac>` where the MAC is SHA-256 over a secret and
-//! the issue time, so any nonce the engine issued can be checked without a table, and
-//! an old one is reported stale (the UA retries without asking its user again).
+//! Nonces are stateless: `<issued>.<serial>.<mac>` where the MAC is SHA-256 over a
+//! secret, the issue time and a serial number (so no two challenges share a nonce),
+//! so any nonce the engine issued can be checked without a table, and an old one is
+//! reported stale (the UA retries without asking its user again).
 //! Replays are refused: with `qop`, the nonce-count a UA sends under a nonce and its
 //! cnonce must grow (RFC 7616 §3.4.5; the counts of live nonces are remembered,
 //! bounded), and the digest `uri`
@@ -115,6 +116,8 @@ pub struct DigestAuth {
     secret: String,
     epoch: Instant,
     nonce_lifetime: Duration,
+    /// Challenges issued so far (each nonce's serial).
+    serial: u64,
     /// The highest nonce-count accepted per nonce and cnonce (with the nonce's
     /// issue time).
     counts: HashMap<String, (u64, u32)>,
@@ -130,6 +133,7 @@ impl DigestAuth {
             secret: secret.to_owned(),
             epoch,
             nonce_lifetime: Duration::from_secs(300),
+            serial: 0,
             counts: HashMap::new(),
         }
     }
@@ -148,16 +152,18 @@ impl DigestAuth {
         &self.realm
     }
 
-    fn nonce_at(&self, issued: u64) -> String {
-        let mac = Algorithm::Sha256.hex(&format!("{}:{issued}:{}", self.secret, self.realm));
-        format!("{issued:x}.{}", &mac[..32])
+    fn nonce_at(&self, issued: u64, serial: u64) -> String {
+        let mac =
+            Algorithm::Sha256.hex(&format!("{}:{issued}:{serial}:{}", self.secret, self.realm));
+        format!("{issued:x}.{serial:x}.{}", &mac[..32])
     }
 
     /// WWW-Authenticate values, one per offered algorithm in order of preference
     /// (RFC 8760 §2.4: a UA uses the first it supports).
-    pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+    pub fn challenges(&mut self, now: Instant, stale: bool) -> Vec<String> {
         let issued = now.saturating_duration_since(self.epoch).as_secs();
-        let nonce = self.nonce_at(issued);
+        self.serial = self.serial.wrapping_add(1);
+        let nonce = self.nonce_at(issued, self.serial);
         self.algorithms
             .iter()
             .map(|alg| {
@@ -209,11 +215,14 @@ impl DigestAuth {
         if !same_uri {
             return Err(DigestError::Uri);
         }
-        let issued = nonce
-            .split_once('.')
-            .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
-            .ok_or(DigestError::Nonce)?;
-        if self.nonce_at(issued) != nonce {
+        let mut parts = nonce.splitn(3, '.');
+        let (Some(issued), Some(serial)) = (
+            parts.next().and_then(|t| u64::from_str_radix(t, 16).ok()),
+            parts.next().and_then(|t| u64::from_str_radix(t, 16).ok()),
+        ) else {
+            return Err(DigestError::Nonce);
+        };
+        if self.nonce_at(issued, serial) != nonce {
             return Err(DigestError::Nonce);
         }
         let password = password_of(username).ok_or(DigestError::Mismatch)?;
@@ -350,9 +359,8 @@ mod tests {
         let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
         let pw = |u: &str| (u == "1001").then(|| "pa55".to_owned());
         for i in 0..2 {
-            // A fresh nonce for each algorithm (counts are per nonce).
-            let t0 = t0 + Duration::from_secs(i);
-            let challenge = auth.challenges(t0, false)[i as usize].clone();
+            // A fresh nonce for each algorithm (every challenge has its own).
+            let challenge = auth.challenges(t0, false)[i].clone();
             let a = answer(
                 &challenge,
                 "REGISTER",
@@ -399,10 +407,28 @@ mod tests {
     }
 
     #[test]
+    fn two_uas_challenged_at_once_with_the_same_cnonce_are_both_accepted() {
+        let t0 = Instant::now();
+        let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let pw = |_: &str| Some("pa55".to_owned());
+        let first = auth.challenges(t0, false).remove(0);
+        let second = auth.challenges(t0, false).remove(0);
+        assert_ne!(first, second, "every challenge has its own nonce");
+        for (c, user) in [(first, "1001"), (second, "1002")] {
+            // SIPp, for one, sends the same cnonce and nc every time.
+            let a = answer(&c, "REGISTER", "sip:x", user, "pa55", "same").unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), pw),
+                Ok(user.to_owned())
+            );
+        }
+    }
+
+    #[test]
     fn foreign_nonces_and_schemes_are_refused() {
         let t0 = Instant::now();
         let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
-        let other = DigestAuth::new("dispatchline", "other", t0);
+        let mut other = DigestAuth::new("dispatchline", "other", t0);
         let challenge = &other.challenges(t0, false)[0];
         let a = answer(challenge, "REGISTER", "sip:x", "1001", "pa55", "cn").unwrap();
         let pw = |_: &str| Some("pa55".to_owned());
