@@ -82,15 +82,15 @@ impl CallControl {
     }
 
     /// Starts a callback job with a free operator `ext`: their softphones ring
-    /// first (every registered contact), as an incoming call. Hands the job back
-    /// when the operator cannot be rung.
+    /// first (every registered contact), as an incoming call. `Err` when the
+    /// operator cannot be rung (the job stays the caller's).
     pub(crate) fn start_callback(
         &mut self,
         now: Instant,
-        job: DialJob,
+        job: &DialJob,
         ext: String,
-    ) -> Result<(), (DialJob, RingFailure)> {
-        let number = self.callback_number(&job);
+    ) -> Result<(), RingFailure> {
+        let number = self.callback_number(job);
         let from = number
             .as_ref()
             .map(|n| n.number.to_string())
@@ -120,7 +120,7 @@ impl CallControl {
             Ok(legs) => legs,
             Err(failure) => {
                 tracing::warn!(operator = %ext, ?failure, "cannot ring the operator for a callback");
-                return Err((job, failure));
+                return Err(failure);
             }
         };
         call.ringing = legs.first().copied();
@@ -269,7 +269,8 @@ impl CallControl {
                 self.place_resident(now, key, call);
             }
             Note::Failed { status, .. } if operator_ringing => {
-                if self.fork_failed(now, call, idx, status) {
+                let all_failed = self.fork_failed(now, call, idx, status);
+                if all_failed {
                     call.clear_timer(CallTimer::Ring);
                     self.operator_skipped_callback(now, call, true);
                 }

@@ -522,7 +522,6 @@ impl CallControl {
                 kept.push_back(job);
                 continue;
             }
-            let mut job = job;
             loop {
                 let Some(ext) = self
                     .operators
@@ -533,15 +532,12 @@ impl CallControl {
                     kept.push_back(job);
                     break;
                 };
-                match self.start_callback(now, job, ext.clone()) {
+                match self.start_callback(now, &job, ext.clone()) {
                     Ok(()) => break,
-                    Err((back, RingFailure::NoContact)) => {
-                        unreachable.push(ext);
-                        job = back;
-                    }
-                    Err((back, RingFailure::NoMedia)) => {
+                    Err(RingFailure::NoContact) => unreachable.push(ext),
+                    Err(RingFailure::NoMedia) => {
                         out_of_media = true;
-                        kept.push_back(back);
+                        kept.push_back(job);
                         break;
                     }
                 }

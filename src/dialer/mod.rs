@@ -5,8 +5,8 @@
 //! status checks and surveys are stored but not yet run), claiming due jobs with a
 //! lease so several nodes split the work and a crashed node's jobs come back,
 //! renewing the lease of the jobs held in memory (and handing them back on
-//! shutdown), what a SIP outcome counts as (busy, no answer, rejected, unreachable and failed
-//! are different outcomes, DESIGN.md), when a call should fail over to another
+//! shutdown), what a SIP outcome counts as (busy, no answer, rejected, unreachable
+//! and failed are different outcomes, DESIGN.md), when a call should fail over to another
 //! trunk (5xx, 408, no answer at all; never 486, 480 or 603), and how an attempt
 //! is written back.
 //!
