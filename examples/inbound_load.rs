@@ -3,16 +3,15 @@
 //! the greeting, at a steady rate of new calls with a full queue.
 //!
 //! Every caller is a known resident (their phone is learnt into the contacts first,
-//! so every screen-pop lookup finds an address, open tickets and outages). No
+//! so every screen-pop lookup finds an address and the house's open tickets). No
 //! operator is on duty, so calls wait in the queue; each caller hangs up `--hold`
-//! seconds after the answer. The greeting and the outage notice take about 11 s,
-//! so the default 15 s keeps each caller about 4 s in the queue: at 50 calls/s,
-//! about 200 calls queued. The queue depth is sampled while calls are placed and
-//! printed, so the figure is measured, not assumed. Bounded: it places `--rate` ×
-//! `--seconds` calls and stops.
+//! seconds after the answer. The greeting takes 5.6 s, so the default 9.6 s keeps
+//! each caller 4 s in the queue: at 50 calls/s, about 200 calls queued. The queue
+//! depth is sampled while calls are placed and printed, so the figure is measured,
+//! not assumed. Bounded: it places `--rate` × `--seconds` calls and stops.
 //!
 //! ```text
-//! cargo run --release --example inbound_load -- [--rate 50] [--seconds 30] [--hold 15]
+//! cargo run --release --example inbound_load -- [--rate 50] [--seconds 30] [--hold 9.6]
 //! ```
 
 use std::collections::HashMap;
@@ -31,18 +30,18 @@ use tokio::net::UdpSocket;
 struct Args {
     rate: u32,
     seconds: u32,
-    hold: u64,
+    hold: f64,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
         rate: 50,
         seconds: 30,
-        hold: 15,
+        hold: 9.6,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value: u64 = it.next().context("flag needs a value")?.parse()?;
+        let value: f64 = it.next().context("flag needs a value")?.parse()?;
         match flag.as_str() {
             "--rate" => a.rate = value as u32,
             "--seconds" => a.seconds = value as u32,
@@ -266,7 +265,7 @@ password = "loadpass"
         let due = started + interval * i;
         tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
         let (book, addr) = (book.clone(), engine.sip_addr);
-        let hold = Duration::from_secs(args.hold);
+        let hold = Duration::from_secs_f64(args.hold);
         tasks.push(tokio::spawn(async move {
             resident(addr, phone_of(i), hold, book).await
         }));
@@ -310,7 +309,7 @@ password = "loadpass"
     // Steady state: once the first callers have had time to give up.
     let steady: Vec<u64> = depth
         .iter()
-        .skip(args.hold as usize * 10)
+        .skip((args.hold * 10.0) as usize)
         .copied()
         .collect();
     let steady = if steady.is_empty() { depth } else { steady };

@@ -565,14 +565,15 @@ async fn with_every_operator_busy_a_resident_who_gives_up_is_called_back_by_the_
     )
     .await;
 
-    // Resident A reaches the operator and talks for 9 s: every operator is busy.
+    // Resident A reaches the operator and stays on the line for 14 s: every
+    // operator is busy.
     let first = resident(
         &engine,
         &dir,
         "resident_calls.xml",
         TENANT_NUMBER,
         "+79120005555",
-        9_000,
+        14_000,
     );
     wait_for_events(&engine, "call.answered", 1, Duration::from_secs(10)).await;
 

@@ -444,10 +444,18 @@ impl CallControl {
     /// next (rather than after their lease lapses).
     pub fn hang_up_all(&mut self, now: Instant) {
         let keys: Vec<u64> = self.calls.keys().copied().collect();
+        let mut held: Vec<DialJobId> = Vec::new();
         for key in keys {
             self.with_call(now, key, |cc, call| {
                 if call.reported {
                     return;
+                }
+                if call.answered_at.is_none() {
+                    // A callback cut short before the resident answered: the job
+                    // goes back to the store with no attempt counted.
+                    if let Some(job) = call.job.take() {
+                        held.push(job.id);
+                    }
                 }
                 let waiting = call.kind == Kind::Inbound
                     && call.answered_at.is_none()
@@ -468,7 +476,7 @@ impl CallControl {
                 cc.finish(now, call, disposition, 503);
             });
         }
-        let held: Vec<DialJobId> = self.jobs.drain(..).map(|j| j.id).collect();
+        held.extend(self.jobs.drain(..).map(|j| j.id));
         if !held.is_empty() {
             self.act(Action::ReleaseJobs(held));
         }

@@ -928,6 +928,11 @@ fn shutting_down_schedules_callbacks_for_waiting_callers_and_hands_jobs_back() {
     let caller = "+79120000001";
     h.queued(addr(RESIDENT), caller, TENANT);
     h.dial_job(9, "+79120000009", Some("etalon"), None);
+    h.dial_job(10, "+79120000010", Some("etalon"), None);
+    // Job 9's callback is ringing its operator; job 10 waits in memory.
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    assert!(h.cc.calls.values().any(|c| c.kind == Kind::Callback));
+    let (_, waiting) = h.call_of(caller);
     h.cc.hang_up_all(h.now);
     h.drain();
     assert!(
@@ -935,13 +940,15 @@ fn shutting_down_schedules_callbacks_for_waiting_callers_and_hands_jobs_back() {
             .iter()
             .any(|a| matches!(a, Action::ScheduleJob { job, .. } if job.target.as_str() == caller))
     );
-    assert!(
-        h.actions
-            .iter()
-            .any(|a| matches!(a, Action::ReleaseJobs(ids) if *ids == vec![DialJobId(9)]))
-    );
-    let ended = h.events_of("call.ended");
-    assert_eq!(ended[0].payload["disposition"], "callback-scheduled");
+    assert!(h.actions.iter().any(
+        |a| matches!(a, Action::ReleaseJobs(ids) if *ids == vec![DialJobId(9), DialJobId(10)])
+    ));
+    let ended = h
+        .events_of("call.ended")
+        .into_iter()
+        .find(|e| e.payload["call"] == waiting.0.as_str())
+        .unwrap();
+    assert_eq!(ended.payload["disposition"], "callback-scheduled");
 }
 
 #[test]
@@ -1176,4 +1183,23 @@ fn a_callback_fails_over_to_the_next_trunk_on_503() {
     // Busy is the resident's answer: no third try, the attempt counts as busy.
     assert!(h.requests_to(addr(PROVIDER_X), Method::Invite).is_empty());
     assert_eq!(h.events_of("dial.outcome")[0].payload["outcome"], "busy");
+}
+
+#[test]
+fn a_callback_nobody_can_take_does_not_hold_up_the_jobs_behind_it() {
+    let extra =
+        "[[operator]]\nextension = \"1003\"\npassword = \"pass1003\"\ntenants = [\"uyut\"]\n";
+    let mut h = Harness::new(extra);
+    h.on_duty("1003", "pass1003", addr(PHONE_1002));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    h.dial_job(2, "+79120000002", Some("uyut"), None);
+    let rung = h.requests_to(addr(PHONE_1002), Method::Invite);
+    assert_eq!(rung.len(), 1, "uyut's callback goes out past etalon's");
+    assert!(rung[0].headers.get("X-Dispatch-Tenant") == Some("uyut"));
+    assert_eq!(h.cc.jobs.len(), 1);
+    assert_eq!(
+        h.cc.jobs[0].id,
+        DialJobId(1),
+        "etalon's waits for its operator"
+    );
 }
