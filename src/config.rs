@@ -118,6 +118,9 @@ pub struct SipSettings {
     /// a UA takes the first it supports; SIPp 3.6 and some older softphones only
     /// read the first challenge and only do MD5, so list MD5 first for them).
     pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
+    /// Addresses besides the trunks' that may send calls in (an SBC, a PBX in
+    /// front of the engine). With no `[[trunk]]` at all, loopback may too.
+    pub inbound_from: Vec<IpAddr>,
 }
 
 /// The `[http]` section.
@@ -425,6 +428,42 @@ impl Config {
         self.menus.iter().find(|m| m.name == name)
     }
 
+    /// What is valid but probably not meant, for `check-config` and the log at
+    /// start: no trunk configured (calls are then taken from loopback and
+    /// `[sip] inbound_from` only), numbers naming a trunk that is not configured.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.trunks.is_empty() {
+            let from = if self.sip.inbound_from.is_empty() {
+                "loopback only".to_owned()
+            } else {
+                let list: Vec<String> = self
+                    .sip
+                    .inbound_from
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect();
+                format!("loopback and {}", list.join(", "))
+            };
+            out.push(format!(
+                "no [[trunk]] configured: calls are accepted from {from} (set [sip] inbound_from or add trunks); callbacks cannot be placed"
+            ));
+            let mut named: Vec<&str> = self
+                .numbers
+                .iter()
+                .filter_map(|n| n.trunk.as_deref())
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            for name in named {
+                out.push(format!(
+                    "numbers refer to trunk `{name}`, which is not configured"
+                ));
+            }
+        }
+        out
+    }
+
     /// The recordings directory, resolved against the data directory.
     pub fn recordings_dir(&self) -> PathBuf {
         if self.media.recordings_dir.is_absolute() {
@@ -491,6 +530,7 @@ struct RawSip {
     user_agent: String,
     realm: String,
     digest_algorithms: Vec<Spanned<String>>,
+    inbound_from: Vec<Spanned<String>>,
 }
 
 impl Default for RawSip {
@@ -510,6 +550,7 @@ impl Default for RawSip {
                 Spanned::new(0..0, "SHA-256".into()),
                 Spanned::new(0..0, "MD5".into()),
             ],
+            inbound_from: Vec::new(),
         }
     }
 }
@@ -923,6 +964,29 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
     if raw.dialer.attempts == 0 {
         faults.at(None, "[dialer] attempts must be at least 1".into());
     }
+    for (section, key, value) in [
+        ("queue", "ring_timeout_s", raw.queue.ring_timeout_s),
+        (
+            "queue",
+            "announce_interval_s",
+            raw.queue.announce_interval_s,
+        ),
+        ("dialer", "ring_timeout_s", raw.dialer.ring_timeout_s),
+    ] {
+        if value == 0 {
+            faults.at(None, format!("[{section}] {key} must be at least 1"));
+        }
+    }
+    let mut inbound_from = Vec::new();
+    for addr in &raw.sip.inbound_from {
+        match addr.get_ref().trim().parse::<IpAddr>() {
+            Ok(ip) => inbound_from.push(ip),
+            Err(_) => faults.at(
+                Some(&addr.span()),
+                format!("sip.inbound_from `{}` is not an IP address", addr.get_ref()),
+            ),
+        }
+    }
 
     let trunks = validate_trunks(&raw.trunk, faults);
     let trunk_names: HashSet<&str> = trunks.iter().map(|t| t.name.as_str()).collect();
@@ -975,6 +1039,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         user_agent: raw.sip.user_agent,
         realm: raw.sip.realm,
         digest_algorithms,
+        inbound_from,
     };
     Some(Config {
         sip,
@@ -1202,7 +1267,9 @@ fn validate_numbers(
             }
         }
         if let Some(trunk) = &n.trunk {
-            if !trunks.contains(trunk.get_ref().as_str()) {
+            // With no [[trunk]] at all the name is only a label (a file of numbers
+            // alone is valid, DESIGN.md); `Config::warnings` mentions it.
+            if !trunks.is_empty() && !trunks.contains(trunk.get_ref().as_str()) {
                 faults.at(
                     Some(&trunk.span()),
                     format!(
@@ -1330,6 +1397,45 @@ target = "sip:127.0.0.1:5080"
             Some("sip:127.0.0.1:5080")
         );
         assert!(c.number("101").is_none());
+        assert!(
+            c.warnings()[0].contains("no [[trunk]]"),
+            "{:?}",
+            c.warnings()
+        );
+    }
+
+    #[test]
+    fn numbers_may_name_a_trunk_when_none_is_configured_but_not_a_wrong_one() {
+        let numbers = "[[number]]\nnumber = \"+73432000001\"\nkind = \"tenant\"\ntenant = \"etalon\"\ntrunk = \"provider-x\"\n";
+        let c = parse(numbers).unwrap();
+        assert!(
+            c.warnings().iter().any(|w| w.contains("`provider-x`")),
+            "{:?}",
+            c.warnings()
+        );
+        let with_trunk =
+            format!("{numbers}[[trunk]]\nname = \"provider-y\"\nproxy = \"127.0.0.1\"\n");
+        let err = parse(&with_trunk).unwrap_err().to_string();
+        assert!(err.contains("unknown trunk `provider-x`"), "{err}");
+    }
+
+    #[test]
+    fn zero_timers_and_bad_inbound_addresses_are_refused() {
+        let err = parse(
+            "[sip]\ninbound_from = [\"10.0.0.1\", \"nowhere\"]\n[queue]\nring_timeout_s = 0\nannounce_interval_s = 0\n[dialer]\nring_timeout_s = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[queue] ring_timeout_s must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains("[queue] announce_interval_s"), "{err}");
+        assert!(err.contains("[dialer] ring_timeout_s"), "{err}");
+        assert!(
+            err.contains("test.toml:2: sip.inbound_from `nowhere`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1353,6 +1459,10 @@ number = "+73432000001"
 kind = "citywide"
 city = "ekb"
 colour = "red"
+
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:5070"
 "#,
         )
         .unwrap_err();

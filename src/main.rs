@@ -113,6 +113,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => match dispatchline::server::check_prompts(&config) {
             Ok(()) => {
+                for warning in config.warnings() {
+                    println!("{}: warning: {warning}", path.display());
+                }
                 println!("{}: ok ({} numbers)", path.display(), config.numbers.len());
                 ExitCode::SUCCESS
             }

@@ -1,13 +1,17 @@
 //! Calling residents and staff back: the dial jobs the 5-minute rule and the
 //! dispatch line create.
 //!
-//! Operators never dial by hand. A claimed job first rings the first free operator,
-//! which looks to them like an incoming call carrying whom the engine will call and
-//! why; when they answer, the engine places the call to the resident through the
-//! tenant's trunk, failing over to the next trunk on 5xx, 408 or no answer at all,
-//! but never on 486, 480 or 603 (those are the resident's answer). Busy, no answer,
-//! rejected, unreachable and failed are recorded as different outcomes; the store
-//! decides when the next attempt is due.
+//! Operators never dial by hand. A claimed job first rings the first free operator
+//! (every registered contact of theirs), which looks to them like an incoming call
+//! carrying whom the engine will call and why; when they answer, the engine places
+//! the call to the resident from the number the original call dialled (the
+//! tenant's own number, or the citywide one for a caller of no known company) and
+//! through its trunk, answering a 401/407 challenge with the trunk's credentials,
+//! failing over to the next usable trunk on 5xx, 408 or no answer at all, but never
+//! on 486, 480 or 603 (those are the resident's answer). An operator who does not
+//! answer hands the job to the next one. Busy, no answer, rejected, unreachable and
+//! failed are recorded as different outcomes; the store decides when the next
+//! attempt is due.
 
 use std::time::Instant;
 
@@ -17,13 +21,15 @@ use serde_json::json;
 use super::control::{
     Action, AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage,
 };
+use super::inbound::RingFailure;
 use super::leg::{Leg, Note};
 
-use crate::config::NumberKind;
+use crate::config::{Number, NumberKind};
 use crate::dialer::{self, Ending};
 use crate::phone::PhoneNumber;
+use crate::sip::digest;
 use crate::sip::endpoint::ClientFailure;
-use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
+use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Response, Uri};
 use crate::store::{CallDirection, DialAttemptOutcome, DialJob};
 
 /// How a leg that did not answer ended, in the dialer's words.
@@ -48,20 +54,43 @@ fn disposition(outcome: DialAttemptOutcome) -> Disposition {
 }
 
 impl CallControl {
-    /// Starts a callback job with a free operator `ext`.
-    pub(crate) fn start_callback(&mut self, now: Instant, job: DialJob, ext: String) {
-        let number = self
-            .config
-            .numbers
-            .iter()
-            .find(|n| n.kind == NumberKind::Tenant && n.tenant == job.tenant)
-            .or_else(|| {
-                self.config
-                    .numbers
+    /// The number a callback goes out from: the number the original call dialled
+    /// (so a citywide caller is called back from the citywide number, under no
+    /// company until one is known), else the tenant's own number, else a citywide
+    /// number. Never another company's number.
+    fn callback_number(&self, job: &DialJob) -> Option<Number> {
+        let numbers = &self.config.numbers;
+        let by_origin = job
+            .origin_number
+            .as_deref()
+            .and_then(|o| self.config.number(o))
+            .filter(|n| {
+                matches!(
+                    n.kind,
+                    NumberKind::Tenant | NumberKind::Citywide | NumberKind::Dispatch
+                )
+            });
+        let by_tenant = || {
+            job.tenant.as_ref().and_then(|t| {
+                numbers
                     .iter()
-                    .find(|n| n.kind == NumberKind::Tenant)
+                    .find(|n| n.kind == NumberKind::Tenant && n.tenant.as_ref() == Some(t))
             })
-            .cloned();
+        };
+        let citywide = || numbers.iter().find(|n| n.kind == NumberKind::Citywide);
+        by_origin.or_else(by_tenant).or_else(citywide).cloned()
+    }
+
+    /// Starts a callback job with a free operator `ext`: their softphones ring
+    /// first (every registered contact), as an incoming call. `Err` when the
+    /// operator cannot be rung (the job stays the caller's).
+    pub(crate) fn start_callback(
+        &mut self,
+        now: Instant,
+        job: &DialJob,
+        ext: String,
+    ) -> Result<(), RingFailure> {
+        let number = self.callback_number(job);
         let from = number
             .as_ref()
             .map(|n| n.number.to_string())
@@ -81,53 +110,40 @@ impl CallControl {
         let preferred = number.as_ref().and_then(|n| n.trunk.clone());
         call.trunks_left = self
             .trunks
-            .failover_order(preferred.as_deref())
+            .failover_order(preferred.as_deref(), now)
             .into_iter()
             .map(str::to_owned)
             .collect();
         call.job = Some(job.clone());
-        let Some((mut request, target)) = self.operator_invite(&call, &ext, now) else {
-            self.jobs.push_front(job);
-            return;
+        let purpose = [("X-Dispatch-Purpose", job.kind.as_str().to_owned())];
+        let legs = match self.ring_contacts(now, &mut call, &ext, &purpose) {
+            Ok(legs) => legs,
+            Err(failure) => {
+                tracing::warn!(operator = %ext, ?failure, "cannot ring the operator for a callback");
+                return Err(failure);
+            }
         };
-        request.headers.push(
-            "X-Dispatch-Purpose",
-            format!("{:?}", job.kind).to_lowercase(),
-        );
-        let prefs = self.sdp.clone();
-        match Leg::outgoing(
-            &mut self.endpoint,
-            self.media.as_ref(),
-            now,
-            request,
-            target,
-            &prefs,
-        ) {
-            Ok(leg) => {
-                let idx = self.add_leg(key, &mut call, leg);
-                call.ringing = Some(idx);
-                call.operator = Some(ext.clone());
-                call.stage = Stage::Ringing;
-                let wall = self.wall(now);
-                self.operators.engage(&ext, &call.id.0, now, wall);
-                call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
-                if let Ok(phone) = PhoneNumber::parse(&job.target) {
-                    self.act(Action::Lookup {
-                        call: key,
-                        phone,
-                        tenant: call.tenant.clone(),
-                        city: None,
-                    });
-                }
-                // No journal row yet: the call is only the operator's until they
-                // take it and the resident's phone rings.
-                self.insert_call(key, call);
-            }
-            Err(r) => {
-                tracing::warn!(operator = %ext, reason = %r.reason, "cannot ring the operator for a callback");
-                self.jobs.push_front(job);
-            }
+        call.ringing = legs.first().copied();
+        call.forks = legs;
+        call.operator = Some(ext.clone());
+        call.stage = Stage::Ringing;
+        let wall = self.wall(now);
+        self.operators.engage(&ext, &call.id.0, now, wall);
+        call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
+        if let Ok(phone) = PhoneNumber::parse(&job.target) {
+            self.act(Action::Lookup {
+                call: key,
+                phone,
+                tenant: call.tenant.clone(),
+                city: None,
+            });
+        } else {
+            self.callback_looked_up(now, &mut call);
         }
+        // No journal row yet: the call is only the operator's until they take it
+        // and the resident's phone rings.
+        self.insert_call(key, call);
+        Ok(())
     }
 
     /// The screen-pop for the operator about to call someone back.
@@ -198,6 +214,8 @@ impl CallControl {
                 Ok(leg) => {
                     let idx = self.add_leg(key, call, leg);
                     call.ringing = Some(idx);
+                    call.trunk = Some(trunk.clone());
+                    call.auth_tried = false;
                     call.set_timer(CallTimer::Ring, now + self.config.dialer.ring_timeout);
                     let attempt = job.attempts_made + 1;
                     self.journal(call);
@@ -226,9 +244,17 @@ impl CallControl {
         idx: usize,
         note: Note,
     ) {
-        let operator_leg = idx == 0;
-        match (operator_leg, note) {
-            (true, Note::Answered) => {
+        // While the operator's contacts ring, their legs are the ringing group;
+        // afterwards leg 0 is the operator and `ringing` the resident's leg.
+        let operator_ringing = call.stage == Stage::Ringing && call.forks.contains(&idx);
+        let resident_leg = !operator_ringing && idx > 0 && Some(idx) == call.ringing;
+        match note {
+            Note::Answered if operator_ringing => {
+                self.cancel_forks(now, call, Some(idx));
+                if idx != 0 {
+                    self.swap_legs(key, call, 0, idx);
+                }
+                call.ringing = Some(0);
                 call.clear_timer(CallTimer::Ring);
                 // The operator hears "connecting" while the resident's phone rings.
                 let connecting = super::announcements::prompt(&self.config, "connecting");
@@ -242,11 +268,14 @@ impl CallControl {
                 );
                 self.place_resident(now, key, call);
             }
-            (true, Note::Failed { .. }) => {
-                call.clear_timer(CallTimer::Ring);
-                self.operator_skipped_callback(now, call, true);
+            Note::Failed { status, .. } if operator_ringing => {
+                let all_failed = self.fork_failed(now, call, idx, status);
+                if all_failed {
+                    call.clear_timer(CallTimer::Ring);
+                    self.operator_skipped_callback(now, call, true);
+                }
             }
-            (false, Note::Answered) if Some(idx) == call.ringing => {
+            Note::Answered if resident_leg => {
                 call.clear_timer(CallTimer::Ring);
                 let (Some(op), Some(resident)) = (
                     call.legs.first().map(|l| l.media),
@@ -282,16 +311,13 @@ impl CallControl {
                     });
                 }
             }
-            (
-                false,
-                Note::Failed {
-                    status,
-                    reason,
-                    failure,
-                },
-            ) if Some(idx) == call.ringing => {
+            Note::Failed {
+                status,
+                reason,
+                failure,
+            } if resident_leg => {
                 call.clear_timer(CallTimer::Ring);
-                tracing::info!(call = %call.id, status, %reason, "callback leg failed");
+                tracing::info!(call = %call.id, status, %reason, trunk = ?call.trunk, "callback leg failed");
                 let ending = ending(status, failure);
                 if dialer::fail_over(ending) && !call.trunks_left.is_empty() {
                     return self.place_resident(now, key, call);
@@ -300,6 +326,73 @@ impl CallControl {
             }
             _ => {}
         }
+    }
+
+    /// The resident's trunk challenged the INVITE (401 or 407): it is sent again
+    /// once, with a new CSeq on the same Call-ID and the trunk's credentials in
+    /// Authorization (401) or Proxy-Authorization (407), RFC 3261 §22.2-22.3. The
+    /// client transaction ACKs the challenge itself. `false` when this response is
+    /// not such a challenge, or cannot be answered (no credentials, tried already):
+    /// it then counts as the leg's final answer.
+    pub(crate) fn answer_challenge(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        idx: usize,
+        response: &Response,
+    ) -> bool {
+        let resident_leg = call.kind == Kind::Callback
+            && idx > 0
+            && Some(idx) == call.ringing
+            && call.forks.is_empty();
+        if !resident_leg || call.auth_tried || !matches!(response.status, 401 | 407) {
+            return false;
+        }
+        let Some(trunk) = call.trunk.clone() else {
+            return false;
+        };
+        let Some((user, password)) = self
+            .trunks
+            .credentials(&trunk)
+            .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        else {
+            tracing::warn!(%trunk, status = response.status, "trunk challenged a callback but has no credentials");
+            return false;
+        };
+        let proxy = response.status == 407;
+        let (asked, answered) = if proxy {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = response.headers.get(asked) else {
+            return false;
+        };
+        let Some(leg) = call.legs.get(idx) else {
+            return false;
+        };
+        let mut request = leg.invite.clone();
+        request.headers.via.clear();
+        request.headers.cseq.seq = request.headers.cseq.seq.saturating_add(1);
+        request.headers.remove("Authorization");
+        request.headers.remove("Proxy-Authorization");
+        let cnonce = format!("{:08x}", self.endpoint.random_u32());
+        let Some(credentials) = digest::answer(
+            challenge,
+            "INVITE",
+            request.uri.as_str(),
+            &user,
+            &password,
+            &cnonce,
+        ) else {
+            tracing::warn!(%trunk, %challenge, "cannot answer the trunk's challenge");
+            return false;
+        };
+        request.headers.push(answered, credentials);
+        call.auth_tried = true;
+        tracing::info!(call = %call.id, %trunk, status = response.status, "callback INVITE challenged; sending it again with credentials");
+        self.resend_invite(now, key, call, idx, request)
     }
 
     /// The operator did not take the callback (`missed`: their softphone rang out,
@@ -364,15 +457,12 @@ impl CallControl {
     }
 
     pub(crate) fn callback_ring_timeout(&mut self, now: Instant, key: u64, call: &mut Call) {
+        if call.stage == Stage::Ringing && !call.forks.is_empty() {
+            // The operator's contacts rang out: the job goes to the next one free.
+            self.cancel_forks(now, call, None);
+            return self.operator_skipped_callback(now, call, true);
+        }
         match call.ringing {
-            Some(0)
-                if call.stage == Stage::Ringing
-                    && call.answered_at.is_none()
-                    && call.legs.len() == 1 =>
-            {
-                self.drop_leg(now, key, call, 0);
-                self.operator_skipped_callback(now, call, true);
-            }
             Some(idx) if idx > 0 && call.stage != Stage::Connected => {
                 self.drop_leg(now, key, call, idx);
                 // Our ring timer ran out: we cancelled it.
@@ -400,7 +490,7 @@ impl CallControl {
             self.drop_leg(now, key, call, other);
             return self.finish(now, call, Disposition::Answered, 200);
         }
-        if idx == 0 {
+        if idx == 0 && call.forks.is_empty() {
             match call.ringing.filter(|r| *r > 0) {
                 // The operator gave up while the resident's phone rang: the attempt
                 // counts as not answered and the dialer's interval applies (putting

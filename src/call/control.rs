@@ -1,10 +1,13 @@
 //! The call-control core: every call of the engine, on top of one SIP endpoint.
 //!
 //! Owns the calls and the indices that route SIP and media events to them
-//! (transactions, dialogs, media legs, recordings), call admission (a concurrent
-//! call limit and a new-call rate, both answered 503 + Retry-After), the source
-//! check (only trunks and registered operators may call in), the registrar, the
-//! trunks, the operators, the journal rows and the events the console is fed
+//! (transactions, dialogs, media legs, recordings), the per-call timers (armed on
+//! the heap whenever a call enters the table, so none is ever lost), call admission
+//! (a concurrent call limit and a new-call rate, both answered 503 + Retry-After),
+//! the source check (only trunks, `[sip] inbound_from` and registered operators
+//! may call in; loopback too when no trunk is configured), the registrar, the
+//! trunks, the operators, the journal rows (refused INVITEs that passed the source
+//! check included, within a per-second budget) and the events the console is fed
 //! with. The call flows themselves live next door: [`super::forward`] (the B2BUA
 //! for `forward` numbers), [`super::inbound`] (greetings, notices, IVR, the queue,
 //! operators, the 5-minute rule) and [`super::callback`] (calling residents and
@@ -27,7 +30,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::handle::{ActiveCall, Answer, Board, Query, WaitingCall};
+use super::handle::{ActiveCall, Answer, Board, CallError, CallTenant, Query, WaitingCall};
 use super::leg::{Leg, Note, Role};
 use super::media_port::MediaPort;
 use super::operators::Operators;
@@ -110,7 +113,15 @@ pub enum Action {
         bytes: u64,
     },
     /// Create a dial job (a callback for the 5-minute rule, a staff callback).
-    ScheduleJob(Box<NewDialJob>),
+    ScheduleJob {
+        /// The job.
+        job: Box<NewDialJob>,
+        /// The number the original call dialled: the callback goes out from it
+        /// (and its trunk), whatever the tenant turns out to be.
+        origin: Option<PhoneNumber>,
+    },
+    /// Hand held jobs back to the store, due now (the engine is stopping).
+    ReleaseJobs(Vec<DialJobId>),
     /// The resident got through before their callback: close the call's pending
     /// callback jobs.
     CancelJobs {
@@ -140,6 +151,9 @@ pub struct Admission {
     /// Retry-After seconds on those 503s.
     pub retry_after: u32,
 }
+
+/// The most journal rows refused INVITEs get per second.
+pub const REJECTION_ROWS_PER_SECOND: u32 = 20;
 
 struct RateLimiter {
     tokens: f64,
@@ -180,15 +194,18 @@ pub(crate) enum Stage {
     Leaving,
 }
 
-/// What to do when the current playback ends.
+/// What to do when the current playback ends. Each step of a resident's call has
+/// its own continuation, so the end of one prompt can never replay an earlier step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AfterPlayback {
     /// Nothing (looping music, or the queue handles it).
     Nothing,
-    /// Run the menu's wait-for-digit.
+    /// The greeting ended: the notices come next (once the lookup answered).
+    Greeting,
+    /// The notices ended: the number's menu, or the queue.
+    Notices,
+    /// A menu prompt ended: wait for a digit.
     Menu,
-    /// Join the queue.
-    Queue,
     /// Hang up.
     Hangup,
 }
@@ -204,6 +221,8 @@ pub(crate) enum CallTimer {
     CallbackDue,
     /// No digit came in time.
     Menu,
+    /// The caller lookup took too long: go on as an unknown caller.
+    Lookup,
 }
 
 /// What a tracked client transaction is for.
@@ -246,6 +265,17 @@ pub(crate) struct Call {
     pub recording: Option<RecordingId>,
     pub playback: Option<(PlaybackId, AfterPlayback)>,
     pub timers: Vec<(CallTimer, Instant)>,
+    /// The timers already on the core's heap (see [`CallControl::put_back`]).
+    pub armed: Vec<(CallTimer, Instant)>,
+    /// The caller lookup answered (or was given up on).
+    pub looked_up: bool,
+    /// Legs ringing the operator in parallel (one per registered contact); the
+    /// first to answer wins and the others are cancelled.
+    pub forks: Vec<usize>,
+    /// The trunk the callback's resident leg went out on.
+    pub trunk: Option<String>,
+    /// The resident leg's INVITE was already re-sent with credentials.
+    pub auth_tried: bool,
     pub callback_scheduled: bool,
     pub menu: Option<MenuState>,
     pub job: Option<DialJob>,
@@ -294,6 +324,15 @@ pub struct CallControl {
     pub(crate) waiting: VecDeque<u64>,
     /// Callback jobs claimed from the store, waiting for a free operator.
     pub(crate) jobs: VecDeque<DialJob>,
+    /// Calls answered after their callback was scheduled, and when: a job of
+    /// theirs that arrives (or is still held) is dropped, never dialled.
+    pub(crate) callbacks_cancelled: HashMap<String, Instant>,
+    /// INVITEs refused because they came from neither a trunk nor an operator.
+    refused_source: u64,
+    /// Refused INVITEs that got no journal row (over the per-second budget).
+    rejected_unjournaled: u64,
+    /// Journal rows for refused INVITEs in the current second.
+    rejection_rows: (Option<Instant>, u32),
     /// Something may have freed an operator or queued a call: match them up once
     /// every call is back in the table.
     pub(crate) wants_dispatch: bool,
@@ -328,6 +367,9 @@ impl CallControl {
         let contact = endpoint.contact_uri(None, crate::sip::transport::TransportKind::Udp);
         let trunks = Trunks::new(&config.trunks, now, contact, &secret);
         let operators = Operators::new(&config.operators, config.queue.wrap_up, now, wall);
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         Self {
             sdp: SdpPreferences::default(),
             config,
@@ -355,6 +397,10 @@ impl CallControl {
             timers: BinaryHeap::new(),
             waiting: VecDeque::new(),
             jobs: VecDeque::new(),
+            callbacks_cancelled: HashMap::new(),
+            refused_source: 0,
+            rejected_unjournaled: 0,
+            rejection_rows: (None, 0),
             wants_dispatch: false,
             events: VecDeque::new(),
             actions: VecDeque::new(),
@@ -391,22 +437,64 @@ impl CallControl {
 
     /// Ends every call now (the end of a drain that ran out of time): each party
     /// gets a BYE or CANCEL, recordings are closed, the journal is written.
+    ///
+    /// A resident still waiting for an operator is owed a callback under the
+    /// 5-minute rule: it is scheduled before the call ends. Callback jobs held in
+    /// memory are handed back to the store, due at once for whichever node runs
+    /// next (rather than after their lease lapses).
     pub fn hang_up_all(&mut self, now: Instant) {
         let keys: Vec<u64> = self.calls.keys().copied().collect();
+        let mut held: Vec<DialJobId> = Vec::new();
         for key in keys {
             self.with_call(now, key, |cc, call| {
+                if call.reported {
+                    return;
+                }
+                if call.answered_at.is_none() {
+                    // A callback cut short before the resident answered: the job
+                    // goes back to the store with no attempt counted.
+                    if let Some(job) = call.job.take() {
+                        held.push(job.id);
+                    }
+                }
+                let waiting = call.kind == Kind::Inbound
+                    && call.answered_at.is_none()
+                    && !matches!(call.stage, Stage::Leaving | Stage::Setup);
+                if waiting {
+                    cc.schedule_callback(now, call, "the engine shut down");
+                }
                 for idx in 0..call.legs.len() {
                     cc.drop_leg(now, key, call, idx);
                 }
                 let disposition = if call.answered_at.is_some() {
                     Disposition::Answered
+                } else if call.callback_scheduled {
+                    Disposition::CallbackScheduled
                 } else {
                     Disposition::Abandoned
                 };
                 cc.finish(now, call, disposition, 503);
             });
         }
+        held.extend(self.jobs.drain(..).map(|j| j.id));
+        if !held.is_empty() {
+            self.act(Action::ReleaseJobs(held));
+        }
         self.process(now);
+    }
+
+    /// The dial jobs this core holds (waiting for an operator, or being dialled):
+    /// their leases must be renewed while they are held.
+    pub fn held_jobs(&self) -> Vec<DialJobId> {
+        let mut ids: Vec<DialJobId> = self.jobs.iter().map(|j| j.id).collect();
+        ids.extend(
+            self.calls
+                .values()
+                .filter_map(|c| c.job.as_ref().map(|j| j.id)),
+        );
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.dedup();
+        ids
     }
 
     /// The SIP endpoint (for its statistics).
@@ -502,10 +590,61 @@ impl CallControl {
     }
 
     /// A dial job (callback) claimed from the store.
+    ///
+    /// A job this core already holds (its lease lapsed and the store handed it out
+    /// again) is not taken twice, and a callback for a call that got through in the
+    /// meantime is dropped (the store cancels it).
     pub fn handle_dial_job(&mut self, now: Instant, job: DialJob) {
-        self.jobs.push_back(job);
-        self.wants_dispatch = true;
+        let held = self.jobs.iter().any(|j| j.id == job.id)
+            || self
+                .calls
+                .values()
+                .any(|c| c.job.as_ref().is_some_and(|j| j.id == job.id));
+        if held {
+            tracing::debug!(job = %job.id, "dial job already held; ignoring the second claim");
+        } else if self.callback_obsolete(&job) {
+            tracing::info!(job = %job.id, call = ?job.call_id, "callback no longer needed: the caller got through");
+            if let Some(call) = job.call_id.clone() {
+                self.act(Action::CancelJobs { call: CallId(call) });
+            }
+        } else {
+            self.jobs.push_back(job);
+            self.wants_dispatch = true;
+        }
         self.process(now);
+    }
+
+    /// Whether a callback job's original call was answered after all.
+    pub(crate) fn callback_obsolete(&self, job: &DialJob) -> bool {
+        job.kind == crate::store::DialKind::Callback
+            && job
+                .call_id
+                .as_ref()
+                .is_some_and(|id| self.callbacks_cancelled.contains_key(id))
+    }
+
+    /// The original call got through: its callback jobs held in memory are
+    /// dropped, and the store is told to cancel them.
+    pub(crate) fn cancel_callbacks(&mut self, now: Instant, call: &CallId) {
+        self.callbacks_cancelled.insert(call.0.clone(), now);
+        // Remember for as long as a job of the call could still arrive.
+        let keep = self.config.queue.callback_deadline + crate::dialer::LEASE;
+        self.callbacks_cancelled
+            .retain(|_, at| now.saturating_duration_since(*at) <= keep);
+        self.jobs.retain(|j| {
+            !(j.kind == crate::store::DialKind::Callback && j.call_id.as_deref() == Some(&call.0))
+        });
+        self.act(Action::CancelJobs { call: call.clone() });
+    }
+
+    /// INVITEs refused since start because they came from an unknown address.
+    pub fn refused_source(&self) -> u64 {
+        self.refused_source
+    }
+
+    /// Refused INVITEs that got no journal row (a flood beyond the budget).
+    pub fn rejected_unjournaled(&self) -> u64 {
+        self.rejected_unjournaled
     }
 
     /// Answers a query from the console or the API.
@@ -526,6 +665,11 @@ impl CallControl {
             }
             Query::Board => Answer::Board(self.board(now)),
             Query::ActiveCalls => Answer::ActiveCalls(self.calls_in_progress()),
+            Query::SetCallTenant {
+                call,
+                tenant,
+                scope,
+            } => Answer::CallTenant(self.set_call_tenant(now, &call, tenant, &scope)),
         };
         self.process(now);
         answer
@@ -547,6 +691,49 @@ impl CallControl {
             .collect()
     }
 
+    /// The operator chose the tenant of a live call: the journal row, the
+    /// recording and every later event carry it, and the queue serves it as that
+    /// tenant's call from now on.
+    fn set_call_tenant(
+        &mut self,
+        now: Instant,
+        id: &str,
+        tenant: String,
+        scope: &[String],
+    ) -> Result<CallTenant, CallError> {
+        let key = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.id.0 == id && !c.reported)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| CallError::Unknown(id.to_owned()))?;
+        let mut answer = Err(CallError::Unknown(id.to_owned()));
+        self.with_call(now, key, |cc, call| {
+            if let Some(current) = &call.tenant {
+                if !scope.is_empty() && !scope.contains(current) {
+                    answer = Err(CallError::OtherTenant(id.to_owned()));
+                    return;
+                }
+            }
+            let previous = call.tenant.replace(tenant.clone());
+            call.record.tenant = call.tenant.clone();
+            cc.journal(call);
+            tracing::info!(call = %call.id, %tenant, ?previous, "tenant set by the operator");
+            cc.emit(
+                "call.tenant",
+                Some(tenant.clone()),
+                json!({ "call": call.id, "tenant": tenant, "previous": previous }),
+            );
+            answer = Ok(CallTenant {
+                call: call.id.0.clone(),
+                tenant: tenant.clone(),
+                previous,
+            });
+            cc.wants_dispatch = true;
+        });
+        answer
+    }
+
     fn board(&self, now: Instant) -> Board {
         let waiting = self
             .waiting
@@ -558,15 +745,15 @@ impl CallControl {
                 city: c.city.clone(),
                 number_kind: c.number.as_ref().map_or("", |n| n.kind.as_str()).to_owned(),
                 caller: c.caller.clone(),
-                waited_s: c
-                    .queued_at
-                    .map_or(0, |q| now.saturating_duration_since(q).as_secs()),
+                // From the call's arrival: the 5 minutes run from there.
+                waited_s: now.saturating_duration_since(c.started).as_secs(),
             })
             .collect();
         Board {
             waiting,
             operators: self.operators.views(),
             calls_active: self.calls.len(),
+            trunks: self.trunks.views(now),
         }
     }
 
@@ -701,17 +888,22 @@ impl CallControl {
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
-        let timers_before: Vec<(CallTimer, Instant)> = call.timers.clone();
         f(self, &mut call);
+        let _ = now;
+        self.put_back(key, call);
+    }
+
+    /// Puts a call (new, or taken out by [`with_call`](Self::with_call)) into the
+    /// table: every timer it holds that is not yet on the heap goes there, so no
+    /// path can set a timer that never fires; a call that is over and has nothing
+    /// in flight is dropped with its index entries instead.
+    fn put_back(&mut self, key: u64, mut call: Call) {
         for t in &call.timers {
-            if !timers_before.contains(t) {
+            if !call.armed.contains(t) {
                 self.timers.push(Reverse((t.1, key, t.0)));
             }
         }
-        self.put_back(now, key, call);
-    }
-
-    fn put_back(&mut self, _now: Instant, key: u64, call: Call) {
+        call.armed.clone_from(&call.timers);
         if call.reported && call.outstanding == 0 {
             for (i, leg) in call.legs.iter().enumerate() {
                 if let Role::Uas(tx) = leg.role {
@@ -768,6 +960,77 @@ impl CallControl {
         }
     }
 
+    /// Swaps legs `a` and `b` of a call and fixes every index that names them
+    /// (media, dialog, INVITE transaction), so a flow that expects a party at a
+    /// fixed place (the operator of a callback at 0) keeps working when another
+    /// fork answered.
+    pub(crate) fn swap_legs(&mut self, key: u64, call: &mut Call, a: usize, b: usize) {
+        if a == b || a >= call.legs.len() || b >= call.legs.len() {
+            return;
+        }
+        call.legs.swap(a, b);
+        for idx in [a, b] {
+            let Some(leg) = call.legs.get(idx) else {
+                continue;
+            };
+            self.by_media.insert(leg.media, (key, idx));
+            if let Some(d) = &leg.dialog {
+                self.by_dialog.insert(d.id().clone(), (key, idx));
+            }
+            match leg.role {
+                Role::Uac(tx) => {
+                    if let Some(entry) = self.by_client_tx.get_mut(&tx) {
+                        if matches!(entry.1, Pending::Invite(_)) {
+                            entry.1 = Pending::Invite(idx);
+                        }
+                    }
+                }
+                Role::Uas(tx) => {
+                    if self.by_server_tx.contains_key(&tx) {
+                        self.by_server_tx.insert(tx, (key, idx));
+                    }
+                }
+            }
+        }
+        for slot in call.forks.iter_mut().chain(call.ringing.iter_mut()) {
+            if *slot == a {
+                *slot = b;
+            } else if *slot == b {
+                *slot = a;
+            }
+        }
+    }
+
+    /// Sends `request` (an INVITE built from leg `idx`'s, with a new CSeq) in a new
+    /// client transaction that takes the place of the leg's: its responses reach
+    /// the leg as the first INVITE's would have.
+    pub(crate) fn resend_invite(
+        &mut self,
+        now: Instant,
+        key: u64,
+        call: &mut Call,
+        idx: usize,
+        request: Request,
+    ) -> bool {
+        let Some(target) = call.legs.get(idx).map(|l| l.target) else {
+            return false;
+        };
+        let tx = self.endpoint.send_request(now, request, target);
+        let Some(sent) = self.endpoint.client_request(tx).cloned() else {
+            return false;
+        };
+        let Some(leg) = call.legs.get_mut(idx) else {
+            return false;
+        };
+        leg.role = Role::Uac(tx);
+        leg.invite = sent;
+        leg.dialog = None;
+        leg.state = super::leg::LegState::Offering;
+        call.outstanding += 1;
+        self.by_client_tx.insert(tx, (key, Pending::Invite(idx)));
+        true
+    }
+
     /// Hangs up a leg: BYE if answered, CANCEL if still ringing, nothing if over.
     pub(crate) fn drop_leg(&mut self, now: Instant, key: u64, call: &mut Call, idx: usize) {
         let Some(leg) = call.legs.get_mut(idx) else {
@@ -775,9 +1038,14 @@ impl CallControl {
         };
         match leg.state {
             super::leg::LegState::Answered => {
+                let waiting_for_ack = leg.bye_after_ack;
                 if let Some(tx) = leg.bye(&mut self.endpoint, now) {
                     call.outstanding += 1;
                     self.by_client_tx.insert(tx, (key, Pending::Bye(idx)));
+                } else if leg.bye_after_ack && !waiting_for_ack {
+                    // The BYE waits for the caller's ACK: the call must stay in the
+                    // table (and its dialog indexed) until then.
+                    call.outstanding += 1;
                 }
             }
             super::leg::LegState::Offering | super::leg::LegState::Ringing => match leg.role {
@@ -889,10 +1157,11 @@ impl CallControl {
                 self.operators.release(&ext, now, wall);
             }
         }
+        // The law's clock runs from the call's arrival, not from joining the queue.
         let wait = call
             .answered_at
             .unwrap_or(now)
-            .saturating_duration_since(call.queued_at.unwrap_or(call.started));
+            .saturating_duration_since(call.started);
         let talk = call
             .answered_at
             .map_or(Duration::ZERO, |a| now.saturating_duration_since(a));
@@ -1017,8 +1286,9 @@ impl CallControl {
     fn on_invite(&mut self, now: Instant, tx: ServerTx, invite: Request, source: Target) {
         // Calls come from the providers' trunks or from registered operators, never
         // from anyone else: a stranger's INVITE must not become a paid outbound call.
-        let from_trunk = self.trunks.trunk_of_source(source.addr.ip()).is_some();
-        if !from_trunk && self.registrar.registered_source(&source, now).is_none() {
+        if !self.trusted_source(&source, now) {
+            // Counted, not journalled: a flood of junk must not fill the database.
+            self.refused_source += 1;
             tracing::warn!(%source, uri = %invite.uri, from = %invite.headers.from.uri, "INVITE from an unknown address refused");
             return self.reply(
                 now,
@@ -1033,6 +1303,7 @@ impl CallControl {
             Route::Number(n) => n.clone(),
             Route::Unknown => {
                 tracing::info!(uri = %invite.uri, from = %invite.headers.from.uri, "INVITE for an unknown number");
+                self.journal_rejected(now, &invite, None, 404, "number not served here");
                 return self.reply(
                     now,
                     tx,
@@ -1043,10 +1314,12 @@ impl CallControl {
             }
         };
         if invite.headers.max_forwards == Some(0) {
+            self.journal_rejected(now, &invite, Some(&number), 483, "too many hops");
             return self.reply(now, tx, &invite, 483, None);
         }
         if let Err(reason) = self.admit(now) {
             self.refused_overload += 1;
+            self.journal_rejected(now, &invite, Some(&number), 503, reason);
             let mut r = invite.response_with_reason(503, reason);
             let tag = self.endpoint.new_tag();
             r.headers.to.set_tag(&tag);
@@ -1062,6 +1335,71 @@ impl CallControl {
                 self.start_inbound(now, tx, invite, source, number, dialled)
             }
         }
+    }
+
+    /// Whether an INVITE from `source` may be served: it comes from a trunk, from
+    /// an address in `[sip] inbound_from`, from a registered operator's softphone,
+    /// or — when no trunk is configured at all (a file of `[[number]]` tables
+    /// only) — from loopback.
+    fn trusted_source(&self, source: &Target, now: Instant) -> bool {
+        let ip = source.addr.ip();
+        self.trunks.trunk_of_source(ip).is_some()
+            || self.config.sip.inbound_from.contains(&ip)
+            || (self.config.trunks.is_empty() && ip.is_loopback())
+            || self.registrar.registered_source(source, now).is_some()
+    }
+
+    /// A journal row (disposition `rejected`) and a `call.rejected` event for an
+    /// INVITE that passed the source check but was refused with `status`. At most
+    /// [`REJECTION_ROWS_PER_SECOND`] rows a second are written; the rest are only
+    /// counted ([`rejected_unjournaled`](Self::rejected_unjournaled)).
+    pub(crate) fn journal_rejected(
+        &mut self,
+        now: Instant,
+        invite: &Request,
+        number: Option<&Number>,
+        status: u16,
+        reason: &str,
+    ) {
+        let window_over = self
+            .rejection_rows
+            .0
+            .is_none_or(|start| now.saturating_duration_since(start) >= Duration::from_secs(1));
+        if window_over {
+            self.rejection_rows = (Some(now), 0);
+        }
+        if self.rejection_rows.1 >= REJECTION_ROWS_PER_SECOND {
+            self.rejected_unjournaled += 1;
+            return;
+        }
+        self.rejection_rows.1 += 1;
+        let clip = |s: String| s.chars().take(64).collect::<String>();
+        let caller = clip(invite.headers.from.uri.user_unescaped().unwrap_or_default());
+        let to = clip(dialled(invite).unwrap_or_default());
+        let id = self.new_call_id();
+        let wall = self.wall(now);
+        let mut record =
+            CallRecord::offered(id.0.clone(), CallDirection::Inbound, &caller, &to, wall);
+        record.tenant = number.and_then(|n| n.tenant.clone());
+        record.number_kind = number.map(|n| n.kind.as_str().to_owned());
+        record.ended_at = Some(wall);
+        record.wait_seconds = Some(0);
+        record.talk_seconds = Some(0);
+        record.disposition = Some(Disposition::Rejected);
+        let tenant = record.tenant.clone();
+        self.act(Action::Journal(Box::new(record)));
+        self.emit(
+            "call.rejected",
+            tenant,
+            json!({
+                "call": id,
+                "from": caller,
+                "to": to,
+                "number_kind": number.map(|n| n.kind.as_str()),
+                "sip_status": status,
+                "reason": reason,
+            }),
+        );
     }
 
     /// A new call record for the journal and its in-memory state.
@@ -1107,6 +1445,11 @@ impl CallControl {
             recording: None,
             playback: None,
             timers: Vec::new(),
+            armed: Vec::new(),
+            looked_up: false,
+            forks: Vec::new(),
+            trunk: None,
+            auth_tried: false,
             callback_scheduled: false,
             menu: None,
             job: None,
@@ -1118,8 +1461,10 @@ impl CallControl {
         (key, call)
     }
 
+    /// Adds a new call to the table (see [`put_back`](Self::put_back): its timers
+    /// are armed, and a call that already ended is not kept).
     pub(crate) fn insert_call(&mut self, key: u64, call: Call) {
-        self.calls.insert(key, call);
+        self.put_back(key, call);
     }
 
     fn on_in_dialog(&mut self, now: Instant, tx: ServerTx, request: Request) {
@@ -1163,6 +1508,7 @@ impl CallControl {
             leg.on_ack(cc.media.as_ref(), ack);
             if leg.bye_after_ack {
                 leg.bye_after_ack = false;
+                call.outstanding = call.outstanding.saturating_sub(1);
                 cc.drop_leg(now, key, call, idx);
             }
         });
@@ -1188,7 +1534,10 @@ impl CallControl {
             tracing::info!(call = %call.id, "no ACK for our 2xx; ending the call");
             if let Some(leg) = call.legs.get_mut(idx) {
                 leg.acked = true;
-                leg.bye_after_ack = false;
+                if leg.bye_after_ack {
+                    leg.bye_after_ack = false;
+                    call.outstanding = call.outstanding.saturating_sub(1);
+                }
             }
             cc.drop_leg(now, key, call, idx);
             cc.leg_gone(now, call, idx, "no-ack");
@@ -1217,6 +1566,9 @@ impl CallControl {
             }
             match pending {
                 Pending::Invite(idx) => {
+                    if cc.answer_challenge(now, key, call, idx, response) {
+                        return;
+                    }
                     let Some(leg) = call.legs.get_mut(idx) else {
                         return;
                     };
@@ -1316,8 +1668,9 @@ impl CallControl {
         call.playback = None;
         match after {
             AfterPlayback::Nothing => {}
+            AfterPlayback::Greeting => self.greeting_done(now, call),
+            AfterPlayback::Notices => self.after_notices(now, call),
             AfterPlayback::Menu => self.menu_wait(now, call),
-            AfterPlayback::Queue => self.enqueue(now, call),
             AfterPlayback::Hangup => {
                 let key = call.key;
                 self.drop_leg(now, key, call, 0);
@@ -1333,6 +1686,7 @@ impl CallControl {
             CallTimer::Announce => self.announce_in_queue(now, call),
             CallTimer::CallbackDue => self.schedule_callback(now, call, "waited too long"),
             CallTimer::Menu => self.menu_timeout(now, call),
+            CallTimer::Lookup => self.lookup_timeout(now, call),
         }
     }
 
@@ -1363,7 +1717,11 @@ impl CallControl {
             chain_level: None,
         };
         tracing::info!(call = %call.id, %phone, why, "callback scheduled");
-        self.act(Action::ScheduleJob(Box::new(job)));
+        let origin = call.number.as_ref().map(|n| n.number.clone());
+        self.act(Action::ScheduleJob {
+            job: Box::new(job),
+            origin,
+        });
         self.emit(
             "callback.scheduled",
             call.tenant.clone(),
@@ -1371,3 +1729,7 @@ impl CallControl {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod core_tests;

@@ -3,7 +3,9 @@
 //! publishes events on the bus and hands store work to helpers so the call path
 //! never waits on the database.
 //!
-//! Caller lookups run concurrently (each answers its own call). Journal rows,
+//! Caller lookups run concurrently (each answers its own call, within the
+//! lookup timeout). The leases of the dial jobs the core holds are renewed every
+//! [`crate::dialer::RENEW`]. Journal rows,
 //! recordings and dial-job updates go through one writer task in the order the
 //! core produced them, so a call's row is never overwritten by an older version of
 //! itself. Time comes from tokio's clock, so tests can pause it.
@@ -38,6 +40,10 @@ pub struct CallStats {
     pub refused_overload: AtomicU64,
     /// Calls waiting for an operator now.
     pub waiting: AtomicU64,
+    /// INVITEs refused with 403 since start: neither a trunk nor an operator.
+    pub refused_source: AtomicU64,
+    /// Refused INVITEs beyond the journal's per-second budget (counted only).
+    pub rejected_unjournaled: AtomicU64,
 }
 
 fn now() -> std::time::Instant {
@@ -101,6 +107,8 @@ pub async fn run(core: Core) {
     let (writer, writer_task) = spawn_writer(store.clone(), events.clone(), node.clone());
     let mut job_poll = tokio::time::interval(crate::dialer::POLL);
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
+    lease_renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
     loop {
         flush(
@@ -144,6 +152,7 @@ pub async fn run(core: Core) {
                 }
             }
             _ = job_poll.tick(), if !draining => claim_jobs(&store, &node, &jobs_tx),
+            _ = lease_renewal.tick() => renew_leases(&store, &node, control.held_jobs()),
                         changed = shutdown.changed() => {
                 let phase = if changed.is_err() { Shutdown::HangUp } else { *shutdown.borrow() };
                 if phase != Shutdown::Running && !draining {
@@ -177,6 +186,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => tokio::time::sleep(Duration::from_secs(3600)).await,
     }
+}
+
+/// Renews the leases of the jobs the core holds, in the background.
+fn renew_leases(store: &Store, node: &str, held: Vec<crate::store::DialJobId>) {
+    if held.is_empty() {
+        return;
+    }
+    let (store, node) = (store.clone(), node.to_owned());
+    tokio::spawn(async move {
+        if let Err(e) = crate::dialer::renew(&store, &node, &held, Utc::now()).await {
+            tracing::warn!(error = %e, jobs = held.len(), "cannot renew dial-job leases");
+        }
+    });
 }
 
 /// Claims due callback jobs in the background; they arrive on `jobs`.
@@ -219,7 +241,17 @@ fn flush(
             } => {
                 let (store, lookups) = (store.clone(), lookups.clone());
                 tokio::spawn(async move {
-                    let context = lookup(&store, &phone, tenant.as_deref(), city.as_deref()).await;
+                    // Bounded: a slow store never keeps a caller waiting (the core
+                    // goes on without the lookup after the same time).
+                    let context = tokio::time::timeout(
+                        super::inbound::LOOKUP_TIMEOUT,
+                        lookup(&store, &phone, tenant.as_deref(), city.as_deref()),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        tracing::warn!(%phone, "caller lookup timed out");
+                        None
+                    });
                     let _ = lookups.send((call, context));
                 });
             }
@@ -237,6 +269,12 @@ fn flush(
     stats
         .waiting
         .store(control.waiting_calls() as u64, Ordering::Relaxed);
+    stats
+        .refused_source
+        .store(control.refused_source(), Ordering::Relaxed);
+    stats
+        .rejected_unjournaled
+        .store(control.rejected_unjournaled(), Ordering::Relaxed);
 }
 
 async fn lookup(
@@ -368,7 +406,11 @@ async fn write(
             );
             Ok(())
         }
-        Action::ScheduleJob(job) => store.create_dial_job(&job, Utc::now()).await.map(|_| ()),
+        Action::ScheduleJob { job, origin } => store
+            .create_dial_job_from(&job, origin.as_ref(), Utc::now())
+            .await
+            .map(|_| ()),
+        Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, &jobs, Utc::now()).await,
         Action::JobAttempt {
             job,
             outcome,

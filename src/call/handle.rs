@@ -1,6 +1,7 @@
 //! How the rest of the engine (the console's API, the demo, tests) talks to the call
 //! core: a cheap cloneable [`CallHandle`] that sends [`Query`]s over a channel and
-//! awaits the [`Answer`]. The core answers between two SIP messages, so a query
+//! awaits the [`Answer`]: operators' states, the live board (waiting calls,
+//! operators, trunks), and orders such as setting a live call's tenant. The core answers between two SIP messages, so a query
 //! never blocks a call.
 
 use serde::Serialize;
@@ -28,6 +29,17 @@ pub enum Query {
     /// Every resident's call and callback in progress, for consoles rebuilding
     /// their call cards after a reload.
     ActiveCalls,
+    /// Sets the tenant of a live call (a citywide caller whose address is not
+    /// known: the operator chooses the management company).
+    SetCallTenant {
+        /// The engine's call id.
+        call: String,
+        /// The tenant code (the API checks it exists).
+        tenant: String,
+        /// The tenants the asker may act for (empty: all); a call already tagged
+        /// with a tenant outside them is not changed.
+        scope: Vec<String>,
+    },
 }
 
 /// A call in progress, for the console's cards.
@@ -46,6 +58,29 @@ pub struct ActiveCall {
     pub operator: Option<String>,
     /// The `call.offered` payload as it would be published now.
     pub screen_pop: serde_json::Value,
+}
+
+/// Why a live call could not be changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No call in progress has this id.
+    #[error("no call {0} in progress")]
+    Unknown(String),
+    /// The call already belongs to a tenant the asker does not serve.
+    #[error("call {0} belongs to another tenant")]
+    OtherTenant(String),
+}
+
+/// A live call's tenant as set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallTenant {
+    /// The call.
+    pub call: String,
+    /// Its tenant now.
+    pub tenant: String,
+    /// Its tenant before, if any.
+    pub previous: Option<String>,
 }
 
 /// A call waiting for an operator, for the board.
@@ -74,6 +109,8 @@ pub struct Board {
     pub operators: Vec<OperatorView>,
     /// Calls in progress of any kind.
     pub calls_active: usize,
+    /// Every trunk: its health and registration.
+    pub trunks: Vec<super::trunks::TrunkView>,
 }
 
 /// The core's answer to a [`Query`].
@@ -88,6 +125,8 @@ pub enum Answer {
     Board(Board),
     /// For [`Query::ActiveCalls`].
     ActiveCalls(Vec<ActiveCall>),
+    /// For [`Query::SetCallTenant`].
+    CallTenant(Result<CallTenant, CallError>),
 }
 
 /// Why a query could not be answered.
@@ -150,6 +189,25 @@ impl CallHandle {
         };
         match self.ask(query).await? {
             Answer::OperatorState(r) => Ok(r),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+
+    /// Sets the tenant of a live call; the outer error is the engine's, the inner
+    /// the request's.
+    pub async fn set_call_tenant(
+        &self,
+        call: &str,
+        tenant: &str,
+        scope: Vec<String>,
+    ) -> Result<Result<CallTenant, CallError>, HandleError> {
+        let query = Query::SetCallTenant {
+            call: call.to_owned(),
+            tenant: tenant.to_owned(),
+            scope,
+        };
+        match self.ask(query).await? {
+            Answer::CallTenant(r) => Ok(r),
             _ => Err(HandleError::Unexpected),
         }
     }

@@ -2,28 +2,34 @@
 //! dispatch line.
 //!
 //! A resident is answered by the engine at once (greeting naming the company, or the
-//! generic citywide one) while the caller is looked up; then come the notices for
-//! their house (outages, debt), the IVR menu if the number has one, and the queue:
-//! "please wait" and hold music until the longest-idle ready operator who serves the
-//! tenant and city answers. Each operator rings for `ring_timeout`, then the next is
-//! tried. The call is recorded from the moment the operator answers.
+//! generic citywide one) while the caller is looked up (for at most
+//! [`LOOKUP_TIMEOUT`]: then the call goes on as an unknown caller's); then come the
+//! notices for their house (outages, debt), the IVR menu if the number has one, and
+//! the queue: "please wait" and hold music until the longest-idle ready operator
+//! who serves the tenant and city answers. Every registered contact of that
+//! operator rings at once; the first to answer takes the call and the others are
+//! cancelled. Each operator rings for `ring_timeout`, then the next is tried. The
+//! call is recorded from the moment the engine answers.
 //!
-//! The 5-minute rule (Rules №416 §13): a caller still waiting after
-//! `callback_after`, or hanging up after waiting longer than `abandon_threshold`,
-//! gets a callback job the dialer runs within `callback_deadline` of the call.
+//! The 5-minute rule (Rules №416 §13), counted from the call's arrival: a caller
+//! still waiting `callback_after` after calling, or hanging up from the queue more
+//! than `abandon_threshold` after calling, gets a callback job the dialer runs
+//! within `callback_deadline` of the call; a caller answered after all has their
+//! callback cancelled, in the store and among the jobs held here.
 //!
 //! A legacy number announces the new number and hangs up; it is never forwarded. A
 //! staff member calling the dispatch line is not answered (the call costs them
 //! nothing) and is called back as soon as an operator is free.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::announcements::{greeting, notices, number_changed, prompt};
 use super::control::{
-    Action, AfterPlayback, Call, CallControl, CallTimer, CallerContext, Disposition, Kind,
+    Action, AfterPlayback, Call, CallControl, CallId, CallTimer, CallerContext, Disposition, Kind,
     MenuState, Stage,
 };
 use super::leg::{Leg, Note};
@@ -33,6 +39,18 @@ use crate::sip::endpoint::ServerTx;
 use crate::sip::transport::Target;
 use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
 use crate::store::{CallDirection, DialKind, NewDialJob};
+
+/// How long a caller lookup may take before the call goes on without it.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an operator could not be rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RingFailure {
+    /// The operator has no live contact (or none could be reached): try another.
+    NoContact,
+    /// No media leg could be opened (RTP ports exhausted): stop trying for now.
+    NoMedia,
+}
 
 impl CallControl {
     /// A resident calls a tenant, citywide or legacy number: answer, greet, look up.
@@ -56,7 +74,12 @@ impl CallControl {
             &prefs,
         ) {
             Ok(leg) => leg,
-            Err(r) => return self.refuse_leg(now, tx, r),
+            Err(r) => {
+                if let Some(invite) = self.endpoint.server_request(tx).cloned() {
+                    self.journal_rejected(now, &invite, Some(&number), r.status, &r.reason);
+                }
+                return self.refuse_leg(now, tx, r);
+            }
         };
         let kind = if number.kind == NumberKind::Legacy {
             Kind::Legacy
@@ -90,6 +113,12 @@ impl CallControl {
             );
             self.play(&mut call, 0, items, false, AfterPlayback::Hangup);
             self.journal(&call);
+            if call.playback.is_none() {
+                // Nothing to say (prompts missing): the call must still end.
+                tracing::warn!(call = %call.id, "legacy number announcement cannot be played; hanging up");
+                self.drop_leg(now, key, &mut call, 0);
+                self.finish(now, &mut call, Disposition::Rejected, 200);
+            }
             self.insert_call(key, call);
             return;
         }
@@ -98,7 +127,7 @@ impl CallControl {
         // what they said and what they heard, the menu choices included.
         self.start_recording(now, &mut call, 0);
         let items = greeting(&self.config, &number);
-        self.play(&mut call, 0, items, false, AfterPlayback::Menu);
+        self.play(&mut call, 0, items, false, AfterPlayback::Greeting);
         if let Ok(phone) = PhoneNumber::parse(&call.caller) {
             self.act(Action::Lookup {
                 call: key,
@@ -106,8 +135,11 @@ impl CallControl {
                 tenant: call.tenant.clone(),
                 city: call.city.clone(),
             });
+            // A lookup never holds a caller up for long.
+            call.set_timer(CallTimer::Lookup, now + LOOKUP_TIMEOUT);
         } else {
             // An anonymous or odd caller: nothing to look up.
+            call.looked_up = true;
             self.emit(
                 "call.offered",
                 call.tenant.clone(),
@@ -169,6 +201,13 @@ impl CallControl {
         call: &mut Call,
         context: Option<CallerContext>,
     ) {
+        if call.looked_up {
+            // Too late: the call went on as an unknown caller's.
+            tracing::info!(call = %call.id, "caller lookup answered after its timeout; ignored");
+            return;
+        }
+        call.looked_up = true;
+        call.clear_timer(CallTimer::Lookup);
         if let Some(ctx) = &context {
             if call.tenant.is_none() {
                 call.tenant = ctx.info.tenant.as_ref().map(|t| t.code.clone());
@@ -193,12 +232,33 @@ impl CallControl {
         }
     }
 
+    /// The lookup did not answer in [`LOOKUP_TIMEOUT`]: the call goes on as an
+    /// unknown caller's (no notices, the tenant of the number dialled).
+    pub(crate) fn lookup_timeout(&mut self, now: Instant, call: &mut Call) {
+        if call.looked_up {
+            return;
+        }
+        tracing::warn!(call = %call.id, "caller lookup timed out; going on without it");
+        call.looked_up = true;
+        self.emit(
+            "call.offered",
+            call.tenant.clone(),
+            self.offered_payload(call),
+        );
+        if call.stage == Stage::LookingUp {
+            self.greeting_done(now, call);
+        }
+    }
+
     /// After the greeting: the notices for the caller's house, then the menu or
-    /// the queue.
+    /// the queue. Waits (stage `LookingUp`) while the lookup has not answered.
     pub(crate) fn greeting_done(&mut self, now: Instant, call: &mut Call) {
-        let looked_up = call.context.is_some() || PhoneNumber::parse(&call.caller).is_err();
-        if !looked_up && call.stage == Stage::Announcing && call.playback.is_none() {
-            // The lookup has not answered yet: wait for it (it is quick).
+        if !matches!(call.stage, Stage::Announcing | Stage::LookingUp) {
+            return;
+        }
+        if !call.looked_up {
+            // The lookup has not answered yet: wait for it (it is quick, and
+            // bounded by the lookup timer).
             call.stage = Stage::LookingUp;
             return;
         }
@@ -208,25 +268,25 @@ impl CallControl {
             .as_ref()
             .map(|c| notices(&self.config, &c.info, c.zone))
             .unwrap_or_default();
-        let next = if call.number.as_ref().and_then(|n| n.menu.as_ref()).is_some() {
-            AfterPlayback::Menu
-        } else {
-            AfterPlayback::Queue
-        };
         call.menu = None;
         if said.is_empty() {
-            return self.after_notices(now, call, next);
+            return self.after_notices(now, call);
         }
-        self.play(call, 0, said, false, next);
+        self.play(call, 0, said, false, AfterPlayback::Notices);
         if call.playback.is_none() {
-            self.after_notices(now, call, next);
+            self.after_notices(now, call);
         }
     }
 
-    fn after_notices(&mut self, now: Instant, call: &mut Call, next: AfterPlayback) {
-        match next {
-            AfterPlayback::Menu => self.menu_start(now, call, None),
-            _ => self.enqueue(now, call),
+    /// The notices are over: the number's menu if it has one, else the queue.
+    pub(crate) fn after_notices(&mut self, now: Instant, call: &mut Call) {
+        if call.stage != Stage::Announcing {
+            return;
+        }
+        if call.number.as_ref().and_then(|n| n.menu.as_ref()).is_some() {
+            self.menu_start(now, call, None);
+        } else {
+            self.enqueue(now, call);
         }
     }
 
@@ -254,24 +314,18 @@ impl CallControl {
         }
     }
 
-    /// Called when playback ends: in the menu, wait for a digit; otherwise the
-    /// greeting just ended.
+    /// A menu prompt ended: wait for a digit.
     pub(crate) fn menu_wait(&mut self, now: Instant, call: &mut Call) {
-        match call.stage {
-            Stage::Announcing | Stage::LookingUp if call.menu.is_none() => {
-                self.greeting_done(now, call)
-            }
-            Stage::Menu => {
-                let timeout = call
-                    .menu
-                    .as_ref()
-                    .and_then(|m| self.config.menu(&m.name))
-                    .map(|m| m.timeout);
-                if let Some(t) = timeout {
-                    call.set_timer(CallTimer::Menu, now + t);
-                }
-            }
-            _ => {}
+        if call.stage != Stage::Menu {
+            return;
+        }
+        let timeout = call
+            .menu
+            .as_ref()
+            .and_then(|m| self.config.menu(&m.name))
+            .map(|m| m.timeout);
+        if let Some(t) = timeout {
+            call.set_timer(CallTimer::Menu, now + t);
         }
     }
 
@@ -296,6 +350,9 @@ impl CallControl {
         }
         items.push(menu.prompt.clone());
         self.play(call, 0, items, false, AfterPlayback::Menu);
+        if call.playback.is_none() {
+            self.menu_wait(now, call);
+        }
     }
 
     fn menu_action(&mut self, now: Instant, call: &mut Call, action: &MenuAction) {
@@ -315,6 +372,9 @@ impl CallControl {
                 let mut items = vec![p.clone()];
                 items.extend(back);
                 self.play(call, 0, items, false, AfterPlayback::Menu);
+                if call.playback.is_none() {
+                    self.menu_wait(now, call);
+                }
             }
             MenuAction::Hangup => {
                 call.menu = None;
@@ -347,7 +407,9 @@ impl CallControl {
         else {
             return;
         };
-        let _ = self.media.stop_playback(call.legs[0].media);
+        if let Some(caller) = call.legs.first() {
+            let _ = self.media.stop_playback(caller.media);
+        }
         call.playback = None;
         call.clear_timer(CallTimer::Menu);
         match menu.options.iter().find(|(d, _)| *d == digit) {
@@ -370,9 +432,11 @@ impl CallControl {
         if call.queued_at.is_none() {
             call.queued_at = Some(now);
             call.record.queued_at = Some(self.wall(now));
+            // Counted from the call's arrival: the law's minutes run from the call,
+            // greeting and menu included.
             call.set_timer(
                 CallTimer::CallbackDue,
-                now + self.config.queue.callback_after,
+                (call.started + self.config.queue.callback_after).max(now),
             );
             self.journal(call);
         }
@@ -426,29 +490,64 @@ impl CallControl {
 
     /// Offers calls to free operators: callback jobs first (they have a deadline),
     /// then callers in the order they joined the queue.
+    ///
+    /// Runs in bounded time whatever fails: each job and each caller is looked at
+    /// once per round; an operator whose softphone cannot be rung now (the binding
+    /// lapsed under a stale registered flag) is skipped for the rest of the round,
+    /// and when media cannot be opened (RTP ports exhausted) the round stops — the
+    /// next event that frees something runs it again.
     pub(crate) fn dispatch(&mut self, now: Instant) {
         self.wants_dispatch = false;
-        let mut deferred = Vec::new();
-        while let Some(job) = self.jobs.pop_front() {
+        let mut unreachable: Vec<String> = Vec::new();
+        let mut out_of_media = false;
+        let jobs = std::mem::take(&mut self.jobs);
+        let mut kept = VecDeque::with_capacity(jobs.len());
+        for job in jobs {
+            if out_of_media {
+                kept.push_back(job);
+                continue;
+            }
+            if self.callback_obsolete(&job) {
+                if let Some(call) = job.call_id.clone() {
+                    self.act(Action::CancelJobs { call: CallId(call) });
+                }
+                continue;
+            }
             let waiting_caller = job
                 .call_id
                 .as_ref()
                 .is_some_and(|id| self.original_still_waiting(id));
             if waiting_caller {
                 // The caller is still on the line in the queue: serve them there.
-                deferred.push(job);
+                kept.push_back(job);
                 continue;
             }
-            match self.operators.pick(job.tenant.as_deref(), None, &[]) {
-                Some(ext) => self.start_callback(now, job, ext),
-                None => {
-                    deferred.push(job);
+            loop {
+                let Some(ext) = self
+                    .operators
+                    .pick(job.tenant.as_deref(), None, &unreachable)
+                else {
+                    // Nobody for this job now; a job of another tenant may still
+                    // find someone.
+                    kept.push_back(job);
                     break;
+                };
+                match self.start_callback(now, &job, ext.clone()) {
+                    Ok(()) => break,
+                    Err(RingFailure::NoContact) => unreachable.push(ext),
+                    Err(RingFailure::NoMedia) => {
+                        out_of_media = true;
+                        kept.push_back(job);
+                        break;
+                    }
                 }
             }
         }
-        for job in deferred.into_iter().rev() {
-            self.jobs.push_front(job);
+        // Jobs given back meanwhile (none are, but keep them first if so).
+        kept.extend(self.jobs.drain(..));
+        self.jobs = kept;
+        if out_of_media {
+            return;
         }
         let keys: Vec<u64> = self.waiting.iter().copied().collect();
         for key in keys {
@@ -458,15 +557,40 @@ impl CallControl {
             if call.stage != Stage::Queued {
                 continue;
             }
+            let mut outcome = Ok(());
+            self.with_call(now, key, |cc, call| {
+                outcome = cc.offer_to_an_operator(now, call, &mut unreachable);
+            });
+            if outcome.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Rings the best operator free for a queued call, trying the next one while a
+    /// softphone cannot be reached; `Err` when media ran out.
+    fn offer_to_an_operator(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        unreachable: &mut Vec<String>,
+    ) -> Result<(), RingFailure> {
+        loop {
+            let mut skip = call.tried.clone();
+            skip.extend(unreachable.iter().cloned());
             let Some(ext) =
                 self.operators
-                    .pick(call.tenant.as_deref(), call.city.as_deref(), &call.tried)
+                    .pick(call.tenant.as_deref(), call.city.as_deref(), &skip)
             else {
                 // Nobody for this call; a later caller of another tenant may still
                 // find someone.
-                continue;
+                return Ok(());
             };
-            self.with_call(now, key, |cc, call| cc.ring_operator(now, call, ext));
+            match self.ring_operator(now, call, ext.clone()) {
+                Ok(()) => return Ok(()),
+                Err(RingFailure::NoContact) => unreachable.push(ext),
+                Err(RingFailure::NoMedia) => return Err(RingFailure::NoMedia),
+            }
         }
     }
 
@@ -475,98 +599,149 @@ impl CallControl {
             c.id.0 == call_id
                 && matches!(
                     c.stage,
-                    Stage::Queued | Stage::Ringing | Stage::Announcing | Stage::Menu
+                    Stage::Queued
+                        | Stage::Ringing
+                        | Stage::Announcing
+                        | Stage::LookingUp
+                        | Stage::Menu
                 )
         })
     }
 
-    /// The INVITE to an operator's softphone for `call`.
-    pub(crate) fn operator_invite(
+    /// The INVITEs to an operator's softphones for `call`: one per live contact
+    /// (most recent first), each its own dialog.
+    pub(crate) fn operator_invites(
         &mut self,
         call: &Call,
         ext: &str,
         now: Instant,
-    ) -> Option<(Request, Target)> {
-        let binding = self
+    ) -> Vec<(Request, Target)> {
+        let bindings: Vec<_> = self
             .registrar
             .bindings(ext, now)
-            .first()
-            .map(|b| (*b).clone())?;
+            .into_iter()
+            .cloned()
+            .collect();
         let host = self.endpoint.config().advertised.clone();
-        let caller_uri = Uri::sip(Some(&escape_user(&call.caller)), &host, None);
-        let mut from = NameAddr::new(caller_uri);
-        from.display_name = Some(crate::sip::wire::auth::quote(&call.caller));
-        from.set_tag(&self.endpoint.new_tag());
-        let mut headers = Headers {
-            via: Vec::new(),
-            from,
-            to: NameAddr::new(Uri::sip(Some(ext), &host, None)),
-            call_id: self.endpoint.new_call_id(),
-            cseq: CSeq {
-                seq: 1,
+        let mut out = Vec::with_capacity(bindings.len());
+        for binding in bindings {
+            let caller_uri = Uri::sip(Some(&escape_user(&call.caller)), &host, None);
+            let mut from = NameAddr::new(caller_uri);
+            from.display_name = Some(crate::sip::wire::auth::quote(&call.caller));
+            from.set_tag(&self.endpoint.new_tag());
+            let mut headers = Headers {
+                via: Vec::new(),
+                from,
+                to: NameAddr::new(Uri::sip(Some(ext), &host, None)),
+                call_id: self.endpoint.new_call_id(),
+                cseq: CSeq {
+                    seq: 1,
+                    method: Method::Invite,
+                },
+                max_forwards: Some(70),
+                contact: Vec::new(),
+                route: Vec::new(),
+                record_route: Vec::new(),
+                other: Vec::new(),
+            };
+            headers.push("X-Dispatch-Call", call.id.0.clone());
+            if let Some(t) = &call.tenant {
+                headers.push("X-Dispatch-Tenant", t.clone());
+            }
+            if self.config.operator(ext).is_some_and(|o| o.auto_answer) {
+                // What softphones understand as "answer at once" (RFC 5373 is rarely
+                // implemented; these two are).
+                headers.push("Call-Info", format!("<sip:{host}>;answer-after=0"));
+                headers.push(
+                    "Alert-Info",
+                    "<http://127.0.0.1/auto-answer>;info=alert-autoanswer;delay=0",
+                );
+            }
+            let request = Request {
                 method: Method::Invite,
-            },
-            max_forwards: Some(70),
-            contact: Vec::new(),
-            route: Vec::new(),
-            record_route: Vec::new(),
-            other: Vec::new(),
-        };
-        headers.push("X-Dispatch-Call", call.id.0.clone());
-        if let Some(t) = &call.tenant {
-            headers.push("X-Dispatch-Tenant", t.clone());
+                uri: binding.contact.uri.clone(),
+                headers,
+                body: Bytes::new(),
+            };
+            out.push((request, binding.target()));
         }
-        if self.config.operator(ext).is_some_and(|o| o.auto_answer) {
-            // What softphones understand as "answer at once" (RFC 5373 is rarely
-            // implemented; these two are).
-            headers.push("Call-Info", format!("<sip:{host}>;answer-after=0"));
-            headers.push(
-                "Alert-Info",
-                "<http://127.0.0.1/auto-answer>;info=alert-autoanswer;delay=0",
-            );
+        out
+    }
+
+    /// Rings every contact of operator `ext` at once (their desk phone and their
+    /// softphone, say); the legs are the call's ringing group. `Err` when no leg
+    /// could be placed.
+    pub(crate) fn ring_contacts(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        ext: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Vec<usize>, RingFailure> {
+        let invites = self.operator_invites(call, ext, now);
+        if invites.is_empty() {
+            return Err(RingFailure::NoContact);
         }
-        let request = Request {
-            method: Method::Invite,
-            uri: binding.contact.uri.clone(),
-            headers,
-            body: Bytes::new(),
-        };
-        Some((request, binding.target()))
+        let prefs = self.sdp.clone();
+        let key = call.key;
+        let mut legs = Vec::new();
+        let mut failure = RingFailure::NoContact;
+        for (mut request, target) in invites {
+            for (name, value) in extra {
+                request.headers.push(name, value.clone());
+            }
+            match Leg::outgoing(
+                &mut self.endpoint,
+                self.media.as_ref(),
+                now,
+                request,
+                target,
+                &prefs,
+            ) {
+                Ok(leg) => legs.push(self.add_leg(key, call, leg)),
+                Err(r) => {
+                    tracing::warn!(call = %call.id, operator = %ext, reason = %r.reason, "cannot ring an operator's contact");
+                    if r.status == 503 {
+                        failure = RingFailure::NoMedia;
+                    }
+                }
+            }
+        }
+        if legs.is_empty() {
+            return Err(failure);
+        }
+        Ok(legs)
     }
 
     /// Rings an operator for a queued call.
-    fn ring_operator(&mut self, now: Instant, call: &mut Call, ext: String) {
-        let Some((request, target)) = self.operator_invite(call, &ext, now) else {
-            call.tried.push(ext);
-            return;
-        };
-        let prefs = self.sdp.clone();
-        match Leg::outgoing(
-            &mut self.endpoint,
-            self.media.as_ref(),
-            now,
-            request,
-            target,
-            &prefs,
-        ) {
-            Ok(leg) => {
-                let key = call.key;
-                let idx = self.add_leg(key, call, leg);
-                call.ringing = Some(idx);
-                call.operator = Some(ext.clone());
-                call.stage = Stage::Ringing;
-                let wall = self.wall(now);
-                self.operators.engage(&ext, &call.id.0, now, wall);
-                self.waiting.retain(|k| *k != key);
-                call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
-                let mut payload = self.offered_payload(call);
-                payload["operator"] = json!(ext);
-                self.emit("call.ringing", call.tenant.clone(), payload);
-            }
-            Err(r) => {
-                tracing::warn!(call = %call.id, operator = %ext, reason = %r.reason, "cannot ring operator");
-                call.tried.push(ext);
-            }
+    fn ring_operator(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        ext: String,
+    ) -> Result<(), RingFailure> {
+        let legs = self.ring_contacts(now, call, &ext, &[])?;
+        let key = call.key;
+        call.ringing = legs.first().copied();
+        call.forks = legs;
+        call.operator = Some(ext.clone());
+        call.stage = Stage::Ringing;
+        let wall = self.wall(now);
+        self.operators.engage(&ext, &call.id.0, now, wall);
+        self.waiting.retain(|k| *k != key);
+        call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
+        let mut payload = self.offered_payload(call);
+        payload["operator"] = json!(ext);
+        self.emit("call.ringing", call.tenant.clone(), payload);
+        Ok(())
+    }
+
+    /// Cancels every leg of the ringing group but `keep`.
+    pub(crate) fn cancel_forks(&mut self, now: Instant, call: &mut Call, keep: Option<usize>) {
+        let key = call.key;
+        let group = std::mem::take(&mut call.forks);
+        for idx in group.into_iter().filter(|i| Some(*i) != keep) {
+            self.drop_leg(now, key, call, idx);
         }
     }
 
@@ -578,6 +753,7 @@ impl CallControl {
         if call.stage != Stage::Ringing {
             return;
         }
+        self.cancel_forks(now, call, None);
         if let Some(idx) = call.ringing.take() {
             self.drop_leg(now, key, call, idx);
         }
@@ -592,6 +768,7 @@ impl CallControl {
             call.tried.push(ext);
         }
         call.ringing = None;
+        call.forks.clear();
         call.stage = Stage::Setup;
         // Back to the queue at the front, since it waited longest (queued_at is kept).
         if !self.waiting.contains(&call.key) {
@@ -605,6 +782,26 @@ impl CallControl {
         }
     }
 
+    /// One leg of the ringing group failed: `true` when the whole group has now
+    /// failed (a 6xx from any contact is the operator's answer for all of them,
+    /// RFC 3261 §16.7).
+    pub(crate) fn fork_failed(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        idx: usize,
+        status: u16,
+    ) -> bool {
+        call.forks.retain(|i| *i != idx);
+        if (600..700).contains(&status) {
+            self.cancel_forks(now, call, None);
+        }
+        if call.ringing == Some(idx) {
+            call.ringing = call.forks.first().copied();
+        }
+        call.forks.is_empty()
+    }
+
     /// What an operator's leg reports.
     pub(crate) fn operator_note(
         &mut self,
@@ -614,11 +811,15 @@ impl CallControl {
         idx: usize,
         note: Note,
     ) {
-        if Some(idx) != call.ringing {
+        let ringing_now = call.stage == Stage::Ringing && call.forks.contains(&idx);
+        if !ringing_now && Some(idx) != call.ringing {
             return;
         }
         match note {
-            Note::Answered => {
+            Note::Answered if ringing_now => {
+                // The first contact to answer takes the call.
+                self.cancel_forks(now, call, Some(idx));
+                call.ringing = Some(idx);
                 call.clear_timer(CallTimer::Ring);
                 call.clear_timer(CallTimer::Announce);
                 call.clear_timer(CallTimer::CallbackDue);
@@ -634,7 +835,7 @@ impl CallControl {
                 call.answered_at = Some(now);
                 call.record.answered_at = Some(self.wall(now));
                 call.record.operator_extension = call.operator.clone();
-                let wait = now.saturating_duration_since(call.queued_at.unwrap_or(call.started));
+                let wait = now.saturating_duration_since(call.started);
                 self.emit(
                     "call.answered",
                     call.tenant.clone(),
@@ -642,16 +843,18 @@ impl CallControl {
                 );
                 self.journal(call);
                 if call.callback_scheduled {
-                    // Reached after all: the callback is no longer needed.
-                    self.act(Action::CancelJobs {
-                        call: call.id.clone(),
-                    });
+                    // Reached after all: the callback is no longer needed, neither
+                    // in the store nor among the jobs held here.
+                    let id = call.id.clone();
+                    self.cancel_callbacks(now, &id);
                 }
             }
-            Note::Failed { status, reason, .. } => {
-                tracing::info!(call = %call.id, operator = ?call.operator, status, %reason, "operator did not take the call");
-                call.clear_timer(CallTimer::Ring);
-                self.operator_missed(now, call);
+            Note::Failed { status, reason, .. } if ringing_now => {
+                tracing::info!(call = %call.id, operator = ?call.operator, status, %reason, "operator's contact did not take the call");
+                if self.fork_failed(now, call, idx, status) {
+                    call.clear_timer(CallTimer::Ring);
+                    self.operator_missed(now, call);
+                }
             }
             _ => {}
         }
@@ -668,19 +871,22 @@ impl CallControl {
     ) {
         if idx != 0 {
             // The operator's side.
-            if call.stage == Stage::Connected {
+            if call.stage == Stage::Connected && Some(idx) == call.ringing {
                 self.drop_leg(now, key, call, 0);
                 return self.finish(now, call, Disposition::Answered, 200);
             }
-            if Some(idx) == call.ringing {
-                call.clear_timer(CallTimer::Ring);
+            if call.stage == Stage::Ringing && call.forks.contains(&idx) {
                 self.drop_leg(now, key, call, idx);
-                self.operator_missed(now, call);
+                if self.fork_failed(now, call, idx, 0) {
+                    call.clear_timer(CallTimer::Ring);
+                    self.operator_missed(now, call);
+                }
             }
             return;
         }
         // The caller hung up.
         self.waiting.retain(|k| *k != key);
+        self.cancel_forks(now, call, None);
         if let Some(op) = call.ringing {
             self.drop_leg(now, key, call, op);
         }
@@ -689,8 +895,10 @@ impl CallControl {
         } else if call.kind == Kind::Legacy {
             Disposition::Rejected
         } else {
-            let waited = call.queued_at.map(|q| now.saturating_duration_since(q));
-            if waited.is_some_and(|w| w > self.config.queue.abandon_threshold) {
+            // Waited since the call arrived (greeting and menu included), if it
+            // got as far as the queue.
+            let waited = now.saturating_duration_since(call.started);
+            if call.queued_at.is_some() && waited > self.config.queue.abandon_threshold {
                 self.schedule_callback(now, call, "hung up while waiting");
             }
             if call.callback_scheduled {
@@ -732,17 +940,21 @@ impl CallControl {
         match PhoneNumber::parse(&caller) {
             Ok(phone) => {
                 let wall = self.wall(now);
-                self.act(Action::ScheduleJob(Box::new(NewDialJob {
-                    kind: DialKind::StaffCallback,
-                    tenant: call.tenant.clone(),
-                    target: phone.clone(),
-                    due_at: wall,
-                    max_attempts: self.config.dialer.attempts,
-                    ticket_id: None,
-                    call_id: Some(call.id.0.clone()),
-                    chain_id: None,
-                    chain_level: None,
-                })));
+                let origin = call.number.as_ref().map(|n| n.number.clone());
+                self.act(Action::ScheduleJob {
+                    job: Box::new(NewDialJob {
+                        kind: DialKind::StaffCallback,
+                        tenant: call.tenant.clone(),
+                        target: phone.clone(),
+                        due_at: wall,
+                        max_attempts: self.config.dialer.attempts,
+                        ticket_id: None,
+                        call_id: Some(call.id.0.clone()),
+                        chain_id: None,
+                        chain_level: None,
+                    }),
+                    origin,
+                });
                 call.callback_scheduled = true;
                 self.emit("callback.scheduled", call.tenant.clone(), json!({ "call": call.id, "phone": phone, "reason": "staff called the dispatch line", "due": wall }));
                 self.finish(now, &mut call, Disposition::CallbackScheduled, 486);

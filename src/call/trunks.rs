@@ -1,11 +1,13 @@
 //! SIP trunks: the providers residents' calls arrive from and callbacks leave by.
 //!
 //! Owns, per `[[trunk]]`: outbound registration (REGISTER with digest credentials,
-//! refreshed before expiry, retried with exponential backoff after a failure), the
-//! OPTIONS keepalive, the up/down state both feed (a trunk that answers nothing, or
-//! answers 5xx, is down), and which source addresses count as the trunk's (calls
-//! from anywhere else are refused, so the engine never routes a stranger's call
-//! out — no toll fraud).
+//! refreshed before expiry, retried with exponential backoff after a failure, a
+//! 401 answered in Authorization and a 407 in Proxy-Authorization), the OPTIONS
+//! keepalive, the up/down state both feed (a trunk that answers nothing, or answers
+//! 5xx, is down), which trunks callbacks may use (not down, and registered when it
+//! must register), and which source addresses count as the trunk's (calls from
+//! anywhere else are refused, so the engine never routes a stranger's call out —
+//! no toll fraud).
 //!
 //! Sans-IO: [`Trunks::poll_request`] yields requests to send when their time has
 //! come, [`Trunks::handle_response`] takes what came back, and
@@ -53,8 +55,27 @@ struct State {
     register_cseq: u32,
     register_call_id: String,
     keepalive_cseq: u32,
-    challenge: Option<String>,
+    /// The last challenge, and whether it came in a 407 (answered with
+    /// Proxy-Authorization) rather than a 401 (Authorization).
+    challenge: Option<(String, bool)>,
     auth_tried: bool,
+    /// Why the last registration failed, for the board.
+    register_error: Option<String>,
+}
+
+/// What the board shows of a trunk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrunkView {
+    /// Trunk name.
+    pub name: String,
+    /// Its health.
+    pub health: Health,
+    /// Whether it is registered; `None` when it does not register.
+    pub registered: Option<bool>,
+    /// Whether callbacks may use it now (not down, registered when it must be).
+    pub usable: bool,
+    /// The last registration failure, if the registration is not in place.
+    pub register_error: Option<String>,
 }
 
 /// A health change to report.
@@ -96,6 +117,7 @@ impl Trunks {
                 keepalive_cseq: 0,
                 challenge: None,
                 auth_tried: false,
+                register_error: None,
                 config: t.clone(),
             })
             .collect();
@@ -127,7 +149,7 @@ impl Trunks {
         self.trunks
             .iter()
             .find(|t| t.config.name == name)
-            .is_some_and(|t| !t.config.register || t.registered_until.is_some_and(|u| u > now))
+            .is_some_and(|t| !t.config.register || registered(t, now))
     }
 
     /// Where requests for a trunk go.
@@ -144,17 +166,40 @@ impl Trunks {
             .map(|t| &t.config)
     }
 
-    /// Trunks in configuration order, healthiest first for failover: `preferred`
-    /// first unless it is down, then the others that are not down.
-    pub fn failover_order(&self, preferred: Option<&str>) -> Vec<&str> {
+    /// Trunks in configuration order, usable ones first for failover:
+    /// `preferred` first unless it is unusable, then the other usable ones, then
+    /// the unusable ones (a last resort: a trunk's state may be stale). A trunk is
+    /// unusable when it is down, or when it must register and is not registered
+    /// (the provider refused the REGISTER, or it has not answered yet).
+    pub fn failover_order(&self, preferred: Option<&str>, now: Instant) -> Vec<&str> {
         let mut names: Vec<&State> = self.trunks.iter().collect();
-        names.sort_by_key(|t| {
-            (
-                t.health == Health::Down,
-                Some(t.config.name.as_str()) != preferred,
-            )
-        });
+        names.sort_by_key(|t| (!usable(t, now), Some(t.config.name.as_str()) != preferred));
         names.into_iter().map(|t| t.config.name.as_str()).collect()
+    }
+
+    /// Every trunk as the board shows it.
+    pub fn views(&self, now: Instant) -> Vec<TrunkView> {
+        self.trunks
+            .iter()
+            .map(|t| {
+                let registered = registered(t, now);
+                TrunkView {
+                    name: t.config.name.clone(),
+                    health: t.health,
+                    registered: t.config.register.then_some(registered),
+                    usable: usable(t, now),
+                    register_error: (t.config.register && !registered)
+                        .then(|| t.register_error.clone())
+                        .flatten(),
+                }
+            })
+            .collect()
+    }
+
+    /// The digest credentials of a trunk (user name, password), when it has them.
+    pub fn credentials(&self, name: &str) -> Option<(&str, &str)> {
+        let t = self.config(name)?;
+        Some((t.username.as_deref()?, t.password.as_deref()?))
     }
 
     /// The earliest moment a request is due.
@@ -236,19 +281,22 @@ impl Trunks {
                     t.next_register = Some(now + refresh);
                     t.register_backoff = MIN_BACKOFF;
                     t.auth_tried = false;
+                    t.register_error = None;
                 }
                 Some(r) if (r.status == 401 || r.status == 407) && !t.auth_tried => {
-                    let header = if r.status == 401 {
-                        "WWW-Authenticate"
-                    } else {
+                    let proxy = r.status == 407;
+                    let header = if proxy {
                         "Proxy-Authenticate"
+                    } else {
+                        "WWW-Authenticate"
                     };
-                    t.challenge = r.headers.get(header).map(str::to_owned);
+                    t.challenge = r.headers.get(header).map(|c| (c.to_owned(), proxy));
                     t.auth_tried = true;
                     t.next_register = Some(now);
                 }
                 _ => {
                     tracing::warn!(trunk = %t.config.name, %reason, backoff = ?t.register_backoff, "trunk registration failed");
+                    t.register_error = Some(reason.clone());
                     t.registered_until = None;
                     t.auth_tried = false;
                     t.challenge = None;
@@ -258,6 +306,14 @@ impl Trunks {
             },
         }
     }
+}
+
+fn registered(t: &State, now: Instant) -> bool {
+    t.registered_until.is_some_and(|u| u > now)
+}
+
+fn usable(t: &State, now: Instant) -> bool {
+    t.health != Health::Down && (!t.config.register || registered(t, now))
 }
 
 fn purpose_name(p: Purpose) -> &'static str {
@@ -324,7 +380,7 @@ fn register_request(t: &mut State, contact: &Uri) -> Request {
         other: Vec::new(),
     };
     headers.push("Expires", config.register_expires.as_secs().to_string());
-    if let (Some(challenge), Some(user), Some(password)) =
+    if let (Some((challenge, proxy)), Some(user), Some(password)) =
         (&t.challenge, &config.username, &config.password)
     {
         let cnonce = format!("{:x}", t.register_cseq.wrapping_mul(2_654_435_761));
@@ -336,7 +392,13 @@ fn register_request(t: &mut State, contact: &Uri) -> Request {
             password,
             &cnonce,
         ) {
-            headers.push("Authorization", auth);
+            // RFC 3261 §22.3: a proxy's 407 is answered in Proxy-Authorization.
+            let header = if *proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            headers.push(header, auth);
         }
     }
     Request {
@@ -448,10 +510,56 @@ mod tests {
             "backoff doubles"
         );
         assert_eq!(
-            t.failover_order(Some("x")),
+            t.failover_order(Some("x"), t0),
             vec!["y", "x"],
             "a down trunk goes last"
         );
+    }
+
+    #[test]
+    fn a_proxy_challenge_is_answered_in_proxy_authorization() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        let (_, _, req, _) = t.poll_request(t0).unwrap();
+        let mut challenge = req.response(407);
+        challenge.headers.push(
+            "Proxy-Authenticate",
+            "Digest realm=\"prov\", nonce=\"n1\", qop=\"auth\"",
+        );
+        t.handle_response(t0, 0, Purpose::Register, Some(&challenge));
+        let (_, _, again, _) = t.poll_request(t0).unwrap();
+        assert!(again.headers.get("Authorization").is_none());
+        let auth = again.headers.get("Proxy-Authorization").unwrap();
+        assert!(auth.starts_with("Digest username=\"u\""), "{auth}");
+    }
+
+    #[test]
+    fn a_trunk_whose_registration_is_refused_is_not_used_first() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        assert_eq!(
+            t.failover_order(Some("x"), t0),
+            vec!["y", "x"],
+            "not registered yet"
+        );
+        let (_, _, req, _) = t.poll_request(t0).unwrap();
+        // The provider answers (so the trunk is up) but refuses the credentials.
+        t.handle_response(t0, 0, Purpose::Register, Some(&req.response(403)));
+        assert_eq!(t.health("x"), Health::Up);
+        assert_eq!(t.failover_order(Some("x"), t0), vec!["y", "x"]);
+        let x = &t.views(t0)[0];
+        assert_eq!((x.registered, x.usable), (Some(false), false));
+        assert!(
+            x.register_error.as_deref().unwrap().contains("403"),
+            "{x:?}"
+        );
+        // Registered: preferred again.
+        let at = t0 + Duration::from_secs(5);
+        let (_, _, req, _) = t.poll_request(at).unwrap();
+        t.handle_response(at, 0, Purpose::Register, Some(&req.response(200)));
+        assert_eq!(t.failover_order(Some("x"), at), vec!["x", "y"]);
+        assert_eq!(t.views(at)[0].registered, Some(true));
+        assert_eq!(t.views(at)[1].registered, None, "y does not register");
     }
 
     #[test]

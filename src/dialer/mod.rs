@@ -4,8 +4,9 @@
 //! (callbacks for the 5-minute rule and staff callbacks; hand-off chains, informers,
 //! status checks and surveys are stored but not yet run), claiming due jobs with a
 //! lease so several nodes split the work and a crashed node's jobs come back,
-//! what a SIP outcome counts as (busy, no answer, rejected, unreachable and failed
-//! are different outcomes, DESIGN.md), when a call should fail over to another
+//! renewing the lease of the jobs held in memory (and handing them back on
+//! shutdown), what a SIP outcome counts as (busy, no answer, rejected, unreachable
+//! and failed are different outcomes, DESIGN.md), when a call should fail over to another
 //! trunk (5xx, 408, no answer at all; never 486, 480 or 603), and how an attempt
 //! is written back.
 //!
@@ -16,8 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::store::{
-    AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobId, DialJobState, DialKind,
-    Store, StoreError, TenantScope,
+    AfterAttempt, DialAttemptOutcome, DialJob, DialJobId, DialJobState, DialKind, Store, StoreError,
 };
 
 /// The job kinds this engine runs.
@@ -111,29 +111,49 @@ pub async fn record(
         .map(|_| ())
 }
 
-/// The resident got through on their own: their pending callbacks are cancelled.
+/// The resident got through on their own: their pending callbacks are cancelled
+/// (every one of them, in one statement, whatever else the store holds).
 pub async fn cancel_callbacks_of(
     store: &Store,
     call_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let filter = DialJobFilter {
-        kind: Some(DialKind::Callback),
-        ..DialJobFilter::default()
-    };
-    let page = store.dial_jobs(&TenantScope::All, &filter).await?;
-    for job in page
-        .items
-        .into_iter()
-        .filter(|j| j.call_id.as_deref() == Some(call_id))
-    {
-        if matches!(job.state, DialJobState::Pending | DialJobState::Claimed) {
-            store
-                .complete_dial_job(job.id, DialJobState::Cancelled, "answered-before", now)
-                .await?;
-        }
-    }
-    Ok(())
+    store
+        .cancel_dial_jobs_of_call(call_id, DialKind::Callback, "answered-before", now)
+        .await
+        .map(|_| ())
+}
+
+/// How often the leases of held jobs are renewed (well inside [`LEASE`]).
+pub const RENEW: Duration = Duration::from_secs(120);
+
+/// Keeps the jobs this node holds (waiting for an operator, or being dialled)
+/// claimed for another [`LEASE`], so no node — this one included — claims them
+/// again while they are in hand.
+pub async fn renew(
+    store: &Store,
+    node: &str,
+    jobs: &[DialJobId],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
+    store
+        .renew_dial_job_leases(node, jobs, now + lease, now)
+        .await
+        .map(|_| ())
+}
+
+/// Hands held jobs back (the engine is stopping): due at once for any node.
+pub async fn release(
+    store: &Store,
+    node: &str,
+    jobs: &[DialJobId],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    store
+        .renew_dial_job_leases(node, jobs, now, now)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,11 +1,18 @@
 //! Digest authentication for SIP (RFC 3261 §22.4, RFC 7616 with RFC 8760's
 //! SHA-256 for SIP): challenges, nonces and the verification of credentials.
 //!
-//! Nonces are stateless: `<issued>.<mac>` where the MAC is SHA-256 over a secret and
-//! the issue time, so any nonce the engine issued can be checked without a table, and
-//! an old one is reported stale (the UA retries without asking its user again).
+//! Nonces are stateless: `<issued>.<serial>.<mac>` where the MAC is SHA-256 over a
+//! secret, the issue time and a serial number (so no two challenges share a nonce),
+//! so any nonce the engine issued can be checked without a table, and an old one is
+//! reported stale (the UA retries without asking its user again).
+//! Replays are refused: with `qop`, the nonce-count a UA sends under a nonce and its
+//! cnonce must grow (RFC 7616 §3.4.5; the counts of live nonces are remembered,
+//! bounded), and the digest `uri`
+//! must be the request's Request-URI (RFC 7616 §3.4.6). A replayed count is
+//! answered like a stale nonce, so an honest UA simply retries.
 //! Time is passed in; nothing here reads a clock.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use md5::{Digest as _, Md5};
@@ -89,7 +96,17 @@ pub enum DigestError {
     /// The user is unknown or the response does not match the password.
     #[error("wrong user name or password")]
     Mismatch,
+    /// The digest `uri` is not the request's Request-URI.
+    #[error("digest uri does not match the Request-URI")]
+    Uri,
+    /// A nonce-count already seen for this nonce: a replay (re-challenged stale).
+    #[error("nonce count replayed")]
+    Replay,
 }
+
+/// Nonces whose counts are remembered at most (the oldest are forgotten first;
+/// a forgotten nonce is then only accepted with a count above any seen).
+const MAX_TRACKED_NONCES: usize = 4096;
 
 /// Issues challenges and checks credentials for one realm.
 #[derive(Debug, Clone)]
@@ -99,6 +116,11 @@ pub struct DigestAuth {
     secret: String,
     epoch: Instant,
     nonce_lifetime: Duration,
+    /// Challenges issued so far (each nonce's serial).
+    serial: u64,
+    /// The highest nonce-count accepted per nonce and cnonce (with the nonce's
+    /// issue time).
+    counts: HashMap<String, (u64, u32)>,
 }
 
 impl DigestAuth {
@@ -111,6 +133,8 @@ impl DigestAuth {
             secret: secret.to_owned(),
             epoch,
             nonce_lifetime: Duration::from_secs(300),
+            serial: 0,
+            counts: HashMap::new(),
         }
     }
 
@@ -128,16 +152,18 @@ impl DigestAuth {
         &self.realm
     }
 
-    fn nonce_at(&self, issued: u64) -> String {
-        let mac = Algorithm::Sha256.hex(&format!("{}:{issued}:{}", self.secret, self.realm));
-        format!("{issued:x}.{}", &mac[..32])
+    fn nonce_at(&self, issued: u64, serial: u64) -> String {
+        let mac =
+            Algorithm::Sha256.hex(&format!("{}:{issued}:{serial}:{}", self.secret, self.realm));
+        format!("{issued:x}.{serial:x}.{}", &mac[..32])
     }
 
     /// WWW-Authenticate values, one per offered algorithm in order of preference
     /// (RFC 8760 §2.4: a UA uses the first it supports).
-    pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+    pub fn challenges(&mut self, now: Instant, stale: bool) -> Vec<String> {
         let issued = now.saturating_duration_since(self.epoch).as_secs();
-        let nonce = self.nonce_at(issued);
+        self.serial = self.serial.wrapping_add(1);
+        let nonce = self.nonce_at(issued, self.serial);
         self.algorithms
             .iter()
             .map(|alg| {
@@ -155,12 +181,14 @@ impl DigestAuth {
             .collect()
     }
 
-    /// Checks an Authorization value against the password `password_of` gives for
-    /// its user name. Returns the authenticated user name.
+    /// Checks an Authorization value of a `method` request to `request_uri`
+    /// against the password `password_of` gives for its user name. Returns the
+    /// authenticated user name.
     pub fn verify(
-        &self,
+        &mut self,
         now: Instant,
         method: &str,
+        request_uri: &str,
         authorization: Option<&str>,
         password_of: impl Fn(&str) -> Option<String>,
     ) -> Result<String, DigestError> {
@@ -179,20 +207,34 @@ impl DigestAuth {
         let nonce = field("nonce")?;
         let uri = field("uri")?;
         let response = field("response")?;
-        let issued = nonce
-            .split_once('.')
-            .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
-            .ok_or(DigestError::Nonce)?;
-        if self.nonce_at(issued) != nonce {
+        let same_uri = uri == request_uri
+            || matches!(
+                (super::wire::Uri::parse(uri), super::wire::Uri::parse(request_uri)),
+                (Ok(a), Ok(b)) if a.same_address(&b)
+            );
+        if !same_uri {
+            return Err(DigestError::Uri);
+        }
+        let mut parts = nonce.splitn(3, '.');
+        let (Some(issued), Some(serial)) = (
+            parts.next().and_then(|t| u64::from_str_radix(t, 16).ok()),
+            parts.next().and_then(|t| u64::from_str_radix(t, 16).ok()),
+        ) else {
+            return Err(DigestError::Nonce);
+        };
+        if self.nonce_at(issued, serial) != nonce {
             return Err(DigestError::Nonce);
         }
         let password = password_of(username).ok_or(DigestError::Mismatch)?;
         let ha1 = algorithm.hex(&format!("{username}:{}:{password}", self.realm));
         let ha2 = algorithm.hex(&format!("{method}:{uri}"));
+        let mut count = None;
         let expected = match creds.get("qop") {
             Some(qop) => {
                 let nc = field("nc")?;
                 let cnonce = field("cnonce")?;
+                count =
+                    Some(u32::from_str_radix(nc, 16).map_err(|_| DigestError::Incomplete("nc"))?);
                 algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
             }
             None => algorithm.hex(&format!("{ha1}:{nonce}:{ha2}")),
@@ -203,14 +245,51 @@ impl DigestAuth {
         ) {
             return Err(DigestError::Mismatch);
         }
-        let age = now
-            .saturating_duration_since(self.epoch)
-            .as_secs()
-            .saturating_sub(issued);
+        let elapsed = now.saturating_duration_since(self.epoch).as_secs();
+        let age = elapsed.saturating_sub(issued);
         if age > self.nonce_lifetime.as_secs() {
             return Err(DigestError::Stale);
         }
+        if let (Some(count), Some(cnonce)) = (count, creds.get("cnonce")) {
+            // Nonces are shared by the UAs challenged in the same second; each
+            // counts its own requests under its cnonce.
+            self.accept_count(&format!("{nonce}:{cnonce}"), issued, count, elapsed)?;
+        }
         Ok(username.to_owned())
+    }
+
+    /// Remembers `count` for `key` (nonce and cnonce), refusing one not above the
+    /// last accepted.
+    fn accept_count(
+        &mut self,
+        key: &str,
+        issued: u64,
+        count: u32,
+        elapsed: u64,
+    ) -> Result<(), DigestError> {
+        if let Some((_, last)) = self.counts.get(key) {
+            if count <= *last {
+                return Err(DigestError::Replay);
+            }
+        }
+        let lifetime = self.nonce_lifetime.as_secs();
+        if self.counts.len() >= MAX_TRACKED_NONCES {
+            // Forget lapsed nonces first, then the oldest.
+            self.counts
+                .retain(|_, (at, _)| elapsed.saturating_sub(*at) <= lifetime);
+            if self.counts.len() >= MAX_TRACKED_NONCES {
+                if let Some(oldest) = self
+                    .counts
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(n, _)| n.clone())
+                {
+                    self.counts.remove(&oldest);
+                }
+            }
+        }
+        self.counts.insert(key.to_owned(), (issued, count));
+        Ok(())
     }
 }
 
@@ -277,9 +356,11 @@ mod tests {
     #[test]
     fn a_ua_answer_verifies_with_both_algorithms() {
         let t0 = Instant::now();
-        let auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
         let pw = |u: &str| (u == "1001").then(|| "pa55".to_owned());
-        for challenge in auth.challenges(t0, false) {
+        for i in 0..2 {
+            // A fresh nonce for each algorithm (every challenge has its own).
+            let challenge = auth.challenges(t0, false)[i].clone();
             let a = answer(
                 &challenge,
                 "REGISTER",
@@ -290,9 +371,14 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                auth.verify(t0, "REGISTER", Some(&a), pw),
+                auth.verify(t0, "REGISTER", "sip:127.0.0.1", Some(&a), pw),
                 Ok("1001".into()),
                 "{challenge}"
+            );
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:127.0.0.1", Some(&a), pw),
+                Err(DigestError::Replay),
+                "the same nonce-count twice is a replay"
             );
             let wrong = answer(
                 &challenge,
@@ -304,13 +390,36 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                auth.verify(t0, "REGISTER", Some(&wrong), pw),
+                auth.verify(t0, "REGISTER", "sip:127.0.0.1", Some(&wrong), pw),
                 Err(DigestError::Mismatch)
+            );
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:192.0.2.9", Some(&a), pw),
+                Err(DigestError::Uri),
+                "credentials computed for another Request-URI"
             );
             let later = t0 + Duration::from_secs(301);
             assert_eq!(
-                auth.verify(later, "REGISTER", Some(&a), pw),
+                auth.verify(later, "REGISTER", "sip:127.0.0.1", Some(&a), pw),
                 Err(DigestError::Stale)
+            );
+        }
+    }
+
+    #[test]
+    fn two_uas_challenged_at_once_with_the_same_cnonce_are_both_accepted() {
+        let t0 = Instant::now();
+        let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let pw = |_: &str| Some("pa55".to_owned());
+        let first = auth.challenges(t0, false).remove(0);
+        let second = auth.challenges(t0, false).remove(0);
+        assert_ne!(first, second, "every challenge has its own nonce");
+        for (c, user) in [(first, "1001"), (second, "1002")] {
+            // SIPp, for one, sends the same cnonce and nc every time.
+            let a = answer(&c, "REGISTER", "sip:x", user, "pa55", "same").unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), pw),
+                Ok(user.to_owned())
             );
         }
     }
@@ -318,26 +427,27 @@ mod tests {
     #[test]
     fn foreign_nonces_and_schemes_are_refused() {
         let t0 = Instant::now();
-        let auth = DigestAuth::new("dispatchline", "s3cret", t0);
-        let other = DigestAuth::new("dispatchline", "other", t0);
+        let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let mut other = DigestAuth::new("dispatchline", "other", t0);
         let challenge = &other.challenges(t0, false)[0];
         let a = answer(challenge, "REGISTER", "sip:x", "1001", "pa55", "cn").unwrap();
         let pw = |_: &str| Some("pa55".to_owned());
         assert_eq!(
-            auth.verify(t0, "REGISTER", Some(&a), pw),
+            auth.verify(t0, "REGISTER", "sip:x", Some(&a), pw),
             Err(DigestError::Nonce)
         );
         assert_eq!(
             auth.verify(
                 t0,
                 "REGISTER",
+                "sip:x",
                 Some("NoOneKnowsThisScheme opaque-data=here"),
                 pw
             ),
             Err(DigestError::Missing)
         );
         assert_eq!(
-            auth.verify(t0, "REGISTER", None, pw),
+            auth.verify(t0, "REGISTER", "sip:x", None, pw),
             Err(DigestError::Missing)
         );
     }

@@ -157,10 +157,13 @@ impl Registrar {
             );
         };
         let authorization = request.headers.get("Authorization");
-        match self
-            .auth
-            .verify(now, "REGISTER", authorization, &password_of)
-        {
+        match self.auth.verify(
+            now,
+            "REGISTER",
+            request.uri.as_str(),
+            authorization,
+            &password_of,
+        ) {
             Ok(user) if user == aor => {}
             Ok(user) => {
                 tracing::warn!(%user, %aor, "REGISTER for someone else's extension");
@@ -174,8 +177,11 @@ impl Registrar {
                 if !matches!(e, DigestError::Missing | DigestError::Stale) {
                     tracing::info!(%aor, source = %source, error = %e, "REGISTER refused");
                 }
+                // A replayed nonce-count is re-challenged like a stale nonce: an
+                // honest UA retries with the fresh one, a replayer gets nothing.
+                let stale = matches!(e, DigestError::Stale | DigestError::Replay);
                 let mut r = request.response(401);
-                for challenge in self.auth.challenges(now, e == DigestError::Stale) {
+                for challenge in self.auth.challenges(now, stale) {
                     r.headers.push("WWW-Authenticate", challenge);
                 }
                 return (r, None);
@@ -186,8 +192,13 @@ impl Registrar {
             .headers
             .get("Expires")
             .and_then(|e| e.trim().parse().ok());
-        let list = self.bindings.entry(aor.clone()).or_default();
-        list.retain(|b| b.expires_at > now);
+        // All or nothing: the request is applied to a copy, which replaces the
+        // bindings only when every Contact was accepted (RFC 3261 §10.3 step 7).
+        let mut list: Vec<Binding> = self
+            .bindings
+            .get(&aor)
+            .map(|l| l.iter().filter(|b| b.expires_at > now).cloned().collect())
+            .unwrap_or_default();
 
         let call_id = &request.headers.call_id;
         let cseq = request.headers.cseq.seq;
@@ -225,8 +236,7 @@ impl Registrar {
             let existing = list
                 .iter()
                 .position(|b| b.contact.uri.same_address(&contact.uri));
-            if let Some(i) = existing {
-                let b = &list[i];
+            if let Some((i, b)) = existing.and_then(|i| list.get(i).map(|b| (i, b))) {
                 if b.call_id == *call_id && cseq <= b.cseq {
                     return (
                         request.response_with_reason(
@@ -264,7 +274,9 @@ impl Registrar {
             r.headers.contact.push(Contact::Address(c));
         }
         let online = !list.is_empty();
-        if !online {
+        if online {
+            self.bindings.insert(aor.clone(), list);
+        } else {
             self.bindings.remove(&aor);
         }
         let change = match (was_online, online) {
@@ -352,7 +364,8 @@ mod tests {
             .get("WWW-Authenticate")
             .unwrap()
             .to_owned();
-        let a = answer(&www, "REGISTER", "sip:127.0.0.1", "1001", password, "c").unwrap();
+        let cnonce = format!("c{cseq}");
+        let a = answer(&www, "REGISTER", "sip:127.0.0.1", "1001", password, &cnonce).unwrap();
         reg.handle(t, &register(contact, expires, cseq + 1, Some(a)), src(), pw)
     }
 
@@ -399,6 +412,42 @@ mod tests {
         let (r, change) = authed(&mut reg, t0, "*", "0", 9, "pa55");
         assert_eq!(r.status, 200);
         assert_eq!(change, Some(RegistrationChange::Offline("1001".into())));
+    }
+
+    #[test]
+    fn a_register_refused_half_way_changes_nothing() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        // The second Contact asks for too short a lifetime: 423, and the first
+        // is not bound either; no empty entry is left behind.
+        let (r, change) = authed(
+            &mut reg,
+            t0,
+            "<sip:1001@192.0.2.5:5062>, <sip:1001@192.0.2.5:5064>;expires=10",
+            "120",
+            1,
+            "pa55",
+        );
+        assert_eq!(r.status, 423);
+        assert_eq!(change, None);
+        assert!(!reg.is_registered("1001", t0));
+        assert!(reg.bindings.is_empty(), "{:?}", reg.bindings);
+        // Bound, then a stale CSeq for one of two contacts: the other keeps its
+        // old lifetime.
+        authed(&mut reg, t0, "<sip:1001@192.0.2.5:5062>", "120", 10, "pa55");
+        let later = t0 + Duration::from_secs(30);
+        let (r, _) = authed(
+            &mut reg,
+            later,
+            "<sip:1001@192.0.2.5:5064>, <sip:1001@192.0.2.5:5062>",
+            "600",
+            5,
+            "pa55",
+        );
+        assert_eq!(r.status, 500, "CSeq 6 is below the binding's 11");
+        let live = reg.bindings("1001", later);
+        assert_eq!(live.len(), 1, "the new contact was not added");
+        assert_eq!(live[0].expires_at, t0 + Duration::from_secs(120));
     }
 
     #[test]

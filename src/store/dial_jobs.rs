@@ -129,6 +129,8 @@ pub struct DialJob {
     pub chain_id: Option<DialChainId>,
     /// The chain level.
     pub chain_level: Option<i64>,
+    /// The number the original call dialled (callbacks go out from it).
+    pub origin_number: Option<String>,
     /// Created at.
     pub created_at: DateTime<Utc>,
     /// Last changed at.
@@ -167,10 +169,51 @@ impl Store {
         new: &NewDialJob,
         now: DateTime<Utc>,
     ) -> Result<DialJob, StoreError> {
+        self.create_dial_job_from(new, None, now).await
+    }
+
+    /// Creates a pending job that follows up a call to `origin` (the number the
+    /// original call dialled).
+    pub async fn create_dial_job_from(
+        &self,
+        new: &NewDialJob,
+        origin: Option<&PhoneNumber>,
+        now: DateTime<Utc>,
+    ) -> Result<DialJob, StoreError> {
         if new.max_attempts == 0 {
             return Err(StoreError::invalid("max_attempts", "must be at least 1"));
         }
-        dispatch!(self, create_job(new, now))
+        let origin = origin.map(PhoneNumber::as_str);
+        dispatch!(self, create_job(new, origin, now))
+    }
+
+    /// Cancels the pending or claimed jobs of `kind` that follow up `call_id`, with
+    /// the final outcome `outcome`; returns how many were cancelled.
+    pub async fn cancel_dial_jobs_of_call(
+        &self,
+        call_id: &str,
+        kind: DialKind,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, cancel_of_call(call_id, kind, outcome, now))
+    }
+
+    /// Extends the lease of jobs `node` holds until `until` (a node renews the jobs
+    /// it keeps waiting for a free operator). With `until` at or before now the
+    /// jobs are handed back: due at once for any node. Jobs no longer claimed by
+    /// `node` are left alone; returns how many were changed.
+    pub async fn renew_dial_job_leases(
+        &self,
+        node: &str,
+        ids: &[DialJobId],
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        dispatch!(self, renew_leases(node, ids, until, now))
     }
 
     /// A job by id.

@@ -26,6 +26,7 @@
 //! POST   /tickets/{id}/comments           {"text"}
 //! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
 //! GET    /calls/{id}
+//! POST   /calls/{id}/tenant               {"tenant"}: a live call's tenant, chosen by the operator
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -144,6 +145,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/tickets/{id}/comments", post(tickets::comment))
         .route("/calls", get(journal::calls))
         .route("/calls/{id}", get(journal::call))
+        .route("/calls/{id}/tenant", post(live::set_tenant))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))

@@ -8,7 +8,7 @@ type Conn = <Db as sqlx::Database>::Connection;
 
 const JOB_SELECT: &str = "SELECT j.id, j.kind, t.code AS tenant, j.target_phone, j.due_at, \
      j.attempts_made, j.max_attempts, j.state, j.claimed_by, j.claimed_until, j.outcome, j.ticket_id, \
-     j.call_id, j.chain_id, j.chain_level, j.created_at, j.updated_at \
+     j.call_id, j.chain_id, j.chain_level, j.origin_number, j.created_at, j.updated_at \
      FROM dial_jobs j LEFT JOIN tenants t ON t.id = j.tenant_id";
 
 /// A job is due when it is pending and its time has come, or claimed by a node
@@ -41,6 +41,7 @@ fn job_from(row: &<Db as sqlx::Database>::Row) -> Result<DialJob, StoreError> {
         call_id: row.try_get("call_id")?,
         chain_id: row.try_get::<Option<i64>, _>("chain_id")?.map(DialChainId),
         chain_level: row.try_get("chain_level")?,
+        origin_number: row.try_get("origin_number")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -56,6 +57,7 @@ async fn load(conn: &mut Conn, id: i64) -> Result<Option<DialJob>, StoreError> {
 pub(super) async fn create_job(
     pool: &Pool<Db>,
     new: &NewDialJob,
+    origin: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<DialJob, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
@@ -71,8 +73,8 @@ pub(super) async fn create_job(
     };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO dial_jobs (kind, tenant_id, target_phone, due_at, attempts_made, max_attempts, state, \
-         ticket_id, call_id, chain_id, chain_level, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $9, $10, $10) RETURNING id",
+         ticket_id, call_id, chain_id, chain_level, created_at, updated_at, origin_number) \
+         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $9, $10, $10, $11) RETURNING id",
     )
     .bind(new.kind.as_str())
     .bind(tenant_id)
@@ -84,6 +86,7 @@ pub(super) async fn create_job(
     .bind(new.chain_id.map(|c| c.0))
     .bind(new.chain_level.map(i64::from))
     .bind(now)
+    .bind(origin)
     .fetch_one(&mut *tx)
     .await?;
     let job = load(&mut tx, id)
@@ -289,6 +292,50 @@ pub(super) async fn complete_job(
     }
     tx.commit().await?;
     Ok(job)
+}
+
+pub(super) async fn cancel_of_call(
+    pool: &Pool<Db>,
+    call_id: &str,
+    kind: DialKind,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE dial_jobs SET state = 'cancelled', outcome = $3, claimed_by = NULL, \
+         claimed_until = NULL, updated_at = $4 \
+         WHERE call_id = $1 AND kind = $2 AND state IN ('pending', 'claimed')",
+    )
+    .bind(call_id)
+    .bind(kind.as_str())
+    .bind(outcome)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn renew_leases(
+    pool: &Pool<Db>,
+    node: &str,
+    ids: &[DialJobId],
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new("UPDATE dial_jobs SET claimed_until = ");
+    qb.push_bind(until)
+        .push(", updated_at = ")
+        .push_bind(now)
+        .push(" WHERE state = 'claimed' AND claimed_by = ")
+        .push_bind(node.to_owned())
+        .push(" AND id IN (");
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.0);
+    }
+    list.push_unseparated(")");
+    let done = qb.build().execute(pool).await?;
+    Ok(done.rows_affected())
 }
 
 pub(super) async fn list_jobs(

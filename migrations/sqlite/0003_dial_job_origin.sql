@@ -1,0 +1,7 @@
+-- The number a dial job's original call dialled: a callback goes out from it (and
+-- its trunk), so a citywide caller whose company is not known is called back from
+-- the citywide number, never from another company's. NULL for jobs without one.
+ALTER TABLE dial_jobs ADD COLUMN origin_number TEXT;
+
+-- Callbacks are cancelled by the call they follow up.
+CREATE INDEX dial_jobs_call ON dial_jobs (call_id);

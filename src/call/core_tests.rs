@@ -1,0 +1,1205 @@
+//! The call core in virtual time: residents, operators' softphones and providers
+//! are SIP messages fed in and read out, media is a scripted [`MediaPort`], and the
+//! clock only moves when a test says so. Each test is a flow of issue 5 that once
+//! went wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::{MediaError, Negotiated, Playlist};
+use crate::sip::endpoint::EndpointConfig;
+use crate::sip::wire::{Contact, Framing, Message, NameAddr, Response, Uri, parse};
+use crate::store::{ActiveOutage, DialJobState, DialKind, OutageId};
+
+// -- a scripted media port -----------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct MediaState {
+    next: u64,
+    open: HashSet<LegId>,
+    opened: Vec<LegId>,
+    playing: HashMap<LegId, (PlaybackId, Vec<String>)>,
+    played: Vec<(LegId, Vec<String>)>,
+    bridges: Vec<(LegId, LegId)>,
+    /// Opening a leg fails (RTP ports exhausted).
+    no_ports: bool,
+    /// At most this many legs open at once.
+    limit: Option<usize>,
+    /// No prompt exists.
+    no_prompts: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TestMedia(Arc<Mutex<MediaState>>);
+
+impl TestMedia {
+    fn state(&self) -> std::sync::MutexGuard<'_, MediaState> {
+        self.0.lock().unwrap()
+    }
+}
+
+impl MediaPort for TestMedia {
+    fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
+        let mut s = self.state();
+        let full = s.limit.is_some_and(|l| s.open.len() >= l);
+        if s.no_ports || full {
+            return Err(MediaError::NoPorts {
+                min: 20000,
+                max: 20003,
+            });
+        }
+        s.next += 1;
+        let leg = LegId(s.next);
+        s.open.insert(leg);
+        s.opened.push(leg);
+        Ok((
+            leg,
+            SocketAddr::from(([127, 0, 0, 1], 30000 + 2 * s.next as u16)),
+        ))
+    }
+    fn set_remote(&self, _leg: LegId, _n: Negotiated) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
+        let mut s = self.state();
+        s.next += 1;
+        let id = PlaybackId(s.next);
+        s.playing.insert(leg, (id, playlist.items.clone()));
+        s.played.push((leg, playlist.items.clone()));
+        Ok(id)
+    }
+    fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
+        self.state().playing.remove(&leg);
+        Ok(())
+    }
+    fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
+        let mut s = self.state();
+        s.playing.remove(&a);
+        s.bridges.push((a, b));
+        Ok(())
+    }
+    fn unbridge(&self, _leg: LegId) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn start_recording(&self, _caller: LegId, _path: &Path) -> Result<RecordingId, MediaError> {
+        let mut s = self.state();
+        s.next += 1;
+        Ok(RecordingId(s.next))
+    }
+    fn stop_recording(&self, _id: RecordingId) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
+        let mut s = self.state();
+        s.open.remove(&leg);
+        s.playing.remove(&leg);
+        Ok(())
+    }
+    fn has_prompt(&self, _name: &str) -> bool {
+        !self.state().no_prompts
+    }
+    fn free_legs(&self) -> usize {
+        let s = self.state();
+        if s.no_ports {
+            return 0;
+        }
+        s.limit
+            .map_or(1000, |l| l.saturating_sub(s.open.len()).max(2))
+    }
+}
+
+// -- the harness -----------------------------------------------------------------------
+
+const ENGINE: &str = "127.0.0.1:5060";
+const TENANT: &str = "+73432000001";
+const CITYWIDE: &str = "+73432000100";
+const MENU_NUMBER: &str = "+73432000200";
+
+/// Numbers, operators and a provider every test starts from.
+fn config_text(extra: &str) -> String {
+    format!(
+        r#"
+[queue]
+ring_timeout_s = 20
+announce_interval_s = 30
+callback_after_s = 240
+abandon_threshold_s = 15
+wrap_up_s = 0
+
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:5070"
+options_interval_s = 0
+username = "etalon"
+password = "secret"
+
+[[trunk]]
+name = "provider-y"
+proxy = "127.0.0.1:5072"
+options_interval_s = 0
+
+[[number]]
+number = "{TENANT}"
+kind = "tenant"
+tenant = "etalon"
+city = "ekb"
+trunk = "provider-x"
+greeting = "ru/greeting-etalon.wav"
+
+[[number]]
+number = "{CITYWIDE}"
+kind = "citywide"
+city = "ekb"
+trunk = "provider-y"
+
+[[number]]
+number = "{MENU_NUMBER}"
+kind = "tenant"
+tenant = "etalon"
+city = "ekb"
+trunk = "provider-x"
+greeting = "ru/greeting-etalon.wav"
+menu = "main"
+
+[[number]]
+number = "+73432000900"
+kind = "dispatch"
+tenant = "etalon"
+trunk = "provider-x"
+
+[[number]]
+number = "100"
+kind = "forward"
+target = "sip:127.0.0.1:5080"
+
+[[menu]]
+name = "main"
+prompt = "ru/menu-main.wav"
+timeout_s = 5
+[[menu.option]]
+digit = "1"
+action = "queue"
+
+[[operator]]
+extension = "1001"
+password = "pass1001"
+
+[[operator]]
+extension = "1002"
+password = "pass1002"
+{extra}
+"#
+    )
+}
+
+struct Harness {
+    cc: CallControl,
+    media: TestMedia,
+    now: Instant,
+    t0: Instant,
+    events: Vec<CallEvent>,
+    actions: Vec<Action>,
+    /// Messages the engine sent, not yet looked at.
+    sent: Vec<(Target, Message)>,
+    seq: u32,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const SDP: &str = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+/// A resident's side of a call, as their phone knows it.
+#[derive(Debug, Clone)]
+struct Dialog {
+    from: SocketAddr,
+    caller: String,
+    number: String,
+    call_id: String,
+    to_tag: String,
+}
+
+impl Harness {
+    fn new(extra: &str) -> Self {
+        Self::with_config(Config::parse(&config_text(extra), Path::new("t.toml")).unwrap())
+    }
+
+    fn with_config(config: Config) -> Self {
+        let t0 = Instant::now();
+        let endpoint = Endpoint::new(EndpointConfig::new(addr(ENGINE)), 7);
+        let media = TestMedia::default();
+        let cc = CallControl::new(
+            Arc::new(config),
+            endpoint,
+            Box::new(media.clone()),
+            Admission {
+                max_concurrent: 100,
+                max_rate: 1000,
+                retry_after: 5,
+            },
+            t0,
+            "2026-03-02T09:00:00Z".parse().unwrap(),
+        );
+        let mut h = Self {
+            cc,
+            media,
+            now: t0,
+            t0,
+            events: Vec::new(),
+            actions: Vec::new(),
+            sent: Vec::new(),
+            seq: 0,
+        };
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.cc.poll_transmit() {
+            match parse(t.bytes.clone(), Framing::Datagram) {
+                Ok(m) => self.sent.push((t.target, m)),
+                Err(e) => panic!("engine sent something unparseable: {e}"),
+            }
+        }
+        while let Some(e) = self.cc.poll_event() {
+            self.events.push(e);
+        }
+        while let Some(a) = self.cc.poll_action() {
+            self.actions.push(a);
+        }
+    }
+
+    fn deliver(&mut self, from: SocketAddr, message: Message) {
+        self.cc.handle_inbound(
+            self.now,
+            Inbound::Message {
+                message: Ok(message),
+                source: Target::udp(from),
+                received: self.now,
+            },
+        );
+        self.drain();
+    }
+
+    fn deliver_text(&mut self, from: SocketAddr, text: &str) {
+        let m = parse(Bytes::from(text.to_owned()), Framing::Datagram).unwrap();
+        self.deliver(from, m);
+    }
+
+    /// Moves the clock to `by` after start, running every deadline on the way.
+    fn at(&mut self, by: Duration) {
+        let target = self.t0 + by;
+        for _ in 0..100_000 {
+            match self.cc.poll_timeout() {
+                Some(at) if at <= target => {
+                    self.now = at.max(self.now);
+                    self.cc.handle_timeout(self.now);
+                    self.drain();
+                }
+                _ => {
+                    self.now = target.max(self.now);
+                    return;
+                }
+            }
+        }
+        panic!("deadlines never stop coming");
+    }
+
+    fn later(&mut self, d: Duration) {
+        let by = self.now.saturating_duration_since(self.t0) + d;
+        self.at(by);
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Takes the requests of `method` the engine sent to `to` (retransmissions
+    /// counted once).
+    fn requests_to(&mut self, to: SocketAddr, method: Method) -> Vec<Request> {
+        let mut out: Vec<Request> = Vec::new();
+        self.sent.retain(|(t, m)| match m {
+            Message::Request(r) if t.addr == to && r.method == method => {
+                let again = out.iter().any(|o| {
+                    o.headers.call_id == r.headers.call_id && o.headers.cseq == r.headers.cseq
+                });
+                if !again {
+                    out.push(r.clone());
+                }
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    /// Takes the responses the engine sent to `to`.
+    fn responses_to(&mut self, to: SocketAddr) -> Vec<Response> {
+        let mut out = Vec::new();
+        self.sent.retain(|(t, m)| match m {
+            Message::Response(r) if t.addr == to => {
+                out.push(r.clone());
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    fn events_of(&self, kind: &str) -> Vec<&CallEvent> {
+        self.events.iter().filter(|e| e.kind == kind).collect()
+    }
+
+    // -- operators -----------------------------------------------------------------
+
+    /// Registers a contact for `ext` (challenge, then credentials).
+    fn register(&mut self, ext: &str, password: &str, contact: SocketAddr) {
+        let n = self.next_seq();
+        let text = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER sip:{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {contact};branch=z9hG4bKreg{n}x{cseq}\r\nFrom: <sip:{ext}@{ENGINE}>;tag=r{n}\r\nTo: <sip:{ext}@{ENGINE}>\r\nCall-ID: reg-{ext}-{n}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@{contact}>\r\nExpires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
+            )
+        };
+        self.deliver_text(contact, &text(1, ""));
+        let challenge = self
+            .responses_to(contact)
+            .into_iter()
+            .find(|r| r.status == 401)
+            .expect("challenged");
+        let www = challenge
+            .headers
+            .get("WWW-Authenticate")
+            .unwrap()
+            .to_owned();
+        let a = crate::sip::digest::answer(
+            &www,
+            "REGISTER",
+            &format!("sip:{ENGINE}"),
+            ext,
+            password,
+            &format!("c{n}"),
+        )
+        .unwrap();
+        self.deliver_text(contact, &text(2, &format!("Authorization: {a}\r\n")));
+        let ok = self.responses_to(contact);
+        assert!(ok.iter().any(|r| r.status == 200), "{ok:?}");
+    }
+
+    fn ready(&mut self, ext: &str) {
+        let answer = self.cc.handle_query(
+            self.now,
+            Query::SetOperatorState {
+                extension: ext.into(),
+                state: crate::call::OperatorState::Ready,
+                reason: None,
+            },
+        );
+        assert!(matches!(answer, Answer::OperatorState(Ok(_))), "{answer:?}");
+        self.drain();
+    }
+
+    fn on_duty(&mut self, ext: &str, password: &str, contact: SocketAddr) {
+        self.register(ext, password, contact);
+        self.ready(ext);
+        self.later(Duration::from_millis(1));
+    }
+
+    fn operator_state(&self, ext: &str) -> crate::call::OperatorView {
+        self.cc.operators.view(ext).unwrap()
+    }
+
+    /// A softphone answers (or otherwise responds to) an INVITE.
+    fn respond(&mut self, from: SocketAddr, invite: &Request, status: u16, tag: &str) {
+        let mut r = invite.response(status).with_to_tag(tag);
+        if (200..300).contains(&status) {
+            r.headers.contact.push(Contact::Address(NameAddr::new(
+                Uri::parse(&format!("sip:party@{from}")).unwrap(),
+            )));
+            r = r.with_body("application/sdp", Bytes::from_static(SDP.as_bytes()));
+        }
+        self.deliver(from, Message::Response(r));
+    }
+
+    fn respond_with(&mut self, from: SocketAddr, response: Response) {
+        self.deliver(from, Message::Response(response));
+    }
+
+    // -- residents -------------------------------------------------------------------
+
+    /// A resident's INVITE; the engine's 200 is ACKed. `None` when refused.
+    fn call(&mut self, from: SocketAddr, caller: &str, number: &str) -> Option<Dialog> {
+        let n = self.next_seq();
+        let call_id = format!("res-{n}");
+        let invite = format!(
+            "INVITE sip:{number}@{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKinv{n}\r\nFrom: <sip:{caller}@{from}>;tag=f{n}\r\nTo: <sip:{number}@{ENGINE}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@{from}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        );
+        self.deliver_text(from, &invite);
+        let responses = self.responses_to(from);
+        let ok = responses.iter().find(|r| r.status == 200)?;
+        let to_tag = ok.headers.to.tag().unwrap().to_owned();
+        let d = Dialog {
+            from,
+            caller: caller.into(),
+            number: number.into(),
+            call_id,
+            to_tag,
+        };
+        let ack = self.in_dialog(&d, "ACK", 1);
+        self.deliver_text(from, &ack);
+        Some(d)
+    }
+
+    fn in_dialog(&mut self, d: &Dialog, method: &str, cseq: u32) -> String {
+        let n = self.next_seq();
+        format!(
+            "{method} sip:{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK{method}{n}\r\nFrom: <sip:{}@{}>;tag=f{}\r\nTo: <sip:{}@{ENGINE}>;tag={}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            d.from,
+            d.caller,
+            d.from,
+            d.call_id.trim_start_matches("res-"),
+            d.number,
+            d.to_tag,
+            d.call_id
+        )
+    }
+
+    fn hang_up(&mut self, d: &Dialog) {
+        let bye = self.in_dialog(d, "BYE", 2);
+        self.deliver_text(d.from, &bye);
+    }
+
+    /// The engine's id of the only live call from `caller`.
+    fn call_of(&self, caller: &str) -> (u64, CallId) {
+        let (k, c) = self
+            .cc
+            .calls
+            .iter()
+            .find(|(_, c)| c.caller == caller && c.kind != Kind::Callback)
+            .expect("the call is live");
+        (*k, c.id.clone())
+    }
+
+    /// The caller leg's media of the live call from `caller`.
+    fn caller_leg(&self, caller: &str) -> LegId {
+        let (k, _) = self.call_of(caller);
+        self.cc.calls[&k].legs[0].media
+    }
+
+    /// What plays on `leg` now.
+    fn playing(&self, leg: LegId) -> Option<Vec<String>> {
+        self.media
+            .state()
+            .playing
+            .get(&leg)
+            .map(|(_, items)| items.clone())
+    }
+
+    /// The prompt playing on `leg` ends.
+    fn finish_playback(&mut self, leg: LegId) {
+        let (id, _) = self
+            .media
+            .state()
+            .playing
+            .remove(&leg)
+            .expect("something plays");
+        self.cc
+            .handle_media(self.now, MediaEvent::PlaybackFinished { leg, id });
+        self.drain();
+    }
+
+    /// The store's answer to the caller lookup.
+    fn looked_up(&mut self, caller: &str, info: Option<CallerInfo>) {
+        let (k, _) = self.call_of(caller);
+        let context = info.map(|info| CallerContext { info, zone: None });
+        self.cc.handle_lookup(self.now, k, context);
+        self.drain();
+    }
+
+    /// A resident of an unknown address: the lookup finds nothing.
+    fn unknown(&mut self, caller: &str) {
+        let info = caller_info(caller, Vec::new());
+        self.looked_up(caller, Some(info));
+    }
+
+    /// Greeting over, lookup answered with nothing: the caller is in the queue.
+    fn queued(&mut self, from: SocketAddr, caller: &str, number: &str) -> Dialog {
+        let d = self.call(from, caller, number).expect("answered");
+        self.unknown(caller);
+        let leg = self.caller_leg(caller);
+        self.finish_playback(leg);
+        let (k, _) = self.call_of(caller);
+        assert!(
+            matches!(self.cc.calls[&k].stage, Stage::Queued | Stage::Ringing),
+            "{:?}",
+            self.cc.calls[&k].stage
+        );
+        d
+    }
+
+    fn dial_job(&mut self, id: i64, target: &str, tenant: Option<&str>, call: Option<&str>) {
+        let wall = self.cc.wall(self.now);
+        let job = DialJob {
+            id: DialJobId(id),
+            kind: DialKind::Callback,
+            tenant: tenant.map(str::to_owned),
+            target: target.into(),
+            due_at: wall,
+            attempts_made: 0,
+            max_attempts: 5,
+            state: DialJobState::Claimed,
+            claimed_by: Some("node".into()),
+            claimed_until: None,
+            outcome: None,
+            ticket_id: None,
+            call_id: call.map(str::to_owned),
+            chain_id: None,
+            chain_level: None,
+            origin_number: None,
+            created_at: wall,
+            updated_at: wall,
+        };
+        self.cc.handle_dial_job(self.now, job);
+        self.drain();
+    }
+
+    fn deliver_job(&mut self, job: DialJob) {
+        self.cc.handle_dial_job(self.now, job);
+        self.drain();
+    }
+}
+
+fn caller_info(phone: &str, outages: Vec<ActiveOutage>) -> CallerInfo {
+    CallerInfo {
+        phone: PhoneNumber::parse(phone).unwrap(),
+        tenant: None,
+        city: Some("ekb".into()),
+        address: None,
+        other_addresses: Vec::new(),
+        open_tickets: Vec::new(),
+        debtor: None,
+        outages,
+        staff: None,
+    }
+}
+
+/// Runs `f` on another thread and fails if it does not return within `limit`
+/// (the core must never spin).
+fn returns_within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not return within {limit:?}: the core spins"))
+}
+
+const RESIDENT: &str = "127.0.0.1:7000";
+const RESIDENT_2: &str = "127.0.0.1:7002";
+const PHONE_1001: &str = "127.0.0.1:7101";
+const PHONE_1001_B: &str = "127.0.0.1:7103";
+const PHONE_1002: &str = "127.0.0.1:7201";
+const PROVIDER_X: &str = "127.0.0.1:5070";
+const PROVIDER_Y: &str = "127.0.0.1:5072";
+
+// -- the flows -------------------------------------------------------------------------
+
+#[test]
+fn a_callback_for_an_operator_whose_contact_lapsed_goes_to_the_next_without_spinning() {
+    returns_within(Duration::from_secs(10), || {
+        let mut h = Harness::new("");
+        // 1002 shows as registered (a stale flag: no live binding) and has waited
+        // longest; 1001 really is on duty.
+        let (now, wall) = (h.now, h.cc.wall(h.now));
+        h.cc.operators.set_registered("1002", true, now, wall);
+        h.ready("1002");
+        h.later(Duration::from_secs(1));
+        h.on_duty("1001", "pass1001", addr(PHONE_1001));
+        h.dial_job(1, "+79120000001", Some("etalon"), None);
+        let rung = h.requests_to(addr(PHONE_1001), Method::Invite);
+        assert_eq!(
+            rung.len(),
+            1,
+            "the callback rings the operator who can be reached"
+        );
+        assert_eq!(rung[0].headers.get("X-Dispatch-Purpose"), Some("callback"));
+        assert!(h.cc.jobs.is_empty());
+    });
+}
+
+#[test]
+fn with_rtp_ports_exhausted_callback_jobs_wait_instead_of_spinning() {
+    returns_within(Duration::from_secs(10), || {
+        let mut h = Harness::new("");
+        h.on_duty("1001", "pass1001", addr(PHONE_1001));
+        h.media.state().no_ports = true;
+        h.dial_job(1, "+79120000001", Some("etalon"), None);
+        h.dial_job(2, "+79120000002", None, None);
+        assert_eq!(h.cc.jobs.len(), 2, "both jobs are kept");
+        assert!(h.requests_to(addr(PHONE_1001), Method::Invite).is_empty());
+        // Ports free again: the next dispatch serves the first job.
+        h.media.state().no_ports = false;
+        h.ready("1001");
+        h.dial_job(3, "+79120000003", None, None);
+        assert_eq!(h.requests_to(addr(PHONE_1001), Method::Invite).len(), 1);
+        assert_eq!(h.cc.jobs.len(), 2);
+        assert_eq!(h.cc.jobs[0].id, DialJobId(2));
+    });
+}
+
+#[test]
+fn a_callback_the_operator_does_not_answer_rings_out_and_goes_to_the_next_operator() {
+    let mut h = Harness::new("");
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    h.later(Duration::from_secs(1));
+    h.on_duty("1002", "pass1002", addr(PHONE_1002));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    let invite = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    h.respond(addr(PHONE_1001), &invite, 180, "op1");
+    // Nobody picks up: after the ring timeout the engine gives up on 1001.
+    h.later(Duration::from_secs(21));
+    assert!(
+        !h.requests_to(addr(PHONE_1001), Method::Cancel).is_empty(),
+        "the ring timeout fired"
+    );
+    h.respond(addr(PHONE_1001), &invite, 487, "op1");
+    let v = h.operator_state("1001");
+    assert_eq!(v.state, crate::call::OperatorState::Paused, "{v:?}");
+    assert!(
+        h.events_of("call.ended")
+            .iter()
+            .any(|e| e.payload["disposition"] == "returned")
+    );
+    // The job went to 1002; nothing was counted against the resident.
+    assert_eq!(h.requests_to(addr(PHONE_1002), Method::Invite).len(), 1);
+    assert!(
+        !h.actions
+            .iter()
+            .any(|a| matches!(a, Action::JobAttempt { .. }))
+    );
+}
+
+#[test]
+fn queue_timers_set_before_the_call_is_in_the_table_still_fire() {
+    // No greeting, an anonymous caller: the call is queued inside start_inbound.
+    let extra = "[[number]]\nnumber = \"+73432000300\"\nkind = \"tenant\"\ntenant = \"etalon\"\n";
+    let mut h = Harness::new(extra);
+    h.call(addr(RESIDENT), "anonymous", "+73432000300").unwrap();
+    let (k, _) = h.call_of("anonymous");
+    assert_eq!(h.cc.calls[&k].stage, Stage::Queued);
+    let leg = h.caller_leg("anonymous");
+    let before = h.media.state().played.len();
+    h.later(Duration::from_secs(31));
+    let played = h.media.state().played.clone();
+    assert!(
+        played[before..]
+            .iter()
+            .any(|(l, items)| *l == leg && items.iter().any(|i| i.contains("queue-wait"))),
+        "the announcement came back: {played:?}"
+    );
+}
+
+#[test]
+fn an_outage_caller_on_a_number_with_a_menu_reaches_the_menu() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    h.call(addr(RESIDENT), caller, MENU_NUMBER).unwrap();
+    let outage = ActiveOutage {
+        id: OutageId(1),
+        kind: "hot_water".into(),
+        text: "нет горячей воды".into(),
+        until: "2026-03-02T13:00:00Z".parse().unwrap(),
+    };
+    h.looked_up(caller, Some(caller_info(caller, vec![outage])));
+    let leg = h.caller_leg(caller);
+    assert_eq!(h.playing(leg).unwrap(), ["ru/greeting-etalon.wav"]);
+    h.finish_playback(leg);
+    let notices = h.playing(leg).unwrap();
+    assert_eq!(notices[0], "ru/outage-intro.wav", "{notices:?}");
+    h.finish_playback(leg);
+    assert_eq!(
+        h.playing(leg).unwrap(),
+        ["ru/menu-main.wav"],
+        "after the notices comes the menu, not the notices again"
+    );
+    let (k, _) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].stage, Stage::Menu);
+    h.finish_playback(leg);
+    let d = Dialog {
+        from: addr(RESIDENT),
+        caller: caller.into(),
+        number: MENU_NUMBER.into(),
+        call_id: "res-1".into(),
+        to_tag: h.cc.calls[&k].legs[0].tag.clone(),
+    };
+    let body = "Signal=1\r\nDuration=160\r\n";
+    let info = h.in_dialog(&d, "INFO", 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    h.deliver_text(addr(RESIDENT), &info);
+    assert_eq!(
+        h.cc.calls[&k].stage,
+        Stage::Queued,
+        "digit 1 queues the call"
+    );
+}
+
+#[test]
+fn a_caller_who_got_through_is_not_called_back() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    let d = h.queued(addr(RESIDENT), caller, TENANT);
+    let (_, id) = h.call_of(caller);
+    // Still waiting at the 4th minute: a callback is scheduled...
+    h.at(Duration::from_secs(241));
+    assert_eq!(h.events_of("callback.scheduled").len(), 1);
+    // ...and claimed into memory while the caller is still on the line.
+    h.dial_job(7, caller, Some("etalon"), Some(&id.0));
+    assert_eq!(h.cc.jobs.len(), 1);
+    // Then an operator answers them.
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    let invite = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    h.respond(addr(PHONE_1001), &invite, 200, "op1");
+    assert!(h.cc.jobs.is_empty(), "the held job is dropped");
+    assert!(
+        h.actions
+            .iter()
+            .any(|a| matches!(a, Action::CancelJobs { call } if *call == id))
+    );
+    h.hang_up(&d);
+    // The same job claimed again later is not dialled either.
+    h.ready("1001");
+    h.dial_job(7, caller, Some("etalon"), Some(&id.0));
+    assert!(h.cc.jobs.is_empty());
+    assert!(h.requests_to(addr(PHONE_1001), Method::Invite).is_empty());
+}
+
+#[test]
+fn a_job_claimed_twice_is_held_once_and_its_lease_is_renewed() {
+    let mut h = Harness::new("");
+    h.dial_job(5, "+79120000001", Some("etalon"), None);
+    h.dial_job(5, "+79120000001", Some("etalon"), None);
+    assert_eq!(h.cc.jobs.len(), 1);
+    assert_eq!(h.cc.held_jobs(), vec![DialJobId(5)]);
+    // While it is dialled it is still held (and renewed), and not taken again.
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    assert!(h.cc.jobs.is_empty());
+    assert_eq!(h.cc.held_jobs(), vec![DialJobId(5)]);
+    h.dial_job(5, "+79120000001", Some("etalon"), None);
+    assert!(h.cc.jobs.is_empty(), "not queued a second time");
+}
+
+#[test]
+fn staff_calls_and_failed_forwards_leave_no_call_behind() {
+    let mut h = Harness::new("");
+    h.call(addr(RESIDENT), "+79120000050", "+73432000900");
+    assert_eq!(h.cc.active_calls(), 0, "the staff call ended at once");
+    assert_eq!(h.events_of("callback.scheduled").len(), 1);
+    // The forward target's leg cannot get media.
+    h.media.state().limit = Some(1);
+    assert!(h.call(addr(RESIDENT_2), "+79120000051", "100").is_none());
+    assert_eq!(h.cc.active_calls(), 0, "the failed forward is gone too");
+}
+
+#[test]
+fn the_five_minutes_run_from_the_calls_arrival_not_from_joining_the_queue() {
+    let mut h = Harness::new("[sip]\nmax_call_rate = 1000\n");
+    let caller = "+79120000001";
+    h.call(addr(RESIDENT), caller, TENANT).unwrap();
+    h.unknown(caller);
+    // A long greeting: the caller joins the queue 100 s after calling.
+    h.at(Duration::from_secs(100));
+    let leg = h.caller_leg(caller);
+    h.finish_playback(leg);
+    let board = h.cc.board(h.now);
+    assert_eq!(board.waiting[0].waited_s, 100, "waited since the call");
+    // The callback is due 240 s after the call, not after the queue.
+    h.at(Duration::from_secs(239));
+    assert!(h.events_of("callback.scheduled").is_empty());
+    h.at(Duration::from_secs(241));
+    assert_eq!(h.events_of("callback.scheduled").len(), 1);
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    let invite = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    h.respond(addr(PHONE_1001), &invite, 200, "op1");
+    let answered = h.events_of("call.answered");
+    let wait = answered[0].payload["wait_ms"].as_u64().unwrap();
+    assert!(wait >= 241_000, "{wait}");
+}
+
+#[test]
+fn a_caller_hanging_up_soon_after_joining_the_queue_is_called_back_when_the_wait_from_arrival_is_long()
+ {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    let d = h.call(addr(RESIDENT), caller, TENANT).unwrap();
+    h.unknown(caller);
+    h.at(Duration::from_secs(14));
+    let leg = h.caller_leg(caller);
+    h.finish_playback(leg);
+    // 2 s in the queue, 16 s since the call: over the 15 s threshold.
+    h.at(Duration::from_secs(16));
+    h.hang_up(&d);
+    assert_eq!(h.events_of("callback.scheduled").len(), 1);
+    let ended = h.events_of("call.ended");
+    assert_eq!(ended[0].payload["disposition"], "callback-scheduled");
+}
+
+#[test]
+fn every_contact_of_the_operator_rings_and_the_first_to_answer_wins() {
+    let mut h = Harness::new("");
+    h.register("1001", "pass1001", addr(PHONE_1001));
+    h.on_duty("1001", "pass1001", addr(PHONE_1001_B));
+    let caller = "+79120000001";
+    h.queued(addr(RESIDENT), caller, TENANT);
+    let a = h.requests_to(addr(PHONE_1001), Method::Invite);
+    let b = h.requests_to(addr(PHONE_1001_B), Method::Invite);
+    assert_eq!((a.len(), b.len()), (1, 1), "both contacts ring");
+    h.respond(addr(PHONE_1001), &a[0], 180, "a");
+    h.respond(addr(PHONE_1001_B), &b[0], 200, "b");
+    assert!(
+        !h.requests_to(addr(PHONE_1001), Method::Cancel).is_empty(),
+        "the other contact is cancelled"
+    );
+    let (k, _) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].stage, Stage::Connected);
+    // The cancelled one answers anyway (the CANCEL crossed its 200): ACK and BYE.
+    h.respond(addr(PHONE_1001), &a[0], 200, "a");
+    assert_eq!(h.requests_to(addr(PHONE_1001), Method::Ack).len(), 1);
+    assert_eq!(h.requests_to(addr(PHONE_1001), Method::Bye).len(), 1);
+    assert_eq!(
+        h.cc.calls[&k].stage,
+        Stage::Connected,
+        "the call is unaffected"
+    );
+    assert_eq!(h.events_of("call.answered").len(), 1);
+}
+
+#[test]
+fn a_callback_forks_to_every_contact_and_keeps_the_answering_one() {
+    let mut h = Harness::new("");
+    h.register("1001", "pass1001", addr(PHONE_1001));
+    h.on_duty("1001", "pass1001", addr(PHONE_1001_B));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    let a = h.requests_to(addr(PHONE_1001), Method::Invite);
+    let b = h.requests_to(addr(PHONE_1001_B), Method::Invite);
+    assert_eq!((a.len(), b.len()), (1, 1));
+    // The second contact (not leg 0) answers: the resident is dialled.
+    h.respond(addr(PHONE_1001), &a[0], 180, "a");
+    h.respond(addr(PHONE_1001_B), &b[0], 200, "b");
+    assert!(!h.requests_to(addr(PHONE_1001), Method::Cancel).is_empty());
+    let out = h.requests_to(addr(PROVIDER_X), Method::Invite);
+    assert_eq!(
+        out.len(),
+        1,
+        "the resident's phone rings through the tenant's trunk"
+    );
+    h.respond(addr(PROVIDER_X), &out[0], 200, "res");
+    assert_eq!(
+        h.events_of("dial.outcome")[0].payload["outcome"],
+        "answered"
+    );
+    // The operator hangs up: the resident gets the BYE.
+    let (k, c) =
+        h.cc.calls
+            .iter()
+            .find(|(_, c)| c.kind == Kind::Callback)
+            .map(|(k, c)| (*k, c.legs[0].tag.clone()))
+            .unwrap();
+    let _ = c;
+    assert_eq!(h.cc.calls[&k].legs[0].target.addr, addr(PHONE_1001_B));
+}
+
+#[test]
+fn shutting_down_schedules_callbacks_for_waiting_callers_and_hands_jobs_back() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    h.queued(addr(RESIDENT), caller, TENANT);
+    h.dial_job(9, "+79120000009", Some("etalon"), None);
+    h.dial_job(10, "+79120000010", Some("etalon"), None);
+    // Job 9's callback is ringing its operator; job 10 waits in memory.
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    assert!(h.cc.calls.values().any(|c| c.kind == Kind::Callback));
+    let (_, waiting) = h.call_of(caller);
+    h.cc.hang_up_all(h.now);
+    h.drain();
+    assert!(
+        h.actions
+            .iter()
+            .any(|a| matches!(a, Action::ScheduleJob { job, .. } if job.target.as_str() == caller))
+    );
+    assert!(h.actions.iter().any(
+        |a| matches!(a, Action::ReleaseJobs(ids) if *ids == vec![DialJobId(9), DialJobId(10)])
+    ));
+    let ended = h
+        .events_of("call.ended")
+        .into_iter()
+        .find(|e| e.payload["call"] == waiting.0.as_str())
+        .unwrap();
+    assert_eq!(ended.payload["disposition"], "callback-scheduled");
+}
+
+#[test]
+fn a_callback_invite_challenged_by_the_trunk_is_sent_again_with_credentials() {
+    let mut h = Harness::new("");
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    let op = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    h.respond(addr(PHONE_1001), &op, 200, "op");
+    let first = h.requests_to(addr(PROVIDER_X), Method::Invite).remove(0);
+    let mut challenge = first.response(407).with_to_tag("p");
+    challenge.headers.push(
+        "Proxy-Authenticate",
+        "Digest realm=\"provider-x\", nonce=\"n0nce\", qop=\"auth\"",
+    );
+    h.respond_with(addr(PROVIDER_X), challenge);
+    let again = h.requests_to(addr(PROVIDER_X), Method::Invite);
+    assert_eq!(again.len(), 1, "sent again");
+    let again = &again[0];
+    assert_eq!(again.headers.call_id, first.headers.call_id, "same Call-ID");
+    assert_eq!(
+        again.headers.cseq.seq,
+        first.headers.cseq.seq + 1,
+        "new CSeq"
+    );
+    assert_eq!(again.headers.from.tag(), first.headers.from.tag());
+    let auth = again.headers.get("Proxy-Authorization").unwrap();
+    assert!(auth.contains("username=\"etalon\""), "{auth}");
+    assert!(again.headers.get("Authorization").is_none());
+    h.respond(addr(PROVIDER_X), again, 200, "res");
+    assert_eq!(
+        h.events_of("dial.outcome")[0].payload["outcome"],
+        "answered"
+    );
+    // A second challenge on the same trunk is the trunk's final word.
+}
+
+#[test]
+fn a_callback_for_an_unknown_citywide_caller_goes_out_from_the_citywide_number() {
+    let mut h = Harness::new("");
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    let wall = h.cc.wall(h.now);
+    h.deliver_job(DialJob {
+        id: DialJobId(3),
+        kind: DialKind::Callback,
+        tenant: None,
+        target: "+79129999999".into(),
+        due_at: wall,
+        attempts_made: 0,
+        max_attempts: 5,
+        state: DialJobState::Claimed,
+        claimed_by: None,
+        claimed_until: None,
+        outcome: None,
+        ticket_id: None,
+        call_id: Some("c-old".into()),
+        chain_id: None,
+        chain_level: None,
+        origin_number: Some(CITYWIDE.into()),
+        created_at: wall,
+        updated_at: wall,
+    });
+    let op = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    assert!(
+        op.headers.get("X-Dispatch-Tenant").is_none(),
+        "no company yet"
+    );
+    h.respond(addr(PHONE_1001), &op, 200, "op");
+    let out = h.requests_to(addr(PROVIDER_Y), Method::Invite);
+    assert_eq!(out.len(), 1, "through the citywide number's trunk");
+    assert_eq!(out[0].headers.from.uri.user(), Some(CITYWIDE));
+    // Without an origin, a job of no tenant still never borrows a company's number.
+    assert!(h.requests_to(addr(PROVIDER_X), Method::Invite).is_empty());
+}
+
+#[test]
+fn with_no_trunk_configured_calls_come_from_loopback_and_inbound_from_only() {
+    let text = format!(
+        "[sip]\ninbound_from = [\"192.0.2.10\"]\n\n[[number]]\nnumber = \"{TENANT}\"\nkind = \"tenant\"\ntenant = \"etalon\"\ntrunk = \"provider-x\"\n"
+    );
+    let mut h = Harness::with_config(Config::parse(&text, Path::new("t.toml")).unwrap());
+    assert!(h.call(addr(RESIDENT), "+79120000001", TENANT).is_some());
+    assert!(
+        h.call(addr("192.0.2.10:5060"), "+79120000002", TENANT)
+            .is_some()
+    );
+    assert!(
+        h.call(addr("198.51.100.7:5060"), "+79120000003", TENANT)
+            .is_none()
+    );
+    assert_eq!(h.cc.refused_source(), 1);
+}
+
+#[test]
+fn refused_invites_that_passed_the_source_check_get_a_journal_row() {
+    let mut h = Harness::new("");
+    // Unknown number from the provider: 404 and a row.
+    assert!(
+        h.call(addr(PROVIDER_X), "+79120000001", "+73430000000")
+            .is_none()
+    );
+    let rows: Vec<&CallRecord> = h
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Journal(r) => Some(r.as_ref()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].disposition, Some(Disposition::Rejected));
+    assert_eq!(h.events_of("call.rejected")[0].payload["sip_status"], 404);
+    // A stranger: 403, counted, no row.
+    let before = h.actions.len();
+    assert!(
+        h.call(addr("198.51.100.7:5060"), "+79120000001", TENANT)
+            .is_none()
+    );
+    assert_eq!(h.cc.refused_source(), 1);
+    assert!(
+        !h.actions[before..]
+            .iter()
+            .any(|a| matches!(a, Action::Journal(_)))
+    );
+    // A flood from the provider: rows up to the budget, the rest counted.
+    for _ in 0..(REJECTION_ROWS_PER_SECOND + 5) {
+        h.call(addr(PROVIDER_X), "+79120000001", "+73430000000");
+    }
+    assert_eq!(h.cc.rejected_unjournaled(), 6);
+}
+
+#[test]
+fn the_operator_sets_the_tenant_of_a_citywide_call() {
+    let mut h = Harness::new("");
+    let caller = "+79129999999";
+    h.queued(addr(RESIDENT), caller, CITYWIDE);
+    let (k, id) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].tenant, None);
+    let answer = h.cc.handle_query(
+        h.now,
+        Query::SetCallTenant {
+            call: id.0.clone(),
+            tenant: "etalon".into(),
+            scope: vec!["uyut".into()],
+        },
+    );
+    let Answer::CallTenant(Ok(set)) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(set.previous, None);
+    h.drain();
+    assert_eq!(h.cc.calls[&k].record.tenant.as_deref(), Some("etalon"));
+    assert_eq!(h.events_of("call.tenant")[0].payload["tenant"], "etalon");
+    // Someone serving only uyut cannot take an etalon call away.
+    let again = h.cc.handle_query(
+        h.now,
+        Query::SetCallTenant {
+            call: id.0.clone(),
+            tenant: "uyut".into(),
+            scope: vec!["uyut".into()],
+        },
+    );
+    assert!(matches!(
+        again,
+        Answer::CallTenant(Err(CallError::OtherTenant(_)))
+    ));
+    let missing = h.cc.handle_query(
+        h.now,
+        Query::SetCallTenant {
+            call: "c-none".into(),
+            tenant: "uyut".into(),
+            scope: Vec::new(),
+        },
+    );
+    assert!(matches!(
+        missing,
+        Answer::CallTenant(Err(CallError::Unknown(_)))
+    ));
+}
+
+#[test]
+fn a_lookup_that_never_answers_does_not_hold_the_caller() {
+    let extra = "[[number]]\nnumber = \"+73432000301\"\nkind = \"tenant\"\ntenant = \"etalon\"\ngreeting = \"ru/connecting.wav\"\n";
+    let mut h = Harness::new(extra);
+    let caller = "+79120000001";
+    h.call(addr(RESIDENT), caller, "+73432000301").unwrap();
+    let leg = h.caller_leg(caller);
+    h.finish_playback(leg);
+    let (k, _) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].stage, Stage::LookingUp);
+    assert!(h.events_of("call.offered").is_empty());
+    h.later(crate::call::inbound::LOOKUP_TIMEOUT);
+    assert_eq!(h.cc.calls[&k].stage, Stage::Queued);
+    assert_eq!(h.events_of("call.offered").len(), 1);
+    // The late answer changes nothing.
+    h.unknown(caller);
+    assert_eq!(h.events_of("call.offered").len(), 1);
+}
+
+#[test]
+fn a_legacy_number_without_its_prompts_still_hangs_up() {
+    let extra = "[[number]]\nnumber = \"+73432999001\"\nkind = \"legacy\"\ntenant = \"etalon\"\n";
+    let mut h = Harness::new(extra);
+    h.media.state().no_prompts = true;
+    let d = h
+        .call(addr(RESIDENT), "+79120000001", "+73432999001")
+        .unwrap();
+    let _ = d;
+    assert_eq!(
+        h.requests_to(addr(RESIDENT), Method::Bye).len(),
+        1,
+        "BYE after the ACK"
+    );
+    assert_eq!(
+        h.events_of("call.ended")[0].payload["disposition"],
+        "rejected"
+    );
+}
+
+#[test]
+fn a_callback_fails_over_to_the_next_trunk_on_503() {
+    let mut h = Harness::new("");
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    let op = h.requests_to(addr(PHONE_1001), Method::Invite).remove(0);
+    h.respond(addr(PHONE_1001), &op, 200, "op");
+    let x = h.requests_to(addr(PROVIDER_X), Method::Invite).remove(0);
+    h.respond(addr(PROVIDER_X), &x, 503, "px");
+    let y = h.requests_to(addr(PROVIDER_Y), Method::Invite);
+    assert_eq!(y.len(), 1, "provider Y takes over");
+    h.respond(addr(PROVIDER_Y), &y[0], 486, "py");
+    // Busy is the resident's answer: no third try, the attempt counts as busy.
+    assert!(h.requests_to(addr(PROVIDER_X), Method::Invite).is_empty());
+    assert_eq!(h.events_of("dial.outcome")[0].payload["outcome"], "busy");
+}
+
+#[test]
+fn a_callback_nobody_can_take_does_not_hold_up_the_jobs_behind_it() {
+    let extra =
+        "[[operator]]\nextension = \"1003\"\npassword = \"pass1003\"\ntenants = [\"uyut\"]\n";
+    let mut h = Harness::new(extra);
+    h.on_duty("1003", "pass1003", addr(PHONE_1002));
+    h.dial_job(1, "+79120000001", Some("etalon"), None);
+    h.dial_job(2, "+79120000002", Some("uyut"), None);
+    let rung = h.requests_to(addr(PHONE_1002), Method::Invite);
+    assert_eq!(rung.len(), 1, "uyut's callback goes out past etalon's");
+    assert!(rung[0].headers.get("X-Dispatch-Tenant") == Some("uyut"));
+    assert_eq!(h.cc.jobs.len(), 1);
+    assert_eq!(
+        h.cc.jobs[0].id,
+        DialJobId(1),
+        "etalon's waits for its operator"
+    );
+}
