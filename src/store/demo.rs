@@ -643,6 +643,7 @@ pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreE
             )
             .as_bytes(),
             false,
+            super::DebtorImportMode::Upsert,
             now,
         )
         .await?;

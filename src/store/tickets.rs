@@ -455,14 +455,7 @@ fn validate_new(new: &NewTicket) -> Result<(), StoreError> {
     if new.tenant.trim().is_empty() {
         return Err(StoreError::invalid("tenant", "missing"));
     }
-    if let Some(apartment) = &new.apartment {
-        if apartment.chars().count() > 16 {
-            return Err(StoreError::invalid(
-                "apartment",
-                "longer than 16 characters",
-            ));
-        }
-    }
+    apartment_text(new.apartment.as_deref())?;
     if new.description.chars().count() > 4000 {
         return Err(StoreError::invalid(
             "description",
@@ -560,9 +553,10 @@ pub(crate) fn non_empty(text: String) -> Option<String> {
     if text.is_empty() { None } else { Some(text) }
 }
 
-/// The stored form of an optional apartment.
-pub(crate) fn apartment_text(apartment: Option<&str>) -> String {
-    apartment.map(str::trim).unwrap_or_default().to_owned()
+/// The stored form of an optional apartment ([`apartment_key`](super::address::apartment_key)).
+pub(crate) fn apartment_text(apartment: Option<&str>) -> Result<String, StoreError> {
+    super::address::apartment_key(apartment.unwrap_or_default())
+        .map_err(|e| StoreError::invalid("apartment", e))
 }
 
 pub(crate) fn number_text(n: i64) -> String {

@@ -9,6 +9,9 @@
 //! authentication ([`auth`]). Each request that writes runs as one store transaction,
 //! so a failed request changes nothing.
 //!
+//! Request bodies are limited to 32 MiB, CSV imports to 256 MiB; a larger one is a
+//! JSON 413.
+//!
 //! Routes (all but `POST /auth/token` need `Authorization: Bearer <token>`; the
 //! recording download also takes `?token=` so an `<audio>` element can play it):
 //!
@@ -36,7 +39,7 @@
 //! PUT    /outages/{id}
 //! DELETE /outages/{id}
 //! GET    /debtors                         ?tenant&offset&limit
-//! POST   /debtors/import                  ?tenant&skip_bad_rows, body: CSV
+//! POST   /debtors/import                  ?tenant&skip_bad_rows&mode=upsert|replace, body: CSV
 //! GET    /dial-jobs                       ?state&kind&ticket_id&offset&limit
 //! GET    /operators                       every operator and their state
 //! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
@@ -68,8 +71,11 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::store::Store;
 
-/// Largest request body accepted (CSV imports are the big ones).
+/// Largest request body accepted, but for the imports.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Largest CSV import accepted: a million-row contacts file is about 60 MiB.
+const MAX_IMPORT: usize = 256 * 1024 * 1024;
 
 /// What the API handlers share.
 #[derive(Debug, Clone)]
@@ -130,7 +136,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))
-        .route("/contacts/import", post(directory::import_contacts))
+        .route(
+            "/contacts/import",
+            post(directory::import_contacts).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .route("/tenants", get(directory::tenants))
         .route("/houses", get(directory::houses))
         .route("/employees", get(directory::employees))
@@ -146,7 +155,10 @@ pub fn router(state: ApiState) -> Router {
                 .delete(notices::delete_outage),
         )
         .route("/debtors", get(notices::debtors))
-        .route("/debtors/import", post(notices::import_debtors))
+        .route(
+            "/debtors/import",
+            post(notices::import_debtors).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .route("/dial-jobs", get(journal::dial_jobs))
         .route("/operators", get(operators::list))
         .route("/operators/{extension}/state", post(operators::set_state))

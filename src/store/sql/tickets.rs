@@ -49,7 +49,7 @@ pub(super) async fn insert(
     .bind(tenant_id)
     .bind(number_text(counter))
     .bind(new.house_id.0)
-    .bind(apartment_text(new.apartment.as_deref()))
+    .bind(apartment_text(new.apartment.as_deref())?)
     .bind(new.reason_id.0)
     .bind(&category)
     .bind(TicketStatus::Registered.as_str())
