@@ -270,8 +270,9 @@ impl Store {
         dispatch!(self, create_house_group(tenant, code, name))
     }
 
-    /// Creates a house in the tenant's city (or returns the existing one at that
-    /// address).
+    /// Creates a house in the tenant's city. An address that compares equal to one
+    /// of the tenant's houses (see [`address_key`](super::address::address_key)) is a
+    /// conflict: the imports could not tell the two apart.
     pub async fn create_house(
         &self,
         tenant: &str,
@@ -407,6 +408,29 @@ impl Store {
             .map(str::to_owned)
             .collect();
         dispatch!(self, reasons(tenant, &words, category))
+    }
+
+    /// Recomputes every house's stored address key with the current
+    /// [`address_key`](super::address::address_key) (run after migrations, so imports
+    /// match houses stored under an older rule). A house whose new key another house
+    /// of its tenant already has keeps its old one and is reported in the log.
+    /// Returns how many keys changed.
+    pub(crate) async fn rekey_houses(&self) -> Result<usize, StoreError> {
+        let houses = dispatch!(self, house_addresses())?;
+        let mut changed = 0;
+        for (id, _tenant, address, stored) in houses {
+            let key = super::address::address_key(&address);
+            if key == stored || key.is_empty() {
+                continue;
+            }
+            if dispatch!(self, set_house_key(id, &key))? {
+                changed += 1;
+            } else {
+                tracing::warn!(house = id, %address, %key,
+                    "another house of the tenant has this address key; kept the old one");
+            }
+        }
+        Ok(changed)
     }
 
     /// The tenant's houses by [`address_key`](super::address::address_key), for

@@ -58,8 +58,9 @@ pub use import::{BadRow, ImportReport};
 pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};
 pub use notices::{Debtor, DebtorFlag, DebtorImportMode, NewOutage, Outage};
 pub use tickets::{
-    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate, Ticket,
-    TicketDetail, TicketFilter, TicketStatus,
+    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate,
+    SupplierStatus, SupplierTicket, SupplierUpdate, Ticket, TicketDetail, TicketFilter,
+    TicketStatus,
 };
 
 use crate::events::EventBus;
@@ -176,9 +177,15 @@ impl Store {
         &self.events
     }
 
-    /// Applies pending migrations (idempotent).
+    /// Applies pending migrations (idempotent), then brings stored house address
+    /// keys up to the current comparison rule.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.backend.migrate().await
+        self.backend.migrate().await?;
+        let rekeyed = self.rekey_houses().await?;
+        if rekeyed > 0 {
+            tracing::info!(houses = rekeyed, "house address keys recomputed");
+        }
+        Ok(())
     }
 
     /// `sqlite` or `postgres`.

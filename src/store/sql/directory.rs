@@ -117,11 +117,25 @@ pub(super) async fn create_house(
                 .ok_or_else(|| StoreError::not_found("house group", code))?,
         ),
     };
+    // Two addresses the key cannot tell apart are one house to the imports: say so
+    // rather than hand back the other house as if it were this one.
+    let existing = sqlx::query(
+        "SELECT id, address FROM houses WHERE tenant_id = $1 AND address_key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        let id: i64 = row.try_get("id")?;
+        let other: String = row.try_get("address")?;
+        return Err(StoreError::Conflict(format!(
+            "house {id} at `{other}` already has this address (compared as `{key}`)"
+        )));
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO houses (tenant_id, city_id, house_group_id, address, address_key, floors, lifts) \
-         SELECT $1, city_id, $2, $3, $4, $5, $6 FROM tenants WHERE id = $1 \
-         ON CONFLICT (tenant_id, address_key) DO UPDATE SET address_key = excluded.address_key \
-         RETURNING id",
+         SELECT $1, city_id, $2, $3, $4, $5, $6 FROM tenants WHERE id = $1 RETURNING id",
     )
     .bind(tenant_id)
     .bind(group_id)
@@ -698,4 +712,40 @@ pub(super) async fn house_keys(
     rows.iter()
         .map(|r| Ok((r.try_get("address_key")?, HouseId(r.try_get("id")?))))
         .collect()
+}
+
+/// Every house as (id, tenant id, address, stored key), for re-keying.
+pub(super) async fn house_addresses(
+    pool: &Pool<Db>,
+) -> Result<Vec<(i64, i64, String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, tenant_id, address, address_key FROM houses ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("tenant_id")?,
+                r.try_get("address")?,
+                r.try_get("address_key")?,
+            ))
+        })
+        .collect()
+}
+
+/// Stores a house's recomputed key; `false` when another house of the tenant has it.
+pub(super) async fn set_house_key(
+    pool: &Pool<Db>,
+    id: i64,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE houses SET address_key = $2 WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM houses o WHERE o.tenant_id = houses.tenant_id AND o.address_key = $2 AND o.id <> $1)",
+    )
+    .bind(id)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
