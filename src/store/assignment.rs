@@ -54,6 +54,18 @@ impl Shift {
         Ok(shift)
     }
 
+    /// A shift starting on ISO weekday `weekday` (1 = Monday ... 7 = Sunday) at
+    /// `starts` and ending at `ends` (`"HH:MM"`), as the API takes it.
+    pub fn on_weekday(weekday: u8, starts: &str, ends: &str) -> Result<Self, StoreError> {
+        let shift = Self {
+            weekday,
+            starts_min: parse_hhmm(starts)?,
+            ends_min: parse_hhmm(ends)?,
+        };
+        shift.validate()?;
+        Ok(shift)
+    }
+
     /// The same hours on every day of the week.
     pub fn every_day(starts: &str, ends: &str) -> Result<Vec<Self>, StoreError> {
         let mut all = Vec::with_capacity(7);

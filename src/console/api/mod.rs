@@ -23,6 +23,10 @@
 //! GET    /tickets/{id}                    with chain, history, comments
 //! POST   /tickets/{id}/status             {"status","note","version"?}
 //! POST   /tickets/{id}/comments           {"text"}
+//! POST   /tickets/{id}/supplier-tickets   {"supplier","supplier_number"?,"recheck_at"?}: hand over to a РСО
+//! GET    /supplier-tickets/due            ?limit: open hand-overs whose re-check time has come
+//! GET    /supplier-tickets/{id}
+//! PATCH  /supplier-tickets/{id}           {"status"?,"supplier_number"?,"recheck_at"?}
 //! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
 //! GET    /calls/{id}
 //! GET    /recordings/{id}                 audio/wav, Range requests
@@ -31,8 +35,14 @@
 //! POST   /contacts/import                 ?tenant&skip_bad_rows, body: CSV
 //! GET    /tenants
 //! GET    /houses                          ?tenant&q&offset&limit
+//! POST   /houses                          {"tenant","house_group"?,"address","floors","lifts"} (supervisor)
+//! PUT    /houses/{id}                     {"house_group"?,"address","floors","lifts"} (supervisor)
 //! GET    /employees                       ?tenant
+//! POST   /employees                       {"tenant"|"supplier","name","position","phones","work_types","shifts","absences"} (supervisor)
+//! PUT    /employees/{id}                  the same without tenant/supplier, plus "active" (supervisor)
 //! GET    /reasons                         ?tenant&q&category
+//! POST   /reasons                         {"tenant"?,"code","category","title","work_type","deadline_minutes","operator_text","keywords"} (supervisor)
+//! PUT    /reasons/{id}                    the same without tenant/code, plus "active" (supervisor)
 //! GET    /outages                         ?active
 //! POST   /outages
 //! GET    /outages/{id}
@@ -54,6 +64,8 @@ pub(crate) mod extract;
 mod journal;
 mod notices;
 mod operators;
+mod reference;
+mod supplier;
 mod tickets;
 
 use std::path::PathBuf;
@@ -131,6 +143,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/tickets/{id}", get(tickets::get))
         .route("/tickets/{id}/status", post(tickets::change_status))
         .route("/tickets/{id}/comments", post(tickets::comment))
+        .route("/tickets/{id}/supplier-tickets", post(supplier::hand_over))
+        .route("/supplier-tickets/due", get(supplier::due))
+        .route(
+            "/supplier-tickets/{id}",
+            get(supplier::get).patch(supplier::update),
+        )
         .route("/calls", get(journal::calls))
         .route("/calls/{id}", get(journal::call))
         .route("/recordings/{id}", get(journal::recording))
@@ -141,9 +159,27 @@ pub fn router(state: ApiState) -> Router {
             post(directory::import_contacts).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
         .route("/tenants", get(directory::tenants))
-        .route("/houses", get(directory::houses))
-        .route("/employees", get(directory::employees))
-        .route("/reasons", get(directory::reasons))
+        .route(
+            "/houses",
+            get(directory::houses).post(reference::create_house),
+        )
+        .route("/houses/{id}", axum::routing::put(reference::update_house))
+        .route(
+            "/employees",
+            get(directory::employees).post(reference::create_employee),
+        )
+        .route(
+            "/employees/{id}",
+            axum::routing::put(reference::update_employee),
+        )
+        .route(
+            "/reasons",
+            get(directory::reasons).post(reference::create_reason),
+        )
+        .route(
+            "/reasons/{id}",
+            axum::routing::put(reference::update_reason),
+        )
         .route(
             "/outages",
             get(notices::outages).post(notices::create_outage),
