@@ -154,12 +154,11 @@ impl Backend {
     }
 
     async fn connect_sqlite(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let (url, synchronous) = sqlite_synchronous(url)?;
+        let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a ticket whose number the resident was told survives a power
-            // loss (NORMAL may lose the last commits in WAL mode).
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let path = options.get_filename();
@@ -208,6 +207,36 @@ impl Backend {
             Self::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Takes `synchronous=full|normal` out of a SQLite URL's query (sqlx does not know
+/// it). The default is FULL: a ticket whose number the resident was told survives a
+/// power loss, which NORMAL does not promise in WAL mode (the last commits may go).
+/// NORMAL is there for benchmarks and for whoever accepts that risk.
+fn sqlite_synchronous(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                synchronous = match value.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => return Err(StoreError::UnsupportedUrl(url.to_owned())),
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, synchronous))
 }
 
 /// Appends `AND <column> IN (...)` for a restricted scope (nothing for all tenants).
