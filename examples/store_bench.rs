@@ -596,7 +596,7 @@ async fn import_under_journal(
     let mut n = 0u64;
     while !importer.is_finished() {
         let record = dispatchline::store::CallRecord::offered(
-            &format!("bench-journal-{n}"),
+            format!("bench-journal-{n}"),
             dispatchline::store::CallDirection::Inbound,
             "+79120000001",
             "+73432000001",

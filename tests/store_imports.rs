@@ -308,7 +308,7 @@ async fn a_large_import_leaves_the_journal_writing(store: Store) {
     let mut n = 0u32;
     while !importer.is_finished() {
         let record = CallRecord::offered(
-            &format!("journal-{n}"),
+            format!("journal-{n}"),
             CallDirection::Inbound,
             "+79120000001",
             "+73432000001",
