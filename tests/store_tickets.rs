@@ -615,6 +615,40 @@ async fn a_call_of_another_tenant_is_not_linked(store: Store) {
         store.get_call("msk-call").await.unwrap().unwrap().ticket_id,
         Some(t.id)
     );
+    // The journal writer is behind: the ticket is registered before its call's row
+    // is written. The row, when it comes, links to the ticket.
+    let mut early = ticket("etalon", w.ekb_house, w.flooding);
+    early.call_id = Some("late-call".into());
+    let early = store.create_ticket(&early, now).await.unwrap().ticket;
+    let mut late = CallRecord::offered(
+        "late-call",
+        CallDirection::Inbound,
+        "+79120000002",
+        "+73432000001",
+        now,
+    );
+    late.tenant = Some("etalon".into());
+    store.upsert_call(&late).await.unwrap();
+    assert_eq!(
+        store
+            .get_call("late-call")
+            .await
+            .unwrap()
+            .unwrap()
+            .ticket_id,
+        Some(early.id)
+    );
+    // A later update of the row keeps the link.
+    store.upsert_call(&late).await.unwrap();
+    assert_eq!(
+        store
+            .get_call("late-call")
+            .await
+            .unwrap()
+            .unwrap()
+            .ticket_id,
+        Some(early.id)
+    );
 }
 
 async fn houses_the_key_cannot_tell_apart_are_refused(store: Store) {

@@ -10,12 +10,14 @@ ALTER TABLE supplier_tickets ADD COLUMN updated_at TEXT;
 UPDATE supplier_tickets SET updated_at = COALESCE(handed_over_at, created_at);
 
 -- Listings: contacts newest first within a tenant; tickets newest first overall and
--- by tenant and status; dial jobs found by their call and ticket.
+-- by tenant and status; dial jobs found by their call and ticket; the ticket a call
+-- was registered on (a journal row written after its ticket links to it).
 CREATE INDEX contacts_tenant_seen ON contacts (tenant_id, last_seen_at DESC, id);
 CREATE INDEX tickets_created ON tickets (created_at, id);
 CREATE INDEX tickets_tenant_status_created ON tickets (tenant_id, status, created_at);
 CREATE INDEX dial_jobs_call ON dial_jobs (call_id);
 CREATE INDEX dial_jobs_ticket ON dial_jobs (ticket_id);
+CREATE INDEX tickets_call ON tickets (call_id);
 
 -- SQLite cannot add a CHECK constraint to an existing table; triggers refuse the
 -- values the engine never writes, as the PostgreSQL constraints do.
