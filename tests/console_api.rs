@@ -1,10 +1,13 @@
 //! `/api/v1/operators` and `/api/v1/board` on a real engine over the demo data: who
 //! may change whose state, the JSON errors, the `operator.state` event, and the
-//! supervisors' board (operators get 403).
+//! supervisors' board (operators get 403), with the engine's store on SQLite and on
+//! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/store_db.rs"]
+mod store_db;
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use dispatchline::phone::PhoneNumber;
 use dispatchline::server::Engine;
 use dispatchline::store::{CallDirection, CallRecord, DialKind, Disposition, NewDialJob, Store};
 use serde_json::{Value, json};
+use store_db::{Dialect, TestDb};
 
 const CONFIG: &str = r#"
 [[operator]]
@@ -50,11 +54,21 @@ struct Running {
     engine: Engine,
     store: Store,
     http: reqwest::Client,
+    /// Keeps a PostgreSQL test database alive (and drops it afterwards).
+    _db: Option<TestDb>,
 }
 
-async fn start() -> Running {
+/// An engine on a fresh store of `dialect` seeded with the demo data; `None` when
+/// PostgreSQL is skipped on purpose.
+async fn start_on(dialect: Dialect) -> Option<Running> {
     let dir = common::engine::scratch_dir();
-    let db = format!("sqlite://{}/dispatchline.db", dir.display());
+    let (db, keep) = match dialect {
+        Dialect::Sqlite => (format!("sqlite://{}/dispatchline.db", dir.display()), None),
+        Dialect::Postgres => {
+            let test_db = TestDb::postgres().await?;
+            (test_db.url.clone(), Some(test_db))
+        }
+    };
     let text = format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
          [database]\nurl = \"{db}\"\ndata_dir = \"{0}\"\n\n[media]\nrecord_calls = false\n\n{CONFIG}",
@@ -65,12 +79,42 @@ async fn start() -> Running {
         .unwrap();
     let store = Store::connect(&db).await.unwrap();
     dispatchline::store::demo::seed(&store).await.unwrap();
-    Running {
+    Some(Running {
         engine,
         store,
         http: reqwest::Client::new(),
-    }
+        _db: keep,
+    })
 }
+
+async fn start() -> Running {
+    start_on(Dialect::Sqlite).await.unwrap()
+}
+
+/// Defines `mod $name { sqlite, postgres }` tests running `async fn $name(Running)`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::start_on(super::Dialect::Sqlite).await.unwrap()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(r) = super::start_on(super::Dialect::Postgres).await else {
+                    return;
+                };
+                super::$name(r).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    operators_change_their_own_state_and_supervisors_anyones,
+    the_board_is_for_supervisors_and_shows_the_floor_and_the_day,
+);
 
 impl Running {
     async fn login(&self, ext: &str) -> String {
@@ -116,9 +160,7 @@ impl Running {
     }
 }
 
-#[tokio::test]
-async fn operators_change_their_own_state_and_supervisors_anyones() {
-    let r = start().await;
+async fn operators_change_their_own_state_and_supervisors_anyones(r: Running) {
     let op = r.login("1001").await;
     let sup = r.login("9000").await;
     let sup_etalon = r.login("9001").await;
@@ -215,9 +257,7 @@ async fn operators_change_their_own_state_and_supervisors_anyones() {
     assert_eq!((status, err["field"].as_str()), (401, Some("token")));
 }
 
-#[tokio::test]
-async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day() {
-    let r = start().await;
+async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day(r: Running) {
     let op = r.login("1001").await;
     let sup = r.login("9000").await;
     let sup_etalon = r.login("9001").await;

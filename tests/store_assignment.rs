@@ -8,10 +8,13 @@ mod store_db;
 #[path = "common/store_world.rs"]
 mod store_world;
 
-use chrono::NaiveDate;
-use dispatchline::store::assignment::{Absence, AbsenceKind};
+use chrono::{NaiveDate, TimeZone, Utc, Weekday};
+use dispatchline::store::assignment::{Absence, AbsenceKind, Shift};
+use dispatchline::store::directory::{NewEmployee, NewReason, Responsibility};
 use dispatchline::store::tickets::{Channel, NewTicket};
-use dispatchline::store::{EmployeeId, ExecutorChain, Store};
+use dispatchline::store::{
+    Category, EmployeeId, EscalationRole, ExecutorChain, Store, Unavailability,
+};
 use store_world::{build, tuesday_utc};
 
 fn levels(chain: &ExecutorChain) -> Vec<(u8, u8, EmployeeId)> {
@@ -208,6 +211,195 @@ fn ticket(
     }
 }
 
+async fn escalation_skips_the_inactive_and_the_absent(store: Store) {
+    let w = build(&store).await;
+    let at = tuesday_utc(5, 0);
+    let tuesday = NaiveDate::from_ymd_opt(2026, 11, 17).unwrap();
+    // The responsible master is on sick leave today: the manager (engineer) is
+    // responsible and the head manages.
+    store
+        .add_absence(
+            w.master,
+            &Absence {
+                kind: AbsenceKind::SickLeave,
+                starts_on: tuesday,
+                ends_on: tuesday,
+            },
+        )
+        .await
+        .unwrap();
+    let chain = store
+        .executor_chain("etalon", w.ekb_house, w.flooding, at)
+        .await
+        .unwrap();
+    let id = |p: &Option<dispatchline::store::Person>| p.as_ref().map(|p| p.id);
+    assert_eq!(id(&chain.responsible), Some(w.engineer));
+    assert_eq!(id(&chain.manager), Some(w.head));
+    assert_eq!(id(&chain.head), None);
+    assert_eq!(chain.passed_over.len(), 1);
+    assert_eq!(chain.passed_over[0].id, w.master);
+    assert_eq!(chain.passed_over[0].why, Unavailability::Absent);
+    assert_eq!(chain.passed_over[0].role, EscalationRole::Responsible);
+    // The ticket records who is responsible now.
+    let ticket = store
+        .create_ticket(
+            &NewTicket {
+                tenant: "etalon".into(),
+                house_id: w.ekb_house,
+                apartment: None,
+                reason_id: w.flooding,
+                description: String::new(),
+                source: Channel::Phone,
+                labels: vec![],
+                caller_phone: None,
+                call_id: None,
+                actor: "test".into(),
+            },
+            at,
+        )
+        .await
+        .unwrap()
+        .ticket;
+    assert_eq!(ticket.responsible_id, Some(w.engineer));
+    // The engineer leaves the company: the head is all that is left.
+    store.set_employee_active(w.engineer, false).await.unwrap();
+    let chain = store
+        .executor_chain("etalon", w.ekb_house, w.flooding, at)
+        .await
+        .unwrap();
+    assert_eq!(id(&chain.responsible), Some(w.head));
+    assert_eq!((id(&chain.manager), id(&chain.head)), (None, None));
+    assert_eq!(chain.passed_over.len(), 2);
+    assert!(
+        chain
+            .passed_over
+            .iter()
+            .any(|p| p.id == w.engineer && p.why == Unavailability::Inactive)
+    );
+    // Tomorrow the master is back.
+    let chain = store
+        .executor_chain(
+            "etalon",
+            w.ekb_house,
+            w.flooding,
+            at + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(id(&chain.responsible), Some(w.master));
+}
+
+async fn shifts_across_daylight_saving_changes(store: Store) {
+    // A city on Central European time: clocks go forward at 02:00 on 2026-03-29 and
+    // back at 03:00 on 2026-10-25. Shifts are in local wall-clock time.
+    store
+        .create_city("ber", "Berlin", "Europe/Berlin")
+        .await
+        .unwrap();
+    store
+        .create_work_type("plumbing", "Сантехника")
+        .await
+        .unwrap();
+    store
+        .create_tenant("spree", "Hausverwaltung Spree", "ber")
+        .await
+        .unwrap();
+    store
+        .create_house_group("spree", "mitte", "Mitte")
+        .await
+        .unwrap();
+    let house = store
+        .create_house("spree", Some("mitte"), "Invalidenstraße 1", 5, 1)
+        .await
+        .unwrap();
+    let reason = store
+        .create_reason(&NewReason {
+            tenant: None,
+            code: "leak".into(),
+            category: Category::Emergency,
+            title: "Leak".into(),
+            work_type: "plumbing".into(),
+            deadline_minutes: 60,
+            operator_text: "Coming".into(),
+            keywords: String::new(),
+        })
+        .await
+        .unwrap();
+    let person = |name: &str, phone: &str, shifts: Vec<Shift>| NewEmployee {
+        tenant: Some("spree".into()),
+        supplier: None,
+        name: name.into(),
+        position: String::new(),
+        phones: vec![dispatchline::phone::PhoneNumber::parse(phone).unwrap()],
+        work_types: vec!["plumbing".into()],
+        shifts,
+        absences: vec![],
+    };
+    // Saturday night 22:00 to Sunday 06:00, and Sunday's day shift from 06:00.
+    let night = store
+        .create_employee(&person(
+            "Nacht",
+            "+4930000001",
+            vec![Shift::new(Weekday::Sat, "22:00", "06:00").unwrap()],
+        ))
+        .await
+        .unwrap();
+    let day = store
+        .create_employee(&person(
+            "Tag",
+            "+4930000002",
+            vec![Shift::new(Weekday::Sun, "06:00", "22:00").unwrap()],
+        ))
+        .await
+        .unwrap();
+    store
+        .set_responsibility(&Responsibility {
+            tenant: "spree".into(),
+            house_group: "mitte".into(),
+            work_type: "plumbing".into(),
+            levels: [vec![night, day], vec![], vec![]],
+            responsible: None,
+            manager: None,
+            head: None,
+        })
+        .await
+        .unwrap();
+    let who = |at: chrono::DateTime<Utc>| {
+        let store = store.clone();
+        async move {
+            store
+                .executor_chain("spree", house, reason, at)
+                .await
+                .unwrap()
+                .executors
+                .first()
+                .map(|e| e.employee.id)
+        }
+    };
+    let utc = |y, m, d, h, min| Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap();
+    // Spring forward: 00:59 UTC is 01:59 CET, 01:00 UTC is 03:00 CEST (02:xx does
+    // not exist). The night shift still ends at 06:00 local, 04:00 UTC.
+    assert_eq!(who(utc(2026, 3, 29, 0, 59)).await, Some(night));
+    assert_eq!(who(utc(2026, 3, 29, 1, 0)).await, Some(night));
+    assert_eq!(who(utc(2026, 3, 29, 3, 59)).await, Some(night));
+    assert_eq!(who(utc(2026, 3, 29, 4, 0)).await, Some(day), "06:00 CEST");
+    // Fall back: 00:30 UTC is 02:30 CEST, 01:30 UTC is 02:30 CET again; both are
+    // the night shift, which now ends at 06:00 CET = 05:00 UTC.
+    assert_eq!(who(utc(2026, 10, 25, 0, 30)).await, Some(night));
+    assert_eq!(who(utc(2026, 10, 25, 1, 30)).await, Some(night));
+    assert_eq!(
+        who(utc(2026, 10, 25, 4, 59)).await,
+        Some(night),
+        "05:59 CET"
+    );
+    assert_eq!(who(utc(2026, 10, 25, 5, 0)).await, Some(day), "06:00 CET");
+    // Sunday's day shift ends at 22:00 local either side of the change.
+    assert_eq!(who(utc(2026, 3, 29, 19, 59)).await, Some(day), "21:59 CEST");
+    assert_eq!(who(utc(2026, 3, 29, 20, 0)).await, None, "22:00 CEST");
+    assert_eq!(who(utc(2026, 10, 25, 20, 59)).await, Some(day), "21:59 CET");
+    assert_eq!(who(utc(2026, 10, 25, 21, 0)).await, None, "22:00 CET");
+}
+
 on_both_backends!(
     night_shift_crossing_midnight,
     vacation_takes_a_person_off_the_chain,
@@ -215,4 +407,6 @@ on_both_backends!(
     cities_in_different_zones,
     the_chain_is_stored_with_the_ticket,
     other_tenants_houses_and_reasons_are_refused,
+    escalation_skips_the_inactive_and_the_absent,
+    shifts_across_daylight_saving_changes,
 );

@@ -11,7 +11,7 @@ use chrono::Duration;
 use dispatchline::store::directory::TenantScope;
 use dispatchline::store::notices::NewOutage;
 use dispatchline::store::tickets::{Channel, NewTicket, StatusUpdate};
-use dispatchline::store::{ContactFilter, Store, StoreError, TicketStatus};
+use dispatchline::store::{ContactFilter, DebtorImportMode, Store, StoreError, TicketStatus};
 use store_world::{build, phone, tuesday_utc};
 
 async fn lookup_finds_address_tickets_debt_outage_and_staff(store: Store) {
@@ -73,6 +73,7 @@ async fn lookup_finds_address_tickets_debt_outage_and_staff(store: Store) {
             "etalon",
             "ул. Ленина, д. 5;12;1 234,56;31.12.2026\n".as_bytes(),
             false,
+            DebtorImportMode::Upsert,
             now,
         )
         .await
@@ -285,7 +286,13 @@ async fn debtors_import_replaces_by_address(store: Store) {
     let now = tuesday_utc(5, 0);
     let file = "Адрес,Кв,Сумма,Действует до\n\"ул. Ленина, д. 5\",12,\"1 000,00\",31.12.2026\n\"ул. Ленина, д. 5\",12,\"2 500,50\",31.12.2026\nМира 3,,900,2026-12-01\n";
     let report = store
-        .import_debtors("etalon", file.as_bytes(), false, now)
+        .import_debtors(
+            "etalon",
+            file.as_bytes(),
+            false,
+            DebtorImportMode::Upsert,
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(report.imported, 2, "the later row for an address wins");
@@ -300,6 +307,7 @@ async fn debtors_import_replaces_by_address(store: Store) {
             "etalon",
             "Ленина 5;12;-5;31.12.2026\n".as_bytes(),
             false,
+            DebtorImportMode::Upsert,
             now,
         )
         .await

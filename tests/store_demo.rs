@@ -112,4 +112,61 @@ async fn seeds_once_with_the_fixed_contacts(store: Store) {
     assert!(registered.chain.head.is_some());
 }
 
-on_both_backends!(seeds_once_with_the_fixed_contacts);
+/// A seed interrupted after its first houses and staff (a crash, a killed demo)
+/// completes on the next run, without duplicates.
+async fn an_interrupted_seed_completes(store: Store) {
+    let now = Utc.with_ymd_and_hms(2026, 11, 17, 21, 0, 0).unwrap();
+    store
+        .create_city("ekb", "Екатеринбург", "Asia/Yekaterinburg")
+        .await
+        .unwrap();
+    store
+        .create_tenant("etalon", "УК «Эталон»", "ekb")
+        .await
+        .unwrap();
+    store
+        .create_house_group("etalon", "center", "Центр")
+        .await
+        .unwrap();
+    store
+        .create_house("etalon", Some("center"), "ул. Малышева, д. 51", 16, 2)
+        .await
+        .unwrap();
+    store.create_work_type("plumbing", "x").await.unwrap();
+    store
+        .create_employee(&dispatchline::store::directory::NewEmployee {
+            tenant: Some("etalon".into()),
+            name: "Кузнецов Андрей Петрович".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(seed_at(&store, now).await.unwrap(), Seeded::Created);
+    assert_eq!(seed_at(&store, now).await.unwrap(), Seeded::AlreadyThere);
+    let staff = store
+        .employees(&TenantScope::All, Some("etalon"))
+        .await
+        .unwrap();
+    assert_eq!(
+        staff
+            .iter()
+            .filter(|e| e.name == "Кузнецов Андрей Петрович")
+            .count(),
+        1
+    );
+    let info = store
+        .caller_lookup_at(
+            &PhoneNumber::parse("+79120000001").unwrap(),
+            None,
+            Some("ekb"),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.outages.len(), 1);
+}
+
+on_both_backends!(
+    seeds_once_with_the_fixed_contacts,
+    an_interrupted_seed_completes
+);

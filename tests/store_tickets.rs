@@ -12,7 +12,10 @@ mod store_world;
 use dispatchline::events::EventBus;
 use dispatchline::store::directory::TenantScope;
 use dispatchline::store::tickets::{Channel, NewTicket, StatusUpdate, TicketFilter};
-use dispatchline::store::{Category, HouseId, ReasonId, Store, StoreError, TicketStatus};
+use dispatchline::store::{
+    CallDirection, CallRecord, Category, HouseId, ReasonId, Store, StoreError, SupplierStatus,
+    SupplierUpdate, TicketStatus,
+};
 use store_world::{build, tuesday_utc};
 
 fn ticket(tenant: &str, house: HouseId, reason: ReasonId) -> NewTicket {
@@ -146,7 +149,7 @@ async fn status_machine_history_and_versions(store: Store) {
         .change_status(t.id, &update(TicketStatus::Done, None), tuesday_utc(6, 0))
         .await
         .unwrap();
-    assert_eq!(done.version, 4);
+    assert_eq!(done.version, 3, "the comment did not bump it");
     assert!(done.closed_at.is_none());
     let closed = store
         .change_status(
@@ -269,7 +272,7 @@ async fn concurrent_changes_lose_nothing(store: Store) {
     assert_eq!(wins, 1);
     let detail = store.ticket(t.id).await.unwrap().unwrap();
     assert_eq!(detail.comments.len(), 16);
-    assert_eq!(detail.ticket.version, 1 + 16 + 1);
+    assert_eq!(detail.ticket.version, 2, "comments do not bump the version");
     assert_eq!(detail.history.len(), 2);
 }
 
@@ -362,13 +365,16 @@ async fn supplier_hand_over_is_a_ticket_change(store: Store) {
         .await
         .unwrap();
     let detail = store.ticket(t.id).await.unwrap().unwrap();
-    assert_eq!(detail.ticket.version, 2);
+    assert_eq!(
+        detail.ticket.version, 1,
+        "a hand-over does not bump the version"
+    );
     let handed = &detail.supplier_tickets[0];
     assert_eq!(handed.supplier, "vodokanal");
     assert_eq!(handed.supplier_number.as_deref(), Some("ВК-5521"));
     assert_eq!(
-        (handed.status.as_str(), handed.recheck_at),
-        ("handed_over", Some(recheck))
+        (handed.status, handed.recheck_at),
+        (SupplierStatus::HandedOver, Some(recheck))
     );
     assert_eq!(bus.replay(1).unwrap()[0].payload["change"], "supplier");
     let unknown = store
@@ -392,4 +398,280 @@ on_both_backends!(
     bulk_change_is_all_or_nothing,
     concurrent_changes_lose_nothing,
     listing_filters_and_pages,
+    bulk_change_names_each_ticket_once,
+    supplier_tickets_move_on,
+    a_call_of_another_tenant_is_not_linked,
+    houses_the_key_cannot_tell_apart_are_refused,
 );
+
+async fn bulk_change_names_each_ticket_once(store: Store) {
+    let bus = EventBus::default();
+    let store = store.with_events(bus.clone());
+    let w = build(&store).await;
+    let now = tuesday_utc(5, 0);
+    let a = store
+        .create_ticket(&ticket("etalon", w.ekb_house, w.flooding), now)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    let b = store
+        .create_ticket(&ticket("etalon", w.ekb_house2, w.flooding), now)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    let before = bus.last_seq();
+    let changed = store
+        .change_status_bulk(&[b, a, b, a], &update(TicketStatus::Accepted, None), now)
+        .await
+        .unwrap();
+    let ids: Vec<_> = changed.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![b, a], "in request order, each once");
+    assert!(changed.iter().all(|t| t.version == 2));
+    let events = bus.replay(before).unwrap();
+    assert_eq!(events.len(), 2, "one ticket.changed per ticket");
+    let history = store.ticket(a).await.unwrap().unwrap().history;
+    assert_eq!(history.len(), 2);
+    // A comment does not bump the version: a concurrent status change that saw
+    // version 2 still goes through.
+    store
+        .comment(a, "1001", "жилец перезвонил", now)
+        .await
+        .unwrap();
+    let t = store
+        .change_status(a, &update(TicketStatus::InProgress, Some(2)), now)
+        .await
+        .unwrap();
+    assert_eq!(t.version, 3);
+}
+
+async fn supplier_tickets_move_on(store: Store) {
+    let bus = EventBus::default();
+    let store = store.with_events(bus.clone());
+    let w = build(&store).await;
+    let now = tuesday_utc(5, 0);
+    let t = store
+        .create_ticket(&ticket("etalon", w.ekb_house, w.flooding), now)
+        .await
+        .unwrap()
+        .ticket;
+    // Водоканал serves Екатеринбург, not Москва.
+    let msk = store
+        .create_ticket(&ticket("stolica", w.msk_house, w.flooding), now)
+        .await
+        .unwrap()
+        .ticket;
+    let err = store
+        .derive_supplier_ticket(msk.id, "vodokanal", None, None, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "supplier",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let recheck = now + chrono::Duration::hours(2);
+    let id = store
+        .derive_supplier_ticket(t.id, "vodokanal", None, Some(recheck), now)
+        .await
+        .unwrap();
+    let pending = store.supplier_ticket(id).await.unwrap().unwrap();
+    assert_eq!(pending.status, SupplierStatus::Pending);
+    assert_eq!(
+        (pending.ticket_id, pending.tenant.as_str()),
+        (t.id, "etalon")
+    );
+    // Nothing is due before the re-check time; then it is.
+    assert!(
+        store
+            .supplier_rechecks_due(now, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store.supplier_rechecks_due(recheck, 10).await.unwrap();
+    assert_eq!(due.iter().map(|s| s.id).collect::<Vec<_>>(), vec![id]);
+    // The dispatcher gives their number: handed over.
+    let later = now + chrono::Duration::minutes(30);
+    let handed = store
+        .update_supplier_ticket(
+            id,
+            &SupplierUpdate {
+                supplier_number: Some(" ВК-77 ".into()),
+                recheck_at: Some(later + chrono::Duration::hours(4)),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(handed.status, SupplierStatus::HandedOver);
+    assert_eq!(handed.supplier_number.as_deref(), Some("ВК-77"));
+    assert_eq!(handed.handed_over_at, Some(later));
+    assert_eq!(handed.updated_at, Some(later));
+    let done = store
+        .update_supplier_ticket(
+            id,
+            &SupplierUpdate {
+                status: Some(SupplierStatus::Done),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!((done.status, done.recheck_at), (SupplierStatus::Done, None));
+    assert!(
+        store
+            .supplier_rechecks_due(later + chrono::Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = store
+        .update_supplier_ticket(
+            id,
+            &SupplierUpdate {
+                status: Some(SupplierStatus::Pending),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err = store
+        .update_supplier_ticket(id, &SupplierUpdate::default(), later)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    let missing = store
+        .update_supplier_ticket(
+            dispatchline::store::SupplierTicketId(999_999),
+            &SupplierUpdate {
+                status: Some(SupplierStatus::Done),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }));
+    let changes: Vec<String> = bus
+        .replay(0)
+        .unwrap()
+        .iter()
+        .map(|e| e.payload["change"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        changes,
+        ["created", "created", "supplier", "supplier", "supplier"]
+    );
+    let detail = store.ticket(t.id).await.unwrap().unwrap();
+    assert_eq!(detail.supplier_tickets[0].status, SupplierStatus::Done);
+    assert_eq!(detail.ticket.version, 1);
+}
+
+async fn a_call_of_another_tenant_is_not_linked(store: Store) {
+    let w = build(&store).await;
+    let now = tuesday_utc(5, 0);
+    let mut call = CallRecord::offered(
+        "msk-call",
+        CallDirection::Inbound,
+        "+79120000001",
+        "+74950000001",
+        now,
+    );
+    call.tenant = Some("stolica".into());
+    store.upsert_call(&call).await.unwrap();
+    let mut new = ticket("etalon", w.ekb_house, w.flooding);
+    new.call_id = Some("msk-call".into());
+    let err = store.create_ticket(&new, now).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                field: "call_id",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        store.get_call("msk-call").await.unwrap().unwrap().ticket_id,
+        None
+    );
+    // Its own tenant's call (or one not attributed yet) is linked.
+    let mut mine = ticket("stolica", w.msk_house, w.flooding);
+    mine.call_id = Some("msk-call".into());
+    let t = store.create_ticket(&mine, now).await.unwrap().ticket;
+    assert_eq!(
+        store.get_call("msk-call").await.unwrap().unwrap().ticket_id,
+        Some(t.id)
+    );
+    // The journal writer is behind: the ticket is registered before its call's row
+    // is written. The row, when it comes, links to the ticket.
+    let mut early = ticket("etalon", w.ekb_house, w.flooding);
+    early.call_id = Some("late-call".into());
+    let early = store.create_ticket(&early, now).await.unwrap().ticket;
+    let mut late = CallRecord::offered(
+        "late-call",
+        CallDirection::Inbound,
+        "+79120000002",
+        "+73432000001",
+        now,
+    );
+    late.tenant = Some("etalon".into());
+    store.upsert_call(&late).await.unwrap();
+    assert_eq!(
+        store
+            .get_call("late-call")
+            .await
+            .unwrap()
+            .unwrap()
+            .ticket_id,
+        Some(early.id)
+    );
+    // A later update of the row keeps the link.
+    store.upsert_call(&late).await.unwrap();
+    assert_eq!(
+        store
+            .get_call("late-call")
+            .await
+            .unwrap()
+            .unwrap()
+            .ticket_id,
+        Some(early.id)
+    );
+}
+
+async fn houses_the_key_cannot_tell_apart_are_refused(store: Store) {
+    let _w = build(&store).await;
+    // "Ленина 5, 1" is not "Ленина 51": two houses.
+    let a = store
+        .create_house("etalon", Some("center"), "ул. Ленина, д. 5, 1", 5, 0)
+        .await
+        .unwrap();
+    let b = store
+        .create_house("etalon", Some("center"), "ул. Ленина, д. 51", 5, 0)
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    // The same house written another way is a conflict, not the other house's id.
+    let err = store
+        .create_house("etalon", None, "Ленина 51", 9, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // Another tenant may have a house at the same address.
+    store
+        .create_house("stolica", None, "ул. Ленина, д. 51", 9, 1)
+        .await
+        .unwrap();
+}

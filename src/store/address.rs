@@ -78,14 +78,60 @@ pub fn address_key(address: &str) -> String {
         if !key.is_empty() {
             key.push(' ');
         }
-        key.push_str(&house.concat());
+        key.push_str(&join_house_parts(house));
     }
     key
 }
 
+/// Joins the house part: letters and the `к`/`с` markers attach to the number before
+/// them (`5 а` → `5а`, `5 к 2` → `5к2`), but a number after a number stays apart.
+fn join_house_parts(parts: &[String]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        let after_digit = out.ends_with(|c: char| c.is_ascii_digit());
+        if after_digit && part.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
+}
+
+/// Words that may stand before an apartment's number and carry no identity.
+const APARTMENT_PREFIXES: &[&str] = &["квартира", "кв", "офис", "оф", "помещение", "пом"];
+
+/// The longest apartment accepted, in characters.
+pub const MAX_APARTMENT_CHARS: usize = 16;
+
+/// The comparison (and stored) form of an apartment: case and `ё` folded, a leading
+/// `кв.`/`квартира`/`оф.` word dropped (only as a whole word: `квартал` is kept),
+/// spaces, dots, commas and `№` removed. Empty means none. Longer than
+/// [`MAX_APARTMENT_CHARS`] is an error.
+pub fn apartment_key(raw: &str) -> Result<String, String> {
+    let folded = raw.trim().to_lowercase().replace('ё', "е");
+    let mut rest = folded.as_str();
+    for prefix in APARTMENT_PREFIXES {
+        if let Some(after) = rest.strip_prefix(prefix) {
+            // A prefix word ends at a non-letter: `кв.12`, `кв 12`, `квартира12`.
+            if !after.starts_with(char::is_alphabetic) {
+                rest = after;
+                break;
+            }
+        }
+    }
+    let key: String = rest
+        .chars()
+        .filter(|c| !(c.is_whitespace() || matches!(c, '.' | ',' | '№' | '#')))
+        .collect();
+    if key.chars().count() > MAX_APARTMENT_CHARS {
+        return Err(format!("longer than {MAX_APARTMENT_CHARS} characters"));
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::address_key;
+    use super::{address_key, apartment_key};
 
     #[test]
     fn the_ways_tenants_write_one_house_agree() {
@@ -123,5 +169,52 @@ mod tests {
     fn different_houses_differ() {
         assert_ne!(address_key("Ленина 5"), address_key("Ленина 7"));
         assert_ne!(address_key("Ленина 5"), address_key("Мира 5"));
+    }
+
+    #[test]
+    fn two_numbers_in_a_row_do_not_run_together() {
+        assert_eq!(address_key("Ленина 5, 1"), "ленина 5 1");
+        assert_ne!(address_key("Ленина 5, 1"), address_key("Ленина 51"));
+        assert_ne!(address_key("Ленина 5 1"), address_key("Ленина 51"));
+        // The korpus and stroenie forms still agree with each other.
+        for written in [
+            "Ленина 5к1",
+            "Ленина 5 к 1",
+            "Ленина 5 корп 1",
+            "ул. Ленина, д. 5, корпус 1",
+            "Ленина 5к 1",
+        ] {
+            assert_eq!(address_key(written), "ленина 5к1", "{written}");
+        }
+        assert_eq!(address_key("Ленина 5 стр 2"), address_key("Ленина 5с2"));
+        assert_eq!(address_key("Ленина 5 / 1"), address_key("Ленина 5/1"));
+        assert_eq!(address_key("ул. 8 Марта, д. 12"), "8марта12");
+        assert_ne!(address_key("8 Марта 1, 2"), address_key("8 Марта 12"));
+    }
+
+    #[test]
+    fn apartments_as_people_write_them() {
+        for written in [
+            "12",
+            "кв. 12",
+            "кв.12",
+            "кв 12",
+            "Кв. 12",
+            "КВ.12",
+            "квартира 12",
+            "Квартира12",
+            " № 12 ",
+        ] {
+            assert_eq!(apartment_key(written).as_deref(), Ok("12"), "{written}");
+        }
+        assert_eq!(apartment_key("12А").as_deref(), Ok("12а"));
+        assert_eq!(apartment_key("кв. 12 а").as_deref(), Ok("12а"));
+        assert_eq!(apartment_key("офис 3").as_deref(), Ok("3"));
+        assert_eq!(apartment_key("12/1").as_deref(), Ok("12/1"));
+        // Only whole prefix words go: "квартал" is not "кв" + "артал".
+        assert_eq!(apartment_key("квартал 2").as_deref(), Ok("квартал2"));
+        assert_eq!(apartment_key("").as_deref(), Ok(""));
+        assert_eq!(apartment_key("кв.").as_deref(), Ok(""));
+        assert!(apartment_key(&"1".repeat(17)).is_err());
     }
 }

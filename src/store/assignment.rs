@@ -7,11 +7,16 @@
 //! does that work type, is on shift at that instant in the city's local time and is
 //! not on vacation or sick leave on the day the shift started. A level with nobody on
 //! duty is skipped and the next one moves up into its place, so the chain is always
-//! numbered 1, 2, 3 from the top. The responsible person, the manager and the head are
-//! added whatever their shifts: they are who the chain escalates to.
+//! numbered 1, 2, 3 from the top. A person with several shifts covering the instant
+//! (yesterday's night shift and today's early one) is on duty if any of those shifts
+//! started on a day they are not away. The responsible person, the manager and the
+//! head are added whatever their shifts: they are who the chain escalates to. Whoever
+//! of them is no longer employed or is away that day is passed over (and listed as
+//! such), and the next one up takes the empty role ([`escalation`]).
 //!
-//! The rule itself ([`build_chain`], [`shift_start`]) is pure and tested here; the
-//! store only loads its input. Operators never pick an executor by hand.
+//! The rule itself ([`build_chain`], [`shift_starts`], [`escalation`]) is pure and
+//! tested here; the store only loads its input. Operators never pick an executor by
+//! hand.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
@@ -42,6 +47,18 @@ impl Shift {
     pub fn new(weekday: Weekday, starts: &str, ends: &str) -> Result<Self, StoreError> {
         let shift = Self {
             weekday: weekday.number_from_monday() as u8,
+            starts_min: parse_hhmm(starts)?,
+            ends_min: parse_hhmm(ends)?,
+        };
+        shift.validate()?;
+        Ok(shift)
+    }
+
+    /// A shift starting on ISO weekday `weekday` (1 = Monday ... 7 = Sunday) at
+    /// `starts` and ending at `ends` (`"HH:MM"`), as the API takes it.
+    pub fn on_weekday(weekday: u8, starts: &str, ends: &str) -> Result<Self, StoreError> {
+        let shift = Self {
+            weekday,
             starts_min: parse_hhmm(starts)?,
             ends_min: parse_hhmm(ends)?,
         };
@@ -129,28 +146,51 @@ impl Absence {
     }
 }
 
-/// If `local` falls inside one of `shifts`, the local date that shift started on (the
-/// previous day for the morning half of a night shift).
-pub fn shift_start(shifts: &[Shift], local: NaiveDateTime) -> Option<NaiveDate> {
+/// The local dates on which the shifts covering `local` started (the previous day for
+/// the morning half of a night shift), whatever order `shifts` are in. Two shifts may
+/// cover one instant: yesterday's night shift and today's early one.
+pub fn shift_starts(shifts: &[Shift], local: NaiveDateTime) -> Vec<NaiveDate> {
     let today = local.date();
-    let yesterday = today.pred_opt()?;
+    let Some(yesterday) = today.pred_opt() else {
+        return Vec::new();
+    };
     let minute = (local.hour() * 60 + local.minute()) as u16;
     let iso = |d: NaiveDate| d.weekday().number_from_monday() as u8;
-    shifts.iter().find_map(|s| {
-        let end = s.starts_min + s.length_min();
-        if s.weekday == iso(today) && minute >= s.starts_min && minute < end {
-            Some(today)
-        } else if s.weekday == iso(yesterday) && end > MINUTES_PER_DAY {
-            (minute < end - MINUTES_PER_DAY).then_some(yesterday)
-        } else {
-            None
-        }
-    })
+    let mut starts: Vec<NaiveDate> = shifts
+        .iter()
+        .filter_map(|s| {
+            let end = s.starts_min + s.length_min();
+            if s.weekday == iso(today) && minute >= s.starts_min && minute < end {
+                Some(today)
+            } else if s.weekday == iso(yesterday) && end > MINUTES_PER_DAY {
+                (minute < end - MINUTES_PER_DAY).then_some(yesterday)
+            } else {
+                None
+            }
+        })
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
 }
 
-/// Whether someone with these shifts and absences is on duty at `local`.
+/// If `local` falls inside one of `shifts`, the earliest local date such a shift
+/// started on (see [`shift_starts`] for all of them).
+pub fn shift_start(shifts: &[Shift], local: NaiveDateTime) -> Option<NaiveDate> {
+    shift_starts(shifts, local).into_iter().next()
+}
+
+/// Whether someone with these shifts and absences is on duty at `local`: some shift
+/// covering it started on a day that no absence covers.
 pub fn on_duty(shifts: &[Shift], absences: &[Absence], local: NaiveDateTime) -> bool {
-    shift_start(shifts, local).is_some_and(|day| !absences.iter().any(|a| a.covers(day)))
+    shift_starts(shifts, local)
+        .into_iter()
+        .any(|day| !absences.iter().any(|a| a.covers(day)))
+}
+
+/// Whether any of `absences` covers the local date `day`.
+pub fn absent_on(absences: &[Absence], day: NaiveDate) -> bool {
+    absences.iter().any(|a| a.covers(day))
 }
 
 /// Someone the chain may call.
@@ -193,6 +233,43 @@ pub struct ChainExecutor {
     pub employee: Person,
 }
 
+/// A role the chain escalates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EscalationRole {
+    /// The responsible person.
+    Responsible,
+    /// The responsible manager.
+    Manager,
+    /// The head of the company.
+    Head,
+}
+
+/// Why a person named in the matrix was passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Unavailability {
+    /// No longer employed.
+    Inactive,
+    /// On vacation, sick leave or other leave that day.
+    Absent,
+}
+
+/// An escalation person the matrix names who could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassedOver {
+    /// The role the matrix gave them.
+    pub role: EscalationRole,
+    /// Employee id.
+    pub id: EmployeeId,
+    /// Name.
+    pub name: String,
+    /// Why.
+    pub why: Unavailability,
+}
+
 /// Who a ticket goes to, and who it escalates to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExecutorChain {
@@ -200,12 +277,16 @@ pub struct ExecutorChain {
     pub work_type: String,
     /// Executors on duty, level 1 first; empty when nobody is.
     pub executors: Vec<ChainExecutor>,
-    /// The responsible person.
+    /// The responsible person: the matrix's, or, when they are inactive or away,
+    /// the next one up who is there (the manager, then the head).
     pub responsible: Option<Person>,
-    /// The responsible manager.
+    /// The responsible manager, or the head in their place; never the same person
+    /// as `responsible`.
     pub manager: Option<Person>,
-    /// The head of the company.
+    /// The head of the company, when there and not already named above.
     pub head: Option<Person>,
+    /// Escalation people the matrix names who were passed over, and why.
+    pub passed_over: Vec<PassedOver>,
 }
 
 impl ExecutorChain {
@@ -242,6 +323,73 @@ pub fn build_chain(candidates: &[Candidate], local: NaiveDateTime) -> Vec<ChainE
     chain
 }
 
+/// An escalation person as the matrix names them, with what decides whether they
+/// can be used.
+#[derive(Debug, Clone)]
+pub struct EscalationCandidate {
+    /// The person.
+    pub person: Person,
+    /// Still employed.
+    pub active: bool,
+    /// Vacations and sick leave.
+    pub absences: Vec<Absence>,
+}
+
+/// Fills the escalation roles from the matrix's responsible, manager and head on the
+/// local date `day`: whoever is inactive or away is passed over, and a role left
+/// empty is taken by the next person up who is there; nobody fills two roles.
+pub fn escalation(
+    named: [Option<EscalationCandidate>; 3],
+    day: NaiveDate,
+) -> ([Option<Person>; 3], Vec<PassedOver>) {
+    const ROLES: [EscalationRole; 3] = [
+        EscalationRole::Responsible,
+        EscalationRole::Manager,
+        EscalationRole::Head,
+    ];
+    let mut passed_over = Vec::new();
+    let mut available: [Option<Person>; 3] = [None, None, None];
+    for ((role, candidate), slot) in ROLES.into_iter().zip(named).zip(available.iter_mut()) {
+        let Some(c) = candidate else { continue };
+        let why = if !c.active {
+            Some(Unavailability::Inactive)
+        } else if absent_on(&c.absences, day) {
+            Some(Unavailability::Absent)
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                if !passed_over.iter().any(|p: &PassedOver| p.id == c.person.id) {
+                    passed_over.push(PassedOver {
+                        role,
+                        id: c.person.id,
+                        name: c.person.name.clone(),
+                        why,
+                    });
+                }
+            }
+            None => *slot = Some(c.person),
+        }
+    }
+    // Each role takes the first available person at or above it not yet used.
+    let mut roles: [Option<Person>; 3] = [None, None, None];
+    let mut used: Vec<EmployeeId> = Vec::new();
+    for (i, role) in roles.iter_mut().enumerate() {
+        let pick = available
+            .iter()
+            .skip(i)
+            .flatten()
+            .find(|p| !used.contains(&p.id))
+            .cloned();
+        if let Some(p) = &pick {
+            used.push(p.id);
+        }
+        *role = pick;
+    }
+    (roles, passed_over)
+}
+
 /// What [`Store::executor_chain`] loads: the matrix cell's candidates and the
 /// escalation people, with the city's zone to evaluate shifts in.
 #[derive(Debug, Clone)]
@@ -249,20 +397,23 @@ pub(crate) struct MatrixCell {
     pub(crate) time_zone: chrono_tz::Tz,
     pub(crate) work_type: String,
     pub(crate) candidates: Vec<Candidate>,
-    pub(crate) responsible: Option<Person>,
-    pub(crate) manager: Option<Person>,
-    pub(crate) head: Option<Person>,
+    pub(crate) responsible: Option<EscalationCandidate>,
+    pub(crate) manager: Option<EscalationCandidate>,
+    pub(crate) head: Option<EscalationCandidate>,
 }
 
 impl MatrixCell {
     pub(crate) fn chain_at(self, at: DateTime<Utc>) -> ExecutorChain {
         let local = at.with_timezone(&self.time_zone).naive_local();
+        let ([responsible, manager, head], passed_over) =
+            escalation([self.responsible, self.manager, self.head], local.date());
         ExecutorChain {
             executors: build_chain(&self.candidates, local),
             work_type: self.work_type,
-            responsible: self.responsible,
-            manager: self.manager,
-            head: self.head,
+            responsible,
+            manager,
+            head,
+            passed_over,
         }
     }
 }
@@ -427,6 +578,127 @@ mod tests {
         let chain = build_chain(&[a, b, c], local(18, 12, 0));
         assert_eq!(chain.len(), 1);
         assert_eq!(chain[0].employee.id, EmployeeId(3));
+    }
+
+    #[test]
+    fn leave_is_judged_on_every_covering_shift_whatever_their_order() {
+        // Monday's night shift runs into Tuesday morning, where Tuesday's early shift
+        // also starts. Leave on Monday only: Tuesday's shift still counts.
+        let night = Shift::new(Weekday::Mon, "20:00", "08:00").unwrap();
+        let early = Shift::new(Weekday::Tue, "06:00", "14:00").unwrap();
+        let monday_off = [Absence {
+            kind: AbsenceKind::Other,
+            starts_on: local(16, 0, 0).date(),
+            ends_on: local(16, 0, 0).date(),
+        }];
+        for shifts in [[night, early], [early, night]] {
+            assert_eq!(
+                shift_starts(&shifts, local(17, 7, 0)),
+                vec![local(16, 0, 0).date(), local(17, 0, 0).date()]
+            );
+            assert!(on_duty(&shifts, &monday_off, local(17, 7, 0)), "{shifts:?}");
+            // Before 06:00 only Monday's shift covers: on leave.
+            assert!(
+                !on_duty(&shifts, &monday_off, local(17, 5, 0)),
+                "{shifts:?}"
+            );
+        }
+        let tuesday_off = [Absence {
+            starts_on: local(17, 0, 0).date(),
+            ends_on: local(17, 0, 0).date(),
+            ..monday_off[0]
+        }];
+        for shifts in [[night, early], [early, night]] {
+            assert!(
+                on_duty(&shifts, &tuesday_off, local(17, 7, 0)),
+                "{shifts:?}"
+            );
+        }
+    }
+
+    fn named(id: i64, active: bool, absent: bool) -> Option<EscalationCandidate> {
+        let day = local(17, 0, 0).date();
+        Some(EscalationCandidate {
+            person: person(id),
+            active,
+            absences: if absent {
+                vec![Absence {
+                    kind: AbsenceKind::Vacation,
+                    starts_on: day,
+                    ends_on: day,
+                }]
+            } else {
+                vec![]
+            },
+        })
+    }
+
+    fn ids(roles: &[Option<Person>; 3]) -> [Option<i64>; 3] {
+        [0, 1, 2].map(|i| roles[i].as_ref().map(|p| p.id.0))
+    }
+
+    #[test]
+    fn escalation_passes_over_the_inactive_and_the_absent() {
+        let day = local(17, 0, 0).date();
+        let (roles, passed) = escalation(
+            [
+                named(1, true, false),
+                named(2, true, false),
+                named(3, true, false),
+            ],
+            day,
+        );
+        assert_eq!(ids(&roles), [Some(1), Some(2), Some(3)]);
+        assert!(passed.is_empty());
+        // The responsible person is on vacation: the manager is responsible, the head
+        // manages, and nobody is named twice.
+        let (roles, passed) = escalation(
+            [
+                named(1, true, true),
+                named(2, true, false),
+                named(3, true, false),
+            ],
+            day,
+        );
+        assert_eq!(ids(&roles), [Some(2), Some(3), None]);
+        assert_eq!(passed.len(), 1);
+        assert_eq!((passed[0].id.0, passed[0].why), (1, Unavailability::Absent));
+        assert_eq!(passed[0].role, EscalationRole::Responsible);
+        // The manager has left: the head takes the manager's place.
+        let (roles, passed) = escalation(
+            [
+                named(1, true, false),
+                named(2, false, false),
+                named(3, true, false),
+            ],
+            day,
+        );
+        assert_eq!(ids(&roles), [Some(1), Some(3), None]);
+        assert_eq!(passed[0].why, Unavailability::Inactive);
+        // The absence ended yesterday: back on the chain.
+        let (roles, _) = escalation(
+            [
+                named(1, true, true),
+                named(2, true, false),
+                named(3, true, false),
+            ],
+            local(18, 0, 0).date(),
+        );
+        assert_eq!(ids(&roles), [Some(1), Some(2), Some(3)]);
+        // One person in two roles is used once.
+        let (roles, _) = escalation([named(1, true, false), named(1, true, false), None], day);
+        assert_eq!(ids(&roles), [Some(1), None, None]);
+        // Everyone away: nobody.
+        let (roles, passed) = escalation(
+            [
+                named(1, false, false),
+                named(2, true, true),
+                named(3, true, true),
+            ],
+            day,
+        );
+        assert_eq!(ids(&roles), [None, None, None]);
+        assert_eq!(passed.len(), 3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The two database dialects behind [`Store`](super::Store).
 //!
 //! Owns the connection pools, connecting (the SQLite file and its directory are
-//! created, WAL mode and a busy timeout are set), the embedded migrations of each
+//! created, WAL mode, `synchronous = FULL` and a busy timeout are set), the embedded migrations of each
 //! dialect, and the few points where SQLite and PostgreSQL differ: how a write
 //! transaction starts and whether rows can be locked.
 //!
@@ -46,14 +46,32 @@ pub(crate) trait Dialect: sqlx::Database {
     fn begin_write(
         pool: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// [`begin_write`](Self::begin_write) on a connection the caller holds (one that
+    /// has filled a temporary staging table, say).
+    fn begin_write_on(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<Transaction<'_, Self>, sqlx::Error>> + Send;
+
+    /// The column type of a calendar date (SQLite keeps `YYYY-MM-DD` text).
+    const DATE_TYPE: &'static str;
 }
 
 impl Dialect for Sqlite {
     const FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
 
+    const DATE_TYPE: &'static str = "TEXT";
+
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn begin_write_on(
+        conn: &mut Self::Connection,
+    ) -> Result<Transaction<'_, Self>, sqlx::Error> {
+        use sqlx::Connection as _;
+        conn.begin_with("BEGIN IMMEDIATE").await
     }
 }
 
@@ -61,8 +79,17 @@ impl Dialect for Postgres {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
+    const DATE_TYPE: &'static str = "DATE";
+
     async fn begin_write(pool: &Pool<Self>) -> Result<Transaction<'static, Self>, sqlx::Error> {
         pool.begin().await
+    }
+
+    async fn begin_write_on(
+        conn: &mut Self::Connection,
+    ) -> Result<Transaction<'_, Self>, sqlx::Error> {
+        use sqlx::Connection as _;
+        conn.begin().await
     }
 }
 
@@ -127,10 +154,11 @@ impl Backend {
     }
 
     async fn connect_sqlite(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let (url, synchronous) = sqlite_synchronous(url)?;
+        let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let path = options.get_filename();
@@ -179,6 +207,36 @@ impl Backend {
             Self::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// Takes `synchronous=full|normal` out of a SQLite URL's query (sqlx does not know
+/// it). The default is FULL: a ticket whose number the resident was told survives a
+/// power loss, which NORMAL does not promise in WAL mode (the last commits may go).
+/// NORMAL is there for benchmarks and for whoever accepts that risk.
+fn sqlite_synchronous(url: &str) -> Result<(String, SqliteSynchronous), StoreError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", value)) => {
+                synchronous = match value.to_ascii_lowercase().as_str() {
+                    "full" => SqliteSynchronous::Full,
+                    "normal" => SqliteSynchronous::Normal,
+                    _ => return Err(StoreError::UnsupportedUrl(url.to_owned())),
+                }
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, synchronous))
 }
 
 /// Appends `AND <column> IN (...)` for a restricted scope (nothing for all tenants).

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::backend::{dispatch, per_backend};
+use super::directory::TenantScope;
 use super::ids::{EmployeeId, HouseId, OutageId, TicketId};
 use super::notices::DebtorFlag;
 use super::tickets::{Category, TicketStatus, non_empty};
@@ -105,9 +106,10 @@ pub struct CallerInfo {
     pub tenant: Option<TenantRef>,
     /// City code, as given or from the address.
     pub city: Option<String>,
-    /// The caller's most recent known address (within the tenant or city asked for).
+    /// The caller's best known address (within the tenant or city asked for): one an
+    /// operator confirmed before an imported one, then the most recently seen.
     pub address: Option<KnownAddress>,
-    /// Other known addresses, most recent first.
+    /// Other known addresses, in the same order.
     pub other_addresses: Vec<KnownAddress>,
     /// Open tickets at that house, the caller's apartment and house-wide ones first.
     pub open_tickets: Vec<OpenTicket>,
@@ -139,6 +141,21 @@ impl Store {
         city: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<CallerInfo, StoreError> {
-        dispatch!(self, lookup(phone, tenant, city, now))
+        self.caller_lookup_in(&TenantScope::All, phone, tenant, city, now)
+            .await
+    }
+
+    /// [`caller_lookup_at`](Self::caller_lookup_at) seeing only the addresses of
+    /// tenants in `scope` (an operator's tenants): another tenant's address is never
+    /// read, so it cannot be the one the screen-pop is built on.
+    pub async fn caller_lookup_in(
+        &self,
+        scope: &TenantScope,
+        phone: &PhoneNumber,
+        tenant: Option<&str>,
+        city: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CallerInfo, StoreError> {
+        dispatch!(self, lookup(scope, phone, tenant, city, now))
     }
 }

@@ -2,6 +2,16 @@
 //! confirms the address) and imported from tenants' lists. No names are kept: phone
 //! plus address is personal data under 152-ФЗ already, so it is read per tenant and
 //! every read through the API is written to the access log.
+//!
+//! A confirmed (learnt) address outranks an imported one in the screen-pop, and only
+//! a confirmation moves `last_seen_at`: re-importing an old list records
+//! `imported_at` and leaves the ranking alone.
+//!
+//! Imports are parsed completely (on a blocking thread) before the database is
+//! touched. The rows then go into a temporary staging table on one connection, which
+//! takes no lock on the shared tables, and one `INSERT ... SELECT` applies them in a
+//! short write transaction: the file imports whole or not at all, and other writers
+//! (the call journal) wait only for that one statement, not for the whole upload.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,8 +55,11 @@ pub struct Contact {
     pub source: ContactSource,
     /// First recorded.
     pub created_at: DateTime<Utc>,
-    /// Last confirmed (by a call or an import).
+    /// Last confirmed by a call (for an imported contact never confirmed: when it
+    /// was first imported).
     pub last_seen_at: DateTime<Utc>,
+    /// When an import last listed it.
+    pub imported_at: Option<DateTime<Utc>>,
 }
 
 /// Filter for listing contacts.
@@ -66,7 +79,8 @@ pub struct ContactFilter {
 
 impl Store {
     /// Records that `phone` called from this address (an operator confirmed it), or
-    /// refreshes when it was last seen.
+    /// refreshes when it was last seen; an imported contact so confirmed becomes
+    /// learnt.
     pub async fn learn_contact(
         &self,
         phone: &PhoneNumber,
@@ -75,13 +89,7 @@ impl Store {
         apartment: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ContactId, StoreError> {
-        let apartment = apartment_text(apartment);
-        if apartment.chars().count() > 16 {
-            return Err(StoreError::invalid(
-                "apartment",
-                "longer than 16 characters",
-            ));
-        }
+        let apartment = apartment_text(apartment)?;
         dispatch!(self, learn(phone, tenant, house, &apartment, now))
     }
 
@@ -114,12 +122,19 @@ impl Store {
             .tenant(tenant)
             .await?
             .ok_or_else(|| StoreError::not_found("tenant", tenant))?;
-        let (rows, mut report) = import::parse_contacts(csv);
         let houses = self.house_keys(tenant).await?;
-        let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
-            (row.phone.clone(), house, row.apartment.clone())
-        });
-        report.finish(resolved.len(), skip_bad_rows)?;
+        let bytes = csv.to_vec();
+        // Parsing a million rows takes seconds: off the async workers, and before
+        // any lock is taken.
+        let (resolved, report) = tokio::task::spawn_blocking(move || {
+            let (rows, mut report) = import::parse_contacts(&bytes);
+            let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
+                (row.phone.clone(), house, row.apartment.clone())
+            });
+            report.finish(resolved.len(), skip_bad_rows)?;
+            Ok::<_, StoreError>((resolved, report))
+        })
+        .await??;
         dispatch!(self, insert_imported(t.id.0, &resolved, now))?;
         Ok(report)
     }

@@ -16,7 +16,11 @@
 //! - `+79120000003` lives at ул. 8 Марта, д. 32 (etalon), apartment 7, which owes
 //!   15 432,10 ₽.
 //!
-//! Seeding is idempotent: when the demo tenants already have staff, nothing is done.
+//! Seeding is idempotent and resumable: a complete data set (its last step, the
+//! debt, is there) is left alone, and a seed that was interrupted half-way is
+//! completed on the next run without duplicating what it had written (houses and
+//! staff are matched by address and name). It is not one transaction: the store's
+//! writes each commit on their own.
 
 use chrono::{DateTime, Duration, Utc, Weekday};
 
@@ -465,7 +469,14 @@ pub async fn seed(store: &Store) -> Result<Seeded, StoreError> {
 /// Seeds the demo data set as of `now` (the outage and the debt are valid from then).
 pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreError> {
     let demo_tenants = TenantScope::Only(vec!["etalon".to_owned(), "uyut".to_owned()]);
-    if !store.employees(&demo_tenants, None).await?.is_empty() {
+    // The debt is written last: with it and the staff there, the seed completed.
+    let complete = store
+        .debtors(&demo_tenants, Some("etalon"), None, Some(1))
+        .await?
+        .total
+        > 0
+        && !store.employees(&demo_tenants, None).await?.is_empty();
+    if complete {
         return Ok(Seeded::AlreadyThere);
     }
     store
@@ -511,15 +522,28 @@ pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreE
             store
                 .create_house_group(tenant.code, group.code, group.name)
                 .await?;
+            let existing = store.house_keys(tenant.code).await?;
             for (address, floors, lifts) in group.houses {
-                let id = store
-                    .create_house(tenant.code, Some(group.code), address, *floors, *lifts)
-                    .await?;
+                let id = match existing.get(&super::address::address_key(address)) {
+                    Some(&id) => id,
+                    None => {
+                        store
+                            .create_house(tenant.code, Some(group.code), address, *floors, *lifts)
+                            .await?
+                    }
+                };
                 houses.push((tenant.code, address, id));
             }
         }
+        let hired = store
+            .employees(&TenantScope::All, Some(tenant.code))
+            .await?;
         let mut people: Vec<EmployeeId> = Vec::new();
         for (i, member) in staff(tenant.code)?.into_iter().enumerate() {
+            if let Some(e) = hired.iter().find(|e| e.name == member.name) {
+                people.push(e.id);
+                continue;
+            }
             let id = store
                 .create_employee(&NewEmployee {
                     tenant: Some(tenant.code.to_owned()),
@@ -561,18 +585,25 @@ pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreE
             }
         }
     }
-    store
-        .create_employee(&NewEmployee {
-            tenant: None,
-            supplier: Some("vodokanal".to_owned()),
-            name: "Диспетчер Водоканала".to_owned(),
-            position: "диспетчер РСО".to_owned(),
-            phones: vec![phone("+73432000901")?],
-            work_types: vec!["plumbing".to_owned()],
-            shifts: Shift::every_day("00:00", "00:00")?,
-            absences: Vec::new(),
-        })
-        .await?;
+    let dispatcher = "Диспетчер Водоканала";
+    let suppliers_staff = store.employees(&TenantScope::All, None).await?;
+    if !suppliers_staff
+        .iter()
+        .any(|e| e.supplier.as_deref() == Some("vodokanal") && e.name == dispatcher)
+    {
+        store
+            .create_employee(&NewEmployee {
+                tenant: None,
+                supplier: Some("vodokanal".to_owned()),
+                name: dispatcher.to_owned(),
+                position: "диспетчер РСО".to_owned(),
+                phones: vec![phone("+73432000901")?],
+                work_types: vec!["plumbing".to_owned()],
+                shifts: Shift::every_day("00:00", "00:00")?,
+                absences: Vec::new(),
+            })
+            .await?;
+    }
 
     let house = |address: &str| {
         houses
@@ -621,19 +652,25 @@ pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreE
         }
     }
 
-    store
-        .create_outage(
-            &NewOutage {
-                tenant: "etalon".to_owned(),
-                kind: "hot_water".to_owned(),
-                text: "Уважаемые жители! В связи с аварией на тепловых сетях горячая вода отключена. Восстановление подачи — после завершения ремонта.".to_owned(),
-                starts_at: now - Duration::hours(1),
-                ends_at: now + Duration::days(30),
-                house_ids: vec![malysheva],
-            },
-            now,
-        )
+    let outage_text = "Уважаемые жители! В связи с аварией на тепловых сетях горячая вода отключена. Восстановление подачи — после завершения ремонта.";
+    let outages = store
+        .outages(&TenantScope::Only(vec!["etalon".to_owned()]), None)
         .await?;
+    if !outages.iter().any(|o| o.text == outage_text) {
+        store
+            .create_outage(
+                &NewOutage {
+                    tenant: "etalon".to_owned(),
+                    kind: "hot_water".to_owned(),
+                    text: outage_text.to_owned(),
+                    starts_at: now - Duration::hours(1),
+                    ends_at: now + Duration::days(30),
+                    house_ids: vec![malysheva],
+                },
+                now,
+            )
+            .await?;
+    }
     store
         .import_debtors(
             "etalon",
@@ -643,6 +680,7 @@ pub async fn seed_at(store: &Store, now: DateTime<Utc>) -> Result<Seeded, StoreE
             )
             .as_bytes(),
             false,
+            super::DebtorImportMode::Upsert,
             now,
         )
         .await?;

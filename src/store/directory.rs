@@ -169,6 +169,8 @@ pub struct Reason {
     pub deadline_minutes: i64,
     /// What the operator reads to the resident.
     pub operator_text: String,
+    /// Whether operators may pick it.
+    pub active: bool,
 }
 
 /// Input for [`Store::create_reason`].
@@ -215,6 +217,102 @@ pub struct Responsibility {
 /// the key is made here for both dialects.
 pub(crate) fn search_key(text: &str) -> String {
     text.to_lowercase().replace('ё', "е")
+}
+
+/// The longest name, position or title accepted, in characters.
+const MAX_NAME: usize = 200;
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), StoreError> {
+    if text.trim().is_empty() {
+        return Err(StoreError::invalid(field, "empty"));
+    }
+    if text.chars().count() > max {
+        return Err(StoreError::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_employee(new: &NewEmployee) -> Result<(), StoreError> {
+    check_text("name", &new.name, MAX_NAME)?;
+    if new.position.chars().count() > MAX_NAME {
+        return Err(StoreError::invalid(
+            "position",
+            format!("longer than {MAX_NAME} characters"),
+        ));
+    }
+    if new.phones.len() > 5 {
+        return Err(StoreError::invalid("phones", "at most 5 phones"));
+    }
+    for (i, phone) in new.phones.iter().enumerate() {
+        if new.phones.iter().take(i).any(|p| p == phone) {
+            return Err(StoreError::invalid(
+                "phones",
+                format!("{phone} is listed twice"),
+            ));
+        }
+    }
+    if new.shifts.len() > 7 * 4 {
+        return Err(StoreError::invalid("shifts", "at most 28 weekly shifts"));
+    }
+    for shift in &new.shifts {
+        shift.validate()?;
+    }
+    if new.absences.len() > 100 {
+        return Err(StoreError::invalid("absences", "at most 100 absences"));
+    }
+    for absence in &new.absences {
+        if absence.ends_on < absence.starts_on {
+            return Err(StoreError::invalid("absences", "ends before it starts"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a house's fields; returns its address key.
+fn validate_house(address: &str, floors: i64, lifts: i64) -> Result<String, StoreError> {
+    check_text("address", address, 300)?;
+    let key = super::address::address_key(address);
+    if key.is_empty() {
+        return Err(StoreError::invalid("address", "empty address"));
+    }
+    if !(0..=200).contains(&floors) {
+        return Err(StoreError::invalid("floors", "must be 0 to 200"));
+    }
+    if !(0..=100).contains(&lifts) {
+        return Err(StoreError::invalid("lifts", "must be 0 to 100"));
+    }
+    Ok(key)
+}
+
+fn validate_reason(new: &NewReason) -> Result<(), StoreError> {
+    check_text("code", &new.code, 64)?;
+    check_text("title", &new.title, MAX_NAME)?;
+    check_text("work_type", &new.work_type, 64)?;
+    if new.deadline_minutes <= 0 {
+        return Err(StoreError::invalid("deadline_minutes", "must be positive"));
+    }
+    if new.deadline_minutes > 366 * 24 * 60 {
+        return Err(StoreError::invalid(
+            "deadline_minutes",
+            "longer than a year",
+        ));
+    }
+    if new.operator_text.chars().count() > 4000 {
+        return Err(StoreError::invalid(
+            "operator_text",
+            "longer than 4000 characters",
+        ));
+    }
+    if new.keywords.chars().count() > 1000 {
+        return Err(StoreError::invalid(
+            "keywords",
+            "longer than 1000 characters",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn parse_tz(raw: &str) -> Result<Tz, StoreError> {
@@ -270,8 +368,9 @@ impl Store {
         dispatch!(self, create_house_group(tenant, code, name))
     }
 
-    /// Creates a house in the tenant's city (or returns the existing one at that
-    /// address).
+    /// Creates a house in the tenant's city. An address that compares equal to one
+    /// of the tenant's houses (see [`address_key`](super::address::address_key)) is a
+    /// conflict: the imports could not tell the two apart.
     pub async fn create_house(
         &self,
         tenant: &str,
@@ -280,13 +379,10 @@ impl Store {
         floors: i64,
         lifts: i64,
     ) -> Result<HouseId, StoreError> {
-        let key = super::address::address_key(address);
-        if key.is_empty() {
-            return Err(StoreError::invalid("address", "empty address"));
-        }
+        let key = validate_house(address, floors, lifts)?;
         dispatch!(
             self,
-            create_house(tenant, house_group, address, &key, floors, lifts)
+            create_house(tenant, house_group, address.trim(), &key, floors, lifts)
         )
     }
 
@@ -303,15 +399,87 @@ impl Store {
                 "an employee belongs to exactly one tenant or supplier",
             ));
         }
-        for shift in &new.shifts {
-            shift.validate()?;
-        }
-        for absence in &new.absences {
-            if absence.ends_on < absence.starts_on {
-                return Err(StoreError::invalid("absences", "ends before it starts"));
-            }
-        }
+        validate_employee(new)?;
         dispatch!(self, create_employee(new))
+    }
+
+    /// An employee by id.
+    pub async fn employee(&self, id: EmployeeId) -> Result<Option<Employee>, StoreError> {
+        Ok(
+            dispatch!(self, employees(&TenantScope::All, None, Some(id)))?
+                .into_iter()
+                .next(),
+        )
+    }
+
+    /// Replaces an employee's name, position, phones, work types, shifts, absences and
+    /// active flag in one transaction (`new`'s tenant and supplier are ignored: an
+    /// employee does not move). A person made inactive drops off every chain.
+    pub async fn update_employee(
+        &self,
+        id: EmployeeId,
+        new: &NewEmployee,
+        active: bool,
+    ) -> Result<Employee, StoreError> {
+        validate_employee(new)?;
+        dispatch!(self, update_employee(id, new, active))?;
+        self.employee(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("employee", id))
+    }
+
+    /// Replaces a house's group, address, floors and lifts; an address that compares
+    /// equal to another house of the tenant is a conflict.
+    pub async fn update_house(
+        &self,
+        id: HouseId,
+        house_group: Option<&str>,
+        address: &str,
+        floors: i64,
+        lifts: i64,
+    ) -> Result<House, StoreError> {
+        let key = validate_house(address, floors, lifts)?;
+        dispatch!(
+            self,
+            update_house(id, house_group, address.trim(), &key, floors, lifts)
+        )?;
+        self.house(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("house", id))
+    }
+
+    /// Adds a reason to the catalogue; a code the catalogue (shared, or the tenant's
+    /// own) already has is a conflict. Unlike [`create_reason`](Self::create_reason),
+    /// which returns the existing one, for the API.
+    pub async fn add_reason(&self, new: &NewReason) -> Result<Reason, StoreError> {
+        validate_reason(new)?;
+        if dispatch!(self, reason_code_taken(new.tenant.as_deref(), &new.code))? {
+            return Err(StoreError::Conflict(format!(
+                "the catalogue already has a reason `{}`",
+                new.code
+            )));
+        }
+        let id = self.create_reason(new).await?;
+        self.reason(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("reason", id))
+    }
+
+    /// Replaces a reason's category, title, work type, deadline, operator text,
+    /// keywords and active flag (an inactive reason is not offered to operators;
+    /// tickets keep it). Its tenant and code stay.
+    pub async fn update_reason(
+        &self,
+        id: ReasonId,
+        new: &NewReason,
+        active: bool,
+    ) -> Result<Reason, StoreError> {
+        validate_reason(new)?;
+        let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
+        dispatch!(self, update_reason(id, new, &key, active))?;
+        self.reason(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("reason", id))
     }
 
     /// Adds an absence (vacation, sick leave) to an employee.
@@ -337,9 +505,7 @@ impl Store {
 
     /// Adds a reason to the catalogue (or returns the existing one with that code).
     pub async fn create_reason(&self, new: &NewReason) -> Result<ReasonId, StoreError> {
-        if new.deadline_minutes <= 0 {
-            return Err(StoreError::invalid("deadline_minutes", "must be positive"));
-        }
+        validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
         dispatch!(self, create_reason(new, &key))
     }
@@ -388,7 +554,7 @@ impl Store {
         scope: &TenantScope,
         tenant: Option<&str>,
     ) -> Result<Vec<Employee>, StoreError> {
-        dispatch!(self, employees(scope, tenant))
+        dispatch!(self, employees(scope, tenant, None))
     }
 
     /// The reasons a tenant's operator may pick: the shared catalogue plus the
@@ -407,6 +573,29 @@ impl Store {
             .map(str::to_owned)
             .collect();
         dispatch!(self, reasons(tenant, &words, category))
+    }
+
+    /// Recomputes every house's stored address key with the current
+    /// [`address_key`](super::address::address_key) (run after migrations, so imports
+    /// match houses stored under an older rule). A house whose new key another house
+    /// of its tenant already has keeps its old one and is reported in the log.
+    /// Returns how many keys changed.
+    pub(crate) async fn rekey_houses(&self) -> Result<usize, StoreError> {
+        let houses = dispatch!(self, house_addresses())?;
+        let mut changed = 0;
+        for (id, _tenant, address, stored) in houses {
+            let key = super::address::address_key(&address);
+            if key == stored || key.is_empty() {
+                continue;
+            }
+            if dispatch!(self, set_house_key(id, &key))? {
+                changed += 1;
+            } else {
+                tracing::warn!(house = id, %address, %key,
+                    "another house of the tenant has this address key; kept the old one");
+            }
+        }
+        Ok(changed)
     }
 
     /// The tenant's houses by [`address_key`](super::address::address_key), for

@@ -2,8 +2,10 @@
 //! (address, apartment, amount, valid until).
 //!
 //! Files are UTF-8, with or without a byte-order mark, separated by `;` (what a
-//! Russian Excel writes) or `,` (decided by the first line: `;` if it has one), with
-//! or without a header row (a first row with no digit anywhere is a header). Amounts
+//! Russian Excel writes) or `,` (decided by the first lines: `;` when most of them
+//! have one outside quotes), with or without a header row (a first row with no digit
+//! that names columns: `Телефон`, `Адрес`, `Кв`, `Сумма`, ...). A broken quote makes
+//! the rest of the file unreadable; such a file imports nothing, skipping or not. Amounts
 //! are written as people write them: `1 234,56`, `1234.56`, `1 234 руб.`. Dates are
 //! `31.12.2026` or `2026-12-31`. Parsing is pure; each bad row is reported with its
 //! line number and the field at fault, and the store decides (with the caller's
@@ -18,7 +20,7 @@ use serde::Serialize;
 use super::ids::HouseId;
 
 use super::StoreError;
-use super::address::address_key;
+use super::address::{address_key, apartment_key};
 use crate::phone::PhoneNumber;
 
 /// A row that could not be imported.
@@ -39,8 +41,15 @@ pub struct ImportReport {
     pub imported: usize,
     /// Bad rows skipped (only with `skip_bad_rows`).
     pub skipped: usize,
+    /// Entries the file did not list that were deleted (a debtors import in replace
+    /// mode).
+    pub deleted: u64,
     /// Every bad row.
     pub bad_rows: Vec<BadRow>,
+    /// Set when the file could not be read past this line (a broken quote): nothing
+    /// is imported then, even with `skip_bad_rows`, since the rows after it are lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable_from: Option<u64>,
 }
 
 impl ImportReport {
@@ -57,7 +66,7 @@ impl ImportReport {
     pub(crate) fn finish(&mut self, good: usize, skip_bad_rows: bool) -> Result<(), StoreError> {
         // Rows failing the address match are found after the parse: report in file order.
         self.bad_rows.sort_by_key(|b| b.line);
-        if !self.bad_rows.is_empty() && !skip_bad_rows {
+        if !self.bad_rows.is_empty() && (!skip_bad_rows || self.unreadable_from.is_some()) {
             return Err(StoreError::Import(self.clone()));
         }
         if good == 0 && self.bad_rows.is_empty() {
@@ -140,17 +149,89 @@ pub(crate) fn match_houses<R: AddressedRow, K: Eq + Hash>(
     unique
 }
 
-/// The data rows of a file as (line, fields), with undecodable rows reported.
-fn records(bytes: &[u8], report: &mut ImportReport) -> Vec<(u64, Vec<String>)> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let separator = if first_line.contains(&b';') {
+/// How many leading lines decide the separator.
+const SNIFF_LINES: usize = 20;
+
+/// The separator of a file: `;` when most of its first non-empty lines have one
+/// outside quotes (a Russian Excel export, whose addresses carry commas), else `,`.
+fn separator(bytes: &[u8]) -> u8 {
+    let mut lines = 0usize;
+    let mut with_semicolon = 0usize;
+    for line in bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .take(SNIFF_LINES)
+    {
+        lines += 1;
+        let mut quoted = false;
+        for &b in line {
+            match b {
+                b'"' => quoted = !quoted,
+                b';' if !quoted => {
+                    with_semicolon += 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    if with_semicolon > 0 && with_semicolon * 2 >= lines {
         b';'
     } else {
         b','
-    };
+    }
+}
+
+/// Words a header row's columns are named with (lower case, `ё` as `е`).
+const HEADER_WORDS: &[&str] = &[
+    "телефон",
+    "тел",
+    "phone",
+    "номер",
+    "адрес",
+    "address",
+    "улица",
+    "дом",
+    "кв",
+    "квартира",
+    "apartment",
+    "flat",
+    "помещение",
+    "сумма",
+    "amount",
+    "долг",
+    "задолженность",
+    "действует",
+    "действительно",
+    "срок",
+    "дата",
+    "valid",
+    "until",
+    "date",
+];
+
+/// Whether the first row names columns: no digit anywhere, and some field is made of
+/// header words. A digit-free row that names no column is data (and so reported).
+fn is_header(fields: &[String]) -> bool {
+    if fields
+        .iter()
+        .any(|f| f.contains(|c: char| c.is_ascii_digit()))
+    {
+        return false;
+    }
+    fields.iter().any(|f| {
+        let folded = f.to_lowercase().replace('ё', "е");
+        folded
+            .split(|c: char| !c.is_alphabetic())
+            .any(|word| HEADER_WORDS.contains(&word))
+    })
+}
+
+/// The data rows of a file as (line, fields), with undecodable rows reported.
+fn records(bytes: &[u8], report: &mut ImportReport) -> Vec<(u64, Vec<String>)> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
-        .delimiter(separator)
+        .delimiter(separator(bytes))
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
@@ -179,16 +260,28 @@ fn records(bytes: &[u8], report: &mut ImportReport) -> Vec<(u64, Vec<String>)> {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
+                let line = line_at(e.position().or(Some(&start)));
                 report.bad(
-                    line_at(e.position().or(Some(&start))),
+                    line,
                     "row",
-                    format!("not CSV: {e}"),
+                    format!("not CSV: {e}; the rest of the file was not read"),
                 );
-                // A broken quote swallows the rest of the file; stop here.
+                report.unreadable_from = Some(line);
                 break;
             }
         }
         let line = line_at(record.position().or(Some(&start)));
+        // No field of these formats spans lines: one that does is an unclosed quote,
+        // which swallowed every line after it.
+        if record.iter().any(|f| f.contains(&b'\n')) {
+            report.bad(
+                line,
+                "row",
+                "an unclosed quote runs to the end of the file; the rest of the file was not read",
+            );
+            report.unreadable_from = Some(line);
+            break;
+        }
         let fields: Result<Vec<String>, _> = record
             .iter()
             .map(|f| std::str::from_utf8(f).map(str::to_owned))
@@ -201,12 +294,9 @@ fn records(bytes: &[u8], report: &mut ImportReport) -> Vec<(u64, Vec<String>)> {
         if fields.iter().all(String::is_empty) {
             continue;
         }
-        let is_header = first
-            && !fields
-                .iter()
-                .any(|f| f.contains(|c: char| c.is_ascii_digit()));
+        let header = first && is_header(&fields);
         first = false;
-        if !is_header {
+        if !header {
             rows.push((line, fields));
         }
     }
@@ -224,19 +314,6 @@ fn resident_phone(raw: &str) -> Result<PhoneNumber, String> {
         return PhoneNumber::parse(&format!("+7{}", phone.as_str())).map_err(|e| e.to_string());
     }
     Err(format!("`{raw}` is not a full phone number"))
-}
-
-fn apartment(raw: &str) -> Result<String, String> {
-    let raw = raw.trim();
-    let raw = raw
-        .strip_prefix("кв.")
-        .or_else(|| raw.strip_prefix("кв"))
-        .unwrap_or(raw)
-        .trim();
-    if raw.chars().count() > 16 {
-        return Err("longer than 16 characters".to_owned());
-    }
-    Ok(raw.to_owned())
 }
 
 /// Reads a contacts CSV exactly as an import would and reports its rows and faults,
@@ -283,7 +360,7 @@ pub(crate) fn parse_contacts(bytes: &[u8]) -> (Vec<ContactRow>, ImportReport) {
             report.bad(line, "address", "empty address");
             continue;
         }
-        match apartment(apt) {
+        match apartment_key(apt) {
             Ok(apartment) => rows.push(ContactRow {
                 line,
                 phone,
@@ -317,7 +394,7 @@ pub(crate) fn parse_debtors(bytes: &[u8]) -> (Vec<DebtorRow>, ImportReport) {
             report.bad(line, "address", "empty address");
             continue;
         }
-        let apartment = match apartment(apt) {
+        let apartment = match apartment_key(apt) {
             Ok(a) => a,
             Err(e) => {
                 report.bad(line, "apartment", e);
@@ -348,6 +425,29 @@ pub(crate) fn parse_debtors(bytes: &[u8]) -> (Vec<DebtorRow>, ImportReport) {
         });
     }
     (rows, report)
+}
+
+/// Drops debtor rows whose validity already ended before `today` (the tenant's local
+/// date), reporting each as a bad row: a list that says a debt ended yesterday is a
+/// stale list, not something to announce.
+pub(crate) fn drop_expired(
+    rows: Vec<DebtorRow>,
+    today: NaiveDate,
+    report: &mut ImportReport,
+) -> Vec<DebtorRow> {
+    rows.into_iter()
+        .filter(|row| {
+            let expired = row.valid_until < today;
+            if expired {
+                report.bad(
+                    row.line,
+                    "valid_until",
+                    format!("{} is already past (today is {today})", row.valid_until),
+                );
+            }
+            !expired
+        })
+        .collect()
 }
 
 /// Roubles as people write them → kopecks.
@@ -490,6 +590,69 @@ mod tests {
         let (rows, report) = parse_contacts(&file);
         assert_eq!(rows.len(), 1);
         assert_eq!(report.bad_rows[0].line, 1);
+    }
+
+    #[test]
+    fn separator_is_decided_by_most_lines_not_the_first() {
+        // A comma file whose header happens to hold a semicolon.
+        let file =
+            "phone,address;street,apartment\n+79120000001,Ленина 5,1\n+79120000002,Мира 3,2\n";
+        let (rows, report) = parse_contacts(file.as_bytes());
+        assert_eq!(rows.len(), 2, "{report:?}");
+        // A semicolon file whose quoted first address holds commas only.
+        let file = "+79120000001;\"Ленина, 5\";1\n+79120000002;Мира 3;2\n";
+        let (rows, report) = parse_contacts(file.as_bytes());
+        assert_eq!(rows.len(), 2, "{report:?}");
+        assert_eq!(rows[0].address_key, "ленина 5");
+    }
+
+    #[test]
+    fn a_digit_free_first_row_is_a_header_only_when_it_names_columns() {
+        let (rows, report) =
+            parse_contacts("Тел.;Улица, дом;Кв\n+79120000001;Ленина 5;1\n".as_bytes());
+        assert_eq!((rows.len(), report.bad_rows.len()), (1, 0));
+        let (rows, report) = parse_contacts("Ленина;Мира\n+79120000001;Ленина 5;1\n".as_bytes());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            report.bad_rows.len(),
+            1,
+            "the garbage first row is reported"
+        );
+        assert_eq!(report.bad_rows[0].line, 1);
+    }
+
+    #[test]
+    fn a_broken_quote_refuses_the_file_even_when_skipping() {
+        let file = "+79120000001;Ленина 5;1\n+79120000002;\"Мира 3;2\n+79120000003;Ленина 5;3\n+79120000004;Ленина 5;4\n";
+        let (rows, mut report) = parse_contacts(file.as_bytes());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(report.unreadable_from, Some(2));
+        assert_eq!(report.bad_rows[0].line, 2);
+        assert!(report.bad_rows[0].message.contains("rest of the file"));
+        assert!(matches!(
+            report.finish(rows.len(), true),
+            Err(StoreError::Import(_))
+        ));
+    }
+
+    #[test]
+    fn expired_debts_are_bad_rows() {
+        let file = "Ленина 5;1;100;01.01.2020\nЛенина 5;2;100;31.12.2099\n";
+        let (rows, mut report) = parse_debtors(file.as_bytes());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 17).unwrap();
+        let rows = drop_expired(rows, today, &mut report);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(report.bad_rows[0].line, 1);
+        assert_eq!(report.bad_rows[0].field, "valid_until");
+    }
+
+    #[test]
+    fn apartments_are_normalised_on_import() {
+        let file = "+79120000001;Ленина 5;квартира 12\n+79120000002;Ленина 5;Кв. 12А\n";
+        let (rows, report) = parse_contacts(file.as_bytes());
+        assert!(report.bad_rows.is_empty(), "{report:?}");
+        assert_eq!(rows[0].apartment, "12");
+        assert_eq!(rows[1].apartment, "12а");
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub mod tickets;
 use std::path::PathBuf;
 
 pub use access::{AccessEntry, StoredToken};
-pub use assignment::{ChainExecutor, ExecutorChain, Person};
+pub use assignment::{
+    ChainExecutor, EscalationRole, ExecutorChain, PassedOver, Person, Unavailability,
+};
 pub use caller::{ActiveOutage, CallerInfo, KnownAddress, OpenTicket, StaffMember};
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{
@@ -54,10 +56,11 @@ pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantSc
 pub use ids::*;
 pub use import::{BadRow, ImportReport};
 pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};
-pub use notices::{Debtor, DebtorFlag, NewOutage, Outage};
+pub use notices::{Debtor, DebtorFlag, DebtorImportMode, NewOutage, Outage};
 pub use tickets::{
-    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate, Ticket,
-    TicketDetail, TicketFilter, TicketStatus,
+    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate,
+    SupplierStatus, SupplierTicket, SupplierUpdate, Ticket, TicketDetail, TicketFilter,
+    TicketStatus,
 };
 
 use crate::events::EventBus;
@@ -125,6 +128,9 @@ pub enum StoreError {
     /// A stored value breaks the schema's promise (an unknown status text, ...).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A background task (parsing a large import) panicked or was cancelled.
+    #[error("background task: {0}")]
+    Background(#[from] tokio::task::JoinError),
 }
 
 impl StoreError {
@@ -171,9 +177,15 @@ impl Store {
         &self.events
     }
 
-    /// Applies pending migrations (idempotent).
+    /// Applies pending migrations (idempotent), then brings stored house address
+    /// keys up to the current comparison rule.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.backend.migrate().await
+        self.backend.migrate().await?;
+        let rekeyed = self.rekey_houses().await?;
+        if rekeyed > 0 {
+            tracing::info!(houses = rekeyed, "house address keys recomputed");
+        }
+        Ok(())
     }
 
     /// `sqlite` or `postgres`.

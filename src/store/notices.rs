@@ -10,9 +10,20 @@ use super::backend::{dispatch, per_backend};
 use super::directory::TenantScope;
 use super::ids::{DebtorId, HouseId, OutageId};
 use super::import::{self, DebtorRow, ImportReport};
+use super::text_enum;
 use super::{Page, Store, StoreError, page_bounds};
 
 per_backend!("sql/notices.rs");
+
+text_enum! {
+    /// What a debtors import does with the tenant's entries the file does not list.
+    pub enum DebtorImportMode {
+        /// Keep them: the file adds and updates entries.
+        Upsert = "upsert",
+        /// Delete them: the file is the tenant's whole current list.
+        Replace = "replace",
+    }
+}
 
 /// An outage notice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,13 +187,17 @@ impl Store {
 
     /// Imports a tenant's debtors CSV (address, apartment, amount, valid until).
     /// Entries are valid from the import day (in the tenant's city) and replace earlier
-    /// entries for the same address. A file with bad rows imports nothing unless
+    /// entries for the same address; with [`DebtorImportMode::Replace`] the tenant's
+    /// entries the file does not list are deleted in the same transaction (an entry
+    /// whose row was skipped as bad is among them). A row whose validity already
+    /// ended is a bad row. A file with bad rows imports nothing unless
     /// `skip_bad_rows`; the report lists each bad row with its line number.
     pub async fn import_debtors(
         &self,
         tenant: &str,
         csv: &[u8],
         skip_bad_rows: bool,
+        mode: DebtorImportMode,
         now: DateTime<Utc>,
     ) -> Result<ImportReport, StoreError> {
         let t = self
@@ -190,14 +205,21 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::not_found("tenant", tenant))?;
         let today = now.with_timezone(&t.city.time_zone).date_naive();
-        let (rows, mut report) = import::parse_debtors(csv);
         let houses = self.house_keys(tenant).await?;
-        // A later row for the same address replaces an earlier one.
-        let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
-            (house, row.apartment.clone())
-        });
-        report.finish(resolved.len(), skip_bad_rows)?;
-        dispatch!(self, insert_debtors(t.id.0, &resolved, today, now))?;
-        Ok(report)
+        let bytes = csv.to_vec();
+        let (resolved, report) = tokio::task::spawn_blocking(move || {
+            let (rows, mut report) = import::parse_debtors(&bytes);
+            let rows = import::drop_expired(rows, today, &mut report);
+            // A later row for the same address replaces an earlier one.
+            let resolved = import::match_houses(rows, &houses, &mut report, |house, row| {
+                (house, row.apartment.clone())
+            });
+            report.finish(resolved.len(), skip_bad_rows)?;
+            Ok::<_, StoreError>((resolved, report))
+        })
+        .await??;
+        let replace = mode == DebtorImportMode::Replace;
+        let deleted = dispatch!(self, insert_debtors(t.id.0, &resolved, replace, today, now))?;
+        Ok(ImportReport { deleted, ..report })
     }
 }

@@ -8,10 +8,14 @@
 //! registered ([`assignment`](super::assignment)) and stored with it, so the dialer
 //! hands the ticket to the same people even after a restart.
 //!
-//! Every change (registration, status, comment) bumps the ticket's `version`, adds to
-//! its history and, after the transaction commits, publishes `ticket.changed` on the
-//! event bus. A status change may carry the version the caller last saw; if the ticket
-//! moved on since, the change is refused as a conflict instead of overwriting.
+//! A ticket's `version` counts changes of the ticket itself: registration is 1 and
+//! every status change bumps it. A status change may carry the version the caller last
+//! saw; if the ticket moved on since, the change is refused as a conflict instead of
+//! overwriting. Comments and supplier hand-overs are added beside the ticket and do
+//! not bump it: a resident's comment must not make an executor's concurrent "accepted"
+//! fail. Every change (registration, status, comment, hand-over) is kept in the
+//! ticket's history or comments and, after its transaction commits, is published as
+//! `ticket.changed` on the event bus.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -163,7 +167,7 @@ pub struct Ticket {
     pub labels: Vec<String>,
     /// The engine call id it was registered on.
     pub call_id: Option<String>,
-    /// Bumped by every change.
+    /// Bumped by every status change (not by comments or hand-overs).
     pub version: i64,
     /// Registered at.
     pub created_at: DateTime<Utc>,
@@ -221,21 +225,86 @@ pub struct Comment {
     pub text: String,
 }
 
+text_enum! {
+    /// Where a hand-over to a resource supplier stands.
+    pub enum SupplierStatus {
+        /// Not yet accepted by the supplier's dispatcher.
+        Pending = "pending",
+        /// The supplier took it (and usually gave its own number).
+        HandedOver = "handed_over",
+        /// The supplier reports the work done.
+        Done = "done",
+        /// Withdrawn (handed to the wrong supplier, resolved otherwise).
+        Cancelled = "cancelled",
+    }
+}
+
+impl SupplierStatus {
+    /// Whether a hand-over may move from `self` to `to`; done and cancelled are
+    /// final.
+    pub fn can_move_to(self, to: SupplierStatus) -> bool {
+        use SupplierStatus::*;
+        matches!(
+            (self, to),
+            (Pending, HandedOver | Done | Cancelled) | (HandedOver, Done | Cancelled)
+        )
+    }
+
+    /// Whether the supplier still has to be called about it.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::HandedOver)
+    }
+}
+
 /// A ticket handed over to a resource supplier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SupplierTicket {
     /// Row id.
     pub id: SupplierTicketId,
+    /// The ticket it was derived from.
+    pub ticket_id: TicketId,
+    /// Tenant code of that ticket.
+    pub tenant: String,
     /// Supplier code.
     pub supplier: String,
     /// The number the supplier's dispatcher gave.
     pub supplier_number: Option<String>,
-    /// `pending`, `handed_over`, `done`.
-    pub status: String,
+    /// Where it stands.
+    pub status: SupplierStatus,
     /// When it was handed over.
     pub handed_over_at: Option<DateTime<Utc>>,
-    /// When the engine calls the supplier again for the status.
+    /// When the engine calls the supplier again for the status (none once it is
+    /// done or cancelled).
     pub recheck_at: Option<DateTime<Utc>>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed at.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a hand-over: any of its status, the supplier's number and the
+/// re-check time.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplierUpdate {
+    /// The new status.
+    #[serde(default)]
+    pub status: Option<SupplierStatus>,
+    /// The number the supplier's dispatcher gave.
+    #[serde(default)]
+    pub supplier_number: Option<String>,
+    /// When to call the supplier again.
+    #[serde(default)]
+    pub recheck_at: Option<DateTime<Utc>>,
+}
+
+fn check_supplier_number(number: Option<&str>) -> Result<(), StoreError> {
+    if let Some(n) = number {
+        if n.trim().is_empty() || n.chars().count() > 64 {
+            return Err(StoreError::invalid("supplier_number", "1 to 64 characters"));
+        }
+    }
+    Ok(())
 }
 
 /// A ticket with everything that happened to it.
@@ -359,24 +428,39 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("ticket", id))
     }
 
-    /// Changes the status of several tickets at once: all of them or none.
+    /// Changes the status of several tickets at once: all of them or none. A ticket
+    /// named twice is changed (and reported, and published) once; the changed
+    /// tickets are read inside the transaction, so a committed change is always
+    /// answered and published.
     pub async fn change_status_bulk(
         &self,
         ids: &[TicketId],
         update: &StatusUpdate,
         now: DateTime<Utc>,
     ) -> Result<Vec<Ticket>, StoreError> {
-        if ids.is_empty() {
+        let mut unique: Vec<TicketId> = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if !unique.contains(&id) {
+                unique.push(id);
+            }
+        }
+        if unique.is_empty() {
             return Err(StoreError::invalid("ids", "no tickets given"));
         }
-        dispatch!(self, change_status(ids, update, now))?;
-        let mut changed = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let ticket = self.ticket_row(id).await?;
-            self.publish(&ticket, Change::Status);
-            changed.push(ticket);
+        let changed = dispatch!(self, change_status(&unique, update, now))?;
+        for ticket in &changed {
+            self.publish(ticket, Change::Status);
         }
         Ok(changed)
+    }
+
+    /// The tenant of each of these tickets that exists, in one query (to check a
+    /// bulk request's tickets are all the caller's).
+    pub async fn ticket_tenants(
+        &self,
+        ids: &[TicketId],
+    ) -> Result<std::collections::HashMap<TicketId, String>, StoreError> {
+        dispatch!(self, tenants_of(ids))
     }
 
     /// Adds a comment to a ticket.
@@ -405,7 +489,8 @@ impl Store {
     }
 
     /// Hands a ticket over to a resource supplier (РСО): a derived ticket with the
-    /// supplier's own number, re-checked by phone at `recheck_at`.
+    /// supplier's own number, re-checked by phone at `recheck_at`. The supplier must
+    /// serve the ticket's city.
     pub async fn derive_supplier_ticket(
         &self,
         id: TicketId,
@@ -414,13 +499,66 @@ impl Store {
         recheck_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<SupplierTicketId, StoreError> {
+        check_supplier_number(supplier_number)?;
+        if recheck_at.is_some_and(|at| at <= now) {
+            return Err(StoreError::invalid("recheck_at", "must be in the future"));
+        }
         let derived = dispatch!(
             self,
-            derive_supplier_ticket(id, supplier, supplier_number, recheck_at, now)
+            derive_supplier_ticket(
+                id,
+                supplier,
+                supplier_number.map(str::trim),
+                recheck_at,
+                now
+            )
         )?;
         let ticket = self.ticket_row(id).await?;
         self.publish(&ticket, Change::Supplier);
         Ok(derived)
+    }
+
+    /// A hand-over to a resource supplier by id.
+    pub async fn supplier_ticket(
+        &self,
+        id: SupplierTicketId,
+    ) -> Result<Option<SupplierTicket>, StoreError> {
+        dispatch!(self, supplier_ticket(id))
+    }
+
+    /// Changes a hand-over: its status (along [`SupplierStatus::can_move_to`]), the
+    /// supplier's number (giving one to a pending hand-over marks it handed over)
+    /// and the re-check time (cleared once it is done or cancelled).
+    pub async fn update_supplier_ticket(
+        &self,
+        id: SupplierTicketId,
+        update: &SupplierUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<SupplierTicket, StoreError> {
+        check_supplier_number(update.supplier_number.as_deref())?;
+        if update.status.is_none()
+            && update.supplier_number.is_none()
+            && update.recheck_at.is_none()
+        {
+            return Err(StoreError::invalid("status", "nothing to change"));
+        }
+        if update.recheck_at.is_some_and(|at| at <= now) {
+            return Err(StoreError::invalid("recheck_at", "must be in the future"));
+        }
+        let changed = dispatch!(self, update_supplier_ticket(id, update, now))?;
+        let ticket = self.ticket_row(changed.ticket_id).await?;
+        self.publish(&ticket, Change::Supplier);
+        Ok(changed)
+    }
+
+    /// Open hand-overs whose re-check time is at or before `now`, earliest first
+    /// (what the dialer calls suppliers about).
+    pub async fn supplier_rechecks_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<SupplierTicket>, StoreError> {
+        dispatch!(self, supplier_rechecks_due(now, limit.clamp(1, 500)))
     }
 
     async fn ticket_row(&self, id: TicketId) -> Result<Ticket, StoreError> {
@@ -455,14 +593,7 @@ fn validate_new(new: &NewTicket) -> Result<(), StoreError> {
     if new.tenant.trim().is_empty() {
         return Err(StoreError::invalid("tenant", "missing"));
     }
-    if let Some(apartment) = &new.apartment {
-        if apartment.chars().count() > 16 {
-            return Err(StoreError::invalid(
-                "apartment",
-                "longer than 16 characters",
-            ));
-        }
-    }
+    apartment_text(new.apartment.as_deref())?;
     if new.description.chars().count() > 4000 {
         return Err(StoreError::invalid(
             "description",
@@ -560,9 +691,10 @@ pub(crate) fn non_empty(text: String) -> Option<String> {
     if text.is_empty() { None } else { Some(text) }
 }
 
-/// The stored form of an optional apartment.
-pub(crate) fn apartment_text(apartment: Option<&str>) -> String {
-    apartment.map(str::trim).unwrap_or_default().to_owned()
+/// The stored form of an optional apartment ([`apartment_key`](super::address::apartment_key)).
+pub(crate) fn apartment_text(apartment: Option<&str>) -> Result<String, StoreError> {
+    super::address::apartment_key(apartment.unwrap_or_default())
+        .map_err(|e| StoreError::invalid("apartment", e))
 }
 
 pub(crate) fn number_text(n: i64) -> String {

@@ -3,7 +3,6 @@
 //! logged, and importing them takes a supervisor.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use super::ApiState;
 use super::auth::Principal;
 use super::error::ApiError;
-use super::extract::QueryParams;
+use super::extract::{CsvBody, QueryParams};
 use super::journal::log_reads;
 use crate::config::Role;
 use crate::store::directory::HouseFilter;
@@ -19,12 +18,15 @@ use crate::store::{
     Category, Contact, ContactFilter, Employee, House, ImportReport, Page, Reason, Tenant,
 };
 
-/// `?tenant=&skip_bad_rows=` of the CSV imports.
+/// `?tenant=&skip_bad_rows=` of the CSV imports (and `mode=` of the debtors').
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ImportQuery {
     pub(crate) tenant: String,
     #[serde(default)]
     pub(crate) skip_bad_rows: bool,
+    #[serde(default)]
+    pub(crate) mode: Option<crate::store::DebtorImportMode>,
 }
 
 /// An import target the principal may write to.
@@ -119,9 +121,15 @@ pub(crate) async fn import_contacts(
     State(state): State<ApiState>,
     who: Principal,
     QueryParams(query): QueryParams<ImportQuery>,
-    body: Bytes,
+    CsvBody(body): CsvBody,
 ) -> Result<Json<ImportReport>, ApiError> {
     check_import(&who, &query)?;
+    if query.mode.is_some() {
+        return Err(ApiError::bad_request(
+            Some("mode"),
+            "contacts imports add and update; there is no mode",
+        ));
+    }
     let report = state
         .store
         .import_contacts(&query.tenant, &body, query.skip_bad_rows, Utc::now())

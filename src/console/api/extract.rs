@@ -1,6 +1,7 @@
-//! Request extractors whose failures name the field at fault: a JSON body, a query
-//! string and a numeric path id. axum's own extractors answer with plain text; these
-//! answer with the API's JSON errors.
+//! Request extractors whose failures name the field at fault: a JSON body, a CSV
+//! body, a query string and a numeric path id. axum's own extractors answer with plain
+//! text; these answer with the API's JSON errors (a body over the route's limit is a
+//! JSON 413).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
@@ -14,6 +15,36 @@ pub(crate) struct JsonBody<T>(pub(crate) T);
 
 /// A query string.
 pub(crate) struct QueryParams<T>(pub(crate) T);
+
+/// A CSV file sent as the request body (the imports).
+pub(crate) struct CsvBody(pub(crate) Bytes);
+
+/// The API error for a body that could not be read: 413 when it is over the limit.
+fn body_error(e: axum::extract::rejection::BytesRejection, field: Option<&str>) -> ApiError {
+    let status = e.status();
+    let mut error = ApiError::new(status, e.body_text());
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        error.error = "request body is larger than this route accepts".to_owned();
+    } else if !status.is_client_error() {
+        error.status = axum::http::StatusCode::BAD_REQUEST;
+    }
+    error.field = field.map(str::to_owned);
+    error
+}
+
+impl<S> FromRequest<S> for CsvBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| body_error(e, Some("file")))
+    }
+}
 
 /// A numeric `{id}` path segment.
 pub(crate) struct PathId(pub(crate) i64);
@@ -40,7 +71,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(None, e.body_text()))?;
+            .map_err(|e| body_error(e, None))?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().clone();

@@ -210,28 +210,32 @@ pub(crate) async fn caller(
     who.require(query.tenant.as_deref())?;
     let phone =
         PhoneNumber::parse(&query.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
-    let mut info = state
+    // Only the operator's tenants' addresses are read at all: another tenant's
+    // address can neither be shown nor decide the tenant, city, tickets or debt.
+    let info = state
         .store
-        .caller_lookup(&phone, query.tenant.as_deref(), query.city.as_deref())
+        .caller_lookup_in(
+            &who.scope(),
+            &phone,
+            query.tenant.as_deref(),
+            query.city.as_deref(),
+            Utc::now(),
+        )
         .await?;
-    // Addresses of tenants the operator does not serve are not theirs to see.
-    let hidden = info.address.as_ref().is_some_and(|a| !who.sees(&a.tenant));
-    if hidden {
-        info.address = None;
-        info.tenant = None;
-        info.open_tickets.clear();
-        info.debtor = None;
-        info.outages.clear();
-    }
-    info.other_addresses.retain(|a| who.sees(&a.tenant));
     let tenant = info.tenant.as_ref().map(|t| t.code.clone());
-    log_reads(
+    // The screen-pop must not fail because the access log could not be written (a
+    // busy database): the lookup is served and the miss is logged loudly.
+    if let Err(e) = log_reads(
         &state,
         &who,
         "GET /caller",
         [(tenant.as_deref(), "caller", phone.to_string())],
     )
-    .await?;
+    .await
+    {
+        tracing::error!(%phone, principal = %who.extension, error = %e.error,
+            "personal-data access log not written for a screen-pop");
+    }
     Ok(Json(info))
 }
 

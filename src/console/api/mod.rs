@@ -9,6 +9,9 @@
 //! authentication ([`auth`]). Each request that writes runs as one store transaction,
 //! so a failed request changes nothing.
 //!
+//! Request bodies are limited to 32 MiB, CSV imports to 256 MiB; a larger one is a
+//! JSON 413.
+//!
 //! Routes (all but `POST /auth/token` need `Authorization: Bearer <token>`; the
 //! recording download also takes `?token=` so an `<audio>` element can play it):
 //!
@@ -24,6 +27,10 @@
 //! GET    /tickets/{id}                    with chain, history, comments
 //! POST   /tickets/{id}/status             {"status","note","version"?}
 //! POST   /tickets/{id}/comments           {"text"}
+//! POST   /tickets/{id}/supplier-tickets   {"supplier","supplier_number"?,"recheck_at"?}: hand over to a РСО
+//! GET    /supplier-tickets/due            ?limit: open hand-overs whose re-check time has come
+//! GET    /supplier-tickets/{id}
+//! PATCH  /supplier-tickets/{id}           {"status"?,"supplier_number"?,"recheck_at"?}
 //! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
 //! GET    /calls/{id}
 //! POST   /calls/{id}/tenant               {"tenant"}: a live call's tenant, chosen by the operator
@@ -33,15 +40,21 @@
 //! POST   /contacts/import                 ?tenant&skip_bad_rows, body: CSV
 //! GET    /tenants
 //! GET    /houses                          ?tenant&q&offset&limit
+//! POST   /houses                          {"tenant","house_group"?,"address","floors","lifts"} (supervisor)
+//! PUT    /houses/{id}                     {"house_group"?,"address","floors","lifts"} (supervisor)
 //! GET    /employees                       ?tenant
+//! POST   /employees                       {"tenant"|"supplier","name","position","phones","work_types","shifts","absences"} (supervisor)
+//! PUT    /employees/{id}                  the same without tenant/supplier, plus "active" (supervisor)
 //! GET    /reasons                         ?tenant&q&category
+//! POST   /reasons                         {"tenant"?,"code","category","title","work_type","deadline_minutes","operator_text","keywords"} (supervisor)
+//! PUT    /reasons/{id}                    the same without tenant/code, plus "active" (supervisor)
 //! GET    /outages                         ?active
 //! POST   /outages
 //! GET    /outages/{id}
 //! PUT    /outages/{id}
 //! DELETE /outages/{id}
 //! GET    /debtors                         ?tenant&offset&limit
-//! POST   /debtors/import                  ?tenant&skip_bad_rows, body: CSV
+//! POST   /debtors/import                  ?tenant&skip_bad_rows&mode=upsert|replace, body: CSV
 //! GET    /dial-jobs                       ?state&kind&ticket_id&offset&limit
 //! GET    /operators                       every operator and their state
 //! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
@@ -57,6 +70,8 @@ pub(crate) mod journal;
 mod live;
 mod notices;
 mod operators;
+mod reference;
+mod supplier;
 mod tickets;
 
 use std::path::PathBuf;
@@ -74,8 +89,11 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::store::Store;
 
-/// Largest request body accepted (CSV imports are the big ones).
+/// Largest request body accepted, but for the imports.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Largest CSV import accepted: a million-row contacts file is about 60 MiB.
+const MAX_IMPORT: usize = 256 * 1024 * 1024;
 
 /// What the API handlers share.
 #[derive(Debug, Clone)]
@@ -143,17 +161,44 @@ pub fn router(state: ApiState) -> Router {
         .route("/tickets/{id}", get(tickets::get))
         .route("/tickets/{id}/status", post(tickets::change_status))
         .route("/tickets/{id}/comments", post(tickets::comment))
+        .route("/tickets/{id}/supplier-tickets", post(supplier::hand_over))
+        .route("/supplier-tickets/due", get(supplier::due))
+        .route(
+            "/supplier-tickets/{id}",
+            get(supplier::get).patch(supplier::update),
+        )
         .route("/calls", get(journal::calls))
         .route("/calls/{id}", get(journal::call))
         .route("/calls/{id}/tenant", post(live::set_tenant))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))
-        .route("/contacts/import", post(directory::import_contacts))
+        .route(
+            "/contacts/import",
+            post(directory::import_contacts).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .route("/tenants", get(directory::tenants))
-        .route("/houses", get(directory::houses))
-        .route("/employees", get(directory::employees))
-        .route("/reasons", get(directory::reasons))
+        .route(
+            "/houses",
+            get(directory::houses).post(reference::create_house),
+        )
+        .route("/houses/{id}", axum::routing::put(reference::update_house))
+        .route(
+            "/employees",
+            get(directory::employees).post(reference::create_employee),
+        )
+        .route(
+            "/employees/{id}",
+            axum::routing::put(reference::update_employee),
+        )
+        .route(
+            "/reasons",
+            get(directory::reasons).post(reference::create_reason),
+        )
+        .route(
+            "/reasons/{id}",
+            axum::routing::put(reference::update_reason),
+        )
         .route(
             "/outages",
             get(notices::outages).post(notices::create_outage),
@@ -165,7 +210,10 @@ pub fn router(state: ApiState) -> Router {
                 .delete(notices::delete_outage),
         )
         .route("/debtors", get(notices::debtors))
-        .route("/debtors/import", post(notices::import_debtors))
+        .route(
+            "/debtors/import",
+            post(notices::import_debtors).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .route("/dial-jobs", get(journal::dial_jobs))
         .route("/operators", get(operators::list))
         .route("/operators/{extension}/state", post(operators::set_state))

@@ -1,7 +1,6 @@
 //! `/outages` (create, read, replace, delete) and `/debtors` (list, CSV import).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
@@ -11,9 +10,9 @@ use super::ApiState;
 use super::auth::Principal;
 use super::directory::{ImportQuery, check_import};
 use super::error::ApiError;
-use super::extract::{JsonBody, PathId, QueryParams};
+use super::extract::{CsvBody, JsonBody, PathId, QueryParams};
 use super::journal::log_reads;
-use crate::store::{Debtor, ImportReport, NewOutage, Outage, OutageId, Page};
+use crate::store::{Debtor, DebtorImportMode, ImportReport, NewOutage, Outage, OutageId, Page};
 
 /// `GET /outages` query.
 #[derive(Debug, Deserialize)]
@@ -134,12 +133,18 @@ pub(crate) async fn import_debtors(
     State(state): State<ApiState>,
     who: Principal,
     QueryParams(query): QueryParams<ImportQuery>,
-    body: Bytes,
+    CsvBody(body): CsvBody,
 ) -> Result<Json<ImportReport>, ApiError> {
     check_import(&who, &query)?;
     let report = state
         .store
-        .import_debtors(&query.tenant, &body, query.skip_bad_rows, Utc::now())
+        .import_debtors(
+            &query.tenant,
+            &body,
+            query.skip_bad_rows,
+            query.mode.unwrap_or(DebtorImportMode::Upsert),
+            Utc::now(),
+        )
         .await
         .map_err(ApiError::input)?;
     Ok(Json(report))

@@ -140,30 +140,54 @@ pub(super) async fn matrix_cell(
     ids.sort_unstable();
     ids.dedup();
     let mut qb = QueryBuilder::<Db>::new(
-        "SELECT e.id, e.name, p.phone FROM employees e \
+        "SELECT e.id, e.name, e.active, p.phone FROM employees e \
          LEFT JOIN employee_phones p ON p.employee_id = e.id WHERE ",
     );
     push_in(&mut qb, "e.id", &ids);
     qb.push(" ORDER BY e.id, p.priority");
-    let mut people: HashMap<i64, Person> = HashMap::new();
+    let mut people: HashMap<i64, EscalationCandidate> = HashMap::new();
     for row in qb.build().fetch_all(&mut *conn).await? {
         let id: i64 = row.try_get("id")?;
         let phone: Option<String> = row.try_get("phone")?;
         let person = match people.get_mut(&id) {
             Some(p) => p,
-            None => people.entry(id).or_insert(Person {
-                id: EmployeeId(id),
-                name: row.try_get("name")?,
-                phones: Vec::new(),
+            None => people.entry(id).or_insert(EscalationCandidate {
+                person: Person {
+                    id: EmployeeId(id),
+                    name: row.try_get("name")?,
+                    phones: Vec::new(),
+                },
+                active: row.try_get("active")?,
+                absences: Vec::new(),
             }),
         };
         if let Some(phone) = phone {
-            person.phones.push(stored_phone(&phone)?);
+            person.person.phones.push(stored_phone(&phone)?);
         }
     }
     for c in &mut cell.candidates {
         if let Some(p) = people.get(&c.person.id.0) {
-            c.person.phones = p.phones.clone();
+            c.person.phones = p.person.phones.clone();
+        }
+    }
+    // The escalation people's absences (the executors' were loaded above).
+    let escalating: Vec<i64> = [responsible, manager, head].into_iter().flatten().collect();
+    if !escalating.is_empty() {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT employee_id, kind, starts_on, ends_on FROM employee_absences WHERE ",
+        );
+        push_in(&mut qb, "employee_id", &escalating);
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            let id: i64 = row.try_get("employee_id")?;
+            let kind: String = row.try_get("kind")?;
+            let absence = Absence {
+                kind: kind.parse()?,
+                starts_on: row.try_get("starts_on")?,
+                ends_on: row.try_get("ends_on")?,
+            };
+            if let Some(p) = people.get_mut(&id) {
+                p.absences.push(absence);
+            }
         }
     }
     cell.responsible = responsible.and_then(|id| people.get(&id).cloned());

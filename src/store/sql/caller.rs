@@ -1,11 +1,13 @@
 // Queries of `store::caller`, compiled once per dialect by `per_backend!`.
 
-use sqlx::{Pool, Row};
+use sqlx::{Pool, QueryBuilder, Row};
 
+use crate::store::backend::push_scope;
 use crate::store::directory::parse_tz;
 
 pub(super) async fn lookup(
     pool: &Pool<Db>,
+    scope: &TenantScope,
     phone: &PhoneNumber,
     tenant: Option<&str>,
     city: Option<&str>,
@@ -42,20 +44,26 @@ pub(super) async fn lookup(
         });
     }
 
-    let rows = sqlx::query(
+    // A confirmed address outranks an imported one; among each, the latest seen.
+    let mut qb = QueryBuilder::<Db>::new(
         "SELECT c.house_id, c.apartment, t.code AS tenant, t.name AS tenant_name, h.address, \
          ci.code AS city, ci.time_zone FROM contacts c \
          JOIN houses h ON h.id = c.house_id JOIN tenants t ON t.id = c.tenant_id \
-         JOIN cities ci ON ci.id = h.city_id \
-         WHERE c.phone = $1 AND ($2 IS NULL OR t.code = $2) AND ($3 IS NULL OR ci.code = $3) \
-         ORDER BY c.last_seen_at DESC, c.id DESC LIMIT $4",
+         JOIN cities ci ON ci.id = h.city_id WHERE c.phone = ",
+    );
+    qb.push_bind(phone.as_str().to_owned());
+    push_scope(&mut qb, scope, "t.code");
+    if let Some(tenant) = tenant {
+        qb.push(" AND t.code = ").push_bind(tenant.to_owned());
+    }
+    if let Some(city) = city {
+        qb.push(" AND ci.code = ").push_bind(city.to_owned());
+    }
+    qb.push(
+        " ORDER BY CASE c.source WHEN 'learnt' THEN 0 ELSE 1 END, c.last_seen_at DESC, c.id DESC LIMIT ",
     )
-    .bind(phone.as_str())
-    .bind(tenant)
-    .bind(city)
-    .bind(MAX_ROWS)
-    .fetch_all(&mut *conn)
-    .await?;
+    .push_bind(MAX_ROWS);
+    let rows = qb.build().fetch_all(&mut *conn).await?;
     let mut time_zone = None;
     for row in &rows {
         let known = KnownAddress {

@@ -24,8 +24,8 @@ pub(super) async fn learn(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, last_seen_at) \
          VALUES ($1, $2, $3, $4, 'learnt', $5, $5) \
-         ON CONFLICT (phone, house_id, apartment) DO UPDATE SET last_seen_at = excluded.last_seen_at \
-         RETURNING id",
+         ON CONFLICT (phone, house_id, apartment) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+         source = 'learnt' RETURNING id",
     )
     .bind(phone.as_str())
     .bind(tenant_id)
@@ -67,7 +67,7 @@ pub(super) async fn list(
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT c.id, c.phone, t.code AS tenant, c.house_id, h.address, c.apartment, c.source, \
-         c.created_at, c.last_seen_at FROM contacts c JOIN tenants t ON t.id = c.tenant_id \
+         c.created_at, c.last_seen_at, c.imported_at FROM contacts c JOIN tenants t ON t.id = c.tenant_id \
          JOIN houses h ON h.id = c.house_id",
     );
     where_clause(&mut qb);
@@ -88,6 +88,7 @@ pub(super) async fn list(
             source: source.parse()?,
             created_at: row.try_get("created_at")?,
             last_seen_at: row.try_get("last_seen_at")?,
+            imported_at: row.try_get("imported_at")?,
         });
     }
     Ok(Page {
@@ -98,29 +99,72 @@ pub(super) async fn list(
     })
 }
 
+/// Rows a statement stages at most (three binds a row, far below both dialects'
+/// limits).
+const STAGE_CHUNK: usize = 1000;
+
 pub(super) async fn insert_imported(
     pool: &Pool<Db>,
     tenant_id: i64,
     rows: &[(HouseId, ContactRow)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut tx = Db::begin_write(pool).await?;
-    for chunk in rows.chunks(500) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, last_seen_at) ",
-        );
-        qb.push_values(chunk, |mut b, (house, row)| {
-            b.push_bind(row.phone.as_str().to_owned())
-                .push_bind(tenant_id)
-                .push_bind(house.0)
-                .push_bind(row.apartment.clone())
-                .push_bind("imported")
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.push(" ON CONFLICT (phone, house_id, apartment) DO UPDATE SET last_seen_at = excluded.last_seen_at");
-        qb.build().execute(&mut *tx).await?;
+    let mut conn = pool.acquire().await?;
+    // A temporary table lives in this connection only: filling it locks nothing
+    // other writers need.
+    sqlx::query("DROP TABLE IF EXISTS import_contact_rows")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "CREATE TEMP TABLE import_contact_rows (phone TEXT NOT NULL, house_id BIGINT NOT NULL, \
+         apartment TEXT NOT NULL, PRIMARY KEY (phone, house_id, apartment))",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let applied = stage_and_apply(&mut conn, tenant_id, rows, now).await;
+    let dropped = sqlx::query("DROP TABLE IF EXISTS import_contact_rows")
+        .execute(&mut *conn)
+        .await;
+    applied?;
+    dropped?;
+    Ok(())
+}
+
+async fn stage_and_apply(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    tenant_id: i64,
+    rows: &[(HouseId, ContactRow)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    {
+        use sqlx::Connection as _;
+        let mut stage = conn.begin().await?;
+        for chunk in rows.chunks(STAGE_CHUNK) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO import_contact_rows (phone, house_id, apartment) ",
+            );
+            qb.push_values(chunk, |mut b, (house, row)| {
+                b.push_bind(row.phone.as_str().to_owned())
+                    .push_bind(house.0)
+                    .push_bind(row.apartment.clone());
+            });
+            qb.build().execute(&mut *stage).await?;
+        }
+        stage.commit().await?;
     }
+    // The one statement that needs the write lock. (`WHERE TRUE` keeps SQLite from
+    // reading `ON CONFLICT` as a join constraint.)
+    let mut tx = Db::begin_write_on(conn).await?;
+    sqlx::query(
+        "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, \
+         last_seen_at, imported_at) \
+         SELECT phone, $1, house_id, apartment, 'imported', $2, $2, $2 FROM import_contact_rows \
+         WHERE TRUE ON CONFLICT (phone, house_id, apartment) DO UPDATE SET imported_at = excluded.imported_at",
+    )
+    .bind(tenant_id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -117,11 +117,25 @@ pub(super) async fn create_house(
                 .ok_or_else(|| StoreError::not_found("house group", code))?,
         ),
     };
+    // Two addresses the key cannot tell apart are one house to the imports: say so
+    // rather than hand back the other house as if it were this one.
+    let existing = sqlx::query(
+        "SELECT id, address FROM houses WHERE tenant_id = $1 AND address_key = $2",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        let id: i64 = row.try_get("id")?;
+        let other: String = row.try_get("address")?;
+        return Err(StoreError::Conflict(format!(
+            "house {id} at `{other}` already has this address (compared as `{key}`)"
+        )));
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO houses (tenant_id, city_id, house_group_id, address, address_key, floors, lifts) \
-         SELECT $1, city_id, $2, $3, $4, $5, $6 FROM tenants WHERE id = $1 \
-         ON CONFLICT (tenant_id, address_key) DO UPDATE SET address_key = excluded.address_key \
-         RETURNING id",
+         SELECT $1, city_id, $2, $3, $4, $5, $6 FROM tenants WHERE id = $1 RETURNING id",
     )
     .bind(tenant_id)
     .bind(group_id)
@@ -179,6 +193,17 @@ pub(super) async fn create_employee(
     .bind(&new.position)
     .fetch_one(&mut *tx)
     .await?;
+    insert_employee_details(&mut tx, id, new).await?;
+    tx.commit().await?;
+    Ok(EmployeeId(id))
+}
+
+/// Writes an employee's phones, work types, shifts and absences.
+async fn insert_employee_details(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    id: i64,
+    new: &NewEmployee,
+) -> Result<(), StoreError> {
     for (priority, phone) in (1i64..).zip(&new.phones) {
         sqlx::query(
             "INSERT INTO employee_phones (employee_id, priority, phone) VALUES ($1, $2, $3)",
@@ -186,14 +211,14 @@ pub(super) async fn create_employee(
         .bind(id)
         .bind(priority)
         .bind(phone.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
     for work_type in &new.work_types {
         let known: Option<String> =
             sqlx::query_scalar("SELECT code FROM work_types WHERE code = $1")
                 .bind(work_type)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
         if known.is_none() {
             return Err(StoreError::invalid(
@@ -204,7 +229,7 @@ pub(super) async fn create_employee(
         sqlx::query("INSERT INTO employee_work_types (employee_id, work_type) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(work_type)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     for shift in &new.shifts {
@@ -215,14 +240,165 @@ pub(super) async fn create_employee(
         .bind(i64::from(shift.weekday))
         .bind(i64::from(shift.starts_min))
         .bind(i64::from(shift.ends_min))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
     for absence in &new.absences {
-        insert_absence(&mut tx, id, absence).await?;
+        insert_absence(&mut *conn, id, absence).await?;
+    }
+    Ok(())
+}
+
+/// Replaces an employee's name, position, active flag, phones, work types, shifts
+/// and absences (the tenant or supplier stays).
+pub(super) async fn update_employee(
+    pool: &Pool<Db>,
+    id: EmployeeId,
+    new: &NewEmployee,
+    active: bool,
+) -> Result<(), StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let done = sqlx::query("UPDATE employees SET name = $2, position = $3, active = $4 WHERE id = $1")
+        .bind(id.0)
+        .bind(&new.name)
+        .bind(&new.position)
+        .bind(active)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("employee", id));
+    }
+    for table in [
+        "employee_phones",
+        "employee_work_types",
+        "employee_shifts",
+        "employee_absences",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE employee_id = $1"
+        )))
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_employee_details(&mut tx, id.0, new).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Replaces a house's group, address (and key), floors and lifts.
+pub(super) async fn update_house(
+    pool: &Pool<Db>,
+    id: HouseId,
+    house_group: Option<&str>,
+    address: &str,
+    key: &str,
+    floors: i64,
+    lifts: i64,
+) -> Result<(), StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM houses WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found("house", id))?;
+    let group_id: Option<i64> = match house_group {
+        None => None,
+        Some(code) => Some(
+            sqlx::query_scalar("SELECT id FROM house_groups WHERE tenant_id = $1 AND code = $2")
+                .bind(tenant_id)
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::not_found("house group", code))?,
+        ),
+    };
+    let other: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM houses WHERE tenant_id = $1 AND address_key = $2 AND id <> $3",
+    )
+    .bind(tenant_id)
+    .bind(key)
+    .bind(id.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(other) = other {
+        return Err(StoreError::Conflict(format!(
+            "house {other} already has this address (compared as `{key}`)"
+        )));
+    }
+    sqlx::query(
+        "UPDATE houses SET house_group_id = $2, address = $3, address_key = $4, floors = $5, \
+         lifts = $6 WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(group_id)
+    .bind(address)
+    .bind(key)
+    .bind(floors)
+    .bind(lifts)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether a reason with this code exists in the tenant's own catalogue (or the
+/// shared one for `None`).
+pub(super) async fn reason_code_taken(
+    pool: &Pool<Db>,
+    tenant: Option<&str>,
+    code: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT r.id FROM reasons r LEFT JOIN tenants t ON t.id = r.tenant_id \
+         WHERE r.code = $1 AND ((t.code IS NULL AND $2 IS NULL) OR t.code = $2)",
+    )
+    .bind(code)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Replaces a reason's category, title, work type, deadline, operator text, search
+/// key and active flag (its tenant and code stay).
+pub(super) async fn update_reason(
+    pool: &Pool<Db>,
+    id: ReasonId,
+    new: &NewReason,
+    key: &str,
+    active: bool,
+) -> Result<(), StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let known: Option<String> = sqlx::query_scalar("SELECT code FROM work_types WHERE code = $1")
+        .bind(&new.work_type)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if known.is_none() {
+        return Err(StoreError::invalid(
+            "work_type",
+            format!("unknown work type `{}`", new.work_type),
+        ));
+    }
+    let done = sqlx::query(
+        "UPDATE reasons SET category = $2, title = $3, work_type = $4, deadline_minutes = $5, \
+         operator_text = $6, search_key = $7, active = $8 WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(new.category.as_str())
+    .bind(&new.title)
+    .bind(&new.work_type)
+    .bind(new.deadline_minutes)
+    .bind(&new.operator_text)
+    .bind(key)
+    .bind(active)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("reason", id));
     }
     tx.commit().await?;
-    Ok(EmployeeId(id))
+    Ok(())
 }
 
 async fn insert_absence(
@@ -295,6 +471,16 @@ pub(super) async fn create_reason(
     .await?;
     if let Some(id) = existing {
         return Ok(ReasonId(id));
+    }
+    let known: Option<String> = sqlx::query_scalar("SELECT code FROM work_types WHERE code = $1")
+        .bind(&new.work_type)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if known.is_none() {
+        return Err(StoreError::invalid(
+            "work_type",
+            format!("unknown work type `{}`", new.work_type),
+        ));
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO reasons (tenant_id, code, category, title, work_type, deadline_minutes, \
@@ -503,12 +689,16 @@ pub(super) async fn employees(
     pool: &Pool<Db>,
     scope: &TenantScope,
     tenant: Option<&str>,
+    only: Option<EmployeeId>,
 ) -> Result<Vec<Employee>, StoreError> {
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT e.id, t.code AS tenant, s.code AS supplier, e.name, e.position, e.active \
          FROM employees e LEFT JOIN tenants t ON t.id = e.tenant_id \
          LEFT JOIN suppliers s ON s.id = e.supplier_id WHERE TRUE",
     );
+    if let Some(id) = only {
+        qb.push(" AND e.id = ").push_bind(id.0);
+    }
     if let TenantScope::Only(_) = scope {
         qb.push(" AND (e.supplier_id IS NOT NULL OR (TRUE");
         push_scope(&mut qb, scope, "t.code");
@@ -629,6 +819,7 @@ struct ReasonRow {
     work_type: String,
     deadline_minutes: i64,
     operator_text: String,
+    active: bool,
 }
 
 impl TryFrom<ReasonRow> for Reason {
@@ -643,12 +834,13 @@ impl TryFrom<ReasonRow> for Reason {
             work_type: r.work_type,
             deadline_minutes: r.deadline_minutes,
             operator_text: r.operator_text,
+            active: r.active,
         })
     }
 }
 
 const REASON_SELECT: &str = "SELECT r.id, t.code AS tenant, r.code, r.category, r.title, r.work_type, \
-     r.deadline_minutes, r.operator_text FROM reasons r LEFT JOIN tenants t ON t.id = r.tenant_id";
+     r.deadline_minutes, r.operator_text, r.active FROM reasons r LEFT JOIN tenants t ON t.id = r.tenant_id";
 
 pub(super) async fn reasons(
     pool: &Pool<Db>,
@@ -698,4 +890,40 @@ pub(super) async fn house_keys(
     rows.iter()
         .map(|r| Ok((r.try_get("address_key")?, HouseId(r.try_get("id")?))))
         .collect()
+}
+
+/// Every house as (id, tenant id, address, stored key), for re-keying.
+pub(super) async fn house_addresses(
+    pool: &Pool<Db>,
+) -> Result<Vec<(i64, i64, String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT id, tenant_id, address, address_key FROM houses ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("tenant_id")?,
+                r.try_get("address")?,
+                r.try_get("address_key")?,
+            ))
+        })
+        .collect()
+}
+
+/// Stores a house's recomputed key; `false` when another house of the tenant has it.
+pub(super) async fn set_house_key(
+    pool: &Pool<Db>,
+    id: i64,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE houses SET address_key = $2 WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM houses o WHERE o.tenant_id = houses.tenant_id AND o.address_key = $2 AND o.id <> $1)",
+    )
+    .bind(id)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -33,7 +33,9 @@ pub(super) async fn upsert_calls(
         "INSERT INTO calls (id, direction, from_number, to_number, tenant_id, number_kind, offered_at, \
          queued_at, answered_at, ended_at, wait_seconds, talk_seconds, disposition, operator_extension, \
          recording_id, ticket_id, rating, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         COALESCE($16, (SELECT MIN(t.id) FROM tickets t WHERE t.call_id = $1 \
+           AND ($5 IS NULL OR t.tenant_id = $5))), $17, $18) \
          ON CONFLICT (id) DO UPDATE SET \
          tenant_id = COALESCE(excluded.tenant_id, calls.tenant_id), \
          number_kind = COALESCE(excluded.number_kind, calls.number_kind), \

@@ -209,32 +209,85 @@ pub(super) async fn insert_debtors(
     pool: &Pool<Db>,
     tenant_id: i64,
     rows: &[(HouseId, DebtorRow)],
+    replace: bool,
     today: NaiveDate,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let mut tx = Db::begin_write(pool).await?;
-    // Eight binds a row; 100 rows a statement stays far below both dialects' limits.
-    for chunk in rows.chunks(100) {
-        let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO debtors (tenant_id, house_id, apartment, amount_kopecks, valid_from, \
-             valid_until, imported_at) ",
-        );
-        qb.push_values(chunk, |mut b, (house, row)| {
-            b.push_bind(tenant_id)
-                .push_bind(house.0)
-                .push_bind(row.apartment.clone())
-                .push_bind(row.amount_kopecks)
-                .push_bind(today)
-                .push_bind(row.valid_until)
-                .push_bind(now);
-        });
-        qb.push(
-            " ON CONFLICT (house_id, apartment) DO UPDATE SET amount_kopecks = excluded.amount_kopecks, \
-             valid_from = excluded.valid_from, valid_until = excluded.valid_until, \
-             imported_at = excluded.imported_at, tenant_id = excluded.tenant_id",
-        );
-        qb.build().execute(&mut *tx).await?;
+) -> Result<u64, StoreError> {
+    let mut conn = pool.acquire().await?;
+    // Staged in a temporary table of this connection, which locks nothing others
+    // need; see `store::contacts` for why.
+    sqlx::query("DROP TABLE IF EXISTS import_debtor_rows")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TEMP TABLE import_debtor_rows (house_id BIGINT NOT NULL, apartment TEXT NOT NULL, \
+         amount_kopecks BIGINT NOT NULL, valid_until {} NOT NULL, PRIMARY KEY (house_id, apartment))",
+        Db::DATE_TYPE
+    )))
+    .execute(&mut *conn)
+    .await?;
+    let applied = stage_and_apply_debtors(&mut conn, tenant_id, rows, replace, today, now).await;
+    let dropped = sqlx::query("DROP TABLE IF EXISTS import_debtor_rows")
+        .execute(&mut *conn)
+        .await;
+    let deleted = applied?;
+    dropped?;
+    Ok(deleted)
+}
+
+async fn stage_and_apply_debtors(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    tenant_id: i64,
+    rows: &[(HouseId, DebtorRow)],
+    replace: bool,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    {
+        use sqlx::Connection as _;
+        let mut stage = conn.begin().await?;
+        // Four binds a row: far below both dialects' limits.
+        for chunk in rows.chunks(1000) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO import_debtor_rows (house_id, apartment, amount_kopecks, valid_until) ",
+            );
+            qb.push_values(chunk, |mut b, (house, row)| {
+                b.push_bind(house.0)
+                    .push_bind(row.apartment.clone())
+                    .push_bind(row.amount_kopecks)
+                    .push_bind(row.valid_until);
+            });
+            qb.build().execute(&mut *stage).await?;
+        }
+        stage.commit().await?;
     }
+    let mut tx = Db::begin_write_on(conn).await?;
+    // `WHERE TRUE` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+    sqlx::query(
+        "INSERT INTO debtors (tenant_id, house_id, apartment, amount_kopecks, valid_from, \
+         valid_until, imported_at) \
+         SELECT $1, house_id, apartment, amount_kopecks, $2, valid_until, $3 FROM import_debtor_rows \
+         WHERE TRUE ON CONFLICT (house_id, apartment) DO UPDATE SET amount_kopecks = excluded.amount_kopecks, \
+         valid_from = excluded.valid_from, valid_until = excluded.valid_until, \
+         imported_at = excluded.imported_at, tenant_id = excluded.tenant_id",
+    )
+    .bind(tenant_id)
+    .bind(today)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = if replace {
+        sqlx::query(
+            "DELETE FROM debtors WHERE tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM import_debtor_rows s \
+             WHERE s.house_id = debtors.house_id AND s.apartment = debtors.apartment)",
+        )
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
     tx.commit().await?;
-    Ok(())
+    Ok(deleted)
 }

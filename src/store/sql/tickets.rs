@@ -23,6 +23,20 @@ pub(super) async fn insert(
     .await?
     .ok_or_else(|| StoreError::not_found("house", new.house_id))?;
     let tenant_id: i64 = house.try_get("tenant_id")?;
+    // A call of another tenant is not this ticket's to claim.
+    if let Some(call_id) = &new.call_id {
+        let call_tenant: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT tenant_id FROM calls WHERE id = $1")
+                .bind(call_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if matches!(call_tenant, Some(Some(t)) if t != tenant_id) {
+            return Err(StoreError::invalid(
+                "call_id",
+                "the call belongs to another tenant",
+            ));
+        }
+    }
     let reason = sqlx::query("SELECT category, deadline_minutes FROM reasons WHERE id = $1")
         .bind(new.reason_id.0)
         .fetch_optional(&mut *tx)
@@ -49,7 +63,7 @@ pub(super) async fn insert(
     .bind(tenant_id)
     .bind(number_text(counter))
     .bind(new.house_id.0)
-    .bind(apartment_text(new.apartment.as_deref()))
+    .bind(apartment_text(new.apartment.as_deref())?)
     .bind(new.reason_id.0)
     .bind(&category)
     .bind(TicketStatus::Registered.as_str())
@@ -86,11 +100,15 @@ pub(super) async fn insert(
     )
     .await?;
     if let Some(call_id) = &new.call_id {
-        sqlx::query("UPDATE calls SET ticket_id = $2 WHERE id = $1 AND ticket_id IS NULL")
-            .bind(call_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE calls SET ticket_id = $2 WHERE id = $1 AND ticket_id IS NULL \
+             AND (tenant_id IS NULL OR tenant_id = $3)",
+        )
+        .bind(call_id)
+        .bind(id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(TicketId(id))
@@ -197,26 +215,15 @@ pub(super) async fn detail(
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
-    let supplier_tickets = sqlx::query(
-        "SELECT st.id, s.code, st.supplier_number, st.status, st.handed_over_at, st.recheck_at \
-         FROM supplier_tickets st JOIN suppliers s ON s.id = st.supplier_id \
-         WHERE st.ticket_id = $1 ORDER BY st.id",
-    )
-    .bind(id.0)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(SupplierTicket {
-            id: SupplierTicketId(r.try_get("id")?),
-            supplier: r.try_get("code")?,
-            supplier_number: r.try_get("supplier_number")?,
-            status: r.try_get("status")?,
-            handed_over_at: r.try_get("handed_over_at")?,
-            recheck_at: r.try_get("recheck_at")?,
-        })
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut qb = QueryBuilder::<Db>::new(SUPPLIER_SELECT);
+    qb.push(" WHERE st.ticket_id = ").push_bind(id.0).push(" ORDER BY st.id");
+    let supplier_tickets = qb
+        .build()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(supplier_from)
+        .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(TicketDetail {
         ticket,
         chain,
@@ -302,12 +309,32 @@ async fn lock(conn: &mut Conn, id: TicketId) -> Result<(TicketStatus, i64), Stor
     Ok((status.parse()?, row.try_get("version")?))
 }
 
+pub(super) async fn tenants_of(
+    pool: &Pool<Db>,
+    ids: &[TicketId],
+) -> Result<std::collections::HashMap<TicketId, String>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+    for chunk in ids.chunks(500) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT t.id, tn.code FROM tickets t JOIN tenants tn ON tn.id = t.tenant_id WHERE ",
+        );
+        crate::store::backend::push_in(&mut qb, "t.id", chunk);
+        for row in qb.build().fetch_all(pool).await? {
+            out.insert(TicketId(row.try_get("id")?), row.try_get("code")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Changes the status of `ids` (distinct) and returns them as changed, in that
+/// order, read inside the transaction.
 pub(super) async fn change_status(
     pool: &Pool<Db>,
     ids: &[TicketId],
     update: &StatusUpdate,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Ticket>, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     // Lock in id order so two bulk changes over overlapping sets cannot deadlock.
     let mut ordered = ids.to_vec();
@@ -350,8 +377,20 @@ pub(super) async fn change_status(
         )
         .await?;
     }
+    let mut changed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut qb = QueryBuilder::<Db>::new(TICKET_SELECT);
+        qb.push(" WHERE ");
+        let raw: Vec<i64> = chunk.iter().map(|id| id.0).collect();
+        crate::store::backend::push_in(&mut qb, "t.id", &raw);
+        let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        for row in rows {
+            changed.push(Ticket::try_from(row)?);
+        }
+    }
     tx.commit().await?;
-    Ok(())
+    changed.sort_by_key(|t| ids.iter().position(|id| *id == t.id));
+    Ok(changed)
 }
 
 pub(super) async fn comment(
@@ -372,13 +411,67 @@ pub(super) async fn comment(
     .bind(text)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE tickets SET version = version + 1, updated_at = $2 WHERE id = $1")
+    // A comment is not a change of the ticket's state: `version` stays.
+    sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
         .bind(id.0)
         .bind(now)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+const SUPPLIER_SELECT: &str = "SELECT st.id, st.ticket_id, tn.code AS tenant, s.code, \
+     st.supplier_number, st.status, st.handed_over_at, st.recheck_at, st.created_at, st.updated_at \
+     FROM supplier_tickets st JOIN suppliers s ON s.id = st.supplier_id \
+     JOIN tickets t ON t.id = st.ticket_id JOIN tenants tn ON tn.id = t.tenant_id";
+
+fn supplier_from(r: &<Db as sqlx::Database>::Row) -> Result<SupplierTicket, StoreError> {
+    let status: String = r.try_get("status")?;
+    Ok(SupplierTicket {
+        id: SupplierTicketId(r.try_get("id")?),
+        ticket_id: TicketId(r.try_get("ticket_id")?),
+        tenant: r.try_get("tenant")?,
+        supplier: r.try_get("code")?,
+        supplier_number: r.try_get("supplier_number")?,
+        status: status.parse()?,
+        handed_over_at: r.try_get("handed_over_at")?,
+        recheck_at: r.try_get("recheck_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) async fn supplier_ticket(
+    pool: &Pool<Db>,
+    id: SupplierTicketId,
+) -> Result<Option<SupplierTicket>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(SUPPLIER_SELECT);
+    qb.push(" WHERE st.id = ").push_bind(id.0);
+    qb.build()
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(supplier_from)
+        .transpose()
+}
+
+pub(super) async fn supplier_rechecks_due(
+    pool: &Pool<Db>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<SupplierTicket>, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(SUPPLIER_SELECT);
+    qb.push(" WHERE st.status IN ('pending', 'handed_over') AND st.recheck_at <= ")
+        .push_bind(now)
+        .push(" ORDER BY st.recheck_at, st.id LIMIT ")
+        .push_bind(limit);
+    qb.build()
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(supplier_from)
+        .collect()
 }
 
 pub(super) async fn derive_supplier_ticket(
@@ -391,34 +484,117 @@ pub(super) async fn derive_supplier_ticket(
 ) -> Result<SupplierTicketId, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     lock(&mut tx, id).await?;
-    let supplier_id: i64 = sqlx::query_scalar("SELECT id FROM suppliers WHERE code = $1")
+    let row = sqlx::query("SELECT id, city_id FROM suppliers WHERE code = $1")
         .bind(supplier)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::not_found("supplier", supplier))?;
+    let supplier_id: i64 = row.try_get("id")?;
+    let supplier_city: i64 = row.try_get("city_id")?;
+    let ticket_city: i64 = sqlx::query_scalar(
+        "SELECT h.city_id FROM tickets t JOIN houses h ON h.id = t.house_id WHERE t.id = $1",
+    )
+    .bind(id.0)
+    .fetch_one(&mut *tx)
+    .await?;
+    if supplier_city != ticket_city {
+        return Err(StoreError::invalid(
+            "supplier",
+            format!("{supplier} does not serve the ticket's city"),
+        ));
+    }
     let status = if supplier_number.is_some() {
-        "handed_over"
+        SupplierStatus::HandedOver
     } else {
-        "pending"
+        SupplierStatus::Pending
     };
     let new_id: i64 = sqlx::query_scalar(
         "INSERT INTO supplier_tickets (ticket_id, supplier_id, supplier_number, status, handed_over_at, \
-         recheck_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+         recheck_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
     )
     .bind(id.0)
     .bind(supplier_id)
     .bind(supplier_number)
-    .bind(status)
+    .bind(status.as_str())
     .bind(supplier_number.map(|_| now))
     .bind(recheck_at)
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE tickets SET version = version + 1, updated_at = $2 WHERE id = $1")
+    // A hand-over is added beside the ticket: `version` stays.
+    sqlx::query("UPDATE tickets SET updated_at = $2 WHERE id = $1")
         .bind(id.0)
         .bind(now)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(SupplierTicketId(new_id))
+}
+
+pub(super) async fn update_supplier_ticket(
+    pool: &Pool<Db>,
+    id: SupplierTicketId,
+    update: &SupplierUpdate,
+    now: DateTime<Utc>,
+) -> Result<SupplierTicket, StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let sql = format!(
+        "SELECT status, supplier_number, recheck_at, handed_over_at FROM supplier_tickets WHERE id = $1{}",
+        Db::FOR_UPDATE
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::not_found("supplier ticket", id))?;
+    let current: SupplierStatus = row.try_get::<String, _>("status")?.parse()?;
+    let mut number: Option<String> = row.try_get("supplier_number")?;
+    let mut recheck: Option<DateTime<Utc>> = row.try_get("recheck_at")?;
+    let mut handed_over: Option<DateTime<Utc>> = row.try_get("handed_over_at")?;
+    if !current.is_open() {
+        return Err(StoreError::Conflict(format!(
+            "supplier ticket {id} is {current}: it cannot change any more"
+        )));
+    }
+    let mut status = current;
+    if let Some(n) = &update.supplier_number {
+        number = Some(n.trim().to_owned());
+        if status == SupplierStatus::Pending && update.status.is_none() {
+            status = SupplierStatus::HandedOver;
+        }
+    }
+    if let Some(to) = update.status {
+        if to != current && !current.can_move_to(to) {
+            return Err(StoreError::Conflict(format!(
+                "supplier ticket {id} cannot move from {current} to {to}"
+            )));
+        }
+        status = to;
+    }
+    if update.recheck_at.is_some() {
+        recheck = update.recheck_at;
+    }
+    if status == SupplierStatus::HandedOver && handed_over.is_none() {
+        handed_over = Some(now);
+    }
+    if !status.is_open() {
+        recheck = None;
+    }
+    sqlx::query(
+        "UPDATE supplier_tickets SET status = $2, supplier_number = $3, recheck_at = $4, \
+         handed_over_at = $5, updated_at = $6 WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(number)
+    .bind(recheck)
+    .bind(handed_over)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let mut qb = QueryBuilder::<Db>::new(SUPPLIER_SELECT);
+    qb.push(" WHERE st.id = ").push_bind(id.0);
+    let changed = supplier_from(&qb.build().fetch_one(&mut *tx).await?)?;
+    tx.commit().await?;
+    Ok(changed)
 }
