@@ -573,6 +573,11 @@ impl LegSession {
         }
         match self.rx.seq.update(h.seq) {
             SeqStatus::Duplicate | SeqStatus::Jump => return,
+            SeqStatus::Restarted(_) => {
+                // Report intervals start over with the new numbering.
+                self.rx.expected_prior = 0;
+                self.rx.received_prior = 0;
+            }
             _ => {}
         }
         self.stats.packets_in += 1;
@@ -993,7 +998,7 @@ impl LegSession {
         let block = self.rx.ssrc.and_then(|ssrc| {
             let max = self.rx.seq.max_ext()?;
             let expected = self.rx.seq.expected();
-            let received = self.rx.seq.received;
+            let received = self.rx.seq.received_since_restart();
             let exp_int = expected.saturating_sub(self.rx.expected_prior);
             let rec_int = received.saturating_sub(self.rx.received_prior);
             self.rx.expected_prior = expected;
