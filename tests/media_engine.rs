@@ -186,8 +186,11 @@ async fn recordings_without_audio_leave_no_file_and_close_finishes_them() {
     let rec = engine.start_recording(leg, &path).unwrap();
     engine.play(leg, &Playlist::one("beep")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Written as the call goes: the file exists before hang-up.
-    assert!(path.exists(), "the file is created with the first audio");
+    // Written as the call goes: the file exists before hang-up, under its
+    // unfinished name until the recording is closed.
+    let part = dir.join("hangup.wav.part");
+    assert!(part.exists(), "the file is created with the first audio");
+    assert!(!path.exists());
     engine.close_leg(leg).unwrap();
     let ready = wait_for(&mut events, Duration::from_secs(3), |e| match e {
         MediaEvent::RecordingReady { id, duration, .. } if *id == rec => Some(*duration),

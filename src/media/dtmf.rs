@@ -1,6 +1,6 @@
 //! DTMF: RFC 4733 telephone-events in RTP (§2.3 payload format, §2.5 sender and
 //! receiver rules) and the SIP INFO bodies `application/dtmf-relay` and
-//! `application/dtmf` that some peers send instead.
+//! `application/dtmf` that some peers send instead (read both, write the first).
 //!
 //! Owns the event payload codec, the receiver's detector (one digit per event: every
 //! packet of an event carries the same RTP timestamp, and the end packet is sent three
@@ -309,6 +309,17 @@ pub fn parse_info_body(content_type: &str, body: &[u8]) -> Option<(char, Duratio
     }
 }
 
+/// The `application/dtmf-relay` body (the de-facto format of Cisco and most PBXes)
+/// for one key held `duration`: `Signal=5\r\nDuration=160\r\n`, duration in ms.
+pub fn info_body(key: char, duration: Duration) -> Result<String, DtmfError> {
+    char_to_event(key)?;
+    let ms = duration.as_millis().clamp(40, 60_000);
+    Ok(format!(
+        "Signal={}\r\nDuration={ms}\r\n",
+        key.to_ascii_uppercase()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +449,14 @@ mod tests {
             None
         );
         assert_eq!(parse_info_body("text/plain", b"5"), None);
+        for key in "0123456789*#ABCD".chars() {
+            let body = info_body(key, Duration::from_millis(120)).unwrap();
+            assert_eq!(
+                parse_info_body("application/dtmf-relay", body.as_bytes()),
+                Some((key, Duration::from_millis(120)))
+            );
+        }
+        assert!(info_body('x', Duration::from_millis(100)).is_err());
         assert_eq!(parse_info_body("application/dtmf", &[0xFF, 0xFE]), None);
     }
 
