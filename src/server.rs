@@ -1,6 +1,7 @@
 //! Assembles the engine from its parts and runs it until SIGTERM.
 //!
-//! [`Engine::start`] binds everything (port 0 in the configuration picks free
+//! [`Engine::start`] checks the prompts and the media address, repairs recordings a
+//! crash left unfinished, binds everything (port 0 in the configuration picks free
 //! ports, which is how the tests run many engines side by side) and returns the
 //! addresses actually bound; [`serve`] adds signal handling. Shutdown drains: new
 //! calls are refused with 503, calls in progress run to their end (or are ended
@@ -142,6 +143,15 @@ impl Engine {
                 crate::media::PromptError::Checks(faults),
             ))
         })?;
+        // Recordings a crash left unfinished get their headers repaired (in the
+        // background: only files older than this start are touched).
+        let started = std::time::SystemTime::now();
+        let recordings = config.recordings_dir();
+        let _ = std::thread::Builder::new()
+            .name("recording-recovery".into())
+            .spawn(move || {
+                crate::media::recording::recover_unfinished(&recordings, started);
+            });
         let config = Arc::new(config);
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)

@@ -475,6 +475,9 @@ impl CallControl {
                 if let Some(&(key, idx)) = self.by_media.get(&leg) {
                     tracing::info!(%leg, "no RTP for the timeout: ending the call");
                     self.with_call(now, key, |cc, call| {
+                        // The silent party is hung up too (BYE): the flows only end
+                        // the other legs of a leg that is gone.
+                        cc.drop_leg(now, key, call, idx);
                         cc.leg_gone(now, call, idx, "rtp-timeout")
                     });
                 }
