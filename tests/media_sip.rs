@@ -411,14 +411,19 @@ impl Ua {
     }
 }
 
+/// What an RTP endpoint received: arrival, payload type, payload.
+type Received = Arc<Mutex<Vec<(Instant, u8, Vec<u8>)>>>;
+/// What it sends every 20 ms: destination, payload type, payload.
+type Sending = Arc<Mutex<Option<(SocketAddr, u8, Vec<u8>)>>>;
+
 /// An RTP endpoint: records what it receives, sends a constant payload every 20 ms
 /// while told to.
 struct Rtp {
     addr: SocketAddr,
     sock: Arc<UdpSocket>,
-    got: Arc<Mutex<Vec<(Instant, u8, Vec<u8>)>>>,
+    got: Received,
     /// Where to and what: (destination, payload type, payload).
-    sending: Arc<Mutex<Option<(SocketAddr, u8, Vec<u8>)>>>,
+    sending: Sending,
     seq: Arc<AtomicU32>,
 }
 
@@ -426,8 +431,8 @@ impl Rtp {
     async fn start() -> Self {
         let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
         let addr = sock.local_addr().unwrap();
-        let got: Arc<Mutex<Vec<(Instant, u8, Vec<u8>)>>> = Arc::default();
-        let sending: Arc<Mutex<Option<(SocketAddr, u8, Vec<u8>)>>> = Arc::default();
+        let got: Received = Arc::default();
+        let sending: Sending = Arc::default();
         let seq = Arc::new(AtomicU32::new(1));
         let (rs, rg) = (sock.clone(), got.clone());
         tokio::spawn(async move {

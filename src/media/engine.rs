@@ -67,6 +67,82 @@ pub const TICK: Duration = Duration::from_millis(20);
 pub const LATENESS_BUCKETS_MS: [f64; LATENESS_BUCKETS - 1] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
 /// Number of tick-lateness buckets.
 pub const LATENESS_BUCKETS: usize = 8;
+/// Width of one bucket of the send-time histograms ([`SendTiming`]).
+pub const SEND_BUCKET: Duration = Duration::from_micros(50);
+/// Buckets of the send-time histograms: 0-20 ms in [`SEND_BUCKET`] steps, and one
+/// for everything later.
+pub const SEND_BUCKETS: usize = 401;
+
+/// How paced RTP really left, from the engine's own send timestamps (taken right
+/// after each `send_to`): histograms in [`SEND_BUCKET`] steps. Playback frames from
+/// the second on and DTMF packets are counted; a playback's first frame leaves at
+/// once, off the grid on purpose, and relayed audio follows its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendTiming {
+    /// Time from the packet's 20 ms grid instant to its send: wake-up delay plus the
+    /// leg's place in its shard's burst.
+    pub lateness: Vec<u64>,
+    /// For consecutive frames of a leg, how much the lateness changed: the deviation
+    /// of the interval between the two sends from 20 ms (the jitter a receiver
+    /// would see if the network added none).
+    pub interdeparture: Vec<u64>,
+}
+
+impl Default for SendTiming {
+    fn default() -> Self {
+        Self {
+            lateness: vec![0; SEND_BUCKETS],
+            interdeparture: vec![0; SEND_BUCKETS],
+        }
+    }
+}
+
+impl SendTiming {
+    fn add(&mut self, other: &SendTiming) {
+        for (a, b) in self.lateness.iter_mut().zip(&other.lateness) {
+            *a += b;
+        }
+        for (a, b) in self.interdeparture.iter_mut().zip(&other.interdeparture) {
+            *a += b;
+        }
+    }
+
+    /// `self - earlier`, for a measurement window.
+    pub fn since(&self, earlier: &SendTiming) -> SendTiming {
+        let sub =
+            |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect();
+        SendTiming {
+            lateness: sub(&self.lateness, &earlier.lateness),
+            interdeparture: sub(&self.interdeparture, &earlier.interdeparture),
+        }
+    }
+
+    /// The `p` quantile (0..1) of a histogram, as the upper bound of its bucket;
+    /// `None` when it is empty.
+    pub fn quantile(hist: &[u64], p: f64) -> Option<Duration> {
+        let total: u64 = hist.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(SEND_BUCKET * (i as u32 + 1));
+            }
+        }
+        Some(SEND_BUCKET * hist.len() as u32)
+    }
+
+    fn record(hist: &mut [u64], d: Duration) {
+        let i = ((d.as_micros() / SEND_BUCKET.as_micros()) as usize).min(SEND_BUCKETS - 1);
+        if let Some(c) = hist.get_mut(i) {
+            *c += 1;
+        }
+    }
+}
+
 /// Relayed frames in flight to one shard before more are dropped: about a third of
 /// a second of a thousand bridged legs. A shard that far behind has lost those
 /// frames' timing anyway.
@@ -177,6 +253,8 @@ struct Counters {
     legs_failed: AtomicU64,
     /// Per shard, refreshed about once a second.
     per_shard: Mutex<Vec<ShardTotals>>,
+    /// Send-time histograms, added to by each shard about once a second.
+    send_timing: Mutex<SendTiming>,
 }
 
 /// Counters a shard sums over its sessions.
@@ -811,6 +889,12 @@ impl MediaEngine {
         }
     }
 
+    /// The send-time histograms so far (refreshed by each shard about once a
+    /// second).
+    pub fn send_timing(&self) -> SendTiming {
+        lock(&self.inner.counters.send_timing).clone()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> MediaStats {
         let c = &self.inner.counters;
@@ -858,6 +942,8 @@ struct Slot {
     peer: Option<LegId>,
     next: Option<Instant>,
     recordings: HashMap<RecordingId, RecordingSlot>,
+    /// The last paced packet's grid instant and lateness.
+    last_paced: Option<(Instant, Duration)>,
 }
 
 /// A running recording as the shard knows it.
@@ -878,6 +964,8 @@ struct LocalCounters {
     packets_out: u64,
     bytes_out: u64,
     send_errors: u64,
+    /// Published about once a second (not every tick: 800 buckets).
+    send_timing: SendTiming,
 }
 
 struct Shard {
@@ -1144,6 +1232,7 @@ impl Shard {
                         peer: None,
                         next: None,
                         recordings: HashMap::new(),
+                        last_paced: None,
                     },
                 );
             }
@@ -1317,7 +1406,14 @@ impl Shard {
     }
 
     fn flush_counters(&mut self) {
-        let l = std::mem::take(&mut self.local);
+        let timing = std::mem::take(&mut self.local.send_timing);
+        let l = std::mem::replace(
+            &mut self.local,
+            LocalCounters {
+                send_timing: timing,
+                ..LocalCounters::default()
+            },
+        );
         let c = &self.counters;
         for (counter, n) in [
             (&c.packets_in, l.packets_in),
@@ -1333,6 +1429,8 @@ impl Shard {
     }
 
     fn publish_stats(&mut self) {
+        let timing = std::mem::take(&mut self.local.send_timing);
+        lock(&self.counters.send_timing).add(&timing);
         let mut t = self.retired;
         for slot in self.legs.values() {
             t.add(&slot.session.stats());
@@ -1343,7 +1441,7 @@ impl Shard {
     }
 }
 
-fn send(slot: &Slot, t: &Transmit, counters: &mut LocalCounters) {
+fn send(slot: &mut Slot, t: &Transmit, counters: &mut LocalCounters) {
     let socket = match t.socket {
         SocketKind::Rtp => &slot.rtp,
         SocketKind::Rtcp => &slot.rtcp,
@@ -1352,6 +1450,18 @@ fn send(slot: &Slot, t: &Transmit, counters: &mut LocalCounters) {
         Ok(n) => {
             counters.packets_out += 1;
             counters.bytes_out += n as u64;
+            if let Some(due) = t.paced {
+                // The engine's own send timestamp, against the packet's grid instant.
+                let late = Instant::now().saturating_duration_since(due);
+                SendTiming::record(&mut counters.send_timing.lateness, late);
+                if let Some((prev_due, prev_late)) = slot.last_paced {
+                    if due.saturating_duration_since(prev_due) == TICK {
+                        let change = late.abs_diff(prev_late);
+                        SendTiming::record(&mut counters.send_timing.interdeparture, change);
+                    }
+                }
+                slot.last_paced = Some((due, late));
+            }
         }
         Err(e) => {
             counters.send_errors += 1;

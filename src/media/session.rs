@@ -110,6 +110,9 @@ pub struct Transmit {
     pub dest: SocketAddr,
     /// The bytes.
     pub payload: Vec<u8>,
+    /// For a paced packet (playback from its second frame on, DTMF), the grid
+    /// instant it belongs to: a driver may measure how far from it it really left.
+    pub paced: Option<Instant>,
 }
 
 /// Something the leg wants its owner to know or do.
@@ -827,8 +830,16 @@ impl LegSession {
             socket: SocketKind::Rtp,
             dest,
             payload: out,
+            paced: None,
         });
         true
+    }
+
+    /// Marks the packet just queued as paced on `due`.
+    fn mark_paced(&mut self, due: Instant) {
+        if let Some(t) = self.transmits.back_mut() {
+            t.paced = Some(due);
+        }
     }
 
     /// Runs whatever is due at `now`: playback frames, DTMF packets, the inactivity
@@ -911,6 +922,10 @@ impl LegSession {
             }
             self.tx.relay_map = None;
             if self.send_rtp(due, pt, marker, ts, &frame, ts.wrapping_add(FRAME_TS)) {
+                // Frame 0 leaves at once, on purpose off the grid (see `play`).
+                if n > 0 {
+                    self.mark_paced(due);
+                }
                 self.record_sent(due, ts, marker, law, &frame);
             }
         }
@@ -932,7 +947,9 @@ impl LegSession {
                     let dur = u32::from(u16::from_be_bytes([block[2], block[3]]));
                     out.duration_ts = dur;
                     if let Some(pt) = self.remote.as_ref().and_then(|r| r.dtmf_pt) {
-                        self.send_rtp(due, pt, marker, ts, &block, ts.wrapping_add(dur));
+                        if self.send_rtp(due, pt, marker, ts, &block, ts.wrapping_add(dur)) {
+                            self.mark_paced(due);
+                        }
                     }
                 }
                 None => {
@@ -1034,6 +1051,7 @@ impl LegSession {
             socket,
             dest,
             payload,
+            paced: None,
         });
     }
 
