@@ -58,7 +58,7 @@ say outage-heating.wav "отключено отопление"
 say outage-electricity.wav "отключено электричество"
 say outage-gas.wav "отключён газ"
 say outage-lift.wav "не работает лифт"
-say outage-restored-at.wav "Ориентировочное время восстановления:"
+say outage-restored-at.wav "Время восстановления:"
 
 # --- Debt announcement: intro + amount (speech, nominative) ---------------------------
 say debt-intro.wav "По вашему адресу числится задолженность. Сумма задолженности:"

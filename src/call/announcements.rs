@@ -9,7 +9,7 @@
 //! nominative, the only case the number fragments exist in:
 //!
 //! - an outage: «Внимание! В вашем доме» + «отключена горячая вода» +
-//!   «Ориентировочное время восстановления:» + «восемнадцать часов тридцать минут»
+//!   «Время восстановления:» + «восемнадцать часов тридцать минут»
 //!   (in the city's time zone; not «до восемнадцати часов», which needs the
 //!   genitive);
 //! - a debt: «По вашему адресу числится задолженность. Сумма задолженности:» +
@@ -181,8 +181,8 @@ mod tests {
             valid_until: "2026-12-01".parse().unwrap(),
         });
         let said = notices(&config, &info, Some(chrono_tz::Asia::Yekaterinburg));
-        // 13:30 UTC is 18:30 in Yekaterinburg: «Ориентировочное время
-        // восстановления: восемнадцать часов тридцать минут».
+        // 13:30 UTC is 18:30 in Yekaterinburg: «Время восстановления:
+        // восемнадцать часов тридцать минут».
         assert_eq!(
             stems(&said),
             [

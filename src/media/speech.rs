@@ -9,7 +9,7 @@
 //! of day, ticket registration numbers read in digit groups, and telephone numbers as
 //! Russians say them (8, the code, then 3-2-2: «восемь, триста сорок три, двести,
 //! ноль ноль, ноль один»). Everything is in the nominative: the phrases before a
-//! number are worded to take it («Ориентировочное время восстановления:», «Сумма
+//! number are worded to take it («Время восстановления:», «Сумма
 //! задолженности:»), never «до» or «в размере», which would need the genitive or
 //! prepositional. Every function returns prompt names for a
 //! [`Playlist`](super::playback::Playlist); [`fragments`] lists every name they can
@@ -190,9 +190,8 @@ pub fn duration_minutes(lang: &str, total: u64) -> Result<Vec<String>, SpeechErr
     Ok(out)
 }
 
-/// A time of day in the nominative, as after «Ориентировочное время
-/// восстановления:»: 18:30 → восемнадцать часов тридцать минут; 18:00 →
-/// восемнадцать часов.
+/// A time of day in the nominative, as after «Время восстановления:»: 18:30 →
+/// восемнадцать часов тридцать минут; 18:00 → восемнадцать часов.
 pub fn time_of_day(lang: &str, hour: u32, minute: u32) -> Result<Vec<String>, SpeechError> {
     if hour > 23 || minute > 59 {
         return Err(SpeechError::BadTime(hour, minute));
