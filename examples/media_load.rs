@@ -691,7 +691,7 @@ greeting = "ru/greeting-etalon.wav"
 
         let cpu0 = cpu_by_group()?;
         let sipp0 = proc_ticks(sipp.id())?;
-        let drops0 = udp_drops(engine.sip_addr.port())?;
+        let drops0 = udp_drops()?;
         let stats0 = engine.media.stats();
         let timing0 = engine.media.send_timing();
         let started = Instant::now();
@@ -699,7 +699,7 @@ greeting = "ru/greeting-etalon.wav"
         let secs = started.elapsed().as_secs_f64();
         let cpu1 = cpu_by_group()?;
         let sipp1 = proc_ticks(sipp.id())?;
-        let drops1 = udp_drops(engine.sip_addr.port())?;
+        let drops1 = udp_drops()?;
         let stats1 = engine.media.stats();
         // Shards publish their histograms about once a second.
         tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -808,9 +808,22 @@ greeting = "ru/greeting-etalon.wav"
         Ok(n(11) + n(12))
     }
 
-    /// Datagrams the kernel dropped on the engine's UDP sockets (RTP range and the
-    /// SIP port) for want of buffer room: the last column of /proc/net/udp{,6}.
-    fn udp_drops(sip_port: u16) -> Result<u64> {
+    /// Datagrams the kernel dropped on this process's UDP sockets (the engine's: RTP
+    /// legs and SIP) for want of buffer room: the `drops` column of
+    /// /proc/net/udp{,6}, for the sockets whose inodes this process holds.
+    fn udp_drops() -> Result<u64> {
+        let mut mine = std::collections::HashSet::new();
+        for fd in std::fs::read_dir("/proc/self/fd")?.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let link = link.to_string_lossy().into_owned();
+                if let Some(inode) = link
+                    .strip_prefix("socket:[")
+                    .and_then(|l| l.strip_suffix(']'))
+                {
+                    mine.insert(inode.to_owned());
+                }
+            }
+        }
         let mut total = 0;
         for file in ["/proc/net/udp", "/proc/net/udp6"] {
             let Ok(text) = std::fs::read_to_string(file) else {
@@ -818,12 +831,8 @@ greeting = "ru/greeting-etalon.wav"
             };
             for line in text.lines().skip(1) {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                let port = f
-                    .get(1)
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| u16::from_str_radix(p, 16).ok());
-                let Some(port) = port else { continue };
-                if (RTP_MIN..=RTP_MAX + 1).contains(&port) || port == sip_port {
+                // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref ptr drops
+                if f.get(9).is_some_and(|inode| mine.contains(*inode)) {
                     total += f.last().and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
                 }
             }

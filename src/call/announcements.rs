@@ -3,7 +3,7 @@
 //! Owns the order (greeting, then every outage at the caller's house, then the debt
 //! at the caller's address, DESIGN.md "The domain"), how each notice is spoken from
 //! fragments, and the list of prompts the call layer plays by fixed name
-//! ([`fixed_prompts`], which `check-config` and `serve` require to exist).
+//! (`fixed_prompts`, which `check-config` and `serve` require to exist).
 //!
 //! The wording is chosen so every number that follows a phrase stands in the
 //! nominative, the only case the number fragments exist in:

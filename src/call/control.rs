@@ -816,10 +816,13 @@ impl CallControl {
         let Some(leg) = call.legs.get(idx) else {
             return;
         };
-        let items: Vec<String> = items
-            .into_iter()
-            .filter(|p| self.media.has_prompt(p))
-            .collect();
+        let (items, missing): (Vec<String>, Vec<String>) =
+            items.into_iter().partition(|p| self.media.has_prompt(p));
+        if !missing.is_empty() {
+            // `serve` refuses to start without them, so this is a prompt named at
+            // run time (a greeting added since): said, not silently skipped.
+            tracing::warn!(call = %call.id, ?missing, "prompts not in the library are skipped");
+        }
         if items.is_empty() {
             call.playback = None;
             return;
