@@ -90,6 +90,7 @@ fn leg() -> LegSession {
             rtcp_mux: false,
             codec: PayloadFormat::at_static(Codec::Pcma),
             dtmf_pt: Some(101),
+            dtmf_events: 0x1_FFFF,
             direction: Direction::SendRecv,
             ptime: 20,
         },

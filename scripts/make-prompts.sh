@@ -5,7 +5,10 @@
 # mono. Each phrase is synthesised at 22.05 kHz, leading and trailing silence is trimmed
 # (so number fragments join without gaps), the level is normalised to -3 dBFS, a 10 ms
 # fade-in and 20 ms fade-out avoid clicks, and the result is resampled to 8 kHz without
-# dither (so the files are reproducible byte for byte).
+# dither, so a rerun gives the same files byte for byte — with the same espeak-ng and
+# sox versions only (the committed files come from Debian bookworm's espeak-ng
+# 1.51+dfsg-10+deb12u2 and sox 14.4.2+git20190427-3.5; another version of either
+# changes the audio, and then every file differs).
 #
 # The hold music is synthesised with sox (sine arpeggios with a soft reverb): no
 # copyrighted material.
@@ -45,7 +48,9 @@ say goodbye.wav "Спасибо за звонок. До свидания."
 say ticket-number-ask.wav "Введите номер заявки и нажмите решётку."
 say connecting.wav "Соединяю с оператором."
 
-# --- Outage announcement parts: intro + kind + "до" + time (speech) -----------------
+# --- Outage announcement parts: intro + kind + restore time (speech) -----------------
+# The time follows in the nominative (media::speech has no other case), so the phrase
+# before it is worded to take it: not «до» (восемнадцати часов, genitive).
 say outage-intro.wav "Внимание! В вашем доме"
 say outage-hot-water.wav "отключена горячая вода"
 say outage-cold-water.wav "отключена холодная вода"
@@ -53,10 +58,10 @@ say outage-heating.wav "отключено отопление"
 say outage-electricity.wav "отключено электричество"
 say outage-gas.wav "отключён газ"
 say outage-lift.wav "не работает лифт"
-say outage-until.wav "до"
+say outage-restored-at.wav "Время восстановления:"
 
-# --- Debt announcement: intro + amount (speech) --------------------------------------
-say debt-intro.wav "По вашему адресу числится задолженность"
+# --- Debt announcement: intro + amount (speech, nominative) ---------------------------
+say debt-intro.wav "По вашему адресу числится задолженность. Сумма задолженности:"
 say debt-outro.wav "Пожалуйста, оплатите задолженность."
 
 # --- Dialer informer phrases ------------------------------------------------------------
@@ -67,7 +72,7 @@ say informer-decline.wav "Чтобы отказаться, нажмите два
 say informer-accepted.wav "Заявка принята. Спасибо."
 say status-check-intro.wav "Проверка выполнения заявки номер"
 say status-check-menu.wav "Если работы выполнены, нажмите один. Если работы ещё ведутся, нажмите два."
-say resident-registered.wav "Ваша заявка зарегистрирована под номером"
+say resident-registered.wav "Ваша заявка зарегистрирована. Номер заявки:"
 say staff-callback-intro.wav "Здравствуйте! Это аварийно-диспетчерская служба. Вы нам звонили. Соединяем с диспетчером."
 
 # --- Keypad survey ------------------------------------------------------------------------
@@ -90,6 +95,8 @@ say num/thousand-1.wav "тысяча"
 say num/thousand-2.wav "тысячи"
 say num/thousand-5.wav "тысяч"
 say num/number.wav "номер"
+# The pause between the groups of a telephone number (восемь, триста сорок три, ...).
+sox -D -n -r 8000 -b 16 -c 1 -e signed-integer "$out/num/pause.wav" trim 0 0.15
 
 say unit/ruble-1.wav "рубль"
 say unit/ruble-2.wav "рубля"

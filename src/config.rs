@@ -924,20 +924,58 @@ fn parse_socket(
     None
 }
 
+/// The largest `media.rtp_timeout_s`.
+pub const MAX_RTP_TIMEOUT_S: u64 = 3600;
+
+/// Why listening on every interface needs an advertised address: Contact, Via and
+/// SDP `c=` must name one address peers can reach, and `0.0.0.0` in SDP means hold.
+pub fn unadvertised(listen: SocketAddr) -> String {
+    format!(
+        "sip.listen `{listen}` is every interface: set sip.advertised_address to the address peers reach (SIP Contact and SDP c= cannot say {})",
+        listen.ip()
+    )
+}
+
 fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
     let sip_listen = parse_socket(&raw.sip.listen, "sip.listen", 5060, faults);
     let http_listen = parse_socket(&raw.http.listen, "http.listen", 8080, faults);
     let advertised_address = raw.sip.advertised_address.as_ref().and_then(|a| {
-        a.get_ref()
-            .parse::<IpAddr>()
-            .map_err(|_| {
+        match a.get_ref().parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => {
+                faults.at(
+                    Some(&a.span()),
+                    format!(
+                        "sip.advertised_address `{ip}` is not an address peers can reach (SDP would put them on hold)"
+                    ),
+                );
+                None
+            }
+            Ok(ip) => Some(ip),
+            Err(_) => {
                 faults.at(
                     Some(&a.span()),
                     format!("sip.advertised_address `{}` is not an IP", a.get_ref()),
-                )
-            })
-            .ok()
+                );
+                None
+            }
+        }
     });
+    if let Some(listen) = sip_listen {
+        if listen.ip().is_unspecified() && raw.sip.advertised_address.is_none() {
+            faults.at(Some(&raw.sip.listen.span()), unadvertised(listen));
+        }
+    }
+    // Instants plus a larger timeout overflow the clock; an hour is already far
+    // beyond any RTP silence worth waiting for.
+    if raw.media.rtp_timeout_s > MAX_RTP_TIMEOUT_S {
+        faults.at(
+            None,
+            format!(
+                "media.rtp_timeout_s = {} is more than {MAX_RTP_TIMEOUT_S} (an hour); 0 disables the timeout",
+                raw.media.rtp_timeout_s
+            ),
+        );
+    }
     if raw.sip.t1_ms == 0 || raw.sip.t2_ms < raw.sip.t1_ms {
         faults.at(None, "[sip] needs 0 < t1_ms <= t2_ms".into());
     }
@@ -1482,6 +1520,32 @@ proxy = "127.0.0.1:5070"
         );
         assert!(text.contains("unknown field `colour`"), "{text}");
         assert!(err.faults.len() >= 5, "{text}");
+    }
+
+    #[test]
+    fn media_addresses_and_the_rtp_timeout_are_bounded() {
+        let err = parse("[sip]\nlisten = \"0.0.0.0:5060\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("test.toml:2: sip.listen `0.0.0.0:5060` is every interface"),
+            "{text}"
+        );
+        let err = parse("[sip]\nlisten = \"0.0.0.0:5060\"\nadvertised_address = \"0.0.0.0\"\n")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("test.toml:3: sip.advertised_address `0.0.0.0` is not an address"),
+            "{err}"
+        );
+        let ok = parse("[sip]\nlisten = \"0.0.0.0:5060\"\nadvertised_address = \"203.0.113.7\"\n")
+            .unwrap();
+        assert_eq!(
+            ok.sip.advertised_address,
+            Some("203.0.113.7".parse().unwrap())
+        );
+        let err = parse("[media]\nrtp_timeout_s = 9223372036854775807\n").unwrap_err();
+        assert!(err.to_string().contains("media.rtp_timeout_s"), "{err}");
+        assert!(parse("[media]\nrtp_timeout_s = 3600\n").is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Assembles the engine from its parts and runs it until SIGTERM.
 //!
-//! [`Engine::start`] binds everything (port 0 in the configuration picks free
+//! [`Engine::start`] checks the prompts and the media address, repairs recordings a
+//! crash left unfinished, binds everything (port 0 in the configuration picks free
 //! ports, which is how the tests run many engines side by side) and returns the
 //! addresses actually bound; [`serve`] adds signal handling. Shutdown drains: new
 //! calls are refused with 503, calls in progress run to their end (or are ended
@@ -23,28 +24,76 @@ use crate::sip::transaction::TimerSettings;
 use crate::sip::transport::driver::{TransportSettings, Transports};
 use crate::sip::wire::Host;
 
-/// Checks every prompt the configuration refers to: it must exist and be a WAV file
-/// the engine plays (8 kHz, 16-bit, mono). Returns one message per fault, naming the
-/// file and what is wrong.
-pub fn check_prompts(config: &Config) -> Result<(), Vec<String>> {
+/// Every prompt the engine may play: those the configuration names, those the call
+/// layer plays by fixed name (outage and debt parts, goodbye, ...) and every number
+/// fragment speech joins, relative to the prompts directory.
+pub fn required_prompts(config: &Config) -> Vec<String> {
+    let mut all = config.referenced_prompts();
+    all.extend(crate::call::announcements::fixed_prompts(config));
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Loads the prompt library as `serve` plays it and checks that it holds every
+/// [`required_prompts`] entry. Any bad WAV anywhere under the directory is a fault
+/// (the library refuses it), as is a required prompt that is missing. Returns the
+/// library, or one message per fault naming the file and what is wrong; `check-config`
+/// prints them and `serve` refuses to start with the same ones.
+pub fn load_prompts(config: &Config) -> Result<crate::media::PromptLibrary, Vec<String>> {
     let dir = &config.media.prompts_dir;
-    let faults: Vec<String> = config
-        .referenced_prompts()
-        .into_iter()
-        .filter_map(|p| {
-            let path = dir.join(&p);
-            if !path.is_file() {
-                return Some(format!("prompt {} not found under {}", p, dir.display()));
-            }
-            crate::media::prompts::check_file(&path)
-                .err()
-                .map(|e| format!("prompt {p}: {e}"))
-        })
-        .collect();
+    let (lib, bad) = crate::media::PromptLibrary::load_all(dir)
+        .map_err(|e| vec![format!("prompts directory: {e}")])?;
+    let root = |path: &std::path::Path| {
+        path.strip_prefix(dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.display().to_string())
+    };
+    let mut faults = Vec::new();
+    let mut broken = std::collections::HashSet::new();
+    for e in bad {
+        let name = match &e {
+            crate::media::PromptError::Io { path, .. }
+            | crate::media::PromptError::Format { path, .. }
+            | crate::media::PromptError::Truncated { path, .. } => root(path),
+            other => other.to_string(),
+        };
+        broken.insert(name.clone());
+        faults.push(format!("prompt {name}: {e}"));
+    }
+    for p in required_prompts(config) {
+        if !lib.contains(&p) && !broken.contains(&p) {
+            faults.push(format!("prompt {} not found under {}", p, dir.display()));
+        }
+    }
     if faults.is_empty() {
-        Ok(())
+        Ok(lib)
     } else {
         Err(faults)
+    }
+}
+
+/// Checks the prompts as [`load_prompts`] does, for `check-config`.
+pub fn check_prompts(config: &Config) -> Result<(), Vec<String>> {
+    load_prompts(config).map(|_| ())
+}
+
+/// The address media is advertised at (SDP `c=`): the configured
+/// `sip.advertised_address`, else the SIP listen address. Listening on every
+/// interface with nothing to advertise is refused: `0.0.0.0` in SDP means hold.
+fn advertised_media_ip(config: &Config) -> Result<std::net::IpAddr, crate::Error> {
+    match config.sip.advertised_address {
+        Some(ip) => Ok(ip),
+        None if config.sip.listen.ip().is_unspecified() => {
+            Err(crate::Error::Config(crate::config::ConfigError {
+                faults: vec![crate::config::ConfigFault {
+                    file: "[sip]".into(),
+                    line: None,
+                    message: crate::config::unadvertised(config.sip.listen),
+                }],
+            }))
+        }
+        None => Ok(config.sip.listen.ip()),
     }
 }
 
@@ -86,6 +135,23 @@ impl Engine {
         config: Config,
         extra: impl FnOnce(crate::store::Store) -> axum::Router,
     ) -> Result<Self, crate::Error> {
+        // Refused before anything binds: media that would advertise 0.0.0.0 and
+        // prompts that would fail a call later.
+        let media_advertised = advertised_media_ip(&config)?;
+        let prompts = load_prompts(&config).map_err(|faults| {
+            crate::Error::Media(crate::media::MediaError::Prompt(
+                crate::media::PromptError::Checks(faults),
+            ))
+        })?;
+        // Recordings a crash left unfinished get their headers repaired (in the
+        // background: only files older than this start are touched).
+        let started = std::time::SystemTime::now();
+        let recordings = config.recordings_dir();
+        let _ = std::thread::Builder::new()
+            .name("recording-recovery".into())
+            .spawn(move || {
+                crate::media::recording::recover_unfinished(&recordings, started);
+            });
         let config = Arc::new(config);
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)
@@ -125,11 +191,18 @@ impl Engine {
             max_rate: config.sip.max_call_rate,
             retry_after: 5,
         };
-        let prompts = crate::media::PromptLibrary::load(&config.media.prompts_dir)
-            .map_err(crate::media::MediaError::from)?;
-        let media_ip = config.sip.advertised_address.unwrap_or(sip_addr.ip());
-        let (media, media_events) =
-            crate::media::MediaEngine::start(&config.media, Arc::new(prompts), media_ip)?;
+        // Media binds where SIP listens (an address of this host, or every
+        // interface) and is advertised separately: behind 1:1 NAT the advertised
+        // address is not one this host has.
+        let (media, media_events) = crate::media::MediaEngine::start_with(
+            &config.media,
+            Arc::new(prompts),
+            sip_addr.ip(),
+            crate::media::EngineOptions {
+                advertised_ip: Some(media_advertised),
+                ..Default::default()
+            },
+        )?;
         let control = CallControl::new(
             config.clone(),
             endpoint,

@@ -1,7 +1,8 @@
 //! The engine over real loopback sockets: prompt playback (packets, timestamps,
 //! marker, the finished event), the RTP inactivity timeout and hold, the port pool
 //! (pairs, reuse, ports taken by others), recordings with no audio and recordings
-//! finished by closing the leg.
+//! finished by closing the leg, binding apart from the advertised address, RTCP
+//! between the RTCP ports (port + 1) ending with a BYE.
 
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -186,8 +187,11 @@ async fn recordings_without_audio_leave_no_file_and_close_finishes_them() {
     let rec = engine.start_recording(leg, &path).unwrap();
     engine.play(leg, &Playlist::one("beep")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // Written as the call goes: the file exists before hang-up.
-    assert!(path.exists(), "the file is created with the first audio");
+    // Written as the call goes: the file exists before hang-up, under its
+    // unfinished name until the recording is closed.
+    let part = dir.join("hangup.wav.part");
+    assert!(part.exists(), "the file is created with the first audio");
+    assert!(!path.exists());
     engine.close_leg(leg).unwrap();
     let ready = wait_for(&mut events, Duration::from_secs(3), |e| match e {
         MediaEvent::RecordingReady { id, duration, .. } if *id == rec => Some(*duration),
@@ -310,4 +314,116 @@ async fn shutdown_finishes_running_recordings() {
     assert_eq!(ready, ids);
     assert!(matches!(engine.open_leg(), Err(MediaError::Stopped)));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legs_bind_where_told_and_are_advertised_apart() {
+    use dispatchline::media::EngineOptions;
+    // 1:1 NAT: the public address is not this host's (binding there failed every
+    // call); the leg binds to the local address and SDP gets the public one.
+    let public: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    for (bind, advertised) in [
+        ("127.0.0.1", Some(public)),
+        // Every interface, advertised as configured.
+        ("0.0.0.0", Some("127.0.0.1".parse().unwrap())),
+    ] {
+        let (engine, _events) = MediaEngine::start_with(
+            &settings(42000, 42999),
+            library(),
+            bind.parse().unwrap(),
+            EngineOptions {
+                advertised_ip: advertised,
+                ..EngineOptions::default()
+            },
+        )
+        .unwrap();
+        let (leg, sdp_addr) = engine.open_leg().unwrap();
+        assert_eq!(Some(sdp_addr.ip()), advertised, "{bind}");
+        let local = std::net::SocketAddr::new("127.0.0.1".parse().unwrap(), sdp_addr.port());
+        let (sock, peer) = endpoint().await;
+        engine
+            .set_remote(leg, negotiate(peer, sdp_addr, PCMA.0, PCMA.1))
+            .unwrap();
+        engine.play(leg, &Playlist::one("short")).unwrap();
+        let mut buf = [0u8; 1500];
+        let (_, from) = tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf))
+            .await
+            .expect("the prompt arrives")
+            .unwrap();
+        assert_eq!(from, local, "{bind}: sent from the leg's socket");
+        engine.shutdown();
+    }
+    // Every interface and nothing to advertise: SDP would say 0.0.0.0 (hold).
+    assert!(matches!(
+        MediaEngine::start(
+            &settings(42000, 42999),
+            library(),
+            "0.0.0.0".parse().unwrap()
+        ),
+        Err(MediaError::Unadvertised(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_goes_between_the_rtcp_ports_and_a_bye_ends_it() {
+    use dispatchline::media::EngineOptions;
+    let (engine, _events) = MediaEngine::start_with(
+        &settings(43000, 43999),
+        library(),
+        "127.0.0.1".parse().unwrap(),
+        EngineOptions {
+            rtcp_interval: Duration::from_millis(200),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    // The peer's RTP and RTCP ports, RTCP on RTP + 1 (RFC 3550 §11).
+    let (rtp, rtcp) = loop {
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 == 0 {
+            if let Ok(rtcp) = tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await {
+                break (rtp, rtcp);
+            }
+        }
+    };
+    let peer = rtp.local_addr().unwrap();
+    let (leg, local) = engine.open_leg().unwrap();
+    engine
+        .set_remote(leg, negotiate(peer, local, PCMA.0, PCMA.1))
+        .unwrap();
+    engine.play(leg, &Playlist::one("beep")).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(2), rtcp.recv_from(&mut buf))
+        .await
+        .expect("a report within two intervals")
+        .unwrap();
+    assert_eq!(from.port(), local.port() + 1, "from our RTCP port");
+    assert_eq!(buf[1], 200, "a Sender Report: we send the prompt");
+    assert!(n >= 28);
+    // The peer's own report, to our RTCP port.
+    let before = engine.stats().packets_in;
+    let rr = [
+        0x80, 201, 0, 1, 0, 0, 0xAB, 0xCD, // RR, no blocks
+        0x81, 202, 0, 2, 0, 0, 0xAB, 0xCD, 1, 1, b'p', 0, // SDES CNAME "p"
+    ];
+    rtcp.send_to(&rr, from).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(engine.stats().packets_in > before);
+    assert_eq!(engine.stats().dropped, 0, "a valid compound is not dropped");
+    // Closing: the last RTCP is a BYE (RFC 3550 §6.6).
+    engine.close_leg(leg).unwrap();
+    let mut last = Vec::new();
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), rtcp.recv_from(&mut buf)).await
+    {
+        last = buf[..n].to_vec();
+    }
+    let mut i = 0;
+    let mut types = Vec::new();
+    while i + 4 <= last.len() {
+        types.push(last[i + 1]);
+        i += (usize::from(u16::from_be_bytes([last[i + 2], last[i + 3]])) + 1) * 4;
+    }
+    assert_eq!(types.last(), Some(&203), "{types:?}");
 }

@@ -1,6 +1,8 @@
 //! Prompt format checks: anything but 8 kHz, 16-bit, mono PCM WAV is refused with an
 //! error that names the file and what is wrong, both through the media API and
-//! through `check-config`'s prompt check.
+//! through `check-config`'s prompt check; that check and `serve` agree: any bad WAV
+//! under the directory and any prompt the engine plays by fixed name (outage and
+//! debt parts, number fragments) that is missing are faults for both.
 
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -124,26 +126,81 @@ fn wrong_formats_are_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn check_config_reports_bad_prompt_formats() {
-    let dir = scratch("config");
-    for name in [
-        "greeting-citywide",
-        "number-changed",
-        "queue-wait",
-        "callback-promise",
-    ] {
-        write_wav(&dir.join(format!("ru/{name}.wav")), 8000, 1, 16, 800);
+/// A copy of the shipped prompts with the hold music recorded at CD quality by
+/// mistake, one fixed prompt and one number fragment missing, and a stray bad WAV no
+/// configuration names.
+fn broken_library(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-prompts");
+    let mut stack = vec![shipped.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(&shipped).unwrap();
+            if p.is_dir() {
+                std::fs::create_dir_all(dir.join(rel)).unwrap();
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "wav") {
+                std::fs::copy(&p, dir.join(rel)).unwrap();
+            }
+        }
     }
-    // Hold music recorded at CD quality by mistake.
     write_wav(&dir.join("ru/hold-music.wav"), 44100, 2, 16, 800);
+    std::fs::remove_file(dir.join("ru/debt-outro.wav")).unwrap();
+    std::fs::remove_file(dir.join("ru/unit/kopeck-2.wav")).unwrap();
+    std::fs::create_dir_all(dir.join("ru/old")).unwrap();
+    write_wav(&dir.join("ru/old/unused.wav"), 16000, 1, 16, 800);
+    dir
+}
+
+fn expect_faults(faults: &[String]) {
+    let has = |what: &[&str]| faults.iter().any(|f| what.iter().all(|w| f.contains(w)));
+    assert!(
+        has(&["ru/hold-music.wav", "44100 Hz", "mono"]),
+        "{faults:?}"
+    );
+    // Played by fixed name: before, the amount was said without «копейки» and the
+    // debt notice without its end, silently.
+    assert!(has(&["ru/debt-outro.wav", "not found"]), "{faults:?}");
+    assert!(has(&["ru/unit/kopeck-2.wav", "not found"]), "{faults:?}");
+    // Named by nothing, but `serve`'s library load refuses it: so does the check.
+    assert!(has(&["ru/old/unused.wav", "16000 Hz"]), "{faults:?}");
+    assert_eq!(faults.len(), 4, "{faults:?}");
+}
+
+#[test]
+fn check_config_reports_bad_and_missing_prompts_anywhere() {
+    let dir = broken_library("config");
     let mut config = Config::empty();
     config.media.prompts_dir = dir.clone();
     let faults = dispatchline::server::check_prompts(&config).unwrap_err();
-    assert_eq!(faults.len(), 1, "{faults:?}");
-    assert!(faults[0].contains("ru/hold-music.wav"), "{faults:?}");
-    assert!(faults[0].contains("44100 Hz"), "{faults:?}");
-    assert!(faults[0].contains("mono"), "{faults:?}");
+    expect_faults(&faults);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_the_same_faults() {
+    let dir = broken_library("serve");
+    let mut config = Config::empty();
+    config.media.prompts_dir = dir.clone();
+    config.sip.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.database.url = format!("sqlite://{}/db.sqlite", dir.display());
+    let err = dispatchline::server::Engine::start(config)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    expect_faults(&lines);
+    assert_eq!(
+        lines,
+        {
+            let mut c = Config::empty();
+            c.media.prompts_dir = dir.clone();
+            dispatchline::server::check_prompts(&c).unwrap_err()
+        },
+        "check-config and serve say the same"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

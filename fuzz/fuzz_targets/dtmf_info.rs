@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
         let mut b = [0u8; 4];
         b[..ts.len()].copy_from_slice(ts);
         let now = t0 + Duration::from_millis(10 * i as u64);
-        let _ = detector.handle(now, u32::from_be_bytes(b), payload);
-        let _ = detector.handle_timeout(now);
+        detector.handle(now, u32::from_be_bytes(b), payload);
+        detector.handle_timeout(now);
+        while detector.poll_digit().is_some() {}
     }
 });

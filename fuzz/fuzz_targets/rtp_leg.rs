@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             rtcp_mux: true,
             codec: PayloadFormat::at_static(Codec::Pcma),
             dtmf_pt: Some(101),
+            dtmf_events: 0x1_FFFF,
             direction: Direction::SendRecv,
             ptime: 20,
         },

@@ -1,10 +1,25 @@
 //! What a caller hears before reaching the queue, as prompt names.
 //!
 //! Owns the order (greeting, then every outage at the caller's house, then the debt
-//! at the caller's address, DESIGN.md "The domain") and how each notice is spoken
-//! from fragments: an outage says its kind and until when in the city's time zone;
-//! a debt says the amount in rubles and kopecks. Pure functions: the flows turn the
-//! result into a playlist.
+//! at the caller's address, DESIGN.md "The domain"), how each notice is spoken from
+//! fragments, and the list of prompts the call layer plays by fixed name
+//! (`fixed_prompts`, which `check-config` and `serve` require to exist).
+//!
+//! The wording is chosen so every number that follows a phrase stands in the
+//! nominative, the only case the number fragments exist in:
+//!
+//! - an outage: «Внимание! В вашем доме» + «отключена горячая вода» +
+//!   «Время восстановления:» + «восемнадцать часов тридцать минут»
+//!   (in the city's time zone; not «до восемнадцати часов», which needs the
+//!   genitive);
+//! - a debt: «По вашему адресу числится задолженность. Сумма задолженности:» +
+//!   «одна тысяча двести рублей пятьдесят копеек» + «Пожалуйста, оплатите
+//!   задолженность.»;
+//! - a legacy number: «Номер ... изменился. Пожалуйста, звоните по номеру» + the new
+//!   number as a telephone number («восемь, триста сорок три, двести, ноль ноль,
+//!   ноль один»), then goodbye.
+//!
+//! Pure functions: the flows turn the result into a playlist.
 
 use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
@@ -19,6 +34,35 @@ pub(crate) fn prompt(config: &Config, name: &str) -> String {
     format!("{}/{name}.wav", config.media.language)
 }
 
+/// The prompts the call layer plays by fixed name (not named in the configuration),
+/// under the configured language folder: outage and debt parts, the IVR's own
+/// phrases, and every number fragment [`speech`] can join.
+pub(crate) fn fixed_prompts(config: &Config) -> Vec<String> {
+    let mut names: Vec<&str> = vec![
+        "outage-intro",
+        "outage-restored-at",
+        "debt-intro",
+        "debt-outro",
+        "goodbye",
+        "invalid-choice",
+        "connecting",
+    ];
+    names.extend(OUTAGE_KINDS.iter().map(|(_, p)| *p));
+    let mut out: Vec<String> = names.into_iter().map(|n| prompt(config, n)).collect();
+    out.extend(speech::fragments(&config.media.language));
+    out
+}
+
+/// Outage kinds (the store's codes) and the prompt that names each.
+const OUTAGE_KINDS: [(&str, &str); 6] = [
+    ("hot_water", "outage-hot-water"),
+    ("cold_water", "outage-cold-water"),
+    ("heating", "outage-heating"),
+    ("electricity", "outage-electricity"),
+    ("gas", "outage-gas"),
+    ("lift", "outage-lift"),
+];
+
 /// The greeting for a number: its own prompt, or the generic citywide one.
 pub(crate) fn greeting(config: &Config, number: &Number) -> Vec<String> {
     match &number.greeting {
@@ -31,34 +75,30 @@ pub(crate) fn greeting(config: &Config, number: &Number) -> Vec<String> {
 }
 
 fn outage_kind_prompt(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "hot_water" => "outage-hot-water",
-        "cold_water" => "outage-cold-water",
-        "heating" => "outage-heating",
-        "electricity" => "outage-electricity",
-        "gas" => "outage-gas",
-        "lift" => "outage-lift",
-        _ => return None,
-    })
+    OUTAGE_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, p)| *p)
 }
 
 /// Outage and debt notices for a caller whose address is known.
 pub(crate) fn notices(config: &Config, info: &CallerInfo, zone: Option<Tz>) -> Vec<String> {
+    let lang = config.media.language.as_str();
     let mut out = Vec::new();
     for outage in &info.outages {
         out.push(prompt(config, "outage-intro"));
         if let Some(kind) = outage_kind_prompt(&outage.kind) {
             out.push(prompt(config, kind));
         }
-        if let Ok(until) = time_of_day(outage.until, zone) {
-            out.push(prompt(config, "outage-until"));
+        if let Ok(until) = time_of_day(lang, outage.until, zone) {
+            out.push(prompt(config, "outage-restored-at"));
             out.extend(until);
         }
     }
     if let Some(debt) = &info.debtor {
         if let Ok(amount) = u64::try_from(debt.amount_kopecks)
             .map_err(|_| ())
-            .and_then(|k| speech::amount_rub(k).map_err(|_| ()))
+            .and_then(|k| speech::amount_rub(lang, k).map_err(|_| ()))
         {
             out.push(prompt(config, "debt-intro"));
             out.extend(amount);
@@ -68,7 +108,11 @@ pub(crate) fn notices(config: &Config, info: &CallerInfo, zone: Option<Tz>) -> V
     out
 }
 
-fn time_of_day(at: DateTime<Utc>, zone: Option<Tz>) -> Result<Vec<String>, speech::SpeechError> {
+fn time_of_day(
+    lang: &str,
+    at: DateTime<Utc>,
+    zone: Option<Tz>,
+) -> Result<Vec<String>, speech::SpeechError> {
     let (h, m) = match zone {
         Some(z) => {
             let local = at.with_timezone(&z);
@@ -76,15 +120,15 @@ fn time_of_day(at: DateTime<Utc>, zone: Option<Tz>) -> Result<Vec<String>, speec
         }
         None => (at.hour(), at.minute()),
     };
-    speech::time_of_day(h, m)
+    speech::time_of_day(lang, h, m)
 }
 
-/// "The number has changed, please call N" and goodbye.
+/// "The number has changed, please call N" and goodbye; N is read as a telephone
+/// number.
 pub(crate) fn number_changed(config: &Config, new_number: Option<&PhoneNumber>) -> Vec<String> {
     let mut out = vec![config.prompts.number_changed.clone()];
     if let Some(n) = new_number {
-        let digits: String = n.as_str().chars().filter(char::is_ascii_digit).collect();
-        if let Ok(spoken) = speech::ticket_number(&digits) {
+        if let Ok(spoken) = speech::phone_number(&config.media.language, n.as_str()) {
             out.extend(spoken);
         }
     }
@@ -97,10 +141,8 @@ mod tests {
     use super::*;
     use crate::store::{ActiveOutage, DebtorFlag};
 
-    #[test]
-    fn outage_then_debt_in_the_city_zone() {
-        let config = Config::empty();
-        let mut info = CallerInfo {
+    fn caller() -> CallerInfo {
+        CallerInfo {
             phone: PhoneNumber::parse("+79120000001").unwrap(),
             tenant: None,
             city: Some("ekb".into()),
@@ -110,40 +152,150 @@ mod tests {
             debtor: None,
             outages: Vec::new(),
             staff: None,
-        };
+        }
+    }
+
+    fn stems(said: &[String]) -> Vec<&str> {
+        said.iter()
+            .map(|p| {
+                p.rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".wav")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outage_then_debt_in_the_city_zone_in_the_nominative() {
+        let config = Config::empty();
+        let mut info = caller();
         info.outages.push(ActiveOutage {
             id: crate::store::OutageId(1),
             kind: "hot_water".into(),
             text: "нет горячей воды".into(),
-            until: "2026-11-22T13:00:00Z".parse().unwrap(),
+            until: "2026-11-22T13:30:00Z".parse().unwrap(),
         });
         info.debtor = Some(DebtorFlag {
-            amount_kopecks: 1_543_210,
+            amount_kopecks: 1_543_201,
             valid_until: "2026-12-01".parse().unwrap(),
         });
         let said = notices(&config, &info, Some(chrono_tz::Asia::Yekaterinburg));
-        assert_eq!(said[0], "ru/outage-intro.wav");
-        assert_eq!(said[1], "ru/outage-hot-water.wav");
-        assert_eq!(said[2], "ru/outage-until.wav");
-        // 13:00 UTC is 18:00 in Yekaterinburg.
-        assert!(said[3].contains("18"), "{said:?}");
-        let debt = said.iter().position(|p| p == "ru/debt-intro.wav").unwrap();
-        assert!(
-            said[debt + 1..].iter().any(|p| p.contains("ruble")),
-            "{said:?}"
+        // 13:30 UTC is 18:30 in Yekaterinburg: «Время восстановления:
+        // восемнадцать часов тридцать минут».
+        assert_eq!(
+            stems(&said),
+            [
+                "outage-intro",
+                "outage-hot-water",
+                "outage-restored-at",
+                "18",
+                "hour-5",
+                "30",
+                "minute-5",
+                // «Сумма задолженности: пятнадцать тысяч четыреста тридцать два рубля
+                // одна копейка».
+                "debt-intro",
+                "15",
+                "thousand-5",
+                "400",
+                "30",
+                "2",
+                "ruble-2",
+                "1f",
+                "kopeck-1",
+                "debt-outro",
+            ]
         );
-        assert_eq!(said.last().map(String::as_str), Some("ru/debt-outro.wav"));
+        assert!(said.iter().all(|p| p.starts_with("ru/")), "{said:?}");
     }
 
     #[test]
-    fn legacy_number_says_the_new_number() {
+    fn minutes_and_kopecks_agree_in_gender_and_number() {
+        let config = Config::empty();
+        let mut info = caller();
+        info.outages.push(ActiveOutage {
+            id: crate::store::OutageId(1),
+            kind: "gas".into(),
+            text: "газ".into(),
+            until: "2026-11-22T16:21:00Z".parse().unwrap(),
+        });
+        info.debtor = Some(DebtorFlag {
+            amount_kopecks: 2_122,
+            valid_until: "2026-12-01".parse().unwrap(),
+        });
+        let notices = notices(&config, &info, Some(chrono_tz::Asia::Yekaterinburg));
+        let said = stems(&notices);
+        // 21:21: двадцать один час двадцать одна минута; 21,22 ₽: двадцать один
+        // рубль двадцать две копейки.
+        assert_eq!(
+            said[3..],
+            [
+                "20",
+                "1",
+                "hour-1",
+                "20",
+                "1f",
+                "minute-1",
+                "debt-intro",
+                "20",
+                "1",
+                "ruble-1",
+                "20",
+                "2f",
+                "kopeck-2",
+                "debt-outro"
+            ]
+        );
+    }
+
+    #[test]
+    fn legacy_number_says_the_new_number_as_a_telephone_number() {
         let config = Config::empty();
         let said = number_changed(&config, PhoneNumber::parse("+73432000001").ok().as_ref());
         assert_eq!(
-            said.first().map(String::as_str),
-            Some("ru/number-changed.wav")
+            stems(&said),
+            [
+                "number-changed",
+                "8",
+                "pause",
+                "300",
+                "40",
+                "3",
+                "pause",
+                "200",
+                "pause",
+                "0",
+                "0",
+                "pause",
+                "0",
+                "1",
+                "goodbye"
+            ]
         );
-        assert_eq!(said.last().map(String::as_str), Some("ru/goodbye.wav"));
-        assert!(said.len() > 4);
+    }
+
+    #[test]
+    fn the_language_folder_is_the_configured_one() {
+        let mut config = Config::empty();
+        config.media.language = "ru-alt".into();
+        let said = number_changed(&config, PhoneNumber::parse("+73432000001").ok().as_ref());
+        assert!(
+            said[1..].iter().all(|p| p.starts_with("ru-alt/")),
+            "{said:?}"
+        );
+        assert!(
+            fixed_prompts(&config)
+                .iter()
+                .all(|p| p.starts_with("ru-alt/"))
+        );
+    }
+
+    #[test]
+    fn every_fixed_prompt_ships() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-prompts");
+        for p in fixed_prompts(&Config::empty()) {
+            assert!(dir.join(&p).is_file(), "missing {p}");
+        }
     }
 }

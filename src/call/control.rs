@@ -319,6 +319,9 @@ pub struct CallControl {
     by_dialog: HashMap<DialogId, (u64, usize)>,
     by_media: HashMap<LegId, (u64, usize)>,
     recordings: HashMap<RecordingId, (CallId, Option<String>)>,
+    /// Cities' time zones as caller lookups told them (recordings go by the city's
+    /// local date).
+    city_zones: HashMap<String, Tz>,
     timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
     /// Calls waiting for an operator, in arrival order.
     pub(crate) waiting: VecDeque<u64>,
@@ -394,6 +397,7 @@ impl CallControl {
             by_dialog: HashMap::new(),
             by_media: HashMap::new(),
             recordings: HashMap::new(),
+            city_zones: HashMap::new(),
             timers: BinaryHeap::new(),
             waiting: VecDeque::new(),
             jobs: VecDeque::new(),
@@ -542,16 +546,36 @@ impl CallControl {
                     self.with_call(now, key, |cc, call| cc.playback_finished(now, call, id));
                 }
             }
-            MediaEvent::Dtmf { leg, digit, .. } => {
+            MediaEvent::Dtmf {
+                leg,
+                digit,
+                duration,
+                ..
+            } => {
                 if let Some(&(key, idx)) = self.by_media.get(&leg) {
-                    self.with_call(now, key, |cc, call| cc.digit(now, call, idx, digit));
+                    self.with_call(now, key, |cc, call| {
+                        cc.relay_digit(now, call, idx, digit, duration, true);
+                        cc.digit(now, call, idx, digit)
+                    });
                 }
             }
             MediaEvent::RtpTimeout { leg } => {
                 if let Some(&(key, idx)) = self.by_media.get(&leg) {
                     tracing::info!(%leg, "no RTP for the timeout: ending the call");
                     self.with_call(now, key, |cc, call| {
+                        // The silent party is hung up too (BYE): the flows only end
+                        // the other legs of a leg that is gone.
+                        cc.drop_leg(now, key, call, idx);
                         cc.leg_gone(now, call, idx, "rtp-timeout")
+                    });
+                }
+            }
+            MediaEvent::LegFailed { leg, error } => {
+                if let Some(&(key, idx)) = self.by_media.get(&leg) {
+                    tracing::error!(%leg, %error, "media leg failed: ending the call");
+                    self.with_call(now, key, |cc, call| {
+                        cc.drop_leg(now, key, call, idx);
+                        cc.leg_gone(now, call, idx, "media-failed")
                     });
                 }
             }
@@ -585,7 +609,15 @@ impl CallControl {
 
     /// The store's answer to an [`Action::Lookup`].
     pub fn handle_lookup(&mut self, now: Instant, call: u64, context: Option<CallerContext>) {
-        self.with_call(now, call, |cc, c| cc.lookup_done(now, c, context));
+        self.with_call(now, call, |cc, c| {
+            if let Some(ctx) = &context {
+                let city = ctx.info.city.clone().or_else(|| c.city.clone());
+                if let (Some(zone), Some(city)) = (ctx.zone, city) {
+                    cc.city_zones.insert(city, zone);
+                }
+            }
+            cc.lookup_done(now, c, context)
+        });
         self.process(now);
     }
 
@@ -1069,10 +1101,13 @@ impl CallControl {
         let Some(leg) = call.legs.get(idx) else {
             return;
         };
-        let items: Vec<String> = items
-            .into_iter()
-            .filter(|p| self.media.has_prompt(p))
-            .collect();
+        let (items, missing): (Vec<String>, Vec<String>) =
+            items.into_iter().partition(|p| self.media.has_prompt(p));
+        if !missing.is_empty() {
+            // `serve` refuses to start without them, so this is a prompt named at
+            // run time (a greeting added since): said, not silently skipped.
+            tracing::warn!(call = %call.id, ?missing, "prompts not in the library are skipped");
+        }
         if items.is_empty() {
             call.playback = None;
             return;
@@ -1098,14 +1133,8 @@ impl CallControl {
         let Some(leg) = call.legs.get(caller_leg) else {
             return;
         };
-        let tenant = call.tenant.clone().unwrap_or_else(|| "no-tenant".into());
-        let day = self.wall(now).date_naive();
-        let path = crate::media::recording::recording_path(
-            &self.config.recordings_dir(),
-            day,
-            &tenant,
-            &format!("{}.wav", call.id),
-        );
+        let _ = now;
+        let path = self.recording_file(call);
         match self.media.start_recording(leg.media, &path) {
             Ok(id) => {
                 call.recording = Some(id);
@@ -1123,7 +1152,73 @@ impl CallControl {
             if let Some(entry) = self.recordings.get_mut(&id) {
                 entry.1 = call.tenant.clone();
             }
-            let _ = self.media.stop_recording(id);
+            // ... and the file moves to the tenant's directory (and the city's
+            // date, once the lookup told its zone); `recording.ready` has the path.
+            let path = self.recording_file(call);
+            let _ = self.media.stop_recording(id, Some(&path));
+        }
+    }
+
+    /// Where a call's recording belongs: under the date the call was offered, in
+    /// its city's time zone when known (UTC otherwise), and its tenant
+    /// (`no-tenant` while unknown).
+    fn recording_file(&self, call: &Call) -> std::path::PathBuf {
+        let zone = call.context.as_ref().and_then(|c| c.zone).or_else(|| {
+            call.city
+                .as_ref()
+                .and_then(|c| self.city_zones.get(c).copied())
+        });
+        let started = call.record.offered_at;
+        let day = zone.map_or(started.date_naive(), |z| {
+            started.with_timezone(&z).date_naive()
+        });
+        let tenant = call.tenant.clone().unwrap_or_else(|| "no-tenant".into());
+        crate::media::recording::recording_path(
+            &self.config.recordings_dir(),
+            day,
+            &tenant,
+            &call.id.to_string(),
+        )
+    }
+
+    // -- DTMF relay between bridged legs (media, issue 4) ------------------------------
+
+    /// Passes a key pressed on leg `from` to the party on the other leg of a
+    /// connected call, the way that party negotiated: RFC 4733 events when it has
+    /// telephone-event (for keys that came as events the engine relays them itself,
+    /// with their timing), SIP INFO `application/dtmf-relay` otherwise.
+    fn relay_digit(
+        &mut self,
+        now: Instant,
+        call: &mut Call,
+        from: usize,
+        digit: char,
+        duration: Duration,
+        as_event: bool,
+    ) {
+        if call.stage != Stage::Connected || call.legs.len() < 2 {
+            return;
+        }
+        let to = if from == 0 {
+            call.ringing.unwrap_or(1)
+        } else {
+            0
+        };
+        let Some(target) = call.legs.get(to).filter(|_| to != from).map(|l| l.media) else {
+            return;
+        };
+        let events = self.media.telephone_event(target);
+        if as_event && events {
+            return;
+        }
+        if events {
+            if let Err(e) = self.media.send_dtmf(target, digit, duration) {
+                tracing::warn!(call = %call.id, error = %e, "cannot relay a DTMF key");
+            }
+            return;
+        }
+        if let Some(leg) = call.legs.get_mut(to) {
+            leg.send_info_dtmf(&mut self.endpoint, now, digit, duration);
         }
     }
 
@@ -1505,11 +1600,18 @@ impl CallControl {
             let Some(leg) = call.legs.get_mut(idx) else {
                 return;
             };
-            leg.on_ack(cc.media.as_ref(), ack);
+            let usable = leg.on_ack(cc.media.as_ref(), ack);
             if leg.bye_after_ack {
                 leg.bye_after_ack = false;
                 call.outstanding = call.outstanding.saturating_sub(1);
                 cc.drop_leg(now, key, call, idx);
+            }
+            if !usable {
+                // Late offer answered badly (or not at all) in the ACK: no media can
+                // flow and no RTP timeout would end it. RFC 3261 §13.2.1: BYE.
+                tracing::info!(call = %call.id, "unusable SDP answer in the ACK; ending the call");
+                cc.drop_leg(now, key, call, idx);
+                cc.leg_gone(now, call, idx, "bad-sdp");
             }
         });
     }
@@ -1606,7 +1708,10 @@ impl CallControl {
         match note {
             Note::Nothing => {}
             Note::HungUp => self.leg_gone(now, call, idx, "hangup"),
-            Note::Dtmf(d) => self.digit(now, call, idx, d),
+            Note::Dtmf(d, duration) => {
+                self.relay_digit(now, call, idx, d, duration, false);
+                self.digit(now, call, idx, d)
+            }
             Note::Hold(held) => self.hold(call, idx, held),
             other => match call.kind {
                 Kind::Forward => self.forward_note(now, key, call, idx, other),

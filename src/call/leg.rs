@@ -8,7 +8,7 @@
 //! ACK, CANCEL, BYE, re-INVITE for hold and resume, INFO for DTMF — and reports
 //! what happened as a [`Note`]; what to do about it is the call's business.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -64,8 +64,8 @@ pub(crate) enum Note {
     HungUp,
     /// The party put us on hold (true) or resumed (false).
     Hold(bool),
-    /// A DTMF key sent by SIP INFO.
-    Dtmf(char),
+    /// A DTMF key sent by SIP INFO, and how long it was held.
+    Dtmf(char, Duration),
 }
 
 /// Why a leg could not be set up.
@@ -285,15 +285,26 @@ impl Leg {
     }
 
     /// The ACK for our 2xx; with a late offer it carries the caller's answer.
-    pub(crate) fn on_ack(&mut self, media: &dyn MediaPort, ack: &Request) {
+    /// `false` (media): the offer in our 2xx got no usable answer — none in the
+    /// ACK, or one we cannot use — so the call must end with BYE (RFC 3261
+    /// §13.2.1).
+    pub(crate) fn on_ack(&mut self, media: &dyn MediaPort, ack: &Request) -> bool {
         self.acked = true;
         if let Some(d) = self.dialog.as_mut() {
             d.confirm(None);
         }
-        if self.late_offer && !ack.body.is_empty() {
-            self.late_offer = false;
-            if let Ok(negotiated) = parse_sdp(&ack.body).and_then(|a| self.sdp.accept_answer(&a)) {
+        if !self.late_offer {
+            return true;
+        }
+        self.late_offer = false;
+        match parse_sdp(&ack.body).and_then(|a| self.sdp.accept_answer(&a)) {
+            Ok(negotiated) => {
                 let _ = media.set_remote(self.media, negotiated);
+                true
+            }
+            Err(e) => {
+                tracing::info!(error = %e, empty = ack.body.is_empty(), "no usable SDP answer in the ACK");
+                false
             }
         }
     }
@@ -344,14 +355,13 @@ impl Leg {
                 }
             };
             dialog.confirm(Some(response));
-            if !response.body.is_empty() {
-                match parse_sdp(&response.body).and_then(|a| self.sdp.accept_answer(&a)) {
-                    Ok(negotiated) => {
-                        let _ = media.set_remote(self.media, negotiated);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "unusable SDP answer; media may not flow"),
-                }
-            }
+            // Our INVITE carried the offer, so the 2xx must carry a usable answer
+            // (RFC 3264 §5); without one no media can flow: ACK, then BYE below.
+            let media_ok = parse_sdp(&response.body)
+                .and_then(|a| self.sdp.accept_answer(&a))
+                .map(|negotiated| {
+                    let _ = media.set_remote(self.media, negotiated);
+                });
             let ack = dialog.ack(self.invite.headers.cseq.seq, None);
             let target = super::routing::target_for(dialog.next_hop()).unwrap_or(self.target);
             self.target = target;
@@ -365,6 +375,17 @@ impl Leg {
                 return Note::Nothing;
             }
             self.state = LegState::Answered;
+            if let Err(e) = media_ok {
+                // RFC 3261 §13.2.1: an answer the UAC cannot accept is ACKed, then
+                // the dialog is ended with BYE.
+                tracing::warn!(error = %e, "unusable SDP answer in the 2xx; ending the leg");
+                let _ = self.bye(ep, now);
+                return Note::Failed {
+                    status: 488,
+                    reason: format!("Not Acceptable Here: SDP answer {e}"),
+                    failure: None,
+                };
+            }
             return Note::Answered;
         }
         let was_ended = self.state == LegState::Ended;
@@ -515,7 +536,7 @@ impl Leg {
                 let digit = crate::media::dtmf::parse_info_body(&content_type, &request.body);
                 reply(ep, self, 200, None, None);
                 match digit {
-                    Some((d, _)) => Note::Dtmf(d),
+                    Some((d, duration)) => Note::Dtmf(d, duration),
                     None => Note::Nothing,
                 }
             }
@@ -533,6 +554,33 @@ impl Leg {
     /// Frees the media leg.
     pub(crate) fn close_media(&self, media: &dyn MediaPort) {
         let _ = media.close_leg(self.media);
+    }
+
+    // -- DTMF for a party without telephone-event (media, issue 4) ----------------
+
+    /// Sends a DTMF key to the party as SIP INFO `application/dtmf-relay` (for a
+    /// party that did not negotiate telephone-event). Only on an answered leg;
+    /// returns the INFO's transaction.
+    pub(crate) fn send_info_dtmf(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        digit: char,
+        duration: Duration,
+    ) -> Option<ClientTx> {
+        if self.state != LegState::Answered {
+            return None;
+        }
+        let body = crate::media::dtmf::info_body(digit, duration).ok()?;
+        let uas = matches!(self.role, Role::Uas(_));
+        let dialog = self.dialog.as_mut()?;
+        let mut info = dialog.request(Method::Info);
+        info.body = Bytes::from(body);
+        info.headers.set("Content-Type", "application/dtmf-relay");
+        let target = super::routing::target_for(dialog.next_hop())
+            .filter(|_| dialog.state() == DialogState::Confirmed && !uas)
+            .unwrap_or(self.target);
+        Some(ep.send_request(now, info, target))
     }
 }
 

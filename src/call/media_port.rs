@@ -1,5 +1,5 @@
 //! The call core's view of the media engine: the few non-blocking operations a call
-//! needs (open a leg, negotiate, play, bridge, record, close).
+//! needs (open a leg, negotiate, play, bridge, record, send DTMF, close).
 //!
 //! It is a trait so the call core stays testable without sockets: the engine
 //! implements it for [`MediaEngine`]; unit tests use [`FakeMedia`], which hands out
@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::media::{LegId, MediaEngine, MediaError, Negotiated, PlaybackId, Playlist, RecordingId};
 
@@ -27,8 +28,16 @@ pub trait MediaPort: Send {
     fn unbridge(&self, leg: LegId) -> Result<(), MediaError>;
     /// Records the caller's leg (left: what they said, right: what they heard).
     fn start_recording(&self, caller: LegId, path: &Path) -> Result<RecordingId, MediaError>;
-    /// Finishes a recording.
-    fn stop_recording(&self, id: RecordingId) -> Result<(), MediaError>;
+    /// Finishes a recording; `final_path`, when given and different from the path
+    /// it started with, is where the file goes (a tenant that became known, the
+    /// city's date). `RecordingReady` carries the path the file ended up at.
+    fn stop_recording(&self, id: RecordingId, final_path: Option<&Path>) -> Result<(), MediaError>;
+    /// Sends a DTMF key on a leg as RFC 4733 events. Fails with
+    /// [`MediaError::NoTelephoneEvent`] when the leg did not negotiate
+    /// telephone-event: the call sends SIP INFO on that leg instead.
+    fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<(), MediaError>;
+    /// Whether the leg negotiated telephone-event (RFC 4733 events reach it).
+    fn telephone_event(&self, leg: LegId) -> bool;
     /// Closes a leg and frees its ports.
     fn close_leg(&self, leg: LegId) -> Result<(), MediaError>;
     /// Whether a prompt exists in the library.
@@ -60,8 +69,14 @@ impl MediaPort for MediaEngine {
     fn start_recording(&self, caller: LegId, path: &Path) -> Result<RecordingId, MediaError> {
         MediaEngine::start_recording(self, caller, path)
     }
-    fn stop_recording(&self, id: RecordingId) -> Result<(), MediaError> {
-        MediaEngine::stop_recording(self, id)
+    fn stop_recording(&self, id: RecordingId, final_path: Option<&Path>) -> Result<(), MediaError> {
+        MediaEngine::stop_recording_as(self, id, final_path.map(Path::to_path_buf))
+    }
+    fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<(), MediaError> {
+        MediaEngine::send_dtmf(self, leg, digit, duration)
+    }
+    fn telephone_event(&self, leg: LegId) -> bool {
+        MediaEngine::telephone_event(self, leg)
     }
     fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
         MediaEngine::close_leg(self, leg)
@@ -75,10 +90,13 @@ impl MediaPort for MediaEngine {
 }
 
 /// A media port for tests: legs get consecutive loopback ports; every operation is
-/// logged as a line of text.
+/// logged as a line of text. Legs have telephone-event unless listed in
+/// `no_telephone_event`.
 #[derive(Debug, Default)]
 pub struct FakeMedia {
     next: Mutex<u64>,
+    /// Legs that did not negotiate telephone-event.
+    pub no_telephone_event: Mutex<Vec<LegId>>,
     /// What was asked, in order (`open leg-1`, `play leg-1 ru/x.wav`, ...).
     pub log: Mutex<Vec<String>>,
 }
@@ -134,9 +152,25 @@ impl MediaPort for FakeMedia {
         self.note(format!("record {caller} {}", path.display()));
         Ok(RecordingId(self.next()))
     }
-    fn stop_recording(&self, id: RecordingId) -> Result<(), MediaError> {
-        self.note(format!("stop-recording {}", id.0));
+    fn stop_recording(&self, id: RecordingId, final_path: Option<&Path>) -> Result<(), MediaError> {
+        match final_path {
+            Some(p) => self.note(format!("stop-recording {} {}", id.0, p.display())),
+            None => self.note(format!("stop-recording {}", id.0)),
+        }
         Ok(())
+    }
+    fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<(), MediaError> {
+        if !self.telephone_event(leg) {
+            return Err(MediaError::NoTelephoneEvent(leg));
+        }
+        self.note(format!("dtmf {leg} {digit} {}", duration.as_millis()));
+        Ok(())
+    }
+    fn telephone_event(&self, leg: LegId) -> bool {
+        self.no_telephone_event
+            .lock()
+            .map(|l| !l.contains(&leg))
+            .unwrap_or(true)
     }
     fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
         self.note(format!("close {leg}"));

@@ -29,6 +29,7 @@
 //! only appears in RTCP Sender Reports, from a reference the driver injects.
 
 use std::fmt;
+use std::net::IpAddr;
 
 pub mod dtmf;
 pub mod engine;
@@ -106,8 +107,16 @@ pub enum MediaEvent {
         /// The recording.
         id: RecordingId,
     },
-    /// A recording could not be written (disk full, permissions); what reached the
-    /// disk stays there.
+    /// The leg could not be set up on its shard (its sockets could not be polled):
+    /// no media will flow on it and it is gone; the call should end it.
+    LegFailed {
+        /// The leg.
+        leg: LegId,
+        /// Why.
+        error: String,
+    },
+    /// A recording could not be written (disk full, permissions, or the writer too
+    /// far behind a stalled disk); what reached the disk stays there.
     RecordingFailed {
         /// The recording.
         id: RecordingId,
@@ -165,4 +174,8 @@ pub enum MediaError {
     /// The engine has shut down.
     #[error("the media engine has stopped")]
     Stopped,
+    /// Legs would be advertised at an unspecified address (SDP `c=0.0.0.0` means
+    /// hold): binding to every interface needs an address to advertise.
+    #[error("media binds to {0} but has no address to advertise in SDP (0.0.0.0 means hold)")]
+    Unadvertised(IpAddr),
 }

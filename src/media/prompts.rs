@@ -55,6 +55,10 @@ pub enum PromptError {
     /// Several files are bad (library load); each line names one.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Several(Vec<PromptError>),
+    /// The prompt check `check-config` runs failed (bad or missing prompts); one
+    /// message per fault, as `check-config` prints them.
+    #[error("{}", .0.join("\n"))]
+    Checks(Vec<String>),
 }
 
 fn format_err(path: &Path, reason: impl Into<String>) -> PromptError {
@@ -202,6 +206,18 @@ impl PromptLibrary {
     /// Loads every `*.wav` under `dir` (recursively). Any bad file fails the load, and
     /// the error lists every bad file.
     pub fn load(dir: &Path) -> Result<Self, PromptError> {
+        let (lib, mut faults) = Self::load_all(dir)?;
+        match faults.len() {
+            0 => Ok(lib),
+            1 => Err(faults.remove(0)),
+            _ => Err(PromptError::Several(faults)),
+        }
+    }
+
+    /// Loads every good `*.wav` under `dir` and returns the bad ones beside, so a
+    /// check can report bad and missing files together. Fails only when a directory
+    /// cannot be read.
+    pub fn load_all(dir: &Path) -> Result<(Self, Vec<PromptError>), PromptError> {
         let mut lib = Self {
             root: dir.to_owned(),
             prompts: HashMap::new(),
@@ -233,11 +249,8 @@ impl PromptLibrary {
                 }
             }
         }
-        match faults.len() {
-            0 => Ok(lib),
-            1 => Err(faults.remove(0)),
-            _ => Err(PromptError::Several(faults)),
-        }
+        faults.sort_by_key(|e| e.to_string());
+        Ok((lib, faults))
     }
 
     /// Adds (or replaces) a prompt under its name.

@@ -1,7 +1,8 @@
 //! RTCP (RFC 3550 §6): telling RTCP from RTP on a multiplexed port (RFC 5761 §4),
 //! validating received compound packets (§6.1, §A.2) and building the Sender and
 //! Receiver Reports (§6.4) the engine sends every few seconds, each followed by an
-//! SDES CNAME (§6.5.1) as a compound packet requires.
+//! SDES CNAME (§6.5.1) as a compound packet requires, and the BYE (§6.6) a leg ends
+//! with.
 //!
 //! Received RTCP is checked and summarised, never trusted: the engine uses it only for
 //! statistics, so a malformed packet is an error the caller logs and drops.
@@ -188,10 +189,26 @@ pub fn build_report(
     out
 }
 
+/// Appends a BYE for `ssrc` (RFC 3550 §6.6) to a compound that starts with a report:
+/// the last RTCP a leaving source sends.
+pub fn append_bye(compound: &mut Vec<u8>, ssrc: Ssrc) {
+    compound.extend_from_slice(&[0x81, pt::BYE, 0, 1]);
+    compound.extend_from_slice(&ssrc.0.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_bye_ends_a_valid_compound() {
+        let mut c = build_report(Ssrc(7), None, None, "x");
+        append_bye(&mut c, Ssrc(7));
+        let parts = parse_compound(&c).unwrap();
+        assert_eq!(parts.last(), Some(&RtcpSummary::Bye));
+        assert_eq!(parts.len(), 3);
+    }
 
     #[test]
     fn demultiplexing_follows_rfc5761() {

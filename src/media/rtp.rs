@@ -148,6 +148,10 @@ pub struct SeqTracker {
     pub late: u64,
     /// Packets seen twice.
     pub duplicates: u64,
+    /// `received` when counting last started over (a confirmed restart).
+    received_at_restart: u64,
+    /// Packets lost before the last restart.
+    lost_before: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +207,12 @@ impl SeqTracker {
     }
 
     fn restart(&mut self, seq: u16) {
+        // What was lost before the sender restarted stays lost; the count of what
+        // arrived starts over with the new numbering.
+        if self.state.is_some() {
+            self.lost_before += self.lost_since_restart();
+            self.received_at_restart = self.received;
+        }
         let ext = 1 << 16 | u64::from(seq);
         self.state = Some(SeqState {
             base: ext,
@@ -223,9 +233,19 @@ impl SeqTracker {
         self.state.as_ref().map_or(0, |s| s.max - s.base + 1)
     }
 
-    /// Packets lost: expected minus received, never negative.
+    /// Packets received since the first (or since the last restart).
+    pub fn received_since_restart(&self) -> u64 {
+        self.received - self.received_at_restart
+    }
+
+    fn lost_since_restart(&self) -> u64 {
+        self.expected()
+            .saturating_sub(self.received_since_restart())
+    }
+
+    /// Packets lost, across restarts: expected minus received, never negative.
     pub fn lost(&self) -> u64 {
-        self.expected().saturating_sub(self.received)
+        self.lost_before + self.lost_since_restart()
     }
 }
 
@@ -312,6 +332,25 @@ mod tests {
         assert_eq!(t.update(30000), SeqStatus::Jump);
         assert_eq!(t.update(30001), SeqStatus::Restarted(65536 + 30001));
         assert_eq!(t.update(30002), SeqStatus::InOrder(65536 + 30002));
+    }
+
+    #[test]
+    fn a_restart_keeps_earlier_loss_and_counts_afresh() {
+        let mut t = SeqTracker::default();
+        for seq in [1, 2, 4, 5] {
+            t.update(seq);
+        }
+        assert_eq!(t.lost(), 1);
+        t.update(40000);
+        t.update(40001);
+        for seq in 40002..40010 {
+            t.update(seq);
+        }
+        // Before: the four old packets counted against the new numbering hid loss.
+        t.update(40012);
+        assert_eq!(t.expected(), 12);
+        assert_eq!(t.received_since_restart(), 10);
+        assert_eq!(t.lost(), 1 + 2);
     }
 
     proptest! {

@@ -178,6 +178,10 @@ pub struct Negotiated {
     pub codec: PayloadFormat,
     /// The telephone-event payload type, when both sides support RFC 4733.
     pub dtmf_pt: Option<u8>,
+    /// The telephone-events the peer accepts (bit n: event n, 0-31), from its
+    /// `a=fmtp` (RFC 4733 §2.4.1; no fmtp means the DTMF events 0-15). Events the
+    /// peer did not list are not sent to it.
+    pub dtmf_events: u32,
     /// Our direction: `SendOnly` means we send and the peer does not (we hold them,
     /// or they put us on hold with recvonly).
     pub direction: Direction,
@@ -358,9 +362,13 @@ impl SessionDescription {
                         username: user.to_owned(),
                         // Session ids are "numeric strings"; some UAs exceed u64.
                         session_id: id.parse().unwrap_or(0),
-                        version: ver
-                            .parse()
-                            .map_err(|_| malformed(n, "o= version is not a number"))?,
+                        // Also a "numeric string" (RFC 4566 §5.2); a version that
+                        // does not fit u64 is kept as 0 rather than failing the call.
+                        version: if ver.bytes().all(|b| b.is_ascii_digit()) && !ver.is_empty() {
+                            ver.parse().unwrap_or(0)
+                        } else {
+                            return Err(malformed(n, "o= version is not a number"));
+                        },
                         address: addr.to_owned(),
                     };
                 }
@@ -655,7 +663,11 @@ fn remote_addresses(
     } else {
         match m.rtcp {
             Some((port, addr)) => SocketAddr::new(addr.unwrap_or(ip), port),
-            None => SocketAddr::new(ip, m.port.wrapping_add(1)),
+            // RTP on 65535 leaves no port for RTCP: none is sent then.
+            None => match m.port.checked_add(1) {
+                Some(p) => SocketAddr::new(ip, p),
+                None => return Ok((Some(rtp), None)),
+            },
         }
     };
     Ok((Some(rtp), Some(rtcp)))
@@ -703,6 +715,10 @@ impl SdpSession {
         }
         let (index, codec, dtmf_pt) = accepted.ok_or(SdpError::NoCommonCodec)?;
         let theirs = offer.media.get(index).ok_or(SdpError::NoCommonCodec)?;
+        // The events both sides take (RFC 4733 §2.4.1): the answer lists only those,
+        // and no common event means no telephone-event at all.
+        let dtmf_events = dtmf_pt.map_or(0, |pt| event_mask(theirs, pt) & OUR_EVENTS);
+        let dtmf_pt = dtmf_pt.filter(|_| dtmf_events != 0);
         let (remote_rtp, remote_rtcp) = remote_addresses(offer, theirs, theirs.rtcp_mux)?;
         let their_dir = offer.direction_of(theirs);
         // They cannot receive if they gave no address (c=0.0.0.0 hold).
@@ -730,7 +746,7 @@ impl SdpSession {
                         clock_rate: 8000,
                         channels: None,
                     });
-                    fmtps.push((pt, "0-16".into()));
+                    fmtps.push((pt, format_event_list(dtmf_events)));
                 }
                 media.push(MediaDescription {
                     kind: m.kind.clone(),
@@ -757,6 +773,7 @@ impl SdpSession {
             rtcp_mux: theirs.rtcp_mux,
             codec,
             dtmf_pt,
+            dtmf_events,
             direction: ours,
             ptime: theirs.ptime.unwrap_or(20),
         };
@@ -788,7 +805,7 @@ impl SdpSession {
                 clock_rate: 8000,
                 channels: None,
             });
-            fmtps.push((pt, "0-16".into()));
+            fmtps.push((pt, format_event_list(OUR_EVENTS)));
         }
         let media = vec![MediaDescription {
             kind: "audio".into(),
@@ -922,6 +939,8 @@ pub fn accept_answer(
         ..SdpPreferences::default()
     };
     let (codec, dtmf_pt) = choose(theirs, &prefs).ok_or(SdpError::NoCommonCodec)?;
+    let dtmf_events = dtmf_pt.map_or(0, |pt| event_mask(theirs, pt) & OUR_EVENTS);
+    let dtmf_pt = dtmf_pt.filter(|_| dtmf_events != 0);
     let rtcp_mux = ours.rtcp_mux && theirs.rtcp_mux;
     let (remote_rtp, remote_rtcp) = remote_addresses(their_answer, theirs, rtcp_mux)?;
     let their_dir = their_answer.direction_of(theirs);
@@ -936,9 +955,64 @@ pub fn accept_answer(
         rtcp_mux,
         codec,
         dtmf_pt,
+        dtmf_events,
         direction,
         ptime: theirs.ptime.unwrap_or(20),
     })
+}
+
+/// The telephone-events we send and accept: the sixteen DTMF keys and flash
+/// (RFC 4733 §3.2, events 0-16), as a mask (bit n: event n).
+pub const OUR_EVENTS: u32 = 0x1_FFFF;
+/// What a telephone-event format without `a=fmtp` supports: events 0-15
+/// (RFC 4733 §2.4.1).
+const DEFAULT_EVENTS: u32 = 0xFFFF;
+
+/// The events a stream's `a=fmtp` lists for telephone-event type `pt`.
+fn event_mask(m: &MediaDescription, pt: u8) -> u32 {
+    match m.fmtps.iter().find(|(p, _)| *p == pt) {
+        None => DEFAULT_EVENTS,
+        Some((_, params)) => parse_event_list(params),
+    }
+}
+
+/// Reads an RFC 4733 event list (`0-11,16`) into a mask of events 0-31; events
+/// above 31 (none of them DTMF) and malformed items are left out.
+pub fn parse_event_list(list: &str) -> u32 {
+    let mut mask = 0u32;
+    for item in list.split(',') {
+        let item = item.trim();
+        let (a, b) = item.split_once('-').unwrap_or((item, item));
+        let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) else {
+            continue;
+        };
+        for e in a..=b.min(31) {
+            mask |= 1 << e;
+        }
+    }
+    mask
+}
+
+/// Writes a mask as an RFC 4733 event list (`0-11,16`).
+pub fn format_event_list(mask: u32) -> String {
+    let mut parts = Vec::new();
+    let mut e = 0u32;
+    while e < 32 {
+        if mask & (1 << e) == 0 {
+            e += 1;
+            continue;
+        }
+        let start = e;
+        while e < 32 && mask & (1 << e) != 0 {
+            e += 1;
+        }
+        parts.push(if e - 1 == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", e - 1)
+        });
+    }
+    parts.join(",")
 }
 
 /// The unspecified IPv4 address, as written by RFC 2543 hold.
@@ -1166,6 +1240,59 @@ mod tests {
             SessionDescription::parse("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n"),
             Err(SdpError::Incomplete)
         );
+    }
+
+    #[test]
+    fn the_answer_lists_only_the_events_both_sides_take() {
+        let offer = SessionDescription::parse(SIPP_OFFER).unwrap();
+        let (sdp, neg) = answer(&offer, local(), &SdpPreferences::default()).unwrap();
+        assert!(sdp.to_string().contains("a=fmtp:101 0-11,16\r\n"), "{sdp}");
+        assert_eq!(neg.dtmf_events, 0x1_0FFF);
+        // No fmtp: DTMF 0-15 (RFC 4733 §2.4.1), never flash.
+        let bare = SIPP_OFFER.replace("a=fmtp:101 0-11,16\r\n", "");
+        let (sdp, neg) = answer(
+            &SessionDescription::parse(&bare).unwrap(),
+            local(),
+            &SdpPreferences::default(),
+        )
+        .unwrap();
+        assert!(sdp.to_string().contains("a=fmtp:101 0-15\r\n"), "{sdp}");
+        assert_eq!(neg.dtmf_events, 0xFFFF);
+        // Only events we do not send: no telephone-event at all.
+        let odd = SIPP_OFFER.replace("0-11,16", "32-40");
+        let (sdp, neg) = answer(
+            &SessionDescription::parse(&odd).unwrap(),
+            local(),
+            &SdpPreferences::default(),
+        )
+        .unwrap();
+        assert_eq!(neg.dtmf_pt, None);
+        assert!(!sdp.to_string().contains("telephone-event"), "{sdp}");
+        assert_eq!(parse_event_list(" 0 - 3, 5,x,9-7, 200-300"), 0b10_1111);
+        assert_eq!(format_event_list(0x1_0FFF), "0-11,16");
+        assert_eq!(format_event_list(OUR_EVENTS), "0-16");
+        assert_eq!(format_event_list(1 << 31 | 1), "0,31");
+    }
+
+    #[test]
+    fn an_origin_version_beyond_u64_is_not_an_error() {
+        let offer = SIPP_OFFER.replace("2353687637", "123456789012345678901234567890");
+        let sdp = SessionDescription::parse(&offer).unwrap();
+        assert_eq!(sdp.origin.version, 0);
+        assert!(SessionDescription::parse(&SIPP_OFFER.replace("2353687637", "12x")).is_err());
+    }
+
+    #[test]
+    fn rtp_on_the_last_port_has_no_rtcp_port() {
+        let offer = SIPP_OFFER.replace("m=audio 6000", "m=audio 65535");
+        let (_, neg) = answer(
+            &SessionDescription::parse(&offer).unwrap(),
+            local(),
+            &SdpPreferences::default(),
+        )
+        .unwrap();
+        assert_eq!(neg.remote_rtp, Some("127.0.0.1:65535".parse().unwrap()));
+        assert_eq!(neg.remote_rtcp, None);
     }
 
     #[test]

@@ -4,12 +4,19 @@
 //! [`LegSession`] owns:
 //!
 //! - symmetric RTP (latching onto the source of the first packet, for NAT; packets
-//!   from anywhere else are dropped until the remote description changes). Only a
-//!   negotiated payload type can latch, and the SDP-negotiated address always wins
-//!   the latch back, so a stranger racing the peer's first packet cannot keep the
-//!   stream (the "RTP bleed" attack, CVE-2017-14099 in Asterisk);
+//!   from anywhere else are dropped until the remote description changes, compared
+//!   with the last address the peer gave, so a resume from `c=0.0.0.0` hold to a new
+//!   address re-opens the latch). Only a negotiated payload type can latch, and the
+//!   SDP-negotiated address always wins the latch back, so a stranger racing the
+//!   peer's first packet cannot keep the stream (the "RTP bleed" attack,
+//!   CVE-2017-14099 in Asterisk). A NAT that rebinds mid-call moves the latch after
+//!   [`RELATCH_PACKETS`] consecutive packets from the new address that continue the
+//!   latched stream (same SSRC, next sequence numbers), as Asterisk's `strictrtp`
+//!   learning does; a stranger who does not know SSRC and sequence cannot;
 //! - RTP/RTCP demultiplexing on the RTP port (RFC 5761 §4) and RTCP reception and
-//!   periodic SR/RR (RFC 3550 §6.4);
+//!   periodic SR/RR (RFC 3550 §6.4), a BYE when the leg closes (§6.6), nothing at
+//!   all while the peer holds with `c=0.0.0.0` (RFC 3264 §8.4). The RTCP source
+//!   latched on the RTCP port must share the RTP latch's IP address;
 //! - receive statistics per source (extended sequence numbers, loss, lateness,
 //!   duplicates, jitter; RFC 3550 §A.1, §A.3, §A.8);
 //! - the outgoing stream: one SSRC, sequence numbers, a timestamp line that keeps
@@ -56,6 +63,9 @@ pub const FRAME_TS: u32 = 160;
 pub const MAX_CATCH_UP: u32 = 5;
 /// Comfort noise (RFC 3389): accepted and ignored.
 const PT_CN: u8 = 13;
+/// Consecutive packets continuing the latched stream from one new address that move
+/// the latch there (a NAT rebinding mid-call).
+pub const RELATCH_PACKETS: u32 = 5;
 
 /// Per-leg settings, with the randomness the session must not draw itself.
 #[derive(Debug, Clone)]
@@ -100,6 +110,9 @@ pub struct Transmit {
     pub dest: SocketAddr,
     /// The bytes.
     pub payload: Vec<u8>,
+    /// For a paced packet (playback from its second frame on, DTMF), the grid
+    /// instant it belongs to: a driver may measure how far from it it really left.
+    pub paced: Option<Instant>,
 }
 
 /// Something the leg wants its owner to know or do.
@@ -226,12 +239,26 @@ struct Tx {
 
 impl Tx {
     /// The timestamp for a new spurt starting at `now`: the line keeps running in
-    /// real time, so a peer's jitter buffer sees the true gap.
+    /// real time, so a peer's jitter buffer sees the true gap (and a new spurt is
+    /// at least a frame after the last packet's timestamp).
     fn spurt_base(&self, now: Instant, initial: u32) -> u32 {
         match (self.last_ts, self.last_at) {
             (Some(ts), Some(at)) => {
                 let gap = now.saturating_duration_since(at).as_micros() as u64 * 8 / 1000;
                 ts.wrapping_add(gap.max(u64::from(FRAME_TS)) as u32)
+            }
+            _ => initial,
+        }
+    }
+
+    /// Where the timestamp line stands at `now`, for Sender Reports (RFC 3550
+    /// §6.4.1): the last packet's end plus the real time since, with no frame
+    /// minimum, so the SR's NTP/RTP pair is not biased by up to 20 ms.
+    fn line_at(&self, now: Instant, initial: u32) -> u32 {
+        match (self.last_ts, self.last_at) {
+            (Some(ts), Some(at)) => {
+                let gap = now.saturating_duration_since(at).as_micros() as u64 * 8 / 1000;
+                ts.wrapping_add(gap as u32)
             }
             _ => initial,
         }
@@ -243,8 +270,12 @@ impl Tx {
 pub struct LegSession {
     cfg: LegConfig,
     remote: Option<Negotiated>,
+    /// The last RTP address the peer gave (not `c=0.0.0.0`).
+    last_remote_rtp: Option<SocketAddr>,
     latched: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
+    /// A new source continuing the latched stream: address, last sequence, count.
+    relatch: Option<(SocketAddr, u16, u32)>,
     rx: Rx,
     epoch: Option<Instant>,
     last_rx: Option<Instant>,
@@ -299,8 +330,10 @@ impl LegSession {
         Self {
             cfg,
             remote: None,
+            last_remote_rtp: None,
             latched: None,
             latched_rtcp: None,
+            relatch: None,
             rx: Rx::default(),
             epoch: None,
             last_rx: None,
@@ -360,14 +393,16 @@ impl LegSession {
     }
 
     /// Applies the result of offer/answer: codec, destination, direction (hold).
-    /// A changed remote address re-opens latching.
+    /// A remote address other than the last one the peer gave re-opens latching
+    /// (compared across a `c=0.0.0.0` hold, which gives none).
     pub fn set_remote(&mut self, now: Instant, negotiated: Negotiated) {
-        let old = self.remote.as_ref().and_then(|r| r.remote_rtp);
-        if let (Some(new), Some(old)) = (negotiated.remote_rtp, old) {
-            if new != old {
+        if let Some(new) = negotiated.remote_rtp {
+            if self.last_remote_rtp.is_some_and(|old| old != new) {
                 self.latched = None;
                 self.latched_rtcp = None;
+                self.relatch = None;
             }
+            self.last_remote_rtp = Some(new);
         }
         self.remote = Some(negotiated);
         self.armed_at = Some(now);
@@ -464,15 +499,23 @@ impl LegSession {
         }
     }
 
-    /// Closes the leg: playback stops, the recording is finished; nothing is sent
-    /// afterwards.
+    /// Closes the leg: playback stops, the recording is finished, an RTCP BYE
+    /// (RFC 3550 §6.6) is the last datagram; nothing is sent afterwards.
     pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
         self.playback = None;
         self.dtmf_out = None;
         self.dtmf_queue.clear();
         self.stop_recording();
         self.transmits.clear();
         self.relays.clear();
+        if let Some(now) = self.tx.last_at {
+            if self.tx.packets > 0 {
+                self.send_report(now, true);
+            }
+        }
         self.closed = true;
     }
 
@@ -509,21 +552,18 @@ impl LegSession {
         }
         let sdp_addr = self.remote.as_ref().and_then(|r| r.remote_rtp);
         match self.latched {
-            Some(addr) if addr == from => {}
+            Some(addr) if addr == from => self.relatch = None,
             // The address the peer itself gave in SDP always wins the latch back, so
             // a stranger who raced the peer's first packet cannot keep the stream.
-            Some(_) if Some(from) == sdp_addr => {
-                self.latched = Some(from);
-                self.events.push_back(LegEvent::Latched(from));
-            }
+            Some(_) if Some(from) == sdp_addr => self.latch(from),
             Some(_) => {
-                self.stats.foreign += 1;
-                return;
+                if !self.continues_stream(from, h.ssrc, h.seq) {
+                    self.stats.foreign += 1;
+                    return;
+                }
+                self.latch(from);
             }
-            None => {
-                self.latched = Some(from);
-                self.events.push_back(LegEvent::Latched(from));
-            }
+            None => self.latch(from),
         }
         if self.rx.ssrc != Some(h.ssrc) {
             // A new source (the peer restarted its stream): fold the old statistics.
@@ -536,6 +576,11 @@ impl LegSession {
         }
         match self.rx.seq.update(h.seq) {
             SeqStatus::Duplicate | SeqStatus::Jump => return,
+            SeqStatus::Restarted(_) => {
+                // Report intervals start over with the new numbering.
+                self.rx.expected_prior = 0;
+                self.rx.received_prior = 0;
+            }
             _ => {}
         }
         self.stats.packets_in += 1;
@@ -547,10 +592,8 @@ impl LegSession {
 
         let remote = self.remote.as_ref();
         if remote.and_then(|r| r.dtmf_pt) == Some(h.pt) {
-            if let Some(d) = self.dtmf_in.handle(now, h.ts, packet.payload) {
-                self.stats.dtmf_in += 1;
-                self.events.push_back(LegEvent::Dtmf(d));
-            }
+            self.dtmf_in.handle(now, h.ts, packet.payload);
+            self.take_digits();
             if self.relay {
                 if let Some(block) = packet
                     .payload
@@ -598,6 +641,41 @@ impl LegSession {
         }
     }
 
+    fn latch(&mut self, from: SocketAddr) {
+        self.latched = Some(from);
+        self.relatch = None;
+        if self.latched_rtcp.is_some_and(|r| r.ip() != from.ip()) {
+            self.latched_rtcp = None;
+        }
+        self.events.push_back(LegEvent::Latched(from));
+    }
+
+    /// Whether a packet from `from` (not the latched address) is the
+    /// [`RELATCH_PACKETS`]th in a row that continues the latched stream: the same
+    /// SSRC and each the next sequence number. A NAT that rebinds mid-call moves the
+    /// stream like that; a stranger cannot without knowing SSRC and sequence.
+    fn continues_stream(&mut self, from: SocketAddr, ssrc: Ssrc, seq: u16) -> bool {
+        if self.rx.ssrc != Some(ssrc) {
+            self.relatch = None;
+            return false;
+        }
+        let count = match self.relatch {
+            Some((addr, last, n)) if addr == from && seq == last.wrapping_add(1) => n + 1,
+            _ => {
+                // The first one must follow the newest packet of the latched stream.
+                let max = self.rx.seq.max_ext().map(|m| m as u16);
+                let ahead = max.map(|m| super::rtp::seq_diff(seq, m));
+                if !ahead.is_some_and(|d| (1..=50).contains(&d)) {
+                    self.relatch = None;
+                    return false;
+                }
+                1
+            }
+        };
+        self.relatch = Some((from, seq, count));
+        count >= RELATCH_PACKETS
+    }
+
     /// A datagram that arrived on the RTCP port.
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         if !self.closed {
@@ -609,7 +687,12 @@ impl LegSession {
         match rtcp::parse_compound(datagram) {
             Ok(parts) => {
                 self.stats.rtcp_in += 1;
-                if !muxed && self.latched_rtcp.is_none() {
+                // Only from the peer's host: the RTP latch's IP, else the SDP's.
+                let peer_ip = self
+                    .latched
+                    .or(self.remote.as_ref().and_then(|r| r.remote_rtp))
+                    .map(|a| a.ip());
+                if !muxed && self.latched_rtcp.is_none() && peer_ip == Some(from.ip()) {
                     self.latched_rtcp = Some(from);
                 }
                 for p in parts {
@@ -646,6 +729,7 @@ impl LegSession {
         };
         let (pt, law) = (remote.codec.pt, remote.codec.codec.law());
         let dtmf_pt = remote.dtmf_pt;
+        let dtmf_events = remote.dtmf_events;
         let (map, fresh) = match self.tx.relay_map {
             Some(m) if m.source == frame.source => (m, false),
             _ => {
@@ -673,7 +757,9 @@ impl LegSession {
                 }
             }
             RelayPayload::Event(block) => {
-                let Some(dpt) = dtmf_pt else {
+                // Only events this peer listed (RFC 4733 §2.4.1).
+                let listed = block[0] < 32 && dtmf_events & (1 << block[0]) != 0;
+                let Some(dpt) = dtmf_pt.filter(|_| listed) else {
                     self.stats.relay_dropped += 1;
                     return;
                 };
@@ -687,6 +773,13 @@ impl LegSession {
                     ts.wrapping_add(duration),
                 );
             }
+        }
+    }
+
+    fn take_digits(&mut self) {
+        while let Some(d) = self.dtmf_in.poll_digit() {
+            self.stats.dtmf_in += 1;
+            self.events.push_back(LegEvent::Dtmf(d));
         }
     }
 
@@ -737,8 +830,16 @@ impl LegSession {
             socket: SocketKind::Rtp,
             dest,
             payload: out,
+            paced: None,
         });
         true
+    }
+
+    /// Marks the packet just queued as paced on `due`.
+    fn mark_paced(&mut self, due: Instant) {
+        if let Some(t) = self.transmits.back_mut() {
+            t.paced = Some(due);
+        }
     }
 
     /// Runs whatever is due at `now`: playback frames, DTMF packets, the inactivity
@@ -749,10 +850,8 @@ impl LegSession {
         }
         self.run_dtmf(now);
         self.run_playback(now);
-        if let Some(d) = self.dtmf_in.handle_timeout(now) {
-            self.stats.dtmf_in += 1;
-            self.events.push_back(LegEvent::Dtmf(d));
-        }
+        self.dtmf_in.handle_timeout(now);
+        self.take_digits();
         if let Some(deadline) = self.rtp_deadline() {
             if deadline <= now {
                 self.timed_out = true;
@@ -770,7 +869,7 @@ impl LegSession {
         }
         if let Some(at) = self.next_rtcp {
             if at <= now {
-                self.send_report(now);
+                self.send_report(now, false);
                 let next = at + self.rtcp_delay();
                 self.next_rtcp = Some(next);
                 if next <= now {
@@ -823,6 +922,10 @@ impl LegSession {
             }
             self.tx.relay_map = None;
             if self.send_rtp(due, pt, marker, ts, &frame, ts.wrapping_add(FRAME_TS)) {
+                // Frame 0 leaves at once, on purpose off the grid (see `play`).
+                if n > 0 {
+                    self.mark_paced(due);
+                }
                 self.record_sent(due, ts, marker, law, &frame);
             }
         }
@@ -844,7 +947,9 @@ impl LegSession {
                     let dur = u32::from(u16::from_be_bytes([block[2], block[3]]));
                     out.duration_ts = dur;
                     if let Some(pt) = self.remote.as_ref().and_then(|r| r.dtmf_pt) {
-                        self.send_rtp(due, pt, marker, ts, &block, ts.wrapping_add(dur));
+                        if self.send_rtp(due, pt, marker, ts, &block, ts.wrapping_add(dur)) {
+                            self.mark_paced(due);
+                        }
                     }
                 }
                 None => {
@@ -870,13 +975,19 @@ impl LegSession {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b)?,
         };
-        Some(since + self.cfg.rtp_timeout)
+        // A timeout too large for the clock never fires (configuration bounds it).
+        since.checked_add(self.cfg.rtp_timeout)
     }
 
-    fn send_report(&mut self, now: Instant) {
+    /// Queues a compound SR/RR (and a BYE when the leg `leaving`).
+    fn send_report(&mut self, now: Instant, leaving: bool) {
         let Some(remote) = self.remote.as_ref() else {
             return;
         };
+        // RFC 3264 §8.4: a peer holding with c=0.0.0.0 gets neither RTP nor RTCP.
+        if remote.remote_rtp.is_none() {
+            return;
+        }
         let (socket, dest) = if remote.rtcp_mux {
             (SocketKind::Rtp, self.latched.or(remote.remote_rtp))
         } else {
@@ -884,7 +995,7 @@ impl LegSession {
                 SocketKind::Rtcp,
                 self.latched_rtcp.or(remote.remote_rtcp).or(self
                     .latched
-                    .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))),
+                    .and_then(|a| a.port().checked_add(1).map(|p| SocketAddr::new(a.ip(), p)))),
             )
         };
         let Some(dest) = dest else { return };
@@ -893,7 +1004,7 @@ impl LegSession {
                 .cfg
                 .wallclock
                 .map_or(0, |(at, wall)| ntp_of(wall, at, now));
-            let rtp_ts = self.tx.spurt_base(now, self.cfg.initial_ts);
+            let rtp_ts = self.tx.line_at(now, self.cfg.initial_ts);
             SenderInfo {
                 ntp,
                 rtp_ts,
@@ -904,7 +1015,7 @@ impl LegSession {
         let block = self.rx.ssrc.and_then(|ssrc| {
             let max = self.rx.seq.max_ext()?;
             let expected = self.rx.seq.expected();
-            let received = self.rx.seq.received;
+            let received = self.rx.seq.received_since_restart();
             let exp_int = expected.saturating_sub(self.rx.expected_prior);
             let rec_int = received.saturating_sub(self.rx.received_prior);
             self.rx.expected_prior = expected;
@@ -931,12 +1042,16 @@ impl LegSession {
                 delay_since_last_sr: dlsr,
             })
         });
-        let payload = rtcp::build_report(self.tx.ssrc, sender, block, &self.cfg.cname);
+        let mut payload = rtcp::build_report(self.tx.ssrc, sender, block, &self.cfg.cname);
+        if leaving {
+            rtcp::append_bye(&mut payload, self.tx.ssrc);
+        }
         self.stats.rtcp_out += 1;
         self.transmits.push_back(Transmit {
             socket,
             dest,
             payload,
+            paced: None,
         });
     }
 
@@ -1020,6 +1135,7 @@ mod tests {
             rtcp_mux: false,
             codec: PayloadFormat::at_static(codec),
             dtmf_pt: Some(101),
+            dtmf_events: 0x1_FFFF,
             direction,
             ptime: 20,
         }
@@ -1189,6 +1305,244 @@ mod tests {
         let t1 = t0 + Duration::from_secs(600);
         s.set_remote(t1, negotiated(Codec::Pcma, Direction::SendRecv));
         assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(60)));
+    }
+
+    fn from_ssrc(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        rtp::build_into(
+            &RtpHeader {
+                pt: 8,
+                marker: false,
+                seq,
+                ts: u32::from(seq) * 160,
+                ssrc: Ssrc(ssrc),
+            },
+            &[0xD5; 160],
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    fn rtcp_sent(t: &[Transmit]) -> Vec<&Transmit> {
+        t.iter().filter(|x| rtcp::is_rtcp(&x.payload)).collect()
+    }
+
+    #[test]
+    fn a_resume_from_zero_address_hold_to_a_new_address_reopens_the_latch() {
+        let t0 = Instant::now();
+        let nat: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let moved: SocketAddr = "127.0.0.11:7000".parse().unwrap();
+        let held = || {
+            let mut n = negotiated(Codec::Pcma, Direction::SendRecv);
+            n.remote_rtp = None;
+            n.remote_rtcp = None;
+            n
+        };
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.handle_rtp(t0, nat, &packet(8, true, 1, 0, &[0xD5; 160]));
+        assert_eq!(s.destination(), Some(nat));
+        s.set_remote(t0 + Duration::from_secs(1), held());
+        assert_eq!(s.destination(), None);
+        let mut resumed = negotiated(Codec::Pcma, Direction::SendRecv);
+        resumed.remote_rtp = Some(moved);
+        s.set_remote(t0 + Duration::from_secs(2), resumed);
+        // Before the fix the stale NAT latch kept the stream.
+        assert_eq!(s.destination(), Some(moved));
+        let newer: SocketAddr = "127.0.0.12:7002".parse().unwrap();
+        s.handle_rtp(
+            t0 + Duration::from_secs(2),
+            newer,
+            &packet(8, false, 2, 160, &[0xD5; 160]),
+        );
+        assert_eq!(s.destination(), Some(newer));
+
+        // A resume to the address given before the hold keeps the latch.
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.handle_rtp(t0, nat, &packet(8, true, 1, 0, &[0xD5; 160]));
+        s.set_remote(t0 + Duration::from_secs(1), held());
+        s.set_remote(
+            t0 + Duration::from_secs(2),
+            negotiated(Codec::Pcma, Direction::SendRecv),
+        );
+        assert_eq!(s.destination(), Some(nat));
+    }
+
+    #[test]
+    fn no_rtcp_while_the_peer_holds_with_the_zero_address() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(LegConfig {
+            rtcp_interval: Duration::from_secs(1),
+            ..cfg()
+        });
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        let run = |s: &mut LegSession, from: Duration, to: Duration| {
+            let mut sent = Vec::new();
+            let mut t = t0 + from;
+            while t < t0 + to {
+                s.handle_timeout(t);
+                sent.extend(drain(s));
+                t += PTIME;
+            }
+            sent
+        };
+        assert!(!rtcp_sent(&run(&mut s, Duration::ZERO, Duration::from_secs(5))).is_empty());
+        let mut held = negotiated(Codec::Pcma, Direction::SendRecv);
+        held.remote_rtp = None;
+        held.remote_rtcp = None;
+        s.set_remote(t0 + Duration::from_secs(5), held);
+        let during = run(&mut s, Duration::from_secs(5), Duration::from_secs(15));
+        assert!(during.is_empty(), "{} datagrams during hold", during.len());
+        s.set_remote(
+            t0 + Duration::from_secs(15),
+            negotiated(Codec::Pcma, Direction::SendRecv),
+        );
+        let after = run(&mut s, Duration::from_secs(15), Duration::from_secs(20));
+        assert!(!rtcp_sent(&after).is_empty());
+        // An inactive (a=inactive) peer still gets RTCP (RFC 3264 §5.1).
+        s.set_remote(
+            t0 + Duration::from_secs(20),
+            negotiated(Codec::Pcma, Direction::Inactive),
+        );
+        let inactive = run(&mut s, Duration::from_secs(20), Duration::from_secs(25));
+        assert!(!rtcp_sent(&inactive).is_empty());
+    }
+
+    #[test]
+    fn a_nat_rebinding_moves_the_latch_but_a_stranger_cannot() {
+        let t0 = Instant::now();
+        let a: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        let b: SocketAddr = "127.0.0.9:6000".parse().unwrap();
+        let stranger: SocketAddr = "127.0.0.66:6666".parse().unwrap();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        for seq in 1..=10 {
+            s.handle_rtp(t0 + PTIME * u32::from(seq), a, &from_ssrc(0xABCD, seq));
+        }
+        assert_eq!(s.destination(), Some(a));
+        // A stranger: another SSRC, or the right SSRC with sequence numbers that do
+        // not continue the stream.
+        for seq in 11..40 {
+            s.handle_rtp(t0, stranger, &from_ssrc(0x5151, seq));
+            s.handle_rtp(t0, stranger, &from_ssrc(0xABCD, seq.wrapping_mul(977)));
+        }
+        assert_eq!(s.destination(), Some(a));
+        // The NAT moves the stream to a new port: it follows after RELATCH_PACKETS.
+        let foreign = s.stats().foreign;
+        for seq in 11..11 + RELATCH_PACKETS as u16 - 1 {
+            s.handle_rtp(t0, b, &from_ssrc(0xABCD, seq));
+            assert_eq!(s.destination(), Some(a), "seq {seq}");
+        }
+        s.handle_rtp(t0, b, &from_ssrc(0xABCD, 10 + RELATCH_PACKETS as u16));
+        assert_eq!(s.destination(), Some(b));
+        assert_eq!(s.stats().foreign, foreign + u64::from(RELATCH_PACKETS) - 1);
+        // A packet from the old address in between starts the count over.
+        let c: SocketAddr = "127.0.0.9:7000".parse().unwrap();
+        let mut seq = 20;
+        for _ in 0..RELATCH_PACKETS - 1 {
+            seq += 1;
+            s.handle_rtp(t0, c, &from_ssrc(0xABCD, seq));
+        }
+        seq += 1;
+        s.handle_rtp(t0, b, &from_ssrc(0xABCD, seq));
+        seq += 1;
+        s.handle_rtp(t0, c, &from_ssrc(0xABCD, seq));
+        assert_eq!(s.destination(), Some(b));
+    }
+
+    #[test]
+    fn closing_sends_an_rtcp_bye_to_the_rtcp_port() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(cfg());
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        s.play(t0, PlaybackId(1), cursor(1, false));
+        s.handle_timeout(t0);
+        drain(&mut s);
+        s.close();
+        let out = drain(&mut s);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].socket, SocketKind::Rtcp);
+        assert_eq!(out[0].dest, "127.0.0.1:40001".parse().unwrap());
+        let parts = rtcp::parse_compound(&out[0].payload).unwrap();
+        assert_eq!(parts.last(), Some(&rtcp::RtcpSummary::Bye));
+        // Nothing after that, and a leg that never sent says nothing.
+        s.close();
+        assert!(drain(&mut s).is_empty());
+        let mut quiet = LegSession::new(cfg());
+        quiet.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        quiet.close();
+        assert!(drain(&mut quiet).is_empty());
+    }
+
+    #[test]
+    fn rtcp_latches_only_on_the_peers_host_and_the_sr_timestamp_is_unbiased() {
+        let t0 = Instant::now();
+        let mut s = LegSession::new(LegConfig {
+            rtcp_interval: Duration::from_secs(5),
+            ..cfg()
+        });
+        s.set_remote(t0, negotiated(Codec::Pcma, Direction::SendRecv));
+        let rr = rtcp::build_report(Ssrc(0xABCD), None, None, "peer");
+        s.handle_rtcp(t0, "127.0.0.66:9999".parse().unwrap(), &rr);
+        s.handle_rtcp(t0, "127.0.0.1:41001".parse().unwrap(), &rr);
+        s.play(t0, PlaybackId(1), cursor(1, false));
+        s.handle_timeout(t0);
+        let mut last_rtp_ts = 0;
+        let mut last_rtp_at = t0;
+        let mut t = t0;
+        let mut report = None;
+        while report.is_none() && t < t0 + Duration::from_secs(10) {
+            t = s.poll_timeout().unwrap();
+            s.handle_timeout(t);
+            for x in drain(&mut s) {
+                if rtcp::is_rtcp(&x.payload) {
+                    report = Some((t, x));
+                } else {
+                    last_rtp_ts = rtp::parse(&x.payload).unwrap().header.ts;
+                    last_rtp_at = t;
+                }
+            }
+        }
+        let (at, report) = report.unwrap();
+        assert_eq!(report.dest, "127.0.0.1:41001".parse().unwrap());
+        let sr_ts = u32::from_be_bytes(report.payload[16..20].try_into().unwrap());
+        // The report's timestamp is the last frame's end plus the real time since.
+        let since = (at - last_rtp_at).as_micros() as u32 * 8 / 1000;
+        assert_eq!(
+            sr_ts,
+            last_rtp_ts.wrapping_add(FRAME_TS).wrapping_add(since)
+        );
+    }
+
+    #[test]
+    fn relayed_events_the_peer_did_not_list_are_dropped() {
+        let t0 = Instant::now();
+        let mut b = LegSession::new(cfg());
+        let mut n = negotiated(Codec::Pcma, Direction::SendRecv);
+        n.dtmf_events = 0x0FFF; // 0-11: no A-D, no flash
+        b.set_remote(t0, n);
+        let event = |e: u8| RelayFrame {
+            source: Ssrc(1),
+            ts: 0,
+            marker: true,
+            payload: RelayPayload::Event(
+                EventPayload {
+                    event: e,
+                    end: false,
+                    volume: 10,
+                    duration: 160,
+                }
+                .to_bytes(),
+            ),
+        };
+        b.send_relayed(t0, event(16));
+        b.send_relayed(t0, event(200));
+        assert!(drain(&mut b).is_empty());
+        assert_eq!(b.stats().relay_dropped, 2);
+        b.send_relayed(t0, event(5));
+        assert_eq!(drain(&mut b).len(), 1);
     }
 
     #[test]

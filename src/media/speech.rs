@@ -1,12 +1,19 @@
-//! Saying numbers in Russian by joining prompt fragments from `ivr-prompts/ru/num/`
-//! and `ivr-prompts/ru/unit/`.
+//! Saying numbers in Russian by joining prompt fragments from `<lang>/num/` and
+//! `<lang>/unit/` under the prompts directory (`lang` is the configured language
+//! folder, `ru` by default, so another Russian voice is another folder).
 //!
-//! Owns the grammar: cardinal numbers 0–999 999 with gender agreement (одна/две for
-//! feminine nouns: минута, копейка, тысяча), the three plural forms a counted noun
-//! takes (1 рубль, 2–4 рубля, 5–20 рублей; 11–14 always the "many" form), amounts in
-//! rubles and kopecks, durations in hours and minutes, times of day, and ticket
-//! registration numbers read in digit groups. Every function returns prompt names for
-//! a [`Playlist`](super::playback::Playlist); nothing here touches audio.
+//! Owns the grammar: cardinal numbers 0–999 999 in the nominative with gender
+//! agreement (одна/две for feminine nouns: минута, копейка, тысяча), the three plural
+//! forms a counted noun takes (1 рубль, 2–4 рубля, 5–20 рублей; 11–14 always the
+//! "many" form), amounts in rubles and kopecks, durations in hours and minutes, times
+//! of day, ticket registration numbers read in digit groups, and telephone numbers as
+//! Russians say them (8, the code, then 3-2-2: «восемь, триста сорок три, двести,
+//! ноль ноль, ноль один»). Everything is in the nominative: the phrases before a
+//! number are worded to take it («Время восстановления:», «Сумма
+//! задолженности:»), never «до» or «в размере», which would need the genitive or
+//! prepositional. Every function returns prompt names for a
+//! [`Playlist`](super::playback::Playlist); [`fragments`] lists every name they can
+//! return, for `check-config`. Nothing here touches audio.
 
 /// Grammatical gender of the counted noun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +47,13 @@ pub enum SpeechError {
     /// Not a valid time of day.
     #[error("{0:02}:{1:02} is not a time of day")]
     BadTime(u32, u32),
-    /// A ticket number with no digits.
-    #[error("ticket number `{0}` has no digits")]
+    /// A ticket or phone number with no digits.
+    #[error("number `{0}` has no digits")]
     NoDigits(String),
 }
 
 /// The largest number [`cardinal`] says.
 pub const MAX: u64 = 999_999;
-
-const PREFIX: &str = "ru/";
 
 /// The plural form of the noun after `n` (Russian agreement rules).
 pub fn plural_form(n: u64) -> PluralForm {
@@ -65,132 +70,184 @@ pub fn plural_form(n: u64) -> PluralForm {
     }
 }
 
-fn num(name: impl std::fmt::Display) -> String {
-    format!("{PREFIX}num/{name}.wav")
+fn num(lang: &str, name: impl std::fmt::Display) -> String {
+    format!("{lang}/num/{name}.wav")
 }
 
-fn unit(stem: &str, n: u64) -> String {
-    let form = match plural_form(n) {
+/// The noun forms the unit fragments exist for.
+pub const UNITS: [&str; 4] = ["ruble", "kopeck", "minute", "hour"];
+
+fn form_of(n: u64) -> u8 {
+    match plural_form(n) {
         PluralForm::One => 1,
         PluralForm::Few => 2,
         PluralForm::Many => 5,
-    };
-    format!("{PREFIX}unit/{stem}-{form}.wav")
+    }
+}
+
+fn unit(lang: &str, stem: &str, n: u64) -> String {
+    format!("{lang}/unit/{stem}-{}.wav", form_of(n))
+}
+
+/// A short silence between the groups of a telephone number (the commas of
+/// «восемь, триста сорок три, ...»).
+fn pause(lang: &str) -> String {
+    num(lang, "pause")
 }
 
 /// 1–999 into `out`, in `gender`.
-fn below_thousand(n: u64, gender: Gender, out: &mut Vec<String>) {
+fn below_thousand(lang: &str, n: u64, gender: Gender, out: &mut Vec<String>) {
     let hundreds = n / 100 * 100;
     let rest = n % 100;
     if hundreds > 0 {
-        out.push(num(hundreds));
+        out.push(num(lang, hundreds));
     }
     if rest == 0 {
         return;
     }
     if rest < 20 {
-        out.push(small(rest, gender));
+        out.push(small(lang, rest, gender));
     } else {
-        out.push(num(rest / 10 * 10));
+        out.push(num(lang, rest / 10 * 10));
         if rest % 10 > 0 {
-            out.push(small(rest % 10, gender));
+            out.push(small(lang, rest % 10, gender));
         }
     }
 }
 
-fn small(n: u64, gender: Gender) -> String {
+fn small(lang: &str, n: u64, gender: Gender) -> String {
     match (n, gender) {
-        (1, Gender::Feminine) => num("1f"),
-        (2, Gender::Feminine) => num("2f"),
-        _ => num(n),
+        (1, Gender::Feminine) => num(lang, "1f"),
+        (2, Gender::Feminine) => num(lang, "2f"),
+        _ => num(lang, n),
     }
 }
 
 /// A cardinal number, 0–999 999, agreeing with a noun of `gender`.
-pub fn cardinal(n: u64, gender: Gender) -> Result<Vec<String>, SpeechError> {
+pub fn cardinal(lang: &str, n: u64, gender: Gender) -> Result<Vec<String>, SpeechError> {
     if n > MAX {
         return Err(SpeechError::OutOfRange(n));
     }
     let mut out = Vec::new();
     if n == 0 {
-        out.push(num(0));
+        out.push(num(lang, 0));
         return Ok(out);
     }
     let thousands = n / 1000;
     if thousands > 0 {
         // "тысяча" is feminine: одна тысяча, две тысячи, пять тысяч.
-        below_thousand(thousands, Gender::Feminine, &mut out);
-        out.push(unit_thousand(thousands));
+        below_thousand(lang, thousands, Gender::Feminine, &mut out);
+        out.push(num(lang, format!("thousand-{}", form_of(thousands))));
     }
-    below_thousand(n % 1000, gender, &mut out);
+    below_thousand(lang, n % 1000, gender, &mut out);
     Ok(out)
 }
 
-fn unit_thousand(n: u64) -> String {
-    let form = match plural_form(n) {
-        PluralForm::One => 1,
-        PluralForm::Few => 2,
-        PluralForm::Many => 5,
-    };
-    num(format!("thousand-{form}"))
-}
-
-/// A number followed by a noun in the right form: `counted(5, Masculine, "ruble")`
-/// → пять рублей. `stem` names `ru/unit/{stem}-{1,2,5}.wav`.
-pub fn counted(n: u64, gender: Gender, stem: &str) -> Result<Vec<String>, SpeechError> {
-    let mut out = cardinal(n, gender)?;
-    out.push(unit(stem, n));
+/// A number followed by a noun in the right form: `counted("ru", 5, Masculine,
+/// "ruble")` → пять рублей. `stem` names `<lang>/unit/{stem}-{1,2,5}.wav`.
+pub fn counted(lang: &str, n: u64, gender: Gender, stem: &str) -> Result<Vec<String>, SpeechError> {
+    let mut out = cardinal(lang, n, gender)?;
+    out.push(unit(lang, stem, n));
     Ok(out)
 }
 
 /// An amount of money given in kopecks: "N рублей M копеек"; the kopecks are left
 /// out when there are none, the rubles when the amount is under one ruble.
-pub fn amount_rub(kopecks: u64) -> Result<Vec<String>, SpeechError> {
+pub fn amount_rub(lang: &str, kopecks: u64) -> Result<Vec<String>, SpeechError> {
     let rubles = kopecks / 100;
     let kop = kopecks % 100;
     let mut out = Vec::new();
     if rubles > 0 || kop == 0 {
-        out.extend(counted(rubles, Gender::Masculine, "ruble")?);
+        out.extend(counted(lang, rubles, Gender::Masculine, "ruble")?);
     }
     if kop > 0 {
-        out.extend(counted(kop, Gender::Feminine, "kopeck")?);
+        out.extend(counted(lang, kop, Gender::Feminine, "kopeck")?);
     }
     Ok(out)
 }
 
 /// A number of minutes: одна минута, две минуты, пять минут.
-pub fn minutes(n: u64) -> Result<Vec<String>, SpeechError> {
-    counted(n, Gender::Feminine, "minute")
+pub fn minutes(lang: &str, n: u64) -> Result<Vec<String>, SpeechError> {
+    counted(lang, n, Gender::Feminine, "minute")
 }
 
 /// A number of hours: один час, два часа, пять часов.
-pub fn hours(n: u64) -> Result<Vec<String>, SpeechError> {
-    counted(n, Gender::Masculine, "hour")
+pub fn hours(lang: &str, n: u64) -> Result<Vec<String>, SpeechError> {
+    counted(lang, n, Gender::Masculine, "hour")
 }
 
 /// A duration in whole minutes, said as hours and minutes (90 → один час тридцать
 /// минут).
-pub fn duration_minutes(total: u64) -> Result<Vec<String>, SpeechError> {
+pub fn duration_minutes(lang: &str, total: u64) -> Result<Vec<String>, SpeechError> {
     let (h, m) = (total / 60, total % 60);
     let mut out = Vec::new();
     if h > 0 {
-        out.extend(hours(h)?);
+        out.extend(hours(lang, h)?);
     }
     if m > 0 || h == 0 {
-        out.extend(minutes(m)?);
+        out.extend(minutes(lang, m)?);
     }
     Ok(out)
 }
 
-/// A time of day as announcements say it: 18:30 → восемнадцать часов тридцать
-/// минут; 18:00 → восемнадцать часов.
-pub fn time_of_day(hour: u32, minute: u32) -> Result<Vec<String>, SpeechError> {
+/// A time of day in the nominative, as after «Время восстановления:»: 18:30 →
+/// восемнадцать часов тридцать минут; 18:00 → восемнадцать часов.
+pub fn time_of_day(lang: &str, hour: u32, minute: u32) -> Result<Vec<String>, SpeechError> {
     if hour > 23 || minute > 59 {
         return Err(SpeechError::BadTime(hour, minute));
     }
-    let mut out = hours(u64::from(hour))?;
+    let mut out = hours(lang, u64::from(hour))?;
     if minute > 0 {
-        out.extend(minutes(u64::from(minute))?);
+        out.extend(minutes(lang, u64::from(minute))?);
+    }
+    Ok(out)
+}
+
+/// One group of digits as a dispatcher reads it: leading zeros one by one as
+/// «ноль», the rest as a number (`"020"` → ноль двадцать).
+fn digit_group(lang: &str, group: &str, out: &mut Vec<String>) -> Result<(), SpeechError> {
+    let zeros = group.len() - group.trim_start_matches('0').len();
+    let rest = group.get(zeros..).unwrap_or_default();
+    for _ in 0..zeros {
+        out.push(num(lang, 0));
+    }
+    if !rest.is_empty() {
+        let n: u64 = rest
+            .parse()
+            .map_err(|_| SpeechError::NoDigits(group.to_owned()))?;
+        out.extend(cardinal(lang, n, Gender::Masculine)?);
+    }
+    Ok(())
+}
+
+/// A telephone number as Russians say it. A Russian number (`+7`, `7` or `8` and ten
+/// digits) is read from the trunk prefix 8, then the three-digit code, then the
+/// subscriber number in groups of three, two and two, with a short pause between
+/// groups: `+73432000001` → восемь, триста сорок три, двести, ноль ноль, ноль один.
+/// Ten digits are the same without the 8. Anything else (short numbers, foreign
+/// numbers) is read in groups as [`ticket_number`] does.
+pub fn phone_number(lang: &str, text: &str) -> Result<Vec<String>, SpeechError> {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let national = match digits.len() {
+        11 if digits.starts_with('7') || digits.starts_with('8') => digits.get(1..),
+        10 => Some(digits.as_str()),
+        _ => None,
+    };
+    let Some(national) = national else {
+        return ticket_number(lang, &digits).map_err(|_| SpeechError::NoDigits(text.to_owned()));
+    };
+    let mut out = Vec::new();
+    if digits.len() == 11 {
+        out.push(num(lang, 8));
+    }
+    let mut rest = national;
+    for take in [3, 3, 2, 2] {
+        let (group, tail) = rest.split_at(take.min(rest.len()));
+        if !out.is_empty() {
+            out.push(pause(lang));
+        }
+        digit_group(lang, group, &mut out)?;
+        rest = tail;
     }
     Ok(out)
 }
@@ -200,7 +257,7 @@ pub fn time_of_day(hour: u32, minute: u32) -> Result<Vec<String>, SpeechError> {
 /// into groups of three (two groups of two when one digit would be left alone). Each
 /// group is said as a number; leading zeros are said as "ноль".
 /// `"2024-0157"` → двадцать, двадцать четыре, ноль один, пятьдесят семь.
-pub fn ticket_number(text: &str) -> Result<Vec<String>, SpeechError> {
+pub fn ticket_number(lang: &str, text: &str) -> Result<Vec<String>, SpeechError> {
     let mut out = Vec::new();
     let runs: Vec<&str> = text
         .split(|c: char| !c.is_ascii_digit())
@@ -211,19 +268,34 @@ pub fn ticket_number(text: &str) -> Result<Vec<String>, SpeechError> {
     }
     for run in runs {
         for group in split_groups(run) {
-            let zeros = group.len() - group.trim_start_matches('0').len();
-            let rest = group.get(zeros..).unwrap_or_default();
-            for _ in 0..zeros {
-                out.push(num(0));
-            }
-            if !rest.is_empty() {
-                // At most four digits (split_groups) — always in range.
-                let n: u64 = rest.parse().unwrap_or(0);
-                out.extend(cardinal(n, Gender::Masculine)?);
-            }
+            // At most three digits (split_groups): always in range.
+            digit_group(lang, group, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// Every fragment the functions here can return for `lang`: what `check-config`
+/// requires to exist.
+pub fn fragments(lang: &str) -> Vec<String> {
+    let mut out: Vec<String> = (0..20).map(|n| num(lang, n)).collect();
+    out.extend((2..10).map(|t| num(lang, t * 10)));
+    out.extend((1..10).map(|h| num(lang, h * 100)));
+    out.extend(
+        [
+            "1f",
+            "2f",
+            "thousand-1",
+            "thousand-2",
+            "thousand-5",
+            "pause",
+        ]
+        .map(|n| num(lang, n)),
+    );
+    for stem in UNITS {
+        out.extend([1, 2, 5].map(|n| unit(lang, stem, n)));
+    }
+    out
 }
 
 fn split_groups(run: &str) -> Vec<&str> {
@@ -301,6 +373,9 @@ mod tests {
                     .trim_start_matches("ru/num/")
                     .trim_start_matches("ru/unit/")
                     .trim_end_matches(".wav");
+                if stem == "pause" {
+                    return ",".to_string();
+                }
                 if let Ok(v) = stem.parse::<usize>() {
                     return match v {
                         0..=19 => ONES[v],
@@ -361,7 +436,7 @@ mod tests {
 
     #[test]
     fn rubles() {
-        let r = |k| words(&amount_rub(k).unwrap());
+        let r = |k| words(&amount_rub("ru", k).unwrap());
         assert_eq!(r(100), "один рубль");
         assert_eq!(r(200), "два рубля");
         assert_eq!(r(500), "пять рублей");
@@ -385,14 +460,14 @@ mod tests {
 
     #[test]
     fn kopecks_and_minutes_are_feminine() {
-        let k = |n| words(&counted(n, Gender::Feminine, "kopeck").unwrap());
+        let k = |n| words(&counted("ru", n, Gender::Feminine, "kopeck").unwrap());
         assert_eq!(k(1), "одна копейка");
         assert_eq!(k(2), "две копейки");
         assert_eq!(k(5), "пять копеек");
         assert_eq!(k(11), "одиннадцать копеек");
         assert_eq!(k(21), "двадцать одна копейка");
         assert_eq!(k(22), "двадцать две копейки");
-        let m = |n| words(&minutes(n).unwrap());
+        let m = |n| words(&minutes("ru", n).unwrap());
         assert_eq!(m(1), "одна минута");
         assert_eq!(m(2), "две минуты");
         assert_eq!(m(5), "пять минут");
@@ -405,7 +480,7 @@ mod tests {
 
     #[test]
     fn hours_and_times() {
-        let h = |n| words(&hours(n).unwrap());
+        let h = |n| words(&hours("ru", n).unwrap());
         assert_eq!(h(1), "один час");
         assert_eq!(h(2), "два часа");
         assert_eq!(h(5), "пять часов");
@@ -413,37 +488,37 @@ mod tests {
         assert_eq!(h(21), "двадцать один час");
         assert_eq!(h(22), "двадцать два часа");
         assert_eq!(
-            words(&time_of_day(18, 30).unwrap()),
+            words(&time_of_day("ru", 18, 30).unwrap()),
             "восемнадцать часов тридцать минут"
         );
         assert_eq!(
-            words(&time_of_day(21, 1).unwrap()),
+            words(&time_of_day("ru", 21, 1).unwrap()),
             "двадцать один час одна минута"
         );
-        assert_eq!(words(&time_of_day(0, 0).unwrap()), "ноль часов");
+        assert_eq!(words(&time_of_day("ru", 0, 0).unwrap()), "ноль часов");
         assert_eq!(
-            words(&duration_minutes(90).unwrap()),
+            words(&duration_minutes("ru", 90).unwrap()),
             "один час тридцать минут"
         );
-        assert_eq!(words(&duration_minutes(10).unwrap()), "десять минут");
-        assert!(time_of_day(24, 0).is_err());
+        assert_eq!(words(&duration_minutes("ru", 10).unwrap()), "десять минут");
+        assert!(time_of_day("ru", 24, 0).is_err());
     }
 
     #[test]
     fn thousands() {
-        let c = |n| words(&cardinal(n, Gender::Masculine).unwrap());
+        let c = |n| words(&cardinal("ru", n, Gender::Masculine).unwrap());
         assert_eq!(c(1000), "одна тысяча");
         assert_eq!(c(2000), "две тысячи");
         assert_eq!(c(5000), "пять тысяч");
         assert_eq!(c(21000), "двадцать одна тысяча");
         assert_eq!(c(111_000), "сто одиннадцать тысяч");
         assert_eq!(c(999_999).split(' ').count(), 7);
-        assert!(cardinal(1_000_000, Gender::Masculine).is_err());
+        assert!(cardinal("ru", 1_000_000, Gender::Masculine).is_err());
     }
 
     #[test]
     fn ticket_numbers_in_groups() {
-        let t = |s| words(&ticket_number(s).unwrap());
+        let t = |s| words(&ticket_number("ru", s).unwrap());
         assert_eq!(
             t("2024-0157"),
             "двадцать двадцать четыре ноль один пятьдесят семь"
@@ -452,28 +527,66 @@ mod tests {
         assert_eq!(t("007"), "ноль ноль семь");
         assert_eq!(t("1000"), "десять ноль ноль");
         assert_eq!(t("123456"), "сто двадцать три четыреста пятьдесят шесть");
-        assert!(ticket_number("--").is_err());
+        assert!(ticket_number("ru", "--").is_err());
     }
 
     #[test]
-    fn every_fragment_exists_on_disk() {
+    fn phone_numbers_as_russians_say_them() {
+        let p = |s| words(&phone_number("ru", s).unwrap());
+        assert_eq!(
+            p("+73432000001"),
+            "восемь , триста сорок три , двести , ноль ноль , ноль один"
+        );
+        assert_eq!(p("83432000001"), p("+73432000001"));
+        assert_eq!(
+            p("+79120450317"),
+            "восемь , девятьсот двенадцать , ноль сорок пять , ноль три , семнадцать"
+        );
+        assert_eq!(
+            p("4951000000"),
+            "четыреста девяносто пять , сто , ноль ноль , ноль ноль"
+        );
+        assert_eq!(
+            p("+7 (800) 555-35-35"),
+            "восемь , восемьсот , пятьсот пятьдесят пять , тридцать пять , тридцать пять"
+        );
+        // Short and foreign numbers: digit groups.
+        assert_eq!(p("112"), "сто двенадцать");
+        assert_eq!(
+            p("+49301234567"),
+            words(&ticket_number("ru", "49301234567").unwrap())
+        );
+        assert!(phone_number("ru", "+").is_err());
+    }
+
+    #[test]
+    fn every_fragment_is_listed_and_exists_on_disk() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-prompts");
+        let listed: std::collections::BTreeSet<String> = fragments("ru").into_iter().collect();
         let mut names = Vec::new();
         for n in 0..=MAX {
             if n < 1000 || n % 1000 == 0 || n % 997 == 0 {
-                names.extend(cardinal(n, Gender::Masculine).unwrap());
-                names.extend(cardinal(n, Gender::Feminine).unwrap());
+                names.extend(cardinal("ru", n, Gender::Masculine).unwrap());
+                names.extend(cardinal("ru", n, Gender::Feminine).unwrap());
             }
         }
-        for stem in ["ruble", "kopeck", "minute", "hour"] {
+        for stem in UNITS {
             for n in [1, 2, 5] {
-                names.extend(counted(n, Gender::Masculine, stem).unwrap());
+                names.extend(counted("ru", n, Gender::Masculine, stem).unwrap());
             }
         }
+        names.extend(phone_number("ru", "+73432000001").unwrap());
         names.sort();
         names.dedup();
-        for n in names {
-            assert!(dir.join(&n).is_file(), "missing {n}");
+        for n in &names {
+            assert!(listed.contains(n), "{n} not in fragments()");
         }
+        for n in &listed {
+            assert!(dir.join(n).is_file(), "missing {n}");
+        }
+        assert_eq!(
+            cardinal("ru-alt", 21, Gender::Feminine).unwrap(),
+            ["ru-alt/num/20.wav", "ru-alt/num/1f.wav"]
+        );
     }
 }
