@@ -93,8 +93,14 @@ impl MediaPort for TestMedia {
         s.next += 1;
         Ok(RecordingId(s.next))
     }
-    fn stop_recording(&self, _id: RecordingId) -> Result<(), MediaError> {
+    fn stop_recording(&self, _id: RecordingId, _to: Option<&Path>) -> Result<(), MediaError> {
         Ok(())
+    }
+    fn send_dtmf(&self, leg: LegId, _digit: char, _d: Duration) -> Result<(), MediaError> {
+        Err(MediaError::NoTelephoneEvent(leg))
+    }
+    fn telephone_event(&self, _leg: LegId) -> bool {
+        false
     }
     fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
         let mut s = self.state();
