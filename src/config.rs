@@ -104,8 +104,16 @@ pub struct SipSettings {
     pub t2: Duration,
     /// RFC 3261 T4 (maximum time a message stays in the network).
     pub t4: Duration,
-    /// A TCP connection with no traffic for this long is closed.
+    /// A TCP connection with no traffic for this long is closed (unless a call
+    /// still uses it).
     pub tcp_idle_timeout: Duration,
+    /// Accepted TCP connections beyond this many are closed at once.
+    pub max_tcp_connections: usize,
+    /// SIP transactions beyond this many get a stateless 503.
+    pub max_transactions: usize,
+    /// A forward call's target that has not answered in this time is cancelled
+    /// and the caller answered 408 (RFC 3261 Timer C: more than 3 minutes).
+    pub forward_no_answer: Duration,
     /// New calls beyond this many concurrent ones are refused with 503 + Retry-After.
     pub max_concurrent_calls: usize,
     /// Incoming requests per second beyond which new calls are shed with 503.
@@ -525,6 +533,9 @@ struct RawSip {
     t2_ms: u64,
     t4_ms: u64,
     tcp_idle_timeout_s: u64,
+    max_tcp_connections: usize,
+    max_transactions: usize,
+    forward_no_answer_s: u64,
     max_concurrent_calls: usize,
     max_call_rate: u32,
     user_agent: String,
@@ -542,6 +553,9 @@ impl Default for RawSip {
             t2_ms: 4000,
             t4_ms: 5000,
             tcp_idle_timeout_s: 300,
+            max_tcp_connections: 4096,
+            max_transactions: 500_000,
+            forward_no_answer_s: 190,
             max_concurrent_calls: 4000,
             max_call_rate: 2000,
             user_agent: concat!("dispatchline/", env!("CARGO_PKG_VERSION")).into(),
@@ -979,6 +993,25 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
     if raw.sip.t1_ms == 0 || raw.sip.t2_ms < raw.sip.t1_ms {
         faults.at(None, "[sip] needs 0 < t1_ms <= t2_ms".into());
     }
+    // Bounded so that 64·T1 and the retransmission arithmetic stay sane.
+    if raw.sip.t1_ms > 10_000 || raw.sip.t2_ms > 60_000 || raw.sip.t4_ms > 60_000 {
+        faults.at(
+            None,
+            "[sip] needs t1_ms <= 10000, t2_ms <= 60000 and t4_ms <= 60000".into(),
+        );
+    }
+    if raw.sip.forward_no_answer_s == 0 || raw.sip.forward_no_answer_s > 600 {
+        faults.at(
+            None,
+            "[sip] forward_no_answer_s must be between 1 and 600".into(),
+        );
+    }
+    if raw.sip.max_tcp_connections == 0 || raw.sip.max_transactions == 0 {
+        faults.at(
+            None,
+            "[sip] max_tcp_connections and max_transactions must be at least 1".into(),
+        );
+    }
     let db_url = raw.database.url.get_ref();
     if !(db_url.starts_with("sqlite:")
         || db_url.starts_with("postgres://")
@@ -1072,6 +1105,9 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         t2: Duration::from_millis(raw.sip.t2_ms),
         t4: Duration::from_millis(raw.sip.t4_ms),
         tcp_idle_timeout: secs(raw.sip.tcp_idle_timeout_s),
+        max_tcp_connections: raw.sip.max_tcp_connections,
+        max_transactions: raw.sip.max_transactions,
+        forward_no_answer: secs(raw.sip.forward_no_answer_s),
         max_concurrent_calls: raw.sip.max_concurrent_calls,
         max_call_rate: raw.sip.max_call_rate,
         user_agent: raw.sip.user_agent,
@@ -1402,6 +1438,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn sip_timers_are_bounded() {
+        for bad in [
+            "t1_ms = 0",
+            "t1_ms = 10001\nt2_ms = 20000",
+            "t1_ms = 18446744073709551615",
+            "t2_ms = 60001",
+            "t4_ms = 60001",
+            "forward_no_answer_s = 0",
+        ] {
+            let e = parse(&format!("[sip]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains("[sip]"), "{bad}: {e}");
+        }
+        let c = parse("[sip]\nt1_ms = 10000\nt2_ms = 60000\nt4_ms = 60000\n").unwrap();
+        assert_eq!(c.sip.t1, Duration::from_secs(10));
+        assert_eq!(
+            Config::empty().sip.forward_no_answer,
+            Duration::from_secs(190)
+        );
     }
 
     #[test]

@@ -161,11 +161,12 @@ impl Engine {
         let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
         let transports = Transports::bind(
             TransportSettings {
-                listen: config.sip.listen,
                 tcp_idle_timeout: config.sip.tcp_idle_timeout,
                 shed_fill: 0.5,
                 shed_lag: Duration::from_millis(40),
                 retry_after: 5,
+                max_tcp_connections: config.sip.max_tcp_connections,
+                ..TransportSettings::new(config.sip.listen)
             },
             inbound_tx,
         )
@@ -182,6 +183,7 @@ impl Engine {
             t4: config.sip.t4,
         };
         endpoint_config.user_agent = config.sip.user_agent.clone();
+        endpoint_config.max_transactions = config.sip.max_transactions;
         if let Some(ip) = config.sip.advertised_address {
             endpoint_config.advertised = Host::Ip(ip);
         }

@@ -887,7 +887,7 @@ impl CallControl {
                 } => self.on_request(now, tx, request, source),
                 EndpointEvent::Ack { request, .. } => self.on_ack(now, &request),
                 EndpointEvent::Cancelled { tx } => self.on_cancelled(now, tx),
-                EndpointEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
+                EndpointEvent::AckTimeout { tx, dialog } => self.on_ack_timeout(now, tx, &dialog),
                 EndpointEvent::Response { tx, response } => self.on_response(now, tx, &response),
                 EndpointEvent::Failed { tx, reason } => self.on_failed(now, tx, reason),
             }
@@ -1628,8 +1628,13 @@ impl CallControl {
         });
     }
 
-    fn on_ack_timeout(&mut self, now: Instant, tx: ServerTx) {
-        let Some(&(key, idx)) = self.by_server_tx.get(&tx) else {
+    fn on_ack_timeout(&mut self, now: Instant, tx: ServerTx, dialog: &DialogId) {
+        // The initial INVITE's transaction; for a re-INVITE's 2xx, its dialog.
+        let found = self
+            .by_server_tx
+            .get(&tx)
+            .or_else(|| self.by_dialog.get(dialog));
+        let Some(&(key, idx)) = found else {
             return;
         };
         self.with_call(now, key, |cc, call| {
@@ -1787,6 +1792,8 @@ impl CallControl {
     fn timer_fired(&mut self, now: Instant, call: &mut Call, timer: CallTimer) {
         let key = call.key;
         match timer {
+            // Forward calls: the target's no-answer limit (see forward.rs).
+            CallTimer::Ring if call.kind == Kind::Forward => self.forward_no_answer(now, key, call),
             CallTimer::Ring => self.ring_timeout(now, key, call),
             CallTimer::Announce => self.announce_in_queue(now, call),
             CallTimer::CallbackDue => self.schedule_callback(now, call, "waited too long"),

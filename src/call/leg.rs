@@ -15,9 +15,9 @@ use bytes::Bytes;
 use super::media_port::MediaPort;
 use crate::media::sdp::{SdpSession, SessionDescription};
 use crate::media::{Direction, LegId, Negotiated, SdpError, SdpPreferences};
-use crate::sip::dialog::{Dialog, DialogState};
+use crate::sip::dialog::Dialog;
 use crate::sip::endpoint::{ClientFailure, ClientTx, Endpoint, ServerTx};
-use crate::sip::transport::Target;
+use crate::sip::transport::{ResponseRouting, Target, in_dialog_target};
 use crate::sip::wire::{Contact, Method, NameAddr, Request, Response};
 
 /// Which side of the dialog we are.
@@ -102,6 +102,8 @@ pub(crate) struct Leg {
     pub bye_after_ack: bool,
     pub cancel_wanted: bool,
     pub on_hold: bool,
+    /// The TCP connection this leg's dialog asked the transport to keep open.
+    held_flow: Option<Target>,
 }
 
 fn sdp_body(description: &SessionDescription) -> Bytes {
@@ -141,6 +143,15 @@ impl Leg {
         source: Target,
         prefs: &SdpPreferences,
     ) -> Result<Self, Refusal> {
+        // The endpoint refuses INVITEs without a Contact; checked again here because
+        // a leg whose dialog cannot exist could never be hung up.
+        let tag = ep.new_tag();
+        if let Err(e) = Dialog::uas(&invite, &tag, ep.contact_uri(None, source.transport)) {
+            return Err(Refusal {
+                status: 400,
+                reason: format!("Bad Request: {e}"),
+            });
+        }
         let (leg, local) = media.open_leg().map_err(|e| Refusal {
             status: 503,
             reason: format!("Service Unavailable: {e}"),
@@ -167,7 +178,7 @@ impl Leg {
             role: Role::Uas(tx),
             invite,
             target: source,
-            tag: ep.new_tag(),
+            tag,
             dialog: None,
             state: LegState::Offering,
             media: leg,
@@ -179,6 +190,7 @@ impl Leg {
             bye_after_ack: false,
             cancel_wanted: false,
             on_hold: false,
+            held_flow: None,
         })
     }
 
@@ -225,6 +237,7 @@ impl Leg {
             bye_after_ack: false,
             cancel_wanted: false,
             on_hold: false,
+            held_flow: None,
         })
     }
 
@@ -263,12 +276,22 @@ impl Leg {
         }
         let mut r = self.uas_response(ep, 200, None);
         r.headers.push("Allow", ep.allow_header());
-        r.headers.push("Supported", ep.supported_header());
+        let supported = ep.supported_header();
+        if !supported.is_empty() {
+            r.headers.push("Supported", supported);
+        }
         if let Some(body) = self.local_body.take() {
             r = r.with_body("application/sdp", body);
         }
         let contact = ep.contact_uri(None, self.target.transport);
-        self.dialog = Dialog::uas(&self.invite, &self.tag, contact).ok();
+        match Dialog::uas(&self.invite, &self.tag, contact) {
+            Ok(dialog) => {
+                self.dialog = Some(dialog);
+                self.hold_flow(ep, self.target);
+            }
+            // Not reached: `incoming` refused such an INVITE.
+            Err(e) => tracing::error!(error = %e, "answered an INVITE whose dialog cannot exist"),
+        }
         self.state = LegState::Answered;
         ep.respond(now, tx, r);
     }
@@ -322,18 +345,19 @@ impl Leg {
         let Role::Uac(tx) = self.role else {
             return Note::Nothing;
         };
-        if response.status == 100 {
-            return Note::Nothing;
-        }
         let contact = ep.contact_uri(None, self.target.transport);
         if response.is_provisional() {
-            if self.dialog.is_none() && response.headers.to.tag().is_some() {
-                self.dialog = Dialog::uac(&self.invite, response, contact).ok();
-            }
+            // §9.1: any provisional, 100 included, allows the CANCEL we held back.
             if self.cancel_wanted {
                 self.cancel_wanted = false;
                 let _ = ep.cancel(now, tx);
                 return Note::Nothing;
+            }
+            if response.status == 100 {
+                return Note::Nothing;
+            }
+            if self.dialog.is_none() && response.headers.to.tag().is_some() {
+                self.dialog = Dialog::uac(&self.invite, response, contact).ok();
             }
             if self.state == LegState::Offering {
                 self.state = LegState::Ringing;
@@ -342,11 +366,16 @@ impl Leg {
             return Note::Nothing;
         }
         if response.is_success() {
-            let mut dialog = match Dialog::uac(&self.invite, response, contact) {
+            let mut dialog = match Dialog::uac(&self.invite, response, contact.clone()) {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!(error = %e, "unusable 2xx; ending the leg");
+                    tracing::warn!(error = %e, "unusable 2xx; acknowledging it and hanging up");
+                    let was_ended = self.state == LegState::Ended;
                     self.state = LegState::Ended;
+                    self.ack_and_bye_unusable(ep, now, tx, response, contact);
+                    if was_ended {
+                        return Note::Nothing;
+                    }
                     return Note::Failed {
                         status: 502,
                         reason: format!("Bad Gateway: {e}"),
@@ -363,11 +392,17 @@ impl Leg {
                     let _ = media.set_remote(self.media, negotiated);
                 });
             let ack = dialog.ack(self.invite.headers.cseq.seq, None);
-            let target = super::routing::target_for(dialog.next_hop()).unwrap_or(self.target);
+            // The connection the answer came on, when it is the one we opened.
+            if let Some(flow) = ep.client_flow(tx).filter(|f| f.addr == self.target.addr) {
+                self.target = flow;
+            }
+            let flow = self.target;
+            let target = self.in_dialog_target(ep, &dialog);
             self.target = target;
             ep.send_ack(tx, ack, target);
             let cancelled = self.state == LegState::Ended;
             self.dialog = Some(dialog);
+            self.hold_flow(ep, flow);
             if cancelled {
                 // We gave up on it but it answered anyway: hang it up at once.
                 self.state = LegState::Answered;
@@ -446,14 +481,67 @@ impl Leg {
             return None;
         }
         self.state = LegState::Ended;
-        let dialog = self.dialog.as_mut()?;
+        self.release_flow(ep);
+        let mut dialog = self.dialog.take()?;
         let bye = dialog.request(Method::Bye);
-        let target = super::routing::target_for(dialog.next_hop())
-            .filter(|_| {
-                dialog.state() == DialogState::Confirmed && !matches!(self.role, Role::Uas(_))
-            })
-            .unwrap_or(self.target);
+        let target = self.in_dialog_target(ep, &dialog);
+        self.dialog = Some(dialog);
         Some(ep.send_request(now, bye, target))
+    }
+
+    /// Asks the transport to keep the dialog's TCP connection open while the call
+    /// lasts, however quiet it is (a no-op on UDP).
+    fn hold_flow(&mut self, ep: &mut Endpoint, flow: Target) {
+        if self.held_flow.is_none() && flow.connection.is_some() {
+            ep.hold_flow(flow);
+            self.held_flow = Some(flow);
+        }
+    }
+
+    fn release_flow(&mut self, ep: &mut Endpoint) {
+        if let Some(flow) = self.held_flow.take() {
+            ep.release_flow(flow);
+        }
+    }
+
+    /// Where this leg's in-dialog requests go: the dialog's route set and remote
+    /// target (§12.2.1.1), over the connection the dialog came on when the peer is
+    /// the same; for an incoming leg whose Contact is unreachable behind NAT, where
+    /// its INVITE came from ([`in_dialog_target`]).
+    fn in_dialog_target(&self, ep: &Endpoint, dialog: &Dialog) -> Target {
+        let symmetric = matches!(self.role, Role::Uas(_))
+            && ep.config().response_routing == ResponseRouting::Symmetric;
+        in_dialog_target(
+            dialog.next_hop(),
+            !dialog.route_set().is_empty(),
+            self.target,
+            symmetric,
+        )
+    }
+
+    /// A 2xx we cannot build a dialog from (no Contact) is still acknowledged and
+    /// then hung up (§13.2.2.4), best effort: the Request-URI stands in for the
+    /// missing remote target. A 2xx without a To tag identifies no dialog at all
+    /// and is only logged.
+    fn ack_and_bye_unusable(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        tx: ClientTx,
+        response: &Response,
+        contact: crate::sip::wire::Uri,
+    ) {
+        let mut patched = response.clone();
+        patched.headers.contact = vec![Contact::Address(NameAddr::new(self.invite.uri.clone()))];
+        let Ok(mut dialog) = Dialog::uac(&self.invite, &patched, contact) else {
+            tracing::warn!(call_id = %response.headers.call_id, "2xx without a To tag: cannot acknowledge it");
+            return;
+        };
+        let ack = dialog.ack(self.invite.headers.cseq.seq, None);
+        let bye = dialog.request(Method::Bye);
+        let target = self.in_dialog_target(ep, &dialog);
+        ep.send_ack(tx, ack, target);
+        let _ = ep.send_request(now, bye, target);
     }
 
     /// An in-dialog request from the party on this leg.
@@ -476,10 +564,15 @@ impl Leg {
                 None => request.response(status),
             };
             r.headers.to.set_tag(&leg.tag);
-            if let Some(body) = body {
+            // A 2xx to a target refresh names our target (§12.2.2, RFC 3311 §5.2).
+            if (200..300).contains(&status)
+                && matches!(request.method, Method::Invite | Method::Update)
+            {
                 r.headers.contact.push(Contact::Address(NameAddr::new(
                     ep.contact_uri(None, leg.target.transport),
                 )));
+            }
+            if let Some(body) = body {
                 r = r.with_body("application/sdp", body);
             }
             ep.respond(now, tx, r);
@@ -500,7 +593,14 @@ impl Leg {
             Method::Bye => {
                 reply(ep, self, 200, None, None);
                 self.state = LegState::Ended;
+                self.release_flow(ep);
                 Note::HungUp
+            }
+            Method::Update if request.body.is_empty() => {
+                // RFC 3311 §5.2: an UPDATE without an offer (a target refresh) gets a
+                // 2xx without SDP; there is no answer to wait for.
+                reply(ep, self, 200, None, None);
+                Note::Nothing
             }
             Method::Invite | Method::Update => {
                 if request.body.is_empty() {
@@ -572,14 +672,10 @@ impl Leg {
             return None;
         }
         let body = crate::media::dtmf::info_body(digit, duration).ok()?;
-        let uas = matches!(self.role, Role::Uas(_));
-        let dialog = self.dialog.as_mut()?;
-        let mut info = dialog.request(Method::Info);
+        let target = self.in_dialog_target(ep, self.dialog.as_ref()?);
+        let mut info = self.dialog.as_mut()?.request(Method::Info);
         info.body = Bytes::from(body);
         info.headers.set("Content-Type", "application/dtmf-relay");
-        let target = super::routing::target_for(dialog.next_hop())
-            .filter(|_| dialog.state() == DialogState::Confirmed && !uas)
-            .unwrap_or(self.target);
         Some(ep.send_request(now, info, target))
     }
 }

@@ -2,10 +2,17 @@
 //! between transactions and the TU (RFC 3261 §8.2, §9, §13.3.1.4, §17, §18).
 //!
 //! Owns transaction matching (RFC 3261 and RFC 2543 keys), the §8.2 request checks
-//! (405/501/416/420/415/406/400 with reason phrases), CANCEL handling (200 to the
-//! CANCEL, then the TU answers the INVITE with 487), our Via on outgoing requests,
-//! 2xx retransmission until the ACK arrives (and the report when it never does), ACK
-//! repetition for retransmitted 2xx, and stateless answers to unparseable requests.
+//! (405/501/416/420/415/406/400 with reason phrases, 400 Missing Contact for an
+//! INVITE that would make a dialog without a remote target, 482 for merged
+//! requests), CANCEL handling (200 to the CANCEL, then the TU answers the INVITE
+//! with 487), our Via on outgoing requests, 2xx retransmission until the ACK
+//! arrives (and the report, naming the dialog, when it never does), ACK repetition
+//! for retransmitted 2xx, the ACK and BYE for a 2xx from a second fork (§13.2.2.4),
+//! the §8.1.3.3 response check (exactly one Via), and stateless answers to
+//! unparseable requests. Two safety nets bound its memory: with `max_transactions`
+//! alive new requests get a stateless 503, and an INVITE the TU leaves unanswered
+//! for `invite_abandon` is answered 500. It also passes the TU's holds on TCP
+//! connections to the transport ([`Endpoint::hold_flow`]).
 //!
 //! Sans-IO. Call order, after creating it with a seeded RNG:
 //!
@@ -24,14 +31,17 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::dialog::{Dialog, DialogId};
 use super::transaction::{
     ClientInvite, ClientNonInvite, ServerInvite, ServerNonInvite, TimerSettings, TransactionEvent,
     TransactionKey,
 };
-use super::transport::{ResponseRouting, Target, TransportKind, response_target, stamp_via};
+use super::transport::{
+    ResponseRouting, Target, TransportKind, in_dialog_target, response_target, stamp_via,
+};
 use super::wire::{
-    BRANCH_COOKIE, CSeq, Framing, Host, Message, Method, ParseError, Request, Response, Uri, Via,
-    parse,
+    BRANCH_COOKIE, CSeq, Contact, Framing, Host, Message, Method, NameAddr, ParseError, Request,
+    Response, Uri, Via, parse,
 };
 
 /// A server transaction, as the TU refers to it.
@@ -42,13 +52,28 @@ pub struct ServerTx(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientTx(u64);
 
-/// Bytes to send and where.
+/// Bytes to send and where, or a change in which TCP connections the core relies on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// Destination.
     pub target: Target,
-    /// The message.
+    /// The message (empty when the transmit only carries [`Transmit::hold`]).
     pub bytes: Bytes,
+    /// `Some(true)`: a dialog now relies on the TCP connection `target` names, and
+    /// the transport must keep it open however long it stays idle; `Some(false)`:
+    /// one dialog fewer relies on it. Only set for targets naming a connection.
+    pub hold: Option<bool>,
+}
+
+impl Transmit {
+    /// A message to send.
+    pub fn message(target: Target, bytes: Bytes) -> Self {
+        Self {
+            target,
+            bytes,
+            hold: None,
+        }
+    }
 }
 
 /// Why a client transaction ended without a final response.
@@ -91,6 +116,8 @@ pub enum EndpointEvent {
     AckTimeout {
         /// The INVITE's transaction.
         tx: ServerTx,
+        /// The dialog the 2xx belongs to (for a re-INVITE, the only way to find it).
+        dialog: DialogId,
     },
     /// A response to one of our requests (retransmissions absorbed).
     Response {
@@ -125,6 +152,12 @@ pub struct EndpointConfig {
     pub allow: Vec<Method>,
     /// Option tags we support (a Require outside this list gets 420).
     pub supported: Vec<String>,
+    /// With this many transactions alive, new requests get a stateless 503.
+    pub max_transactions: usize,
+    /// An INVITE the TU has not answered finally after this long is answered 500
+    /// by the endpoint (a safety net: the TU's own limits, such as the forward
+    /// calls' no-answer timer, are shorter).
+    pub invite_abandon: Duration,
 }
 
 impl EndpointConfig {
@@ -146,7 +179,11 @@ impl EndpointConfig {
                 Method::Info,
                 Method::Update,
             ],
-            supported: vec!["replaces".into(), "timer".into()],
+            // No option tags: session timers (RFC 4028) and Replaces (RFC 3891) are
+            // not implemented, so a Require of either gets 420.
+            supported: Vec::new(),
+            max_transactions: 500_000,
+            invite_abandon: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -157,8 +194,21 @@ struct SentAck {
     bytes: Bytes,
 }
 
+/// An INVITE we sent, with what the UA core keeps beside the transaction.
+struct InviteClient {
+    machine: ClientInvite,
+    target: Target,
+    /// The To tag of the first 2xx, the one the TU was given (§13.2.2.4: any
+    /// other 2xx is a fork the endpoint acknowledges and hangs up itself).
+    answered_tag: Option<String>,
+    /// The ACKs sent for 2xx responses, repeated when their 2xx is.
+    acks: Vec<SentAck>,
+    /// The connection the last response came on.
+    flow: Option<Target>,
+}
+
 enum Tx {
-    InviteClient(ClientInvite, Target, Option<SentAck>),
+    InviteClient(InviteClient),
     NonInviteClient(ClientNonInvite, Target),
     InviteServer(ServerInvite, Target),
     NonInviteServer(ServerNonInvite, Target),
@@ -169,6 +219,8 @@ struct Pending2xx {
     bytes: Bytes,
     target: Target,
     tx: ServerTx,
+    /// The peer's tag (the dialog, for the report when no ACK comes).
+    remote_tag: String,
     interval: Duration,
     next: Option<Instant>,
     give_up: Instant,
@@ -183,7 +235,27 @@ struct AckKey {
 
 enum Entry {
     Tx(Box<Tx>),
-    Pending2xx(AckKey, Pending2xx),
+    Pending2xx(AckKey, Box<Pending2xx>),
+}
+
+/// What §8.2.2.2 compares to find a merged request: From tag, Call-ID and CSeq.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MergeKey {
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    method: Method,
+}
+
+impl MergeKey {
+    fn of(request: &Request) -> Option<Self> {
+        Some(Self {
+            call_id: request.headers.call_id.clone(),
+            from_tag: request.headers.from.tag()?.to_owned(),
+            cseq: request.headers.cseq.seq,
+            method: request.method.clone(),
+        })
+    }
 }
 
 /// The endpoint. See the module documentation for the call order.
@@ -194,6 +266,13 @@ pub struct Endpoint {
     entries: HashMap<u64, Entry>,
     server_keys: HashMap<TransactionKey, u64>,
     client_keys: HashMap<TransactionKey, u64>,
+    /// Server transactions of requests outside a dialog, by §8.2.2.2 identity.
+    merges: HashMap<MergeKey, u64>,
+    /// Client transactions the endpoint started itself (BYEs to unwanted forks):
+    /// their events concern no TU.
+    internal: std::collections::HashSet<u64>,
+    /// INVITEs to answer 500 because the TU never did.
+    abandoned: Vec<(u64, Request, Option<String>)>,
     pending_2xx: HashMap<AckKey, u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     transmits: VecDeque<Transmit>,
@@ -219,6 +298,9 @@ impl Endpoint {
             entries: HashMap::new(),
             server_keys: HashMap::new(),
             client_keys: HashMap::new(),
+            merges: HashMap::new(),
+            internal: std::collections::HashSet::new(),
+            abandoned: Vec::new(),
             pending_2xx: HashMap::new(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
@@ -309,10 +391,7 @@ impl Endpoint {
     pub fn reject_unparseable(&mut self, err: &ParseError, source: Target) {
         let tag = self.new_tag();
         if let Some(bytes) = err.response(&tag) {
-            self.transmits.push_back(Transmit {
-                target: source,
-                bytes,
-            });
+            self.transmits.push_back(Transmit::message(source, bytes));
         }
     }
 
@@ -320,7 +399,7 @@ impl Endpoint {
     pub fn handle_message(&mut self, now: Instant, message: Message, source: Target) {
         match message {
             Message::Request(request) => self.handle_request(now, request, source),
-            Message::Response(response) => self.handle_response(now, response),
+            Message::Response(response) => self.handle_response(now, response, source),
         }
     }
 
@@ -351,13 +430,39 @@ impl Endpoint {
         };
         let target = response_target(via, source, self.config.response_routing);
 
+        if self.entries.len() >= self.config.max_transactions {
+            // No room for another transaction: refuse statelessly, keep nothing.
+            tracing::warn!(
+                live = self.entries.len(),
+                "transaction table full; answering 503"
+            );
+            let mut r = request.response_with_reason(503, "Service Unavailable: overloaded");
+            let tag = self.new_tag();
+            r.headers.to.set_tag(&tag);
+            r.headers.push("Retry-After", "5");
+            return self
+                .transmits
+                .push_back(Transmit::message(target, r.to_bytes()));
+        }
         if let Some(rejection) = self.check_request(&request) {
             return self.reject(now, key, request, target, reliable, rejection);
         }
         if request.method == Method::Cancel {
             return self.handle_cancel(now, key, request, target, reliable);
         }
+        // §8.2.2.2: the same INVITE again by another path (a fork that merged
+        // back) is not a retransmission; answer 482 instead of handling it twice.
+        // Only INVITEs: a softphone that retries a challenged REGISTER without
+        // raising its CSeq (RFC 3261 §22.2 only says SHOULD) must not get 482.
+        let merge = MergeKey::of(&request).filter(|_| request.creates_dialog());
+        if merge.as_ref().is_some_and(|m| self.merges.contains_key(m)) {
+            let rejection = Rejection::new(482, "Loop Detected: merged request".into());
+            return self.reject(now, key, request, target, reliable, rejection);
+        }
         let id = self.insert_server(now, key, request.clone(), target, reliable);
+        if let Some(m) = merge {
+            self.merges.insert(m, id);
+        }
         self.events.push_back(EndpointEvent::Request {
             tx: ServerTx(id),
             request,
@@ -376,10 +481,9 @@ impl Endpoint {
     ) -> u64 {
         let id = self.alloc_id();
         let tx = if request.method == Method::Invite {
-            Tx::InviteServer(
-                ServerInvite::new(request, reliable, self.config.timers),
-                target,
-            )
+            let mut machine = ServerInvite::new(request, reliable, self.config.timers);
+            machine.abandon_at(now, now + self.config.invite_abandon);
+            Tx::InviteServer(machine, target)
         } else {
             Tx::NonInviteServer(
                 ServerNonInvite::new(now, request, reliable, self.config.timers),
@@ -407,6 +511,11 @@ impl Endpoint {
             response.headers.push(name, value);
         }
         let id = self.insert_server(now, key, request, target, reliable);
+        if let Some(Entry::Tx(tx)) = self.entries.get_mut(&id) {
+            if let Tx::InviteServer(m, _) = tx.as_mut() {
+                m.skip_trying();
+            }
+        }
         self.respond_id(now, id, response);
     }
 
@@ -474,7 +583,16 @@ impl Endpoint {
         }
     }
 
-    fn handle_response(&mut self, now: Instant, response: Response) {
+    fn handle_response(&mut self, now: Instant, response: Response, source: Target) {
+        // §8.1.3.3: a response with more than one Via was meant for someone else.
+        if response.headers.via.len() != 1 {
+            tracing::debug!(
+                status = response.status,
+                vias = response.headers.via.len(),
+                "response without exactly one Via; dropped"
+            );
+            return;
+        }
         let Some(key) = TransactionKey::for_response(&response) else {
             return;
         };
@@ -482,33 +600,108 @@ impl Endpoint {
             tracing::debug!(status = response.status, call_id = %response.headers.call_id, "response matches no transaction; dropped");
             return;
         };
-        let mut resend_ack = None;
+        enum Verdict {
+            Machine,
+            ResendAck(Transmit),
+            Fork(Box<Request>, Target),
+        }
+        let mut verdict = Verdict::Machine;
         if let Some(Entry::Tx(tx)) = self.entries.get_mut(&id) {
-            match tx.as_mut() {
-                Tx::InviteClient(m, target, ack) => {
-                    let accepted = m.state() == super::transaction::client_invite::State::Accepted;
-                    // A 2xx retransmission for a dialog we already acknowledged gets
-                    // the same ACK again (§13.2.2.4) and does not bother the TU.
-                    if let Some(ack) = ack.as_ref().filter(|a| {
-                        accepted && response.headers.to.tag() == Some(a.to_tag.as_str())
-                    }) {
-                        resend_ack = Some(Transmit {
-                            target: *target,
-                            bytes: ack.bytes.clone(),
-                        });
-                    }
-                    if resend_ack.is_none() {
-                        m.handle_response(now, response);
-                    }
+            if let Tx::InviteClient(c) = tx.as_mut() {
+                if source.connection.is_some() {
+                    c.flow = Some(source);
                 }
-                Tx::NonInviteClient(m, _) => m.handle_response(now, response),
-                _ => {}
+                let accepted =
+                    c.machine.state() == super::transaction::client_invite::State::Accepted;
+                let tag = response.headers.to.tag().unwrap_or_default();
+                if accepted && response.is_success() {
+                    if let Some(ack) = c.acks.iter().find(|a| a.to_tag == tag) {
+                        // A 2xx retransmission for a dialog we already acknowledged
+                        // gets the same ACK again (§13.2.2.4), not the TU's attention.
+                        verdict =
+                            Verdict::ResendAck(Transmit::message(c.target, ack.bytes.clone()));
+                    } else if c.answered_tag.as_deref().is_some_and(|t| t != tag) {
+                        // Another fork answered too: the TU keeps the first dialog;
+                        // this one is acknowledged and hung up here.
+                        verdict = Verdict::Fork(Box::new(c.machine.request().clone()), c.target);
+                    }
+                } else if response.is_success() && c.answered_tag.is_none() {
+                    c.answered_tag = Some(tag.to_owned());
+                }
             }
         }
-        if let Some(t) = resend_ack {
-            self.transmits.push_back(t);
+        match verdict {
+            Verdict::ResendAck(t) => self.transmits.push_back(t),
+            Verdict::Fork(invite, target) => self.hang_up_fork(now, id, &invite, &response, target),
+            Verdict::Machine => {
+                if let Some(Entry::Tx(tx)) = self.entries.get_mut(&id) {
+                    match tx.as_mut() {
+                        Tx::InviteClient(c) => c.machine.handle_response(now, response),
+                        Tx::NonInviteClient(m, _) => m.handle_response(now, response),
+                        _ => {}
+                    }
+                }
+            }
         }
         self.after(id);
+    }
+
+    /// §13.2.2.4: a 2xx from a fork other than the one the TU took is acknowledged
+    /// (the ACK is kept for its retransmissions) and the dialog it made is ended
+    /// with a BYE the endpoint sends and forgets.
+    fn hang_up_fork(
+        &mut self,
+        now: Instant,
+        invite_id: u64,
+        invite: &Request,
+        response: &Response,
+        flow: Target,
+    ) {
+        let contact = self.contact_uri(None, flow.transport);
+        let dialog = Dialog::uac(invite, response, contact.clone()).or_else(|_| {
+            // No Contact: the Request-URI is the best guess at its target.
+            let mut patched = response.clone();
+            patched.headers.contact = vec![Contact::Address(NameAddr::new(invite.uri.clone()))];
+            Dialog::uac(invite, &patched, contact)
+        });
+        let Ok(mut dialog) = dialog else {
+            tracing::warn!(call_id = %response.headers.call_id, "forked 2xx without a To tag: cannot acknowledge it");
+            return;
+        };
+        tracing::info!(call_id = %response.headers.call_id, "a second fork answered; acknowledging and hanging it up");
+        let target = in_dialog_target(
+            dialog.next_hop(),
+            !dialog.route_set().is_empty(),
+            flow,
+            false,
+        );
+        let mut ack = dialog.ack(invite.headers.cseq.seq, None);
+        ack.headers.via.insert(0, self.our_via(target.transport));
+        let bytes = ack.to_bytes();
+        if let Some(Entry::Tx(tx)) = self.entries.get_mut(&invite_id) {
+            if let Tx::InviteClient(c) = tx.as_mut() {
+                c.acks.push(SentAck {
+                    to_tag: response.headers.to.tag().unwrap_or_default().to_owned(),
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        self.transmits.push_back(Transmit::message(target, bytes));
+        let bye = dialog.request(Method::Bye);
+        let ClientTx(bye_id) = self.send_request(now, bye, target);
+        self.internal.insert(bye_id);
+    }
+
+    /// Our Via for a request on `transport`, with a fresh branch and rport.
+    fn our_via(&mut self, transport: TransportKind) -> Via {
+        let branch = self.new_branch();
+        Via::new(
+            transport.via_token(),
+            self.config.advertised.clone(),
+            Some(self.config.local.port()),
+            &branch,
+        )
+        .with_rport()
     }
 
     /// The transport could not deliver to `target` (connection refused or reset).
@@ -519,7 +712,8 @@ impl Endpoint {
             .iter()
             .filter_map(|(id, e)| match e {
                 Entry::Tx(tx) => match tx.as_ref() {
-                    Tx::InviteClient(_, t, _) | Tx::NonInviteClient(_, t)
+                    Tx::InviteClient(InviteClient { target: t, .. })
+                    | Tx::NonInviteClient(_, t)
                         if t.addr == target.addr && t.transport == target.transport =>
                     {
                         Some(*id)
@@ -532,7 +726,7 @@ impl Endpoint {
         for id in ids {
             if let Some(Entry::Tx(tx)) = self.entries.get_mut(&id) {
                 match tx.as_mut() {
-                    Tx::InviteClient(m, _, _) => m.handle_transport_error(),
+                    Tx::InviteClient(c) => c.machine.handle_transport_error(),
                     Tx::NonInviteClient(m, _) => m.handle_transport_error(),
                     _ => {}
                 }
@@ -575,6 +769,12 @@ impl Endpoint {
                                 bytes: response.to_bytes(),
                                 target: *target,
                                 tx: ServerTx(id),
+                                remote_tag: response
+                                    .headers
+                                    .from
+                                    .tag()
+                                    .unwrap_or_default()
+                                    .to_owned(),
                                 interval: t1,
                                 next,
                                 give_up: now + self.config.timers.t1x64(),
@@ -594,21 +794,16 @@ impl Endpoint {
             if let Some(old) = self.pending_2xx.insert(key.clone(), pid) {
                 self.entries.remove(&old);
             }
-            self.entries.insert(pid, Entry::Pending2xx(key, p));
+            self.entries
+                .insert(pid, Entry::Pending2xx(key, Box::new(p)));
         }
     }
 
     /// Sends a request in a new client transaction. Our Via (with a fresh branch and
     /// rport) is put on top; everything else is the TU's.
     pub fn send_request(&mut self, now: Instant, mut request: Request, target: Target) -> ClientTx {
-        let branch = self.new_branch();
-        let via = Via::new(
-            target.transport.via_token(),
-            self.config.advertised.clone(),
-            Some(self.config.local.port()),
-            &branch,
-        )
-        .with_rport();
+        let via = self.our_via(target.transport);
+        let branch = via.branch().unwrap_or_default().to_owned();
         request.headers.via.insert(0, via);
         if request.headers.get("User-Agent").is_none() {
             request
@@ -628,11 +823,13 @@ impl Endpoint {
         let reliable = target.transport.is_reliable();
         let key = TransactionKey::client(branch, request.headers.cseq.method.clone());
         let tx = if request.method == Method::Invite {
-            Tx::InviteClient(
-                ClientInvite::new(now, request, reliable, self.config.timers),
+            Tx::InviteClient(InviteClient {
+                machine: ClientInvite::new(now, request, reliable, self.config.timers),
                 target,
-                None,
-            )
+                answered_tag: None,
+                acks: Vec::new(),
+                flow: None,
+            })
         } else {
             Tx::NonInviteClient(
                 ClientNonInvite::new(now, request, reliable, self.config.timers),
@@ -654,7 +851,10 @@ impl Endpoint {
         let Some(Entry::Tx(tx)) = self.entries.get(&invite_tx.0) else {
             return None;
         };
-        let Tx::InviteClient(m, target, _) = tx.as_ref() else {
+        let Tx::InviteClient(InviteClient {
+            machine: m, target, ..
+        }) = tx.as_ref()
+        else {
             return None;
         };
         if m.state() != super::transaction::client_invite::State::Proceeding {
@@ -678,8 +878,8 @@ impl Endpoint {
         };
         let target = *target;
         if let Some(Entry::Tx(tx)) = self.entries.get_mut(&invite_tx.0) {
-            if let Tx::InviteClient(m, _, _) = tx.as_mut() {
-                m.cancel_sent(now);
+            if let Tx::InviteClient(c) = tx.as_mut() {
+                c.machine.cancel_sent(now);
             }
         }
         self.after(invite_tx.0);
@@ -690,38 +890,66 @@ impl Endpoint {
     /// cancelled now).
     pub fn can_cancel(&self, invite_tx: ClientTx) -> bool {
         matches!(self.entries.get(&invite_tx.0), Some(Entry::Tx(tx)) if matches!(tx.as_ref(),
-            Tx::InviteClient(m, _, _) if m.state() == super::transaction::client_invite::State::Proceeding))
+            Tx::InviteClient(c) if c.machine.state() == super::transaction::client_invite::State::Proceeding))
+    }
+
+    /// The connection the last response to an INVITE we sent came on, if it came
+    /// on one (TCP): the flow its dialog can [`hold`](Endpoint::hold_flow).
+    pub fn client_flow(&self, invite_tx: ClientTx) -> Option<Target> {
+        match self.entries.get(&invite_tx.0) {
+            Some(Entry::Tx(tx)) => match tx.as_ref() {
+                Tx::InviteClient(c) => c.flow,
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Tells the transport that a dialog relies on `flow`'s TCP connection: it must
+    /// stay open however idle (released with [`Endpoint::release_flow`]). Targets
+    /// naming no connection are ignored.
+    pub fn hold_flow(&mut self, flow: Target) {
+        self.flow_change(flow, true);
+    }
+
+    /// Undoes one [`Endpoint::hold_flow`].
+    pub fn release_flow(&mut self, flow: Target) {
+        self.flow_change(flow, false);
+    }
+
+    fn flow_change(&mut self, flow: Target, hold: bool) {
+        if flow.connection.is_some() && flow.transport.is_reliable() {
+            self.transmits.push_back(Transmit {
+                target: flow,
+                bytes: Bytes::new(),
+                hold: Some(hold),
+            });
+        }
     }
 
     /// Sends the ACK for a 2xx (RFC 3261 §13.2.2.4): outside any transaction, with
     /// our Via; it is sent again for each retransmission of that 2xx.
     pub fn send_ack(&mut self, invite_tx: ClientTx, mut ack: Request, target: Target) {
-        let branch = self.new_branch();
-        let via = Via::new(
-            target.transport.via_token(),
-            self.config.advertised.clone(),
-            Some(self.config.local.port()),
-            &branch,
-        )
-        .with_rport();
+        let via = self.our_via(target.transport);
         ack.headers.via.insert(0, via);
         let bytes = ack.to_bytes();
         if let Some(Entry::Tx(tx)) = self.entries.get_mut(&invite_tx.0) {
-            if let Tx::InviteClient(_, _, stored) = tx.as_mut() {
+            if let Tx::InviteClient(c) = tx.as_mut() {
                 let to_tag = ack.headers.to.tag().unwrap_or_default().to_owned();
-                *stored = Some(SentAck {
+                c.acks.retain(|a| a.to_tag != to_tag);
+                c.acks.push(SentAck {
                     to_tag,
                     bytes: bytes.clone(),
                 });
             }
         }
-        self.transmits.push_back(Transmit { target, bytes });
+        self.transmits.push_back(Transmit::message(target, bytes));
     }
 
     /// Sends a response outside any transaction (e.g. to a retransmitted 2xx whose
     /// dialog we no longer know).
     pub fn send_stateless(&mut self, target: Target, bytes: Bytes) {
-        self.transmits.push_back(Transmit { target, bytes });
+        self.transmits.push_back(Transmit::message(target, bytes));
     }
 
     /// The request a server transaction is answering.
@@ -740,7 +968,7 @@ impl Endpoint {
     pub fn client_request(&self, tx: ClientTx) -> Option<&Request> {
         match self.entries.get(&tx.0) {
             Some(Entry::Tx(t)) => match t.as_ref() {
-                Tx::InviteClient(m, _, _) => Some(m.request()),
+                Tx::InviteClient(c) => Some(c.machine.request()),
                 Tx::NonInviteClient(m, _) => Some(m.request()),
                 _ => None,
             },
@@ -759,50 +987,51 @@ impl Endpoint {
     /// After any input to entry `id`: collect its output, schedule its next
     /// deadline, forget it if it is done.
     fn after(&mut self, id: u64) {
+        let internal = self.internal.contains(&id);
         let Some(Entry::Tx(tx)) = self.entries.get_mut(&id) else {
             return;
         };
+        let mut abandoned = None;
         let (deadline, terminated) = match tx.as_mut() {
-            Tx::InviteClient(m, target, _) => {
+            Tx::InviteClient(InviteClient {
+                machine: m, target, ..
+            }) => {
                 while let Some(bytes) = m.poll_transmit() {
-                    self.transmits.push_back(Transmit {
-                        target: *target,
-                        bytes,
-                    });
+                    self.transmits.push_back(Transmit::message(*target, bytes));
                 }
                 while let Some(e) = m.poll_event() {
-                    push_client_event(&mut self.events, ClientTx(id), e);
+                    if !internal {
+                        push_client_event(&mut self.events, ClientTx(id), e);
+                    }
                 }
                 (m.poll_timeout(), m.is_terminated())
             }
             Tx::NonInviteClient(m, target) => {
                 while let Some(bytes) = m.poll_transmit() {
-                    self.transmits.push_back(Transmit {
-                        target: *target,
-                        bytes,
-                    });
+                    self.transmits.push_back(Transmit::message(*target, bytes));
                 }
                 while let Some(e) = m.poll_event() {
-                    push_client_event(&mut self.events, ClientTx(id), e);
+                    if !internal {
+                        push_client_event(&mut self.events, ClientTx(id), e);
+                    }
                 }
                 (m.poll_timeout(), m.is_terminated())
             }
             Tx::InviteServer(m, target) => {
                 while let Some(bytes) = m.poll_transmit() {
-                    self.transmits.push_back(Transmit {
-                        target: *target,
-                        bytes,
-                    });
+                    self.transmits.push_back(Transmit::message(*target, bytes));
                 }
-                while m.poll_event().is_some() {}
+                while let Some(e) = m.poll_event() {
+                    if e == TransactionEvent::Timeout && !m.is_answered() {
+                        // The TU never answered (see `invite_abandon`).
+                        abandoned = Some((m.request().clone(), m.local_tag().map(str::to_owned)));
+                    }
+                }
                 (m.poll_timeout(), m.is_terminated())
             }
             Tx::NonInviteServer(m, target) => {
                 while let Some(bytes) = m.poll_transmit() {
-                    self.transmits.push_back(Transmit {
-                        target: *target,
-                        bytes,
-                    });
+                    self.transmits.push_back(Transmit::message(*target, bytes));
                 }
                 while m.poll_event().is_some() {}
                 (m.poll_timeout(), m.is_terminated())
@@ -813,6 +1042,21 @@ impl Endpoint {
         } else if let Some(at) = deadline {
             self.timers.push(Reverse((at, id)));
         }
+        if let Some((invite, tag)) = abandoned {
+            self.abandoned.push((id, invite, tag));
+        }
+    }
+
+    /// Answers the INVITEs whose abandon timer fired (found by `after`).
+    fn answer_abandoned(&mut self, now: Instant) {
+        for (id, invite, tag) in std::mem::take(&mut self.abandoned) {
+            tracing::error!(call_id = %invite.headers.call_id, "INVITE never answered by the TU; answering 500");
+            let tag = tag.unwrap_or_else(|| self.new_tag());
+            let response = invite
+                .response_with_reason(500, "Server Internal Error: the INVITE was never answered")
+                .with_to_tag(&tag);
+            self.respond_id(now, id, response);
+        }
     }
 
     fn forget(&mut self, id: u64) {
@@ -820,9 +1064,19 @@ impl Endpoint {
             let key = match tx.as_ref() {
                 Tx::InviteServer(m, _) => TransactionKey::server(m.request()),
                 Tx::NonInviteServer(m, _) => TransactionKey::server(m.request()),
-                Tx::InviteClient(m, _, _) => client_key_of(m.request()),
+                Tx::InviteClient(c) => client_key_of(c.machine.request()),
                 Tx::NonInviteClient(m, _) => client_key_of(m.request()),
             };
+            self.internal.remove(&id);
+            if let Some(m) = match tx.as_ref() {
+                Tx::InviteServer(m, _) => MergeKey::of(m.request()),
+                Tx::NonInviteServer(m, _) => MergeKey::of(m.request()),
+                _ => None,
+            } {
+                if self.merges.get(&m) == Some(&id) {
+                    self.merges.remove(&m);
+                }
+            }
             if let Some(key) = key {
                 if self.server_keys.get(&key) == Some(&id) {
                     self.server_keys.remove(&key);
@@ -844,7 +1098,7 @@ impl Endpoint {
             match self.entries.get_mut(&id) {
                 Some(Entry::Tx(tx)) => {
                     let due = match tx.as_ref() {
-                        Tx::InviteClient(m, _, _) => m.poll_timeout(),
+                        Tx::InviteClient(c) => c.machine.poll_timeout(),
                         Tx::NonInviteClient(m, _) => m.poll_timeout(),
                         Tx::InviteServer(m, _) => m.poll_timeout(),
                         Tx::NonInviteServer(m, _) => m.poll_timeout(),
@@ -852,26 +1106,31 @@ impl Endpoint {
                     // Stale heap entries (the deadline moved) are skipped.
                     if due.is_some_and(|d| d <= now) && due == Some(at) {
                         match tx.as_mut() {
-                            Tx::InviteClient(m, _, _) => m.handle_timeout(now),
+                            Tx::InviteClient(c) => c.machine.handle_timeout(now),
                             Tx::NonInviteClient(m, _) => m.handle_timeout(now),
                             Tx::InviteServer(m, _) => m.handle_timeout(now),
                             Tx::NonInviteServer(m, _) => m.handle_timeout(now),
                         }
                         self.after(id);
+                        self.answer_abandoned(now);
                     }
                 }
                 Some(Entry::Pending2xx(_, p)) => {
                     if now >= p.give_up {
                         let tx = p.tx;
-                        if let Some(Entry::Pending2xx(key, _)) = self.entries.remove(&id) {
+                        if let Some(Entry::Pending2xx(key, p)) = self.entries.remove(&id) {
                             self.pending_2xx.remove(&key);
+                            let dialog = DialogId {
+                                call_id: key.call_id,
+                                local_tag: key.local_tag,
+                                remote_tag: p.remote_tag,
+                            };
+                            self.events
+                                .push_back(EndpointEvent::AckTimeout { tx, dialog });
                         }
-                        self.events.push_back(EndpointEvent::AckTimeout { tx });
                     } else if p.next.is_some_and(|n| n <= now) {
-                        self.transmits.push_back(Transmit {
-                            target: p.target,
-                            bytes: p.bytes.clone(),
-                        });
+                        self.transmits
+                            .push_back(Transmit::message(p.target, p.bytes.clone()));
                         p.interval = (p.interval * 2).min(self.config.timers.t2);
                         let next = now + p.interval;
                         p.next = Some(next);
@@ -982,6 +1241,11 @@ impl Endpoint {
                         .with("Accept", "application/sdp".into()),
                 );
             }
+        }
+        // §8.1.1.8: a request that can create a dialog carries the Contact that
+        // becomes the remote target; without one the dialog could never be hung up.
+        if request.creates_dialog() && request.headers.contact_uri().is_none() {
+            return Some(Rejection::new(400, "Missing Contact".into()));
         }
         None
     }
@@ -1177,7 +1441,7 @@ mod tests {
             retransmits += out.len();
             if events
                 .iter()
-                .any(|e| matches!(e, EndpointEvent::AckTimeout { tx: t } if *t == tx))
+                .any(|e| matches!(e, EndpointEvent::AckTimeout { tx: t, .. } if *t == tx))
             {
                 timeout_at = Some(at - t0);
             }
@@ -1334,6 +1598,16 @@ mod tests {
                 Box::new(|r| r.headers.push("Accept", "text/nobodyKnowsThis")),
                 "406",
             ),
+            (Box::new(|r| r.headers.push("Require", "timer")), "420"),
+            (Box::new(|r| r.headers.push("Require", "replaces")), "420"),
+            (
+                Box::new(|r| r.headers.contact.clear()),
+                "400 Missing Contact",
+            ),
+            (
+                Box::new(|r| r.headers.contact = vec![crate::sip::wire::Contact::Wildcard]),
+                "400 Missing Contact",
+            ),
             (
                 Box::new(|r| {
                     r.uri = Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent").unwrap()
@@ -1354,7 +1628,7 @@ mod tests {
         for (i, (change, expected)) in cases.into_iter().enumerate() {
             let mut ep = endpoint();
             let m = with(&invite(&format!("z9hG4bKu{i}")), |r| change(r));
-            ep.handle_message(t0, m, peer());
+            ep.handle_message(t0, m.clone(), peer());
             let (out, events) = drain(&mut ep);
             let last = out.last().unwrap();
             assert!(
@@ -1363,9 +1637,16 @@ mod tests {
             );
             assert!(events.is_empty(), "case {i}: the TU never sees it");
             if expected == "420" {
+                let require = m.headers().get("Require").unwrap_or_default().to_owned();
                 assert!(
-                    last.contains("Unsupported: nothingSupportsThis, 100rel\r\n"),
+                    last.contains(&format!("Unsupported: {require}\r\n")),
                     "{last}"
+                );
+            }
+            if last.starts_with("SIP/2.0 4") {
+                assert!(
+                    !out.iter().any(|o| o.starts_with("SIP/2.0 100")),
+                    "case {i}: no 100 Trying before an immediate final answer: {out:?}"
                 );
             }
             if expected == "405" {
@@ -1480,5 +1761,182 @@ mod tests {
         }
         assert_eq!(failed, Some(Duration::from_secs(32)), "Timer B");
         assert_eq!(ep.live_transactions(), 0);
+    }
+
+    #[test]
+    fn a_second_fork_that_answers_is_acknowledged_and_hung_up() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        let (tx, sent) = client_invite(&mut ep, t0);
+        drain(&mut ep);
+        let mut first = sent.response(200).with_to_tag("far");
+        first.headers.contact = vec![Contact::parse("<sip:callee@192.0.2.10:5070>").unwrap()];
+        ep.handle_message(t0, Message::Response(first), peer());
+        let (_, events) = drain(&mut ep);
+        assert!(matches!(
+            events.as_slice(),
+            [EndpointEvent::Response { .. }]
+        ));
+        let mut ack = sent.clone();
+        ack.method = Method::Ack;
+        ack.headers.via.clear();
+        ack.headers.cseq.method = Method::Ack;
+        ack.headers.to.set_tag("far");
+        ep.send_ack(tx, ack, peer());
+        drain(&mut ep);
+        // The other fork: a new To tag and its own Contact.
+        let mut fork = sent.response(200).with_to_tag("fork2");
+        fork.headers.contact = vec![Contact::parse("<sip:other@192.0.2.10:5072>").unwrap()];
+        ep.handle_message(t0, Message::Response(fork.clone()), peer());
+        let (out, events) = drain(&mut ep);
+        assert!(events.is_empty(), "the TU never hears of it: {events:?}");
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(
+            out[0].starts_with("ACK sip:other@192.0.2.10:5072 SIP/2.0"),
+            "{}",
+            out[0]
+        );
+        assert!(out[0].contains(";tag=fork2"));
+        assert!(
+            out[1].starts_with("BYE sip:other@192.0.2.10:5072 SIP/2.0"),
+            "{}",
+            out[1]
+        );
+        assert!(out[1].contains("CSeq: 2 BYE"), "{}", out[1]);
+        // Its retransmission gets the same ACK, and no second BYE.
+        ep.handle_message(t0, Message::Response(fork), peer());
+        let (again, events) = drain(&mut ep);
+        assert_eq!(again, vec![out[0].clone()]);
+        assert!(events.is_empty());
+        // The BYE's answer concerns nobody.
+        let bye = ep.entries.values().find_map(|e| match e {
+            Entry::Tx(t) => match t.as_ref() {
+                Tx::NonInviteClient(m, _) => Some(m.request().clone()),
+                _ => None,
+            },
+            _ => None,
+        });
+        ep.handle_message(t0, answer(&bye.unwrap(), 200), peer());
+        assert!(drain(&mut ep).1.is_empty());
+    }
+
+    #[test]
+    fn responses_with_two_vias_are_dropped() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        let (_, sent) = client_invite(&mut ep, t0);
+        drain(&mut ep);
+        let mut r = sent.response(180).with_to_tag("far");
+        r.headers
+            .via
+            .push(Via::parse("SIP/2.0/UDP 192.0.2.99;branch=z9hG4bKx").unwrap());
+        ep.handle_message(t0, Message::Response(r), peer());
+        assert!(drain(&mut ep).1.is_empty(), "§8.1.3.3");
+    }
+
+    #[test]
+    fn a_merged_request_gets_482() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        ep.handle_message(t0, invite("z9hG4bKm1"), peer());
+        assert_eq!(drain(&mut ep).1.len(), 1);
+        // Same From tag, Call-ID and CSeq, another branch: it came by another path.
+        ep.handle_message(t0, invite("z9hG4bKm2"), peer());
+        let (out, events) = drain(&mut ep);
+        assert!(events.is_empty());
+        assert!(
+            out.last().unwrap().starts_with("SIP/2.0 482 Loop Detected"),
+            "{out:?}"
+        );
+        // The original's retransmission is still a retransmission.
+        ep.handle_message(t0, invite("z9hG4bKm1"), peer());
+        let (out, events) = drain(&mut ep);
+        assert!(events.is_empty());
+        assert_eq!(first_line(&out[0]), "SIP/2.0 100 Trying");
+        // A REGISTER retried after a challenge with the same CSeq is handled.
+        let register = |branch: &str| {
+            with(&invite(branch), |r| {
+                r.method = Method::Register;
+                r.headers.cseq.method = Method::Register;
+                r.headers.call_id = "reg".into();
+            })
+        };
+        ep.handle_message(t0, register("z9hG4bKr1"), peer());
+        ep.handle_message(t0, register("z9hG4bKr2"), peer());
+        assert_eq!(drain(&mut ep).1.len(), 2);
+    }
+
+    #[test]
+    fn a_full_transaction_table_refuses_statelessly() {
+        let t0 = Instant::now();
+        let mut config = EndpointConfig::new("127.0.0.1:5060".parse().unwrap());
+        config.max_transactions = 1;
+        let mut ep = Endpoint::new(config, 7);
+        ep.handle_message(t0, invite("z9hG4bKf1"), peer());
+        drain(&mut ep);
+        let other = with(&invite("z9hG4bKf2"), |r| r.headers.call_id = "c2".into());
+        ep.handle_message(t0, other, peer());
+        let (out, events) = drain(&mut ep);
+        assert!(events.is_empty());
+        assert!(
+            out[0].starts_with("SIP/2.0 503 Service Unavailable"),
+            "{out:?}"
+        );
+        assert!(out[0].contains("Retry-After: 5\r\n"));
+        assert_eq!(ep.live_transactions(), 1, "nothing kept for it");
+    }
+
+    #[test]
+    fn an_invite_the_tu_never_answers_is_answered_500_at_the_abandon_deadline() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        ep.handle_message(t0, invite("z9hG4bKa1"), peer());
+        drain(&mut ep);
+        let abandon = t0 + ep.config().invite_abandon;
+        while let Some(at) = ep.poll_timeout().filter(|at| *at < abandon) {
+            ep.handle_timeout(at);
+            assert!(drain(&mut ep).0.is_empty());
+        }
+        assert_eq!(ep.poll_timeout(), Some(abandon));
+        ep.handle_timeout(abandon);
+        let (out, _) = drain(&mut ep);
+        assert!(
+            out[0].starts_with("SIP/2.0 500 Server Internal Error"),
+            "{out:?}"
+        );
+        // Then an ordinary non-2xx final: retransmitted until Timer H, then gone.
+        while let Some(at) = ep.poll_timeout() {
+            ep.handle_timeout(at);
+            drain(&mut ep);
+        }
+        assert_eq!(ep.live_transactions(), 0);
+    }
+
+    #[test]
+    fn the_ack_timeout_names_the_dialog() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        ep.handle_message(t0, invite("z9hG4bKd1"), peer());
+        let (_, events) = drain(&mut ep);
+        let tx = server_tx(&events);
+        let ok = ep
+            .server_request(tx)
+            .unwrap()
+            .response(200)
+            .with_to_tag("b9");
+        ep.respond(t0, tx, ok);
+        ep.handle_timeout(t0 + Duration::from_secs(40));
+        let (_, events) = drain(&mut ep);
+        assert!(
+            events.contains(&EndpointEvent::AckTimeout {
+                tx,
+                dialog: DialogId {
+                    call_id: "c1".into(),
+                    local_tag: "b9".into(),
+                    remote_tag: "a1".into()
+                }
+            }),
+            "{events:?}"
+        );
     }
 }

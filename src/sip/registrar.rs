@@ -461,4 +461,84 @@ mod tests {
             "private Contact: use where it came from"
         );
     }
+
+    /// An RFC 4475 torture REGISTER from tests/data, answered once without and
+    /// once with credentials for its AOR; returns both answers.
+    fn torture_register(reg: &mut Registrar, t: Instant, file: &str, user: &str) -> (u16, u16) {
+        let path = format!(
+            "{}/tests/data/rfc4475/{file}.dat",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let Ok(Message::Request(request)) = parse(Bytes::from(bytes), Framing::Datagram) else {
+            panic!("{file} parses");
+        };
+        let password = |u: &str| (u == user).then(|| "pw".to_owned());
+        let (challenge, _) = reg.handle(t, &request, src(), password);
+        let www = challenge
+            .headers
+            .get("WWW-Authenticate")
+            .unwrap_or_else(|| panic!("{file}: {}", challenge.status))
+            .to_owned();
+        let mut authed = request.clone();
+        let a = answer(&www, "REGISTER", &request.uri.to_string(), user, "pw", "c").unwrap();
+        authed.headers.push("Authorization", a);
+        let (ok, _) = reg.handle(t, &authed, src(), password);
+        (challenge.status, ok.status)
+    }
+
+    #[test]
+    fn torture_registers_bind_as_rfc_4475_asks_once_authenticated() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        // §3.3.12: a bare Contact's ;unknownparam is a contact parameter: the
+        // binding is the bare URI, the parameter kept beside it.
+        assert_eq!(
+            torture_register(&mut reg, t0, "cparam01", "watson"),
+            (401, 200)
+        );
+        let b = reg.bindings("watson", t0);
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            b[0].contact.uri.as_str(),
+            "sip:+19725552222@gw1.example.net"
+        );
+        assert_eq!(b[0].contact.param("unknownparam"), Some(None));
+        // §3.3.13: inside <> it is a URI parameter, and the stored URI keeps it.
+        let mut reg = registrar(t0);
+        assert_eq!(
+            torture_register(&mut reg, t0, "cparam02", "watson"),
+            (401, 200)
+        );
+        let b = reg.bindings("watson", t0);
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            b[0].contact.uri.as_str(),
+            "sip:+19725552222@gw1.example.net;unknownparam"
+        );
+        assert_eq!(b[0].contact.param("unknownparam"), None);
+        // §3.3.14: the escaped Route header stays in the stored URI.
+        let mut reg = registrar(t0);
+        assert_eq!(
+            torture_register(&mut reg, t0, "regescrt", "user"),
+            (401, 200)
+        );
+        let b = reg.bindings("user", t0);
+        assert_eq!(
+            b[0].contact.uri.as_str(),
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E"
+        );
+        assert_eq!(
+            b[0].contact.uri.headers(),
+            Some("Route=%3Csip:sip.example.com%3E")
+        );
+        // §3.1.1.4: %00 is not a terminator; two distinct Contacts, two bindings.
+        let mut reg = registrar(t0);
+        assert_eq!(
+            torture_register(&mut reg, t0, "escnull", "null-\0-null"),
+            (401, 200)
+        );
+        let b = reg.bindings("null-\0-null", t0);
+        assert_eq!(b.len(), 2);
+    }
 }

@@ -12,12 +12,16 @@
 //!
 //! Time only enters as the `now` argument, so tests run Timer B's 32 seconds in
 //! microseconds. Timers are named as in the RFC; T1, T2 and T4 are configurable.
+//! Besides each machine's own tests, a harness runs client and server pairs over
+//! seeded lossy, delaying links (`lossy.rs`).
 
 use std::time::{Duration, Instant};
 
 pub mod client;
 pub mod client_invite;
 mod key;
+#[cfg(test)]
+mod lossy;
 pub mod server;
 pub mod server_invite;
 
@@ -86,7 +90,8 @@ pub enum Timer {
     M,
     /// Not named by the RFC: a server non-INVITE transaction the TU never answered,
     /// or a cancelled INVITE that never got a final response (§9.1), is given up
-    /// after 64·T1 instead of living forever.
+    /// after 64·T1 instead of living forever; a server INVITE the TU never answered
+    /// is reported at the deadline its owner set.
     Abandon,
 }
 

@@ -7,6 +7,8 @@
 //! UDP) until the ACK arrives or Timer H (64·T1) gives up; the ACK is absorbed here.
 //! A 2xx moves to Accepted: from then on the TU (not the transaction) retransmits the
 //! 2xx and receives the ACK, and INVITE retransmissions are absorbed until Timer L.
+//! Proceeding has no RFC timer; [`ServerInvite::abandon_at`] sets a safety net for
+//! a TU that never answers.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -43,6 +45,8 @@ pub struct ServerInvite {
     last_response: Option<Bytes>,
     /// The To tag of the TU's responses, once it has sent one with a tag.
     local_tag: Option<String>,
+    /// When to give up on the TU ([`ServerInvite::abandon_at`]).
+    abandon: Option<Instant>,
     out: VecDeque<Bytes>,
     events: VecDeque<TransactionEvent>,
 }
@@ -60,8 +64,34 @@ impl ServerInvite {
             interval_g: settings.t1,
             last_response: Some(trying.clone()),
             local_tag: None,
+            abandon: None,
             out: VecDeque::from([trying]),
             events: VecDeque::new(),
+        }
+    }
+
+    /// Gives up waiting for the TU at `at`: if no final response was sent by then,
+    /// [`TransactionEvent::Timeout`] is reported while still in Proceeding, and the
+    /// owner answers the INVITE itself (Figure 7 has no timer in Proceeding, so a
+    /// TU that never answers would otherwise keep the transaction forever).
+    ///
+    /// The timer first runs to a checkpoint at 64·T1 and only then to `at`: nearly
+    /// every INVITE is answered before, so the owner's timer queue never holds more
+    /// than 64·T1 worth of outdated deadlines.
+    pub fn abandon_at(&mut self, now: Instant, at: Instant) {
+        if self.state == State::Proceeding {
+            self.abandon = Some(at);
+            self.timers
+                .start(Timer::Abandon, at.min(now + self.settings.t1x64()));
+        }
+    }
+
+    /// Takes back the queued 100 Trying when the final response follows at once
+    /// (§17.2.1: no 100 is needed when the TU answers within 200 ms).
+    pub fn skip_trying(&mut self) {
+        if self.state == State::Proceeding {
+            self.out.clear();
+            self.last_response = None;
         }
     }
 
@@ -131,6 +161,7 @@ impl ServerInvite {
                 self.state = State::Accepted;
                 self.last_response = None;
                 self.out.push_back(bytes);
+                self.timers.stop(Timer::Abandon);
                 self.timers.start(Timer::L, now + self.settings.t1x64());
             }
             (State::Accepted, 200..=299) => {
@@ -141,6 +172,7 @@ impl ServerInvite {
                 self.state = State::Completed;
                 self.last_response = Some(bytes.clone());
                 self.out.push_back(bytes);
+                self.timers.stop(Timer::Abandon);
                 if !self.reliable {
                     self.timers.start(Timer::G, now + self.interval_g);
                 }
@@ -166,6 +198,10 @@ impl ServerInvite {
                     self.terminate();
                 }
                 Timer::I | Timer::L => self.terminate(),
+                Timer::Abandon if self.state == State::Proceeding => match self.abandon {
+                    Some(at) if at > now => self.timers.start(Timer::Abandon, at),
+                    _ => self.events.push_back(TransactionEvent::Timeout),
+                },
                 _ => {}
             }
         }
@@ -283,6 +319,32 @@ mod tests {
         );
         tx.handle_timeout(t0 + Duration::from_secs(32));
         assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn an_unanswered_invite_is_reported_at_the_abandon_deadline() {
+        let t0 = Instant::now();
+        let mut tx = ServerInvite::new(invite(), false, TimerSettings::default());
+        tx.abandon_at(t0, t0 + Duration::from_secs(600));
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + Duration::from_secs(32)),
+            "checkpoint"
+        );
+        tx.handle_timeout(t0 + Duration::from_secs(32));
+        assert_eq!(tx.poll_event(), None);
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(600)));
+        tx.handle_timeout(t0 + Duration::from_secs(600));
+        assert_eq!(tx.poll_event(), Some(TransactionEvent::Timeout));
+        assert_eq!(tx.state(), State::Proceeding, "the owner answers it");
+        let mut answered = ServerInvite::new(invite(), false, TimerSettings::default());
+        answered.abandon_at(t0, t0 + Duration::from_secs(600));
+        answered.send_response(t0, &response_to(&invite(), 200));
+        assert_eq!(
+            answered.poll_timeout(),
+            Some(t0 + Duration::from_secs(32)),
+            "Timer L only"
+        );
     }
 
     #[test]

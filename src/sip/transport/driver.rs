@@ -4,30 +4,52 @@
 //! Messages are parsed here, on the receiving task, so the core only sees typed
 //! messages (or the parse failure, which it answers). Sending never waits: UDP uses
 //! `try_send_to` (a full socket buffer drops the datagram, as the network would, and
-//! the transaction layer retransmits), TCP writes go through a per-connection queue.
+//! the transaction layer retransmits).
+//!
+//! Each TCP connection has a reader task and a writer task. The writer owns a
+//! bounded queue (`tcp_queue` messages): a peer that stops reading fills it, and the
+//! connection is closed (logged) instead of holding memory without end; a write
+//! that takes longer than `tcp_write_timeout` closes it too. Reads, keepalive pongs
+//! and the idle check go on meanwhile. A connection is closed when nothing was read
+//! or written for `tcp_idle_timeout` — unless the core holds it
+//! ([`Transmit::hold`]): a dialog that came on it may need it for its BYE an hour
+//! later. With no connection to a destination, the first message starts one
+//! connect and later ones queue behind it, in order. With `max_tcp_connections`
+//! open, newly accepted connections are closed at once (the engine's own connects
+//! are never refused).
+//! A message over 64 KiB gets 513 when its header section can be read, then the
+//! connection is closed.
 //!
 //! Overload is refused at this edge. The call core reports how long messages waited
 //! before it handled them ([`CoreLoad`]); while that lag is above `shed_lag`, or the
 //! core's inbox is more than `shed_fill` full, a new INVITE is answered here with a
 //! stateless 503 and Retry-After instead of being queued, so calls already accepted
 //! keep their latency and complete. (CPU saturation shows up as delay long before
-//! the queue is deep, and a late answer only brings retransmissions.)
+//! the queue is deep, and a late answer only brings retransmissions.) The edge
+//! remembers the INVITE transactions it let through for a minute, so their
+//! retransmissions still reach the core while it sheds.
 
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::{ConnectionId, Target, TransportKind};
 use crate::sip::endpoint::Transmit;
+use crate::sip::transaction::TransactionKey;
 use crate::sip::wire::framing::{Frame, PONG, StreamFramer};
-use crate::sip::wire::{Framing, Message, ParseError, Request, WireError, parse};
+use crate::sip::wire::{
+    Framing, MAX_MESSAGE_SIZE, Message, ParseError, Request, WireError, parse, too_large,
+};
 
 /// What the transports deliver to the core.
 #[derive(Debug)]
@@ -66,6 +88,9 @@ pub struct TransportStats {
     pub shed: AtomicU64,
     /// TCP connections currently open.
     pub tcp_connections: AtomicU64,
+    /// TCP connections refused or closed because of a limit (connection count,
+    /// send queue, write timeout, message size).
+    pub tcp_refused: AtomicU64,
 }
 
 /// How far behind the call core is: an exponentially weighted average of how long
@@ -97,7 +122,8 @@ impl CoreLoad {
 pub struct TransportSettings {
     /// The UDP and TCP listen address.
     pub listen: SocketAddr,
-    /// A TCP connection idle this long is closed.
+    /// A TCP connection idle this long (no read, no write, no dialog holding it)
+    /// is closed.
     pub tcp_idle_timeout: Duration,
     /// Shed new INVITEs when the core's inbox holds more than this fraction.
     pub shed_fill: f32,
@@ -105,10 +131,84 @@ pub struct TransportSettings {
     pub shed_lag: Duration,
     /// Retry-After (seconds) in shed 503s.
     pub retry_after: u32,
+    /// With this many TCP connections open, newly accepted ones are closed at once
+    /// (connections the engine opens itself are not refused).
+    pub max_tcp_connections: usize,
+    /// Messages waiting to be written on one TCP connection beyond which it is
+    /// closed as stuck.
+    pub tcp_queue: usize,
+    /// A TCP write that does not finish in this time closes the connection.
+    pub tcp_write_timeout: Duration,
+}
+
+impl TransportSettings {
+    /// The engine's defaults on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tcp_idle_timeout: Duration::from_secs(300),
+            shed_fill: 0.5,
+            shed_lag: Duration::from_millis(40),
+            retry_after: 5,
+            max_tcp_connections: 4096,
+            tcp_queue: 1024,
+            tcp_write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the reader, the writer and the senders of one connection share.
+struct ConnectionState {
+    /// Dialogs that rely on the connection (it is never idle-closed while > 0).
+    holds: AtomicU32,
+    /// Milliseconds since [`Shared::epoch`] of the last read or write.
+    last_active: AtomicU64,
+    /// Wakes the reader to close the connection (write failed, queue overflowed).
+    close: Notify,
 }
 
 struct Connection {
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::Sender<Bytes>,
+    state: Arc<ConnectionState>,
+}
+
+/// The INVITE transactions recently let through, so that their retransmissions are
+/// not shed (RFC 3261 §17.2.1: they belong to a transaction the core already has).
+struct RecentInvites {
+    seen: HashSet<u64>,
+    order: VecDeque<(u64, tokio::time::Instant)>,
+}
+
+/// How long, and how many, INVITE transactions the edge remembers. INVITE
+/// retransmissions stop after 64·T1 (32 s by default) or at the first provisional.
+const RECENT_INVITE_WINDOW: Duration = Duration::from_secs(64);
+const RECENT_INVITE_CAP: usize = 1 << 18;
+
+impl RecentInvites {
+    /// Whether the INVITE transaction `key` may pass: always when the core keeps
+    /// up, and when it is behind only if it passed before (a retransmission). A
+    /// transaction that passes is remembered.
+    fn admit(&mut self, key: u64, overloaded: bool, now: tokio::time::Instant) -> bool {
+        if overloaded && !self.seen.contains(&key) {
+            return false;
+        }
+        self.insert(key, now);
+        true
+    }
+
+    fn insert(&mut self, key: u64, now: tokio::time::Instant) {
+        while let Some(&(old, at)) = self.order.front() {
+            if self.order.len() < RECENT_INVITE_CAP && now.duration_since(at) < RECENT_INVITE_WINDOW
+            {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&old);
+        }
+        if self.seen.insert(key) {
+            self.order.push_back((key, now));
+        }
+    }
 }
 
 struct Shared {
@@ -116,10 +216,21 @@ struct Shared {
     inbound: mpsc::Sender<Inbound>,
     connections: DashMap<ConnectionId, Connection>,
     by_peer: DashMap<SocketAddr, ConnectionId>,
+    /// Messages waiting for a connect in progress, by destination.
+    connecting: DashMap<SocketAddr, Vec<Bytes>>,
     next_conn: AtomicU64,
     settings: TransportSettings,
     stats: Arc<TransportStats>,
     load: Arc<CoreLoad>,
+    recent_invites: Mutex<RecentInvites>,
+    hasher: std::collections::hash_map::RandomState,
+    epoch: tokio::time::Instant,
+}
+
+impl Shared {
+    fn millis(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
 /// A cheap handle for sending; clone it freely.
@@ -149,10 +260,17 @@ impl Transports {
             inbound,
             connections: DashMap::new(),
             by_peer: DashMap::new(),
+            connecting: DashMap::new(),
             next_conn: AtomicU64::new(1),
             settings,
             stats: Arc::new(TransportStats::default()),
             load: Arc::new(CoreLoad::default()),
+            recent_invites: Mutex::new(RecentInvites {
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+            }),
+            hasher: std::collections::hash_map::RandomState::new(),
+            epoch: tokio::time::Instant::now(),
         });
         tokio::spawn(udp_receive(shared.clone()));
         tokio::spawn(tcp_accept(shared.clone(), tcp));
@@ -174,9 +292,14 @@ impl Transports {
         self.shared.load.clone()
     }
 
-    /// Sends without waiting.
+    /// Sends without waiting (and applies a [`Transmit::hold`]).
     pub fn send(&self, transmit: Transmit) {
-        send(&self.shared, transmit.target, transmit.bytes);
+        if let Some(hold) = transmit.hold {
+            apply_hold(&self.shared, transmit.target, hold);
+        }
+        if !transmit.bytes.is_empty() {
+            send(&self.shared, transmit.target, transmit.bytes);
+        }
     }
 }
 
@@ -207,6 +330,20 @@ async fn bind_pair(listen: SocketAddr) -> std::io::Result<(UdpSocket, TcpListene
     Err(last_err.unwrap_or_else(|| std::io::Error::other("could not bind UDP and TCP to one port")))
 }
 
+fn apply_hold(shared: &Shared, target: Target, hold: bool) {
+    let Some(id) = target.connection else { return };
+    if let Some(c) = shared.connections.get(&id) {
+        if hold {
+            c.state.holds.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let _ = c
+                .state
+                .holds
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+}
+
 fn send(shared: &Arc<Shared>, target: Target, bytes: Bytes) {
     match target.transport {
         TransportKind::Udp => match shared.udp.try_send_to(&bytes, target.addr) {
@@ -218,20 +355,56 @@ fn send(shared: &Arc<Shared>, target: Target, bytes: Bytes) {
             }
             Err(e) => tracing::debug!(%target, error = %e, "UDP send failed"),
         },
-        TransportKind::Tcp => {
-            let conn = target
-                .connection
-                .filter(|id| shared.connections.contains_key(id))
-                .or_else(|| shared.by_peer.get(&target.addr).map(|id| *id));
-            if let Some(id) = conn {
+        TransportKind::Tcp => send_tcp(shared, target, bytes),
+    }
+}
+
+/// TCP: the connection named, if it is still there; else a connect in progress to
+/// the address (queue behind it); else any connection to the address; else connect.
+fn send_tcp(shared: &Arc<Shared>, target: Target, bytes: Bytes) {
+    if let Some(id) = target.connection {
+        if let Some(c) = shared.connections.get(&id) {
+            return enqueue(shared, id, &c, bytes);
+        }
+    }
+    match shared.connecting.entry(target.addr) {
+        dashmap::mapref::entry::Entry::Occupied(mut waiting) => {
+            if waiting.get().len() >= shared.settings.tcp_queue {
+                tracing::warn!(%target, "too many messages waiting for a TCP connect; dropped one");
+                return;
+            }
+            waiting.get_mut().push(bytes);
+        }
+        dashmap::mapref::entry::Entry::Vacant(vacant) => {
+            let existing = shared.by_peer.get(&target.addr).map(|id| *id);
+            if let Some(id) = existing {
                 if let Some(c) = shared.connections.get(&id) {
-                    if c.writer.send(bytes.clone()).is_ok() {
-                        shared.stats.sent.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
+                    return enqueue(shared, id, &c, bytes);
                 }
             }
-            tokio::spawn(connect_and_send(shared.clone(), target, bytes));
+            vacant.insert(vec![bytes]);
+            tokio::spawn(connect(shared.clone(), target));
+        }
+    }
+}
+
+/// Queues bytes on a connection; a full queue closes it (the peer stopped reading).
+fn enqueue(shared: &Shared, id: ConnectionId, c: &Connection, bytes: Bytes) {
+    match c.writer.try_send(bytes) {
+        Ok(()) => {
+            shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(
+                connection = id.0,
+                queued = shared.settings.tcp_queue,
+                "TCP send queue full (the peer does not read); closing the connection"
+            );
+            shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+            c.state.close.notify_one();
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            tracing::debug!(connection = id.0, "TCP connection closing; message dropped");
         }
     }
 }
@@ -265,21 +438,9 @@ async fn deliver(
     if message.is_err() {
         shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
     }
-    let max = shared.inbound.max_capacity();
-    let used = max - shared.inbound.capacity();
-    let overloaded = (used as f32) > shared.settings.shed_fill * max as f32
-        || shared.load.lag() > shared.settings.shed_lag;
-    if overloaded {
-        if let Ok(Message::Request(req)) = &message {
-            if is_initial_invite(req) {
-                shared.stats.shed.fetch_add(1, Ordering::Relaxed);
-                let mut resp = req.response_with_reason(503, "Service Unavailable: overloaded");
-                resp.headers.to.set_tag("shed");
-                resp.headers
-                    .push("Retry-After", shared.settings.retry_after.to_string());
-                send(shared, source, resp.to_bytes());
-                return;
-            }
+    if let Ok(Message::Request(req)) = &message {
+        if is_initial_invite(req) && shed(shared, req, source) {
+            return;
         }
     }
     if shared
@@ -296,18 +457,56 @@ async fn deliver(
     }
 }
 
+/// Sheds a new INVITE with a stateless 503 when the core is behind; returns whether
+/// it did. INVITEs of transactions let through before are never shed: they are
+/// retransmissions the core must absorb (or answer again).
+fn shed(shared: &Arc<Shared>, invite: &Request, source: Target) -> bool {
+    let Some(key) = TransactionKey::server(invite) else {
+        return false;
+    };
+    let key = shared.hasher.hash_one(&key);
+    let max = shared.inbound.max_capacity();
+    let used = max - shared.inbound.capacity();
+    let overloaded = (used as f32) > shared.settings.shed_fill * max as f32
+        || shared.load.lag() > shared.settings.shed_lag;
+    let admitted = shared
+        .recent_invites
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .admit(key, overloaded, tokio::time::Instant::now());
+    if !admitted {
+        shared.stats.shed.fetch_add(1, Ordering::Relaxed);
+        let mut resp = invite.response_with_reason(503, "Service Unavailable: overloaded");
+        resp.headers.to.set_tag("shed");
+        resp.headers
+            .push("Retry-After", shared.settings.retry_after.to_string());
+        send(shared, source, resp.to_bytes());
+        return true;
+    }
+    false
+}
+
 async fn udp_receive(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; 65_536];
+    // One byte more than the limit, so an oversize datagram shows as such.
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     loop {
         match shared.udp.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let received = tokio::time::Instant::now().into_std();
-                let bytes = Bytes::copy_from_slice(&buf[..n]);
+                let Some(datagram) = buf.get(..n) else {
+                    continue;
+                };
                 // Keepalives (bare CRLF) on UDP need no answer.
-                if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                if datagram.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                     continue;
                 }
+                let bytes = Bytes::copy_from_slice(datagram);
                 let message = parse_guarded(bytes, Framing::Datagram, from);
+                if let Err(e) = &message {
+                    if matches!(e.error, WireError::TooLarge { .. }) {
+                        tracing::info!(%from, len = n, "oversize UDP datagram; answering 513 when it can be");
+                    }
+                }
                 deliver(&shared, message, Target::udp(from), received).await;
             }
             // ICMP port unreachable surfaces as a recv error on some systems; the
@@ -321,6 +520,12 @@ async fn tcp_accept(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if shared.connections.len() >= shared.settings.max_tcp_connections {
+                    shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, limit = shared.settings.max_tcp_connections, "too many TCP connections; closing the new one");
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 start_connection(&shared, stream, peer);
             }
@@ -332,102 +537,150 @@ async fn tcp_accept(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-fn start_connection(
-    shared: &Arc<Shared>,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> (ConnectionId, mpsc::UnboundedSender<Bytes>) {
+fn start_connection(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> ConnectionId {
     let id = ConnectionId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
-    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (writer_tx, writer_rx) = mpsc::channel(shared.settings.tcp_queue.max(1));
+    let state = Arc::new(ConnectionState {
+        holds: AtomicU32::new(0),
+        last_active: AtomicU64::new(shared.millis()),
+        close: Notify::new(),
+    });
+    let (reader, writer) = stream.into_split();
     shared.connections.insert(
         id,
         Connection {
             writer: writer_tx.clone(),
+            state: state.clone(),
         },
     );
     shared.by_peer.insert(peer, id);
     shared.stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(run_connection(shared.clone(), stream, peer, id, writer_rx));
-    (id, writer_tx)
+    tokio::spawn(write_loop(shared.clone(), writer, writer_rx, state.clone()));
+    tokio::spawn(read_loop(
+        shared.clone(),
+        reader,
+        peer,
+        id,
+        writer_tx,
+        state,
+    ));
+    id
 }
 
-async fn connect_and_send(shared: Arc<Shared>, target: Target, bytes: Bytes) {
+/// Opens a connection for the messages queued under `target.addr` and hands them
+/// to it in order; if it cannot be opened, they are dropped and the core told.
+async fn connect(shared: Arc<Shared>, target: Target) {
     let connected =
         tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(target.addr)).await;
-    match connected {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            let (_, writer) = start_connection(&shared, stream, target.addr);
-            if writer.send(bytes).is_ok() {
-                shared.stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+    let stream = match connected {
+        Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::info!(%target, error = %e, "TCP connect failed");
+            shared.connecting.remove(&target.addr);
             let _ = shared.inbound.send(Inbound::Unreachable { target }).await;
+            return;
         }
         Err(_) => {
             tracing::info!(%target, "TCP connect timed out");
+            shared.connecting.remove(&target.addr);
             let _ = shared.inbound.send(Inbound::Unreachable { target }).await;
+            return;
         }
+    };
+    let _ = stream.set_nodelay(true);
+    let id = start_connection(&shared, stream, target.addr);
+    // Flush under the entry's lock: a message sent meanwhile either joined the
+    // queue before, or finds the connection after, and never overtakes the queue.
+    if let dashmap::mapref::entry::Entry::Occupied(waiting) = shared.connecting.entry(target.addr) {
+        if let Some(c) = shared.connections.get(&id) {
+            for bytes in waiting.get() {
+                enqueue(&shared, id, &c, bytes.clone());
+            }
+        }
+        waiting.remove();
     }
 }
 
-async fn run_connection(
+/// Writes what is queued for one connection. Ends when every sender is gone (the
+/// reader closed the connection), or on a failed or stuck write, which it reports
+/// to the reader.
+async fn write_loop(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Bytes>,
+    state: Arc<ConnectionState>,
+) {
+    let timeout = shared.settings.tcp_write_timeout;
+    while let Some(bytes) = queue.recv().await {
+        match tokio::time::timeout(timeout, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => state.last_active.store(shared.millis(), Ordering::Relaxed),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TCP write failed");
+                state.close.notify_one();
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    ?timeout,
+                    "TCP write timed out (the peer does not read); closing the connection"
+                );
+                shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                state.close.notify_one();
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(timeout, writer.shutdown()).await;
+}
+
+async fn read_loop(
+    shared: Arc<Shared>,
+    mut reader: tokio::net::tcp::OwnedReadHalf,
     peer: SocketAddr,
     id: ConnectionId,
-    mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+    writer: mpsc::Sender<Bytes>,
+    state: Arc<ConnectionState>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
     let source = Target {
         transport: TransportKind::Tcp,
         addr: peer,
         connection: Some(id),
     };
-    let idle = shared.settings.tcp_idle_timeout;
+    // Not zero: a held connection re-checks once per period, which must not spin.
+    let idle = shared
+        .settings
+        .tcp_idle_timeout
+        .max(Duration::from_millis(100));
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
+    let mut linger = false;
     let reason = loop {
+        let last = Duration::from_millis(state.last_active.load(Ordering::Relaxed));
+        let idle_at = shared.epoch + last + idle;
         tokio::select! {
-            read = tokio::time::timeout(idle, reader.read(&mut buf)) => {
+            read = reader.read(&mut buf) => {
                 let n = match read {
-                    Err(_) => break "idle".to_owned(),
-                    Ok(Err(e)) => break format!("read error: {e}"),
-                    Ok(Ok(0)) => break "closed by peer".to_owned(),
-                    Ok(Ok(n)) => n,
+                    Err(e) => break format!("read error: {e}"),
+                    Ok(0) => break "closed by peer".to_owned(),
+                    Ok(n) => n,
                 };
+                state.last_active.store(shared.millis(), Ordering::Relaxed);
                 let received = tokio::time::Instant::now().into_std();
-                framer.push(&buf[..n]);
-                let mut fault = None;
-                loop {
-                    match framer.next_frame() {
-                        Ok(Some(Frame::Message(bytes))) => {
-                            let message = parse_guarded(bytes, Framing::Stream, peer);
-                            deliver(&shared, message, source, received).await;
-                        }
-                        Ok(Some(Frame::Ping)) => {
-                            if writer.write_all(PONG).await.is_err() {
-                                fault = Some("write error".to_owned());
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            fault = Some(format!("framing error: {e}"));
-                            break;
-                        }
-                    }
-                }
-                if let Some(f) = fault {
-                    break f;
+                framer.push(buf.get(..n).unwrap_or_default());
+                if let Some(fault) = frames(&shared, &mut framer, &writer, source, received).await {
+                    linger = fault.linger;
+                    break fault.reason;
                 }
             }
-            out = outgoing.recv() => {
-                let Some(bytes) = out else { break "closed".to_owned() };
-                if let Err(e) = writer.write_all(&bytes).await {
-                    break format!("write error: {e}");
+            () = state.close.notified() => break "closed by the sender".to_owned(),
+            () = tokio::time::sleep_until(idle_at) => {
+                let quiet = shared.millis().saturating_sub(state.last_active.load(Ordering::Relaxed));
+                if quiet >= idle.as_millis() as u64 {
+                    if state.holds.load(Ordering::Relaxed) == 0 {
+                        break "idle".to_owned();
+                    }
+                    // A dialog relies on it: check again after another period.
+                    state.last_active.store(shared.millis(), Ordering::Relaxed);
                 }
             }
         }
@@ -436,5 +689,115 @@ async fn run_connection(
     shared.connections.remove(&id);
     shared.by_peer.remove_if(&peer, |_, v| *v == id);
     shared.stats.tcp_connections.fetch_sub(1, Ordering::Relaxed);
-    let _ = writer.shutdown().await;
+    // Dropping the last sender lets the writer finish what is queued (a 513, say)
+    // and shut the connection down.
+    drop(writer);
+    if linger {
+        // The rest of the refused message is still arriving: read it away for a
+        // moment, or closing with unread bytes resets the connection and the peer
+        // may lose the 513 before reading it.
+        let drain = async {
+            while let Ok(n) = reader.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+}
+
+/// Why a connection closes, and whether to read away what the peer still sends.
+struct Close {
+    reason: String,
+    linger: bool,
+}
+
+impl From<String> for Close {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            linger: false,
+        }
+    }
+}
+
+/// Delivers every complete frame; returns why the connection must close, if it must.
+async fn frames(
+    shared: &Arc<Shared>,
+    framer: &mut StreamFramer,
+    writer: &mpsc::Sender<Bytes>,
+    source: Target,
+    received: std::time::Instant,
+) -> Option<Close> {
+    loop {
+        match framer.next_frame() {
+            Ok(Some(Frame::Message(bytes))) => {
+                let message = parse_guarded(bytes, Framing::Stream, source.addr);
+                deliver(shared, message, source, received).await;
+            }
+            Ok(Some(Frame::Ping)) => {
+                if writer.try_send(Bytes::from_static(PONG)).is_err() {
+                    return Some(Close::from("send queue full".to_owned()));
+                }
+            }
+            Ok(None) => return None,
+            Err(WireError::TooLarge { size }) => {
+                shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                let tag = format!("tl{:08x}", rand::random::<u32>());
+                let reply = too_large(framer.buffered(), size).response(&tag);
+                let answered = reply.is_some_and(|r| writer.try_send(r).is_ok());
+                tracing::info!(peer = %source.addr, size, answered, "TCP message over the size limit; closing the connection");
+                return Some(Close {
+                    reason: format!("message of {size} bytes over the limit"),
+                    linger: answered,
+                });
+            }
+            Err(e) => return Some(Close::from(format!("framing error: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmissions_of_admitted_invites_pass_while_shedding() {
+        let t0 = tokio::time::Instant::now();
+        let mut recent = RecentInvites {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        assert!(recent.admit(1, false, t0), "the core keeps up");
+        assert!(
+            recent.admit(1, true, t0),
+            "its retransmission passes while shedding"
+        );
+        assert!(!recent.admit(2, true, t0), "a new INVITE is shed");
+        assert!(!recent.admit(2, true, t0), "and so is its retransmission");
+        // Remembered for the window only.
+        let later = t0 + RECENT_INVITE_WINDOW + Duration::from_secs(1);
+        assert!(recent.admit(3, false, later));
+        assert!(!recent.admit(1, true, later), "forgotten after the window");
+        assert_eq!(recent.seen.len(), 1);
+    }
+
+    #[test]
+    fn the_memory_of_admitted_invites_is_bounded() {
+        let t0 = tokio::time::Instant::now();
+        let mut recent = RecentInvites {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        for key in 0..(RECENT_INVITE_CAP as u64 + 10) {
+            recent.admit(key, false, t0);
+        }
+        assert!(recent.seen.len() <= RECENT_INVITE_CAP);
+        assert_eq!(recent.seen.len(), recent.order.len());
+        assert!(
+            recent.admit(RECENT_INVITE_CAP as u64 + 9, true, t0),
+            "the newest are kept"
+        );
+    }
 }

@@ -1,15 +1,16 @@
 //! SIP transports (RFC 3261 §18, RFC 3581): where messages go and how they get there.
 //!
 //! The addressing rules are sans-IO and live here: a [`Target`] names a transport,
-//! a socket address and, for TCP, the connection a message should use; and
-//! [`response_target`] applies §18.2.2 and RFC 3581 to pick where a response goes.
-//! The tokio drivers that own the UDP socket and the TCP connections are in
-//! [`driver`].
+//! a socket address and, for TCP, the connection a message should use;
+//! [`response_target`] applies §18.2.2 and RFC 3581 to pick where a response goes;
+//! [`in_dialog_target`] picks where an in-dialog request goes (§12.2.1.1, reusing
+//! the connection the dialog came on). The tokio drivers that own the UDP socket
+//! and the TCP connections are in [`driver`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use super::wire::Via;
+use super::wire::{Uri, Via};
 
 pub mod driver;
 
@@ -82,6 +83,25 @@ impl Target {
             connection: None,
         }
     }
+
+    /// Where a request for `uri` goes: its host must be an IP address (the engine
+    /// does no DNS), the port defaults to 5060, `;transport=tcp` selects TCP and a
+    /// `maddr` parameter overrides the host. `None` for anything else.
+    pub fn for_uri(uri: &Uri) -> Option<Self> {
+        let ip = match uri.param("maddr").flatten() {
+            Some(maddr) => maddr.parse().ok()?,
+            None => uri.host()?.ip()?,
+        };
+        let transport = match uri.transport() {
+            Some(t) => TransportKind::from_token(&t)?,
+            None => TransportKind::Udp,
+        };
+        Some(Self {
+            transport,
+            addr: SocketAddr::new(ip, uri.port().unwrap_or(5060)),
+            connection: None,
+        })
+    }
 }
 
 impl fmt::Display for Target {
@@ -111,9 +131,14 @@ pub enum ResponseRouting {
 /// RFC 3581 §4), given the request's top Via.
 pub fn response_target(via: &Via, source: Target, routing: ResponseRouting) -> Target {
     match source.transport {
-        // Reliable: the connection it came on; if that is gone, the driver connects
-        // to the source again (the sent-by port would do; the source is what answers).
-        TransportKind::Tcp => source,
+        // Reliable: the connection it came on. Should that be gone, the driver
+        // connects to the `received` address (the source IP) and the sent-by port,
+        // 5060 by default: the source port of a connection is an ephemeral one that
+        // nobody listens on.
+        TransportKind::Tcp => Target {
+            addr: SocketAddr::new(source.addr.ip(), via.port.unwrap_or(5060)),
+            ..source
+        },
         TransportKind::Udp => {
             if routing == ResponseRouting::Symmetric || via.rport().is_some() {
                 return source;
@@ -124,6 +149,49 @@ pub fn response_target(via: &Via, source: Target, routing: ResponseRouting) -> T
             Target::udp(SocketAddr::new(source.addr.ip(), via.port.unwrap_or(5060)))
         }
     }
+}
+
+/// Where an in-dialog request goes (RFC 3261 §12.2.1.1): the dialog's next hop
+/// (`next_hop`: its first route, or the remote target when `routed` is false), as
+/// [`Target::for_uri`] reads it, with two adjustments for the path the dialog's
+/// messages took (`flow`: where the dialog's INVITE came from, or where ours went):
+///
+/// - when the next hop is the flow's peer (same IP) and the flow is reliable, the
+///   flow is reused, as RFC 5626 does for flows: a peer that only connects out
+///   (behind NAT, or a UA with no listener) is reached only on its own connection.
+///   A URI without `transport=` stays on the flow's transport. Should the
+///   connection be gone, the driver connects to the next hop's address.
+/// - with `symmetric` (the engine routes responses symmetrically,
+///   [`ResponseRouting::Symmetric`]) and no route set, a remote target at another
+///   IP than the flow's is a private address behind NAT: the flow's address is the
+///   only one that reaches the peer.
+///
+/// A next hop that names no IP (the engine does no DNS) also falls back to the flow.
+pub fn in_dialog_target(next_hop: &Uri, routed: bool, flow: Target, symmetric: bool) -> Target {
+    let Some(hop) = Target::for_uri(next_hop) else {
+        return flow;
+    };
+    let same_peer = hop.addr.ip() == flow.addr.ip();
+    if same_peer && flow.transport.is_reliable() {
+        let explicit = next_hop.transport().is_some();
+        if !explicit || hop.transport == flow.transport {
+            return Target {
+                transport: flow.transport,
+                // With a known connection, the hop is only the fallback; without
+                // one, the flow's address is where our connection goes.
+                addr: if flow.connection.is_some() {
+                    hop.addr
+                } else {
+                    flow.addr
+                },
+                connection: flow.connection,
+            };
+        }
+    }
+    if symmetric && !routed && !same_peer {
+        return flow;
+    }
+    hop
 }
 
 /// Stamps the top Via of a received request with `received` (when the sent-by host
@@ -174,19 +242,73 @@ mod tests {
     }
 
     #[test]
-    fn tcp_responses_use_the_connection() {
+    fn tcp_responses_use_the_connection_else_received_and_sent_by_port() {
         let src = Target {
             transport: TransportKind::Tcp,
             addr: "192.0.2.7:40000".parse().unwrap(),
             connection: Some(ConnectionId(3)),
         };
+        for routing in [ResponseRouting::Rfc3261, ResponseRouting::Symmetric] {
+            let t = response_target(&via("SIP/2.0/TCP h;branch=z9hG4bK1"), src, routing);
+            assert_eq!(t.connection, Some(ConnectionId(3)));
+            assert_eq!(t.addr, "192.0.2.7:5060".parse().unwrap(), "default port");
+            let t = response_target(&via("SIP/2.0/TCP h:5072;branch=z9hG4bK1"), src, routing);
+            assert_eq!(t.addr, "192.0.2.7:5072".parse().unwrap(), "sent-by port");
+        }
+    }
+
+    #[test]
+    fn uris_become_targets() {
+        let uri = |s: &str| Uri::parse(s).unwrap();
         assert_eq!(
-            response_target(
-                &via("SIP/2.0/TCP h;branch=z9hG4bK1"),
-                src,
-                ResponseRouting::Rfc3261
-            ),
-            src
+            Target::for_uri(&uri("sip:100@127.0.0.1:5080")),
+            Some(Target::udp("127.0.0.1:5080".parse().unwrap()))
+        );
+        assert_eq!(
+            Target::for_uri(&uri("sip:x@[::1]:5090;transport=TCP")),
+            Some(Target::tcp("[::1]:5090".parse().unwrap()))
+        );
+        assert_eq!(
+            Target::for_uri(&uri("sip:x@example.com;maddr=192.0.2.1")),
+            Some(Target::udp("192.0.2.1:5060".parse().unwrap()))
+        );
+        assert_eq!(Target::for_uri(&uri("sip:x@example.com")), None);
+        assert_eq!(
+            Target::for_uri(&uri("sip:x@192.0.2.1;transport=sctp")),
+            None
+        );
+    }
+
+    #[test]
+    fn in_dialog_requests_follow_the_dialog_and_reuse_its_connection() {
+        let uri = |s: &str| Uri::parse(s).unwrap();
+        let tcp_flow = Target {
+            transport: TransportKind::Tcp,
+            addr: "192.0.2.7:40000".parse().unwrap(),
+            connection: Some(ConnectionId(9)),
+        };
+        // Same peer over TCP: its connection, with the Contact as the fallback.
+        let t = in_dialog_target(&uri("sip:a@192.0.2.7:5070"), false, tcp_flow, true);
+        assert_eq!(t.connection, Some(ConnectionId(9)));
+        assert_eq!(t.transport, TransportKind::Tcp);
+        assert_eq!(t.addr, "192.0.2.7:5070".parse().unwrap());
+        // A route set through a proxy elsewhere: the proxy.
+        let t = in_dialog_target(&uri("sip:p1.example.net;lr"), true, tcp_flow, true);
+        assert_eq!(t, tcp_flow, "a host name: no DNS, the flow");
+        let t = in_dialog_target(&uri("sip:192.0.2.99;lr"), true, tcp_flow, true);
+        assert_eq!(t, Target::udp("192.0.2.99:5060".parse().unwrap()));
+        // UDP: the Contact when it is the source's IP ...
+        let udp_flow = Target::udp("192.0.2.7:40000".parse().unwrap());
+        let t = in_dialog_target(&uri("sip:a@192.0.2.7:5070"), false, udp_flow, true);
+        assert_eq!(t, Target::udp("192.0.2.7:5070".parse().unwrap()));
+        // ... and the source when the Contact is a private address behind NAT.
+        let t = in_dialog_target(&uri("sip:a@10.0.0.5:5070"), false, udp_flow, true);
+        assert_eq!(t, udp_flow);
+        let t = in_dialog_target(&uri("sip:a@10.0.0.5:5070"), false, udp_flow, false);
+        assert_eq!(
+            t,
+            Target::udp("10.0.0.5:5070".parse().unwrap()),
+            "RFC 3261 strictly"
         );
     }
 

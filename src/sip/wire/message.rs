@@ -172,7 +172,9 @@ impl Request {
     }
 
     /// A response to this request, copying Via, From, To, Call-ID and CSeq
-    /// (RFC 3261 §8.2.6.2). The caller adds the To tag and anything else.
+    /// (RFC 3261 §8.2.6.2), and Record-Route when the response can create a dialog
+    /// (a 101-299 to an INVITE outside a dialog, §12.1.1). The caller adds the To
+    /// tag and anything else.
     pub fn response(&self, status: u16) -> Response {
         self.response_with_reason(status, reason_phrase(status))
     }
@@ -192,6 +194,11 @@ impl Request {
             record_route: Vec::new(),
             other: Vec::new(),
         };
+        if self.creates_dialog() && (101..300).contains(&status) {
+            // §12.1.1: the UAS copies every Record-Route value, in order, with all
+            // its parameters, into the responses that establish the dialog.
+            headers.record_route = h.record_route.clone();
+        }
         if status == 100 {
             // RFC 3261 §8.2.6.1: a 100 echoes the Timestamp header.
             if let Some(ts) = h.get("Timestamp") {
@@ -204,6 +211,14 @@ impl Request {
             headers,
             body: Bytes::new(),
         }
+    }
+}
+
+impl Request {
+    /// Whether this request creates a dialog when answered with a tag: an INVITE
+    /// outside any dialog (no To tag). The engine handles no SUBSCRIBE or REFER.
+    pub fn creates_dialog(&self) -> bool {
+        self.method == Method::Invite && self.headers.to.tag().is_none()
     }
 }
 
@@ -257,5 +272,43 @@ impl Message {
             Message::Request(r) => r.to_bytes(),
             Message::Response(r) => r.to_bytes(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Framing, parse};
+    use super::*;
+
+    fn request(text: &str) -> Request {
+        match parse(Bytes::from(text.replace('\n', "\r\n")), Framing::Datagram) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const INVITE: &str = "INVITE sip:100@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\nRecord-Route: <sip:p2.example.com;lr;x=1>, <sip:p1.example.com;lr>\nFrom: <sip:a@example.com>;tag=ta\nTo: <sip:100@127.0.0.1>\nCall-ID: rr1\nCSeq: 1 INVITE\nContact: <sip:a@192.0.2.1>\nContent-Length: 0\n\n";
+
+    #[test]
+    fn dialog_creating_responses_copy_record_route_in_order() {
+        let invite = request(INVITE);
+        for status in [180, 183, 200] {
+            let wire = invite.response(status).with_to_tag("tb").to_bytes();
+            let text = String::from_utf8_lossy(&wire);
+            assert!(
+                text.contains("Record-Route: <sip:p2.example.com;lr;x=1>\r\nRecord-Route: <sip:p1.example.com;lr>\r\n"),
+                "{status}: {text}"
+            );
+        }
+        for status in [100, 486] {
+            assert!(invite.response(status).headers.record_route.is_empty());
+        }
+        // Inside a dialog the route set is fixed: nothing to copy.
+        let mut reinvite = invite.clone();
+        reinvite.headers.to.set_tag("tb");
+        assert!(reinvite.response(200).headers.record_route.is_empty());
+        let mut options = invite;
+        options.method = Method::Options;
+        assert!(options.response(200).headers.record_route.is_empty());
     }
 }

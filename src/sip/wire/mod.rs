@@ -23,6 +23,6 @@ pub use header::{
     BRANCH_COOKIE, CSeq, Contact, Header, HeaderError, HeaderName, Method, NameAddr, Via,
 };
 pub use message::{Headers, Message, Request, Response};
-pub use parse::{Echo, Framing, MAX_MESSAGE_SIZE, ParseError, WireError, parse};
+pub use parse::{Echo, Framing, MAX_MESSAGE_SIZE, ParseError, WireError, parse, too_large};
 pub use uri::{Host, Param, Scheme, Uri, UriError};
 pub use vocabulary::reason_phrase;

@@ -476,6 +476,25 @@ fn collect(headers: Vec<HeaderLine>) -> Result<Collected, WireError> {
     Ok(c)
 }
 
+/// The error for a message of `size` bytes, over [`MAX_MESSAGE_SIZE`], that starts
+/// with `bytes`: when its header section is there and readable, the error echoes
+/// it, so a request can still be answered 513 (RFC 3261 §21.5.14).
+pub fn too_large(bytes: &[u8], size: usize) -> ParseError {
+    let bytes = &bytes[skip_leading_crlf(bytes)..];
+    let limit = bytes.len().min(MAX_MESSAGE_SIZE);
+    let echo = find_head_end(&bytes[..limit])
+        .and_then(|(head_end, _)| std::str::from_utf8(&bytes[..head_end]).ok())
+        .map(|head| {
+            let (start, headers) = lex_head(head);
+            echo_of(start, &headers)
+        })
+        .unwrap_or_default();
+    ParseError {
+        error: WireError::TooLarge { size },
+        echo: Box::new(echo),
+    }
+}
+
 /// Parses one framed message.
 pub fn parse(input: Bytes, framing: Framing) -> Result<Message, ParseError> {
     let skip = skip_leading_crlf(&input);
@@ -484,7 +503,7 @@ pub fn parse(input: Bytes, framing: Framing) -> Result<Message, ParseError> {
         return Err(ParseError::bare(WireError::Empty));
     }
     if bytes.len() > MAX_MESSAGE_SIZE {
-        return Err(ParseError::bare(WireError::TooLarge { size: bytes.len() }));
+        return Err(too_large(&bytes, bytes.len()));
     }
     let (head_end, body_start) = match (find_head_end(&bytes), framing) {
         (Some(found), _) => found,
@@ -577,6 +596,28 @@ mod tests {
         assert_eq!(r.headers.top_via().unwrap().rport(), Some(None));
         let again = parse(r.to_bytes(), Framing::Stream).unwrap();
         assert_eq!(again, Message::Request(r));
+    }
+
+    #[test]
+    fn an_oversize_request_is_answered_513_when_its_head_is_readable() {
+        let big = OPTIONS.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: 70000\r\n\r\n{}", "x".repeat(70_000)),
+        );
+        let err = p(&big).unwrap_err();
+        assert!(matches!(err.error, WireError::TooLarge { .. }));
+        let reply = String::from_utf8(err.response("t").unwrap().to_vec()).unwrap();
+        assert!(
+            reply.starts_with("SIP/2.0 513 Message Too Large"),
+            "{reply}"
+        );
+        assert!(reply.contains("Call-ID: abc@x\r\n") && reply.contains("CSeq: 1 OPTIONS\r\n"));
+        // No readable header section within the limit: nothing to answer.
+        assert!(
+            too_large(&vec![b'a'; 70_000], 70_000)
+                .response("t")
+                .is_none()
+        );
     }
 
     #[test]
