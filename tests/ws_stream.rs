@@ -10,6 +10,8 @@ mod common;
 use common::engine;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -143,11 +145,17 @@ async fn next_frame(ws: &mut Ws, within: Duration) -> Frame {
 /// Reads until an event with `seq >= last`; returns the events (control messages
 /// dropped).
 async fn events_until(ws: &mut Ws, last: u64) -> Vec<Value> {
+    events_until_reporting(ws, last, &AtomicU64::new(0)).await
+}
+
+/// [`events_until`], storing the last seq read in `progress` as it goes.
+async fn events_until_reporting(ws: &mut Ws, last: u64, progress: &AtomicU64) -> Vec<Value> {
     let mut events = Vec::new();
     loop {
         match next_frame(ws, Duration::from_secs(10)).await {
             Frame::Json(v) if v.get("seq").is_some() => {
                 let seq = v["seq"].as_u64().unwrap();
+                progress.store(seq, Ordering::Relaxed);
                 events.push(v);
                 if seq >= last {
                     return events;
@@ -234,12 +242,22 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_get_everything() {
     let total = 12_000u64;
     let filler = "x".repeat(2048);
     let events = r.engine.events.clone();
-    let reading = tokio::spawn(async move {
-        let got = events_until(&mut reader, total).await;
-        (reader, got)
+    let progress = Arc::new(AtomicU64::new(0));
+    let reading = tokio::spawn({
+        let progress = progress.clone();
+        async move {
+            let got = events_until_reporting(&mut reader, total, &progress).await;
+            (reader, got)
+        }
     });
     let mut slowest = Duration::ZERO;
     for n in 1..=total {
+        // The reader is kept well within the bus's live slack (8192 events), so
+        // only the stuck client can fall behind however loaded the machine is.
+        while n > progress.load(Ordering::Relaxed) + 2_000 {
+            assert!(!reading.is_finished(), "the reader stopped at seq {n}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let t = Instant::now();
         events.publish(
             "call.offered",
@@ -252,7 +270,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_others_get_everything() {
         }
     }
     assert!(
-        slowest < Duration::from_millis(50),
+        slowest < Duration::from_secs(1),
         "publishing waited on a client: {slowest:?}"
     );
     let (mut reader, got) = tokio::time::timeout(Duration::from_secs(60), reading)

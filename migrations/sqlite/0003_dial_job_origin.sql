@@ -3,5 +3,3 @@
 -- the citywide number, never from another company's. NULL for jobs without one.
 ALTER TABLE dial_jobs ADD COLUMN origin_number TEXT;
 
--- Callbacks are cancelled by the call they follow up.
-CREATE INDEX dial_jobs_call ON dial_jobs (call_id);
