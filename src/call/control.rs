@@ -599,8 +599,14 @@ impl CallControl {
                 self.recordings.remove(&id);
             }
             MediaEvent::RecordingFailed { id, path, error } => {
-                if let Some((call, _)) = self.recordings.remove(&id) {
+                if let Some((call, tenant)) = self.recordings.remove(&id) {
                     tracing::error!(%call, path = %path.display(), %error, "recording failed");
+                    // Supervisors see it at once, not when someone asks for the file.
+                    self.emit(
+                        "recording.failed",
+                        tenant,
+                        json!({ "call": call, "file": path.display().to_string(), "error": error }),
+                    );
                 }
             }
         }
