@@ -21,7 +21,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$here/ivr-prompts/ru}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out" "$out/num" "$out/unit"
+mkdir -p "$out" "$out/num" "$out/unit" "$out/date"
 
 RATE="${PROMPT_SPEED:-150}"
 
@@ -110,6 +110,17 @@ say unit/minute-5.wav "минут"
 say unit/hour-1.wav "час"
 say unit/hour-2.wav "часа"
 say unit/hour-5.wav "часов"
+
+# Dates after «Время восстановления:»: the day as a neuter ordinal (nominative), the
+# month in the genitive; 21–29 and 31 are num/20 or num/30 + the ordinal of the unit.
+days=([1]=первое [2]=второе [3]=третье [4]=четвёртое [5]=пятое [6]=шестое [7]=седьмое
+      [8]=восьмое [9]=девятое [10]=десятое [11]=одиннадцатое [12]=двенадцатое
+      [13]=тринадцатое [14]=четырнадцатое [15]=пятнадцатое [16]=шестнадцатое
+      [17]=семнадцатое [18]=восемнадцатое [19]=девятнадцатое [20]=двадцатое [30]=тридцатое)
+for d in "${!days[@]}"; do say "date/day-$d.wav" "${days[$d]}"; done
+months=(января февраля марта апреля мая июня июля августа сентября октября ноября декабря)
+for i in "${!months[@]}"; do say "date/month-$((i + 1)).wav" "${months[$i]}"; done
+say date/tomorrow.wav "завтра"
 
 # --- Hold music: a calm I-vi-IV-V arpeggio in C, synthesised --------------------------
 # Each chord is eight 0.375 s notes (sine with a soft pluck-like envelope); four chords

@@ -597,7 +597,8 @@ async fn with_every_operator_busy_a_resident_who_gives_up_is_called_back_by_the_
         .as_str()
         .unwrap()
         .to_owned();
-    wait_for_events(&engine, "call.queued", 2, Duration::from_secs(10)).await;
+    // Queued after the greeting (and any notices): a bound, not a measurement.
+    wait_for_events(&engine, "call.queued", 2, Duration::from_secs(30)).await;
     second
         .finish(Duration::from_secs(30))
         .await

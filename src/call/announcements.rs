@@ -9,9 +9,10 @@
 //! nominative, the only case the number fragments exist in:
 //!
 //! - an outage: «Внимание! В вашем доме» + «отключена горячая вода» +
-//!   «Время восстановления:» + «восемнадцать часов тридцать минут»
-//!   (in the city's time zone; not «до восемнадцати часов», which needs the
-//!   genitive);
+//!   «Время восстановления:» + «восемнадцать часов тридцать минут» (in the city's
+//!   time zone; not «до восемнадцати часов», which needs the genitive), with
+//!   «завтра» before the time when that is tomorrow there, and the date
+//!   («двадцать второе ноября, ...») when it is later or earlier;
 //! - a debt: «По вашему адресу числится задолженность. Сумма задолженности:» +
 //!   «одна тысяча двести рублей пятьдесят копеек» + «Пожалуйста, оплатите
 //!   задолженность.»;
@@ -21,7 +22,7 @@
 //!
 //! Pure functions: the flows turn the result into a playlist.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, Number, NumberKind};
@@ -81,8 +82,13 @@ fn outage_kind_prompt(kind: &str) -> Option<&'static str> {
         .map(|(_, p)| *p)
 }
 
-/// Outage and debt notices for a caller whose address is known.
-pub(crate) fn notices(config: &Config, info: &CallerInfo, zone: Option<Tz>) -> Vec<String> {
+/// Outage and debt notices for a caller whose address is known, calling at `now`.
+pub(crate) fn notices(
+    config: &Config,
+    info: &CallerInfo,
+    zone: Option<Tz>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
     let lang = config.media.language.as_str();
     let mut out = Vec::new();
     for outage in &info.outages {
@@ -90,7 +96,7 @@ pub(crate) fn notices(config: &Config, info: &CallerInfo, zone: Option<Tz>) -> V
         if let Some(kind) = outage_kind_prompt(&outage.kind) {
             out.push(prompt(config, kind));
         }
-        if let Ok(until) = time_of_day(lang, outage.until, zone) {
+        if let Ok(until) = restore_time(lang, outage.until, zone, now) {
             out.push(prompt(config, "outage-restored-at"));
             out.extend(until);
         }
@@ -108,19 +114,29 @@ pub(crate) fn notices(config: &Config, info: &CallerInfo, zone: Option<Tz>) -> V
     out
 }
 
-fn time_of_day(
+/// When an outage ends, as the caller should hear it in the city's zone (UTC when
+/// unknown): the time alone on the day of the call, «завтра» and the time on the
+/// next day, otherwise the date and the time.
+fn restore_time(
     lang: &str,
     at: DateTime<Utc>,
     zone: Option<Tz>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<String>, speech::SpeechError> {
-    let (h, m) = match zone {
-        Some(z) => {
-            let local = at.with_timezone(&z);
-            (local.hour(), local.minute())
-        }
-        None => (at.hour(), at.minute()),
-    };
-    speech::time_of_day(lang, h, m)
+    let zone = zone.unwrap_or(chrono_tz::UTC);
+    let (at, today) = (
+        at.with_timezone(&zone),
+        now.with_timezone(&zone).date_naive(),
+    );
+    let day = at.date_naive();
+    let mut out = Vec::new();
+    if today.succ_opt() == Some(day) {
+        out.push(speech::tomorrow(lang));
+    } else if day != today {
+        out.extend(speech::date(lang, at.day(), at.month())?);
+    }
+    out.extend(speech::time_of_day(lang, at.hour(), at.minute())?);
+    Ok(out)
 }
 
 /// "The number has changed, please call N" and goodbye; N is read as a telephone
@@ -155,6 +171,52 @@ mod tests {
         }
     }
 
+    /// 13:00 on 22 November 2026 in Yekaterinburg (UTC+5), when the tests call.
+    fn morning() -> DateTime<Utc> {
+        "2026-11-22T08:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_restore_time_on_another_day_says_which_day() {
+        let config = Config::empty();
+        let ekb = Some(chrono_tz::Asia::Yekaterinburg);
+        let said_for = |until: &str| {
+            let mut info = caller();
+            info.outages.push(ActiveOutage {
+                id: crate::store::OutageId(1),
+                kind: "heating".into(),
+                text: "отопление".into(),
+                until: until.parse().unwrap(),
+            });
+            let said = notices(&config, &info, ekb, morning());
+            stems(&said)[3..]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        };
+        // 20:30 UTC is 01:30 on the 23rd in Yekaterinburg: «завтра, один час
+        // тридцать минут», though it is still the 22nd in UTC.
+        assert_eq!(
+            said_for("2026-11-22T20:30:00Z"),
+            ["tomorrow", "1", "hour-1", "30", "minute-5"]
+        );
+        // «двадцать пятое ноября, десять часов».
+        assert_eq!(
+            said_for("2026-11-25T05:00:00Z"),
+            ["20", "day-5", "month-11", "10", "hour-5"]
+        );
+        // Past the end of the month and the year: «первое января, ноль часов».
+        assert_eq!(
+            said_for("2026-12-31T19:00:00Z"),
+            ["day-1", "month-1", "0", "hour-5"]
+        );
+        // An outage overdue since yesterday still names its day.
+        assert_eq!(
+            said_for("2026-11-21T10:00:00Z"),
+            ["20", "day-1", "month-11", "15", "hour-5"]
+        );
+    }
+
     fn stems(said: &[String]) -> Vec<&str> {
         said.iter()
             .map(|p| {
@@ -180,7 +242,12 @@ mod tests {
             amount_kopecks: 1_543_201,
             valid_until: "2026-12-01".parse().unwrap(),
         });
-        let said = notices(&config, &info, Some(chrono_tz::Asia::Yekaterinburg));
+        let said = notices(
+            &config,
+            &info,
+            Some(chrono_tz::Asia::Yekaterinburg),
+            morning(),
+        );
         // 13:30 UTC is 18:30 in Yekaterinburg: «Время восстановления:
         // восемнадцать часов тридцать минут».
         assert_eq!(
@@ -224,7 +291,12 @@ mod tests {
             amount_kopecks: 2_122,
             valid_until: "2026-12-01".parse().unwrap(),
         });
-        let notices = notices(&config, &info, Some(chrono_tz::Asia::Yekaterinburg));
+        let notices = notices(
+            &config,
+            &info,
+            Some(chrono_tz::Asia::Yekaterinburg),
+            morning(),
+        );
         let said = stems(&notices);
         // 21:21: двадцать один час двадцать одна минута; 21,22 ₽: двадцать один
         // рубль двадцать две копейки.

@@ -266,7 +266,7 @@ impl CallControl {
         let said = call
             .context
             .as_ref()
-            .map(|c| notices(&self.config, &c.info, c.zone))
+            .map(|c| notices(&self.config, &c.info, c.zone, self.wall(now)))
             .unwrap_or_default();
         call.menu = None;
         if said.is_empty() {

@@ -6,7 +6,9 @@
 //! agreement (одна/две for feminine nouns: минута, копейка, тысяча), the three plural
 //! forms a counted noun takes (1 рубль, 2–4 рубля, 5–20 рублей; 11–14 always the
 //! "many" form), amounts in rubles and kopecks, durations in hours and minutes, times
-//! of day, ticket registration numbers read in digit groups, and telephone numbers as
+//! of day, dates (the day as a neuter ordinal in the nominative and the month in the
+//! genitive, from `<lang>/date/`: «двадцать второе ноября»), ticket registration
+//! numbers read in digit groups, and telephone numbers as
 //! Russians say them (8, the code, then 3-2-2: «восемь, триста сорок три, двести,
 //! ноль ноль, ноль один»). Everything is in the nominative: the phrases before a
 //! number are worded to take it («Время восстановления:», «Сумма
@@ -47,6 +49,9 @@ pub enum SpeechError {
     /// Not a valid time of day.
     #[error("{0:02}:{1:02} is not a time of day")]
     BadTime(u32, u32),
+    /// Not a day of a month (day 1–31, month 1–12).
+    #[error("day {0} of month {1} is not a date")]
+    BadDate(u32, u32),
     /// A ticket or phone number with no digits.
     #[error("number `{0}` has no digits")]
     NoDigits(String),
@@ -203,6 +208,32 @@ pub fn time_of_day(lang: &str, hour: u32, minute: u32) -> Result<Vec<String>, Sp
     Ok(out)
 }
 
+/// A date in the nominative, as after «Время восстановления:»: 22 November →
+/// двадцать второе ноября (the ordinal's tens are the cardinal's: двадцать,
+/// тридцать). The year is never said: an outage ends within months.
+pub fn date(lang: &str, day: u32, month: u32) -> Result<Vec<String>, SpeechError> {
+    if !(1..=31).contains(&day) || !(1..=12).contains(&month) {
+        return Err(SpeechError::BadDate(day, month));
+    }
+    let mut out = Vec::new();
+    match day {
+        21..=29 => out.extend([num(lang, 20), date_part(lang, format!("day-{}", day - 20))]),
+        31 => out.extend([num(lang, 30), date_part(lang, "day-1")]),
+        _ => out.push(date_part(lang, format!("day-{day}"))),
+    }
+    out.push(date_part(lang, format!("month-{month}")));
+    Ok(out)
+}
+
+/// «завтра», said before a time of day on the next day.
+pub fn tomorrow(lang: &str) -> String {
+    date_part(lang, "tomorrow")
+}
+
+fn date_part(lang: &str, name: impl std::fmt::Display) -> String {
+    format!("{lang}/date/{name}.wav")
+}
+
 /// One group of digits as a dispatcher reads it: leading zeros one by one as
 /// «ноль», the rest as a number (`"020"` → ноль двадцать).
 fn digit_group(lang: &str, group: &str, out: &mut Vec<String>) -> Result<(), SpeechError> {
@@ -295,6 +326,13 @@ pub fn fragments(lang: &str) -> Vec<String> {
     for stem in UNITS {
         out.extend([1, 2, 5].map(|n| unit(lang, stem, n)));
     }
+    out.extend(
+        (1..=20)
+            .chain([30])
+            .map(|d| date_part(lang, format!("day-{d}"))),
+    );
+    out.extend((1..=12).map(|m| date_part(lang, format!("month-{m}"))));
+    out.push(tomorrow(lang));
     out
 }
 
@@ -372,6 +410,7 @@ mod tests {
                 let stem = n
                     .trim_start_matches("ru/num/")
                     .trim_start_matches("ru/unit/")
+                    .trim_start_matches("ru/date/")
                     .trim_end_matches(".wav");
                 if stem == "pause" {
                     return ",".to_string();
@@ -402,6 +441,16 @@ mod tests {
                     "hour-1" => "час",
                     "hour-2" => "часа",
                     "hour-5" => "часов",
+                    "day-1" => "первое",
+                    "day-2" => "второе",
+                    "day-3" => "третье",
+                    "day-8" => "восьмое",
+                    "day-20" => "двадцатое",
+                    "day-30" => "тридцатое",
+                    "month-1" => "января",
+                    "month-11" => "ноября",
+                    "month-12" => "декабря",
+                    "tomorrow" => "завтра",
                     other => other,
                 }
                 .to_string()
@@ -505,6 +554,22 @@ mod tests {
     }
 
     #[test]
+    fn dates_as_ordinals_with_the_month() {
+        let d = |day, month| words(&date("ru", day, month).unwrap());
+        assert_eq!(d(1, 1), "первое января");
+        assert_eq!(d(8, 12), "восьмое декабря");
+        assert_eq!(d(20, 11), "двадцатое ноября");
+        assert_eq!(d(22, 11), "двадцать второе ноября");
+        assert_eq!(d(23, 1), "двадцать третье января");
+        assert_eq!(d(30, 11), "тридцатое ноября");
+        assert_eq!(d(31, 12), "тридцать первое декабря");
+        assert_eq!(date("ru", 0, 5), Err(SpeechError::BadDate(0, 5)));
+        assert_eq!(date("ru", 32, 5), Err(SpeechError::BadDate(32, 5)));
+        assert_eq!(date("ru", 5, 13), Err(SpeechError::BadDate(5, 13)));
+        assert_eq!(tomorrow("ru"), "ru/date/tomorrow.wav");
+    }
+
+    #[test]
     fn thousands() {
         let c = |n| words(&cardinal("ru", n, Gender::Masculine).unwrap());
         assert_eq!(c(1000), "одна тысяча");
@@ -576,6 +641,12 @@ mod tests {
             }
         }
         names.extend(phone_number("ru", "+73432000001").unwrap());
+        for month in 1..=12 {
+            for day in 1..=31 {
+                names.extend(date("ru", day, month).unwrap());
+            }
+        }
+        names.push(tomorrow("ru"));
         names.sort();
         names.dedup();
         for n in &names {
