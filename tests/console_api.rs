@@ -1,6 +1,6 @@
 //! `/api/v1/operators` and `/api/v1/board` on a real engine over the demo data: who
 //! may change whose state, the JSON errors, the `operator.state` event, and the
-//! supervisors' board (operators get 403), with the engine's store on SQLite and on
+//! supervisors' board (operators get 403; the trunks as the engine sees them), with the engine's store on SQLite and on
 //! PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +21,11 @@ use serde_json::{Value, json};
 use store_db::{Dialect, TestDb};
 
 const CONFIG: &str = r#"
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:5999"
+options_interval_s = 0
+
 [[operator]]
 extension = "1001"
 name = "Иванова Мария"
@@ -318,6 +323,13 @@ async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day(r: Running
     assert_eq!(board["operator_counts"]["logged-out"], 2);
     assert_eq!(board["dial_jobs"].as_array().unwrap().len(), 1);
     assert_eq!(board["cities"][0]["code"], "ekb");
+    // The trunks, as the engine sees them: never probed (no keepalives) yet.
+    assert_eq!(
+        board["trunks"],
+        json!([{"name": "provider-x", "health": "unknown", "registered": null, "usable": true,
+                "register_error": null, "since": null, "reason": null}]),
+        "{board}"
+    );
     let day = &board["compliance"];
     assert_eq!(day["city"], "ekb");
     assert_eq!(day["answered_30s"]["met"], 1);

@@ -9,8 +9,12 @@
 //! call re-offered to the operator gets its card back; an unknown citywide caller's
 //! form asks for the УК; an engine restart is detected by the epoch and the state
 //! reloaded with a notice; the supervisor's board shows the compliance tiles and a
-//! readable chart, in both themes. Screenshots of every step are in
-//! `tests/artifacts/console_browser/`.
+//! readable chart, in both themes. A second story: an unknown resident calls the
+//! citywide number, the card asks the operator to choose the УК, the operator picks
+//! one and the card and the ticket form show it; the supervisor's board shows the
+//! trunks green (up) and red (down), and a trunk that comes back turns green live.
+//! Screenshots of every step are in `tests/artifacts/console_browser/` and
+//! `tests/artifacts/console_browser_citywide/`.
 //!
 //! The call is real: SIPp registers operator 1001's softphone and answers for it, a
 //! SIPp resident calls the tenant number over SIP and RTP, and the page shows what
@@ -72,11 +76,16 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(CONFIG).await
+}
+
+/// A world whose telephony (trunks, numbers, operators) is `telephony`.
+async fn world_with(telephony: &str) -> World {
     let dir = common::engine::scratch_dir();
     let config = format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\ndigest_algorithms = [\"MD5\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
          [database]\nurl = \"sqlite://{0}/dispatchline.db\"\ndata_dir = \"{0}\"\n\n\
-         [media]\nrecord_calls = true\nprompts_dir = \"{1}/ivr-prompts\"\n\n{CONFIG}",
+         [media]\nrecord_calls = true\nprompts_dir = \"{1}/ivr-prompts\"\n\n{telephony}",
         dir.display(),
         env!("CARGO_MANIFEST_DIR"),
     );
@@ -592,6 +601,13 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     b.wait_for("#b-chart svg rect", None, WAIT).await;
     b.wait_for("#b-operators [data-state='ready']", Some("1001"), WAIT)
         .await;
+    // Its one trunk sends no keepalives: never probed, said so (not green).
+    b.wait_for(
+        "[data-testid='trunk'][data-trunk='provider-x'][data-health='unknown']",
+        Some("нет данных"),
+        WAIT,
+    )
+    .await;
     let sizes = b
         .js(
             "const s = document.querySelector('#b-chart svg'); const t = s.querySelector('text'); \
@@ -623,6 +639,226 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     b.screenshot("board-dark").await;
     b.click(&b.find("[data-tab='call']").await).await;
     b.screenshot("call-dark").await;
+
+    b.quit().await;
+}
+
+/// A provider's SIPp answering one OPTIONS keepalive on `port`: 200 when `up`,
+/// else 503.
+async fn provider_answers(dir: &Path, name: &str, port: u16, up: bool) -> Sipp {
+    let scenario = if up {
+        "provider_options_ok.xml"
+    } else {
+        "provider_options_down.xml"
+    };
+    let args: Vec<String> = [
+        "-sf",
+        &sipp::scenario(scenario),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let provider = sipp::spawn(name, dir, &args);
+    sipp::wait_bound(port).await;
+    provider
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_citywide_caller_gets_the_company_the_operator_picks_and_the_board_shows_the_trunks()
+ {
+    // Two providers: X answers its keepalive, Y (the citywide number's) refuses
+    // it with 503, so the board has one trunk up and one down.
+    let dir = sipp::workdir("console-browser-trunks");
+    let (port_x, port_y) = (free_port(), free_port());
+    let provider_x = provider_answers(&dir, "provider-x", port_x, true).await;
+    let provider_y = provider_answers(&dir, "provider-y", port_y, false).await;
+    let telephony = format!(
+        r#"
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:{port_x}"
+options_interval_s = 600
+
+[[trunk]]
+name = "provider-y"
+proxy = "127.0.0.1:{port_y}"
+options_interval_s = 1
+
+[[number]]
+number = "+73432000100"
+kind = "citywide"
+city = "ekb"
+trunk = "provider-y"
+
+[[operator]]
+extension = "1001"
+name = "Иванова Мария"
+password = "pw-1001"
+tenants = ["etalon", "uyut"]
+
+[[operator]]
+extension = "9000"
+name = "Петров Сергей"
+password = "pw-9000"
+role = "supervisor"
+"#
+    );
+    let w = world_with(&telephony).await;
+    let health = common::engine::wait_for_events(&w.engine, "trunk.health", 2, WAIT).await;
+    let of = |trunk: &str| {
+        health
+            .iter()
+            .find(|e| e.payload["trunk"] == trunk)
+            .map(|e| e.payload["health"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(of("provider-x").as_deref(), Some("up"), "{health:?}");
+    assert_eq!(of("provider-y").as_deref(), Some("down"), "{health:?}");
+    provider_x.finish(WAIT).await.assert_success("provider-x");
+    provider_y.finish(WAIT).await.assert_success("provider-y");
+
+    let mut b = Browser::start("console_browser_citywide").await;
+    login(&mut b, &w.url, "1001").await;
+    b.click(&b.find("#btn-ready").await).await;
+    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
+        .await;
+
+    // A resident nobody knows calls the citywide number: the card says the УК is
+    // not known and offers the companies the operator serves in the city.
+    let (call, resident, softphone) =
+        call_arrives(&w, "+79125550001", "+73432000100", 20_000).await;
+    let card = format!("[data-testid='call-card'][data-call='{call}']");
+    let pick = b
+        .wait_text(
+            &format!("{card} [data-testid='tenant-pick']"),
+            Some("Выберите УК"),
+            WAIT,
+        )
+        .await;
+    assert!(
+        pick.contains("УК «Эталон»") && pick.contains("УК «Уют»"),
+        "{pick}"
+    );
+    let head = b
+        .wait_text(&format!("{card} [data-testid='card-tenant']"), None, WAIT)
+        .await;
+    assert!(head.contains("УК не определена"), "{head}");
+    // The form is opened first: it has no УК yet.
+    b.wait_click(&format!("{card} [data-testid='start-ticket']"), None, WAIT)
+        .await;
+    let tenant = b
+        .js("return document.getElementById('tf-tenant').value", vec![])
+        .await;
+    assert_eq!(tenant, "");
+    b.screenshot("citywide-choose-company").await;
+
+    // The operator picks УК «Уют»: the engine sets the call's tenant, and on its
+    // `call.tenant` the card names the company and the form takes it.
+    b.wait_click(
+        &format!("{card} [data-testid='tenant-pick'] button[data-tenant='uyut']"),
+        None,
+        WAIT,
+    )
+    .await;
+    let set = common::engine::wait_for_events(&w.engine, "call.tenant", 1, WAIT).await;
+    assert_eq!(set[0].payload["call"], call.as_str());
+    assert_eq!(set[0].payload["tenant"], "uyut");
+    assert_eq!(set[0].tenant.as_deref(), Some("uyut"));
+    let head = b
+        .wait_text(
+            &format!("{card} [data-testid='card-tenant'][data-tenant='uyut']"),
+            Some("Уют"),
+            WAIT,
+        )
+        .await;
+    assert!(!head.contains("не определена"), "{head}");
+    b.wait_until(
+        "the choice is gone from the card",
+        &format!("return !document.querySelector(\"{card} [data-testid='tenant-pick']\")"),
+        WAIT,
+    )
+    .await;
+    let tenant = b
+        .js("return document.getElementById('tf-tenant').value", vec![])
+        .await;
+    assert_eq!(tenant, "uyut", "the ticket form uses the company chosen");
+    let errors = b
+        .find_all(&format!("{card} [data-testid='tenant-error']"))
+        .await;
+    assert!(errors.is_empty(), "no error shown");
+    b.screenshot("citywide-company-chosen").await;
+
+    // The resident hangs up: the journal row carries the company.
+    resident.finish(WAIT * 8).await.assert_success("resident");
+    softphone.finish(WAIT * 3).await.assert_success("operator");
+    common::engine::wait_for_events(&w.engine, "call.ended", 1, WAIT).await;
+    b.wait_for(&format!("{card}[data-status='ended']"), None, WAIT)
+        .await;
+    // The journal is written behind the call: give the writer a moment.
+    let mut tenant = None;
+    for _ in 0..100 {
+        tenant = w
+            .engine
+            .store
+            .get_call(&call)
+            .await
+            .unwrap()
+            .and_then(|r| r.tenant);
+        if tenant.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tenant.as_deref(), Some("uyut"));
+
+    // The supervisor's board: provider X green, provider Y red, each with the
+    // time of its last change.
+    b.click(&b.find("#btn-signout").await).await;
+    login(&mut b, &w.url, "9000").await;
+    let x = b
+        .wait_text(
+            "[data-testid='trunk'][data-trunk='provider-x'][data-health='up']",
+            Some("работает"),
+            WAIT,
+        )
+        .await;
+    assert!(x.contains("с "), "since when: {x}");
+    let y = b
+        .wait_text(
+            "[data-testid='trunk'][data-trunk='provider-y'][data-health='down']",
+            Some("не работает"),
+            WAIT,
+        )
+        .await;
+    assert!(y.contains("503"), "why: {y}");
+    let colours = b
+        .js(
+            "const c = (n) => getComputedStyle(document.querySelector(`[data-trunk='${n}']`)).borderLeftColor; \
+             return [c('provider-x'), c('provider-y')]",
+            vec![],
+        )
+        .await;
+    assert_eq!(colours[0], "rgb(30, 107, 52)", "up is green");
+    assert_eq!(colours[1], "rgb(179, 38, 30)", "down is red");
+    let count = b.wait_text("#b-trunks-count", None, WAIT).await;
+    assert!(count.contains("1 из 2"), "{count}");
+    b.screenshot("board-trunks").await;
+
+    // Provider Y answers again: its tile turns green from the `trunk.health` event.
+    let back = provider_answers(&dir, "provider-y-back", port_y, true).await;
+    common::engine::wait_for_events(&w.engine, "trunk.health", 3, WAIT * 3).await;
+    b.wait_for(
+        "[data-testid='trunk'][data-trunk='provider-y'][data-health='up']",
+        Some("работает"),
+        WAIT,
+    )
+    .await;
+    back.finish(WAIT).await.assert_success("provider-y again");
+    b.screenshot("board-trunk-back").await;
 
     b.quit().await;
 }

@@ -1,7 +1,8 @@
 //! What the console asks the engine beside the event stream, on a real engine over
 //! the demo data: the calls in progress (`GET /calls/active`, scoped and trimmed
 //! like the stream, so a reloaded console rebuilds its cards), the executor chain
-//! a ticket would get (`GET /assignment`), log-out revoking the token, renewal
+//! a ticket would get (`GET /assignment`), choosing a live call's tenant (`POST
+//! /calls/{id}/tenant`, the card's «Выберите УК») and its refusals, log-out revoking the token, renewal
 //! sliding its expiry, and failed logins limited per address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -174,11 +175,76 @@ async fn calls_in_progress_are_listed_per_tenant_with_the_screen_pop() {
         "{log:?}"
     );
 
+    // Choosing the call's УК, as the console's card does, is refused with a
+    // reason the card can show: a company the operator does not serve, a call of
+    // a company they do not serve, a company that does not exist, a call that is
+    // not in progress.
+    let id = call["call"].as_str().unwrap().to_owned();
+    let set_path = format!("/calls/{id}/tenant");
+    let set = |token: &str, tenant: &str| {
+        let (path, token, body) = (
+            set_path.clone(),
+            token.to_owned(),
+            json!({ "tenant": tenant }),
+        );
+        let api = &api;
+        async move { api.call(Some(&token), "POST", &path, Some(body)).await }
+    };
+    let (status, err) = set(&etalon, "uyut").await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (403, Some("tenant")),
+        "{err}"
+    );
+    let (status, err) = set(&uyut, "uyut").await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (403, Some("tenant")),
+        "{err}"
+    );
+    let (status, err) = set(&all, "nobody").await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (422, Some("tenant")),
+        "{err}"
+    );
+    let (status, err) = set(&all, " ").await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (422, Some("tenant")),
+        "{err}"
+    );
+    let (status, err) = api
+        .call(
+            Some(&all),
+            "POST",
+            "/calls/c0000000000000000/tenant",
+            Some(json!({"tenant": "etalon"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("call"), "{err}");
+    let (status, set_answer) = set(&etalon, "etalon").await;
+    assert_eq!(status, 200, "{set_answer}");
+    assert_eq!(
+        set_answer,
+        json!({"call": id, "tenant": "etalon", "previous": "etalon"})
+    );
+    let event =
+        engine::wait_for_events(&api.engine, "call.tenant", 1, Duration::from_secs(10)).await;
+    assert_eq!(event[0].payload["call"], id.as_str());
+    assert_eq!(event[0].tenant.as_deref(), Some("etalon"));
+
     resident
         .finish(Duration::from_secs(40))
         .await
         .assert_success("resident");
     engine::wait_no_calls(&api.engine, Duration::from_secs(10)).await;
+    let (status, err) = set(&etalon, "etalon").await;
+    assert_eq!(
+        status, 404,
+        "an ended call's УК is no longer chosen here: {err}"
+    );
     let (_, calls) = api.call(Some(&etalon), "GET", "/calls/active", None).await;
     assert_eq!(calls, json!([]));
 }

@@ -791,7 +791,7 @@ impl CallControl {
             waiting,
             operators: self.operators.views(),
             calls_active: self.calls.len(),
-            trunks: self.trunks.views(now),
+            trunks: self.trunks.views(now, self.wall(now)),
         }
     }
 

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use crate::config::{Trunk, TrunkTransport};
 use crate::sip::digest;
@@ -48,6 +49,10 @@ pub enum Health {
 struct State {
     config: Trunk,
     health: Health,
+    /// When `health` last changed (none while it is still `Unknown`).
+    health_since: Option<Instant>,
+    /// Why it last changed (`OPTIONS got no answer`, ...).
+    health_reason: Option<String>,
     registered_until: Option<Instant>,
     next_register: Option<Instant>,
     next_keepalive: Option<Instant>,
@@ -76,6 +81,12 @@ pub struct TrunkView {
     pub usable: bool,
     /// The last registration failure, if the registration is not in place.
     pub register_error: Option<String>,
+    /// When its health last changed, on the wall clock; `None` while it is
+    /// still `unknown`.
+    pub since: Option<DateTime<Utc>>,
+    /// Why its health last changed (`OPTIONS answered 503 Service Unavailable`,
+    /// ...), as in `trunk.health`.
+    pub reason: Option<String>,
 }
 
 /// A health change to report.
@@ -108,6 +119,8 @@ impl Trunks {
             .iter()
             .map(|t| State {
                 health: Health::Unknown,
+                health_since: None,
+                health_reason: None,
                 registered_until: None,
                 next_register: t.register.then_some(now),
                 next_keepalive: (!t.options_interval.is_zero()).then_some(now),
@@ -177,12 +190,17 @@ impl Trunks {
         names.into_iter().map(|t| t.config.name.as_str()).collect()
     }
 
-    /// Every trunk as the board shows it.
-    pub fn views(&self, now: Instant) -> Vec<TrunkView> {
+    /// Every trunk as the board shows it; `wall` is the wall-clock time at `now`
+    /// (the core keeps no wall clock of its own).
+    pub fn views(&self, now: Instant, wall: DateTime<Utc>) -> Vec<TrunkView> {
         self.trunks
             .iter()
             .map(|t| {
                 let registered = registered(t, now);
+                let since = t.health_since.map(|at| {
+                    wall - chrono::Duration::from_std(now.saturating_duration_since(at))
+                        .unwrap_or_default()
+                });
                 TrunkView {
                     name: t.config.name.clone(),
                     health: t.health,
@@ -191,6 +209,8 @@ impl Trunks {
                     register_error: (t.config.register && !registered)
                         .then(|| t.register_error.clone())
                         .flatten(),
+                    since,
+                    reason: t.health_reason.clone(),
                 }
             })
             .collect()
@@ -260,6 +280,8 @@ impl Trunks {
         let health = if reachable { Health::Up } else { Health::Down };
         if health != t.health {
             t.health = health;
+            t.health_since = Some(now);
+            t.health_reason = Some(reason.clone());
             self.changes.push(HealthChange {
                 trunk: t.config.name.clone(),
                 health,
@@ -547,7 +569,9 @@ mod tests {
         t.handle_response(t0, 0, Purpose::Register, Some(&req.response(403)));
         assert_eq!(t.health("x"), Health::Up);
         assert_eq!(t.failover_order(Some("x"), t0), vec!["y", "x"]);
-        let x = &t.views(t0)[0];
+        let wall = Utc::now();
+        let x = &t.views(t0, wall)[0];
+        assert_eq!(x.since, Some(wall), "up since the first answer");
         assert_eq!((x.registered, x.usable), (Some(false), false));
         assert!(
             x.register_error.as_deref().unwrap().contains("403"),
@@ -558,8 +582,15 @@ mod tests {
         let (_, _, req, _) = t.poll_request(at).unwrap();
         t.handle_response(at, 0, Purpose::Register, Some(&req.response(200)));
         assert_eq!(t.failover_order(Some("x"), at), vec!["x", "y"]);
-        assert_eq!(t.views(at)[0].registered, Some(true));
-        assert_eq!(t.views(at)[1].registered, None, "y does not register");
+        assert_eq!(t.views(at, wall)[0].registered, Some(true));
+        let later = t.views(at, wall);
+        assert_eq!(later[1].registered, None, "y does not register");
+        assert_eq!(later[1].since, None, "y was never probed");
+        assert_eq!(
+            later[0].since,
+            Some(wall - chrono::Duration::seconds(5)),
+            "x has been up since t0"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `GET /board`: the supervisors' live board in one answer: calls waiting for an
-//! operator and for how long, operators by state, dial jobs in progress, and the
-//! compliance figures of the day (answered within 30 s and 5 min, callbacks within
+//! operator and for how long, operators by state, dial jobs in progress, the SIP
+//! trunks (up or down since when, registered or not), and the compliance figures of the day (answered within 30 s and 5 min, callbacks within
 //! 10 min) for one city, in total and by local hour. Operators get 403.
 //!
 //! Waiting callers and dial targets are personal data: each one is written to the
@@ -25,6 +25,7 @@ use super::journal::log_reads;
 use super::operators::{core, core_error, sees_operator};
 use crate::call::OperatorView;
 use crate::call::handle::WaitingCall;
+use crate::call::trunks::TrunkView;
 use crate::config::Role;
 use crate::store::compliance::ComplianceDay;
 use crate::store::dial_jobs::DialJobFilter;
@@ -82,6 +83,10 @@ pub(crate) struct BoardView {
     operator_counts: BTreeMap<&'static str, usize>,
     /// Dial jobs pending or being dialled, soonest first.
     dial_jobs: Vec<DialJob>,
+    /// Every SIP trunk, in configuration order: health (`unknown`, `up`, `down`)
+    /// and since when, registration. Trunks carry every tenant's calls, so every
+    /// supervisor sees them all.
+    trunks: Vec<TrunkView>,
     /// The cities the supervisor can pick.
     cities: Vec<BoardCity>,
     /// The day's figures for the city shown (none when no city is visible).
@@ -181,6 +186,7 @@ pub(crate) async fn board(
         operators,
         operator_counts,
         dial_jobs,
+        trunks: live.trunks,
         cities,
         compliance,
     }))

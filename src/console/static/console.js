@@ -19,6 +19,7 @@
     token: sessionStorage.getItem(TOKEN_KEY),
     me: JSON.parse(sessionStorage.getItem(ME_KEY) || "null"),
     tenants: [], // [{code, name, city}]
+    tenantsError: null, // why the tenants the principal serves could not be read
     position: typeof resume.position === "number" ? resume.position : null, // every event up to this seq has been handled
     epoch: resume.epoch || null, // the engine run the position belongs to
     resyncReason: null, // why the engine refused a resume, until the socket closes
@@ -28,7 +29,8 @@
     lastFrame: 0,
     heartbeatS: 15,
     reconnectTimer: null,
-    calls: new Map((stored(CARDS_KEY) || []).map((c) => [c.id, c])), // call id -> card state
+    // call id -> card state; a choice of УК in flight when the page was left is not.
+    calls: new Map((stored(CARDS_KEY) || []).map((c) => [c.id, { ...c, tenantPending: null }])),
     myState: null,
     tickets: { offset: 0, limit: 25, total: 0, selected: new Set(), items: [] },
     journal: { offset: 0, limit: 25, total: 0 },
@@ -65,6 +67,7 @@
     survey: "опрос жителя о качестве", "staff-callback": "перезвон сотруднику",
   };
   const JOB_STATE = { pending: "ждёт", claimed: "набирается" };
+  const TRUNK_HEALTH = { up: "работает", down: "не работает", unknown: "нет данных" };
 
   // ---------------------------------------------------------------- helpers
   function el(tag, attrs, ...children) {
@@ -195,12 +198,7 @@
     $("me-name").textContent = `${S.me.extension} · ${S.me.role === "supervisor" ? "старший смены" : "оператор"}`;
     show($("tab-board"), S.me.role === "supervisor");
     show($("status-bar"), S.me.role !== "supervisor");
-    try {
-      S.tenants = (await api("/tenants")).map((t) => ({
-        code: t.code, name: t.name, city: t.city && t.city.code, cityName: t.city && t.city.name,
-      }));
-    } catch (_) { S.tenants = []; }
-        fillTenantSelects();
+    await loadTenants();
     refreshMyState();
     // In `dispatchline demo` the operator's softphone is simulated; its buttons
     // appear on the call card.
@@ -217,6 +215,21 @@
   setInterval(() => {
     if (S.token) api("/auth/token/renew", { method: "POST" }).catch(() => { /* 401 signs out */ });
   }, 30 * 60 * 1000);
+
+  /** The tenants the principal serves (УК lists: the card's choice, the forms' filters). */
+  async function loadTenants() {
+    try {
+      S.tenants = (await api("/tenants")).map((t) => ({
+        code: t.code, name: t.name, city: t.city && t.city.code, cityName: t.city && t.city.name,
+      }));
+      S.tenantsError = null;
+    } catch (e) {
+      S.tenants = [];
+      S.tenantsError = e.message;
+    }
+    fillTenantSelects();
+    renderCalls();
+  }
 
   function fillTenantSelects() {
     for (const id of ["tf-tenant", "f-tenant", "j-tenant"]) {
@@ -407,6 +420,7 @@
       const card = S.calls.get(id);
       if (card) {
         if (card.status !== "ended" && stale(card)) card.status = status;
+        if (a.tenant && card.tenant !== a.tenant && stale(card)) setCardTenant(card, a.tenant);
         if (!card.info && a.screen_pop && a.screen_pop.caller !== undefined) applyPayload(card, a.screen_pop);
       } else {
         const fresh = newCard(id, a.screen_pop || {}, a.tenant, null, status);
@@ -480,6 +494,15 @@
         }
         break;
       case "call.queued": updateCard(p.call, { status: "queued" }); break;
+      case "call.tenant": {
+        // The УК of the call was chosen (here or by another operator).
+        const card = S.calls.get(str(p.call));
+        if (card && (p.tenant || ev.tenant)) { setCardTenant(card, p.tenant || ev.tenant); renderCalls(); }
+        break;
+      }
+      case "trunk.health":
+        if (S.board) patchBoardTrunk(p, ev.ts);
+        break;
       case "call.answered":
         updateCard(p.call, { status: "answered", wait: p.wait_ms, operator: p.operator });
         if (p.operator && S.me && !mine) dropCard(p.call);
@@ -499,7 +522,7 @@
         break;
       default: break;
     }
-    if (S.tab === "board" && /^(call|operator|dial|callback|chain)\./.test(ev.type)) {
+    if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       // At most one reload a second, however steady the traffic.
       throttle("board", loadBoard, 1000);
@@ -611,6 +634,82 @@
     if (card && !card.ticketStarted) { S.calls.delete(card.id); renderCalls(); }
   }
 
+  /**
+   * The call's УК is known now (chosen by an operator, `call.tenant`): the card
+   * names it, and a ticket form opened for this call takes it.
+   */
+  function setCardTenant(card, tenant) {
+    card.tenant = tenant;
+    card.tenantError = null;
+    if (card.info) card.info.tenant = { code: tenant, name: tenantName(tenant) };
+    if ($("tf-call").value === card.id && $("tf-tenant").value !== tenant) {
+      const before = $("tf-tenant").value;
+      $("tf-tenant").value = S.tenants.some((t) => t.code === tenant) ? tenant : "";
+      // A house picked under another УК is not this one's.
+      if (before) { $("tf-house").value = ""; $("tf-house-q").value = ""; }
+      markTenantNeeded();
+      previewAssignment();
+    }
+  }
+
+  /** The operator picks the УК of an untenanted call on its card. */
+  async function chooseCallTenant(card, tenant) {
+    if (!tenant || card.tenantPending) return;
+    card.tenantPending = tenant;
+    card.tenantError = null;
+    renderCalls();
+    try {
+      const set = await api(`/calls/${encodeURIComponent(card.id)}/tenant`, { method: "POST", json: { tenant } });
+      setCardTenant(card, set.tenant || tenant);
+    } catch (e) {
+      if (e.status === 404 && !e.field) card.tenantError = "Звонок уже завершён — УК не назначена. Выберите УК в форме заявки.";
+      else if (e.status === 403) card.tenantError = `Нет доступа к этой УК: ${e.message}`;
+      else if (e.status !== 401) card.tenantError = `Не удалось назначить УК: ${e.message}`;
+    } finally {
+      card.tenantPending = null;
+      renderCalls();
+      saveCards();
+    }
+  }
+
+  /**
+   * «Выберите УК» on a live call whose УК is not known: the УК the operator serves
+   * in the call's city (all they serve when the city has none of them), one button
+   * each, or a list when there are many.
+   */
+  function tenantPicker(card, cityCode) {
+    const inCity = S.tenants.filter((t) => t.city === cityCode);
+    const choices = inCity.length ? inCity : S.tenants;
+    const pending = !!card.tenantPending;
+    let options;
+    if (!choices.length) {
+      options = el("div", { class: "error", role: "alert", "data-testid": "tenant-error" },
+        `Список УК не загружен${S.tenantsError ? `: ${S.tenantsError}` : ""}. `,
+        el("button", { type: "button", onclick: () => loadTenants() }, "Загрузить снова"));
+    } else if (choices.length <= 6) {
+      options = el("div", { class: "tenant-options" }, choices.map((t) => el("button", {
+        type: "button", "data-tenant": t.code, disabled: pending,
+        "aria-busy": card.tenantPending === t.code ? "true" : null,
+        onclick: () => chooseCallTenant(card, t.code),
+      }, t.name, card.tenantPending === t.code ? " …" : "")));
+    } else {
+      // Cards are redrawn on every event: the choice is kept on the card.
+      const select = el("select", {
+        "aria-label": "УК звонка", disabled: pending,
+        onchange: (e) => { card.tenantChoice = e.target.value; },
+      },
+        el("option", { value: "" }, "— выберите УК —"),
+        choices.map((t) => el("option", { value: t.code, selected: t.code === card.tenantChoice }, t.name)));
+      options = el("div", { class: "tenant-options" }, select,
+        el("button", { type: "button", disabled: pending, onclick: () => chooseCallTenant(card, select.value) }, pending ? "Назначается…" : "Назначить"));
+    }
+    return el("div", { class: "tenant-pick", role: "group", "aria-label": "Выберите УК", "data-testid": "tenant-pick" },
+      el("div", { class: "tenant-pick-title" }, "Выберите УК"),
+      el("div", { class: "muted" }, "Звонок на городской номер, адрес жителя не известен: спросите, какая у него управляющая компания."),
+      options,
+      card.tenantError ? el("p", { class: "error", role: "alert", "data-testid": "tenant-error" }, card.tenantError) : null);
+  }
+
   const CALL_STATUS = { offered: "Входящий", queued: "В очереди", ringing: "Звонит", answered: "Разговор", ended: "Завершён" };
 
   function renderCalls() {
@@ -669,12 +768,17 @@
       t.apartment ? ` · кв. ${t.apartment}` : " · весь дом",
       t.same_apartment ? " · эта квартира" : ""));
 
+    // An untenanted live call: the operator chooses its УК here.
+    const picker = !outbound && !tenant && !card.synthetic && card.status !== "ended" ? tenantPicker(card, cityCode) : null;
+    if (!picker && card.tenantError && card.status === "ended" && !tenant) flags.append(el("p", { class: "error", role: "alert", "data-testid": "tenant-error" }, card.tenantError));
+
     return el("article", { class: "call-card", "data-call": card.id, "data-status": card.status, "data-testid": "call-card" },
       el("header", {},
-        el("span", { class: "tenant" }, tname, city ? ` · ${city}` : ""),
+        el("span", { class: `tenant${tenant ? "" : " unknown"}`, "data-testid": "card-tenant", "data-tenant": tenant || "" }, tname, city ? ` · ${city}` : ""),
         el("span", { class: "call-status" }, status)),
       el("div", { class: "phone", "data-testid": "caller-phone" }, outbound ? str(p.to) : str(p.from) || "номер скрыт"),
       addressLine,
+      picker,
       el("dl", {},
         el("dt", {}, outbound ? "Откуда" : "Набран номер"),
         el("dd", {}, outbound ? str(p.from) : str(p.to), p.number_kind ? el("span", { class: "kind" }, NUMBER_KIND[p.number_kind] || p.number_kind) : ""),
@@ -682,14 +786,14 @@
         card.wait !== undefined ? [el("dt", {}, "Ожидание"), el("dd", {}, secs(card.wait / 1000))] : null),
       flags,
       tickets.length ? [el("h3", {}, `Открытые заявки по дому (${tickets.length})`), el("ul", { class: "open-tickets" }, tickets)] : null,
-            el("div", { class: "card-actions" },
+      el("div", { class: "card-actions" },
         S.demo && card.status === "ringing" ? el("button", { type: "button", class: "primary", "data-testid": "demo-answer", onclick: () => softphone("answer") }, "📞 Ответить") : null,
         S.demo && card.status === "answered" ? el("button", { type: "button", "data-testid": "demo-hangup", onclick: () => softphone("hangup") }, "Положить трубку") : null,
         outbound ? null : el("button", { type: "button", class: "primary", "data-testid": "start-ticket", onclick: () => startTicket(card) }, "Создать заявку"),
         el("button", { type: "button", onclick: () => { S.calls.delete(card.id); renderCalls(); saveCards(); } }, "Скрыть")));
   }
 
-    /** Drives the demo's simulated softphone of the logged-in operator. */
+  /** Drives the demo's simulated softphone of the logged-in operator. */
   async function softphone(action) {
     try {
       await fetch(`/demo/softphones/${encodeURIComponent(S.me.extension)}/${action}`, {
@@ -981,6 +1085,43 @@
     ops[i] = Object.assign({}, ops[i], view);
     renderBoardOperators();
   }
+  /** A `trunk.health` event: the trunk's tile changes at once (the board reloads after). */
+  function patchBoardTrunk(p, ts) {
+    const trunks = S.board.trunks || (S.board.trunks = []);
+    const i = trunks.findIndex((t) => t.name === p.trunk);
+    const patch = { health: p.health, reason: p.reason || null, since: ts || new Date().toISOString() };
+    if (i < 0) trunks.push(Object.assign({ name: p.trunk, registered: null, usable: p.health !== "down" }, patch));
+    else trunks[i] = Object.assign({}, trunks[i], patch, { usable: p.health !== "down" && trunks[i].registered !== false });
+    renderTrunks();
+  }
+  /** The SIP trunks: green when up, red when down, grey before the first probe. */
+  function renderTrunks() {
+    const trunks = (S.board && S.board.trunks) || [];
+    const tiles = trunks.map((t) => {
+      const health = TRUNK_HEALTH[t.health] ? t.health : "unknown";
+      const registration = t.registered === true ? "регистрация есть"
+        : t.registered === false ? "нет регистрации" : null;
+      return el("div", {
+        class: "trunk", "data-testid": "trunk", "data-trunk": t.name, "data-health": health,
+        "data-usable": String(!!t.usable), title: str(t.reason),
+      },
+        el("div", { class: "trunk-name" }, t.name),
+        el("div", { class: "trunk-health" }, el("span", { class: "trunk-dot", "aria-hidden": "true" }), TRUNK_HEALTH[health]),
+        el("div", { class: "sub", "data-testid": "trunk-since" },
+          t.since ? `с ${when(t.since)}` : health === "unknown" ? "проверок ещё не было" : "",
+          registration ? ` · ${registration}` : ""),
+        t.reason ? el("div", { class: "sub" }, t.reason) : null,
+        t.register_error ? el("div", { class: "sub error" }, t.register_error) : null,
+        health === "up" && !t.usable ? el("div", { class: "sub error" }, "перезвоны через него не идут") : null);
+    });
+    $("b-trunks").replaceChildren(...(tiles.length ? tiles : [el("div", { class: "muted" }, "Транки не настроены")]));
+    const down = trunks.filter((t) => t.health === "down").length;
+    const unknown = trunks.filter((t) => t.health !== "up" && t.health !== "down").length;
+    const count = $("b-trunks-count");
+    count.textContent = !trunks.length ? "" : down ? `не работает: ${down} из ${trunks.length}`
+      : unknown ? `без проверки: ${unknown} из ${trunks.length}` : `все ${trunks.length} работают`;
+    count.dataset.level = down ? "bad" : unknown ? "none" : "good";
+  }
   function pct(tile) {
     return tile && tile.share !== null && tile.share !== undefined ? `${Math.round(tile.share * 1000) / 10}%` : "—";
   }
@@ -1005,6 +1146,7 @@
       tile("Ответ за 30 секунд", c && c.answered_30s, 0.8),
       tile("Ответ за 5 минут (ПП №416)", c && c.answered_5m, 1),
       tile("Перезвон за 10 минут", c && c.callbacks_10m, 1));
+    renderTrunks();
     renderWaiting();
     renderBoardOperators();
     $("b-chart").replaceChildren(chart(c ? c.hourly : []));
