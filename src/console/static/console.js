@@ -1311,7 +1311,17 @@
     applyTheme(localStorage.getItem(THEME_KEY) || "auto");
     $("banner-close").addEventListener("click", () => showBanner(null));
     $("b-city-select").addEventListener("change", (e) => { S.boardCity = e.target.value; loadBoard(); });
-    $("tf-tenant").addEventListener("change", () => { markTenantNeeded(); previewAssignment(); });
+    $("tf-tenant").addEventListener("change", () => {
+      markTenantNeeded();
+      previewAssignment();
+      // Choosing the УК in the form of a live untenanted call chooses it for the
+      // call too (its journal row, recording and callback), as the card's control does.
+      const card = S.calls.get($("tf-call").value);
+      const untenanted = card && !card.tenant && !(card.info && card.info.address && card.info.address.tenant);
+      if (untenanted && !card.synthetic && card.status !== "ended" && card.payload.direction !== "outbound" && $("tf-tenant").value) {
+        chooseCallTenant(card, $("tf-tenant").value);
+      }
+    });
     $("bulk-cancel").addEventListener("click", () => { show($("bulk-confirm"), false); setError($("bulk-error"), ""); });
     $("bulk-ok").addEventListener("click", bulkApply);
     $("btn-ready").addEventListener("click", () => setMyState("ready"));
