@@ -15,7 +15,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::json;
 
 use super::control::{
@@ -29,7 +28,7 @@ use crate::dialer::{self, Ending};
 use crate::phone::PhoneNumber;
 use crate::sip::digest;
 use crate::sip::endpoint::ClientFailure;
-use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Response, Uri};
+use crate::sip::wire::{Method, NameAddr, Request, Response, Uri};
 use crate::store::{CallDirection, DialAttemptOutcome, DialJob};
 
 /// How a leg that did not answer ended, in the dialer's words.
@@ -180,27 +179,14 @@ impl CallControl {
             .unwrap_or_else(|_| uri.clone());
             let mut from = NameAddr::new(from_uri);
             from.set_tag(&self.endpoint.new_tag());
-            let headers = Headers {
-                via: Vec::new(),
+            let request = Request::out_of_dialog(
+                Method::Invite,
+                uri.clone(),
                 from,
-                to: NameAddr::new(uri.clone()),
-                call_id: self.endpoint.new_call_id(),
-                cseq: CSeq {
-                    seq: 1,
-                    method: Method::Invite,
-                },
-                max_forwards: Some(70),
-                contact: Vec::new(),
-                route: Vec::new(),
-                record_route: Vec::new(),
-                other: Vec::new(),
-            };
-            let request = Request {
-                method: Method::Invite,
-                uri,
-                headers,
-                body: Bytes::new(),
-            };
+                NameAddr::new(uri),
+                self.endpoint.new_call_id(),
+                1,
+            );
 
             let prefs = self.sdp.clone();
             match Leg::outgoing(

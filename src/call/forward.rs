@@ -12,7 +12,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::json;
 
 use super::control::{CallControl, CallTimer, Disposition, Kind, Stage};
@@ -21,7 +20,7 @@ use super::routing::{forward_uri, target_for};
 use crate::config::Number;
 use crate::sip::endpoint::{ClientFailure, ServerTx};
 use crate::sip::transport::Target;
-use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request};
+use crate::sip::wire::{Method, NameAddr, Request};
 use crate::store::CallDirection;
 
 /// The final response the caller gets when the target fails, and how the journal
@@ -123,28 +122,17 @@ impl CallControl {
             params: Vec::new(),
         };
         from.set_tag(&self.endpoint.new_tag());
-        let mut headers = Headers {
-            via: Vec::new(),
+        let mut request = Request::out_of_dialog(
+            Method::Invite,
+            uri.clone(),
             from,
-            to: NameAddr::new(uri.clone()),
-            call_id: self.endpoint.new_call_id(),
-            cseq: CSeq {
-                seq: 1,
-                method: Method::Invite,
-            },
-            max_forwards: Some(h.max_forwards.map_or(70, |m| m.saturating_sub(1))),
-            contact: Vec::new(),
-            route: Vec::new(),
-            record_route: Vec::new(),
-            other: Vec::new(),
-        };
-        headers.push("Allow", self.endpoint.allow_header());
-        let request = Request {
-            method: Method::Invite,
-            uri,
-            headers,
-            body: Bytes::new(),
-        };
+            NameAddr::new(uri),
+            self.endpoint.new_call_id(),
+            1,
+        );
+        // A B2BUA passes the hop count on (RFC 3261 §16.6 step 3, by analogy).
+        request.headers.max_forwards = Some(h.max_forwards.map_or(70, |m| m.saturating_sub(1)));
+        request.headers.push("Allow", self.endpoint.allow_header());
         self.add_leg(key, &mut call, a);
         match Leg::outgoing(
             &mut self.endpoint,

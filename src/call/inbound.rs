@@ -24,7 +24,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::announcements::{greeting, notices, number_changed, prompt};
@@ -37,7 +36,7 @@ use crate::config::{MenuAction, Number, NumberKind};
 use crate::phone::PhoneNumber;
 use crate::sip::endpoint::ServerTx;
 use crate::sip::transport::Target;
-use crate::sip::wire::{CSeq, Headers, Method, NameAddr, Request, Uri};
+use crate::sip::wire::{Method, NameAddr, Request, Uri};
 use crate::store::{CallDirection, DialKind, NewDialJob};
 
 /// How long a caller lookup may take before the call goes on without it.
@@ -629,21 +628,15 @@ impl CallControl {
             let mut from = NameAddr::new(caller_uri);
             from.display_name = Some(crate::sip::wire::auth::quote(&call.caller));
             from.set_tag(&self.endpoint.new_tag());
-            let mut headers = Headers {
-                via: Vec::new(),
+            let mut request = Request::out_of_dialog(
+                Method::Invite,
+                binding.contact.uri.clone(),
                 from,
-                to: NameAddr::new(Uri::sip(Some(ext), &host, None)),
-                call_id: self.endpoint.new_call_id(),
-                cseq: CSeq {
-                    seq: 1,
-                    method: Method::Invite,
-                },
-                max_forwards: Some(70),
-                contact: Vec::new(),
-                route: Vec::new(),
-                record_route: Vec::new(),
-                other: Vec::new(),
-            };
+                NameAddr::new(Uri::sip(Some(ext), &host, None)),
+                self.endpoint.new_call_id(),
+                1,
+            );
+            let headers = &mut request.headers;
             headers.push("X-Dispatch-Call", call.id.0.clone());
             if let Some(t) = &call.tenant {
                 headers.push("X-Dispatch-Tenant", t.clone());
@@ -657,12 +650,6 @@ impl CallControl {
                     "<http://127.0.0.1/auto-answer>;info=alert-autoanswer;delay=0",
                 );
             }
-            let request = Request {
-                method: Method::Invite,
-                uri: binding.contact.uri.clone(),
-                headers,
-                body: Bytes::new(),
-            };
             out.push((request, binding.target()));
         }
         out

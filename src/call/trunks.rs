@@ -16,13 +16,12 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Trunk, TrunkTransport};
 use crate::sip::digest;
 use crate::sip::transport::{Target, TransportKind};
-use crate::sip::wire::{CSeq, Contact, Headers, Method, NameAddr, Request, Response, Uri};
+use crate::sip::wire::{Contact, Method, NameAddr, Request, Response, Uri};
 
 /// What a trunk request was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,21 +385,16 @@ fn register_request(t: &mut State, contact: &Uri) -> Request {
     let config = &t.config;
     let aor = aor(config).unwrap_or_else(|| contact.clone());
     let registrar = Uri::parse(&format!("sip:{}", config.domain)).unwrap_or_else(|_| aor.clone());
-    let mut headers = Headers {
-        via: Vec::new(),
-        from: NameAddr::new(aor.clone()).with_tag(&format!("r{}", t.register_cseq)),
-        to: NameAddr::new(aor),
-        call_id: t.register_call_id.clone(),
-        cseq: CSeq {
-            seq: t.register_cseq,
-            method: Method::Register,
-        },
-        max_forwards: Some(70),
-        contact: vec![Contact::Address(NameAddr::new(contact.clone()))],
-        route: Vec::new(),
-        record_route: Vec::new(),
-        other: Vec::new(),
-    };
+    let mut request = Request::out_of_dialog(
+        Method::Register,
+        registrar.clone(),
+        NameAddr::new(aor.clone()).with_tag(&format!("r{}", t.register_cseq)),
+        NameAddr::new(aor),
+        t.register_call_id.clone(),
+        t.register_cseq,
+    );
+    let headers = &mut request.headers;
+    headers.contact = vec![Contact::Address(NameAddr::new(contact.clone()))];
     headers.push("Expires", config.register_expires.as_secs().to_string());
     if let (Some((challenge, proxy)), Some(user), Some(password)) =
         (&t.challenge, &config.username, &config.password)
@@ -423,12 +417,7 @@ fn register_request(t: &mut State, contact: &Uri) -> Request {
             headers.push(header, auth);
         }
     }
-    Request {
-        method: Method::Register,
-        uri: registrar,
-        headers,
-        body: Bytes::new(),
-    }
+    request
 }
 
 fn options_request(t: &Trunk, cseq: u32) -> Request {
@@ -440,27 +429,14 @@ fn options_request(t: &Trunk, cseq: u32) -> Request {
         )
     });
     let from = aor(t).unwrap_or_else(|| uri.clone());
-    let headers = Headers {
-        via: Vec::new(),
-        from: NameAddr::new(from).with_tag(&format!("k{cseq}")),
-        to: NameAddr::new(uri.clone()),
-        call_id: format!("keepalive-{}-{cseq}", t.name),
-        cseq: CSeq {
-            seq: cseq,
-            method: Method::Options,
-        },
-        max_forwards: Some(70),
-        contact: Vec::new(),
-        route: Vec::new(),
-        record_route: Vec::new(),
-        other: Vec::new(),
-    };
-    Request {
-        method: Method::Options,
-        uri,
-        headers,
-        body: Bytes::new(),
-    }
+    Request::out_of_dialog(
+        Method::Options,
+        uri.clone(),
+        NameAddr::new(from).with_tag(&format!("k{cseq}")),
+        NameAddr::new(uri),
+        format!("keepalive-{}-{cseq}", t.name),
+        cseq,
+    )
 }
 
 #[cfg(test)]

@@ -161,6 +161,39 @@ pub enum Message {
 }
 
 impl Request {
+    /// A request outside any dialog, as a UAC starts one (RFC 3261 §8.1.1):
+    /// `Max-Forwards: 70`, the CSeq method the request's, no Via (the transaction
+    /// adds it), no Contact, routes or body; the caller adds what else it needs.
+    pub fn out_of_dialog(
+        method: Method,
+        uri: Uri,
+        from: NameAddr,
+        to: NameAddr,
+        call_id: String,
+        seq: u32,
+    ) -> Self {
+        Request {
+            headers: Headers {
+                via: Vec::new(),
+                from,
+                to,
+                call_id,
+                cseq: CSeq {
+                    seq,
+                    method: method.clone(),
+                },
+                max_forwards: Some(70),
+                contact: Vec::new(),
+                route: Vec::new(),
+                record_route: Vec::new(),
+                other: Vec::new(),
+            },
+            method,
+            uri,
+            body: Bytes::new(),
+        }
+    }
+
     /// Writes the request in wire format.
     pub fn to_bytes(&self) -> Bytes {
         let mut head = String::with_capacity(512 + self.body.len());
