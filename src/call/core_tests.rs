@@ -1209,3 +1209,131 @@ fn a_callback_nobody_can_take_does_not_hold_up_the_jobs_behind_it() {
         "etalon's waits for its operator"
     );
 }
+
+// -- a party gone without a BYE (RTP timeout, no answer in its dialog) --------------
+
+/// A resident of the tenant number talking to operator 1001: the resident's dialog
+/// and the INVITE the operator answered.
+fn bridged(h: &mut Harness, caller: &str) -> (Dialog, Request) {
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    let d = h.queued(addr(RESIDENT), caller, TENANT);
+    let rung = h.requests_to(addr(PHONE_1001), Method::Invite);
+    assert_eq!(rung.len(), 1);
+    h.respond(addr(PHONE_1001), &rung[0], 200, "op");
+    let (k, _) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].stage, Stage::Connected);
+    h.sent.clear();
+    (d, rung[0].clone())
+}
+
+/// Both phones got a BYE, the call ended answered, its journal row says so, and
+/// once the BYEs are answered nothing of the call is left.
+fn both_hung_up(h: &mut Harness, caller: &str) {
+    let to_resident = h.requests_to(addr(RESIDENT), Method::Bye);
+    let to_operator = h.requests_to(addr(PHONE_1001), Method::Bye);
+    assert_eq!(
+        (to_resident.len(), to_operator.len()),
+        (1, 1),
+        "neither phone keeps a live dialog"
+    );
+    let ended = h.events_of("call.ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].payload["disposition"], "answered");
+    let row = h
+        .actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Journal(r) if r.from_number == caller => Some(r.as_ref()),
+            _ => None,
+        })
+        .expect("a journal row");
+    assert_eq!(row.disposition, Some(Disposition::Answered));
+    assert!(row.ended_at.is_some());
+    assert_eq!(row.operator_extension.as_deref(), Some("1001"));
+    for (to, bye) in [(RESIDENT, &to_resident[0]), (PHONE_1001, &to_operator[0])] {
+        h.respond_with(addr(to), bye.response(200));
+    }
+    assert_eq!(h.cc.active_calls(), 0, "nothing of the call is left");
+}
+
+#[test]
+fn when_the_residents_rtp_stops_both_phones_are_hung_up() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let leg = h.caller_leg(caller);
+    h.cc.handle_media(h.now, MediaEvent::RtpTimeout { leg });
+    h.drain();
+    both_hung_up(&mut h, caller);
+}
+
+#[test]
+fn when_the_operators_rtp_stops_both_phones_are_hung_up() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let (k, _) = h.call_of(caller);
+    let call = &h.cc.calls[&k];
+    let leg = call.legs[call.ringing.unwrap()].media;
+    h.cc.handle_media(h.now, MediaEvent::RtpTimeout { leg });
+    h.drain();
+    both_hung_up(&mut h, caller);
+}
+
+/// The resident presses a key; the operator's phone has no telephone-event, so
+/// the key goes to it as SIP INFO.
+fn key_relayed_as_info(h: &mut Harness, caller: &str) -> Request {
+    let leg = h.caller_leg(caller);
+    let at = h.now;
+    h.cc.handle_media(
+        h.now,
+        MediaEvent::Dtmf {
+            leg,
+            digit: '5',
+            duration: Duration::from_millis(160),
+            at,
+        },
+    );
+    h.drain();
+    let info = h.requests_to(addr(PHONE_1001), Method::Info);
+    assert_eq!(info.len(), 1, "the key is relayed as INFO");
+    info[0].clone()
+}
+
+#[test]
+fn an_operator_whose_phone_stops_answering_in_its_dialog_is_hung_up_with_the_resident() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    key_relayed_as_info(&mut h, caller);
+    // The operator's phone lost its network: the INFO is never answered (Timer F).
+    h.later(Duration::from_secs(40));
+    h.requests_to(addr(PHONE_1001), Method::Info);
+    both_hung_up(&mut h, caller);
+}
+
+#[test]
+fn an_operator_whose_phone_no_longer_knows_the_dialog_is_hung_up_with_the_resident() {
+    for status in [481, 408] {
+        let mut h = Harness::new("");
+        let caller = "+79120000001";
+        bridged(&mut h, caller);
+        let info = key_relayed_as_info(&mut h, caller);
+        h.respond_with(addr(PHONE_1001), info.response(status));
+        both_hung_up(&mut h, caller);
+    }
+}
+
+#[test]
+fn an_in_dialog_request_answered_normally_changes_nothing() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let info = key_relayed_as_info(&mut h, caller);
+    h.respond_with(addr(PHONE_1001), info.response(200));
+    h.later(Duration::from_secs(40));
+    assert!(h.requests_to(addr(RESIDENT), Method::Bye).is_empty());
+    assert!(h.requests_to(addr(PHONE_1001), Method::Bye).is_empty());
+    assert!(h.events_of("call.ended").is_empty());
+}
