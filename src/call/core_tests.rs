@@ -1,125 +1,21 @@
 //! The call core in virtual time: residents, operators' softphones and providers
-//! are SIP messages fed in and read out, media is a scripted [`MediaPort`], and the
+//! are SIP messages fed in and read out, media is the scripted [`FakeMedia`], and the
 //! clock only moves when a test says so. Each test is a flow of issue 5 that once
 //! went wrong.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::*;
-use crate::media::{MediaError, Negotiated, Playlist};
+use crate::call::media_port::fake::FakeMedia;
 use crate::sip::endpoint::EndpointConfig;
 use crate::sip::wire::{Contact, Framing, Message, NameAddr, Response, Uri, parse};
 use crate::store::{ActiveOutage, DialJobState, DialKind, OutageId};
-
-// -- a scripted media port -----------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct MediaState {
-    next: u64,
-    open: HashSet<LegId>,
-    opened: Vec<LegId>,
-    playing: HashMap<LegId, (PlaybackId, Vec<String>)>,
-    played: Vec<(LegId, Vec<String>)>,
-    bridges: Vec<(LegId, LegId)>,
-    /// Opening a leg fails (RTP ports exhausted).
-    no_ports: bool,
-    /// At most this many legs open at once.
-    limit: Option<usize>,
-    /// No prompt exists.
-    no_prompts: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct TestMedia(Arc<Mutex<MediaState>>);
-
-impl TestMedia {
-    fn state(&self) -> std::sync::MutexGuard<'_, MediaState> {
-        self.0.lock().unwrap()
-    }
-}
-
-impl MediaPort for TestMedia {
-    fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
-        let mut s = self.state();
-        let full = s.limit.is_some_and(|l| s.open.len() >= l);
-        if s.no_ports || full {
-            return Err(MediaError::NoPorts {
-                min: 20000,
-                max: 20003,
-            });
-        }
-        s.next += 1;
-        let leg = LegId(s.next);
-        s.open.insert(leg);
-        s.opened.push(leg);
-        Ok((
-            leg,
-            SocketAddr::from(([127, 0, 0, 1], 30000 + 2 * s.next as u16)),
-        ))
-    }
-    fn set_remote(&self, _leg: LegId, _n: Negotiated) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
-        let mut s = self.state();
-        s.next += 1;
-        let id = PlaybackId(s.next);
-        s.playing.insert(leg, (id, playlist.items.clone()));
-        s.played.push((leg, playlist.items.clone()));
-        Ok(id)
-    }
-    fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
-        self.state().playing.remove(&leg);
-        Ok(())
-    }
-    fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
-        let mut s = self.state();
-        s.playing.remove(&a);
-        s.bridges.push((a, b));
-        Ok(())
-    }
-    fn unbridge(&self, _leg: LegId) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn start_recording(&self, _caller: LegId, _path: &Path) -> Result<RecordingId, MediaError> {
-        let mut s = self.state();
-        s.next += 1;
-        Ok(RecordingId(s.next))
-    }
-    fn stop_recording(&self, _id: RecordingId, _to: Option<&Path>) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn send_dtmf(&self, leg: LegId, _digit: char, _d: Duration) -> Result<(), MediaError> {
-        Err(MediaError::NoTelephoneEvent(leg))
-    }
-    fn telephone_event(&self, _leg: LegId) -> bool {
-        false
-    }
-    fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
-        let mut s = self.state();
-        s.open.remove(&leg);
-        s.playing.remove(&leg);
-        Ok(())
-    }
-    fn has_prompt(&self, _name: &str) -> bool {
-        !self.state().no_prompts
-    }
-    fn free_legs(&self) -> usize {
-        let s = self.state();
-        if s.no_ports {
-            return 0;
-        }
-        s.limit
-            .map_or(1000, |l| l.saturating_sub(s.open.len()).max(2))
-    }
-}
 
 // -- the harness -----------------------------------------------------------------------
 
@@ -207,7 +103,7 @@ password = "pass1002"
 
 struct Harness {
     cc: CallControl,
-    media: TestMedia,
+    media: FakeMedia,
     now: Instant,
     t0: Instant,
     events: Vec<CallEvent>,
@@ -241,7 +137,7 @@ impl Harness {
     fn with_config(config: Config) -> Self {
         let t0 = Instant::now();
         let endpoint = Endpoint::new(EndpointConfig::new(addr(ENGINE)), 7);
-        let media = TestMedia::default();
+        let media = FakeMedia::default();
         let cc = CallControl::new(
             Arc::new(config),
             endpoint,
@@ -1336,4 +1232,26 @@ fn an_in_dialog_request_answered_normally_changes_nothing() {
     assert!(h.requests_to(addr(RESIDENT), Method::Bye).is_empty());
     assert!(h.requests_to(addr(PHONE_1001), Method::Bye).is_empty());
     assert!(h.events_of("call.ended").is_empty());
+}
+
+#[test]
+fn a_key_sent_as_info_reaches_a_party_with_telephone_event_as_rfc_4733() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    let (d, _) = bridged(&mut h, caller);
+    let (k, _) = h.call_of(caller);
+    let call = &h.cc.calls[&k];
+    let operator = call.legs[call.ringing.unwrap()].media;
+    h.media.state().telephone_event.insert(operator);
+    let body = "Signal=5\r\nDuration=160\r\n";
+    let info = h.in_dialog(&d, "INFO", 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    h.deliver_text(addr(RESIDENT), &info);
+    assert_eq!(h.media.state().dtmf, [(operator, '5')]);
+    assert!(h.requests_to(addr(PHONE_1001), Method::Info).is_empty());
 }
