@@ -260,4 +260,34 @@ async fn a_stranger_cannot_place_calls_through_the_engine() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+    // Counted where an operator looks: /metrics (the core publishes its counters
+    // after each round, so the scrape may need another try).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(format!("http://{}/metrics", engine.http_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("dispatchline_{name} ")))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
+        };
+        let refused = value("calls_refused_source_total");
+        // A refusal for its source gets no journal row by design; the budget of
+        // rejection rows was never touched.
+        assert_eq!(value("calls_rejected_unjournaled_total"), 0);
+        if refused == 1 {
+            break;
+        }
+        assert_eq!(refused, 0, "one stranger, one refusal");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls_refused_source_total never reached 1"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -376,6 +376,70 @@ async fn chains_remember_their_level(store: Store) {
     );
 }
 
+/// What the engine's journal writer retries on: a write lock another connection
+/// holds (a big import, say) is reported busy, on both dialects; a plain error is
+/// not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_sqlite_write_lock_is_reported_busy() {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+    let db = store_db::TestDb::sqlite().await;
+    let mut holder = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+        .unwrap()
+        .busy_timeout(std::time::Duration::ZERO);
+    let mut writer = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let locked = sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap_err();
+    let locked = StoreError::from(locked);
+    assert!(locked.is_busy(), "{locked}");
+    let wrong = sqlx::query("SELECT nothing FROM nowhere")
+        .execute(&mut writer)
+        .await
+        .unwrap_err();
+    assert!(!StoreError::from(wrong).is_busy());
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_postgres_lock_is_reported_busy() {
+    use sqlx::Connection as _;
+    let Some(db) = store_db::TestDb::postgres().await else {
+        return;
+    };
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut writer = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("SET lock_timeout = '20ms'")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let locked = sqlx::query("DELETE FROM calls")
+        .execute(&mut writer)
+        .await
+        .unwrap_err();
+    let locked = StoreError::from(locked);
+    assert!(locked.is_busy(), "{locked}");
+    let wrong = sqlx::query("SELECT nothing FROM nowhere")
+        .execute(&mut writer)
+        .await
+        .unwrap_err();
+    assert!(!StoreError::from(wrong).is_busy());
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}
+
 on_both_backends!(
     journal_upserts_are_idempotent_and_keep_fields,
     dial_jobs_survive_and_are_claimed_once,

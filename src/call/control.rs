@@ -232,6 +232,11 @@ pub(crate) enum Pending {
     Invite(usize),
     /// A BYE on leg n.
     Bye(usize),
+    /// Another request we sent inside the dialog of the leg with this media (a
+    /// DTMF INFO). Named by media, which stays with the leg when legs are swapped.
+    /// No answer, 408 or 481 to it means the party is gone without a BYE (RFC 3261
+    /// §12.2.1.2): the call ends as if it had hung up.
+    InDialog(LegId),
 }
 
 /// IVR menu progress.
@@ -1224,8 +1229,32 @@ impl CallControl {
             return;
         }
         if let Some(leg) = call.legs.get_mut(to) {
-            leg.send_info_dtmf(&mut self.endpoint, now, digit, duration);
+            if let Some(tx) = leg.send_info_dtmf(&mut self.endpoint, now, digit, duration) {
+                // Tracked: a party that stops answering in its dialog is gone.
+                call.outstanding += 1;
+                self.by_client_tx
+                    .insert(tx, (call.key, Pending::InDialog(target)));
+            }
         }
+    }
+
+    /// A request inside the dialog of the leg with `media` got no answer, 408 or
+    /// 481: its party is gone without a BYE (a phone that lost its network). The
+    /// leg is hung up too (BYE, so the phone is left with no live dialog should it
+    /// come back) and the call reacts as to a hang-up: the other legs get their BYE
+    /// and the journal row its disposition.
+    fn party_lost(&mut self, now: Instant, key: u64, call: &mut Call, media: LegId, why: &str) {
+        // A leg already over (hung up meanwhile) needs nothing more.
+        let Some(idx) = call
+            .legs
+            .iter()
+            .position(|l| l.media == media && l.state == super::leg::LegState::Answered)
+        else {
+            return;
+        };
+        tracing::info!(call = %call.id, leg = idx, why, "party gone without a BYE: ending the call");
+        self.drop_leg(now, key, call, idx);
+        self.leg_gone(now, call, idx, why);
     }
 
     /// Writes the journal row as it stands.
@@ -1690,6 +1719,11 @@ impl CallControl {
                     cc.index_dialog(key, call, idx);
                     cc.note(now, key, call, idx, note);
                 }
+                Pending::InDialog(media) => {
+                    if over && matches!(response.status, 408 | 481) {
+                        cc.party_lost(now, key, call, media, "no-dialog");
+                    }
+                }
                 Pending::Bye(_) => {}
             }
         });
@@ -1705,11 +1739,15 @@ impl CallControl {
         };
         self.with_call(now, key, |cc, call| {
             call.outstanding = call.outstanding.saturating_sub(1);
-            if let Pending::Invite(idx) = pending {
-                if let Some(leg) = call.legs.get_mut(idx) {
-                    let note = leg.on_invite_failure(reason);
-                    cc.note(now, key, call, idx, note);
+            match pending {
+                Pending::Invite(idx) => {
+                    if let Some(leg) = call.legs.get_mut(idx) {
+                        let note = leg.on_invite_failure(reason);
+                        cc.note(now, key, call, idx, note);
+                    }
                 }
+                Pending::InDialog(media) => cc.party_lost(now, key, call, media, "no-answer"),
+                Pending::Bye(_) => {}
             }
         });
     }

@@ -1,125 +1,21 @@
 //! The call core in virtual time: residents, operators' softphones and providers
-//! are SIP messages fed in and read out, media is a scripted [`MediaPort`], and the
+//! are SIP messages fed in and read out, media is the scripted [`FakeMedia`], and the
 //! clock only moves when a test says so. Each test is a flow of issue 5 that once
 //! went wrong.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::*;
-use crate::media::{MediaError, Negotiated, Playlist};
+use crate::call::media_port::fake::FakeMedia;
 use crate::sip::endpoint::EndpointConfig;
 use crate::sip::wire::{Contact, Framing, Message, NameAddr, Response, Uri, parse};
 use crate::store::{ActiveOutage, DialJobState, DialKind, OutageId};
-
-// -- a scripted media port -----------------------------------------------------------
-
-#[derive(Debug, Default)]
-struct MediaState {
-    next: u64,
-    open: HashSet<LegId>,
-    opened: Vec<LegId>,
-    playing: HashMap<LegId, (PlaybackId, Vec<String>)>,
-    played: Vec<(LegId, Vec<String>)>,
-    bridges: Vec<(LegId, LegId)>,
-    /// Opening a leg fails (RTP ports exhausted).
-    no_ports: bool,
-    /// At most this many legs open at once.
-    limit: Option<usize>,
-    /// No prompt exists.
-    no_prompts: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct TestMedia(Arc<Mutex<MediaState>>);
-
-impl TestMedia {
-    fn state(&self) -> std::sync::MutexGuard<'_, MediaState> {
-        self.0.lock().unwrap()
-    }
-}
-
-impl MediaPort for TestMedia {
-    fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
-        let mut s = self.state();
-        let full = s.limit.is_some_and(|l| s.open.len() >= l);
-        if s.no_ports || full {
-            return Err(MediaError::NoPorts {
-                min: 20000,
-                max: 20003,
-            });
-        }
-        s.next += 1;
-        let leg = LegId(s.next);
-        s.open.insert(leg);
-        s.opened.push(leg);
-        Ok((
-            leg,
-            SocketAddr::from(([127, 0, 0, 1], 30000 + 2 * s.next as u16)),
-        ))
-    }
-    fn set_remote(&self, _leg: LegId, _n: Negotiated) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
-        let mut s = self.state();
-        s.next += 1;
-        let id = PlaybackId(s.next);
-        s.playing.insert(leg, (id, playlist.items.clone()));
-        s.played.push((leg, playlist.items.clone()));
-        Ok(id)
-    }
-    fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
-        self.state().playing.remove(&leg);
-        Ok(())
-    }
-    fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
-        let mut s = self.state();
-        s.playing.remove(&a);
-        s.bridges.push((a, b));
-        Ok(())
-    }
-    fn unbridge(&self, _leg: LegId) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn start_recording(&self, _caller: LegId, _path: &Path) -> Result<RecordingId, MediaError> {
-        let mut s = self.state();
-        s.next += 1;
-        Ok(RecordingId(s.next))
-    }
-    fn stop_recording(&self, _id: RecordingId, _to: Option<&Path>) -> Result<(), MediaError> {
-        Ok(())
-    }
-    fn send_dtmf(&self, leg: LegId, _digit: char, _d: Duration) -> Result<(), MediaError> {
-        Err(MediaError::NoTelephoneEvent(leg))
-    }
-    fn telephone_event(&self, _leg: LegId) -> bool {
-        false
-    }
-    fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
-        let mut s = self.state();
-        s.open.remove(&leg);
-        s.playing.remove(&leg);
-        Ok(())
-    }
-    fn has_prompt(&self, _name: &str) -> bool {
-        !self.state().no_prompts
-    }
-    fn free_legs(&self) -> usize {
-        let s = self.state();
-        if s.no_ports {
-            return 0;
-        }
-        s.limit
-            .map_or(1000, |l| l.saturating_sub(s.open.len()).max(2))
-    }
-}
 
 // -- the harness -----------------------------------------------------------------------
 
@@ -207,7 +103,7 @@ password = "pass1002"
 
 struct Harness {
     cc: CallControl,
-    media: TestMedia,
+    media: FakeMedia,
     now: Instant,
     t0: Instant,
     events: Vec<CallEvent>,
@@ -241,7 +137,7 @@ impl Harness {
     fn with_config(config: Config) -> Self {
         let t0 = Instant::now();
         let endpoint = Endpoint::new(EndpointConfig::new(addr(ENGINE)), 7);
-        let media = TestMedia::default();
+        let media = FakeMedia::default();
         let cc = CallControl::new(
             Arc::new(config),
             endpoint,
@@ -1208,4 +1104,154 @@ fn a_callback_nobody_can_take_does_not_hold_up_the_jobs_behind_it() {
         DialJobId(1),
         "etalon's waits for its operator"
     );
+}
+
+// -- a party gone without a BYE (RTP timeout, no answer in its dialog) --------------
+
+/// A resident of the tenant number talking to operator 1001: the resident's dialog
+/// and the INVITE the operator answered.
+fn bridged(h: &mut Harness, caller: &str) -> (Dialog, Request) {
+    h.on_duty("1001", "pass1001", addr(PHONE_1001));
+    let d = h.queued(addr(RESIDENT), caller, TENANT);
+    let rung = h.requests_to(addr(PHONE_1001), Method::Invite);
+    assert_eq!(rung.len(), 1);
+    h.respond(addr(PHONE_1001), &rung[0], 200, "op");
+    let (k, _) = h.call_of(caller);
+    assert_eq!(h.cc.calls[&k].stage, Stage::Connected);
+    h.sent.clear();
+    (d, rung[0].clone())
+}
+
+/// Both phones got a BYE, the call ended answered, its journal row says so, and
+/// once the BYEs are answered nothing of the call is left.
+fn both_hung_up(h: &mut Harness, caller: &str) {
+    let to_resident = h.requests_to(addr(RESIDENT), Method::Bye);
+    let to_operator = h.requests_to(addr(PHONE_1001), Method::Bye);
+    assert_eq!(
+        (to_resident.len(), to_operator.len()),
+        (1, 1),
+        "neither phone keeps a live dialog"
+    );
+    let ended = h.events_of("call.ended");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].payload["disposition"], "answered");
+    let row = h
+        .actions
+        .iter()
+        .rev()
+        .find_map(|a| match a {
+            Action::Journal(r) if r.from_number == caller => Some(r.as_ref()),
+            _ => None,
+        })
+        .expect("a journal row");
+    assert_eq!(row.disposition, Some(Disposition::Answered));
+    assert!(row.ended_at.is_some());
+    assert_eq!(row.operator_extension.as_deref(), Some("1001"));
+    for (to, bye) in [(RESIDENT, &to_resident[0]), (PHONE_1001, &to_operator[0])] {
+        h.respond_with(addr(to), bye.response(200));
+    }
+    assert_eq!(h.cc.active_calls(), 0, "nothing of the call is left");
+}
+
+#[test]
+fn when_the_residents_rtp_stops_both_phones_are_hung_up() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let leg = h.caller_leg(caller);
+    h.cc.handle_media(h.now, MediaEvent::RtpTimeout { leg });
+    h.drain();
+    both_hung_up(&mut h, caller);
+}
+
+#[test]
+fn when_the_operators_rtp_stops_both_phones_are_hung_up() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let (k, _) = h.call_of(caller);
+    let call = &h.cc.calls[&k];
+    let leg = call.legs[call.ringing.unwrap()].media;
+    h.cc.handle_media(h.now, MediaEvent::RtpTimeout { leg });
+    h.drain();
+    both_hung_up(&mut h, caller);
+}
+
+/// The resident presses a key; the operator's phone has no telephone-event, so
+/// the key goes to it as SIP INFO.
+fn key_relayed_as_info(h: &mut Harness, caller: &str) -> Request {
+    let leg = h.caller_leg(caller);
+    let at = h.now;
+    h.cc.handle_media(
+        h.now,
+        MediaEvent::Dtmf {
+            leg,
+            digit: '5',
+            duration: Duration::from_millis(160),
+            at,
+        },
+    );
+    h.drain();
+    let info = h.requests_to(addr(PHONE_1001), Method::Info);
+    assert_eq!(info.len(), 1, "the key is relayed as INFO");
+    info[0].clone()
+}
+
+#[test]
+fn an_operator_whose_phone_stops_answering_in_its_dialog_is_hung_up_with_the_resident() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    key_relayed_as_info(&mut h, caller);
+    // The operator's phone lost its network: the INFO is never answered (Timer F).
+    h.later(Duration::from_secs(40));
+    h.requests_to(addr(PHONE_1001), Method::Info);
+    both_hung_up(&mut h, caller);
+}
+
+#[test]
+fn an_operator_whose_phone_no_longer_knows_the_dialog_is_hung_up_with_the_resident() {
+    for status in [481, 408] {
+        let mut h = Harness::new("");
+        let caller = "+79120000001";
+        bridged(&mut h, caller);
+        let info = key_relayed_as_info(&mut h, caller);
+        h.respond_with(addr(PHONE_1001), info.response(status));
+        both_hung_up(&mut h, caller);
+    }
+}
+
+#[test]
+fn an_in_dialog_request_answered_normally_changes_nothing() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let info = key_relayed_as_info(&mut h, caller);
+    h.respond_with(addr(PHONE_1001), info.response(200));
+    h.later(Duration::from_secs(40));
+    assert!(h.requests_to(addr(RESIDENT), Method::Bye).is_empty());
+    assert!(h.requests_to(addr(PHONE_1001), Method::Bye).is_empty());
+    assert!(h.events_of("call.ended").is_empty());
+}
+
+#[test]
+fn a_key_sent_as_info_reaches_a_party_with_telephone_event_as_rfc_4733() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    let (d, _) = bridged(&mut h, caller);
+    let (k, _) = h.call_of(caller);
+    let call = &h.cc.calls[&k];
+    let operator = call.legs[call.ringing.unwrap()].media;
+    h.media.state().telephone_event.insert(operator);
+    let body = "Signal=5\r\nDuration=160\r\n";
+    let info = h.in_dialog(&d, "INFO", 2).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    h.deliver_text(addr(RESIDENT), &info);
+    assert_eq!(h.media.state().dtmf, [(operator, '5')]);
+    assert!(h.requests_to(addr(PHONE_1001), Method::Info).is_empty());
 }

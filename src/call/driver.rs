@@ -10,6 +10,7 @@
 //! core produced them, so a call's row is never overwritten by an older version of
 //! itself. Time comes from tokio's clock, so tests can pause it.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use super::handle::Envelope;
 use crate::events::EventBus;
 use crate::media::MediaEvent;
 use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
-use crate::store::Store;
+use crate::store::{CallRecord, Store, StoreError};
 
 /// Live figures for /metrics.
 #[derive(Debug, Default)]
@@ -318,6 +319,11 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
 }
 
 /// The store writer: performs journal, recording and dial-job work in order.
+///
+/// When the database is busy (SQLite's write lock held past its busy timeout by a
+/// big import, say) nothing is dropped: each write is tried again after pauses
+/// growing from [`BUSY_RETRY_FIRST`] for [`BUSY_RETRY_BUDGET`] in all; work the
+/// database still refuses is kept, in order, and tried again with the next round.
 fn spawn_writer(
     store: Store,
     bus: EventBus,
@@ -325,18 +331,56 @@ fn spawn_writer(
 ) -> (mpsc::UnboundedSender<Action>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let task = tokio::spawn(async move {
-        let mut batch = Vec::new();
-        while let Some(first) = rx.recv().await {
+        let sink = StoreSink {
+            store: &store,
+            bus: &bus,
+            node: &node,
+        };
+        let mut pending = Pending::default();
+        // The last round kept work because the database was busy.
+        let mut held = false;
+        let mut final_rounds = 0;
+        loop {
+            if held {
+                if rx.is_closed() {
+                    // The core has stopped: nothing more comes, and the engine waits
+                    // for us.
+                    final_rounds += 1;
+                    if final_rounds > FINAL_ROUNDS {
+                        tracing::error!(
+                            rows = pending.rows.len(),
+                            actions = pending.rest.len(),
+                            queued = rx.len(),
+                            "the database stayed busy while the engine stopped: this store work is lost"
+                        );
+                        return;
+                    }
+                }
+                tokio::time::sleep(BUSY_HOLD_PAUSE).await;
+            } else {
+                // Nothing is held, so nothing is pending: wait for work.
+                match rx.recv().await {
+                    Some(first) => pending.push(first),
+                    None => return,
+                }
+            }
             // Take what queued up while the last batch was written: at thousands
             // of calls a second, one transaction per row would never catch up.
-            batch.push(first);
-            while batch.len() < WRITE_BATCH {
+            while pending.len() < WRITE_BATCH {
                 match rx.try_recv() {
-                    Ok(a) => batch.push(a),
+                    Ok(a) => pending.push(a),
                     Err(_) => break,
                 }
             }
-            write_batch(&store, &bus, &node, std::mem::take(&mut batch)).await;
+            held = !write_round(&sink, &mut pending).await;
+            if held {
+                tracing::warn!(
+                    rows = pending.rows.len(),
+                    actions = pending.rest.len(),
+                    queued = rx.len(),
+                    "database busy: journal rows and store work wait for the next round"
+                );
+            }
         }
     });
     (tx, task)
@@ -345,44 +389,215 @@ fn spawn_writer(
 /// The most actions one store transaction takes.
 const WRITE_BATCH: usize = 512;
 
-/// Writes a batch: the journal rows first (each call once, in its latest state:
-/// every row is the call's whole state so far), in one transaction, then the
-/// other actions in order (they may refer to those rows).
-async fn write_batch(store: &Store, bus: &EventBus, node: &str, batch: Vec<Action>) {
-    let mut rows: Vec<crate::store::CallRecord> = Vec::new();
-    let mut rest = Vec::new();
-    for action in batch {
-        match action {
-            Action::Journal(record) => match rows.iter_mut().find(|r| r.id == record.id) {
-                Some(row) => *row = *record,
-                None => rows.push(*record),
-            },
-            other => rest.push(other),
+/// The first pause before a write the database was too busy for is tried again;
+/// each further pause doubles.
+pub const BUSY_RETRY_FIRST: Duration = Duration::from_millis(10);
+
+/// How long one write keeps being tried, in pauses, while the database is busy,
+/// before the writer falls back (the journal row by row, then keeping what is
+/// left for the next round). Each try may also wait the database's own busy
+/// timeout.
+pub const BUSY_RETRY_BUDGET: Duration = Duration::from_secs(2);
+
+/// The pause before work kept because the database was busy is tried again.
+pub const BUSY_HOLD_PAUSE: Duration = Duration::from_secs(1);
+
+/// How many more rounds kept work gets once the core has stopped and nothing
+/// more will come.
+const FINAL_ROUNDS: u32 = 5;
+
+/// The pauses between tries of a busy database: from `first`, doubling, until
+/// `budget` is spent (the last pause is cut to fit). Sans-IO: the caller sleeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+    left: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `first`, `budget` in all.
+    pub(crate) fn new(first: Duration, budget: Duration) -> Self {
+        Self {
+            next: first.max(Duration::from_millis(1)),
+            left: budget,
         }
     }
-    if let Err(e) = store.upsert_calls(&rows).await {
-        tracing::error!(error = %e, rows = rows.len(), "journal write failed; writing row by row");
-        for row in &rows {
-            if let Err(e) = store.upsert_call(row).await {
-                tracing::error!(error = %e, call = %row.id, "journal row not written");
+
+    /// The pause before the next try, or `None` once the budget is spent.
+    pub(crate) fn next_pause(&mut self) -> Option<Duration> {
+        if self.left.is_zero() {
+            return None;
+        }
+        let pause = self.next.min(self.left);
+        self.left -= pause;
+        self.next = self.next.saturating_mul(2);
+        Some(pause)
+    }
+}
+
+/// Runs `op` until it succeeds, fails for another reason than a busy database,
+/// or the [`Backoff`] is spent (the last error is returned); `sink` pauses in
+/// between. `rows` is how many journal rows wait on it, for the log.
+async fn retry_busy<T, F, Fut>(
+    sink: &impl Sink,
+    what: &str,
+    rows: usize,
+    mut op: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::new(BUSY_RETRY_FIRST, BUSY_RETRY_BUDGET);
+    let mut tries = 0u32;
+    loop {
+        match op().await {
+            Err(e) if e.is_busy() => {
+                let Some(pause) = backoff.next_pause() else {
+                    tracing::warn!(error = %e, what, rows, tries, "database still busy; giving up for now");
+                    return Err(e);
+                };
+                tries += 1;
+                if tries == 1 {
+                    tracing::warn!(error = %e, what, rows, "database busy; trying again");
+                }
+                sink.pause(pause).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Store work waiting for the writer: journal rows (each call once, in its latest
+/// state: every row is the call's whole state so far), then the other actions in
+/// the order the core produced them (they may refer to those rows).
+#[derive(Debug, Default)]
+struct Pending {
+    rows: Vec<CallRecord>,
+    /// Where each call's row is in `rows`.
+    index: HashMap<String, usize>,
+    rest: VecDeque<Action>,
+}
+
+impl Pending {
+    fn push(&mut self, action: Action) {
+        match action {
+            Action::Journal(record) => match self.index.get(&record.id) {
+                Some(&i) => self.rows[i] = *record,
+                None => {
+                    self.index.insert(record.id.clone(), self.rows.len());
+                    self.rows.push(*record);
+                }
+            },
+            other => self.rest.push_back(other),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len() + self.rest.len()
+    }
+
+    fn take_rows(&mut self) -> Vec<CallRecord> {
+        self.index.clear();
+        std::mem::take(&mut self.rows)
+    }
+
+    /// Puts back rows taken out (none are pending meanwhile).
+    fn keep_rows(&mut self, rows: Vec<CallRecord>) {
+        debug_assert!(self.rows.is_empty());
+        for row in rows {
+            self.push(Action::Journal(Box::new(row)));
+        }
+    }
+}
+
+/// Where the writer's work goes: the store (a fake in tests).
+trait Sink {
+    /// Writes journal rows in one transaction, all or nothing.
+    async fn upsert_calls(&self, rows: &[CallRecord]) -> Result<(), StoreError>;
+    /// Performs one action other than a journal row.
+    async fn apply(&self, action: &Action) -> Result<(), StoreError>;
+    /// Waits before the next try.
+    async fn pause(&self, pause: Duration);
+}
+
+/// The engine's store, with the bus `recording.ready` goes on.
+struct StoreSink<'a> {
+    store: &'a Store,
+    bus: &'a EventBus,
+    node: &'a str,
+}
+
+impl Sink for StoreSink<'_> {
+    async fn upsert_calls(&self, rows: &[CallRecord]) -> Result<(), StoreError> {
+        self.store.upsert_calls(rows).await
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(), StoreError> {
+        write(self.store, self.bus, self.node, action).await
+    }
+
+    async fn pause(&self, pause: Duration) {
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// One round of the writer: the journal rows first, in one transaction (row by
+/// row should that fail), then the other actions in order. Returns false when the
+/// database was still busy after [`retry_busy`]: what was not written stays in
+/// `pending`, in order, for the next round. Work the database refuses for any
+/// other reason is logged and dropped (trying again would not help).
+async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
+    if !pending.rows.is_empty() {
+        let rows = pending.take_rows();
+        match retry_busy(sink, "journal", rows.len(), || sink.upsert_calls(&rows)).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, rows = rows.len(), "journal batch not written; writing row by row");
+                let mut kept = Vec::new();
+                for row in rows {
+                    if !kept.is_empty() {
+                        // The database is busy: the rest waits with the first one kept.
+                        kept.push(row);
+                        continue;
+                    }
+                    let one = std::slice::from_ref(&row);
+                    match retry_busy(sink, "journal row", 1, || sink.upsert_calls(one)).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_busy() => kept.push(row),
+                        Err(e) => {
+                            tracing::error!(error = %e, call = %row.id, "journal row not written")
+                        }
+                    }
+                }
+                if !kept.is_empty() {
+                    pending.keep_rows(kept);
+                    return false;
+                }
             }
         }
     }
-    for action in rest {
-        if let Err(e) = write(store, bus, node, action).await {
-            tracing::error!(error = %e, "store write failed");
+    while let Some(action) = pending.rest.pop_front() {
+        match retry_busy(sink, "store", 0, || sink.apply(&action)).await {
+            Ok(()) => {}
+            Err(e) if e.is_busy() => {
+                pending.rest.push_front(action);
+                return false;
+            }
+            Err(e) => tracing::error!(error = %e, "store write failed"),
         }
     }
+    true
 }
 
 async fn write(
     store: &Store,
     bus: &EventBus,
     node: &str,
-    action: Action,
-) -> Result<(), crate::store::StoreError> {
+    action: &Action,
+) -> Result<(), StoreError> {
     match action {
-        Action::Journal(record) => store.upsert_call(&record).await,
+        Action::Journal(record) => store.upsert_call(record).await,
         Action::Recording {
             call,
             tenant,
@@ -396,7 +611,7 @@ async fn write(
                     &call.0,
                     &path_text,
                     duration.as_millis() as i64,
-                    bytes as i64,
+                    *bytes as i64,
                 )
                 .await?;
             bus.publish(
@@ -407,10 +622,10 @@ async fn write(
             Ok(())
         }
         Action::ScheduleJob { job, origin } => store
-            .create_dial_job_from(&job, origin.as_ref(), Utc::now())
+            .create_dial_job_from(job, origin.as_ref(), Utc::now())
             .await
             .map(|_| ()),
-        Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, &jobs, Utc::now()).await,
+        Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, jobs, Utc::now()).await,
         Action::JobAttempt {
             job,
             outcome,
@@ -418,11 +633,248 @@ async fn write(
             retry_in,
         } => {
             let call = call.as_ref().map(|c| c.0.as_str());
-            crate::dialer::record(store, node, job, outcome, call, retry_in, Utc::now()).await
+            crate::dialer::record(store, node, *job, *outcome, call, *retry_in, Utc::now()).await
         }
         Action::CancelJobs { call } => {
             crate::dialer::cancel_callbacks_of(store, &call.0, Utc::now()).await
         }
         Action::Lookup { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::call::control::CallId;
+    use crate::store::CallDirection;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn busy() -> StoreError {
+        StoreError::Database(sqlx::Error::PoolTimedOut)
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_its_first_pause_and_ends_with_its_budget() {
+        let mut b = Backoff::new(ms(10), Duration::from_secs(2));
+        let pauses: Vec<Duration> = std::iter::from_fn(|| b.next_pause()).collect();
+        assert_eq!(
+            pauses,
+            [10, 20, 40, 80, 160, 320, 640, 730].map(ms),
+            "the last pause is cut to the budget"
+        );
+        assert_eq!(pauses.iter().sum::<Duration>(), Duration::from_secs(2));
+        assert_eq!(b.next_pause(), None);
+        // A zero first pause still moves on, and a zero budget allows no pause.
+        assert_eq!(Backoff::new(ms(0), ms(3)).next_pause(), Some(ms(1)));
+        assert_eq!(Backoff::new(ms(10), ms(0)).next_pause(), None);
+    }
+
+    #[test]
+    fn only_a_busy_database_is_worth_another_try() {
+        assert!(busy().is_busy());
+        assert!(!StoreError::invalid("id", "empty").is_busy());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_busy());
+    }
+
+    #[tokio::test]
+    async fn a_busy_write_is_tried_again_after_growing_pauses_until_it_goes_through() {
+        let sink = FakeSink::default();
+        let tries = Mutex::new(0u32);
+        let result = retry_busy(&sink, "test", 1, || {
+            let n = {
+                let mut t = tries.lock().unwrap();
+                *t += 1;
+                *t
+            };
+            async move { if n <= 3 { Err(busy()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 4);
+        assert_eq!(*sink.paused.lock().unwrap(), [10, 20, 40].map(ms));
+    }
+
+    #[tokio::test]
+    async fn a_write_stays_busy_past_the_budget_or_fails_otherwise_and_is_given_up() {
+        let sink = FakeSink::default();
+        let tries = Mutex::new(0u32);
+        let result: Result<(), _> = retry_busy(&sink, "test", 1, || {
+            *tries.lock().unwrap() += 1;
+            async { Err(busy()) }
+        })
+        .await;
+        assert!(result.unwrap_err().is_busy());
+        assert_eq!(
+            *tries.lock().unwrap(),
+            9,
+            "the first try and one after each pause"
+        );
+        let paused = std::mem::take(&mut *sink.paused.lock().unwrap());
+        assert_eq!(paused.iter().sum::<Duration>(), BUSY_RETRY_BUDGET);
+
+        *tries.lock().unwrap() = 0;
+        let result: Result<(), _> = retry_busy(&sink, "test", 1, || {
+            *tries.lock().unwrap() += 1;
+            async { Err(StoreError::invalid("id", "empty")) }
+        })
+        .await;
+        assert!(!result.unwrap_err().is_busy());
+        assert_eq!(*tries.lock().unwrap(), 1, "no second try for a refusal");
+        assert!(sink.paused.lock().unwrap().is_empty());
+    }
+
+    /// A store that is busy for the next `busy` statements, refuses rows whose id
+    /// is in `bad`, and remembers what it wrote and the pauses it was asked for.
+    #[derive(Default)]
+    struct FakeSink {
+        busy: Mutex<u32>,
+        bad: Vec<String>,
+        rows: Mutex<Vec<CallRecord>>,
+        actions: Mutex<Vec<String>>,
+        /// The pauses asked for (nothing waits: the test's clock is this list).
+        paused: Mutex<Vec<Duration>>,
+    }
+
+    impl FakeSink {
+        fn busy_now(&self) -> bool {
+            let mut busy = self.busy.lock().unwrap();
+            if *busy == 0 {
+                return false;
+            }
+            *busy -= 1;
+            true
+        }
+
+        fn written(&self) -> Vec<(String, String)> {
+            let rows = self.rows.lock().unwrap();
+            rows.iter()
+                .map(|r| (r.id.clone(), r.to_number.clone()))
+                .collect()
+        }
+    }
+
+    impl Sink for FakeSink {
+        async fn upsert_calls(&self, rows: &[CallRecord]) -> Result<(), StoreError> {
+            if self.busy_now() {
+                return Err(busy());
+            }
+            if rows.iter().any(|r| self.bad.contains(&r.id)) {
+                return Err(StoreError::invalid("id", "refused"));
+            }
+            self.rows.lock().unwrap().extend_from_slice(rows);
+            Ok(())
+        }
+
+        async fn apply(&self, action: &Action) -> Result<(), StoreError> {
+            if self.busy_now() {
+                return Err(busy());
+            }
+            if let Action::CancelJobs { call } = action {
+                self.actions.lock().unwrap().push(call.0.clone());
+            }
+            Ok(())
+        }
+
+        async fn pause(&self, pause: Duration) {
+            self.paused.lock().unwrap().push(pause);
+        }
+    }
+
+    fn row(id: &str, to: &str) -> Action {
+        Action::Journal(Box::new(CallRecord::offered(
+            id,
+            CallDirection::Inbound,
+            "+79120000001",
+            to,
+            Utc::now(),
+        )))
+    }
+
+    fn cancel(call: &str) -> Action {
+        Action::CancelJobs {
+            call: CallId(call.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_journal_batch_the_database_was_briefly_busy_for_is_written_whole() {
+        let sink = FakeSink {
+            busy: Mutex::new(3),
+            ..FakeSink::default()
+        };
+        let mut pending = Pending::default();
+        for a in [row("a", "1"), row("b", "1"), row("a", "2"), cancel("a")] {
+            pending.push(a);
+        }
+        assert!(write_round(&sink, &mut pending).await);
+        assert_eq!(pending.len(), 0);
+        assert_eq!(
+            sink.written(),
+            [("a".into(), "2".into()), ("b".into(), "1".into())],
+            "one transaction, each call in its latest state"
+        );
+        assert_eq!(*sink.actions.lock().unwrap(), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn rows_the_database_stays_busy_for_wait_in_order_for_the_next_round() {
+        // Busy through the batch's retries and the first row's: nothing is written,
+        // nothing is lost.
+        let sink = FakeSink {
+            busy: Mutex::new(18),
+            ..FakeSink::default()
+        };
+        let mut pending = Pending::default();
+        for a in [row("a", "1"), cancel("a"), row("b", "1")] {
+            pending.push(a);
+        }
+        assert!(!write_round(&sink, &mut pending).await);
+        assert!(sink.written().is_empty());
+        assert_eq!(pending.len(), 3, "{pending:?}");
+        // Meanwhile call a moved on; the next round writes its latest row.
+        pending.push(row("a", "2"));
+        pending.push(cancel("b"));
+        assert!(write_round(&sink, &mut pending).await);
+        assert_eq!(
+            sink.written(),
+            [("a".into(), "2".into()), ("b".into(), "1".into())]
+        );
+        assert_eq!(*sink.actions.lock().unwrap(), ["a", "b"], "in order");
+    }
+
+    #[tokio::test]
+    async fn an_action_the_database_stays_busy_for_keeps_its_place() {
+        let sink = FakeSink::default();
+        let mut pending = Pending::default();
+        pending.push(cancel("a"));
+        assert!(write_round(&sink, &mut pending).await);
+        pending.push(cancel("b"));
+        pending.push(cancel("c"));
+        // Busy past the budget for "b": "c" must not overtake it.
+        *sink.busy.lock().unwrap() = 9;
+        assert!(!write_round(&sink, &mut pending).await);
+        assert_eq!(pending.len(), 2);
+        assert_eq!(*sink.actions.lock().unwrap(), ["a"]);
+        assert!(write_round(&sink, &mut pending).await);
+        assert_eq!(*sink.actions.lock().unwrap(), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_row_the_database_refuses_is_isolated_and_the_others_are_written() {
+        let sink = FakeSink {
+            bad: vec!["b".into()],
+            ..FakeSink::default()
+        };
+        let mut pending = Pending::default();
+        for a in [row("a", "1"), row("b", "1"), row("c", "1")] {
+            pending.push(a);
+        }
+        assert!(write_round(&sink, &mut pending).await);
+        let ids: Vec<String> = sink.written().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["a", "c"]);
     }
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::control::{CallControl, CallTimer, Disposition, Kind, Stage};
 use super::leg::{Leg, Note};
-use super::routing::{forward_uri, target_for};
+use super::routing::forward_uri;
 use crate::config::Number;
 use crate::sip::endpoint::{ClientFailure, ServerTx};
 use crate::sip::transport::Target;
@@ -86,13 +86,13 @@ impl CallControl {
                 "Server Internal Error: bad forward target",
             );
         };
-        let Some(target) = target_for(&uri) else {
+        let Some(target) = Target::for_uri(&uri) else {
             return self.refuse(
                 now,
                 tx,
                 &invite,
                 502,
-                "Bad Gateway: forward target is not an IP address",
+                "Bad Gateway: forward target is not an IP address over UDP or TCP",
             );
         };
         let prefs = self.sdp.clone();
@@ -332,7 +332,7 @@ mod tests {
         use bytes::Bytes;
 
         use crate::call::control::{Admission, CallControl};
-        use crate::call::media_port::FakeMedia;
+        use crate::call::media_port::fake::FakeMedia;
         use crate::config::Config;
         use crate::sip::endpoint::{Endpoint, EndpointConfig};
         use crate::sip::transport::Target;

@@ -2,12 +2,12 @@
 //! needs (open a leg, negotiate, play, bridge, record, send DTMF, close).
 //!
 //! It is a trait so the call core stays testable without sockets: the engine
-//! implements it for [`MediaEngine`]; unit tests use [`FakeMedia`], which hands out
-//! addresses and records what it was asked.
+//! implements it for [`MediaEngine`]; the call layer's unit tests all use one
+//! scripted port, `fake::FakeMedia`, which hands out addresses, lets prompts play
+//! until the test ends them, and records what it was asked.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::media::{LegId, MediaEngine, MediaError, Negotiated, PlaybackId, Playlist, RecordingId};
@@ -89,97 +89,136 @@ impl MediaPort for MediaEngine {
     }
 }
 
-/// A media port for tests: legs get consecutive loopback ports; every operation is
-/// logged as a line of text. Legs have telephone-event unless listed in
-/// `no_telephone_event`.
-#[derive(Debug, Default)]
-pub struct FakeMedia {
-    next: Mutex<u64>,
-    /// Legs that did not negotiate telephone-event.
-    pub no_telephone_event: Mutex<Vec<LegId>>,
-    /// What was asked, in order (`open leg-1`, `play leg-1 ru/x.wav`, ...).
-    pub log: Mutex<Vec<String>>,
-}
+/// The one media port of the call layer's unit tests.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::{HashMap, HashSet};
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+    use std::time::Duration;
 
-impl FakeMedia {
-    fn note(&self, line: String) {
-        if let Ok(mut log) = self.log.lock() {
-            log.push(line);
+    use super::MediaPort;
+    use crate::media::{LegId, MediaError, Negotiated, PlaybackId, Playlist, RecordingId};
+
+    /// What a [`FakeMedia`] was asked, and how it is scripted to answer.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeMediaState {
+        next: u64,
+        /// Legs open now.
+        pub(crate) open: HashSet<LegId>,
+        /// Every leg ever opened, in order.
+        pub(crate) opened: Vec<LegId>,
+        /// What plays on each leg now.
+        pub(crate) playing: HashMap<LegId, (PlaybackId, Vec<String>)>,
+        /// Every playlist started, in order.
+        pub(crate) played: Vec<(LegId, Vec<String>)>,
+        /// Every bridge made, in order.
+        pub(crate) bridges: Vec<(LegId, LegId)>,
+        /// DTMF keys sent as RFC 4733 events, in order.
+        pub(crate) dtmf: Vec<(LegId, char)>,
+        /// Legs that negotiated telephone-event (none unless a test adds them: keys
+        /// to the others go as SIP INFO).
+        pub(crate) telephone_event: HashSet<LegId>,
+        /// Opening a leg fails (RTP ports exhausted).
+        pub(crate) no_ports: bool,
+        /// At most this many legs open at once.
+        pub(crate) limit: Option<usize>,
+        /// No prompt exists.
+        pub(crate) no_prompts: bool,
+    }
+
+    /// A scripted media port: legs get consecutive loopback ports, prompts "play"
+    /// until a test says they finished, and every request is remembered. Clones
+    /// share their state, so a test keeps one and gives the core another.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct FakeMedia(Arc<Mutex<FakeMediaState>>);
+
+    impl FakeMedia {
+        /// The state, to read or to script.
+        pub(crate) fn state(&self) -> MutexGuard<'_, FakeMediaState> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
         }
     }
 
-    fn next(&self) -> u64 {
-        let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        *n += 1;
-        *n
-    }
-}
-
-impl MediaPort for FakeMedia {
-    fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
-        let n = self.next();
-        self.note(format!("open leg-{n}"));
-        Ok((
-            LegId(n),
-            SocketAddr::from(([127, 0, 0, 1], 20000 + 2 * n as u16)),
-        ))
-    }
-    fn set_remote(&self, leg: LegId, n: Negotiated) -> Result<(), MediaError> {
-        self.note(format!(
-            "remote {leg} {:?} {}",
-            n.remote_rtp,
-            n.direction.as_str()
-        ));
-        Ok(())
-    }
-    fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
-        self.note(format!("play {leg} {}", playlist.items.join(" ")));
-        Ok(PlaybackId(self.next()))
-    }
-    fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
-        self.note(format!("stop {leg}"));
-        Ok(())
-    }
-    fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
-        self.note(format!("bridge {a} {b}"));
-        Ok(())
-    }
-    fn unbridge(&self, leg: LegId) -> Result<(), MediaError> {
-        self.note(format!("unbridge {leg}"));
-        Ok(())
-    }
-    fn start_recording(&self, caller: LegId, path: &Path) -> Result<RecordingId, MediaError> {
-        self.note(format!("record {caller} {}", path.display()));
-        Ok(RecordingId(self.next()))
-    }
-    fn stop_recording(&self, id: RecordingId, final_path: Option<&Path>) -> Result<(), MediaError> {
-        match final_path {
-            Some(p) => self.note(format!("stop-recording {} {}", id.0, p.display())),
-            None => self.note(format!("stop-recording {}", id.0)),
+    impl MediaPort for FakeMedia {
+        fn open_leg(&self) -> Result<(LegId, SocketAddr), MediaError> {
+            let mut s = self.state();
+            let full = s.limit.is_some_and(|l| s.open.len() >= l);
+            if s.no_ports || full {
+                return Err(MediaError::NoPorts {
+                    min: 20000,
+                    max: 20003,
+                });
+            }
+            s.next += 1;
+            let leg = LegId(s.next);
+            s.open.insert(leg);
+            s.opened.push(leg);
+            Ok((
+                leg,
+                SocketAddr::from(([127, 0, 0, 1], 30000 + 2 * s.next as u16)),
+            ))
         }
-        Ok(())
-    }
-    fn send_dtmf(&self, leg: LegId, digit: char, duration: Duration) -> Result<(), MediaError> {
-        if !self.telephone_event(leg) {
-            return Err(MediaError::NoTelephoneEvent(leg));
+        fn set_remote(&self, _leg: LegId, _n: Negotiated) -> Result<(), MediaError> {
+            Ok(())
         }
-        self.note(format!("dtmf {leg} {digit} {}", duration.as_millis()));
-        Ok(())
-    }
-    fn telephone_event(&self, leg: LegId) -> bool {
-        self.no_telephone_event
-            .lock()
-            .map(|l| !l.contains(&leg))
-            .unwrap_or(true)
-    }
-    fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
-        self.note(format!("close {leg}"));
-        Ok(())
-    }
-    fn has_prompt(&self, _name: &str) -> bool {
-        true
-    }
-    fn free_legs(&self) -> usize {
-        usize::MAX
+        fn play(&self, leg: LegId, playlist: &Playlist) -> Result<PlaybackId, MediaError> {
+            let mut s = self.state();
+            s.next += 1;
+            let id = PlaybackId(s.next);
+            s.playing.insert(leg, (id, playlist.items.clone()));
+            s.played.push((leg, playlist.items.clone()));
+            Ok(id)
+        }
+        fn stop_playback(&self, leg: LegId) -> Result<(), MediaError> {
+            self.state().playing.remove(&leg);
+            Ok(())
+        }
+        fn bridge(&self, a: LegId, b: LegId) -> Result<(), MediaError> {
+            let mut s = self.state();
+            s.playing.remove(&a);
+            s.bridges.push((a, b));
+            Ok(())
+        }
+        fn unbridge(&self, _leg: LegId) -> Result<(), MediaError> {
+            Ok(())
+        }
+        fn start_recording(&self, _caller: LegId, _path: &Path) -> Result<RecordingId, MediaError> {
+            let mut s = self.state();
+            s.next += 1;
+            Ok(RecordingId(s.next))
+        }
+        fn stop_recording(&self, _id: RecordingId, _to: Option<&Path>) -> Result<(), MediaError> {
+            Ok(())
+        }
+        fn send_dtmf(&self, leg: LegId, digit: char, _d: Duration) -> Result<(), MediaError> {
+            let mut s = self.state();
+            if !s.telephone_event.contains(&leg) {
+                return Err(MediaError::NoTelephoneEvent(leg));
+            }
+            s.dtmf.push((leg, digit));
+            Ok(())
+        }
+        fn telephone_event(&self, leg: LegId) -> bool {
+            self.state().telephone_event.contains(&leg)
+        }
+        fn close_leg(&self, leg: LegId) -> Result<(), MediaError> {
+            let mut s = self.state();
+            s.open.remove(&leg);
+            s.playing.remove(&leg);
+            Ok(())
+        }
+        fn has_prompt(&self, _name: &str) -> bool {
+            !self.state().no_prompts
+        }
+        fn free_legs(&self) -> usize {
+            let s = self.state();
+            if s.no_ports {
+                return 0;
+            }
+            s.limit
+                .map_or(1000, |l| l.saturating_sub(s.open.len()).max(2))
+        }
     }
 }

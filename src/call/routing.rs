@@ -2,10 +2,7 @@
 //! number (the Request-URI user part, normalised as DESIGN.md says) and the
 //! configuration's `[[number]]` table.
 
-use std::net::SocketAddr;
-
 use crate::config::{Config, Number, NumberKind};
-use crate::sip::transport::{Target, TransportKind};
 use crate::sip::wire::{Request, Uri};
 
 /// Where a new call goes.
@@ -48,26 +45,6 @@ pub fn forward_uri(number: &Number, dialled: &str) -> Option<Uri> {
     Uri::parse(&format!("{scheme}:{dialled}@{rest}")).ok()
 }
 
-/// Where to send a request for `uri`: its host must be an IP address (the engine
-/// does no DNS; trunks and targets are configured by address), the port defaults to
-/// 5060 and `;transport=tcp` selects TCP. A `maddr` parameter overrides the host.
-pub fn target_for(uri: &Uri) -> Option<Target> {
-    let ip = match uri.param("maddr").flatten() {
-        Some(maddr) => maddr.parse().ok()?,
-        None => uri.host()?.ip()?,
-    };
-    let addr = SocketAddr::new(ip, uri.port().unwrap_or(5060));
-    let transport = uri
-        .transport()
-        .and_then(|t| TransportKind::from_token(&t))
-        .unwrap_or(TransportKind::Udp);
-    Some(Target {
-        transport,
-        addr,
-        connection: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,15 +60,6 @@ mod tests {
         let n = config.number("100").unwrap();
         let uri = forward_uri(n, "100").unwrap();
         assert_eq!(uri.as_str(), "sip:100@127.0.0.1:5080");
-        assert_eq!(
-            target_for(&uri),
-            Some(Target::udp("127.0.0.1:5080".parse().unwrap()))
-        );
-        let tcp = Uri::parse("sip:x@[::1]:5090;transport=TCP").unwrap();
-        assert_eq!(
-            target_for(&tcp),
-            Some(Target::tcp("[::1]:5090".parse().unwrap()))
-        );
-        assert_eq!(target_for(&Uri::parse("sip:x@example.com").unwrap()), None);
+        // Where it goes is `Target::for_uri`'s business (tested in sip::transport).
     }
 }

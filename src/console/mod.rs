@@ -114,6 +114,18 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "New calls refused with 503 by admission control.",
         c.refused_overload.load(Ordering::Relaxed),
     );
+    metric(
+        "calls_refused_source_total",
+        "counter",
+        "INVITEs refused with 403: from neither a trunk, [sip] inbound_from nor a registered operator.",
+        c.refused_source.load(Ordering::Relaxed),
+    );
+    metric(
+        "calls_rejected_unjournaled_total",
+        "counter",
+        "Rejected INVITEs given no journal row (beyond the per-second budget of rejection rows).",
+        c.rejected_unjournaled.load(Ordering::Relaxed),
+    );
     let s = &state.sip;
     metric(
         "sip_received_total",

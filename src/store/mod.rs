@@ -147,7 +147,49 @@ impl StoreError {
             key: key.to_string(),
         }
     }
+
+    /// Whether the database was only too busy to take the statement, so that the
+    /// same work may succeed when tried again later: SQLite's lock was held past
+    /// the busy timeout (`SQLITE_BUSY` "database is locked", `SQLITE_LOCKED`),
+    /// PostgreSQL gave up on a lock (serialization failure, deadlock, lock not
+    /// available), or no pooled connection came free in time. A failed statement
+    /// rolled its transaction back, so trying again writes nothing twice.
+    pub fn is_busy(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => {
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // The extended result code; its low byte is the primary code.
+                    let code = db
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .unwrap_or_default();
+                    matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED)
+                } else if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    db.code()
+                        .is_some_and(|c| PG_BUSY_STATES.contains(&c.as_ref()))
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
 }
+
+/// SQLite's primary result code `SQLITE_BUSY`.
+const SQLITE_BUSY: i32 = 5;
+/// SQLite's primary result code `SQLITE_LOCKED`.
+const SQLITE_LOCKED: i32 = 6;
+/// PostgreSQL SQLSTATEs that only say a lock was in the way: serialization_failure,
+/// deadlock_detected, lock_not_available.
+const PG_BUSY_STATES: [&str; 3] = ["40001", "40P01", "55P03"];
 
 /// The ticket store; cheap to clone.
 #[derive(Debug, Clone)]
