@@ -280,6 +280,7 @@ async fn a_stranger_cannot_place_calls_through_the_engine() {
         // A refusal for its source gets no journal row by design; the budget of
         // rejection rows was never touched.
         assert_eq!(value("calls_rejected_unjournaled_total"), 0);
+        assert_eq!(value("calls_waiting"), 0, "nobody queued");
         if refused == 1 {
             break;
         }

@@ -91,6 +91,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         c.active.load(Ordering::Relaxed),
     );
     metric(
+        "calls_waiting",
+        "gauge",
+        "Calls in the queue waiting for an operator.",
+        c.waiting.load(Ordering::Relaxed),
+    );
+    metric(
         "calls_offered_total",
         "counter",
         "Calls offered since start.",
