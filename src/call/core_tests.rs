@@ -1154,6 +1154,36 @@ fn both_hung_up(h: &mut Harness, caller: &str) {
 }
 
 #[test]
+fn a_recording_that_cannot_be_written_is_announced_and_the_call_goes_on() {
+    let mut h = Harness::new("");
+    let caller = "+79120000001";
+    bridged(&mut h, caller);
+    let (id, path) = h
+        .media
+        .state()
+        .recordings
+        .last()
+        .cloned()
+        .expect("recording");
+    h.cc.handle_media(
+        h.now,
+        MediaEvent::RecordingFailed {
+            id,
+            path: path.clone(),
+            error: "No space left on device (os error 28)".into(),
+        },
+    );
+    h.drain();
+    let failed = h.events_of("recording.failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].tenant.as_deref(), Some("etalon"));
+    let (k, _) = h.call_of(caller);
+    assert_eq!(failed[0].payload["call"], h.cc.calls[&k].id.0.as_str());
+    assert_eq!(failed[0].payload["file"], path.display().to_string());
+    assert!(h.events_of("call.ended").is_empty(), "the call goes on");
+}
+
+#[test]
 fn when_the_residents_rtp_stops_both_phones_are_hung_up() {
     let mut h = Harness::new("");
     let caller = "+79120000001";

@@ -115,6 +115,8 @@ pub(crate) mod fake {
         pub(crate) played: Vec<(LegId, Vec<String>)>,
         /// Every bridge made, in order.
         pub(crate) bridges: Vec<(LegId, LegId)>,
+        /// Every recording started, with its file, in order.
+        pub(crate) recordings: Vec<(RecordingId, std::path::PathBuf)>,
         /// DTMF keys sent as RFC 4733 events, in order.
         pub(crate) dtmf: Vec<(LegId, char)>,
         /// Legs that negotiated telephone-event (none unless a test adds them: keys
@@ -184,10 +186,12 @@ pub(crate) mod fake {
         fn unbridge(&self, _leg: LegId) -> Result<(), MediaError> {
             Ok(())
         }
-        fn start_recording(&self, _caller: LegId, _path: &Path) -> Result<RecordingId, MediaError> {
+        fn start_recording(&self, _caller: LegId, path: &Path) -> Result<RecordingId, MediaError> {
             let mut s = self.state();
             s.next += 1;
-            Ok(RecordingId(s.next))
+            let id = RecordingId(s.next);
+            s.recordings.push((id, path.to_path_buf()));
+            Ok(id)
         }
         fn stop_recording(&self, _id: RecordingId, _to: Option<&Path>) -> Result<(), MediaError> {
             Ok(())
