@@ -481,12 +481,18 @@ impl Leg {
             return None;
         }
         self.state = LegState::Ended;
-        self.release_flow(ep);
-        let mut dialog = self.dialog.take()?;
+        let Some(mut dialog) = self.dialog.take() else {
+            self.release_flow(ep);
+            return None;
+        };
         let bye = dialog.request(Method::Bye);
         let target = self.in_dialog_target(ep, &dialog);
         self.dialog = Some(dialog);
-        Some(ep.send_request(now, bye, target))
+        // The BYE's transaction holds the connection from here to its 200; the
+        // dialog lets go only after, so the connection is never unheld between.
+        let tx = ep.send_request(now, bye, target);
+        self.release_flow(ep);
+        Some(tx)
     }
 
     /// Asks the transport to keep the dialog's TCP connection open while the call

@@ -214,6 +214,23 @@ enum Tx {
     NonInviteServer(ServerNonInvite, Target),
 }
 
+impl Tx {
+    /// The TCP connection a non-INVITE transaction runs over, when it names one.
+    /// It is held open while the transaction lives (on TCP that is until its final
+    /// response, Timers J and K being zero): a BYE sent as a dialog ends must not
+    /// lose its connection, and so its 200, to the idle timer (RFC 3261 §18:
+    /// responses go back over the connection the request came on). INVITE
+    /// transactions are covered by their dialog's hold (and live on for 64·T1 in
+    /// the RFC 6026 Accepted state, which must not keep a connection open).
+    fn connection(&self) -> Option<Target> {
+        let target = match self {
+            Tx::NonInviteClient(_, t) | Tx::NonInviteServer(_, t) => *t,
+            Tx::InviteClient(_) | Tx::InviteServer(..) => return None,
+        };
+        (target.connection.is_some() && target.transport.is_reliable()).then_some(target)
+    }
+}
+
 /// A 2xx to an INVITE being retransmitted until its ACK (RFC 3261 §13.3.1.4).
 struct Pending2xx {
     bytes: Bytes,
@@ -490,6 +507,9 @@ impl Endpoint {
                 target,
             )
         };
+        if let Some(flow) = tx.connection() {
+            self.hold_flow(flow);
+        }
         self.entries.insert(id, Entry::Tx(Box::new(tx)));
         self.server_keys.insert(key, id);
         id
@@ -837,6 +857,9 @@ impl Endpoint {
             )
         };
         let id = self.alloc_id();
+        if let Some(flow) = tx.connection() {
+            self.hold_flow(flow);
+        }
         self.entries.insert(id, Entry::Tx(Box::new(tx)));
         self.client_keys.insert(key, id);
         self.after(id);
@@ -1061,6 +1084,9 @@ impl Endpoint {
 
     fn forget(&mut self, id: u64) {
         if let Some(Entry::Tx(tx)) = self.entries.remove(&id) {
+            if let Some(flow) = tx.connection() {
+                self.release_flow(flow);
+            }
             let key = match tx.as_ref() {
                 Tx::InviteServer(m, _) => TransactionKey::server(m.request()),
                 Tx::NonInviteServer(m, _) => TransactionKey::server(m.request()),
@@ -1687,6 +1713,42 @@ mod tests {
 
     fn answer(req: &Request, status: u16) -> Message {
         Message::Response(req.response(status).with_to_tag("far"))
+    }
+
+    #[test]
+    fn a_bye_over_tcp_holds_its_connection_until_the_200() {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        let flow = Target {
+            connection: Some(super::super::transport::ConnectionId(9)),
+            ..Target::tcp(PEER.parse().unwrap())
+        };
+        let uri = Uri::parse("sip:100@192.0.2.10:5070;transport=tcp").unwrap();
+        let bye = Request::out_of_dialog(
+            Method::Bye,
+            uri.clone(),
+            crate::sip::wire::NameAddr::new(Uri::parse("sip:engine@127.0.0.1").unwrap())
+                .with_tag("e1"),
+            crate::sip::wire::NameAddr::new(uri).with_tag("far"),
+            "tcp-bye".into(),
+            2,
+        );
+        let tx = ep.send_request(t0, bye, flow);
+        let holds = |ep: &mut Endpoint| {
+            let mut out = Vec::new();
+            while let Some(t) = ep.poll_transmit() {
+                if let Some(h) = t.hold {
+                    assert_eq!(t.target, flow);
+                    out.push(h);
+                }
+            }
+            out
+        };
+        assert_eq!(holds(&mut ep), [true], "held while the BYE waits");
+        let sent = ep.client_request(tx).unwrap().clone();
+        ep.handle_message(t0, answer(&sent, 200), flow);
+        assert_eq!(holds(&mut ep), [false], "let go once the 200 is in");
+        assert_eq!(ep.live_transactions(), 0, "Timer K is zero on TCP");
     }
 
     #[test]
