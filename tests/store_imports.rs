@@ -303,7 +303,8 @@ async fn a_large_import_leaves_the_journal_writing(store: Store) {
     };
     // The call journal writes a row every few milliseconds meanwhile, as the
     // engine's journal writer does under load; none may fail, and none may wait for
-    // most of the import (the write lock is held for one statement, not the upload).
+    // most of the import (the write lock is held a batch at a time, never for the
+    // upload or the whole file).
     let mut waits = Vec::new();
     let mut n = 0u32;
     while !importer.is_finished() {

@@ -99,9 +99,15 @@ pub(super) async fn list(
     })
 }
 
-/// Rows a statement stages at most (three binds a row, far below both dialects'
+/// Rows a statement stages at most (four binds a row, far below both dialects'
 /// limits).
 const STAGE_CHUNK: usize = 1000;
+
+/// Staged rows applied per write transaction. Between two batches other writers
+/// (the call journal, ticket registration) get the lock: a million-row import must
+/// not hold SQLite's single write lock past their busy timeout. The import is an
+/// upsert, so one that fails part-way is completed by importing the file again.
+const APPLY_BATCH: i64 = 25_000;
 
 pub(super) async fn insert_imported(
     pool: &Pool<Db>,
@@ -116,11 +122,14 @@ pub(super) async fn insert_imported(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "CREATE TEMP TABLE import_contact_rows (phone TEXT NOT NULL, house_id BIGINT NOT NULL, \
-         apartment TEXT NOT NULL, PRIMARY KEY (phone, house_id, apartment))",
+        "CREATE TEMP TABLE import_contact_rows (n BIGINT NOT NULL, phone TEXT NOT NULL, \
+         house_id BIGINT NOT NULL, apartment TEXT NOT NULL, PRIMARY KEY (phone, house_id, apartment))",
     )
     .execute(&mut *conn)
     .await?;
+    sqlx::query("CREATE INDEX import_contact_rows_n ON import_contact_rows (n)")
+        .execute(&mut *conn)
+        .await?;
     let applied = stage_and_apply(&mut conn, tenant_id, rows, now).await;
     let dropped = sqlx::query("DROP TABLE IF EXISTS import_contact_rows")
         .execute(&mut *conn)
@@ -139,32 +148,44 @@ async fn stage_and_apply(
     {
         use sqlx::Connection as _;
         let mut stage = conn.begin().await?;
-        for chunk in rows.chunks(STAGE_CHUNK) {
+        for (c, chunk) in rows.chunks(STAGE_CHUNK).enumerate() {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO import_contact_rows (phone, house_id, apartment) ",
+                "INSERT INTO import_contact_rows (n, phone, house_id, apartment) ",
             );
+            let first = (c * STAGE_CHUNK) as i64;
+            let mut i = first;
             qb.push_values(chunk, |mut b, (house, row)| {
-                b.push_bind(row.phone.as_str().to_owned())
+                b.push_bind(i)
+                    .push_bind(row.phone.as_str().to_owned())
                     .push_bind(house.0)
                     .push_bind(row.apartment.clone());
+                i += 1;
             });
             qb.build().execute(&mut *stage).await?;
         }
         stage.commit().await?;
     }
-    // The one statement that needs the write lock. (`WHERE TRUE` keeps SQLite from
-    // reading `ON CONFLICT` as a join constraint.)
-    let mut tx = Db::begin_write_on(conn).await?;
-    sqlx::query(
-        "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, \
-         last_seen_at, imported_at) \
-         SELECT phone, $1, house_id, apartment, 'imported', $2, $2, $2 FROM import_contact_rows \
-         WHERE TRUE ON CONFLICT (phone, house_id, apartment) DO UPDATE SET imported_at = excluded.imported_at",
-    )
-    .bind(tenant_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    // Only these statements need the write lock, one batch at a time. (`AND TRUE`
+    // keeps SQLite from reading `ON CONFLICT` as a join constraint.)
+    let total = rows.len() as i64;
+    let mut from = 0;
+    while from < total {
+        let mut tx = Db::begin_write_on(conn).await?;
+        sqlx::query(
+            "INSERT INTO contacts (phone, tenant_id, house_id, apartment, source, created_at, \
+             last_seen_at, imported_at) \
+             SELECT phone, $1, house_id, apartment, 'imported', $2, $2, $2 FROM import_contact_rows \
+             WHERE n >= $3 AND n < $4 AND TRUE \
+             ON CONFLICT (phone, house_id, apartment) DO UPDATE SET imported_at = excluded.imported_at",
+        )
+        .bind(tenant_id)
+        .bind(now)
+        .bind(from)
+        .bind(from + APPLY_BATCH)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        from += APPLY_BATCH;
+    }
     Ok(())
 }
