@@ -203,6 +203,13 @@ async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String,
     (call, resident, softphone)
 }
 
+/// The operator presses «Готов» and the console shows them ready.
+async fn go_ready(b: &mut Browser) {
+    b.click(&b.find("#btn-ready").await).await;
+    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
+        .await;
+}
+
 async fn login(b: &mut Browser, url: &str, extension: &str) {
     b.goto(url).await;
     let ext = b.wait_for("#login-extension", None, WAIT).await;
@@ -223,9 +230,7 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     b.wait_for("#login-form", None, WAIT).await;
     b.screenshot("login").await;
     login(&mut b, &w.url, "1001").await;
-    b.click(&b.find("#btn-ready").await).await;
-    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
-        .await;
+    go_ready(&mut b).await;
     b.screenshot("ready").await;
 
     // A call: the card pops with the caller's address and the outage at the house.
@@ -564,9 +569,7 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
     .await;
     b.screenshot("after-restart").await;
     // Operator states live in the engine: ready again on the new one.
-    b.click(&b.find("#btn-ready").await).await;
-    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
-        .await;
+    go_ready(&mut b).await;
 
     // The supervisor's board: tiles, the chart (text in CSS pixels, readable) and
     // the operator on the floor; then the other tabs, and the dark theme.
@@ -723,9 +726,7 @@ role = "supervisor"
 
     let mut b = Browser::start("console_browser_citywide").await;
     login(&mut b, &w.url, "1001").await;
-    b.click(&b.find("#btn-ready").await).await;
-    b.wait_for("#my-state[data-state='ready']", Some("Готов"), WAIT)
-        .await;
+    go_ready(&mut b).await;
 
     // A resident nobody knows calls the citywide number: the card says the УК is
     // not known and offers the companies the operator serves in the city.
