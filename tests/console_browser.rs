@@ -125,7 +125,7 @@ async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String,
     let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/g711a.pcap");
     std::fs::copy(capture, dir.join("g711a.pcap")).unwrap();
     let port = free_port();
-    let answering: Vec<String> = [
+    let answering = sipp::args(&[
         "-sf",
         &sipp::scenario("operator_answers.xml"),
         "-i",
@@ -136,12 +136,10 @@ async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String,
         "1",
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let softphone = sipp::spawn("operator", &dir, &answering);
     sipp::wait_bound(port).await;
-    let register: Vec<String> = [
+    let register = sipp::args(&[
         "-sf",
         &sipp::scenario("operator_register.xml"),
         &w.engine.sip_addr.to_string(),
@@ -161,14 +159,12 @@ async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String,
         &port.to_string(),
         "-p",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     sipp::spawn("register", &dir, &register)
         .finish(WAIT * 3)
         .await
         .assert_success("softphone registration");
-    let calling: Vec<String> = [
+    let calling = sipp::args(&[
         "-sf",
         &sipp::scenario("resident_calls.xml"),
         &w.engine.sip_addr.to_string(),
@@ -187,9 +183,7 @@ async fn call_arrives(w: &World, from: &str, to: &str, talk_ms: u32) -> (String,
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let resident = sipp::spawn("resident", &dir, &calling);
     let offered = common::engine::wait_for_events(&w.engine, "call.offered", 1, WAIT).await;
     let call = offered
@@ -654,7 +648,7 @@ async fn provider_answers(dir: &Path, name: &str, port: u16, up: bool) -> Sipp {
     } else {
         "provider_options_down.xml"
     };
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &sipp::scenario(scenario),
         "-i",
@@ -663,9 +657,7 @@ async fn provider_answers(dir: &Path, name: &str, port: u16, up: bool) -> Sipp {
         &port.to_string(),
         "-m",
         "1",
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let provider = sipp::spawn(name, dir, &args);
     sipp::wait_bound(port).await;
     provider

@@ -116,7 +116,7 @@ async fn calls_in_progress_are_listed_per_tenant_with_the_screen_pop() {
         dir.join("g711a.pcap"),
     )
     .unwrap();
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &scenario("resident_calls.xml"),
         &api.engine.sip_addr.to_string(),
@@ -135,9 +135,7 @@ async fn calls_in_progress_are_listed_per_tenant_with_the_screen_pop() {
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let resident = spawn("resident", &dir, &args);
     engine::wait_for_events(&api.engine, "call.offered", 1, Duration::from_secs(10)).await;
 

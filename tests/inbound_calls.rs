@@ -96,7 +96,7 @@ async fn softphone_on_duty(
     calls: u32,
 ) -> Sipp {
     let port = free_port();
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &scenario(scenario_file),
         "-i",
@@ -109,12 +109,10 @@ async fn softphone_on_duty(
         &free_port().to_string(),
         "-d",
         &talk_ms.to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let softphone = spawn(&format!("operator-{ext}"), dir, &args);
     wait_bound(port).await;
-    let register: Vec<String> = [
+    let register = sipp::args(&[
         "-sf",
         &scenario("operator_register.xml"),
         &engine.sip_addr.to_string(),
@@ -134,9 +132,7 @@ async fn softphone_on_duty(
         &port.to_string(),
         "-p",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn("register", dir, &register)
         .finish(Duration::from_secs(30))
         .await
@@ -152,7 +148,7 @@ async fn softphone_on_duty(
 
 /// The resident's phone behind a provider listening on `port` (SIPp as UAS).
 async fn phone_behind_provider(dir: &Path, port: u16, scenario_file: &str, talk_ms: u32) -> Sipp {
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &scenario(scenario_file),
         "-i",
@@ -165,9 +161,7 @@ async fn phone_behind_provider(dir: &Path, port: u16, scenario_file: &str, talk_
         &free_port().to_string(),
         "-d",
         &talk_ms.to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let phone = spawn("resident-phone", dir, &args);
     wait_bound(port).await;
     phone
@@ -231,7 +225,7 @@ fn resident(
     phone: &str,
     talk_ms: u32,
 ) -> Sipp {
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &scenario(file),
         &engine.sip_addr.to_string(),
@@ -250,9 +244,7 @@ fn resident(
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn("resident", dir, &args)
 }
 
@@ -919,7 +911,7 @@ async fn a_provider_asking_for_digest_gets_it_on_register_and_on_callback_invite
     let x_port = free_port();
     let dir = sipp::workdir("story-digest-provider");
     // The provider's registrar is up before the engine starts.
-    let registrar: Vec<String> = [
+    let registrar = sipp::args(&[
         "-sf",
         &scenario("provider_registrar.xml"),
         "-i",
@@ -928,9 +920,7 @@ async fn a_provider_asking_for_digest_gets_it_on_register_and_on_callback_invite
         &x_port.to_string(),
         "-m",
         "1",
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let registrar = spawn("provider-registrar", &dir, &registrar);
     wait_bound(x_port).await;
     let extra = format!(
@@ -1026,7 +1016,7 @@ target = "sip:127.0.0.1:{target_port}"
         .unwrap();
     let sipp_dir = sipp::workdir("numbers-only");
 
-    let target: Vec<String> = [
+    let target = sipp::args(&[
         "-sn",
         "uas",
         "-i",
@@ -1037,12 +1027,10 @@ target = "sip:127.0.0.1:{target_port}"
         "1",
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     let target = spawn("forward-target", &sipp_dir, &target);
     wait_bound(target_port).await;
-    let caller: Vec<String> = [
+    let caller = sipp::args(&[
         "-sn",
         "uac",
         &engine.sip_addr.to_string(),
@@ -1058,9 +1046,7 @@ target = "sip:127.0.0.1:{target_port}"
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn("caller", &sipp_dir, &caller)
         .finish(Duration::from_secs(30))
         .await
@@ -1098,7 +1084,7 @@ async fn keypad_digits_from_sipps_capture_are_detected_once_and_the_recording_ho
     );
     let (engine, dir) = world("story-pcap", &extra, |c| c.media.record_calls = true).await;
     // SIPp's own uac_pcap scenario: G.711 A-law speech, then the RFC 2833 digit 1.
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sn",
         "uac_pcap",
         &engine.sip_addr.to_string(),
@@ -1112,9 +1098,7 @@ async fn keypad_digits_from_sipps_capture_are_detected_once_and_the_recording_ho
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn("uac_pcap", &dir, &args)
         .finish(Duration::from_secs(60))
         .await

@@ -1114,7 +1114,7 @@ async fn every_rfc2833_capture_played_by_sipp_gives_exactly_its_digit() {
         let scenario = dir.join(format!("dtmf_{name}.xml"));
         std::fs::write(&scenario, capture_scenario(&file)).unwrap();
         let caller = format!("+791200001{i:02}");
-        let args: Vec<String> = [
+        let args = sipp::args(&[
             "-sf",
             &scenario.to_string_lossy(),
             &engine.sip_addr.to_string(),
@@ -1131,9 +1131,7 @@ async fn every_rfc2833_capture_played_by_sipp_gives_exactly_its_digit() {
             &free_port().to_string(),
             "-mp",
             &free_port().to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
+        ]);
         runs.push(spawn(name, &dir, &args));
         // Spread the calls a little: a dozen SIPp processes start at once otherwise.
         tokio::time::sleep(Duration::from_millis(150)).await;

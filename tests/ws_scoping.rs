@@ -159,7 +159,7 @@ async fn a_citywide_screen_pop_shows_each_operator_only_their_tenants_data() {
         dir.join("g711a.pcap"),
     )
     .unwrap();
-    let args: Vec<String> = [
+    let args = sipp::args(&[
         "-sf",
         &scenario("resident_calls.xml"),
         &engine.sip_addr.to_string(),
@@ -178,9 +178,7 @@ async fn a_citywide_screen_pop_shows_each_operator_only_their_tenants_data() {
         &free_port().to_string(),
         "-mp",
         &free_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    ]);
     spawn("resident", &dir, &args)
         .finish(Duration::from_secs(40))
         .await

@@ -38,14 +38,6 @@ pub struct Browser {
 #[derive(Debug, Clone)]
 pub struct Element(String);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Where a test's screenshots go.
 pub fn artifacts_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -67,7 +59,7 @@ impl Browser {
                  (apt-get install chromium chromium-driver, or run ./scripts/test)"
             );
         }
-        let port = free_port();
+        let port = crate::common::engine::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")

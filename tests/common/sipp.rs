@@ -19,6 +19,11 @@ pub fn workdir(test: &str) -> PathBuf {
     dir
 }
 
+/// SIPp's arguments from string slices (`-sf`, a scenario path, `-p`, a port, ...).
+pub fn args(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
+
 /// A SIPp process.
 pub struct Sipp {
     child: Child,
