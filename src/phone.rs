@@ -14,6 +14,15 @@ use std::fmt;
 #[serde(transparent)]
 pub struct PhoneNumber(String);
 
+impl<'de> serde::Deserialize<'de> for PhoneNumber {
+    /// Stored and transmitted numbers are normalised again on the way in: a number
+    /// is never trusted to be normalised because it was once.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why a string is not a phone number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

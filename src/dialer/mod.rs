@@ -1,8 +1,11 @@
-//! The dialer: persistent outbound dial jobs that survive a restart.
+//! The dialer: persistent outbound dial jobs and the hand-off chains that survive a
+//! restart.
 //!
-//! Owns the policy around the jobs the store keeps: which kinds this engine runs
-//! (callbacks for the 5-minute rule and staff callbacks; hand-off chains, informers,
-//! status checks and surveys are stored but not yet run), claiming due jobs with a
+//! - [`chain`]: one ticket's hand-off chain as a sans-IO state machine;
+//!
+//! This module itself owns the policy around the jobs the store keeps: which kinds
+//! this engine runs (callbacks for the 5-minute rule and staff callbacks; status
+//! checks and surveys are stored but not yet run), claiming due jobs with a
 //! lease so several nodes split the work and a crashed node's jobs come back,
 //! renewing the lease of the jobs held in memory (and handing them back on
 //! shutdown), what a SIP outcome counts as (busy, no answer, rejected, unreachable
@@ -13,6 +16,8 @@
 //! The call layer places the calls; this module decides what they mean.
 
 use std::time::Duration;
+
+pub mod chain;
 
 use chrono::{DateTime, Utc};
 

@@ -194,7 +194,7 @@ pub fn absent_on(absences: &[Absence], day: NaiveDate) -> bool {
 }
 
 /// Someone the chain may call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     /// Employee id.
     pub id: EmployeeId,
@@ -234,7 +234,7 @@ pub struct ChainExecutor {
 }
 
 /// A role the chain escalates to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EscalationRole {

@@ -22,6 +22,10 @@ use toml::Spanned;
 
 use crate::phone::PhoneNumber;
 
+pub mod chains;
+
+pub use chains::{ChainPolicy, ChainSettings, Reach};
+
 /// The default configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "sip-config/dispatchline.toml";
 
@@ -81,6 +85,8 @@ pub struct Config {
     pub queue: QueuePolicy,
     /// How the engine dials out.
     pub dialer: DialerPolicy,
+    /// Which tickets are telephoned, and how each chain step reaches a person.
+    pub chains: ChainSettings,
     /// SIP providers.
     pub trunks: Vec<Trunk>,
     /// Numbers the engine answers, by what residents dial.
@@ -211,10 +217,6 @@ pub struct DialerPolicy {
     pub attempt_interval: Duration,
     /// How long one party is rung before the try counts as no answer.
     pub ring_timeout: Duration,
-    /// A level that has not accepted the ticket in this long hands over to the next.
-    pub level_timeout: Duration,
-    /// How long the informer keeps dialing all levels after the last one.
-    pub broadcast_window: Duration,
     /// Delay after hand-off before the executor is called for the ticket's status.
     pub status_check_delay: Duration,
     /// Target for calling back a staff member who called the dispatch line.
@@ -518,6 +520,7 @@ struct RawConfig {
     prompts: RawPrompts,
     queue: RawQueue,
     dialer: RawDialer,
+    chains: chains::RawChains,
     trunk: Vec<Spanned<RawTrunk>>,
     number: Vec<Spanned<RawNumber>>,
     operator: Vec<Spanned<RawOperator>>,
@@ -855,6 +858,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
             "prompts" => section(value, "[prompts]", faults, &mut raw.prompts),
             "queue" => section(value, "[queue]", faults, &mut raw.queue),
             "dialer" => section(value, "[dialer]", faults, &mut raw.dialer),
+            "chains" => section(value, "[chains]", faults, &mut raw.chains),
             "trunk" => raw.trunk = entries(value, "[[trunk]]", faults),
             "number" => raw.number = entries(value, "[[number]]", faults),
             "operator" => raw.operator = entries(value, "[[operator]]", faults),
@@ -863,7 +867,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
                 Some(&span),
                 format!(
                     "unknown section `{other}` (expected sip, http, database, media, prompts, \
-                     queue, dialer, trunk, number, operator or menu)"
+                     queue, dialer, chains, trunk, number, operator or menu)"
                 ),
             ),
         }
@@ -1032,9 +1036,6 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             format!("RTP range {pmin}-{pmax} must start on an even port >= 1024 and hold at least two pairs"),
         );
     }
-    if raw.dialer.attempts == 0 {
-        faults.at(None, "[dialer] attempts must be at least 1".into());
-    }
     for (section, key, value) in [
         ("queue", "ring_timeout_s", raw.queue.ring_timeout_s),
         (
@@ -1076,6 +1077,16 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         }
     }
     let numbers = validate_numbers(&raw.number, &trunk_names, &menu_names, faults);
+    let chains = chains::validate(
+        raw.chains,
+        &chains::DialerKeys {
+            attempts: raw.dialer.attempts,
+            attempt_interval_s: raw.dialer.attempt_interval_s,
+            level_timeout_s: raw.dialer.level_timeout_s,
+            broadcast_window_s: raw.dialer.broadcast_window_s,
+        },
+        faults,
+    );
     let operators = validate_operators(&raw.operator, faults);
 
     let mut digest_algorithms = Vec::new();
@@ -1153,11 +1164,10 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             attempts: raw.dialer.attempts,
             attempt_interval: secs(raw.dialer.attempt_interval_s),
             ring_timeout: secs(raw.dialer.ring_timeout_s),
-            level_timeout: secs(raw.dialer.level_timeout_s),
-            broadcast_window: secs(raw.dialer.broadcast_window_s),
             status_check_delay: secs(raw.dialer.status_check_delay_s),
             staff_callback_target: secs(raw.dialer.staff_callback_target_s),
         },
+        chains,
         trunks,
         numbers,
         operators,
