@@ -265,8 +265,6 @@ async fn reference_data_and_dial_jobs(api: Api) {
                     max_attempts: 5,
                     ticket_id: None,
                     call_id: None,
-                    chain_id: None,
-                    chain_level: None,
                 },
                 Utc::now(),
             )

@@ -286,15 +286,13 @@ async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day(r: Running
     r.store
         .create_dial_job(
             &NewDialJob {
-                kind: DialKind::Handoff,
+                kind: DialKind::StatusCheck,
                 tenant: Some("uyut".into()),
                 target: PhoneNumber::parse("+79123000100").unwrap(),
                 due_at: now,
                 max_attempts: 5,
                 ticket_id: None,
                 call_id: None,
-                chain_id: None,
-                chain_level: Some(1),
             },
             now,
         )

@@ -59,8 +59,6 @@ async fn callback(store: &Store, call_id: &str, first_attempt: Option<DateTime<U
                 max_attempts: 3,
                 ticket_id: None,
                 call_id: Some(call_id.into()),
-                chain_id: None,
-                chain_level: None,
             },
             due - Duration::minutes(1),
         )

@@ -21,8 +21,6 @@ fn callback(call: &str, target: &str) -> NewDialJob {
         max_attempts: 3,
         ticket_id: None,
         call_id: Some(call.to_owned()),
-        chain_id: None,
-        chain_level: None,
     }
 }
 

@@ -180,8 +180,6 @@ async fn callback_job(engine: &Engine, target: &str, tenant: Option<&str>) {
                 max_attempts: 3,
                 ticket_id: None,
                 call_id: None,
-                chain_id: None,
-                chain_level: None,
             },
             chrono::Utc::now(),
         )

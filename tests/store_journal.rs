@@ -149,8 +149,6 @@ fn job(due_in_minutes: i64) -> NewDialJob {
         max_attempts: 3,
         ticket_id: None,
         call_id: Some("c-1".into()),
-        chain_id: None,
-        chain_level: None,
     }
 }
 
@@ -327,55 +325,6 @@ async fn nodes_polling_together_split_the_work(store: Store) {
     assert_eq!(seen.len(), 40);
 }
 
-async fn chains_remember_their_level(store: Store) {
-    let w = build(&store).await;
-    let now = tuesday_utc(5, 0);
-    let ticket = store
-        .create_ticket(
-            &dispatchline::store::NewTicket {
-                tenant: "etalon".into(),
-                house_id: w.ekb_house,
-                apartment: None,
-                reason_id: w.flooding,
-                description: String::new(),
-                source: dispatchline::store::tickets::Channel::Phone,
-                labels: vec![],
-                caller_phone: None,
-                call_id: None,
-                actor: "engine".into(),
-            },
-            now,
-        )
-        .await
-        .unwrap()
-        .ticket;
-    let chain = store.create_dial_chain(ticket.id, now).await.unwrap();
-    assert_eq!(
-        store.dial_chain(chain).await.unwrap(),
-        Some((1, "running".to_owned()))
-    );
-    store
-        .update_dial_chain(chain, 2, "running", now)
-        .await
-        .unwrap();
-    let handoff = NewDialJob {
-        kind: DialKind::Handoff,
-        ticket_id: Some(ticket.id),
-        chain_id: Some(chain),
-        chain_level: Some(2),
-        ..job(0)
-    };
-    let created = store.create_dial_job(&handoff, now).await.unwrap();
-    assert_eq!(
-        (created.chain_id, created.chain_level),
-        (Some(chain), Some(2))
-    );
-    assert_eq!(
-        store.dial_chain(chain).await.unwrap(),
-        Some((2, "running".to_owned()))
-    );
-}
-
 /// What the engine's journal writer retries on: a write lock another connection
 /// holds (a big import, say) is reported busy, on both dialects; a plain error is
 /// not.
@@ -444,5 +393,4 @@ on_both_backends!(
     journal_upserts_are_idempotent_and_keep_fields,
     dial_jobs_survive_and_are_claimed_once,
     nodes_polling_together_split_the_work,
-    chains_remember_their_level,
 );

@@ -1869,8 +1869,6 @@ impl CallControl {
             max_attempts: self.config.dialer.attempts,
             ticket_id: None,
             call_id: Some(call.id.0.clone()),
-            chain_id: None,
-            chain_level: None,
         };
         tracing::info!(call = %call.id, %phone, why, "callback scheduled");
         let origin = call.number.as_ref().map(|n| n.number.clone());

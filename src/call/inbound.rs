@@ -937,8 +937,6 @@ impl CallControl {
                         max_attempts: self.config.dialer.attempts,
                         ticket_id: None,
                         call_id: Some(call.id.0.clone()),
-                        chain_id: None,
-                        chain_level: None,
                     }),
                     origin,
                 });

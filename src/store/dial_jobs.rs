@@ -1,21 +1,19 @@
-//! Persistent outbound dial jobs and escalation chains: the dialer's state that must
-//! survive a restart.
+//! Persistent outbound dial jobs: the dialer's calls that must survive a restart.
 //!
-//! A job is one party to call (a resident's callback, an executor's hand-off, an
-//! informer round, a status check, a survey, a staff callback), due at a time, with a
-//! budget of attempts. The dialer lists due jobs, **claims** one (an atomic state
+//! A job is one party to call (a resident's callback, a status check, a survey, a
+//! staff callback), due at a time, with a budget of attempts. Hand-off chains keep
+//! their own calls ([`chains`](super::chains)). The dialer lists due jobs, **claims** one (an atomic state
 //! transition with a lease, so with several engine nodes on PostgreSQL exactly one
 //! node dials it; a node that dies loses its lease and the job becomes due again),
 //! records the outcome of each attempt (busy, no answer, rejected, unreachable and
 //! failed are kept apart), and either schedules the next attempt or completes the job.
-//! A chain groups the hand-off jobs of one ticket and remembers its current level.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::backend::{dispatch, per_backend};
 use super::directory::TenantScope;
-use super::ids::{DialChainId, DialJobId, TicketId};
+use super::ids::{DialJobId, TicketId};
 use super::{Store, StoreError, page_bounds, text_enum};
 use crate::phone::PhoneNumber;
 
@@ -26,10 +24,6 @@ text_enum! {
     pub enum DialKind {
         /// Calling back a resident who waited too long or hung up (Rules №416 §13).
         Callback = "callback",
-        /// Handing an emergency ticket to an executor level.
-        Handoff = "handoff",
-        /// The informer round dialling all levels after the last one.
-        Informer = "informer",
         /// Asking the executor for the ticket's status.
         StatusCheck = "status-check",
         /// Asking the resident for feedback (CSI by keypad).
@@ -50,7 +44,7 @@ text_enum! {
         Done = "done",
         /// Attempts exhausted or given up.
         Failed = "failed",
-        /// No longer needed (the ticket was accepted elsewhere).
+        /// No longer needed (the resident got through meanwhile).
         Cancelled = "cancelled",
     }
 }
@@ -90,10 +84,6 @@ pub struct NewDialJob {
     pub ticket_id: Option<TicketId>,
     /// The call it follows up (the abandoned call of a callback).
     pub call_id: Option<String>,
-    /// The chain it belongs to.
-    pub chain_id: Option<DialChainId>,
-    /// The chain level it dials.
-    pub chain_level: Option<u8>,
 }
 
 /// A dial job.
@@ -125,10 +115,6 @@ pub struct DialJob {
     pub ticket_id: Option<TicketId>,
     /// The call it follows up.
     pub call_id: Option<String>,
-    /// The chain.
-    pub chain_id: Option<DialChainId>,
-    /// The chain level.
-    pub chain_level: Option<i64>,
     /// The number the original call dialled (callbacks go out from it).
     pub origin_number: Option<String>,
     /// Created at.
@@ -310,34 +296,5 @@ impl Store {
     ) -> Result<super::Page<DialJob>, StoreError> {
         let (offset, limit) = page_bounds(filter.offset, filter.limit);
         dispatch!(self, list_jobs(scope, filter, offset, limit))
-    }
-
-    /// Starts an escalation chain for a ticket at level 1.
-    pub async fn create_dial_chain(
-        &self,
-        ticket: TicketId,
-        now: DateTime<Utc>,
-    ) -> Result<DialChainId, StoreError> {
-        dispatch!(self, create_chain(ticket, now))
-    }
-
-    /// Moves a chain to `level` and `state` (`running`, `accepted`, `informer`,
-    /// `exhausted`).
-    pub async fn update_dial_chain(
-        &self,
-        chain: DialChainId,
-        level: i64,
-        state: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        dispatch!(self, update_chain(chain, level, state, now))
-    }
-
-    /// A chain's current (level, state).
-    pub async fn dial_chain(
-        &self,
-        chain: DialChainId,
-    ) -> Result<Option<(i64, String)>, StoreError> {
-        dispatch!(self, chain(chain))
     }
 }

@@ -14,7 +14,8 @@
 //! - [`caller`]: the screen-pop lookup of a calling phone;
 //! - [`contacts`]: phone → address, learnt from calls and imported;
 //! - [`journal`]: the call journal and recordings;
-//! - [`dial_jobs`]: persistent outbound dial jobs and escalation chains;
+//! - [`dial_jobs`]: persistent outbound dial jobs (callbacks);
+//! - [`chains`]: hand-off chains and every call they placed;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
@@ -30,6 +31,7 @@ pub mod address;
 pub mod assignment;
 pub(crate) mod backend;
 pub mod caller;
+pub mod chains;
 pub mod compliance;
 pub mod contacts;
 pub mod demo;
@@ -48,6 +50,10 @@ pub use assignment::{
     ChainExecutor, EscalationRole, ExecutorChain, PassedOver, Person, Unavailability,
 };
 pub use caller::{ActiveOutage, CallerInfo, KnownAddress, OpenTicket, StaffMember};
+pub use chains::{
+    AttemptDecision, AttemptOutcome, AttemptState, AttemptUpdate, Chain, ChainAttempt,
+    ChainProgress, ChainStart, ChainState, NewAttempt, UnchainedTicket,
+};
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{
     AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,
@@ -58,9 +64,9 @@ pub use import::{BadRow, ImportReport};
 pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};
 pub use notices::{Debtor, DebtorFlag, DebtorImportMode, NewOutage, Outage};
 pub use tickets::{
-    Category, Channel, Comment, NewTicket, RegisteredTicket, StatusChange, StatusUpdate,
-    SupplierStatus, SupplierTicket, SupplierUpdate, Ticket, TicketDetail, TicketFilter,
-    TicketStatus,
+    Acceptance, Category, ChainAcceptance, Channel, Comment, NewTicket, RegisteredTicket,
+    StatusChange, StatusUpdate, SupplierStatus, SupplierTicket, SupplierUpdate, Ticket,
+    TicketDetail, TicketFilter, TicketStatus,
 };
 
 use crate::events::EventBus;

@@ -24,7 +24,7 @@ use serde_json::json;
 use super::assignment::{ExecutorChain, deadline};
 use super::backend::{dispatch, per_backend};
 use super::directory::TenantScope;
-use super::ids::{EmployeeId, HouseId, ReasonId, SupplierTicketId, TicketId};
+use super::ids::{DialChainId, EmployeeId, HouseId, ReasonId, SupplierTicketId, TicketId};
 use super::{Page, Store, StoreError, list_text, page_bounds, stored_list, text_enum};
 use crate::phone::PhoneNumber;
 
@@ -363,6 +363,33 @@ pub struct StatusUpdate {
     pub expected_version: Option<i64>,
 }
 
+/// Who accepts a ticket through its hand-off chain, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainAcceptance {
+    /// The chain.
+    pub chain: DialChainId,
+    /// The attempt it came through, if any.
+    pub seq: Option<u32>,
+    /// The person who accepted (becomes the ticket's executor).
+    pub employee: Option<EmployeeId>,
+    /// `keypad` (the informer), `operator` (operator-first), `api`.
+    pub via: String,
+    /// Who the history names (`employee:12 Иванов`, an operator's extension).
+    pub actor: String,
+    /// The history note (the call, the recording).
+    pub note: String,
+}
+
+/// The result of [`Store::accept_in_chain`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acceptance {
+    /// This acceptance won: the ticket is accepted.
+    Won(Box<Ticket>),
+    /// The ticket had already moved on (another employee accepted first, or it was
+    /// cancelled): it is in this status.
+    Lost(TicketStatus),
+}
+
 /// What changed, for the `ticket.changed` event.
 #[derive(Debug, Clone, Copy)]
 enum Change {
@@ -452,6 +479,25 @@ impl Store {
             self.publish(ticket, Change::Status);
         }
         Ok(changed)
+    }
+
+    /// Accepts a registered ticket through its hand-off chain, in one transaction
+    /// guarded by the ticket's version: the status becomes `accepted`, the person
+    /// who accepted becomes the executor, the history says who, how and through
+    /// which call, the chain ends as accepted and the attempt records the decision.
+    /// When two people press 1 within a second, exactly one wins; the other gets
+    /// [`Acceptance::Lost`].
+    pub async fn accept_in_chain(
+        &self,
+        ticket: TicketId,
+        how: &ChainAcceptance,
+        now: DateTime<Utc>,
+    ) -> Result<Acceptance, StoreError> {
+        let result = dispatch!(self, accept_in_chain(ticket, how, now))?;
+        if let Acceptance::Won(t) = &result {
+            self.publish(t, Change::Status);
+        }
+        Ok(result)
     }
 
     /// The tenant of each of these tickets that exists, in one query (to check a

@@ -8,7 +8,7 @@ type Conn = <Db as sqlx::Database>::Connection;
 
 const JOB_SELECT: &str = "SELECT j.id, j.kind, t.code AS tenant, j.target_phone, j.due_at, \
      j.attempts_made, j.max_attempts, j.state, j.claimed_by, j.claimed_until, j.outcome, j.ticket_id, \
-     j.call_id, j.chain_id, j.chain_level, j.origin_number, j.created_at, j.updated_at \
+     j.call_id, j.origin_number, j.created_at, j.updated_at \
      FROM dial_jobs j LEFT JOIN tenants t ON t.id = j.tenant_id";
 
 /// A job is due when it is pending and its time has come, or claimed by a node
@@ -39,8 +39,6 @@ fn job_from(row: &<Db as sqlx::Database>::Row) -> Result<DialJob, StoreError> {
         outcome: row.try_get("outcome")?,
         ticket_id: row.try_get::<Option<i64>, _>("ticket_id")?.map(TicketId),
         call_id: row.try_get("call_id")?,
-        chain_id: row.try_get::<Option<i64>, _>("chain_id")?.map(DialChainId),
-        chain_level: row.try_get("chain_level")?,
         origin_number: row.try_get("origin_number")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -73,8 +71,8 @@ pub(super) async fn create_job(
     };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO dial_jobs (kind, tenant_id, target_phone, due_at, attempts_made, max_attempts, state, \
-         ticket_id, call_id, chain_id, chain_level, created_at, updated_at, origin_number) \
-         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $9, $10, $10, $11) RETURNING id",
+         ticket_id, call_id, created_at, updated_at, origin_number) \
+         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $8, $9) RETURNING id",
     )
     .bind(new.kind.as_str())
     .bind(tenant_id)
@@ -83,8 +81,6 @@ pub(super) async fn create_job(
     .bind(i64::from(new.max_attempts))
     .bind(new.ticket_id.map(|t| t.0))
     .bind(new.call_id.as_deref())
-    .bind(new.chain_id.map(|c| c.0))
-    .bind(new.chain_level.map(i64::from))
     .bind(now)
     .bind(origin)
     .fetch_one(&mut *tx)
@@ -378,52 +374,3 @@ pub(super) async fn list_jobs(
     })
 }
 
-pub(super) async fn create_chain(
-    pool: &Pool<Db>,
-    ticket: TicketId,
-    now: DateTime<Utc>,
-) -> Result<DialChainId, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO dial_chains (ticket_id, current_level, state, created_at, updated_at) \
-         VALUES ($1, 1, 'running', $2, $2) RETURNING id",
-    )
-    .bind(ticket.0)
-    .bind(now)
-    .fetch_one(pool)
-    .await?;
-    Ok(DialChainId(id))
-}
-
-pub(super) async fn update_chain(
-    pool: &Pool<Db>,
-    chain: DialChainId,
-    level: i64,
-    state: &str,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE dial_chains SET current_level = $2, state = $3, updated_at = $4 WHERE id = $1",
-    )
-    .bind(chain.0)
-    .bind(level)
-    .bind(state)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::not_found("dial chain", chain));
-    }
-    Ok(())
-}
-
-pub(super) async fn chain(
-    pool: &Pool<Db>,
-    chain: DialChainId,
-) -> Result<Option<(i64, String)>, StoreError> {
-    let row = sqlx::query("SELECT current_level, state FROM dial_chains WHERE id = $1")
-        .bind(chain.0)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|r| Ok((r.try_get("current_level")?, r.try_get("state")?)))
-        .transpose()
-}

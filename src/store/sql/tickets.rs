@@ -393,6 +393,70 @@ pub(super) async fn change_status(
     Ok(changed)
 }
 
+pub(super) async fn accept_in_chain(
+    pool: &Pool<Db>,
+    id: TicketId,
+    how: &ChainAcceptance,
+    now: DateTime<Utc>,
+) -> Result<Acceptance, StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let (status, version) = lock(&mut tx, id).await?;
+    if status != TicketStatus::Registered {
+        return Ok(Acceptance::Lost(status));
+    }
+    let changed = sqlx::query(
+        "UPDATE tickets SET status = 'accepted', executor_id = COALESCE($3, executor_id), \
+         version = version + 1, updated_at = $4 WHERE id = $1 AND version = $2",
+    )
+    .bind(id.0)
+    .bind(version)
+    .bind(how.employee.map(|e| e.0))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        // Cannot happen under the row lock; said rather than assumed.
+        return Err(StoreError::Conflict(format!("ticket {id} changed under its lock")));
+    }
+    insert_history(
+        &mut tx,
+        id.0,
+        now,
+        Some(status),
+        TicketStatus::Accepted,
+        &how.actor,
+        &how.note,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE dial_chains SET state = 'accepted', accepted_by = $2, accepted_via = $3, \
+         accepted_attempt = $4, note = $5, ended_at = $6, updated_at = $6, claimed_by = NULL, \
+         claimed_until = NULL WHERE id = $1 AND state = 'running'",
+    )
+    .bind(how.chain.0)
+    .bind(how.employee.map(|e| e.0))
+    .bind(&how.via)
+    .bind(how.seq.map(i64::from))
+    .bind(&how.note)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(seq) = how.seq {
+        sqlx::query("UPDATE chain_attempts SET decision = 'accepted' WHERE chain_id = $1 AND seq = $2")
+            .bind(how.chain.0)
+            .bind(i64::from(seq))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut qb = QueryBuilder::<Db>::new(TICKET_SELECT);
+    qb.push(" WHERE t.id = ").push_bind(id.0);
+    let row: TicketRow = qb.build_query_as().fetch_one(&mut *tx).await?;
+    let ticket = Ticket::try_from(row)?;
+    tx.commit().await?;
+    Ok(Acceptance::Won(Box::new(ticket)))
+}
+
 pub(super) async fn comment(
     pool: &Pool<Db>,
     id: TicketId,
