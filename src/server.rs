@@ -214,6 +214,8 @@ impl Engine {
             chrono::Utc::now(),
         );
         let (call_handle, queries) = CallHandle::channel();
+        let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
+        let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
@@ -229,6 +231,8 @@ impl Engine {
             events: events.clone(),
             stats: stats.clone(),
             shutdown: shutdown_rx,
+            chain_orders,
+            chain_reports,
         }));
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)

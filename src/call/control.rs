@@ -31,9 +31,11 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::handle::{ActiveCall, Answer, Board, CallError, CallTenant, Query, WaitingCall};
+use super::handoff::Held;
 use super::leg::{Leg, Note, Role};
 use super::media_port::MediaPort;
 use super::operators::Operators;
+use super::outbound::{Flow, Input};
 use super::routing::{Route, dialled, route};
 use super::trunks::{Purpose, Trunks};
 use crate::config::{Config, Number, NumberKind};
@@ -128,6 +130,8 @@ pub enum Action {
         /// The original call.
         call: CallId,
     },
+    /// Tell the dialer what happened to a call of a hand-off chain.
+    Chain(crate::dialer::order::ChainReport),
     /// Record the outcome of one attempt of a dial job.
     JobAttempt {
         /// The job.
@@ -169,8 +173,9 @@ pub(crate) enum Kind {
     Inbound,
     /// A legacy number announcing the new one.
     Legacy,
-    /// The engine calling a resident or staff member back.
-    Callback,
+    /// A call the engine places (a callback, a hand-off, the informer); its
+    /// [`Flow`] runs it.
+    Outbound,
 }
 
 /// Where a call stands.
@@ -208,6 +213,8 @@ pub(crate) enum AfterPlayback {
     Menu,
     /// Hang up.
     Hangup,
+    /// The outbound call's flow decides.
+    Flow,
 }
 
 /// Per-call timers.
@@ -223,6 +230,10 @@ pub(crate) enum CallTimer {
     Menu,
     /// The caller lookup took too long: go on as an unknown caller.
     Lookup,
+    /// The informer's message ended and no key came.
+    Input,
+    /// A person who pressed 1 waits for the dialer's answer.
+    Decision,
 }
 
 /// What a tracked client transaction is for.
@@ -277,15 +288,13 @@ pub(crate) struct Call {
     /// Legs ringing the operator in parallel (one per registered contact); the
     /// first to answer wins and the others are cancelled.
     pub forks: Vec<usize>,
-    /// The trunk the callback's resident leg went out on.
-    pub trunk: Option<String>,
-    /// The resident leg's INVITE was already re-sent with credentials.
-    pub auth_tried: bool,
+    /// An operator took this call (an outbound call's operator, before the party
+    /// answered): they go to wrap-up when it ends.
+    pub operator_connected: bool,
     pub callback_scheduled: bool,
     pub menu: Option<MenuState>,
-    pub job: Option<DialJob>,
-    /// Trunks still to try for a callback's resident leg.
-    pub trunks_left: Vec<String>,
+    /// The flow of a call the engine places.
+    pub flow: Option<Flow>,
     pub reported: bool,
     pub outstanding: u32,
     pub record: CallRecord,
@@ -332,6 +341,11 @@ pub struct CallControl {
     pub(crate) waiting: VecDeque<u64>,
     /// Callback jobs claimed from the store, waiting for a free operator.
     pub(crate) jobs: VecDeque<DialJob>,
+    /// Operator-first hand-offs waiting for a free operator (see
+    /// [`super::handoff`]).
+    pub(crate) handoffs: VecDeque<Held>,
+    /// People the informer put through (keypad 0), waiting for a free operator.
+    pub(crate) transfers: VecDeque<u64>,
     /// Calls answered after their callback was scheduled, and when: a job of
     /// theirs that arrives (or is still held) is dropped, never dialled.
     pub(crate) callbacks_cancelled: HashMap<String, Instant>,
@@ -406,6 +420,8 @@ impl CallControl {
             timers: BinaryHeap::new(),
             waiting: VecDeque::new(),
             jobs: VecDeque::new(),
+            handoffs: VecDeque::new(),
+            transfers: VecDeque::new(),
             callbacks_cancelled: HashMap::new(),
             refused_source: 0,
             rejected_unjournaled: 0,
@@ -462,10 +478,20 @@ impl CallControl {
                 if call.answered_at.is_none() {
                     // A callback cut short before the resident answered: the job
                     // goes back to the store with no attempt counted.
-                    if let Some(job) = call.job.take() {
+                    if let Some(job) = call.flow.as_ref().and_then(|f| f.errand().job()) {
                         held.push(job.id);
                     }
                 }
+                // A chain's call cut short counts as made (the dialer schedules the
+                // next one after the engine is back).
+                let attempt = call.flow.take().and_then(|f| f.attempt());
+                cc.report(
+                    attempt,
+                    crate::dialer::order::ChainEvent::Ended {
+                        outcome: crate::store::AttemptOutcome::Cancelled,
+                        sip_status: 503,
+                    },
+                );
                 let waiting = call.kind == Kind::Inbound
                     && call.answered_at.is_none()
                     && !matches!(call.stage, Stage::Leaving | Stage::Setup);
@@ -486,6 +512,15 @@ impl CallControl {
             });
         }
         held.extend(self.jobs.drain(..).map(|j| j.id));
+        for h in std::mem::take(&mut self.handoffs) {
+            self.report(
+                Some(h.order.attempt),
+                crate::dialer::order::ChainEvent::Ended {
+                    outcome: crate::store::AttemptOutcome::Cancelled,
+                    sip_status: 503,
+                },
+            );
+        }
         if !held.is_empty() {
             self.act(Action::ReleaseJobs(held));
         }
@@ -499,7 +534,7 @@ impl CallControl {
         ids.extend(
             self.calls
                 .values()
-                .filter_map(|c| c.job.as_ref().map(|j| j.id)),
+                .filter_map(|c| c.flow.as_ref().and_then(|f| f.errand().job()).map(|j| j.id)),
         );
         ids.sort_unstable_by_key(|id| id.0);
         ids.dedup();
@@ -560,7 +595,7 @@ impl CallControl {
                 if let Some(&(key, idx)) = self.by_media.get(&leg) {
                     self.with_call(now, key, |cc, call| {
                         cc.relay_digit(now, call, idx, digit, duration, true);
-                        cc.digit(now, call, idx, digit)
+                        cc.key_pressed(now, call, idx, digit)
                     });
                 }
             }
@@ -639,10 +674,12 @@ impl CallControl {
     /// meantime is dropped (the store cancels it).
     pub fn handle_dial_job(&mut self, now: Instant, job: DialJob) {
         let held = self.jobs.iter().any(|j| j.id == job.id)
-            || self
-                .calls
-                .values()
-                .any(|c| c.job.as_ref().is_some_and(|j| j.id == job.id));
+            || self.calls.values().any(|c| {
+                c.flow
+                    .as_ref()
+                    .and_then(|f| f.errand().job())
+                    .is_some_and(|j| j.id == job.id)
+            });
         if held {
             tracing::debug!(job = %job.id, "dial job already held; ignoring the second claim");
         } else if self.callback_obsolete(&job) {
@@ -655,29 +692,6 @@ impl CallControl {
             self.wants_dispatch = true;
         }
         self.process(now);
-    }
-
-    /// Whether a callback job's original call was answered after all.
-    pub(crate) fn callback_obsolete(&self, job: &DialJob) -> bool {
-        job.kind == crate::store::DialKind::Callback
-            && job
-                .call_id
-                .as_ref()
-                .is_some_and(|id| self.callbacks_cancelled.contains_key(id))
-    }
-
-    /// The original call got through: its callback jobs held in memory are
-    /// dropped, and the store is told to cancel them.
-    pub(crate) fn cancel_callbacks(&mut self, now: Instant, call: &CallId) {
-        self.callbacks_cancelled.insert(call.0.clone(), now);
-        // Remember for as long as a job of the call could still arrive.
-        let keep = self.config.queue.callback_deadline + crate::dialer::LEASE;
-        self.callbacks_cancelled
-            .retain(|_, at| now.saturating_duration_since(*at) <= keep);
-        self.jobs.retain(|j| {
-            !(j.kind == crate::store::DialKind::Callback && j.call_id.as_deref() == Some(&call.0))
-        });
-        self.act(Action::CancelJobs { call: call.clone() });
     }
 
     /// INVITEs refused since start because they came from an unknown address.
@@ -722,7 +736,7 @@ impl CallControl {
     fn calls_in_progress(&self) -> Vec<ActiveCall> {
         self.calls
             .values()
-            .filter(|c| matches!(c.kind, Kind::Inbound | Kind::Callback))
+            .filter(|c| matches!(c.kind, Kind::Inbound | Kind::Outbound))
             .map(|c| ActiveCall {
                 call: c.id.0.clone(),
                 tenant: c.tenant.clone(),
@@ -824,6 +838,7 @@ impl CallControl {
             self.operators.handle_timeout(now, wall);
             self.wants_dispatch = true;
         }
+        self.expire_held_handoffs(now);
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -865,6 +880,7 @@ impl CallControl {
             self.registrar.next_expiry(),
             self.trunks.next_deadline(),
             self.operators.next_deadline(),
+            self.next_held_deadline(),
             self.timers.peek().map(|Reverse((at, _, _))| *at),
         ]
         .into_iter()
@@ -888,7 +904,7 @@ impl CallControl {
 
     /// Runs what the endpoint reported, then offers waiting calls to free
     /// operators, then reports operator and trunk changes.
-    fn process(&mut self, now: Instant) {
+    pub(crate) fn process(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
             match event {
                 EndpointEvent::Request {
@@ -960,6 +976,7 @@ impl CallControl {
                 }
             }
             self.waiting.retain(|k| *k != key);
+            self.transfers.retain(|k| *k != key);
             return;
         }
         self.calls.insert(key, call);
@@ -1281,7 +1298,7 @@ impl CallControl {
         }
         if let Some(ext) = call.operator.clone() {
             let wall = self.wall(now);
-            if call.answered_at.is_some() {
+            if call.answered_at.is_some() || call.operator_connected {
                 self.operators.finish_call(&ext, now, wall);
             } else {
                 self.operators.release(&ext, now, wall);
@@ -1578,12 +1595,10 @@ impl CallControl {
             armed: Vec::new(),
             looked_up: false,
             forks: Vec::new(),
-            trunk: None,
-            auth_tried: false,
+            operator_connected: false,
             callback_scheduled: false,
             menu: None,
-            job: None,
-            trunks_left: Vec::new(),
+            flow: None,
             reported: false,
             outstanding: 0,
             record,
@@ -1708,7 +1723,7 @@ impl CallControl {
             }
             match pending {
                 Pending::Invite(idx) => {
-                    if cc.answer_challenge(now, key, call, idx, response) {
+                    if cc.answer_challenge(now, call, idx, response) {
                         return;
                     }
                     let Some(leg) = call.legs.get_mut(idx) else {
@@ -1759,13 +1774,13 @@ impl CallControl {
             Note::HungUp => self.leg_gone(now, call, idx, "hangup"),
             Note::Dtmf(d, duration) => {
                 self.relay_digit(now, call, idx, d, duration, false);
-                self.digit(now, call, idx, d)
+                self.key_pressed(now, call, idx, d)
             }
             Note::Hold(held) => self.hold(call, idx, held),
             other => match call.kind {
                 Kind::Forward => self.forward_note(now, key, call, idx, other),
                 Kind::Inbound | Kind::Legacy => self.operator_note(now, key, call, idx, other),
-                Kind::Callback => self.callback_note(now, key, call, idx, other),
+                Kind::Outbound => self.run_flow(now, call, Input::Note(idx, other)),
             },
         }
     }
@@ -1808,7 +1823,23 @@ impl CallControl {
         match call.kind {
             Kind::Forward => self.forward_gone(now, key, call, idx, why),
             Kind::Inbound | Kind::Legacy => self.inbound_gone(now, key, call, idx, why),
-            Kind::Callback => self.callback_gone(now, key, call, idx, why),
+            Kind::Outbound => self.run_flow(now, call, Input::Gone(idx)),
+        }
+    }
+
+    /// A key pressed on leg `idx` (RFC 4733 or SIP INFO): the IVR menu of a
+    /// resident's call, or the flow of an outbound one.
+    fn key_pressed(&mut self, now: Instant, call: &mut Call, idx: usize, digit: char) {
+        match call.kind {
+            Kind::Outbound => {
+                self.emit(
+                    "call.dtmf",
+                    call.tenant.clone(),
+                    json!({ "call": call.id, "digit": digit.to_string(), "stage": format!("{:?}", call.stage).to_lowercase() }),
+                );
+                self.run_flow(now, call, Input::Digit(idx, digit));
+            }
+            _ => self.digit(now, call, idx, digit),
         }
     }
 
@@ -1830,11 +1861,15 @@ impl CallControl {
                 self.drop_leg(now, key, call, 0);
                 self.finish(now, call, Disposition::Rejected, 200);
             }
+            AfterPlayback::Flow => self.run_flow(now, call, Input::PlaybackDone),
         }
     }
 
     fn timer_fired(&mut self, now: Instant, call: &mut Call, timer: CallTimer) {
         let key = call.key;
+        if call.kind == Kind::Outbound {
+            return self.run_flow(now, call, Input::Timer(timer));
+        }
         match timer {
             // Forward calls: the target's no-answer limit (see forward.rs).
             CallTimer::Ring if call.kind == Kind::Forward => self.forward_no_answer(now, key, call),
@@ -1843,6 +1878,7 @@ impl CallControl {
             CallTimer::CallbackDue => self.schedule_callback(now, call, "waited too long"),
             CallTimer::Menu => self.menu_timeout(now, call),
             CallTimer::Lookup => self.lookup_timeout(now, call),
+            CallTimer::Input | CallTimer::Decision => {}
         }
     }
 

@@ -386,7 +386,7 @@ impl Harness {
             .cc
             .calls
             .iter()
-            .find(|(_, c)| c.caller == caller && c.kind != Kind::Callback)
+            .find(|(_, c)| c.caller == caller && c.kind != Kind::Outbound)
             .expect("the call is live");
         (*k, c.id.clone())
     }
@@ -815,7 +815,7 @@ fn a_callback_forks_to_every_contact_and_keeps_the_answering_one() {
     let (k, c) =
         h.cc.calls
             .iter()
-            .find(|(_, c)| c.kind == Kind::Callback)
+            .find(|(_, c)| c.kind == Kind::Outbound)
             .map(|(k, c)| (*k, c.legs[0].tag.clone()))
             .unwrap();
     let _ = c;
@@ -831,7 +831,7 @@ fn shutting_down_schedules_callbacks_for_waiting_callers_and_hands_jobs_back() {
     h.dial_job(10, "+79120000010", Some("etalon"), None);
     // Job 9's callback is ringing its operator; job 10 waits in memory.
     h.on_duty("1001", "pass1001", addr(PHONE_1001));
-    assert!(h.cc.calls.values().any(|c| c.kind == Kind::Callback));
+    assert!(h.cc.calls.values().any(|c| c.kind == Kind::Outbound));
     let (_, waiting) = h.call_of(caller);
     h.cc.hang_up_all(h.now);
     h.drain();

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::control::{Action, CallControl, CallEvent, CallerContext};
 use super::handle::Envelope;
+use crate::dialer::order::{ChainReport, ToCalls};
 use crate::events::EventBus;
 use crate::media::MediaEvent;
 use crate::sip::transport::driver::{CoreLoad, Inbound, Transports};
@@ -75,6 +76,10 @@ pub struct Core {
     pub stats: Arc<CallStats>,
     /// Where the engine is in its life.
     pub shutdown: watch::Receiver<Shutdown>,
+    /// The dialer's orders for the calls of hand-off chains.
+    pub chain_orders: mpsc::UnboundedReceiver<ToCalls>,
+    /// Where what happens to those calls is reported.
+    pub chain_reports: mpsc::UnboundedSender<ChainReport>,
 }
 
 /// The engine's phases of shutdown.
@@ -102,6 +107,8 @@ pub async fn run(core: Core) {
         events,
         stats,
         mut shutdown,
+        mut chain_orders,
+        chain_reports,
     } = core;
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
@@ -120,6 +127,7 @@ pub async fn run(core: Core) {
             &store,
             &lookup_tx,
             &writer,
+            &chain_reports,
         );
         if draining && control.active_calls() == 0 && control.pending_recordings() == 0 {
             tracing::info!("all calls ended and recordings closed; call core stopping");
@@ -145,6 +153,7 @@ pub async fn run(core: Core) {
             Some(event) = media.recv() => control.handle_media(now(), event),
             Some((call, context)) = lookups.recv() => control.handle_lookup(now(), call, context),
             Some(job) = jobs.recv() => control.handle_dial_job(now(), job),
+            Some(order) = chain_orders.recv() => control.handle_chain(now(), order),
             _ = sleep_until(deadline) => control.handle_timeout(now()),
             query = queries.recv() => {
                 if let Some((query, reply)) = query {
@@ -225,6 +234,7 @@ fn flush(
     store: &Store,
     lookups: &mpsc::UnboundedSender<(u64, Option<CallerContext>)>,
     writer: &mpsc::UnboundedSender<Action>,
+    chain_reports: &mpsc::UnboundedSender<ChainReport>,
 ) {
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
@@ -255,6 +265,11 @@ fn flush(
                     });
                     let _ = lookups.send((call, context));
                 });
+            }
+            Action::Chain(report) => {
+                // The dialer writes it; nothing is lost if it has stopped (the
+                // attempt then counts as made, outcome unknown, on restart).
+                let _ = chain_reports.send(report);
             }
             other => {
                 let _ = writer.send(other);
@@ -638,7 +653,7 @@ async fn write(
         Action::CancelJobs { call } => {
             crate::dialer::cancel_callbacks_of(store, &call.0, Utc::now()).await
         }
-        Action::Lookup { .. } => Ok(()),
+        Action::Lookup { .. } | Action::Chain(_) => Ok(()),
     }
 }
 

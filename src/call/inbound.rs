@@ -168,18 +168,35 @@ impl CallControl {
     /// `call.ringing`.
     pub(crate) fn offered_payload(&self, call: &Call) -> Value {
         let info = call.context.as_ref().map(|c| &c.info);
-        let tenant_name = info.and_then(|i| i.tenant.as_ref()).map(|t| t.name.clone());
+        let errand = call.flow.as_ref().map(|f| f.errand());
+        let handoff = match errand {
+            Some(super::outbound::Errand::Handoff { order, .. }) => {
+                Some(CallControl::handoff_card(order))
+            }
+            _ => None,
+        };
+        let tenant_name = info
+            .and_then(|i| i.tenant.as_ref())
+            .map(|t| t.name.clone())
+            .or_else(|| match errand {
+                Some(super::outbound::Errand::Handoff { order, .. }) => {
+                    Some(order.card.tenant_name.clone())
+                }
+                _ => None,
+            });
+        let outbound = call.kind == Kind::Outbound;
         json!({
             "call": call.id,
-            "direction": if call.kind == Kind::Callback { "outbound" } else { "inbound" },
-            "purpose": call.job.as_ref().map(|j| j.kind),
-                        "from": if call.kind == Kind::Callback { call.record.from_number.clone() } else { call.caller.clone() },
+            "direction": if outbound { "outbound" } else { "inbound" },
+            "purpose": errand.map(|e| e.purpose()),
+            "from": if outbound { call.record.from_number.clone() } else { call.caller.clone() },
             "to": call.dialled,
             "number_kind": call.number.as_ref().map(|n| n.kind.as_str()),
             "city": call.city,
             "tenant": call.tenant,
             "tenant_name": tenant_name,
-            "original_call": call.job.as_ref().and_then(|j| j.call_id.clone()),
+            "original_call": errand.and_then(|e| e.job()).and_then(|j| j.call_id.clone()),
+            "handoff": handoff,
             "caller": info.map(|i| json!({
                 "phone": i.phone,
                 "address": i.address,
@@ -217,8 +234,8 @@ impl CallControl {
             }
         }
         call.context = context;
-        if call.kind == Kind::Callback {
-            return self.callback_looked_up(now, call);
+        if call.kind == Kind::Outbound {
+            return self.outbound_offered(now, call);
         }
         self.emit(
             "call.offered",
@@ -488,7 +505,8 @@ impl CallControl {
     }
 
     /// Offers calls to free operators: callback jobs first (they have a deadline),
-    /// then callers in the order they joined the queue.
+    /// then callers in the order they joined the queue, then the hand-offs of
+    /// tickets' chains ([`super::handoff`]).
     ///
     /// Runs in bounded time whatever fails: each job and each caller is looked at
     /// once per round; an operator whose softphone cannot be rung now (the binding
@@ -561,9 +579,13 @@ impl CallControl {
                 outcome = cc.offer_to_an_operator(now, call, &mut unreachable);
             });
             if outcome.is_err() {
-                break;
+                return;
             }
         }
+        // Then the tickets' hand-offs: the people the informer put through, who are
+        // on the line, before the calls the engine has yet to place.
+        self.dispatch_transfers(now, &mut unreachable);
+        self.dispatch_handoffs(now, &mut unreachable);
     }
 
     /// Rings the best operator free for a queued call, trying the next one while a
@@ -734,9 +756,6 @@ impl CallControl {
 
     /// The operator did not answer in time: ring the next one.
     pub(crate) fn ring_timeout(&mut self, now: Instant, key: u64, call: &mut Call) {
-        if call.kind == Kind::Callback {
-            return self.callback_ring_timeout(now, key, call);
-        }
         if call.stage != Stage::Ringing {
             return;
         }

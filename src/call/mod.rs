@@ -6,7 +6,10 @@
 //! - [`forward`]: the B2BUA for `forward` numbers;
 //! - [`inbound`]: residents calling tenant, citywide and legacy numbers (greeting,
 //!   notices, IVR, the queue, the 5-minute rule) and staff calling the dispatch line;
-//! - [`callback`]: calling residents and staff back through the trunks;
+//! - [`outbound`]: calls the engine places, each flow its own state machine
+//!   (operator first, the informer), on one way of dialling through the trunks;
+//! - [`callback`]: calling residents and staff back (operator first);
+//! - [`handoff`]: the calls of tickets' hand-off chains, as the dialer orders them;
 //! - [`announcements`]: what a caller hears, as prompt names;
 //! - [`operators`], [`trunks`], [`routing`]: the operators' states, the providers,
 //!   and which number does what;
@@ -20,10 +23,12 @@ pub mod control;
 pub mod driver;
 pub mod forward;
 pub mod handle;
+pub mod handoff;
 pub mod inbound;
 pub(crate) mod leg;
 pub mod media_port;
 pub mod operators;
+pub mod outbound;
 pub mod routing;
 pub mod trunks;
 

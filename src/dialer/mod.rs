@@ -2,6 +2,7 @@
 //! restart.
 //!
 //! - [`chain`]: one ticket's hand-off chain as a sans-IO state machine;
+//! - [`order`]: what the dialer and the call layer say about a chain's calls;
 //!
 //! This module itself owns the policy around the jobs the store keeps: which kinds
 //! this engine runs (callbacks for the 5-minute rule and staff callbacks; status
@@ -18,6 +19,7 @@
 use std::time::Duration;
 
 pub mod chain;
+pub mod order;
 
 use chrono::{DateTime, Utc};
 
@@ -36,37 +38,70 @@ pub const POLL: Duration = Duration::from_secs(2);
 
 /// How a SIP attempt at the far party ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// A final status from the far side (or its provider).
-    Status(u16),
-    /// No response at all.
+pub struct Ending {
+    /// The final status from the far side or its provider (0 when none came).
+    pub status: u16,
+    /// A provisional with ringing (180/183) came first: the far end's phone rang,
+    /// so a 408 or 480 is the person not answering, not the provider failing.
+    pub rang: bool,
+    /// No final response came at all.
+    pub silence: Option<Silence>,
+}
+
+/// Why no final response came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// Timer B ran out.
     Timeout,
-    /// The provider could not be reached.
-    Unreachable,
+    /// The provider could not be reached (ICMP, TCP refused).
+    Transport,
 }
 
-/// What an attempt counts as.
+impl Ending {
+    /// A final status after ringing or not.
+    pub fn status(status: u16, rang: bool) -> Self {
+        Self {
+            status,
+            rang,
+            silence: None,
+        }
+    }
+
+    /// No final response at all.
+    pub fn silence(why: Silence, rang: bool) -> Self {
+        Self {
+            status: 0,
+            rang,
+            silence: Some(why),
+        }
+    }
+}
+
+/// What an attempt counts as (CHAINS.md, case 4): answered; busy (486, 600); no
+/// answer (our ring timer, or 408/480 from the far end while ringing); rejected
+/// (603); unreachable (404, 484, 604, 480 before any ringing); failed (5xx, a 408
+/// or silence from the provider, transport errors, anything else).
 pub fn outcome(ending: Ending) -> DialAttemptOutcome {
-    match ending {
-        Ending::Timeout => DialAttemptOutcome::NoAnswer,
-        Ending::Unreachable => DialAttemptOutcome::Unreachable,
-        Ending::Status(200..=299) => DialAttemptOutcome::Answered,
-        Ending::Status(486 | 600) => DialAttemptOutcome::Busy,
-        // 408 from the far end is its ring timer running out.
-        Ending::Status(408) => DialAttemptOutcome::NoAnswer,
-        Ending::Status(603) => DialAttemptOutcome::Rejected,
-        // 480: the subscriber's phone is off or out of coverage.
-        Ending::Status(480 | 404 | 484 | 604) => DialAttemptOutcome::Unreachable,
-        Ending::Status(_) => DialAttemptOutcome::Failed,
+    if ending.silence.is_some() {
+        return DialAttemptOutcome::Failed;
+    }
+    match ending.status {
+        200..=299 => DialAttemptOutcome::Answered,
+        486 | 600 => DialAttemptOutcome::Busy,
+        603 => DialAttemptOutcome::Rejected,
+        408 | 480 if ending.rang => DialAttemptOutcome::NoAnswer,
+        480 | 404 | 484 | 604 => DialAttemptOutcome::Unreachable,
+        _ => DialAttemptOutcome::Failed,
     }
 }
 
-/// Whether another trunk should be tried: the provider failed, not the party.
+/// Whether another trunk should be tried within the same attempt: the provider
+/// failed (5xx, 408 before any ringing, no response at all), not the party. Busy,
+/// 480 and 603 are the party's answer and never fail over.
 pub fn fail_over(ending: Ending) -> bool {
-    match ending {
-        Ending::Timeout | Ending::Unreachable => true,
-        Ending::Status(status) => status == 408 || (500..600).contains(&status),
-    }
+    ending.silence.is_some()
+        || (500..600).contains(&ending.status)
+        || (ending.status == 408 && !ending.rang)
 }
 
 /// Claims up to `limit` due jobs of the kinds this engine runs.
@@ -167,32 +202,42 @@ mod tests {
 
     #[test]
     fn outcomes_are_kept_apart() {
-        assert_eq!(outcome(Ending::Status(486)), DialAttemptOutcome::Busy);
-        assert_eq!(
-            outcome(Ending::Status(480)),
-            DialAttemptOutcome::Unreachable
-        );
-        assert_eq!(outcome(Ending::Status(408)), DialAttemptOutcome::NoAnswer);
-        assert_eq!(outcome(Ending::Status(603)), DialAttemptOutcome::Rejected);
-        assert_eq!(
-            outcome(Ending::Status(404)),
-            DialAttemptOutcome::Unreachable
-        );
-        assert_eq!(outcome(Ending::Status(503)), DialAttemptOutcome::Failed);
-        assert_eq!(outcome(Ending::Timeout), DialAttemptOutcome::NoAnswer);
-        assert_eq!(
-            outcome(Ending::Unreachable),
-            DialAttemptOutcome::Unreachable
-        );
+        use DialAttemptOutcome::*;
+        let cases = [
+            (Ending::status(200, true), Answered),
+            (Ending::status(486, false), Busy),
+            (Ending::status(600, true), Busy),
+            (Ending::status(603, true), Rejected),
+            (Ending::status(480, true), NoAnswer),
+            (Ending::status(408, true), NoAnswer),
+            (Ending::status(480, false), Unreachable),
+            (Ending::status(404, false), Unreachable),
+            (Ending::status(484, false), Unreachable),
+            (Ending::status(604, false), Unreachable),
+            (Ending::status(503, false), Failed),
+            (Ending::status(408, false), Failed),
+            (Ending::status(488, false), Failed),
+            (Ending::silence(Silence::Timeout, false), Failed),
+            (Ending::silence(Silence::Transport, false), Failed),
+        ];
+        for (ending, expected) in cases {
+            assert_eq!(outcome(ending), expected, "{ending:?}");
+        }
     }
 
     #[test]
     fn failover_only_when_the_provider_failed() {
-        assert!(fail_over(Ending::Status(503)));
-        assert!(fail_over(Ending::Status(408)));
-        assert!(fail_over(Ending::Timeout));
-        for party in [486, 480, 603, 404] {
-            assert!(!fail_over(Ending::Status(party)), "{party}");
+        assert!(fail_over(Ending::status(503, false)));
+        assert!(fail_over(Ending::status(500, true)));
+        assert!(fail_over(Ending::status(408, false)));
+        assert!(fail_over(Ending::silence(Silence::Timeout, false)));
+        assert!(fail_over(Ending::silence(Silence::Transport, false)));
+        assert!(
+            !fail_over(Ending::status(408, true)),
+            "the person's own ring timer"
+        );
+        for party in [486, 600, 480, 603, 404] {
+            assert!(!fail_over(Ending::status(party, false)), "{party}");
         }
     }
 }

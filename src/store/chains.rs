@@ -97,6 +97,20 @@ text_enum! {
     }
 }
 
+impl From<super::DialAttemptOutcome> for AttemptOutcome {
+    fn from(o: super::DialAttemptOutcome) -> Self {
+        use super::DialAttemptOutcome as D;
+        match o {
+            D::Answered => Self::Answered,
+            D::Busy => Self::Busy,
+            D::NoAnswer => Self::NoAnswer,
+            D::Rejected => Self::Rejected,
+            D::Unreachable => Self::Unreachable,
+            D::Failed => Self::Failed,
+        }
+    }
+}
+
 /// One call a chain placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainAttempt {

@@ -48,6 +48,9 @@ text_enum! {
         NoAnswer = "no-answer",
         /// 480 / unreachable subscriber.
         Unreachable = "unreachable",
+        /// The engine gave up on the call before it was answered (the ticket it
+        /// was about was accepted by somebody else, or closed).
+        Cancelled = "cancelled",
     }
 }
 
