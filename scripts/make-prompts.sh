@@ -70,6 +70,13 @@ say informer-address.wav "Адрес"
 say informer-accept.wav "Чтобы принять заявку, нажмите один."
 say informer-decline.wav "Чтобы отказаться, нажмите два."
 say informer-accepted.wav "Заявка принята. Спасибо."
+say informer-ticket-planned.wav "Вам передана плановая заявка номер"
+say informer-ticket-paid.wav "Вам передана платная заявка номер"
+say informer-address-ask.wav "Адрес заявки уточните у диспетчера."
+say informer-deadline.wav "Срок выполнения:"
+say informer-operator.wav "Чтобы соединиться с диспетчером, нажмите ноль."
+say informer-declined.wav "Спасибо. Заявка будет передана следующему сотруднику."
+say informer-taken.wav "Заявка уже принята другим сотрудником. Спасибо."
 say status-check-intro.wav "Проверка выполнения заявки номер"
 say status-check-menu.wav "Если работы выполнены, нажмите один. Если работы ещё ведутся, нажмите два."
 say resident-registered.wav "Ваша заявка зарегистрирована. Номер заявки:"
@@ -110,6 +117,58 @@ say unit/minute-5.wav "минут"
 say unit/hour-1.wav "час"
 say unit/hour-2.wav "часа"
 say unit/hour-5.wav "часов"
+# House numbers in addresses: «дом пятьдесят один корпус два», «дом двенадцать дробь один».
+say unit/house.wav "дом"
+say unit/building.wav "корпус"
+say unit/slash.wav "дробь"
+
+# --- Names the informer says (dialer::message): companies, work types, streets --------
+# File names are the codes (tenant, work type) or the street transliterated to ASCII
+# (dialer::message::street_prompt). These are the demo data set's; a company that
+# goes live adds its own the same way (a street without a prompt is not said, and
+# the informer asks the person to check the address with the dispatcher).
+mkdir -p "$out/tenant" "$out/work" "$out/street"
+say tenant/etalon.wav "Управляющая компания Эталон."
+say tenant/uyut.wav "Управляющая компания Уют."
+say work/plumbing.wav "Водоснабжение и водоотведение."
+say work/heating.wav "Отопление."
+say work/electrical.wav "Электроснабжение."
+say work/lift.wav "Лифтовое хозяйство."
+say work/intercom.wav "Домофоны и двери."
+say work/roof.wav "Кровля и фасад."
+say work/general.wav "Общестроительные работы."
+while read -r file text; do
+  say "street/$file.wav" "$text"
+done <<'STREETS'
+malysheva улица Малышева
+vaynera улица Вайнера
+kuybysheva улица Куйбышева
+belinskogo улица Белинского
+radishcheva улица Радищева
+sheynkmana улица Шейнкмана
+khokhryakova улица Хохрякова
+kosmonavtov проспект Космонавтов
+pobedy улица Победы
+kirovgradskaya улица Кировградская
+donbasskaya улица Донбасская
+ilicha улица Ильича
+bakinskikh-komissarov улица Бакинских Комиссаров
+mira улица Мира
+gagarina улица Гагарина
+komsomolskaya улица Комсомольская
+studencheskaya улица Студенческая
+kulibina улица Кулибина
+bazhova улица Бажова
+pervomayskaya улица Первомайская
+furmanova улица Фурманова
+shchorsa улица Щорса
+aviatsionnaya улица Авиационная
+chaykovskogo улица Чайковского
+krestinskogo улица Крестинского
+rodonitovaya улица Родонитовая
+bolshakova улица Большакова
+lenina улица Ленина
+STREETS
 
 # Dates after «Время восстановления:»: the day as a neuter ordinal (nominative), the
 # month in the genitive; 21–29 and 31 are num/20 or num/30 + the ordinal of the unit.

@@ -116,10 +116,16 @@ pub struct Engine {
     pub store: crate::store::Store,
     /// The media engine (for its statistics).
     pub media: crate::media::MediaEngine,
+    /// The hand-off chains of this node.
+    pub chains: crate::dialer::driver::ChainHandle,
+    /// This node's stable id (its leases on dial jobs and chains).
+    pub node: String,
     ws_clients: Arc<crate::console::ws::WsStats>,
     shutdown: watch::Sender<Shutdown>,
+    stopping: watch::Sender<bool>,
     http_stop: watch::Sender<bool>,
     core: JoinHandle<()>,
+    dialer: JoinHandle<()>,
     http: JoinHandle<()>,
 }
 
@@ -216,6 +222,7 @@ impl Engine {
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
+        let node = node_id(&config.database.data_dir)?;
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
@@ -227,12 +234,38 @@ impl Engine {
             media: media_events,
             queries,
             store: store.clone(),
-            node: format!("{}-{}", sip_addr, std::process::id()),
+            node: node.clone(),
             events: events.clone(),
             stats: stats.clone(),
             shutdown: shutdown_rx,
             chain_orders,
             chain_reports,
+        }));
+
+        let (chain_handle, chain_commands) = crate::dialer::driver::ChainHandle::channel();
+        let (stopping_tx, stopping) = watch::channel(false);
+        let library = media.prompts().clone();
+        let runner = crate::dialer::runner::ChainRunner::new(
+            store.clone(),
+            events.clone(),
+            crate::dialer::runner::RunnerSettings {
+                node: node.clone(),
+                chains: Arc::new(config.chains.clone()),
+                language: config.media.language.clone(),
+                lease: crate::dialer::CHAIN_LEASE,
+                catch_up: Duration::from_secs(24 * 3600),
+            },
+            Arc::new(move |p: &str| library.contains(p)),
+            chain_orders_tx,
+            tokio::time::Instant::now().into_std(),
+            chrono::Utc::now(),
+        );
+        let dialer = tokio::spawn(crate::dialer::driver::run(crate::dialer::driver::Task {
+            runner,
+            reports: chain_reports_rx,
+            commands: chain_commands,
+            bus: events.clone(),
+            stopping,
         }));
 
         let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -242,7 +275,8 @@ impl Engine {
             .local_addr()
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
         let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
-            .with_calls(call_handle.clone());
+            .with_calls(call_handle.clone())
+            .with_chains(chain_handle.clone());
         let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats());
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
@@ -273,10 +307,14 @@ impl Engine {
             sip: transports.stats(),
             store,
             media,
+            chains: chain_handle,
+            node,
             ws_clients,
             shutdown,
+            stopping: stopping_tx,
             http_stop,
             core,
+            dialer,
             http,
         })
     }
@@ -285,6 +323,7 @@ impl Engine {
     /// to `grace` to end by themselves, then the rest are ended cleanly (BYE,
     /// recordings closed and flushed, journal written) and everything closes.
     pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stopping.send(true);
         let _ = self.shutdown.send(Shutdown::Draining);
         let mut core = self.core;
         if tokio::time::timeout(grace, &mut core).await.is_err() {
@@ -296,6 +335,16 @@ impl Engine {
                 tracing::error!("calls could not be ended cleanly in 15 s; stopping anyway");
                 core.abort();
             }
+        }
+        // The dialer writes what the core reported while ending its calls, then
+        // hands its chains back.
+        let mut dialer = self.dialer;
+        if tokio::time::timeout(Duration::from_secs(10), &mut dialer)
+            .await
+            .is_err()
+        {
+            tracing::error!("the dialer did not stop in 10 s; stopping anyway");
+            dialer.abort();
         }
         self.media.shutdown();
         // Websocket clients get a 1001 close frame (they reconnect with `since` to
@@ -313,6 +362,47 @@ impl Engine {
         }
         let _ = self.http_stop.send(true);
         let _ = self.http.await;
+    }
+}
+
+/// This node's stable id: `node-id` in the data directory, created with a random
+/// id on the first start. Leases on dial jobs and chains are held under it, so a
+/// node that restarts (after a crash too) takes its own work back at once instead
+/// of waiting for the leases to lapse.
+pub fn node_id(data_dir: &std::path::Path) -> Result<String, crate::Error> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Ok(id.to_owned());
+            }
+            Err(crate::Error::io(
+                format!(
+                    "{}: a node id is 1 to 64 letters, digits, '-', '_' or '.'",
+                    path.display()
+                ),
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| crate::Error::io(format!("creating {}", data_dir.display()), e))?;
+            let id = format!("node-{:08x}", rand::random::<u32>());
+            // Written whole or not at all: a crash never leaves half an id.
+            let tmp = data_dir.join("node-id.tmp");
+            std::fs::write(&tmp, format!("{id}\n"))
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+            tracing::info!(node = %id, file = %path.display(), "this node's id was created");
+            Ok(id)
+        }
+        Err(e) => Err(crate::Error::io(format!("reading {}", path.display()), e)),
     }
 }
 

@@ -22,7 +22,7 @@
 //!
 //! Pure functions: the flows turn the result into a playlist.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, Number, NumberKind};
@@ -51,6 +51,11 @@ pub(crate) fn fixed_prompts(config: &Config) -> Vec<String> {
     names.extend(OUTAGE_KINDS.iter().map(|(_, p)| *p));
     let mut out: Vec<String> = names.into_iter().map(|n| prompt(config, n)).collect();
     out.extend(speech::fragments(&config.media.language));
+    // The informer's own phrases (names of companies, work types and streets are
+    // optional: the message leaves out what has no prompt).
+    out.extend(crate::dialer::message::fixed_prompts(
+        &config.media.language,
+    ));
     out
 }
 
@@ -114,29 +119,13 @@ pub(crate) fn notices(
     out
 }
 
-/// When an outage ends, as the caller should hear it in the city's zone (UTC when
-/// unknown): the time alone on the day of the call, «завтра» and the time on the
-/// next day, otherwise the date and the time.
 fn restore_time(
     lang: &str,
     at: DateTime<Utc>,
     zone: Option<Tz>,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, speech::SpeechError> {
-    let zone = zone.unwrap_or(chrono_tz::UTC);
-    let (at, today) = (
-        at.with_timezone(&zone),
-        now.with_timezone(&zone).date_naive(),
-    );
-    let day = at.date_naive();
-    let mut out = Vec::new();
-    if today.succ_opt() == Some(day) {
-        out.push(speech::tomorrow(lang));
-    } else if day != today {
-        out.extend(speech::date(lang, at.day(), at.month())?);
-    }
-    out.extend(speech::time_of_day(lang, at.hour(), at.minute())?);
-    Ok(out)
+    speech::moment(lang, at, zone.unwrap_or(chrono_tz::UTC), now)
 }
 
 /// "The number has changed, please call N" and goodbye; N is read as a telephone

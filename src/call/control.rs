@@ -323,7 +323,7 @@ pub struct CallControl {
     wall_anchor: (Instant, DateTime<Utc>),
     admission: Admission,
     rate: RateLimiter,
-    draining: bool,
+    pub(crate) draining: bool,
     refused_overload: u64,
     next_key: u64,
     pub(crate) calls: HashMap<u64, Call>,
@@ -791,7 +791,7 @@ impl CallControl {
         answer
     }
 
-    fn board(&self, now: Instant) -> Board {
+    pub(crate) fn board(&self, now: Instant) -> Board {
         let waiting = self
             .waiting
             .iter()
@@ -1919,7 +1919,3 @@ impl CallControl {
         );
     }
 }
-
-#[cfg(test)]
-#[path = "core_tests.rs"]
-mod core_tests;

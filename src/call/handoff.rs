@@ -55,6 +55,18 @@ impl CallControl {
             tracing::warn!(attempt = %order.attempt, "the same chain attempt was ordered twice; ignored");
             return;
         }
+        if self.draining {
+            // The engine is stopping: no new calls. The attempt counts as made and
+            // the dialer goes on after the restart.
+            self.report(
+                Some(order.attempt),
+                ChainEvent::Ended {
+                    outcome: AttemptOutcome::Cancelled,
+                    sip_status: 503,
+                },
+            );
+            return;
+        }
         match order.reach {
             Reach::Informer => self.start_informer(now, order),
             Reach::OperatorFirst => {

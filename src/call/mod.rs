@@ -32,6 +32,13 @@ pub mod outbound;
 pub mod routing;
 pub mod trunks;
 
+#[cfg(test)]
+mod core_tests;
+#[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
+mod test_harness;
+
 pub use control::{Action, Admission, CallControl, CallEvent, CallId, CallerContext, Disposition};
 pub use handle::CallHandle;
 pub use operators::{OperatorState, OperatorView};

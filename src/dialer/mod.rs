@@ -3,6 +3,9 @@
 //!
 //! - [`chain`]: one ticket's hand-off chain as a sans-IO state machine;
 //! - [`order`]: what the dialer and the call layer say about a chain's calls;
+//! - [`message`]: what the informer says about a ticket;
+//! - [`runner`]: the chains of this node, tied to the store, the bus and the calls;
+//! - [`driver`]: the tokio task that runs them, and the handle the API uses;
 //!
 //! This module itself owns the policy around the jobs the store keeps: which kinds
 //! this engine runs (callbacks for the 5-minute rule and staff callbacks; status
@@ -19,7 +22,10 @@
 use std::time::Duration;
 
 pub mod chain;
+pub mod driver;
+pub mod message;
 pub mod order;
+pub mod runner;
 
 use chrono::{DateTime, Utc};
 
@@ -32,6 +38,10 @@ pub const KINDS: [DialKind; 2] = [DialKind::Callback, DialKind::StaffCallback];
 
 /// How long a claimed job is ours before another node may take it.
 pub const LEASE: Duration = Duration::from_secs(600);
+
+/// How long a hand-off chain is its node's without renewing: a node that dies is
+/// replaced by another within this (a restarting node takes its own back at once).
+pub const CHAIN_LEASE: Duration = Duration::from_secs(60);
 
 /// How often due jobs are claimed.
 pub const POLL: Duration = Duration::from_secs(2);

@@ -225,6 +225,31 @@ pub fn date(lang: &str, day: u32, month: u32) -> Result<Vec<String>, SpeechError
     Ok(out)
 }
 
+/// A moment said as people say it relative to `now`, in the city's time `zone`:
+/// the time of day today, «завтра» and the time tomorrow, or the date and the time
+/// («двадцать второе ноября восемнадцать часов»).
+pub fn moment(
+    lang: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    zone: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, SpeechError> {
+    use chrono::{Datelike, Timelike};
+    let (at, today) = (
+        at.with_timezone(&zone),
+        now.with_timezone(&zone).date_naive(),
+    );
+    let day = at.date_naive();
+    let mut out = Vec::new();
+    if today.succ_opt() == Some(day) {
+        out.push(tomorrow(lang));
+    } else if day != today {
+        out.extend(date(lang, at.day(), at.month())?);
+    }
+    out.extend(time_of_day(lang, at.hour(), at.minute())?);
+    Ok(out)
+}
+
 /// «завтра», said before a time of day on the next day.
 pub fn tomorrow(lang: &str) -> String {
     date_part(lang, "tomorrow")

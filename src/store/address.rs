@@ -43,6 +43,40 @@ const APARTMENT: &[&str] = &["кв", "квартира", "оф", "офис"];
 
 /// The comparison key of an address (see the module doc).
 pub fn address_key(address: &str) -> String {
+    let (street, house) = split_address(address);
+    let mut key = street.join(" ");
+    if !house.is_empty() {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        key.push_str(&join_house_parts(&house));
+    }
+    key
+}
+
+/// An address as it is said: the street's words (type words dropped, folded as
+/// in the key: `ленина`, `8 марта`) and the house part (`5`, `5к2`, `12/1`,
+/// `5а`), when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpokenAddress {
+    /// The street's words.
+    pub street: String,
+    /// The house number and its parts, joined as in the key.
+    pub house: Option<String>,
+}
+
+/// The street and the house of an address (see [`SpokenAddress`]).
+pub fn spoken_address(address: &str) -> SpokenAddress {
+    let (street, house) = split_address(address);
+    SpokenAddress {
+        street: street.join(" "),
+        house: (!house.is_empty()).then(|| join_house_parts(&house)),
+    }
+}
+
+/// The address's words without noise, split at the first number: the street's
+/// words and the house's parts.
+fn split_address(address: &str) -> (Vec<String>, Vec<String>) {
     let folded = address
         .to_lowercase()
         .replace('ё', "е")
@@ -72,15 +106,8 @@ pub fn address_key(address: &str) -> String {
         .iter()
         .position(|w| w.starts_with(|c: char| c.is_ascii_digit()))
         .unwrap_or(words.len());
-    let (street, house) = words.split_at(first_number);
-    let mut key = street.join(" ");
-    if !house.is_empty() {
-        if !key.is_empty() {
-            key.push(' ');
-        }
-        key.push_str(&join_house_parts(house));
-    }
-    key
+    let house = words.split_off(first_number);
+    (words, house)
 }
 
 /// Joins the house part: letters and the `к`/`с` markers attach to the number before

@@ -500,6 +500,20 @@ impl Store {
         Ok(result)
     }
 
+    /// Adds a line to a ticket's history without changing its status (a step of
+    /// its hand-off chain: escalated to level 2, declined by someone, exhausted).
+    /// Does not bump the version and publishes nothing: the chain's own event says
+    /// it.
+    pub async fn ticket_note(
+        &self,
+        id: TicketId,
+        actor: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, note(id, actor, note, now))
+    }
+
     /// The tenant of each of these tickets that exists, in one query (to check a
     /// bulk request's tickets are all the caller's).
     pub async fn ticket_tenants(

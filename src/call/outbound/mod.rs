@@ -227,8 +227,12 @@ impl CallControl {
         })
     }
 
-    /// `dial.attempt`: the party's phone is being dialled.
+    /// `dial.attempt`: the party's phone is being dialled. The dialer publishes
+    /// those of chain calls itself (when it writes the attempt).
     pub(crate) fn dial_attempt_event(&mut self, call: &Call, errand: &Errand, trunk: &str) {
+        if matches!(errand, Errand::Handoff { .. }) {
+            return;
+        }
         let mut payload = json!({
             "call": call.id,
             "target": errand.target(),
@@ -253,8 +257,12 @@ impl CallControl {
         self.emit("dial.attempt", call.tenant.clone(), payload);
     }
 
-    /// `dial.outcome`: how the attempt at the party ended.
+    /// `dial.outcome`: how the attempt at the party ended (the dialer publishes
+    /// those of chain calls itself, with the outcome it stored).
     pub(crate) fn dial_outcome_event(&mut self, call: &Call, errand: &Errand, outcome: &str) {
+        if matches!(errand, Errand::Handoff { .. }) {
+            return;
+        }
         let mut payload =
             json!({ "call": call.id, "outcome": outcome, "purpose": errand.purpose() });
         match errand {

@@ -24,10 +24,14 @@
 //! GET    /tickets                         ?status&open&category&tenant&house_id&executor_id&from&to&number&offset&limit
 //! POST   /tickets                         register with automatic assignment
 //! POST   /tickets/status                  bulk status change {"ids","status","note"}
-//! GET    /tickets/{id}                    with chain, history, comments
+//! GET    /tickets/{id}                    with its hand-off chain (every attempt), history, comments
 //! POST   /tickets/{id}/status             {"status","note","version"?}
 //! POST   /tickets/{id}/comments           {"text"}
 //! POST   /tickets/{id}/supplier-tickets   {"supplier","supplier_number"?,"recheck_at"?}: hand over to a РСО
+//! POST   /tickets/{id}/chain/restart      a new hand-off chain for a ticket whose chain ended (supervisors)
+//! GET    /chains                          running chains and exhausted ones not yet acted on
+//! POST   /chains/{id}/attempts/{seq}/result  {"result": accepted|declined|not-reached}: the operator's record
+//! POST   /chains/{id}/acknowledge         a supervisor acted on an exhausted chain
 //! GET    /supplier-tickets/due            ?limit: open hand-overs whose re-check time has come
 //! GET    /supplier-tickets/{id}
 //! PATCH  /supplier-tickets/{id}           {"status"?,"supplier_number"?,"recheck_at"?}
@@ -63,6 +67,7 @@
 
 pub mod auth;
 pub mod board;
+mod chains;
 mod directory;
 mod error;
 pub(crate) mod extract;
@@ -111,6 +116,9 @@ pub struct ApiState {
     /// The call core, for operators' states and the board; `None` when the API runs
     /// without an engine (those routes then answer 503).
     pub calls: Option<CallHandle>,
+    /// The hand-off chains of this node; `None` when the API runs without an
+    /// engine (those routes then answer 503).
+    pub chains: Option<crate::dialer::driver::ChainHandle>,
     /// Failed logins per client address.
     pub login_limiter: Arc<auth::LoginLimiter>,
     /// What supervisors' boards have shown (each logged once).
@@ -129,6 +137,7 @@ impl ApiState {
             recordings_dir,
             token_ttl: chrono::Duration::hours(12),
             calls: None,
+            chains: None,
             login_limiter: Arc::default(),
             board_shown: Arc::default(),
         }
@@ -137,6 +146,12 @@ impl ApiState {
     /// This state with the call core's handle.
     pub fn with_calls(mut self, calls: CallHandle) -> Self {
         self.calls = Some(calls);
+        self
+    }
+
+    /// This state with the dialer's handle.
+    pub fn with_chains(mut self, chains: crate::dialer::driver::ChainHandle) -> Self {
+        self.chains = Some(chains);
         self
     }
 }
@@ -162,6 +177,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/tickets/{id}/status", post(tickets::change_status))
         .route("/tickets/{id}/comments", post(tickets::comment))
         .route("/tickets/{id}/supplier-tickets", post(supplier::hand_over))
+        .route("/tickets/{id}/chain/restart", post(chains::restart))
+        .route("/chains", get(chains::open))
+        .route("/chains/{id}/acknowledge", post(chains::acknowledge))
+        .route(
+            "/chains/{id}/attempts/{seq}/result",
+            post(chains::record_result),
+        )
         .route("/supplier-tickets/due", get(supplier::due))
         .route(
             "/supplier-tickets/{id}",

@@ -158,12 +158,31 @@ pub(crate) async fn list(
     Ok(Json(page))
 }
 
+/// A ticket with its hand-off chains.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct TicketView {
+    #[serde(flatten)]
+    detail: TicketDetail,
+    /// The latest hand-off chain, with every attempt.
+    handoff: Option<super::chains::ChainView>,
+    /// Earlier chains (a supervisor restarted it), newest first.
+    earlier_chains: Vec<super::chains::ChainView>,
+}
+
 pub(crate) async fn get(
     State(state): State<ApiState>,
     who: Principal,
     PathId(id): PathId,
-) -> Result<Json<TicketDetail>, ApiError> {
+) -> Result<Json<TicketView>, ApiError> {
     let detail = visible(&state, &who, id).await?;
+    let mut chains = state
+        .store
+        .chains_of_ticket(TicketId(id))
+        .await?
+        .into_iter()
+        .map(super::chains::ChainView::of);
+    let handoff = chains.next();
+    let earlier_chains = chains.collect();
     log_reads(
         &state,
         &who,
@@ -175,7 +194,11 @@ pub(crate) async fn get(
         )],
     )
     .await?;
-    Ok(Json(detail))
+    Ok(Json(TicketView {
+        detail,
+        handoff,
+        earlier_chains,
+    }))
 }
 
 pub(crate) async fn change_status(

@@ -457,6 +457,30 @@ pub(super) async fn accept_in_chain(
     Ok(Acceptance::Won(Box::new(ticket)))
 }
 
+pub(super) async fn note(
+    pool: &Pool<Db>,
+    id: TicketId,
+    actor: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO ticket_history (ticket_id, at, from_status, to_status, actor, note) \
+         SELECT id, $2, status, status, $3, $4 FROM tickets WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(now)
+    .bind(actor)
+    .bind(note)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if done == 0 {
+        return Err(StoreError::not_found("ticket", id));
+    }
+    Ok(())
+}
+
 pub(super) async fn comment(
     pool: &Pool<Db>,
     id: TicketId,
