@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests. Each test file takes what it needs.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chains;
 pub mod engine;
 pub mod sipp;
