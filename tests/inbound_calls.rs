@@ -81,69 +81,7 @@ async fn world(test: &str, extra: &str, adjust: impl FnOnce(&mut Config)) -> (En
 /// Operator 1001's softphone: one SIPp instance answers (with `scenario_file`), another
 /// registers the extension pointing at it; then the operator goes ready.
 async fn operator_on_duty(engine: &Engine, dir: &Path, scenario_file: &str, talk_ms: u32) -> Sipp {
-    softphone_on_duty(engine, dir, scenario_file, talk_ms, "1001", "op1001pass", 1).await
-}
-
-/// Operator `ext`'s softphone taking `calls` calls with `scenario_file`, registered
-/// and ready.
-async fn softphone_on_duty(
-    engine: &Engine,
-    dir: &Path,
-    scenario_file: &str,
-    talk_ms: u32,
-    ext: &str,
-    password: &str,
-    calls: u32,
-) -> Sipp {
-    let port = free_port();
-    let args = sipp::args(&[
-        "-sf",
-        &scenario(scenario_file),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        &calls.to_string(),
-        "-mp",
-        &free_port().to_string(),
-        "-d",
-        &talk_ms.to_string(),
-    ]);
-    let softphone = spawn(&format!("operator-{ext}"), dir, &args);
-    wait_bound(port).await;
-    let register = sipp::args(&[
-        "-sf",
-        &scenario("operator_register.xml"),
-        &engine.sip_addr.to_string(),
-        "-i",
-        "127.0.0.1",
-        "-m",
-        "1",
-        "-key",
-        "ext",
-        ext,
-        "-au",
-        ext,
-        "-ap",
-        password,
-        "-key",
-        "contact_port",
-        &port.to_string(),
-        "-p",
-        &free_port().to_string(),
-    ]);
-    spawn("register", dir, &register)
-        .finish(Duration::from_secs(30))
-        .await
-        .assert_success("softphone registration");
-    let state = engine
-        .call_handle
-        .set_operator_state(ext, OperatorState::Ready, None)
-        .await
-        .unwrap();
-    assert!(state.is_ok(), "{state:?}");
-    softphone
+    sipp::operator_on_duty(engine, dir, scenario_file, talk_ms, "1001", "op1001pass", 1).await
 }
 
 /// The resident's phone behind a provider listening on `port` (SIPp as UAS).
@@ -544,7 +482,7 @@ async fn with_every_operator_busy_a_resident_who_gives_up_is_called_back_by_the_
         phone_behind_provider(&dir, provider_port, "resident_phone_answers.xml", 2_000).await;
     // The only operator on duty takes two calls: the first resident's, then the
     // callback (the engine hangs both up).
-    let softphone = softphone_on_duty(
+    let softphone = sipp::operator_on_duty(
         &engine,
         &dir,
         "operator_answers.xml",
@@ -672,7 +610,7 @@ async fn an_operator_who_does_not_answer_a_callback_is_passed_over_for_the_next(
     let phone =
         phone_behind_provider(&dir, provider_port, "resident_phone_answers.xml", 1_000).await;
     // 1001 has waited longest but their desk is empty; 1002 answers.
-    let empty_desk = softphone_on_duty(
+    let empty_desk = sipp::operator_on_duty(
         &engine,
         &dir,
         "operator_never_answers.xml",
@@ -683,7 +621,7 @@ async fn an_operator_who_does_not_answer_a_callback_is_passed_over_for_the_next(
     )
     .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let present = softphone_on_duty(
+    let present = sipp::operator_on_duty(
         &engine,
         &dir,
         "operator_answers.xml",
@@ -860,7 +798,7 @@ password = "op1001pass"
     assert!(y.usable, "{y:?}");
 
     // A resident on the citywide number (provider Y) reaches the operator.
-    let softphone = softphone_on_duty(
+    let softphone = sipp::operator_on_duty(
         &engine,
         &dir,
         "operator_answers.xml",

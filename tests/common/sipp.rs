@@ -124,3 +124,65 @@ pub async fn wait_bound(port: u16) {
     }
     panic!("nothing bound port {port}");
 }
+
+/// Operator `ext`'s softphone taking `calls` calls with `scenario_file`, registered
+/// and ready.
+pub async fn operator_on_duty(
+    engine: &dispatchline::server::Engine,
+    dir: &Path,
+    scenario_file: &str,
+    talk_ms: u32,
+    ext: &str,
+    password: &str,
+    calls: u32,
+) -> Sipp {
+    let port = super::engine::free_port();
+    let answering = args(&[
+        "-sf",
+        &scenario(scenario_file),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        &calls.to_string(),
+        "-mp",
+        &super::engine::free_port().to_string(),
+        "-d",
+        &talk_ms.to_string(),
+    ]);
+    let softphone = spawn(&format!("operator-{ext}"), dir, &answering);
+    wait_bound(port).await;
+    let register = args(&[
+        "-sf",
+        &scenario("operator_register.xml"),
+        &engine.sip_addr.to_string(),
+        "-i",
+        "127.0.0.1",
+        "-m",
+        "1",
+        "-key",
+        "ext",
+        ext,
+        "-au",
+        ext,
+        "-ap",
+        password,
+        "-key",
+        "contact_port",
+        &port.to_string(),
+        "-p",
+        &super::engine::free_port().to_string(),
+    ]);
+    spawn("register", dir, &register)
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("softphone registration");
+    let state = engine
+        .call_handle
+        .set_operator_state(ext, dispatchline::call::OperatorState::Ready, None)
+        .await
+        .unwrap();
+    assert!(state.is_ok(), "{state:?}");
+    softphone
+}
