@@ -20,6 +20,10 @@
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
 //! - [`address`]: how addresses are compared;
 //! - [`access`]: the personal-data access log and console tokens;
+//! - [`users`]: accounts, roles, console passwords and softphone credentials;
+//! - [`audit`]: the admin log of changes to reference data and accounts;
+//! - [`agreement`]: whether the store knows every tenant and city the
+//!   configuration's numbers name;
 //! - [`demo`]: the demo data set.
 //!
 //! Every ticket change is published as `ticket.changed` on the [`EventBus`] given to
@@ -27,7 +31,9 @@
 
 pub mod access;
 pub mod address;
+pub mod agreement;
 pub mod assignment;
+pub mod audit;
 pub(crate) mod backend;
 pub mod caller;
 pub mod compliance;
@@ -40,10 +46,12 @@ pub mod import;
 pub mod journal;
 pub mod notices;
 pub mod tickets;
+pub mod users;
 
 use std::path::PathBuf;
 
 pub use access::{AccessEntry, StoredToken};
+pub use audit::{AdminEntry, AdminLogFilter};
 pub use assignment::{
     ChainExecutor, EscalationRole, ExecutorChain, PassedOver, Person, Unavailability,
 };
@@ -62,6 +70,7 @@ pub use tickets::{
     SupplierStatus, SupplierTicket, SupplierUpdate, Ticket, TicketDetail, TicketFilter,
     TicketStatus,
 };
+pub use users::{NewUser, Role, SipCredentials, SoftphoneAccount, User, UserChange};
 
 use crate::events::EventBus;
 use backend::Backend;
@@ -128,6 +137,10 @@ pub enum StoreError {
     /// A stored value breaks the schema's promise (an unknown status text, ...).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The configuration names tenants or cities the store does not have (each
+    /// line `file:line: message`).
+    #[error("the configuration and the ticket store disagree:\n{}", .0.join("\n"))]
+    Disagreement(Vec<String>),
     /// A background task (parsing a large import) panicked or was cancelled.
     #[error("background task: {0}")]
     Background(#[from] tokio::task::JoinError),
@@ -196,6 +209,8 @@ const PG_BUSY_STATES: [&str; 3] = ["40001", "40P01", "55P03"];
 pub struct Store {
     backend: Backend,
     events: EventBus,
+    /// Who administrative writes are logged as ([`Store::acting_as`]).
+    actor: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -205,6 +220,7 @@ impl Store {
         Ok(Self {
             backend: Backend::connect(url).await?,
             events: EventBus::default(),
+            actor: None,
         })
     }
 

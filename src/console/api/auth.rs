@@ -1,7 +1,13 @@
-//! Console authentication: operators log in with their extension and password from
-//! the configuration and get a bearer token. The token is 32 random bytes (hex); only
-//! its SHA-256 is stored, with the operator's role, tenants and expiry. [`authenticate`]
-//! is the one check every API route (and the websocket) uses.
+//! Console authentication: users log in with their extension and console password
+//! (checked against the argon2 hash of their account in the store) and get a bearer
+//! token. The token is 32 random bytes (hex); only its SHA-256 is stored, with the
+//! account's role, tenants and expiry. [`authenticate`] is the one check every API
+//! route (and the websocket) uses.
+//!
+//! Removing an account or changing its role, tenants or password deletes its tokens
+//! in the same transaction; [`Revocations`] then tells this engine's open websockets
+//! of that account to close at once (those on other nodes find out at their next
+//! token check).
 //!
 //! `DELETE /auth/token` revokes the caller's token (log-out ends it on the server,
 //! not just in the browser); `POST /auth/token/renew` moves its expiry to a full
@@ -68,6 +74,33 @@ impl Principal {
     }
 }
 
+/// Tells open websockets that an account's tokens were revoked, so they close at
+/// once instead of at their next token check.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    tx: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self {
+            tx: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+}
+
+impl Revocations {
+    /// Announces that `extension`'s tokens are gone.
+    pub fn revoke(&self, extension: &str) {
+        let _ = self.tx.send(extension.to_owned());
+    }
+
+    /// Listens for revocations.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+}
+
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -115,10 +148,8 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, AuthE
         .token(&token_hash(token), Utc::now())
         .await?
         .ok_or(AuthError::Invalid)?;
-    let role = match stored.role.as_str() {
-        "supervisor" => Role::Supervisor,
-        _ => Role::Operator,
-    };
+    // A role this engine does not know (a newer node wrote it) grants nothing.
+    let role = Role::parse(&stored.role).ok_or(AuthError::Invalid)?;
     Ok(Principal {
         extension: stored.extension,
         role,
@@ -159,6 +190,7 @@ pub(crate) struct Login {
 pub(crate) struct Issued {
     token: String,
     role: Role,
+    name: String,
     tenants: Vec<String>,
     expires_at: DateTime<Utc>,
 }
@@ -222,15 +254,6 @@ impl LoginLimiter {
     }
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 pub(crate) async fn issue_token(
     State(state): State<ApiState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -249,11 +272,11 @@ pub(crate) async fn issue_token(
         )
         .with_field("password"));
     }
-    let Some(operator) = state
-        .config
-        .operator(login.extension.trim())
-        .filter(|o| same_secret(&o.password, &login.password))
-    else {
+    let account = state
+        .store
+        .check_login(login.extension.trim(), &login.password)
+        .await?;
+    let Some(account) = account else {
         state.login_limiter.failed(from, Instant::now());
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -268,18 +291,14 @@ pub(crate) async fn issue_token(
     let bytes: [u8; 32] = rand::random();
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let expires_at = now + state.token_ttl;
-    let role = match operator.role {
-        Role::Supervisor => "supervisor",
-        _ => "operator",
-    };
     state
         .store
         .store_token(
             &token_hash(&token),
             &StoredToken {
-                extension: operator.extension.clone(),
-                role: role.to_owned(),
-                tenants: operator.tenants.clone(),
+                extension: account.extension.clone(),
+                role: account.role.as_str().to_owned(),
+                tenants: account.tenants.clone(),
                 expires_at,
             },
             now,
@@ -287,8 +306,9 @@ pub(crate) async fn issue_token(
         .await?;
     Ok(Json(Issued {
         token,
-        role: operator.role,
-        tenants: operator.tenants.clone(),
+        role: account.role,
+        tenants: account.tenants,
+        name: account.name,
         expires_at,
     }))
 }
@@ -363,7 +383,5 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(same_secret("pw", "pw"));
-        assert!(!same_secret("pw", "pw2"));
     }
 }

@@ -81,7 +81,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use auth::{AuthError, Principal, authenticate};
+pub use auth::{AuthError, Principal, Revocations, authenticate};
 pub use error::ApiError;
 
 use crate::call::CallHandle;
@@ -115,6 +115,10 @@ pub struct ApiState {
     pub login_limiter: Arc<auth::LoginLimiter>,
     /// What supervisors' boards have shown (each logged once).
     pub board_shown: Arc<board::ShownOnce>,
+    /// Announces revoked accounts to the open websockets.
+    pub revocations: auth::Revocations,
+    /// Woken when accounts change, so the call core's roster follows at once.
+    pub accounts_changed: Arc<tokio::sync::Notify>,
 }
 
 impl ApiState {
@@ -131,6 +135,8 @@ impl ApiState {
             calls: None,
             login_limiter: Arc::default(),
             board_shown: Arc::default(),
+            revocations: auth::Revocations::default(),
+            accounts_changed: Arc::default(),
         }
     }
 
