@@ -9,6 +9,8 @@
 //! One module per concept:
 //!
 //! - [`directory`]: cities, tenants, houses, employees, the reasons catalogue;
+//! - [`admin`]: cities, tenants, house groups, suppliers, tags and the matrix as the
+//!   administration API writes them;
 //! - [`assignment`]: who is on shift, and the executor chain for a ticket;
 //! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
 //! - [`caller`]: the screen-pop lookup of a calling phone;
@@ -18,6 +20,7 @@
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
+//! - [`onboarding`]: the questionnaire workbook a company fills to go live;
 //! - [`address`]: how addresses are compared;
 //! - [`access`]: the personal-data access log and console tokens;
 //! - [`users`]: accounts, roles, console passwords and softphone credentials;
@@ -30,6 +33,7 @@
 //! [`Store::with_events`], after its transaction commits.
 
 pub mod access;
+pub mod admin;
 pub mod address;
 pub mod agreement;
 pub mod assignment;
@@ -45,6 +49,7 @@ pub mod ids;
 pub mod import;
 pub mod journal;
 pub mod notices;
+pub mod onboarding;
 pub mod tickets;
 pub mod users;
 
