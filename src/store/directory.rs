@@ -380,9 +380,7 @@ impl Store {
         lifts: i64,
     ) -> Result<HouseId, StoreError> {
         let key = validate_house(address, floors, lifts)?;
-        dispatch!(
-            self,
-            create_house(tenant, house_group, address.trim(), &key, floors, lifts)
+        dispatch!(self, create_house(self.actor().as_ref(), tenant, house_group, address.trim(), &key, floors, lifts)
         )
     }
 
@@ -400,7 +398,7 @@ impl Store {
             ));
         }
         validate_employee(new)?;
-        dispatch!(self, create_employee(new))
+        dispatch!(self, create_employee(self.actor().as_ref(), new))
     }
 
     /// An employee by id.
@@ -422,7 +420,7 @@ impl Store {
         active: bool,
     ) -> Result<Employee, StoreError> {
         validate_employee(new)?;
-        dispatch!(self, update_employee(id, new, active))?;
+        dispatch!(self, update_employee(self.actor().as_ref(), id, new, active))?;
         self.employee(id)
             .await?
             .ok_or_else(|| StoreError::not_found("employee", id))
@@ -439,9 +437,7 @@ impl Store {
         lifts: i64,
     ) -> Result<House, StoreError> {
         let key = validate_house(address, floors, lifts)?;
-        dispatch!(
-            self,
-            update_house(id, house_group, address.trim(), &key, floors, lifts)
+        dispatch!(self, update_house(self.actor().as_ref(), id, house_group, address.trim(), &key, floors, lifts)
         )?;
         self.house(id)
             .await?
@@ -476,7 +472,7 @@ impl Store {
     ) -> Result<Reason, StoreError> {
         validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
-        dispatch!(self, update_reason(id, new, &key, active))?;
+        dispatch!(self, update_reason(self.actor().as_ref(), id, new, &key, active))?;
         self.reason(id)
             .await?
             .ok_or_else(|| StoreError::not_found("reason", id))
@@ -491,7 +487,7 @@ impl Store {
         if absence.ends_on < absence.starts_on {
             return Err(StoreError::invalid("ends_on", "ends before it starts"));
         }
-        dispatch!(self, add_absence(employee, absence))
+        dispatch!(self, add_absence(self.actor().as_ref(), employee, absence))
     }
 
     /// Marks an employee as (no longer) employed.
@@ -507,12 +503,12 @@ impl Store {
     pub async fn create_reason(&self, new: &NewReason) -> Result<ReasonId, StoreError> {
         validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
-        dispatch!(self, create_reason(new, &key))
+        dispatch!(self, create_reason(self.actor().as_ref(), new, &key))
     }
 
     /// Sets one cell of the responsibility matrix, replacing what was there.
     pub async fn set_responsibility(&self, cell: &Responsibility) -> Result<(), StoreError> {
-        dispatch!(self, set_responsibility(cell))
+        dispatch!(self, set_responsibility(self.actor().as_ref(), cell))
     }
 
     /// A tenant by code, with its city and time zone.

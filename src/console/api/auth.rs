@@ -174,7 +174,38 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = ApiState::from_ref(state);
         let token = bearer(parts).ok_or(AuthError::Missing)?;
-        Ok(authenticate(&state.store, token).await?)
+        let who = authenticate(&state.store, token).await?;
+        if !role_allows(who.role, &parts.method, parts.uri.path()) {
+            return Err(ApiError::forbidden(
+                None,
+                format!("a {} may not use this route", who.role),
+            ));
+        }
+        Ok(who)
+    }
+}
+
+/// What a management company's own staff may reach: a tenant viewer its tickets,
+/// journal and recordings (read-only); a tenant admin everything but the floor of
+/// the contact centre (operators, the board, live calls, callers, dial jobs).
+/// Operators and supervisors are limited by each route.
+pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match role {
+        Role::TenantViewer => {
+            *method == axum::http::Method::GET
+                && matches!(
+                    segments.as_slice(),
+                    ["tickets"] | ["tickets", _] | ["calls"] | ["calls", _] | ["recordings", _] | ["tenants"]
+                )
+                && segments.get(1) != Some(&"active")
+        }
+        Role::TenantAdmin => !matches!(
+            segments.as_slice(),
+            ["board"] | ["operators", ..] | ["calls", "active"] | ["calls", _, "tenant"] | ["caller"] | ["dial-jobs"]
+        ),
+        _ => true,
     }
 }
 
@@ -375,6 +406,21 @@ mod tests {
         assert_eq!(limiter.blocked(a, later), None, "and counting starts over");
         limiter.succeeded(a);
         assert!(limiter.table().get(&a).is_none());
+    }
+
+    #[test]
+    fn tenant_staff_reach_only_their_routes() {
+        use axum::http::Method;
+        assert!(role_allows(Role::TenantViewer, &Method::GET, "/tickets"));
+        assert!(role_allows(Role::TenantViewer, &Method::GET, "/calls/abc"));
+        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/calls/active"));
+        assert!(!role_allows(Role::TenantViewer, &Method::POST, "/tickets"));
+        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/contacts"));
+        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/employees"));
+        assert!(role_allows(Role::TenantAdmin, &Method::POST, "/onboarding"));
+        assert!(!role_allows(Role::TenantAdmin, &Method::GET, "/board"));
+        assert!(!role_allows(Role::TenantAdmin, &Method::GET, "/caller"));
+        assert!(role_allows(Role::Operator, &Method::GET, "/caller"));
     }
 
     #[test]

@@ -61,6 +61,7 @@
 //! GET    /board                           supervisors' live board and compliance
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod board;
 mod directory;
@@ -69,10 +70,13 @@ pub(crate) mod extract;
 pub(crate) mod journal;
 mod live;
 mod notices;
+mod onboarding;
+mod readiness;
 mod operators;
 mod reference;
 mod supplier;
 mod tickets;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,7 +187,10 @@ pub fn router(state: ApiState) -> Router {
             "/contacts/import",
             post(directory::import_contacts).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
-        .route("/tenants", get(directory::tenants))
+        .route(
+            "/tenants",
+            get(directory::tenants).post(admin::create_tenant),
+        )
         .route(
             "/houses",
             get(directory::houses).post(reference::create_house),
@@ -224,6 +231,29 @@ pub fn router(state: ApiState) -> Router {
         .route("/operators", get(operators::list))
         .route("/operators/{extension}/state", post(operators::set_state))
         .route("/board", get(board::board))
+        .route("/cities", get(admin::cities).post(admin::create_city))
+        .route("/tenants/{code}", axum::routing::put(admin::update_tenant))
+        .route("/tenants/{code}/readiness", get(admin::readiness))
+        .route(
+            "/house-groups",
+            get(admin::house_groups).put(admin::put_house_group),
+        )
+        .route("/suppliers", get(admin::suppliers).put(admin::put_supplier))
+        .route("/tags", get(admin::tags).post(admin::create_tag))
+        .route("/tags/{id}", axum::routing::delete(admin::delete_tag))
+        .route("/responsibility", get(admin::matrix).put(admin::put_cell))
+        .route("/employees/{id}/absences", post(admin::add_absence))
+        .route("/admin-log", get(admin::admin_log))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{extension}",
+            axum::routing::put(users::update).delete(users::remove),
+        )
+        .route("/onboarding/template.xlsx", get(onboarding::template))
+        .route(
+            "/onboarding",
+            post(onboarding::import).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
