@@ -216,6 +216,8 @@ pub struct Store {
     events: EventBus,
     /// Who administrative writes are logged as ([`Store::acting_as`]).
     actor: Option<std::sync::Arc<str>>,
+    /// The URL it was connected with.
+    url: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -226,6 +228,7 @@ impl Store {
             backend: Backend::connect(url).await?,
             events: EventBus::default(),
             actor: None,
+            url: url.into(),
         })
     }
 
@@ -249,6 +252,11 @@ impl Store {
             tracing::info!(houses = rekeyed, "house address keys recomputed");
         }
         Ok(())
+    }
+
+    /// The URL this store was connected with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// `sqlite` or `postgres`.

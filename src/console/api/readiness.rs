@@ -45,6 +45,9 @@ pub(crate) fn uncovered_hours(facts: &TenantFacts) -> Vec<String> {
             }
         }
     }
+    if ranges == [(0, 7 * 24)] {
+        return vec!["nobody on shift at any hour of the week".to_owned()];
+    }
     ranges
         .into_iter()
         .map(|(from, to)| {

@@ -182,6 +182,8 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     // The company and its city.
     let mut city_code = current.tenant.as_ref().map(|t| t.2.clone());
     match (q.company.take(), &current.tenant) {
+        // A company row with a bad cell already says what is wrong with it.
+        (None, None) if q.has_faults_in(SheetKind::Company) => {}
         (None, None) => q.faults.push(super::questionnaire::CellFault {
             sheet: SheetKind::Company.title().to_owned(),
             cell: "A2".into(),

@@ -180,6 +180,12 @@ impl Questionnaire {
             .unwrap_or_else(|| kind.title().to_owned())
     }
 
+    /// Whether some cell of this sheet is at fault.
+    pub(crate) fn has_faults_in(&self, kind: SheetKind) -> bool {
+        let name = self.sheet_name(kind);
+        self.faults.iter().any(|f| f.sheet == name)
+    }
+
     /// Sorts the faults by sheet (template order), row and column.
     pub(crate) fn sort_faults(&mut self) {
         let order: HashMap<String, usize> = SheetKind::ALL
