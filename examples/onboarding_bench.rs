@@ -35,7 +35,12 @@ fn company(houses: usize) -> Vec<(SheetKind, Vec<Vec<String>>)> {
     let mut sheets = Vec::new();
     sheets.push((
         SheetKind::Company,
-        vec![row(&["ekb", "Екатеринбург", "Asia/Yekaterinburg", "УК «Большая»"])],
+        vec![row(&[
+            "ekb",
+            "Екатеринбург",
+            "Asia/Yekaterinburg",
+            "УК «Большая»",
+        ])],
     ));
     sheets.push((
         SheetKind::Houses,
@@ -49,7 +54,13 @@ fn company(houses: usize) -> Vec<(SheetKind, Vec<Vec<String>>)> {
     let mut apartments = Vec::with_capacity(houses * 10);
     for h in 0..houses {
         for a in 1..=10usize {
-            apartments.push(row(&[&street(h), &number(h), &a.to_string(), "1", &a.div_ceil(2).to_string()]));
+            apartments.push(row(&[
+                &street(h),
+                &number(h),
+                &a.to_string(),
+                "1",
+                &a.div_ceil(2).to_string(),
+            ]));
         }
     }
     sheets.push((SheetKind::Apartments, apartments));
@@ -71,7 +82,11 @@ fn company(houses: usize) -> Vec<(SheetKind, Vec<Vec<String>>)> {
         SheetKind::Shifts,
         (0..employees)
             .map(|e| {
-                let (from, to) = if e % 2 == 0 { ("08:00", "20:00") } else { ("20:00", "08:00") };
+                let (from, to) = if e % 2 == 0 {
+                    ("08:00", "20:00")
+                } else {
+                    ("20:00", "08:00")
+                };
                 row(&[&format!("E{e}"), "ежедневно", from, to])
             })
             .collect(),
@@ -80,14 +95,34 @@ fn company(houses: usize) -> Vec<(SheetKind, Vec<Vec<String>>)> {
         SheetKind::Reasons,
         WORK_TYPES
             .iter()
-            .map(|(code, name)| row(&[&format!("r-{code}"), "аварийная", name, code, name, "120", "", "нет"]))
+            .map(|(code, name)| {
+                row(&[
+                    &format!("r-{code}"),
+                    "аварийная",
+                    name,
+                    code,
+                    name,
+                    "120",
+                    "",
+                    "нет",
+                ])
+            })
             .collect(),
     ));
     let mut matrix = Vec::new();
     for g in 0..groups {
         for (w, _) in WORK_TYPES {
             let e = |k: usize| format!("E{}", (g * 3 + k) % employees);
-            matrix.push(row(&[&format!("g{g}"), w, &e(0), &e(1), &e(2), &e(0), &e(1), &e(2)]));
+            matrix.push(row(&[
+                &format!("g{g}"),
+                w,
+                &e(0),
+                &e(1),
+                &e(2),
+                &e(0),
+                &e(1),
+                &e(2),
+            ]));
         }
     }
     sheets.push((SheetKind::Responsibility, matrix));
@@ -102,9 +137,11 @@ fn peak_memory_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -120,7 +157,9 @@ async fn main() -> anyhow::Result<()> {
     };
     match args.first().map(String::as_str) {
         Some("generate") => {
-            let path = args.get(1).ok_or_else(|| anyhow::anyhow!("generate WORKBOOK.xlsx"))?;
+            let path = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("generate WORKBOOK.xlsx"))?;
             let houses: usize = flag("--houses").map_or(Ok(50_000), |h| h.parse())?;
             let started = Instant::now();
             let bytes = write_xlsx(&company(houses))?;
@@ -134,7 +173,9 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Some("import") => {
-            let path = args.get(1).ok_or_else(|| anyhow::anyhow!("import WORKBOOK.xlsx --database URL"))?;
+            let path = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("import WORKBOOK.xlsx --database URL"))?;
             let url = flag("--database").ok_or_else(|| anyhow::anyhow!("--database URL"))?;
             let store = Store::connect(&url).await?;
             store.migrate().await?;
@@ -145,7 +186,11 @@ async fn main() -> anyhow::Result<()> {
             // Each run reads the workbook as `dispatchline import` does.
             let dry = Instant::now();
             let report = store.onboard("big", open()?, true, |_| {}).await?;
-            anyhow::ensure!(report.faults.is_empty(), "faults: {:?}", report.fault_lines().first());
+            anyhow::ensure!(
+                report.faults.is_empty(),
+                "faults: {:?}",
+                report.fault_lines().first()
+            );
             let dry_s = dry.elapsed().as_secs_f64();
             let apply = Instant::now();
             let report = store.onboard("big", open()?, false, |_| {}).await?;
@@ -153,7 +198,11 @@ async fn main() -> anyhow::Result<()> {
             let apply_s = apply.elapsed().as_secs_f64();
             let again = Instant::now();
             let report = store.onboard("big", open()?, false, |_| {}).await?;
-            anyhow::ensure!(report.changes() == 0, "a re-import changed {}", report.changes());
+            anyhow::ensure!(
+                report.changes() == 0,
+                "a re-import changed {}",
+                report.changes()
+            );
             let again_s = again.elapsed().as_secs_f64();
             println!(
                 "{}: {rows} rows; reading the XLSX alone {read_s:.1} s; dry run {dry_s:.1} s; apply {apply_s:.1} s; re-import (no change) {again_s:.1} s; peak memory {:.0} MiB",
@@ -162,7 +211,9 @@ async fn main() -> anyhow::Result<()> {
             );
             store.close().await;
         }
-        _ => anyhow::bail!("usage: onboarding_bench generate WORKBOOK.xlsx [--houses N] | import WORKBOOK.xlsx --database URL"),
+        _ => anyhow::bail!(
+            "usage: onboarding_bench generate WORKBOOK.xlsx [--houses N] | import WORKBOOK.xlsx --database URL"
+        ),
     }
     Ok(())
 }

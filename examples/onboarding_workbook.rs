@@ -32,6 +32,10 @@ fn main() -> anyhow::Result<()> {
         sheets.push((kind, rows));
     }
     std::fs::write(&out, write_xlsx(&sheets)?)?;
-    println!("{} sheets written to {}", sheets.len(), PathBuf::from(out).display());
+    println!(
+        "{} sheets written to {}",
+        sheets.len(),
+        PathBuf::from(out).display()
+    );
     Ok(())
 }

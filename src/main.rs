@@ -215,7 +215,9 @@ fn check_config(path: &std::path::Path, database: Option<String>) -> ExitCode {
 }
 
 /// Runs a future to its value on a fresh runtime.
-fn run_value<T>(fut: impl std::future::Future<Output = Result<T, dispatchline::Error>>) -> anyhow::Result<T> {
+fn run_value<T>(
+    fut: impl std::future::Future<Output = Result<T, dispatchline::Error>>,
+) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -278,7 +280,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} bad cells; nothing {}",
             report.faults.len(),
-            if args.dry_run { "would be imported" } else { "imported" }
+            if args.dry_run {
+                "would be imported"
+            } else {
+                "imported"
+            }
         );
     }
     let verdict = match (args.dry_run, report.applied) {
@@ -368,7 +374,11 @@ async fn user_add(
         "account {} ({}) created{}",
         user.extension,
         user.role,
-        if user.softphone { ", with a softphone" } else { "" }
+        if user.softphone {
+            ", with a softphone"
+        } else {
+            ""
+        }
     );
     store.close().await;
     Ok(())

@@ -411,7 +411,9 @@ pub async fn check_store(config: &Config) -> Result<Vec<String>, crate::Error> {
 pub async fn serve(config: Config) -> Result<(), crate::Error> {
     let faults = check_store(&config).await?;
     if !faults.is_empty() {
-        return Err(crate::Error::Store(crate::store::StoreError::Disagreement(faults)));
+        return Err(crate::Error::Store(crate::store::StoreError::Disagreement(
+            faults,
+        )));
     }
     let engine = Engine::start(config).await?;
     wait_for_signal().await;

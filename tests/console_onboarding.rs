@@ -44,9 +44,18 @@ password = "pw-9000"
 role = "supervisor"
 "#;
 
-async fn api(engine: &Engine, token: Option<&str>, method: &str, path: &str, body: Value) -> (u16, Value) {
+async fn api(
+    engine: &Engine,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let mut r = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("http://{}/api/v1{path}", engine.http_addr))
+        .request(
+            method.parse().unwrap(),
+            format!("http://{}/api/v1{path}", engine.http_addr),
+        )
         .json(&body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -70,12 +79,28 @@ async fn a_tenant_admin_loads_the_questionnaire_and_a_vacation_changes_the_assig
         .await
         .unwrap();
     // The dispatch centre's supervisor opens the company and gives it an admin.
-    let (_, login) = api(&engine, None, "POST", "/auth/token", json!({"extension": "9000", "password": "pw-9000"})).await;
+    let (_, login) = api(
+        &engine,
+        None,
+        "POST",
+        "/auth/token",
+        json!({"extension": "9000", "password": "pw-9000"}),
+    )
+    .await;
     let boss = login["token"].as_str().unwrap().to_owned();
     for (path, body) in [
-        ("/cities", json!({"code": "ekb", "name": "Екатеринбург", "time_zone": "Asia/Yekaterinburg"})),
-        ("/tenants", json!({"code": "uyut", "name": "УК «Уютный дом»", "city": "ekb"})),
-        ("/users", json!({"extension": "adm-uyut", "name": "Смирнова Ольга", "role": "tenant-admin", "tenants": ["uyut"], "password": "uyut-admin-pass"})),
+        (
+            "/cities",
+            json!({"code": "ekb", "name": "Екатеринбург", "time_zone": "Asia/Yekaterinburg"}),
+        ),
+        (
+            "/tenants",
+            json!({"code": "uyut", "name": "УК «Уютный дом»", "city": "ekb"}),
+        ),
+        (
+            "/users",
+            json!({"extension": "adm-uyut", "name": "Смирнова Ольга", "role": "tenant-admin", "tenants": ["uyut"], "password": "uyut-admin-pass"}),
+        ),
     ] {
         let (status, body) = api(&engine, Some(&boss), "POST", path, body).await;
         assert_eq!(status, 201, "{path}: {body}");
@@ -85,45 +110,76 @@ async fn a_tenant_admin_loads_the_questionnaire_and_a_vacation_changes_the_assig
     b.goto(&format!("http://{}/", engine.http_addr)).await;
     let ext = b.wait_for("#login-extension", None, WAIT).await;
     b.type_into(&ext, "adm-uyut").await;
-    b.type_into(&b.find("#login-password").await, "uyut-admin-pass").await;
+    b.type_into(&b.find("#login-password").await, "uyut-admin-pass")
+        .await;
     b.click(&b.find("#login-submit").await).await;
 
     // The go-live check lists what is missing.
-    b.wait_text("#me-name", Some("администратор УК"), WAIT).await;
+    b.wait_text("#me-name", Some("администратор УК"), WAIT)
+        .await;
     b.wait_text("#rd-verdict", Some("не готово"), WAIT).await;
-    b.wait_text("#rd-checks li[data-check=houses]", Some("no houses"), WAIT).await;
+    b.wait_text("#rd-checks li[data-check=houses]", Some("no houses"), WAIT)
+        .await;
     let hidden: Value = b
         .js("return [document.getElementById('tab-call').hidden, document.getElementById('tab-board').hidden]", vec![])
         .await;
-    assert_eq!(hidden, json!([true, true]), "no calls, no floor for a tenant admin");
+    assert_eq!(
+        hidden,
+        json!([true, true]),
+        "no calls, no floor for a tenant admin"
+    );
     b.screenshot("not-ready").await;
 
     // The questionnaire: a dry run first.
-    b.wait_click(".subtabs button[data-pane=workbook]", None, WAIT).await;
+    b.wait_click(".subtabs button[data-pane=workbook]", None, WAIT)
+        .await;
     let workbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/onboarding/uyut.xlsx");
     let file = b.wait_for("#ob-file", None, WAIT).await;
     b.type_into(&file, workbook.to_str().unwrap()).await;
     b.wait_click("#ob-check", None, WAIT).await;
     b.wait_text("#ob-status", Some("Ошибок нет"), WAIT).await;
-    let houses = b.wait_text("#ob-report-body tr[data-sheet=houses]", None, WAIT).await;
+    let houses = b
+        .wait_text("#ob-report-body tr[data-sheet=houses]", None, WAIT)
+        .await;
     assert!(houses.contains("Дома") && houses.contains('8'), "{houses}");
-    let tenant_houses: Value = b.js("return document.querySelectorAll('#ob-faults li').length", vec![]).await;
+    let tenant_houses: Value = b
+        .js(
+            "return document.querySelectorAll('#ob-faults li').length",
+            vec![],
+        )
+        .await;
     assert_eq!(tenant_houses, json!(0));
-    assert!(engine.store.houses(&dispatchline::store::directory::TenantScope::All, &Default::default()).await.unwrap().items.is_empty(), "a dry run writes nothing");
+    assert!(
+        engine
+            .store
+            .houses(
+                &dispatchline::store::directory::TenantScope::All,
+                &Default::default()
+            )
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "a dry run writes nothing"
+    );
     b.screenshot("dry-run-report").await;
 
     b.wait_click("#ob-apply", None, WAIT).await;
-    b.wait_text("#ob-status", Some("Анкета загружена"), WAIT).await;
+    b.wait_text("#ob-status", Some("Анкета загружена"), WAIT)
+        .await;
     b.screenshot("applied").await;
-    b.wait_click(".subtabs button[data-pane=ready]", None, WAIT).await;
+    b.wait_click(".subtabs button[data-pane=ready]", None, WAIT)
+        .await;
     b.wait_text("#rd-verdict", Some("всё готово"), WAIT).await;
     b.screenshot("ready").await;
 
     // Who would be sent to a leak at Малышева, 21.
-    b.wait_click(".subtabs button[data-pane=houses]", None, WAIT).await;
+    b.wait_click(".subtabs button[data-pane=houses]", None, WAIT)
+        .await;
     let q = b.wait_for("#hs-q", None, WAIT).await;
     b.type_into(&q, "Малышева 21").await;
-    b.wait_click("#hs-body tr", Some("Малышева, 21"), WAIT).await;
+    b.wait_click("#hs-body tr", Some("Малышева, 21"), WAIT)
+        .await;
     b.wait_for("#hs-chain li[data-employee]", None, WAIT).await;
     let reason: Value = b
         .js(
@@ -135,30 +191,41 @@ async fn a_tenant_admin_loads_the_questionnaire_and_a_vacation_changes_the_assig
         .await;
     assert!(reason.is_string());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let first = b.wait_text("#hs-chain li[data-employee]", Some("Уровень 1"), WAIT).await;
+    let first = b
+        .wait_text("#hs-chain li[data-employee]", Some("Уровень 1"), WAIT)
+        .await;
     let name = first.trim_start_matches("Уровень 1: ").trim().to_owned();
     b.screenshot("assignment-before").await;
 
     // The admin gives that executor a vacation from today.
-    b.wait_click(".subtabs button[data-pane=employees]", None, WAIT).await;
+    b.wait_click(".subtabs button[data-pane=employees]", None, WAIT)
+        .await;
     let q = b.wait_for("#em-q", None, WAIT).await;
     b.type_into(&q, &name).await;
     b.wait_click("#em-body tr", Some(&name), WAIT).await;
     b.wait_text("#em-title", Some(&name), WAIT).await;
-    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Yekaterinburg).date_naive();
-    let (from, to) = (today.pred_opt().unwrap(), today + chrono::Duration::days(14));
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Yekaterinburg)
+        .date_naive();
+    let (from, to) = (
+        today.pred_opt().unwrap(),
+        today + chrono::Duration::days(14),
+    );
     b.js(
         "const f = document.getElementById('ab-form'); f.elements.starts_on.value = arguments[0]; f.elements.ends_on.value = arguments[1];",
         vec![json!(from.to_string()), json!(to.to_string())],
     )
     .await;
-    b.wait_click("#ab-form button[type=submit]", None, WAIT).await;
+    b.wait_click("#ab-form button[type=submit]", None, WAIT)
+        .await;
     b.wait_text("#em-absences li", Some("отпуск"), WAIT).await;
     b.screenshot("vacation").await;
 
     // The preview for the same house now skips them.
-    b.wait_click(".subtabs button[data-pane=houses]", None, WAIT).await;
-    b.wait_click("#hs-body tr", Some("Малышева, 21"), WAIT).await;
+    b.wait_click(".subtabs button[data-pane=houses]", None, WAIT)
+        .await;
+    b.wait_click("#hs-body tr", Some("Малышева, 21"), WAIT)
+        .await;
     b.js(
         "const s = document.getElementById('hs-reason'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
         vec![reason],
@@ -167,14 +234,28 @@ async fn a_tenant_admin_loads_the_questionnaire_and_a_vacation_changes_the_assig
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let chain: Value = b
-            .js("return [...document.querySelectorAll('#hs-chain li')].map((li) => li.textContent)", vec![])
+            .js(
+                "return [...document.querySelectorAll('#hs-chain li')].map((li) => li.textContent)",
+                vec![],
+            )
             .await;
-        let items: Vec<String> = chain.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
-        let skipped = !items.is_empty() && !items.iter().any(|i| i.starts_with("Уровень") && i.ends_with(&name));
+        let items: Vec<String> = chain
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let skipped = !items.is_empty()
+            && !items
+                .iter()
+                .any(|i| i.starts_with("Уровень") && i.ends_with(&name));
         if skipped {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{name} still in the chain: {items:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} still in the chain: {items:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.screenshot("assignment-after").await;

@@ -34,7 +34,8 @@ fn dispatchline(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.env_remove("DISPATCHLINE_CONFIG").env_remove("DISPATCHLINE_DATABASE");
+    cmd.env_remove("DISPATCHLINE_CONFIG")
+        .env_remove("DISPATCHLINE_DATABASE");
     cmd.output().unwrap()
 }
 
@@ -64,7 +65,10 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         "digest_algorithms = [\"SHA-256\", \"MD5\"]",
         "digest_algorithms = [\"MD5\", \"SHA-256\"]",
     );
-    assert_ne!(config_text, shipped, "the shipped file's digest order changed: adjust this test");
+    assert_ne!(
+        config_text, shipped,
+        "the shipped file's digest order changed: adjust this test"
+    );
     let config: PathBuf = dir.join("dispatchline.toml");
     std::fs::write(&config, config_text).unwrap();
     let config = config.to_str().unwrap().to_owned();
@@ -73,8 +77,17 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
     let sip = format!("127.0.0.1:{sip_port}");
     let http = format!("127.0.0.1:{http_port}");
     let serve_args = [
-        "serve", "--config", &config, "--sip-listen", &sip, "--http-listen", &http,
-        "--database", &database, "--data-dir", dir.to_str().unwrap(),
+        "serve",
+        "--config",
+        &config,
+        "--sip-listen",
+        &sip,
+        "--http-listen",
+        &http,
+        "--database",
+        &database,
+        "--data-dir",
+        dir.to_str().unwrap(),
     ];
 
     // A fresh store: serve refuses, naming every number whose company it lacks.
@@ -88,7 +101,10 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
     ] {
         assert!(said.contains(expected), "{said}");
     }
-    assert!(said.contains(&format!("{config}:")), "faults carry file:line: {said}");
+    assert!(
+        said.contains(&format!("{config}:")),
+        "faults carry file:line: {said}"
+    );
     let check = dispatchline(&["check-config", &config, "--database", &database], &[]);
     assert!(!check.status.success(), "{}", text(&check));
 
@@ -96,19 +112,50 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
     let uyut = root().join("examples/onboarding/uyut.xlsx");
     let etalon = root().join("examples/onboarding/etalon");
     let dry = dispatchline(
-        &["import", uyut.to_str().unwrap(), "--tenant", "uyut", "--dry-run", "--config", &config, "--database", &database],
+        &[
+            "import",
+            uyut.to_str().unwrap(),
+            "--tenant",
+            "uyut",
+            "--dry-run",
+            "--config",
+            &config,
+            "--database",
+            &database,
+        ],
         &[],
     );
     assert!(dry.status.success(), "{}", text(&dry));
-    assert!(text(&dry).contains("Дома: 8 created, 0 changed, 0 unchanged"), "{}", text(&dry));
-    assert!(text(&dry).contains("this takes about"), "an estimate: {}", text(&dry));
+    assert!(
+        text(&dry).contains("Дома: 8 created, 0 changed, 0 unchanged"),
+        "{}",
+        text(&dry)
+    );
+    assert!(
+        text(&dry).contains("this takes about"),
+        "an estimate: {}",
+        text(&dry)
+    );
     for (book, tenant) in [(&uyut, "uyut"), (&etalon, "etalon")] {
         let out = dispatchline(
-            &["import", book.to_str().unwrap(), "--tenant", tenant, "--config", &config, "--database", &database],
+            &[
+                "import",
+                book.to_str().unwrap(),
+                "--tenant",
+                tenant,
+                "--config",
+                &config,
+                "--database",
+                &database,
+            ],
             &[],
         );
         assert!(out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains(&format!("{tenant}: imported")), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("{tenant}: imported")),
+            "{}",
+            text(&out)
+        );
     }
     let check = dispatchline(&["check-config", &config, "--database", &database], &[]);
     assert!(check.status.success(), "{}", text(&check));
@@ -118,8 +165,23 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         ("3001", "operator", "operator-pass", "softphone-pass"),
     ] {
         let out = dispatchline(
-            &["user", "add", ext, "--role", role, "--tenant", "uyut", "--config", &config, "--database", &database],
-            &[("DISPATCHLINE_USER_PASSWORD", console), ("DISPATCHLINE_SIP_PASSWORD", softphone)],
+            &[
+                "user",
+                "add",
+                ext,
+                "--role",
+                role,
+                "--tenant",
+                "uyut",
+                "--config",
+                &config,
+                "--database",
+                &database,
+            ],
+            &[
+                ("DISPATCHLINE_USER_PASSWORD", console),
+                ("DISPATCHLINE_SIP_PASSWORD", softphone),
+            ],
         );
         assert!(out.status.success(), "{}", text(&out));
     }
@@ -138,8 +200,16 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
     let client = reqwest::Client::new();
     let base = format!("http://{http}/api/v1");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.get(format!("http://{http}/healthz")).send().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "serve did not start");
+    while client
+        .get(format!("http://{http}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let login = |ext: &str, password: &str| {
@@ -147,7 +217,12 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         let base = base.clone();
         let body = json!({"extension": ext, "password": password});
         async move {
-            let r = client.post(format!("{base}/auth/token")).json(&body).send().await.unwrap();
+            let r = client
+                .post(format!("{base}/auth/token"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             let v: Value = r.json().await.unwrap();
             v["token"].as_str().unwrap().to_owned()
@@ -156,14 +231,28 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
 
     // The operator's softphone registers with its SIP password and goes ready.
     let sipp_dir = sipp::workdir("going-live");
-    std::fs::copy(root().join("tests/data/sipp/g711a.pcap"), sipp_dir.join("g711a.pcap")).unwrap();
+    std::fs::copy(
+        root().join("tests/data/sipp/g711a.pcap"),
+        sipp_dir.join("g711a.pcap"),
+    )
+    .unwrap();
     let phone_port = free_port();
     let softphone = spawn(
         "operator-3001",
         &sipp_dir,
         &sipp::args(&[
-            "-sf", &scenario("operator_answers.xml"), "-i", "127.0.0.1", "-p", &phone_port.to_string(),
-            "-m", "1", "-mp", &free_port().to_string(), "-d", "0",
+            "-sf",
+            &scenario("operator_answers.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &phone_port.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &free_port().to_string(),
+            "-d",
+            "0",
         ]),
     );
     wait_bound(phone_port).await;
@@ -171,9 +260,25 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         "register",
         &sipp_dir,
         &sipp::args(&[
-            "-sf", &scenario("operator_register.xml"), &sip, "-i", "127.0.0.1", "-m", "1",
-            "-key", "ext", "3001", "-au", "3001", "-ap", "softphone-pass",
-            "-key", "contact_port", &phone_port.to_string(), "-p", &free_port().to_string(),
+            "-sf",
+            &scenario("operator_register.xml"),
+            &sip,
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "1",
+            "-key",
+            "ext",
+            "3001",
+            "-au",
+            "3001",
+            "-ap",
+            "softphone-pass",
+            "-key",
+            "contact_port",
+            &phone_port.to_string(),
+            "-p",
+            &free_port().to_string(),
         ]),
     )
     .finish(Duration::from_secs(30))
@@ -194,15 +299,33 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         "resident",
         &sipp_dir,
         &sipp::args(&[
-            "-sf", &scenario("resident_calls.xml"), &sip, "-s", "+73432000002", "-key", "caller",
-            "+79123000001", "-i", "127.0.0.1", "-m", "1", "-d", "20000", "-p", &free_port().to_string(),
-            "-mp", &free_port().to_string(),
+            "-sf",
+            &scenario("resident_calls.xml"),
+            &sip,
+            "-s",
+            "+73432000002",
+            "-key",
+            "caller",
+            "+79123000001",
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "1",
+            "-d",
+            "20000",
+            "-p",
+            &free_port().to_string(),
+            "-mp",
+            &free_port().to_string(),
         ]),
     )
     .finish(Duration::from_secs(90))
     .await
     .assert_success("the resident's call");
-    softphone.finish(Duration::from_secs(30)).await.assert_success("the operator answers");
+    softphone
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("the operator answers");
 
     // The journal has it, with its recording.
     let supervisor = login("2001", "supervisor-pass").await;
@@ -226,7 +349,10 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         if let Some(row) = done {
             break row;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no journal row with a recording: {calls}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no journal row with a recording: {calls}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(row["tenant"], "uyut");
@@ -240,5 +366,9 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         .unwrap();
     assert_eq!(wav.status(), 200);
     let bytes = wav.bytes().await.unwrap();
-    assert!(bytes.starts_with(b"RIFF") && bytes.len() > 8000, "{} bytes", bytes.len());
+    assert!(
+        bytes.starts_with(b"RIFF") && bytes.len() > 8000,
+        "{} bytes",
+        bytes.len()
+    );
 }

@@ -17,7 +17,9 @@ use dispatchline::store::assignment::{Absence, AbsenceKind};
 use dispatchline::store::onboarding::{OnboardingReport, SheetKind, Workbook};
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/onboarding").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/onboarding")
+        .join(name)
 }
 
 fn uyut() -> Workbook {
@@ -49,7 +51,11 @@ fn the_shipped_workbook_is_its_csv_sheets() {
                 .map(|s| s.rows.iter().map(|r| r.cells.clone()).collect())
                 .unwrap_or_default()
         };
-        assert_eq!(cells(&xlsx), cells(&csv), "{kind}: regenerate with `cargo run --example onboarding_workbook -- examples/onboarding/uyut examples/onboarding/uyut.xlsx`");
+        assert_eq!(
+            cells(&xlsx),
+            cells(&csv),
+            "{kind}: regenerate with `cargo run --example onboarding_workbook -- examples/onboarding/uyut examples/onboarding/uyut.xlsx`"
+        );
     }
 }
 
@@ -60,7 +66,10 @@ async fn dry_run_apply_and_apply_again(store: Store) {
     assert_eq!(counts(&dry, SheetKind::Houses), (8, 0, 0));
     assert_eq!(counts(&dry, SheetKind::Employees), (9, 0, 0));
     assert_eq!(counts(&dry, SheetKind::Responsibility), (8, 0, 0));
-    assert!(store.tenant("uyut").await.unwrap().is_none(), "a dry run writes nothing");
+    assert!(
+        store.tenant("uyut").await.unwrap().is_none(),
+        "a dry run writes nothing"
+    );
 
     let applied = onboard(&store, uyut(), false).await;
     assert!(applied.applied);
@@ -69,10 +78,16 @@ async fn dry_run_apply_and_apply_again(store: Store) {
     assert_eq!(tenant.name, "УК «Уютный дом»");
     assert_eq!(tenant.city.time_zone.name(), "Asia/Yekaterinburg");
     let log = store
-        .admin_log(&dispatchline::store::directory::TenantScope::All, &Default::default())
+        .admin_log(
+            &dispatchline::store::directory::TenantScope::All,
+            &Default::default(),
+        )
         .await
         .unwrap();
-    assert_eq!((log[0].action.as_str(), log[0].principal.as_str()), ("import", "test"));
+    assert_eq!(
+        (log[0].action.as_str(), log[0].principal.as_str()),
+        ("import", "test")
+    );
 
     // The executor chain of an emergency in an imported house comes from the matrix.
     let houses = store
@@ -97,10 +112,16 @@ async fn dry_run_apply_and_apply_again(store: Store) {
         .await
         .unwrap();
     assert!(
-        chain.executors.iter().any(|e| e.employee.name.starts_with("Волков")),
+        chain
+            .executors
+            .iter()
+            .any(|e| e.employee.name.starts_with("Волков")),
         "the engineer on duty round the clock is on level 3: {chain:?}"
     );
-    assert_eq!(chain.head.as_ref().map(|p| p.name.as_str()), Some("Фёдоров Виктор Павлович"));
+    assert_eq!(
+        chain.head.as_ref().map(|p| p.name.as_str()),
+        Some("Фёдоров Виктор Павлович")
+    );
 
     let again = onboard(&store, uyut(), false).await;
     assert!(!again.applied, "nothing to write");
@@ -111,7 +132,12 @@ async fn dry_run_apply_and_apply_again(store: Store) {
 
     // The same sheets as CSV files change nothing either.
     let csv = store
-        .onboard("uyut", Workbook::from_csv_dir(&example("uyut")).unwrap(), true, |_| {})
+        .onboard(
+            "uyut",
+            Workbook::from_csv_dir(&example("uyut")).unwrap(),
+            true,
+            |_| {},
+        )
         .await
         .unwrap();
     assert_eq!(csv.changes(), 0, "{:?}", csv.sheets);
@@ -120,8 +146,17 @@ async fn dry_run_apply_and_apply_again(store: Store) {
 async fn an_edited_workbook_changes_what_it_edits_and_keeps_console_absences(store: Store) {
     onboard(&store, uyut(), false).await;
     // The console adds a vacation for U-01.
-    let people = store.employees(&dispatchline::store::directory::TenantScope::All, Some("uyut")).await.unwrap();
-    let sidorov = people.iter().find(|e| e.name.starts_with("Сидоров")).unwrap();
+    let people = store
+        .employees(
+            &dispatchline::store::directory::TenantScope::All,
+            Some("uyut"),
+        )
+        .await
+        .unwrap();
+    let sidorov = people
+        .iter()
+        .find(|e| e.name.starts_with("Сидоров"))
+        .unwrap();
     let vacation = Absence {
         kind: AbsenceKind::Vacation,
         starts_on: NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
@@ -132,23 +167,33 @@ async fn an_edited_workbook_changes_what_it_edits_and_keeps_console_absences(sto
     let mut book = Workbook::from_csv_dir(&example("uyut")).unwrap();
     let houses = book.sheets.iter_mut().find(|s| s.name == "Дома").unwrap();
     houses.rows[1].cells[4] = "17".into(); // Малышева 21: 16 floors -> 17
-    houses.rows.push(dispatchline::store::onboarding::workbook::Row {
-        number: 99,
-        cells: ["ул. Сурикова", "37", "uch2", "", "9", "1", "1", ""].map(String::from).to_vec(),
-    });
+    houses
+        .rows
+        .push(dispatchline::store::onboarding::workbook::Row {
+            number: 99,
+            cells: ["ул. Сурикова", "37", "uch2", "", "9", "1", "1", ""]
+                .map(String::from)
+                .to_vec(),
+        });
     let report = onboard(&store, book, false).await;
     assert!(report.faults.is_empty(), "{:?}", report.fault_lines());
     assert_eq!(counts(&report, SheetKind::Houses), (1, 1, 7));
     assert_eq!(counts(&report, SheetKind::Employees), (0, 0, 9));
     let after = store.employee(sidorov.id).await.unwrap().unwrap();
-    assert!(after.absences.contains(&vacation), "the console's vacation stays: {after:?}");
+    assert!(
+        after.absences.contains(&vacation),
+        "the console's vacation stays: {after:?}"
+    );
 }
 
 /// Twenty kinds of bad cell, each reported at its cell; nothing is written.
 async fn every_bad_cell_is_named_and_nothing_is_written(store: Store) {
     let mut book = Workbook::default();
     let sheets: [(&str, &str); 10] = [
-        ("Компания", "Код города;Город;Часовой пояс;Название УК\nekb;Екатеринбург;Asia/Yekaterinburgg;УК «Уют»\n"),
+        (
+            "Компания",
+            "Код города;Город;Часовой пояс;Название УК\nekb;Екатеринбург;Asia/Yekaterinburgg;УК «Уют»\n",
+        ),
         (
             "Дома",
             "Улица;Дом;Группа домов;Название группы;Этажей;Подъездов;Лифтов;Заметки для оператора\n\
@@ -201,8 +246,14 @@ async fn every_bad_cell_is_named_and_nothing_is_written(store: Store) {
              uch9;plumbing;U-01;;;;;\n\
              uch1;plumbing;U-99;;;;;\n",
         ),
-        ("Поставщики", "Код;Название;Телефоны диспетчерской\nvoda;Водоканал;+7343 abc\n"),
-        ("Контакты", "Телефон;Улица;Дом;Квартира\n12345;ул. Малышева;21;1\n"),
+        (
+            "Поставщики",
+            "Код;Название;Телефоны диспетчерской\nvoda;Водоканал;+7343 abc\n",
+        ),
+        (
+            "Контакты",
+            "Телефон;Улица;Дом;Квартира\n12345;ул. Малышева;21;1\n",
+        ),
     ];
     for (name, csv) in sheets {
         book.add_csv(name, csv.as_bytes()).unwrap();
@@ -236,12 +287,28 @@ async fn every_bad_cell_is_named_and_nothing_is_written(store: Store) {
         "Контакты!A2: `12345` is not a full phone number",
     ];
     for e in expect {
-        assert!(lines.iter().any(|l| l.starts_with(e)), "missing «{e}» in\n{}", lines.join("\n"));
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing «{e}» in\n{}",
+            lines.join("\n")
+        );
     }
     assert!(expect.len() >= 20);
     assert!(!report.applied);
-    assert!(store.tenant("uyut").await.unwrap().is_none(), "nothing written");
-    assert!(store.admin_log(&dispatchline::store::directory::TenantScope::All, &Default::default()).await.unwrap().is_empty());
+    assert!(
+        store.tenant("uyut").await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert!(
+        store
+            .admin_log(
+                &dispatchline::store::directory::TenantScope::All,
+                &Default::default()
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 on_both_backends!(
@@ -249,3 +316,42 @@ on_both_backends!(
     an_edited_workbook_changes_what_it_edits_and_keeps_console_absences,
     every_bad_cell_is_named_and_nothing_is_written,
 );
+
+mod never_panics {
+    use dispatchline::store::onboarding::workbook::SheetKind;
+    use dispatchline::store::onboarding::{Workbook, check_workbook, template};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Any cells in any sheet read to rows or faults, never a panic.
+        #[test]
+        fn any_cells(sheet in 0usize..10, rows in prop::collection::vec(prop::collection::vec("[ -~а-яё:;,.\"]{0,14}", 0..10), 0..12)) {
+            let kind = SheetKind::ALL[sheet];
+            let header = kind.columns().iter().map(|c| c.header).collect::<Vec<_>>().join(";");
+            let mut text = format!("{header}\n");
+            for row in rows {
+                text.push_str(&row.join(";"));
+                text.push('\n');
+            }
+            let mut book = Workbook::default();
+            if book.add_csv(kind.title(), text.as_bytes()).is_ok() {
+                let _ = check_workbook(&book);
+            }
+        }
+
+        /// A damaged XLSX file is an error, never a panic.
+        #[test]
+        fn damaged_workbooks(flips in prop::collection::vec((0usize..1_000_000, any::<u8>()), 1..20)) {
+            let mut bytes = template().unwrap();
+            for (at, value) in flips {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            if let Ok(book) = Workbook::from_xlsx(&bytes) {
+                let _ = check_workbook(&book);
+            }
+        }
+    }
+}

@@ -1397,7 +1397,11 @@ impl CallControl {
         self.config = Arc::new(config);
         let wall = self.wall(now);
         let removed = self.operators.set_roster(&self.config.operators, now, wall);
-        let gone: Vec<String> = self.registrar.aors().filter(|a| self.config.operator(a).is_none()).collect();
+        let gone: Vec<String> = self
+            .registrar
+            .aors()
+            .filter(|a| self.config.operator(a).is_none())
+            .collect();
         for aor in gone {
             self.registrar.forget(&aor);
         }

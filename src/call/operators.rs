@@ -205,7 +205,11 @@ impl Operators {
             });
         }
         for o in wanted {
-            if !self.entries.iter().any(|e| e.config.extension == o.extension) {
+            if !self
+                .entries
+                .iter()
+                .any(|e| e.config.extension == o.extension)
+            {
                 self.entries.push(Entry {
                     config: o.clone(),
                     state: OperatorState::LoggedOut,

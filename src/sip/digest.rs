@@ -456,14 +456,18 @@ mod tests {
             let challenge = auth.challenges(t0, false)[i].clone();
             let a = answer(&challenge, "REGISTER", "sip:x", "1001", "pa55", "c").unwrap();
             assert_eq!(
-                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1("dispatchline"))),
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1(
+                    "dispatchline"
+                ))),
                 Ok("1001".into()),
                 "{challenge}"
             );
             let challenge = auth.challenges(t0, false)[i].clone();
             let a = answer(&challenge, "REGISTER", "sip:x", "1001", "pa55", "c").unwrap();
             assert_eq!(
-                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1("elsewhere"))),
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1(
+                    "elsewhere"
+                ))),
                 Err(DigestError::Mismatch),
                 "HA1s of another realm cannot match"
             );

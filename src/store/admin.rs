@@ -154,7 +154,10 @@ fn check_phones(raw: &[String]) -> Result<Vec<String>, StoreError> {
         let phone = PhoneNumber::parse(p)
             .map_err(|e| StoreError::invalid("phones", format!("`{p}`: {e}")))?;
         if out.iter().any(|x| x == phone.as_str()) {
-            return Err(StoreError::invalid("phones", format!("{phone} is listed twice")));
+            return Err(StoreError::invalid(
+                "phones",
+                format!("{phone} is listed twice"),
+            ));
         }
         out.push(phone.as_str().to_owned());
     }
@@ -182,20 +185,29 @@ impl Store {
                 format!("`{time_zone}` is not an IANA time zone"),
             ));
         }
-        dispatch!(self, add_city(self.actor().as_ref(), code, name.trim(), time_zone))
+        dispatch!(
+            self,
+            add_city(self.actor().as_ref(), code, name.trim(), time_zone)
+        )
     }
 
     /// Adds a tenant in a city; a code that exists is a conflict.
     pub async fn add_tenant(&self, code: &str, name: &str, city: &str) -> Result<(), StoreError> {
         check_code("code", code)?;
         check_name("name", name)?;
-        dispatch!(self, add_tenant(self.actor().as_ref(), code, name.trim(), city))
+        dispatch!(
+            self,
+            add_tenant(self.actor().as_ref(), code, name.trim(), city)
+        )
     }
 
     /// Renames a tenant (its code and city stay: numbers and history name them).
     pub async fn rename_tenant(&self, code: &str, name: &str) -> Result<(), StoreError> {
         check_name("name", name)?;
-        dispatch!(self, rename_tenant(self.actor().as_ref(), code, name.trim()))
+        dispatch!(
+            self,
+            rename_tenant(self.actor().as_ref(), code, name.trim())
+        )
     }
 
     /// House groups visible in `scope`, optionally of one tenant.
@@ -216,7 +228,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         check_code("code", code)?;
         check_name("name", name)?;
-        dispatch!(self, put_house_group(self.actor().as_ref(), tenant, code, name.trim()))
+        dispatch!(
+            self,
+            put_house_group(self.actor().as_ref(), tenant, code, name.trim())
+        )
     }
 
     /// Every resource supplier.
@@ -235,7 +250,13 @@ impl Store {
         let phones = check_phones(&input.phones)?;
         dispatch!(
             self,
-            put_supplier(self.actor().as_ref(), code, input.name.trim(), input.city.as_deref(), &phones)
+            put_supplier(
+                self.actor().as_ref(),
+                code,
+                input.name.trim(),
+                input.city.as_deref(),
+                &phones
+            )
         )?;
         dispatch!(self, suppliers(Some(code)))?
             .into_iter()
@@ -258,7 +279,10 @@ impl Store {
     ) -> Result<Tag, StoreError> {
         check_code("code", code)?;
         check_name("name", name)?;
-        dispatch!(self, add_tag(self.actor().as_ref(), tenant, code, name.trim()))
+        dispatch!(
+            self,
+            add_tag(self.actor().as_ref(), tenant, code, name.trim())
+        )
     }
 
     /// Removes a tag (tickets keep the label they were given).

@@ -213,6 +213,15 @@ pub struct Responsibility {
     pub head: Option<EmployeeId>,
 }
 
+/// A house's fields as its queries write them.
+pub(crate) struct HouseFields<'a> {
+    pub(crate) house_group: Option<&'a str>,
+    pub(crate) address: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) floors: i64,
+    pub(crate) lifts: i64,
+}
+
 /// Lower-cased search key for reason titles; SQLite's `lower()` only folds ASCII, so
 /// the key is made here for both dialects.
 pub(crate) fn search_key(text: &str) -> String {
@@ -380,7 +389,19 @@ impl Store {
         lifts: i64,
     ) -> Result<HouseId, StoreError> {
         let key = validate_house(address, floors, lifts)?;
-        dispatch!(self, create_house(self.actor().as_ref(), tenant, house_group, address.trim(), &key, floors, lifts)
+        dispatch!(
+            self,
+            create_house(
+                self.actor().as_ref(),
+                tenant,
+                &HouseFields {
+                    house_group,
+                    address: address.trim(),
+                    key: &key,
+                    floors,
+                    lifts,
+                }
+            )
         )
     }
 
@@ -420,7 +441,10 @@ impl Store {
         active: bool,
     ) -> Result<Employee, StoreError> {
         validate_employee(new)?;
-        dispatch!(self, update_employee(self.actor().as_ref(), id, new, active))?;
+        dispatch!(
+            self,
+            update_employee(self.actor().as_ref(), id, new, active)
+        )?;
         self.employee(id)
             .await?
             .ok_or_else(|| StoreError::not_found("employee", id))
@@ -437,7 +461,19 @@ impl Store {
         lifts: i64,
     ) -> Result<House, StoreError> {
         let key = validate_house(address, floors, lifts)?;
-        dispatch!(self, update_house(self.actor().as_ref(), id, house_group, address.trim(), &key, floors, lifts)
+        dispatch!(
+            self,
+            update_house(
+                self.actor().as_ref(),
+                id,
+                &HouseFields {
+                    house_group,
+                    address: address.trim(),
+                    key: &key,
+                    floors,
+                    lifts,
+                }
+            )
         )?;
         self.house(id)
             .await?
@@ -472,7 +508,10 @@ impl Store {
     ) -> Result<Reason, StoreError> {
         validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
-        dispatch!(self, update_reason(self.actor().as_ref(), id, new, &key, active))?;
+        dispatch!(
+            self,
+            update_reason(self.actor().as_ref(), id, new, &key, active)
+        )?;
         self.reason(id)
             .await?
             .ok_or_else(|| StoreError::not_found("reason", id))

@@ -33,8 +33,8 @@
 //! [`Store::with_events`], after its transaction commits.
 
 pub mod access;
-pub mod admin;
 pub mod address;
+pub mod admin;
 pub mod agreement;
 pub mod assignment;
 pub mod audit;
@@ -56,10 +56,10 @@ pub mod users;
 use std::path::PathBuf;
 
 pub use access::{AccessEntry, StoredToken};
-pub use audit::{AdminEntry, AdminLogFilter};
 pub use assignment::{
     ChainExecutor, EscalationRole, ExecutorChain, PassedOver, Person, Unavailability,
 };
+pub use audit::{AdminEntry, AdminLogFilter};
 pub use caller::{ActiveOutage, CallerInfo, KnownAddress, OpenTicket, StaffMember};
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{

@@ -57,7 +57,10 @@ impl Role {
     /// The role a name gives (`operator`, `supervisor`, `tenant-admin`,
     /// `tenant-viewer`), for the command line and the API.
     pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.iter().copied().find(|r| r.as_str() == name.trim())
+        Role::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == name.trim())
     }
 }
 
@@ -344,12 +347,7 @@ impl Store {
         Ok(dispatch!(self, users(None))?
             .into_iter()
             .filter(|r| matches!(r.user.role, Role::Operator | Role::Supervisor))
-            .filter_map(|r| {
-                r.sip.map(|sip| SoftphoneAccount {
-                    user: r.user,
-                    sip,
-                })
-            })
+            .filter_map(|r| r.sip.map(|sip| SoftphoneAccount { user: r.user, sip }))
             .collect())
     }
 
@@ -496,12 +494,7 @@ impl Store {
             || change.password.is_some();
         dispatch!(
             self,
-            update_user(
-                self.actor().as_ref(),
-                &next,
-                current.user.version,
-                revoked
-            )
+            update_user(self.actor().as_ref(), &next, current.user.version, revoked)
         )?;
         let user = self
             .user(extension)
@@ -575,8 +568,7 @@ fn dedup(list: &[String]) -> Vec<String> {
 
 /// An argon2id hash of a random password, checked against when the extension does
 /// not exist.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Q1Vj7xKx1wq2nU9yN1q3mZ3b0g4cP8aJm3tH2b6R8Y";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Q1Vj7xKx1wq2nU9yN1q3mZ3b0g4cP8aJm3tH2b6R8Y";
 
 /// The JSON an account's admin-log row records (no secrets).
 pub(crate) fn logged(user: &User) -> serde_json::Value {

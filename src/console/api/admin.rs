@@ -311,7 +311,11 @@ pub(crate) async fn put_cell(
         .iter()
         .flatten()
         .copied()
-        .chain([body.responsible, body.manager, body.head].into_iter().flatten())
+        .chain(
+            [body.responsible, body.manager, body.head]
+                .into_iter()
+                .flatten(),
+        )
         .collect();
     for id in people {
         let ok = state
@@ -419,5 +423,9 @@ pub(crate) async fn readiness(
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let facts = state.store.tenant_facts(&code).await?;
-    Ok(Json(super::readiness::check_tenant(&state.config, &code, &facts)))
+    Ok(Json(super::readiness::check_tenant(
+        &state.config,
+        &code,
+        &facts,
+    )))
 }

@@ -197,13 +197,23 @@ pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool 
             *method == axum::http::Method::GET
                 && matches!(
                     segments.as_slice(),
-                    ["tickets"] | ["tickets", _] | ["calls"] | ["calls", _] | ["recordings", _] | ["tenants"]
+                    ["tickets"]
+                        | ["tickets", _]
+                        | ["calls"]
+                        | ["calls", _]
+                        | ["recordings", _]
+                        | ["tenants"]
                 )
                 && segments.get(1) != Some(&"active")
         }
         Role::TenantAdmin => !matches!(
             segments.as_slice(),
-            ["board"] | ["operators", ..] | ["calls", "active"] | ["calls", _, "tenant"] | ["caller"] | ["dial-jobs"]
+            ["board"]
+                | ["operators", ..]
+                | ["calls", "active"]
+                | ["calls", _, "tenant"]
+                | ["caller"]
+                | ["dial-jobs"]
         ),
         _ => true,
     }
@@ -413,7 +423,11 @@ mod tests {
         use axum::http::Method;
         assert!(role_allows(Role::TenantViewer, &Method::GET, "/tickets"));
         assert!(role_allows(Role::TenantViewer, &Method::GET, "/calls/abc"));
-        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/calls/active"));
+        assert!(!role_allows(
+            Role::TenantViewer,
+            &Method::GET,
+            "/calls/active"
+        ));
         assert!(!role_allows(Role::TenantViewer, &Method::POST, "/tickets"));
         assert!(!role_allows(Role::TenantViewer, &Method::GET, "/contacts"));
         assert!(!role_allows(Role::TenantViewer, &Method::GET, "/employees"));

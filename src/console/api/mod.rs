@@ -59,7 +59,26 @@
 //! GET    /operators                       every operator and their state
 //! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
 //! GET    /board                           supervisors' live board and compliance
+//! GET    /cities                          POST {"code","name","time_zone"} (supervisor of all)
+//! POST   /tenants                         {"code","name","city"} (supervisor of all)
+//! PUT    /tenants/{code}                  {"name"}
+//! GET    /tenants/{code}/readiness        the go-live check: numbers, houses, matrix, duty, greeting
+//! GET    /house-groups                    ?tenant; PUT {"tenant","code","name"}
+//! GET    /suppliers                       PUT {"code","name","city"?,"phones"} (supervisor of all)
+//! GET    /tags                            POST {"tenant"?,"code","name"}; DELETE /tags/{id}
+//! GET    /responsibility                  ?tenant; PUT one cell {"tenant","house_group","work_type","levels",...}
+//! POST   /employees/{id}/absences         {"kind","starts_on","ends_on"}
+//! GET    /admin-log                       ?tenant&subject&before&limit
+//! GET    /users                           POST {"extension","name","role","tenants","password","sip_password"?}
+//! PUT    /users/{ext}                     what changes; DELETE removes (tokens revoked, consoles closed)
+//! GET    /onboarding/template.xlsx        the empty questionnaire
+//! POST   /onboarding                      ?tenant&dry_run, body: the workbook (XLSX)
 //! ```
+//!
+//! Writes of reference data take a supervisor or a tenant admin of the record's
+//! tenant (shared records: a supervisor of every tenant) and are written to the
+//! admin log. Tenant viewers reach `GET` of tickets, calls, recordings and tenants
+//! only; tenant admins everything but the floor ([`auth::role_allows`]).
 
 pub mod admin;
 pub mod auth;
@@ -71,8 +90,8 @@ pub(crate) mod journal;
 mod live;
 mod notices;
 mod onboarding;
-mod readiness;
 mod operators;
+mod readiness;
 mod reference;
 mod supplier;
 mod tickets;

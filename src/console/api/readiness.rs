@@ -98,7 +98,9 @@ pub(crate) fn check_tenant(config: &Config, tenant: &str, facts: &TenantFacts) -
                 .iter()
                 .find(|c| c.house_group == *group && c.work_type == *work_type)
             {
-                None => matrix.push(format!("house group {group}, {work_type}: no one responsible")),
+                None => matrix.push(format!(
+                    "house group {group}, {work_type}: no one responsible"
+                )),
                 Some(cell) => {
                     for (level, people) in cell.levels.iter().enumerate() {
                         if people.is_empty() {
@@ -117,11 +119,13 @@ pub(crate) fn check_tenant(config: &Config, tenant: &str, facts: &TenantFacts) -
     for n in numbers.iter().filter(|n| n.kind == NumberKind::Tenant) {
         match &n.greeting {
             None => greeting.push(format!("number {} has no greeting prompt", n.number)),
-            Some(prompt) if !config.media.prompts_dir.join(prompt).is_file() => greeting.push(format!(
-                "number {}: greeting {prompt} is not under {}",
-                n.number,
-                config.media.prompts_dir.display()
-            )),
+            Some(prompt) if !config.media.prompts_dir.join(prompt).is_file() => {
+                greeting.push(format!(
+                    "number {}: greeting {prompt} is not under {}",
+                    n.number,
+                    config.media.prompts_dir.display()
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -138,8 +142,6 @@ pub(crate) fn check_tenant(config: &Config, tenant: &str, facts: &TenantFacts) -
         checks,
     }
 }
-
-
 
 #[cfg(test)]
 mod tests {

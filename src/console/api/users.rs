@@ -18,8 +18,13 @@ use crate::store::users::{NewUser, Role, User, UserChange};
 
 /// Whether `who` may manage an account of `role` serving `tenants`.
 fn check_manager(who: &Principal, role: Role, tenants: &[String]) -> Result<(), ApiError> {
-    check_admin(who, tenants.first().map(String::as_str).or(Some("")))
-        .or_else(|e| if who.tenants.is_empty() { check_admin(who, None) } else { Err(e) })?;
+    check_admin(who, tenants.first().map(String::as_str).or(Some(""))).or_else(|e| {
+        if who.tenants.is_empty() {
+            check_admin(who, None)
+        } else {
+            Err(e)
+        }
+    })?;
     if who.tenants.is_empty() && who.role == Role::Supervisor {
         return Ok(());
     }
@@ -39,16 +44,20 @@ fn check_manager(who: &Principal, role: Role, tenants: &[String]) -> Result<(), 
 }
 
 fn visible(who: &Principal, user: &User) -> bool {
-    who.tenants.is_empty()
-        || (!user.tenants.is_empty() && user.tenants.iter().all(|t| who.sees(t)))
+    who.tenants.is_empty() || (!user.tenants.is_empty() && user.tenants.iter().all(|t| who.sees(t)))
 }
 
 pub(crate) async fn list(
     State(state): State<ApiState>,
     who: Principal,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    check_admin(&who, who.tenants.first().map(String::as_str))
-        .or_else(|e| if who.tenants.is_empty() { check_admin(&who, None) } else { Err(e) })?;
+    check_admin(&who, who.tenants.first().map(String::as_str)).or_else(|e| {
+        if who.tenants.is_empty() {
+            check_admin(&who, None)
+        } else {
+            Err(e)
+        }
+    })?;
     Ok(Json(state.store.users(&who.scope()).await?))
 }
 
@@ -57,7 +66,9 @@ pub(crate) async fn create(
     who: Principal,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let role = new.role.ok_or_else(|| ApiError::invalid("role", "missing"))?;
+    let role = new
+        .role
+        .ok_or_else(|| ApiError::invalid("role", "missing"))?;
     check_manager(&who, role, &new.tenants)?;
     let user = state
         .store

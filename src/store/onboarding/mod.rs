@@ -5,6 +5,7 @@
 //!
 //! - [`workbook`]: the sheets and columns, reading XLSX and CSV into text cells,
 //!   writing the template;
+//! - `cells`: one cell's value as people write it (codes, phones, days, times, dates);
 //! - `questionnaire`: the cells read into typed rows, every bad cell a
 //!   [`CellFault`] (`Дома!C12: ...`);
 //! - `plan`: the rows compared with the store: what would be created, changed and
@@ -16,6 +17,7 @@
 //! On SQLite the apply holds the write lock for its duration (seconds for a large
 //! company); the call journal's writer waits and retries meanwhile.
 
+mod cells;
 mod plan;
 mod questionnaire;
 pub mod workbook;
@@ -88,8 +90,9 @@ impl Store {
         dry_run: bool,
         progress: impl Fn(Stage),
     ) -> Result<OnboardingReport, StoreError> {
-        super::users::check_extension(tenant)
-            .map_err(|_| StoreError::invalid("tenant", "a tenant code is letters, digits, - _ ."))?;
+        super::users::check_extension(tenant).map_err(|_| {
+            StoreError::invalid("tenant", "a tenant code is letters, digits, - _ .")
+        })?;
         let started = Instant::now();
         progress(Stage::Reading);
         let mut q = tokio::task::spawn_blocking(move || questionnaire::read(&book)).await?;
@@ -126,6 +129,14 @@ impl Store {
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(report)
     }
+}
+
+/// Reads a questionnaire's cells as an import would and returns every bad cell,
+/// without the store (references to the store are not checked).
+pub fn check_workbook(book: &Workbook) -> Vec<CellFault> {
+    let mut q = questionnaire::read(book);
+    q.sort_faults();
+    q.faults
 }
 
 /// How long an import of `rows` data rows may take, from the benchmark's pace (about

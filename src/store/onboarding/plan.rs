@@ -112,6 +112,17 @@ pub(crate) enum EmployeeRef {
     New(String),
 }
 
+/// An apartment to add or correct.
+#[derive(Debug, Clone)]
+pub(crate) struct ApartmentWrite {
+    pub(crate) house: HouseRef,
+    pub(crate) number: String,
+    pub(crate) entrance: Option<i64>,
+    pub(crate) floor: Option<i64>,
+    /// Whether it exists (then only its entrance and floor change).
+    pub(crate) exists: bool,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct EmployeeWrite {
     pub(crate) id: Option<i64>,
@@ -145,8 +156,7 @@ pub(crate) struct Plan {
     pub(crate) work_types: Vec<(String, String)>,
     pub(crate) groups: Vec<(String, String)>,
     pub(crate) houses: Vec<(Option<i64>, HouseRow)>,
-    /// House, number, entrance, floor, whether it exists.
-    pub(crate) apartments: Vec<(HouseRef, String, Option<i64>, Option<i64>, bool)>,
+    pub(crate) apartments: Vec<ApartmentWrite>,
     pub(crate) reasons: Vec<(Option<i64>, ReasonRow)>,
     pub(crate) suppliers: Vec<(Option<i64>, String, String, Vec<String>)>,
     pub(crate) employees: Vec<EmployeeWrite>,
@@ -214,10 +224,20 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
                     company.time_zone.clone(),
                 ));
             }
-            let same_tenant = existing.as_ref().is_some_and(|(_, name, _)| *name == company.name);
-            plan.count(SheetKind::Company, existing.is_some(), same_tenant && same_city);
+            let same_tenant = existing
+                .as_ref()
+                .is_some_and(|(_, name, _)| *name == company.name);
+            plan.count(
+                SheetKind::Company,
+                existing.is_some(),
+                same_tenant && same_city,
+            );
             if !same_tenant {
-                plan.tenant = Some((tenant.to_owned(), company.name.clone(), company.city_code.clone()));
+                plan.tenant = Some((
+                    tenant.to_owned(),
+                    company.name.clone(),
+                    company.city_code.clone(),
+                ));
             }
             city_code = Some(company.city_code);
         }
@@ -228,7 +248,10 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let mut work_types: HashMap<String, String> = current.work_types.clone();
     let mut reason_codes: HashMap<String, u32> = HashMap::new();
     for r in &q.reasons {
-        let name = r.work_type_name.clone().unwrap_or_else(|| r.work_type.clone());
+        let name = r
+            .work_type_name
+            .clone()
+            .unwrap_or_else(|| r.work_type.clone());
         match work_types.get(&r.work_type) {
             None => plan.work_types.push((r.work_type.clone(), name.clone())),
             Some(known) if r.work_type_name.as_ref().is_some_and(|n| n != known) => {
@@ -242,7 +265,11 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let reasons = std::mem::take(&mut q.reasons);
     for r in reasons {
         if let Some(first) = reason_codes.insert(r.code.clone(), r.at.row) {
-            q.fault(r.at, "Код", format!("reason `{}` is also on row {first}", r.code));
+            q.fault(
+                r.at,
+                "Код",
+                format!("reason `{}` is also on row {first}", r.code),
+            );
             continue;
         }
         let existing = current.reasons.get(&r.code);
@@ -278,14 +305,22 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
             q.fault(
                 h.at,
                 "Дом",
-                format!("the same house as row {first} (addresses compare as `{}`)", h.key),
+                format!(
+                    "the same house as row {first} (addresses compare as `{}`)",
+                    h.key
+                ),
             );
             continue;
         }
         let group_name = h.group_name.clone().unwrap_or_else(|| {
-            groups.get(&h.group).cloned().unwrap_or_else(|| h.group.clone())
+            groups
+                .get(&h.group)
+                .cloned()
+                .unwrap_or_else(|| h.group.clone())
         });
-        if groups.get(&h.group) != Some(&group_name) && !plan.groups.iter().any(|(c, _)| *c == h.group) {
+        if groups.get(&h.group) != Some(&group_name)
+            && !plan.groups.iter().any(|(c, _)| *c == h.group)
+        {
             plan.groups.push((h.group.clone(), group_name.clone()));
         }
         groups.insert(h.group.clone(), group_name);
@@ -318,16 +353,28 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let apartments = std::mem::take(&mut q.apartments);
     for a in apartments {
         let Some(house) = house_ref(&a.key) else {
-            q.fault(a.at, "Дом", "no such house in the «Дома» sheet or the store");
+            q.fault(
+                a.at,
+                "Дом",
+                "no such house in the «Дома» sheet or the store",
+            );
             continue;
         };
         if let Some(first) = apartment_rows.insert((a.key.clone(), a.number.clone()), a.at.row) {
-            q.fault(a.at, "Квартира", format!("apartment {} is also on row {first}", a.number));
+            q.fault(
+                a.at,
+                "Квартира",
+                format!("apartment {} is also on row {first}", a.number),
+            );
             continue;
         }
         if let (Some(floor), Some(&floors)) = (a.floor, floors_of.get(&a.key)) {
             if floors > 0 && floor > floors {
-                q.fault(a.at, "Этаж", format!("floor {floor} of a house of {floors} floors"));
+                q.fault(
+                    a.at,
+                    "Этаж",
+                    format!("floor {floor} of a house of {floors} floors"),
+                );
                 continue;
             }
         }
@@ -338,8 +385,13 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
         let same = existing.is_some_and(|(e, f)| *e == a.entrance && *f == a.floor);
         plan.count(SheetKind::Apartments, existing.is_some(), same);
         if !same {
-            plan.apartments
-                .push((house, a.number, a.entrance, a.floor, existing.is_some()));
+            plan.apartments.push(ApartmentWrite {
+                house,
+                number: a.number,
+                entrance: a.entrance,
+                floor: a.floor,
+                exists: existing.is_some(),
+            });
         }
     }
 
@@ -347,7 +399,11 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let mut supplier_rows: HashMap<String, u32> = HashMap::new();
     for s in std::mem::take(&mut q.suppliers) {
         if let Some(first) = supplier_rows.insert(s.code.clone(), s.at.row) {
-            q.fault(s.at, "Код", format!("supplier `{}` is also on row {first}", s.code));
+            q.fault(
+                s.at,
+                "Код",
+                format!("supplier `{}` is also on row {first}", s.code),
+            );
             continue;
         }
         let phones = phones_text(&s.phones);
@@ -356,14 +412,18 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
             q.fault(
                 s.at,
                 "Код",
-                format!("supplier `{}` is another city's ({}); choose another code", s.code, e.city),
+                format!(
+                    "supplier `{}` is another city's ({}); choose another code",
+                    s.code, e.city
+                ),
             );
             continue;
         }
         let same = existing.is_some_and(|e| e.name == s.name && e.phones == phones);
         plan.count(SheetKind::Suppliers, existing.is_some(), same);
         if !same {
-            plan.suppliers.push((existing.map(|e| e.id), s.code, s.name, phones));
+            plan.suppliers
+                .push((existing.map(|e| e.id), s.code, s.name, phones));
         }
     }
 
@@ -373,7 +433,11 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let mut employee_rows: HashMap<String, u32> = HashMap::new();
     for e in std::mem::take(&mut q.employees) {
         if let Some(first) = employee_rows.insert(e.code.clone(), e.at.row) {
-            q.fault(e.at, "Табельный номер", format!("`{}` is also on row {first}", e.code));
+            q.fault(
+                e.at,
+                "Табельный номер",
+                format!("`{}` is also on row {first}", e.code),
+            );
             continue;
         }
         if let Some(bad) = e.work_types.iter().find(|w| !work_types.contains_key(*w)) {
@@ -404,7 +468,10 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     };
     for s in std::mem::take(&mut q.shifts) {
         if let Some(i) = staff.find(&s.code, s.at, "Табельный номер", q) {
-            staff.writes[i].shifts.get_or_insert_with(Vec::new).extend(s.shifts);
+            staff.writes[i]
+                .shifts
+                .get_or_insert_with(Vec::new)
+                .extend(s.shifts);
         }
     }
     let mut absence_count = Counts::default();
@@ -436,21 +503,39 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let mut cell_rows: HashMap<(String, String), u32> = HashMap::new();
     for r in std::mem::take(&mut q.responsibility) {
         if !groups.contains_key(&r.group) {
-            q.fault(r.at, "Группа домов", format!("no house group `{}` in the «Дома» sheet or the store", r.group));
+            q.fault(
+                r.at,
+                "Группа домов",
+                format!(
+                    "no house group `{}` in the «Дома» sheet or the store",
+                    r.group
+                ),
+            );
             continue;
         }
         if !work_types.contains_key(&r.work_type) {
-            q.fault(r.at, "Вид работ", format!("unknown work type `{}`", r.work_type));
+            q.fault(
+                r.at,
+                "Вид работ",
+                format!("unknown work type `{}`", r.work_type),
+            );
             continue;
         }
         if let Some(first) = cell_rows.insert((r.group.clone(), r.work_type.clone()), r.at.row) {
-            q.fault(r.at, "Вид работ", format!("this cell of the matrix is also on row {first}"));
+            q.fault(
+                r.at,
+                "Вид работ",
+                format!("this cell of the matrix is also on row {first}"),
+            );
             continue;
         }
         let mut ok = true;
         let mut levels: [Vec<EmployeeRef>; 3] = Default::default();
         let mut level_ids: [Vec<Option<i64>>; 3] = Default::default();
-        for (l, header) in ["Уровень 1", "Уровень 2", "Уровень 3"].into_iter().enumerate() {
+        for (l, header) in ["Уровень 1", "Уровень 2", "Уровень 3"]
+            .into_iter()
+            .enumerate()
+        {
             for code in &r.levels[l] {
                 match staff.resolve(code, r.at, header, Some(&r.work_type), q) {
                     Some((e, id)) => {
@@ -480,8 +565,12 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
         let [(responsible, rid), (manager, mid), (head, hid)] = escalation;
         let existing = current.cells.get(&(r.group.clone(), r.work_type.clone()));
         let same = existing.is_some_and(|c| {
-            (0..3).all(|l| level_ids[l].iter().map(|id| id.unwrap_or(-1)).eq(c.levels[l].iter().copied()))
-                && rid == Some(c.responsible)
+            (0..3).all(|l| {
+                level_ids[l]
+                    .iter()
+                    .map(|id| id.unwrap_or(-1))
+                    .eq(c.levels[l].iter().copied())
+            }) && rid == Some(c.responsible)
                 && mid == Some(c.manager)
                 && hid == Some(c.head)
         });
@@ -503,7 +592,8 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let writes = staff.writes;
     let mut writes = writes;
     for w in &mut writes {
-        let existing = w.id.and_then(|id| current.employees.values().find(|e| e.id == id));
+        let existing =
+            w.id.and_then(|id| current.employees.values().find(|e| e.id == id));
         if let Some(shifts) = &mut w.shifts {
             shifts.sort_by_key(|s| (s.weekday, s.starts_min, s.ends_min));
             shifts.dedup();
@@ -536,7 +626,8 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     plan.employees = writes
         .into_iter()
         .filter(|w| {
-            let existing = w.id.and_then(|id| current.employees.values().find(|e| e.id == id));
+            let existing =
+                w.id.and_then(|id| current.employees.values().find(|e| e.id == id));
             let details_same = existing.is_some_and(|e| {
                 let mut a = e.work_types.clone();
                 let mut b = w.work_types.clone();
@@ -553,21 +644,32 @@ pub(crate) fn plan(q: &mut Questionnaire, tenant: &str, current: &Current) -> Pl
     let mut contact_keys: HashSet<(String, String, String)> = HashSet::new();
     for c in std::mem::take(&mut q.contacts) {
         let Some(house) = house_ref(&c.key) else {
-            q.fault(c.at, "Дом", "no such house in the «Дома» sheet or the store");
+            q.fault(
+                c.at,
+                "Дом",
+                "no such house in the «Дома» sheet or the store",
+            );
             continue;
         };
-        if !contact_keys.insert((c.phone.as_str().to_owned(), c.key.clone(), c.apartment.clone())) {
+        if !contact_keys.insert((
+            c.phone.as_str().to_owned(),
+            c.key.clone(),
+            c.apartment.clone(),
+        )) {
             continue;
         }
         let exists = match &house {
-            HouseRef::Id(id) => current
-                .contacts
-                .contains(&(c.phone.as_str().to_owned(), *id, c.apartment.clone())),
+            HouseRef::Id(id) => {
+                current
+                    .contacts
+                    .contains(&(c.phone.as_str().to_owned(), *id, c.apartment.clone()))
+            }
             HouseRef::New(_) => false,
         };
         plan.count(SheetKind::Contacts, exists, true);
         if !exists {
-            plan.contacts.push((c.phone.as_str().to_owned(), house, c.apartment));
+            plan.contacts
+                .push((c.phone.as_str().to_owned(), house, c.apartment));
         }
     }
     plan
@@ -583,12 +685,22 @@ struct Staff<'a> {
 impl Staff<'_> {
     /// The write of employee `code`: listed in the employees sheet, or the store's
     /// (added unchanged); a fault at `header` of `at` when neither has them.
-    fn find(&mut self, code: &str, at: At, header: &'static str, q: &mut Questionnaire) -> Option<usize> {
+    fn find(
+        &mut self,
+        code: &str,
+        at: At,
+        header: &'static str,
+        q: &mut Questionnaire,
+    ) -> Option<usize> {
         if let Some(&i) = self.index.get(code) {
             return Some(i);
         }
         let Some(e) = self.current.employees.get(code) else {
-            q.fault(at, header, format!("no employee `{code}` in the «Сотрудники» sheet or the store"));
+            q.fault(
+                at,
+                header,
+                format!("no employee `{code}` in the «Сотрудники» sheet or the store"),
+            );
             return None;
         };
         self.index.insert(code.to_owned(), self.writes.len());
@@ -617,7 +729,11 @@ impl Staff<'_> {
         let i = self.find(code, at, header, q)?;
         let w = &self.writes[i];
         if let Some(wt) = work_type.filter(|wt| !w.work_types.iter().any(|x| x == wt)) {
-            q.fault(at, header, format!("`{code}` ({}) does not do work type `{wt}`", w.name));
+            q.fault(
+                at,
+                header,
+                format!("`{code}` ({}) does not do work type `{wt}`", w.name),
+            );
             return None;
         }
         Some(match w.id {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::cells::{code, count, date, hhmm, list, phones, resident_phone, text, weekdays, yes_no};
 use super::workbook::{Row, SheetKind, Workbook, column_letters, fold};
 use crate::phone::PhoneNumber;
 use crate::store::address::{address_key, apartment_key};
@@ -266,11 +267,12 @@ pub(crate) fn read(book: &Workbook) -> Questionnaire {
         let columns = match header_columns(kind, header) {
             Ok(c) => c,
             Err(faults) => {
-                q.faults.extend(faults.into_iter().map(|(cell, message)| CellFault {
-                    sheet: sheet.name.clone(),
-                    cell,
-                    message,
-                }));
+                q.faults
+                    .extend(faults.into_iter().map(|(cell, message)| CellFault {
+                        sheet: sheet.name.clone(),
+                        cell,
+                        message,
+                    }));
                 continue;
             }
         };
@@ -381,11 +383,14 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
                 q.fault(
                     at,
                     "Часовой пояс",
-                    format!("`{tz}` is not an IANA time zone (Asia/Yekaterinburg, Europe/Moscow, ...)"),
+                    format!(
+                        "`{tz}` is not an IANA time zone (Asia/Yekaterinburg, Europe/Moscow, ...)"
+                    ),
                 );
                 return;
             }
-            let Some(city_code) = code(q, at, "Код города", f.get("Код города")) else {
+            let Some(city_code) = code(q, at, "Код города", f.get("Код города"))
+            else {
                 return;
             };
             let (Some(city_name), Some(name)) = (
@@ -406,7 +411,8 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             let Some((address, key)) = house_address(q, at, f) else {
                 return;
             };
-            let Some(group) = code(q, at, "Группа домов", f.get("Группа домов")) else {
+            let Some(group) = code(q, at, "Группа домов", f.get("Группа домов"))
+            else {
                 return;
             };
             let floors = count(q, at, "Этажей", f.get("Этажей"), 0, 200);
@@ -415,7 +421,11 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             let notes = f.opt("Заметки для оператора");
             let group_name = f.opt("Название группы");
             if notes.as_ref().is_some_and(|n| n.chars().count() > MAX_TEXT) {
-                q.fault(at, "Заметки для оператора", format!("longer than {MAX_TEXT} characters"));
+                q.fault(
+                    at,
+                    "Заметки для оператора",
+                    format!("longer than {MAX_TEXT} characters"),
+                );
                 return;
             }
             if group_name.as_ref().is_some_and(|n| n.chars().count() > 200) {
@@ -466,7 +476,8 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             });
         }
         SheetKind::Employees => {
-            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер")) else {
+            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер"))
+            else {
                 return;
             };
             let Some(name) = text(q, at, "ФИО", f.get("ФИО"), 200) else {
@@ -491,7 +502,8 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             });
         }
         SheetKind::Shifts => {
-            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер")) else {
+            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер"))
+            else {
                 return;
             };
             let Some(days) = weekdays(f.get("День")) else {
@@ -510,7 +522,11 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
                 match Shift::on_weekday(day, f.get("Начало"), f.get("Конец")) {
                     Ok(s) => shifts.push(s),
                     Err(_) => {
-                        let header = if hhmm(f.get("Начало")) { "Конец" } else { "Начало" };
+                        let header = if hhmm(f.get("Начало")) {
+                            "Конец"
+                        } else {
+                            "Начало"
+                        };
                         q.fault(
                             at,
                             header,
@@ -527,7 +543,8 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             });
         }
         SheetKind::Absences => {
-            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер")) else {
+            let Some(code_) = code(q, at, "Табельный номер", f.get("Табельный номер"))
+            else {
                 return;
             };
             let kind = match fold(f.get("Вид")).as_str() {
@@ -535,7 +552,11 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
                 "больничный" | "sick leave" | "sick_leave" => AbsenceKind::SickLeave,
                 "другое" | "прочее" | "other" => AbsenceKind::Other,
                 other => {
-                    q.fault(at, "Вид", format!("`{other}` is not отпуск, больничный or другое"));
+                    q.fault(
+                        at,
+                        "Вид",
+                        format!("`{other}` is not отпуск, больничный or другое"),
+                    );
                     return;
                 }
             };
@@ -573,10 +594,12 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
                     return;
                 }
             };
-            let Some(title) = text(q, at, "Название", f.get("Название"), 200) else {
+            let Some(title) = text(q, at, "Название", f.get("Название"), 200)
+            else {
                 return;
             };
-            let Some(work_type) = code(q, at, "Вид работ", f.get("Вид работ")) else {
+            let Some(work_type) = code(q, at, "Вид работ", f.get("Вид работ"))
+            else {
                 return;
             };
             let deadline = match f.get("Срок, мин").parse::<i64>() {
@@ -585,7 +608,10 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
                     q.fault(
                         at,
                         "Срок, мин",
-                        format!("`{}` is not a number of minutes (1 to a year)", f.get("Срок, мин")),
+                        format!(
+                            "`{}` is not a number of minutes (1 to a year)",
+                            f.get("Срок, мин")
+                        ),
                     );
                     return;
                 }
@@ -640,8 +666,12 @@ fn read_row(q: &mut Questionnaire, f: &Fields<'_>) {
             let Some(name) = text(q, at, "Название", f.get("Название"), 200) else {
                 return;
             };
-            let Some(phones) = phones(q, at, "Телефоны диспетчерской", f.get("Телефоны диспетчерской"))
-            else {
+            let Some(phones) = phones(
+                q,
+                at,
+                "Телефоны диспетчерской",
+                f.get("Телефоны диспетчерской"),
+            ) else {
                 return;
             };
             q.suppliers.push(SupplierRow {
@@ -700,151 +730,6 @@ fn house_address(q: &mut Questionnaire, at: At, f: &Fields<'_>) -> Option<(Strin
     Some((address, key))
 }
 
-/// A code: letters, digits, `-`, `_`, `.`, at most 64.
-fn code(q: &mut Questionnaire, at: At, header: &'static str, raw: &str) -> Option<String> {
-    let ok = !raw.is_empty()
-        && raw.chars().count() <= 64
-        && raw
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok {
-        Some(raw.to_owned())
-    } else {
-        q.fault(
-            at,
-            header,
-            format!("`{raw}` is not a code (letters, digits, - _ . /, at most 64)"),
-        );
-        None
-    }
-}
-
-fn text(q: &mut Questionnaire, at: At, header: &'static str, raw: &str, max: usize) -> Option<String> {
-    if raw.chars().count() > max {
-        q.fault(at, header, format!("longer than {max} characters"));
-        return None;
-    }
-    Some(raw.to_owned())
-}
-
-/// An optional whole number within bounds; `Err` after reporting a bad one.
-fn count(
-    q: &mut Questionnaire,
-    at: At,
-    header: &'static str,
-    raw: &str,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ()> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    match raw.parse::<i64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        Ok(n) => {
-            q.fault(at, header, format!("{n} is out of range ({min} to {max})"));
-            Err(())
-        }
-        Err(_) => {
-            q.fault(at, header, format!("`{raw}` is not a whole number"));
-            Err(())
-        }
-    }
-}
-
-/// A comma- or semicolon-separated list.
-fn list(raw: &str) -> Vec<String> {
-    raw.split([',', ';', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn phones(q: &mut Questionnaire, at: At, header: &'static str, raw: &str) -> Option<Vec<PhoneNumber>> {
-    let mut out: Vec<PhoneNumber> = Vec::new();
-    for item in list(raw) {
-        match PhoneNumber::parse(&item) {
-            Ok(p) if out.contains(&p) => {
-                q.fault(at, header, format!("{p} is listed twice"));
-                return None;
-            }
-            Ok(p) => out.push(p),
-            Err(e) => {
-                q.fault(at, header, format!("`{item}`: {e}"));
-                return None;
-            }
-        }
-    }
-    if out.is_empty() {
-        q.fault(at, header, "no phone");
-        return None;
-    }
-    if out.len() > 5 {
-        q.fault(at, header, "at most 5 phones");
-        return None;
-    }
-    Some(out)
-}
-
-/// A resident's phone: a full number (ten digits are a Russian number without its
-/// trunk prefix).
-fn resident_phone(raw: &str) -> Result<PhoneNumber, String> {
-    let phone = PhoneNumber::parse(raw).map_err(|e| format!("`{raw}`: {e}"))?;
-    if phone.is_e164() {
-        return Ok(phone);
-    }
-    if phone.as_str().len() == 10 {
-        return PhoneNumber::parse(&format!("+7{}", phone.as_str())).map_err(|e| e.to_string());
-    }
-    Err(format!("`{raw}` is not a full phone number"))
-}
-
-fn hhmm(raw: &str) -> bool {
-    let Some((h, m)) = raw.split_once(':') else {
-        return false;
-    };
-    matches!((h.trim().parse::<u8>(), m.trim().parse::<u8>()), (Ok(h), Ok(m)) if h < 24 && m < 60)
-}
-
-/// ISO weekdays a day cell names.
-fn weekdays(raw: &str) -> Option<Vec<u8>> {
-    let day = match fold(raw).trim_end_matches('.') {
-        "пн" | "понедельник" | "1" | "mon" => 1,
-        "вт" | "вторник" | "2" | "tue" => 2,
-        "ср" | "среда" | "3" | "wed" => 3,
-        "чт" | "четверг" | "4" | "thu" => 4,
-        "пт" | "пятница" | "5" | "fri" => 5,
-        "сб" | "суббота" | "6" | "sat" => 6,
-        "вс" | "воскресенье" | "7" | "sun" => 7,
-        "будни" | "пн-пт" => return Some(vec![1, 2, 3, 4, 5]),
-        "выходные" | "сб-вс" => return Some(vec![6, 7]),
-        "ежедневно" | "каждый день" | "пн-вс" => return Some((1..=7).collect()),
-        _ => return None,
-    };
-    Some(vec![day])
-}
-
-fn date(q: &mut Questionnaire, at: At, header: &'static str, raw: &str) -> Option<NaiveDate> {
-    let parsed = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(raw, "%d.%m.%Y"));
-    match parsed {
-        Ok(d) => Some(d),
-        Err(_) => {
-            q.fault(at, header, format!("`{raw}` is not a date (DD.MM.YYYY or YYYY-MM-DD)"));
-            None
-        }
-    }
-}
-
-fn yes_no(raw: &str) -> Option<bool> {
-    match fold(raw).as_str() {
-        "" | "нет" | "no" | "0" | "false" => Some(false),
-        "да" | "yes" | "1" | "true" => Some(true),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -864,14 +749,29 @@ mod tests {
                 "Дома",
                 "Улица;Дом;Группа домов;Этажей\nЛенина;5;g1;9\nЛенина;7;g1;девять\n;9;g1;5\n",
             ),
-            ("Смены", "Табельный номер;День;Начало;Конец\nT1;пн;08:00;25:00\nT1;четвергг;08:00;20:00\n"),
+            (
+                "Смены",
+                "Табельный номер;День;Начало;Конец\nT1;пн;08:00;25:00\nT1;четвергг;08:00;20:00\n",
+            ),
         ]));
         let faults: Vec<String> = q.faults.iter().map(ToString::to_string).collect();
         assert_eq!(q.houses.len(), 1);
-        assert!(faults.contains(&"Дома!D3: `девять` is not a whole number".to_owned()), "{faults:#?}");
-        assert!(faults.contains(&"Дома!A4: empty; this column is required".to_owned()), "{faults:#?}");
-        assert!(faults.iter().any(|f| f.starts_with("Смены!D2: `25:00`")), "{faults:#?}");
-        assert!(faults.iter().any(|f| f.starts_with("Смены!B3: `четвергг`")), "{faults:#?}");
+        assert!(
+            faults.contains(&"Дома!D3: `девять` is not a whole number".to_owned()),
+            "{faults:#?}"
+        );
+        assert!(
+            faults.contains(&"Дома!A4: empty; this column is required".to_owned()),
+            "{faults:#?}"
+        );
+        assert!(
+            faults.iter().any(|f| f.starts_with("Смены!D2: `25:00`")),
+            "{faults:#?}"
+        );
+        assert!(
+            faults.iter().any(|f| f.starts_with("Смены!B3: `четвергг`")),
+            "{faults:#?}"
+        );
     }
 
     #[test]
@@ -880,13 +780,31 @@ mod tests {
         let q = read(&book(&[
             ("Лист1", "a\n"),
             ("Дома", &format!("Улица;Дом;Группа домов;Цвет\n{example}\n")),
-            ("Квартиры", &format!("Улица;Дом;Квартира\n{}\n", ["ул. Ленина", "5к1", "12"].join(";"))),
+            (
+                "Квартиры",
+                &format!(
+                    "Улица;Дом;Квартира\n{}\n",
+                    ["ул. Ленина", "5к1", "12"].join(";")
+                ),
+            ),
         ]));
         let faults: Vec<String> = q.faults.iter().map(ToString::to_string).collect();
-        assert!(faults[0].starts_with("Лист1!A1: unknown sheet"), "{faults:#?}");
-        assert!(faults.iter().any(|f| f.starts_with("Дома!D1: unknown column «Цвет»")), "{faults:#?}");
+        assert!(
+            faults[0].starts_with("Лист1!A1: unknown sheet"),
+            "{faults:#?}"
+        );
+        assert!(
+            faults
+                .iter()
+                .any(|f| f.starts_with("Дома!D1: unknown column «Цвет»")),
+            "{faults:#?}"
+        );
         assert!(q.houses.is_empty());
-        assert_eq!(q.apartments.len(), 1, "not the example row: it lacks the entrance and floor");
+        assert_eq!(
+            q.apartments.len(),
+            1,
+            "not the example row: it lacks the entrance and floor"
+        );
     }
 
     #[test]

@@ -135,105 +135,128 @@ impl SheetKind {
         match self {
             SheetKind::Company => {
                 const C: &[Column] = &[
-                col("Код города", true, "ekb"),
-                col("Город", true, "Екатеринбург"),
-                col("Часовой пояс", true, "Asia/Yekaterinburg"),
-                col("Название УК", true, "УК «Пример»"),
-            ];
+                    col("Код города", true, "ekb"),
+                    col("Город", true, "Екатеринбург"),
+                    col("Часовой пояс", true, "Asia/Yekaterinburg"),
+                    col("Название УК", true, "УК «Пример»"),
+                ];
                 C
             }
             SheetKind::Houses => {
                 const C: &[Column] = &[
-                col("Улица", true, "ул. Ленина"),
-                col("Дом", true, "5к1"),
-                col("Группа домов", true, "uch1"),
-                col("Название группы", false, "Участок 1"),
-                col("Этажей", false, "9"),
-                col("Подъездов", false, "4"),
-                col("Лифтов", false, "4"),
-                col("Заметки для оператора", false, "Ключи от подвала у старшего по дому"),
-            ];
+                    col("Улица", true, "ул. Ленина"),
+                    col("Дом", true, "5к1"),
+                    col("Группа домов", true, "uch1"),
+                    col("Название группы", false, "Участок 1"),
+                    col("Этажей", false, "9"),
+                    col("Подъездов", false, "4"),
+                    col("Лифтов", false, "4"),
+                    col(
+                        "Заметки для оператора",
+                        false,
+                        "Ключи от подвала у старшего по дому",
+                    ),
+                ];
                 C
             }
             SheetKind::Apartments => {
                 const C: &[Column] = &[
-                col("Улица", true, "ул. Ленина"),
-                col("Дом", true, "5к1"),
-                col_a("Квартира", &["кв", "кв."], true, "12"),
-                col("Подъезд", false, "1"),
-                col("Этаж", false, "3"),
-            ];
+                    col("Улица", true, "ул. Ленина"),
+                    col("Дом", true, "5к1"),
+                    col_a("Квартира", &["кв", "кв."], true, "12"),
+                    col("Подъезд", false, "1"),
+                    col("Этаж", false, "3"),
+                ];
                 C
             }
             SheetKind::Employees => {
                 const C: &[Column] = &[
-                col_a("Табельный номер", &["таб. номер", "таб. №", "код"], true, "T-001"),
-                col("ФИО", true, "Петров Пётр Петрович"),
-                col("Должность", false, "слесарь-сантехник"),
-                col("Телефоны", true, "+79120000001, +79120000002"),
-                col("Виды работ", false, "plumbing, heating"),
-            ];
+                    col_a(
+                        "Табельный номер",
+                        &["таб. номер", "таб. №", "код"],
+                        true,
+                        "T-001",
+                    ),
+                    col("ФИО", true, "Петров Пётр Петрович"),
+                    col("Должность", false, "слесарь-сантехник"),
+                    col("Телефоны", true, "+79120000001, +79120000002"),
+                    col("Виды работ", false, "plumbing, heating"),
+                ];
                 C
             }
             SheetKind::Shifts => {
                 const C: &[Column] = &[
-                col_a("Табельный номер", &["таб. номер", "таб. №", "код"], true, "T-001"),
-                col("День", true, "пн"),
-                col("Начало", true, "08:00"),
-                col("Конец", true, "20:00"),
-            ];
+                    col_a(
+                        "Табельный номер",
+                        &["таб. номер", "таб. №", "код"],
+                        true,
+                        "T-001",
+                    ),
+                    col("День", true, "пн"),
+                    col("Начало", true, "08:00"),
+                    col("Конец", true, "20:00"),
+                ];
                 C
             }
             SheetKind::Absences => {
                 const C: &[Column] = &[
-                col_a("Табельный номер", &["таб. номер", "таб. №", "код"], true, "T-001"),
-                col("Вид", true, "отпуск"),
-                col("С", true, "2027-01-10"),
-                col("По", true, "2027-01-24"),
-            ];
+                    col_a(
+                        "Табельный номер",
+                        &["таб. номер", "таб. №", "код"],
+                        true,
+                        "T-001",
+                    ),
+                    col("Вид", true, "отпуск"),
+                    col("С", true, "2027-01-10"),
+                    col("По", true, "2027-01-24"),
+                ];
                 C
             }
             SheetKind::Reasons => {
                 const C: &[Column] = &[
-                col("Код", true, "leak"),
-                col("Категория", true, "аварийная"),
-                col("Название", true, "Течь в квартире"),
-                col("Вид работ", true, "plumbing"),
-                col("Название вида работ", false, "Сантехника"),
-                col("Срок, мин", true, "120"),
-                col("Текст для оператора", false, "Перекройте воду на стояке, если можете"),
-                col("Нужен поставщик", false, "нет"),
-            ];
+                    col("Код", true, "leak"),
+                    col("Категория", true, "аварийная"),
+                    col("Название", true, "Течь в квартире"),
+                    col("Вид работ", true, "plumbing"),
+                    col("Название вида работ", false, "Сантехника"),
+                    col("Срок, мин", true, "120"),
+                    col(
+                        "Текст для оператора",
+                        false,
+                        "Перекройте воду на стояке, если можете",
+                    ),
+                    col("Нужен поставщик", false, "нет"),
+                ];
                 C
             }
             SheetKind::Responsibility => {
                 const C: &[Column] = &[
-                col("Группа домов", true, "uch1"),
-                col("Вид работ", true, "plumbing"),
-                col("Уровень 1", true, "T-001"),
-                col("Уровень 2", false, "T-002"),
-                col("Уровень 3", false, "T-003"),
-                col("Ответственный", false, "T-004"),
-                col("Руководитель", false, "T-005"),
-                col("Директор", false, "T-006"),
-            ];
+                    col("Группа домов", true, "uch1"),
+                    col("Вид работ", true, "plumbing"),
+                    col("Уровень 1", true, "T-001"),
+                    col("Уровень 2", false, "T-002"),
+                    col("Уровень 3", false, "T-003"),
+                    col("Ответственный", false, "T-004"),
+                    col("Руководитель", false, "T-005"),
+                    col("Директор", false, "T-006"),
+                ];
                 C
             }
             SheetKind::Suppliers => {
                 const C: &[Column] = &[
-                col("Код", true, "vodokanal"),
-                col("Название", true, "МУП «Водоканал»"),
-                col("Телефоны диспетчерской", true, "+73432000777"),
-            ];
+                    col("Код", true, "vodokanal"),
+                    col("Название", true, "МУП «Водоканал»"),
+                    col("Телефоны диспетчерской", true, "+73432000777"),
+                ];
                 C
             }
             SheetKind::Contacts => {
                 const C: &[Column] = &[
-                col("Телефон", true, "+79120000101"),
-                col("Улица", true, "ул. Ленина"),
-                col("Дом", true, "5к1"),
-                col_a("Квартира", &["кв", "кв."], false, "12"),
-            ];
+                    col("Телефон", true, "+79120000101"),
+                    col("Улица", true, "ул. Ленина"),
+                    col("Дом", true, "5к1"),
+                    col_a("Квартира", &["кв", "кв."], false, "12"),
+                ];
                 C
             }
         }
@@ -241,7 +264,10 @@ impl SheetKind {
 
     /// The template's example row, as it reads back.
     pub fn example(self) -> Vec<String> {
-        self.columns().iter().map(|c| c.example.to_owned()).collect()
+        self.columns()
+            .iter()
+            .map(|c| c.example.to_owned())
+            .collect()
     }
 }
 
@@ -553,7 +579,11 @@ pub fn write_xlsx(
         for (c, column) in kind.columns().iter().enumerate() {
             let c = c as u16;
             sheet.write_string_with_format(0, c, column.header, &bold)?;
-            let width = column.header.chars().count().max(column.example.chars().count());
+            let width = column
+                .header
+                .chars()
+                .count()
+                .max(column.example.chars().count());
             sheet.set_column_width(c, (width as f64 + 2.0).min(60.0))?;
         }
         sheet.set_freeze_panes(1, 0)?;

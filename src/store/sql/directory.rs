@@ -100,12 +100,15 @@ pub(super) async fn create_house(
     pool: &Pool<Db>,
     actor: Option<&Actor<'_>>,
     tenant: &str,
-    house_group: Option<&str>,
-    address: &str,
-    key: &str,
-    floors: i64,
-    lifts: i64,
+    house: &HouseFields<'_>,
 ) -> Result<HouseId, StoreError> {
+    let HouseFields {
+        house_group,
+        address,
+        key,
+        floors,
+        lifts,
+    } = *house;
     let mut tx = Db::begin_write(pool).await?;
     let tenant_id = tenant_id(&mut tx, tenant).await?;
     let group_id: Option<i64> = match house_group {
@@ -305,12 +308,15 @@ pub(super) async fn update_house(
     pool: &Pool<Db>,
     actor: Option<&Actor<'_>>,
     id: HouseId,
-    house_group: Option<&str>,
-    address: &str,
-    key: &str,
-    floors: i64,
-    lifts: i64,
+    house: &HouseFields<'_>,
 ) -> Result<(), StoreError> {
+    let HouseFields {
+        house_group,
+        address,
+        key,
+        floors,
+        lifts,
+    } = *house;
     let mut tx = Db::begin_write(pool).await?;
     let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM houses WHERE id = $1")
         .bind(id.0)

@@ -428,7 +428,7 @@ pub(super) async fn apply(
         .execute(&mut *tx)
         .await?;
     }
-    let needs_keys = plan.apartments.iter().any(|a| matches!(a.0, HouseRef::New(_)))
+    let needs_keys = plan.apartments.iter().any(|a| matches!(a.house, HouseRef::New(_)))
         || plan.contacts.iter().any(|c| matches!(c.1, HouseRef::New(_)));
     let houses = if needs_keys {
         id_map(&mut tx, "SELECT address_key, id FROM houses WHERE tenant_id = $1", tenant_id).await?
@@ -447,27 +447,27 @@ pub(super) async fn apply(
 
     // Apartments.
     let (new_apartments, changed_apartments): (Vec<_>, Vec<_>) =
-        plan.apartments.iter().partition(|a| !a.4);
+        plan.apartments.iter().partition(|a| !a.exists);
     for chunk in new_apartments.chunks(BATCH) {
         let mut rows = Vec::with_capacity(chunk.len());
-        for (house, number, entrance, floor, _) in chunk {
-            rows.push((house_id(house)?, number, entrance, floor));
+        for a in chunk {
+            rows.push((house_id(&a.house)?, &a.number, a.entrance, a.floor));
         }
         let mut qb = QueryBuilder::<Db>::new("INSERT INTO apartments (house_id, number, entrance, floor) ");
         qb.push_values(rows, |mut b, (house, number, entrance, floor)| {
             b.push_bind(house)
                 .push_bind(number.clone())
-                .push_bind(*entrance)
-                .push_bind(*floor);
+                .push_bind(entrance)
+                .push_bind(floor);
         });
         qb.build().execute(&mut *tx).await?;
     }
-    for (house, number, entrance, floor, _) in changed_apartments {
+    for a in changed_apartments {
         sqlx::query("UPDATE apartments SET entrance = $3, floor = $4 WHERE house_id = $1 AND number = $2")
-            .bind(house_id(house)?)
-            .bind(number)
-            .bind(entrance)
-            .bind(floor)
+            .bind(house_id(&a.house)?)
+            .bind(&a.number)
+            .bind(a.entrance)
+            .bind(a.floor)
             .execute(&mut *tx)
             .await?;
     }
