@@ -10,22 +10,29 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ApiState;
-use super::admin::check_admin;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::store::users::{NewUser, Role, User, UserChange};
 
-/// Whether `who` may manage an account of `role` serving `tenants`.
+/// Whether `who` may manage accounts at all.
+fn check_account_admin(who: &Principal) -> Result<(), ApiError> {
+    if who.role.administers() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            None,
+            "managing accounts takes a supervisor or a tenant admin",
+        ))
+    }
+}
+
+/// Whether `who` may manage an account of `role` serving `tenants`: a supervisor
+/// of every tenant any account; anyone else only tenant staff of tenants they
+/// serve themselves.
 fn check_manager(who: &Principal, role: Role, tenants: &[String]) -> Result<(), ApiError> {
-    check_admin(who, tenants.first().map(String::as_str).or(Some(""))).or_else(|e| {
-        if who.tenants.is_empty() {
-            check_admin(who, None)
-        } else {
-            Err(e)
-        }
-    })?;
-    if who.tenants.is_empty() && who.role == Role::Supervisor {
+    check_account_admin(who)?;
+    if who.role == Role::Supervisor && who.tenants.is_empty() {
         return Ok(());
     }
     if !role.is_tenant_staff() {
@@ -51,13 +58,7 @@ pub(crate) async fn list(
     State(state): State<ApiState>,
     who: Principal,
 ) -> Result<Json<Vec<User>>, ApiError> {
-    check_admin(&who, who.tenants.first().map(String::as_str)).or_else(|e| {
-        if who.tenants.is_empty() {
-            check_admin(&who, None)
-        } else {
-            Err(e)
-        }
-    })?;
+    check_account_admin(&who)?;
     Ok(Json(state.store.users(&who.scope()).await?))
 }
 
