@@ -525,6 +525,9 @@ async fn caller_over_http(store: &Store, phones: &[PhoneNumber]) -> anyhow::Resu
     let config =
         dispatchline::config::Config::parse(API_CONFIG, std::path::Path::new("bench.toml"))
             .map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
+    store
+        .seed_users(&config.seed_users(), &config.sip.realm)
+        .await?;
     let state = ApiState::new(
         store.clone(),
         dispatchline::events::EventBus::default(),

@@ -30,10 +30,23 @@ enum Command {
         database: String,
     },
     /// Validate a configuration file: exit 0, or 1 with `file:line: message` per fault.
+    /// With --database, also check that the store knows every tenant and city the
+    /// numbers name.
     CheckConfig {
         /// The file to check.
         #[arg(env = "DISPATCHLINE_CONFIG", default_value = config::DEFAULT_PATH)]
         path: PathBuf,
+        /// The ticket store to check the numbers' tenants and cities against.
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Load a company's onboarding questionnaire (an XLSX workbook, or a folder of
+    /// the same sheets as CSV files) into the store.
+    Import(ImportArgs),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Run the engine on embedded defaults with simulated residents, operators and staff.
     Demo(DemoArgs),
@@ -59,6 +72,50 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct ImportArgs {
+    /// The workbook (.xlsx) or a folder of CSV sheets.
+    workbook: PathBuf,
+    /// The tenant's code (as the configuration's numbers name it).
+    #[arg(long)]
+    tenant: String,
+    /// Report what would change, and every bad cell, without writing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Telephony configuration (where the store is).
+    #[arg(long, env = "DISPATCHLINE_CONFIG", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Ticket store URL (overrides the configuration's).
+    #[arg(long, env = "DISPATCHLINE_DATABASE")]
+    database: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The console password is asked (or taken from
+    /// DISPATCHLINE_USER_PASSWORD); operators and supervisors are also asked for
+    /// their softphone's SIP password (DISPATCHLINE_SIP_PASSWORD; empty: none).
+    Add {
+        /// Login name; for operators also the softphone's SIP user.
+        extension: String,
+        /// operator, supervisor, tenant-admin or tenant-viewer.
+        #[arg(long)]
+        role: String,
+        /// A tenant the account serves (repeat for several; none: all).
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Telephony configuration (where the store is, and the SIP realm).
+        #[arg(long, env = "DISPATCHLINE_CONFIG", default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Ticket store URL (overrides the configuration's).
+        #[arg(long, env = "DISPATCHLINE_DATABASE")]
+        database: Option<String>,
+    },
+}
+
+#[derive(Args)]
 struct DemoArgs {
     /// Address for the console (the demo's SIP side picks free loopback ports).
     #[arg(
@@ -73,7 +130,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::CheckConfig { path } => check_config(&path),
+        Command::CheckConfig { path, database } => check_config(&path, database),
+        Command::Import(args) => run(import(args)),
+        Command::User {
+            command:
+                UserCommand::Add {
+                    extension,
+                    role,
+                    tenants,
+                    name,
+                    config,
+                    database,
+                },
+        } => run(user_add(extension, role, tenants, name, config, database)),
         Command::Serve(args) => run(serve(args)),
         Command::Migrate { database } => run(migrate(database)),
         Command::Demo(args) => run(demo(args)),
@@ -109,28 +178,210 @@ fn run(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => match dispatchline::server::check_prompts(&config) {
-            Ok(()) => {
-                for warning in config.warnings() {
-                    println!("{}: warning: {warning}", path.display());
-                }
-                println!("{}: ok ({} numbers)", path.display(), config.numbers.len());
-                ExitCode::SUCCESS
-            }
-            Err(faults) => {
-                for fault in faults {
-                    println!("{}: {fault}", path.display());
-                }
-                ExitCode::FAILURE
-            }
-        },
+fn check_config(path: &std::path::Path, database: Option<String>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
         Err(err) => {
             println!("{err}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut faults = match dispatchline::server::check_prompts(&config) {
+        Ok(()) => Vec::new(),
+        Err(faults) => faults
+            .into_iter()
+            .map(|f| format!("{}: {f}", path.display()))
+            .collect(),
+    };
+    if let Some(url) = database {
+        let mut with_store = config.clone();
+        with_store.database.url = url.clone();
+        match run_value(dispatchline::server::check_store(&with_store)) {
+            Ok(found) => faults.extend(found),
+            Err(e) => faults.push(format!("{url}: {e}")),
         }
     }
+    if !faults.is_empty() {
+        for fault in faults {
+            println!("{fault}");
+        }
+        return ExitCode::FAILURE;
+    }
+    for warning in config.warnings() {
+        println!("{}: warning: {warning}", path.display());
+    }
+    println!("{}: ok ({} numbers)", path.display(), config.numbers.len());
+    ExitCode::SUCCESS
+}
+
+/// Runs a future to its value on a fresh runtime.
+fn run_value<T>(
+    fut: impl std::future::Future<Output = Result<T, dispatchline::Error>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(fut)?)
+}
+
+/// The configuration of a command that works on the store, with `--database`.
+fn store_config(path: &std::path::Path, database: Option<String>) -> anyhow::Result<Config> {
+    let mut config = Config::load(path)?;
+    if let Some(url) = database {
+        config.database.url = url;
+    }
+    Ok(config)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<dispatchline::store::Store> {
+    let store = dispatchline::store::Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use dispatchline::store::onboarding::{Stage, Workbook, estimate};
+    let config = store_config(&args.config, args.database)?;
+    let store = open_store(&config).await?;
+    let started = std::time::Instant::now();
+    eprintln!("reading {} ...", args.workbook.display());
+    let path = args.workbook.clone();
+    let book = tokio::task::spawn_blocking(move || Workbook::open(&path)).await??;
+    let rows = book.data_rows();
+    eprintln!(
+        "{rows} rows in {} sheets; this takes about {} s",
+        book.sheets.len(),
+        estimate(rows).as_secs().max(1)
+    );
+    let progress = |stage: Stage| {
+        let what = match stage {
+            Stage::Reading => "checking every cell",
+            Stage::Loading => "loading what the store holds",
+            Stage::Comparing => "comparing",
+            Stage::Writing => "writing (one transaction)",
+            _ => "working",
+        };
+        eprintln!("[{:>5.1} s] {what} ...", started.elapsed().as_secs_f64());
+    };
+    let report = store
+        .acting_as("cli")
+        .onboard(&args.tenant, book, args.dry_run, progress)
+        .await?;
+    for (sheet, c) in &report.sheets {
+        println!(
+            "{sheet}: {} created, {} changed, {} unchanged",
+            c.created, c.changed, c.unchanged
+        );
+    }
+    if !report.faults.is_empty() {
+        for line in report.fault_lines() {
+            println!("{line}");
+        }
+        anyhow::bail!(
+            "{} bad cells; nothing {}",
+            report.faults.len(),
+            if args.dry_run {
+                "would be imported"
+            } else {
+                "imported"
+            }
+        );
+    }
+    let verdict = match (args.dry_run, report.applied) {
+        (true, _) => "dry run: nothing written",
+        (false, true) => "imported",
+        (false, false) => "nothing to change",
+    };
+    println!(
+        "{}: {verdict} in {:.1} s",
+        args.tenant,
+        started.elapsed().as_secs_f64()
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// A password from the environment, or asked on the terminal without echo.
+fn password(env: &str, prompt: &str) -> anyhow::Result<String> {
+    if let Ok(value) = std::env::var(env) {
+        return Ok(value);
+    }
+    use std::io::{BufRead as _, Write as _};
+    let stdin = std::io::stdin();
+    let tty = rustix::termios::isatty(&stdin);
+    let saved = if tty {
+        let saved = rustix::termios::tcgetattr(&stdin)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet)?;
+        Some(saved)
+    } else {
+        None
+    };
+    eprint!("{prompt}: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = saved {
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &saved)?;
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn user_add(
+    extension: String,
+    role: String,
+    tenants: Vec<String>,
+    name: String,
+    config: PathBuf,
+    database: Option<String>,
+) -> anyhow::Result<()> {
+    use dispatchline::store::users::{NewUser, Role};
+    let role = Role::parse(&role).ok_or_else(|| {
+        anyhow::anyhow!("--role must be operator, supervisor, tenant-admin or tenant-viewer")
+    })?;
+    let config = store_config(&config, database)?;
+    let console = password("DISPATCHLINE_USER_PASSWORD", "console password")?;
+    let sip = if role.is_tenant_staff() {
+        None
+    } else {
+        Some(password(
+            "DISPATCHLINE_SIP_PASSWORD",
+            "softphone SIP password (empty: no softphone)",
+        )?)
+        .filter(|p| !p.is_empty())
+    };
+    let store = open_store(&config).await?;
+    let user = store
+        .acting_as("cli")
+        .create_user(
+            &NewUser {
+                extension,
+                name,
+                role: Some(role),
+                tenants,
+                cities: Vec::new(),
+                password: console,
+                sip_password: sip,
+                auto_answer: false,
+            },
+            &config.sip.realm,
+        )
+        .await?;
+    println!(
+        "account {} ({}) created{}",
+        user.extension,
+        user.role,
+        if user.softphone {
+            ", with a softphone"
+        } else {
+            ""
+        }
+    );
+    store.close().await;
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

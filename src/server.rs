@@ -127,6 +127,7 @@ pub struct Engine {
     core: JoinHandle<()>,
     dialer: JoinHandle<()>,
     http: JoinHandle<()>,
+    roster_sync: JoinHandle<()>,
 }
 
 impl Engine {
@@ -158,12 +159,25 @@ impl Engine {
             .spawn(move || {
                 crate::media::recording::recover_unfinished(&recordings, started);
             });
-        let config = Arc::new(config);
+        let mut config = config;
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)
             .await?
             .with_events(events.clone());
         store.migrate().await?;
+        // The accounts live in the store; the file's [[operator]] tables seed the
+        // ones it has never had. The call core works from the store's roster.
+        let created = store
+            .seed_users(&config.seed_users(), &config.sip.realm)
+            .await?;
+        if !created.is_empty() {
+            tracing::info!(accounts = ?created, "accounts created from the configuration's [[operator]] tables");
+        }
+        config.operators = softphone_roster(&store, &config.sip.realm).await?;
+        for fault in store.check_agreement(&config.store_references()).await? {
+            tracing::error!("{fault}");
+        }
+        let config = Arc::new(config);
         let (inbound_tx, inbound_rx) = mpsc::channel(16 * 1024);
         let transports = Transports::bind(
             TransportSettings {
@@ -277,6 +291,13 @@ impl Engine {
         let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
             .with_calls(call_handle.clone())
             .with_chains(chain_handle.clone());
+        let roster_sync = tokio::spawn(sync_roster(
+            store.clone(),
+            call_handle.clone(),
+            config.sip.realm.clone(),
+            api.accounts_changed.clone(),
+            config.operators.clone(),
+        ));
         let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats());
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
@@ -316,6 +337,7 @@ impl Engine {
             core,
             dialer,
             http,
+            roster_sync,
         })
     }
 
@@ -323,6 +345,7 @@ impl Engine {
     /// to `grace` to end by themselves, then the rest are ended cleanly (BYE,
     /// recordings closed and flushed, journal written) and everything closes.
     pub async fn shutdown(self, grace: Duration) {
+        self.roster_sync.abort();
         let _ = self.stopping.send(true);
         let _ = self.shutdown.send(Shutdown::Draining);
         let mut core = self.core;
@@ -406,8 +429,86 @@ pub fn node_id(data_dir: &std::path::Path) -> Result<String, crate::Error> {
     }
 }
 
-/// Runs the engine on `config` until SIGTERM or Ctrl-C.
+/// How often the roster is read again from the store when nothing on this node
+/// announced a change (accounts changed through another node).
+const ROSTER_POLL: Duration = Duration::from_secs(10);
+
+/// The store's accounts whose softphones may register, as the call core takes them.
+async fn softphone_roster(
+    store: &crate::store::Store,
+    realm: &str,
+) -> Result<Vec<crate::config::Operator>, crate::store::StoreError> {
+    let accounts = store.softphones().await?;
+    for account in accounts.iter().filter(|a| a.sip.realm != realm) {
+        tracing::warn!(
+            extension = %account.user.extension,
+            stored = %account.sip.realm,
+            configured = %realm,
+            "softphone credentials were made for another SIP realm and cannot register: set the SIP password again"
+        );
+    }
+    Ok(accounts
+        .iter()
+        .map(crate::config::Operator::from_account)
+        .collect())
+}
+
+/// Keeps the call core's roster the store's: at once when this node changes an
+/// account, and every [`ROSTER_POLL`] for changes made through other nodes.
+async fn sync_roster(
+    store: crate::store::Store,
+    calls: CallHandle,
+    realm: String,
+    changed: Arc<tokio::sync::Notify>,
+    mut current: Vec<crate::config::Operator>,
+) {
+    loop {
+        tokio::select! {
+            () = changed.notified() => {}
+            () = tokio::time::sleep(ROSTER_POLL) => {}
+        }
+        let roster = match softphone_roster(&store, &realm).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the accounts; the roster stays as it is");
+                continue;
+            }
+        };
+        if roster == current {
+            continue;
+        }
+        match calls.set_operators(roster.clone()).await {
+            Ok(removed) => {
+                if !removed.is_empty() {
+                    tracing::info!(?removed, "operators left the roster");
+                }
+                current = roster;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Connects to the configuration's store, migrates it and checks that it knows
+/// every tenant and city the numbers name. Returns the faults (`file:line: message`), empty when the
+/// engine may start.
+pub async fn check_store(config: &Config) -> Result<Vec<String>, crate::Error> {
+    let store = crate::store::Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    let faults = store.check_agreement(&config.store_references()).await?;
+    store.close().await;
+    Ok(faults)
+}
+
+/// Runs the engine on `config` until SIGTERM or Ctrl-C. Refuses to start, with
+/// every fault listed, while the store lacks a tenant or city the numbers name.
 pub async fn serve(config: Config) -> Result<(), crate::Error> {
+    let faults = check_store(&config).await?;
+    if !faults.is_empty() {
+        return Err(crate::Error::Store(crate::store::StoreError::Disagreement(
+            faults,
+        )));
+    }
     let engine = Engine::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down: draining calls");

@@ -53,6 +53,10 @@ async fn serve() -> Server {
         Path::new("t.toml"),
     )
     .unwrap();
+    store
+        .seed_users(&config.seed_users(), &config.sip.realm)
+        .await
+        .unwrap();
     let api = ApiState::new(store.clone(), events.clone(), Arc::new(config));
     let mut console = ConsoleState::new(events.clone(), Arc::default(), Arc::default());
     console.ws = WsSettings {

@@ -38,7 +38,7 @@ use super::operators::Operators;
 use super::outbound::{Flow, Input};
 use super::routing::{Route, dialled, route};
 use super::trunks::{Purpose, Trunks};
-use crate::config::{Config, Number, NumberKind};
+use crate::config::{Config, Number, NumberKind, Operator};
 use crate::media::{LegId, MediaEvent, PlaybackId, RecordingId, SdpPreferences};
 use crate::phone::PhoneNumber;
 use crate::sip::dialog::DialogId;
@@ -727,6 +727,7 @@ impl CallControl {
                 tenant,
                 scope,
             } => Answer::CallTenant(self.set_call_tenant(now, &call, tenant, &scope)),
+            Query::SetOperators(roster) => Answer::OperatorsSet(self.set_operators(now, roster)),
         };
         self.process(now);
         answer
@@ -1405,10 +1406,30 @@ impl CallControl {
         }
     }
 
+    /// Takes a new roster: the operators' queue follows it, and softphones of
+    /// extensions no longer in it lose their registrations.
+    fn set_operators(&mut self, now: Instant, roster: Vec<Operator>) -> Vec<String> {
+        let mut config = (*self.config).clone();
+        config.operators = roster;
+        self.config = Arc::new(config);
+        let wall = self.wall(now);
+        let removed = self.operators.set_roster(&self.config.operators, now, wall);
+        let gone: Vec<String> = self
+            .registrar
+            .aors()
+            .filter(|a| self.config.operator(a).is_none())
+            .collect();
+        for aor in gone {
+            self.registrar.forget(&aor);
+        }
+        self.wants_dispatch = true;
+        removed
+    }
+
     fn on_register(&mut self, now: Instant, tx: ServerTx, request: &Request, source: Target) {
         let config = self.config.clone();
-        let password_of = |ext: &str| config.operator(ext).map(|o| o.password.clone());
-        let (mut response, change) = self.registrar.handle(now, request, source, password_of);
+        let secret_of = |ext: &str| config.operator(ext).map(Operator::digest_secret);
+        let (mut response, change) = self.registrar.handle(now, request, source, secret_of);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
         self.endpoint.respond(now, tx, response);

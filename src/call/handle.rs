@@ -40,6 +40,10 @@ pub enum Query {
         /// with a tenant outside them is not changed.
         scope: Vec<String>,
     },
+    /// Replaces the operators' roster and softphone credentials (the accounts of
+    /// the store changed): new operators start logged out, removed ones leave the
+    /// queue and lose their registrations.
+    SetOperators(Vec<crate::config::Operator>),
 }
 
 /// A call in progress, for the console's cards.
@@ -127,6 +131,8 @@ pub enum Answer {
     ActiveCalls(Vec<ActiveCall>),
     /// For [`Query::SetCallTenant`].
     CallTenant(Result<CallTenant, CallError>),
+    /// For [`Query::SetOperators`]: the extensions that are no longer operators.
+    OperatorsSet(Vec<String>),
 }
 
 /// Why a query could not be answered.
@@ -208,6 +214,17 @@ impl CallHandle {
         };
         match self.ask(query).await? {
             Answer::CallTenant(r) => Ok(r),
+            _ => Err(HandleError::Unexpected),
+        }
+    }
+
+    /// Replaces the roster; returns the extensions removed from it.
+    pub async fn set_operators(
+        &self,
+        roster: Vec<crate::config::Operator>,
+    ) -> Result<Vec<String>, HandleError> {
+        match self.ask(Query::SetOperators(roster)).await? {
+            Answer::OperatorsSet(removed) => Ok(removed),
             _ => Err(HandleError::Unexpected),
         }
     }

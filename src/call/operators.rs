@@ -166,6 +166,65 @@ impl Operators {
         }
     }
 
+    /// Follows a new roster: entries are updated (name, tenants, cities), new
+    /// operators join logged out, and those no longer in it (removed, or no longer
+    /// operators) leave at once, reported logged out. Returns the extensions that
+    /// left.
+    pub(crate) fn set_roster(
+        &mut self,
+        roster: &[Operator],
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Vec<String> {
+        let wanted: Vec<&Operator> = roster.iter().filter(|o| o.role == Role::Operator).collect();
+        let mut removed = Vec::new();
+        self.entries.retain_mut(|e| {
+            match wanted.iter().find(|o| o.extension == e.config.extension) {
+                Some(o) => {
+                    e.config = (*o).clone();
+                    true
+                }
+                None => {
+                    removed.push(e.config.extension.clone());
+                    false
+                }
+            }
+        });
+        for ext in &removed {
+            self.changes.push(OperatorView {
+                extension: ext.clone(),
+                name: ext.clone(),
+                role: Role::Operator,
+                state: OperatorState::LoggedOut,
+                reason: None,
+                since: wall,
+                registered: false,
+                call: None,
+                tenants: Vec::new(),
+                cities: Vec::new(),
+            });
+        }
+        for o in wanted {
+            if !self
+                .entries
+                .iter()
+                .any(|e| e.config.extension == o.extension)
+            {
+                self.entries.push(Entry {
+                    config: o.clone(),
+                    state: OperatorState::LoggedOut,
+                    reason: None,
+                    changed: now,
+                    changed_wall: wall,
+                    registered: false,
+                    call: None,
+                    wrap_up_until: None,
+                });
+            }
+        }
+        removed
+    }
+
     fn entry(&mut self, extension: &str) -> Option<&mut Entry> {
         self.entries
             .iter_mut()

@@ -95,6 +95,8 @@ pub struct Config {
     pub operators: Vec<Operator>,
     /// IVR menus by name.
     pub menus: Vec<Menu>,
+    /// The file it was read from (`<defaults>` for the built-in configuration).
+    pub source: PathBuf,
 }
 
 /// The `[sip]` section.
@@ -308,27 +310,30 @@ pub struct Number {
     pub new_number: Option<PhoneNumber>,
     /// IVR menu to run after the greeting; straight to the queue when unset.
     pub menu: Option<String>,
+    /// The line of its `[[number]]` table in the file, for messages.
+    pub line: Option<usize>,
 }
 
-/// A console role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Takes calls; sees their own tenants.
-    Operator,
-    /// Watches the floor; sees their tenants' board.
-    Supervisor,
-}
+/// A console role (the accounts live in the ticket store; the `[[operator]]`
+/// tables seed a store that does not have them yet).
+pub use crate::store::users::Role;
 
-/// One `[[operator]]`: a softphone extension and console login.
+/// One `[[operator]]`: a softphone extension and console login. The engine runs on
+/// the accounts of the ticket store, turned into these (see
+/// [`Operator::from_account`]); the file's tables seed a store that lacks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
     /// SIP user / extension (`1001`).
     pub extension: String,
     /// Display name for the console and journal.
     pub name: String,
-    /// Digest password for REGISTER and the console login.
+    /// The password of a `[[operator]]` table: seeds a store that does not have the
+    /// account yet, as its console password and its softphone's (empty for an
+    /// account loaded from the store).
     pub password: String,
+    /// The softphone's stored digest credentials (an account loaded from the store);
+    /// `None`: the registrar checks against `password`.
+    pub sip: Option<crate::sip::digest::DigestSecret>,
     /// Console role.
     pub role: Role,
     /// Tenants this operator serves; empty means all.
@@ -337,6 +342,34 @@ pub struct Operator {
     pub cities: Vec<String>,
     /// Ask the softphone to answer automatically.
     pub auto_answer: bool,
+}
+
+impl Operator {
+    /// What the registrar checks this operator's softphone against.
+    pub fn digest_secret(&self) -> crate::sip::digest::DigestSecret {
+        self.sip
+            .clone()
+            .unwrap_or_else(|| crate::sip::digest::DigestSecret::Password(self.password.clone()))
+    }
+
+    /// An account of the store whose softphone may register.
+    pub fn from_account(account: &crate::store::SoftphoneAccount) -> Self {
+        let user = &account.user;
+        Self {
+            extension: user.extension.clone(),
+            name: user.name.clone(),
+            password: String::new(),
+            sip: Some(crate::sip::digest::DigestSecret::Ha1 {
+                realm: account.sip.realm.clone(),
+                md5: account.sip.ha1_md5.clone(),
+                sha256: account.sip.ha1_sha256.clone(),
+            }),
+            role: user.role,
+            tenants: user.tenants.clone(),
+            cities: user.cities.clone(),
+            auto_answer: user.auto_answer,
+        }
+    }
 }
 
 /// What a keypad choice (or the menu's default) does.
@@ -436,6 +469,40 @@ impl Config {
     /// A menu by name.
     pub fn menu(&self, name: &str) -> Option<&Menu> {
         self.menus.iter().find(|m| m.name == name)
+    }
+
+    /// What the numbers name in the ticket store (tenants and cities), with where
+    /// each is written, for the start-up agreement check.
+    pub fn store_references(&self) -> Vec<crate::store::agreement::Reference> {
+        self.numbers
+            .iter()
+            .filter(|n| n.tenant.is_some() || n.city.is_some())
+            .map(|n| crate::store::agreement::Reference {
+                location: match n.line {
+                    Some(line) => format!("{}:{line}", self.source.display()),
+                    None => self.source.display().to_string(),
+                },
+                what: format!("number {}", n.number),
+                tenant: n.tenant.clone(),
+                city: n.city.clone(),
+            })
+            .collect()
+    }
+
+    /// The `[[operator]]` tables as accounts to seed a store with.
+    pub fn seed_users(&self) -> Vec<crate::store::users::SeedUser> {
+        self.operators
+            .iter()
+            .map(|o| crate::store::users::SeedUser {
+                extension: o.extension.clone(),
+                name: o.name.clone(),
+                role: o.role,
+                tenants: o.tenants.clone(),
+                cities: o.cities.clone(),
+                password: o.password.clone(),
+                auto_answer: o.auto_answer,
+            })
+            .collect()
     }
 
     /// What is valid but probably not meant, for `check-config` and the log at
@@ -1172,6 +1239,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         numbers,
         operators,
         menus,
+        source: faults.file.to_owned(),
     })
 }
 
@@ -1394,6 +1462,7 @@ fn validate_numbers(
             target: n.target.as_ref().map(|t| t.get_ref().clone()),
             new_number,
             menu: n.menu.as_ref().map(|m| m.get_ref().clone()),
+            line: faults.line_of(&span),
         });
     }
     out
@@ -1433,6 +1502,7 @@ fn validate_operators(raw: &[Spanned<RawOperator>], faults: &mut Faults<'_>) -> 
             name: o.name.clone().unwrap_or_else(|| ext.clone()),
             extension: ext,
             password: o.password.get_ref().clone(),
+            sip: None,
             role: o.role,
             tenants: o.tenants.clone(),
             cities: o.cities.clone(),

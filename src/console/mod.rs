@@ -65,6 +65,7 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         settings: state.ws,
         stats: state.ws_stats.clone(),
         access: ws::AccessLogger::start(api.store.clone()),
+        revocations: api.revocations.clone(),
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

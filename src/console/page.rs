@@ -13,6 +13,7 @@ use axum::routing::get;
 const INDEX: &str = include_str!("static/index.html");
 const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
+const SETTINGS_JS: &str = include_str!("static/settings.js");
 const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
@@ -49,6 +50,10 @@ pub fn router() -> Router {
         .route(
             "/static/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .route(
+            "/static/settings.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SETTINGS_JS) }),
         )
         .route(
             "/favicon.svg",

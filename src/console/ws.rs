@@ -173,6 +173,8 @@ pub struct WsState {
     pub stats: Arc<WsStats>,
     /// Where screen-pop deliveries are logged.
     pub access: AccessLogger,
+    /// Accounts whose tokens were just revoked: their sockets close at once.
+    pub revocations: super::api::auth::Revocations,
 }
 
 /// `GET /ws` query.
@@ -304,6 +306,11 @@ impl Audience {
     fn admits(&mut self, event: &Event) -> bool {
         if let Some(t) = &event.tenant {
             return self.who.sees(t);
+        }
+        // A management company's own staff see their company's events only: no
+        // untenanted calls (they may be another company's), operators or trunks.
+        if self.who.role.is_tenant_staff() {
+            return false;
         }
         if !is_call_event(&event.kind) || self.who.tenants.is_empty() {
             return true;
@@ -516,6 +523,19 @@ async fn serve(
     }
 }
 
+/// The close of a socket whose token expired or was revoked.
+fn unauthorized() -> End {
+    End::Close {
+        code: CLOSE_UNAUTHORIZED,
+        reason: "token expired or revoked: log in again".to_owned(),
+        error: Some(json!({
+            "type": "error",
+            "error": "unauthorized",
+            "message": "your token expired or was revoked; log in again",
+        })),
+    }
+}
+
 /// How many held events a replay reads per hold of the bus's lock.
 const REPLAY_CHUNK: usize = 256;
 
@@ -573,6 +593,7 @@ async fn stream(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     let mut next_auth = Instant::now() + client.settings.auth_recheck;
+    let mut revoked = state.revocations.subscribe();
     let events = state.events.clone();
     let closing = events.closed();
     tokio::pin!(closing);
@@ -593,6 +614,20 @@ async fn stream(
                     reason: "the engine is shutting down".to_owned(),
                     error: None,
                 };
+            }
+            gone = revoked.recv() => {
+                let this_account = match gone {
+                    Ok(extension) => extension == client.audience.who.extension,
+                    // Missed some: check the token itself.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => matches!(
+                        authenticate(&state.store, token).await,
+                        Err(AuthError::Invalid | AuthError::Missing)
+                    ),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                };
+                if this_account {
+                    return unauthorized();
+                }
             }
             incoming = client.socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Gone,
@@ -632,15 +667,7 @@ async fn stream(
                     if let Err(AuthError::Invalid | AuthError::Missing) =
                         authenticate(&state.store, token).await
                     {
-                        return End::Close {
-                            code: CLOSE_UNAUTHORIZED,
-                            reason: "token expired or revoked: log in again".to_owned(),
-                            error: Some(json!({
-                                "type": "error",
-                                "error": "unauthorized",
-                                "message": "your token expired or was revoked; log in again",
-                            })),
-                        };
+                        return unauthorized();
                     }
                 }
                 let heartbeat = json!({

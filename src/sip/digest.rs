@@ -71,6 +71,42 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// What a user's digest response is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigestSecret {
+    /// The plain password (a configuration's `[[operator]]` table).
+    Password(String),
+    /// The stored HA1s, `H(user:realm:password)`, for one realm: the password itself
+    /// is never kept.
+    Ha1 {
+        /// The realm they were made for; a response for another realm cannot match.
+        realm: String,
+        /// MD5 HA1, lower-case hex.
+        md5: String,
+        /// SHA-256 HA1, lower-case hex.
+        sha256: String,
+    },
+}
+
+impl DigestSecret {
+    /// The HA1 of `username` in `realm` for `algorithm`, if this secret can give it.
+    fn ha1(&self, algorithm: Algorithm, username: &str, realm: &str) -> Option<String> {
+        match self {
+            DigestSecret::Password(password) => {
+                Some(algorithm.hex(&format!("{username}:{realm}:{password}")))
+            }
+            DigestSecret::Ha1 {
+                realm: theirs,
+                md5,
+                sha256,
+            } => (theirs == realm).then(|| match algorithm {
+                Algorithm::Md5 => md5.to_ascii_lowercase(),
+                Algorithm::Sha256 => sha256.to_ascii_lowercase(),
+            }),
+        }
+    }
+}
+
 /// Why credentials were not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -182,15 +218,15 @@ impl DigestAuth {
     }
 
     /// Checks an Authorization value of a `method` request to `request_uri`
-    /// against the password `password_of` gives for its user name. Returns the
-    /// authenticated user name.
+    /// against the secret `secret_of` gives for its user name (a password, or the
+    /// stored HA1s). Returns the authenticated user name.
     pub fn verify(
         &mut self,
         now: Instant,
         method: &str,
         request_uri: &str,
         authorization: Option<&str>,
-        password_of: impl Fn(&str) -> Option<String>,
+        secret_of: impl Fn(&str) -> Option<DigestSecret>,
     ) -> Result<String, DigestError> {
         let creds = authorization
             .and_then(AuthParams::parse)
@@ -225,8 +261,9 @@ impl DigestAuth {
         if self.nonce_at(issued, serial) != nonce {
             return Err(DigestError::Nonce);
         }
-        let password = password_of(username).ok_or(DigestError::Mismatch)?;
-        let ha1 = algorithm.hex(&format!("{username}:{}:{password}", self.realm));
+        let ha1 = secret_of(username)
+            .and_then(|secret| secret.ha1(algorithm, username, &self.realm))
+            .ok_or(DigestError::Mismatch)?;
         let ha2 = algorithm.hex(&format!("{method}:{uri}"));
         let mut count = None;
         let expected = match creds.get("qop") {
@@ -357,7 +394,7 @@ mod tests {
     fn a_ua_answer_verifies_with_both_algorithms() {
         let t0 = Instant::now();
         let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
-        let pw = |u: &str| (u == "1001").then(|| "pa55".to_owned());
+        let pw = |u: &str| (u == "1001").then(|| DigestSecret::Password("pa55".to_owned()));
         for i in 0..2 {
             // A fresh nonce for each algorithm (every challenge has its own).
             let challenge = auth.challenges(t0, false)[i].clone();
@@ -407,10 +444,41 @@ mod tests {
     }
 
     #[test]
+    fn stored_ha1s_verify_like_the_password_and_only_in_their_realm() {
+        let t0 = Instant::now();
+        let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
+        let ha1 = |realm: &str| DigestSecret::Ha1 {
+            realm: realm.to_owned(),
+            md5: Algorithm::Md5.hex(&format!("1001:{realm}:pa55")),
+            sha256: Algorithm::Sha256.hex(&format!("1001:{realm}:pa55")),
+        };
+        for i in 0..2 {
+            let challenge = auth.challenges(t0, false)[i].clone();
+            let a = answer(&challenge, "REGISTER", "sip:x", "1001", "pa55", "c").unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1(
+                    "dispatchline"
+                ))),
+                Ok("1001".into()),
+                "{challenge}"
+            );
+            let challenge = auth.challenges(t0, false)[i].clone();
+            let a = answer(&challenge, "REGISTER", "sip:x", "1001", "pa55", "c").unwrap();
+            assert_eq!(
+                auth.verify(t0, "REGISTER", "sip:x", Some(&a), |_| Some(ha1(
+                    "elsewhere"
+                ))),
+                Err(DigestError::Mismatch),
+                "HA1s of another realm cannot match"
+            );
+        }
+    }
+
+    #[test]
     fn two_uas_challenged_at_once_with_the_same_cnonce_are_both_accepted() {
         let t0 = Instant::now();
         let mut auth = DigestAuth::new("dispatchline", "s3cret", t0);
-        let pw = |_: &str| Some("pa55".to_owned());
+        let pw = |_: &str| Some(DigestSecret::Password("pa55".to_owned()));
         let first = auth.challenges(t0, false).remove(0);
         let second = auth.challenges(t0, false).remove(0);
         assert_ne!(first, second, "every challenge has its own nonce");
@@ -431,7 +499,7 @@ mod tests {
         let mut other = DigestAuth::new("dispatchline", "other", t0);
         let challenge = &other.challenges(t0, false)[0];
         let a = answer(challenge, "REGISTER", "sip:x", "1001", "pa55", "cn").unwrap();
-        let pw = |_: &str| Some("pa55".to_owned());
+        let pw = |_: &str| Some(DigestSecret::Password("pa55".to_owned()));
         assert_eq!(
             auth.verify(t0, "REGISTER", "sip:x", Some(&a), pw),
             Err(DigestError::Nonce)

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::digest::{DigestAuth, DigestError};
+use super::digest::{DigestAuth, DigestError, DigestSecret};
 use super::transport::Target;
 use super::wire::{Contact, Method, NameAddr, Request, Response, Uri};
 
@@ -118,6 +118,16 @@ impl Registrar {
         live
     }
 
+    /// Every AOR with bindings (live or not yet expired away).
+    pub fn aors(&self) -> impl Iterator<Item = String> + '_ {
+        self.bindings.keys().cloned()
+    }
+
+    /// Drops every binding of an AOR (its account was removed); whether it had any.
+    pub fn forget(&mut self, aor: &str) -> bool {
+        self.bindings.remove(aor).is_some()
+    }
+
     /// Whether an AOR has a live binding.
     pub fn is_registered(&self, aor: &str, now: Instant) -> bool {
         !self.bindings(aor, now).is_empty()
@@ -133,13 +143,14 @@ impl Registrar {
     }
 
     /// Handles a REGISTER; returns the response (the caller adds the To tag) and
-    /// what changed. `password_of` gives an extension's password, if it may register.
+    /// what changed. `secret_of` gives an extension's digest secret (its password or
+    /// stored HA1s), if it may register.
     pub fn handle(
         &mut self,
         now: Instant,
         request: &Request,
         source: Target,
-        password_of: impl Fn(&str) -> Option<String>,
+        secret_of: impl Fn(&str) -> Option<DigestSecret>,
     ) -> (Response, Option<RegistrationChange>) {
         debug_assert_eq!(request.method, Method::Register);
         let to = &request.headers.to.uri;
@@ -162,7 +173,7 @@ impl Registrar {
             "REGISTER",
             request.uri.as_str(),
             authorization,
-            &password_of,
+            &secret_of,
         ) {
             Ok(user) if user == aor => {}
             Ok(user) => {
@@ -341,8 +352,8 @@ mod tests {
         )
     }
 
-    fn pw(user: &str) -> Option<String> {
-        (user == "1001").then(|| "pa55".into())
+    fn pw(user: &str) -> Option<DigestSecret> {
+        (user == "1001").then(|| DigestSecret::Password("pa55".into()))
     }
 
     fn src() -> Target {
@@ -473,7 +484,7 @@ mod tests {
         let Ok(Message::Request(request)) = parse(Bytes::from(bytes), Framing::Datagram) else {
             panic!("{file} parses");
         };
-        let password = |u: &str| (u == user).then(|| "pw".to_owned());
+        let password = |u: &str| (u == user).then(|| DigestSecret::Password("pw".to_owned()));
         let (challenge, _) = reg.handle(t, &request, src(), password);
         let www = challenge
             .headers

@@ -213,6 +213,15 @@ pub struct Responsibility {
     pub head: Option<EmployeeId>,
 }
 
+/// A house's fields as its queries write them.
+pub(crate) struct HouseFields<'a> {
+    pub(crate) house_group: Option<&'a str>,
+    pub(crate) address: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) floors: i64,
+    pub(crate) lifts: i64,
+}
+
 /// Lower-cased search key for reason titles; SQLite's `lower()` only folds ASCII, so
 /// the key is made here for both dialects.
 pub(crate) fn search_key(text: &str) -> String {
@@ -382,7 +391,17 @@ impl Store {
         let key = validate_house(address, floors, lifts)?;
         dispatch!(
             self,
-            create_house(tenant, house_group, address.trim(), &key, floors, lifts)
+            create_house(
+                self.actor().as_ref(),
+                tenant,
+                &HouseFields {
+                    house_group,
+                    address: address.trim(),
+                    key: &key,
+                    floors,
+                    lifts,
+                }
+            )
         )
     }
 
@@ -400,7 +419,7 @@ impl Store {
             ));
         }
         validate_employee(new)?;
-        dispatch!(self, create_employee(new))
+        dispatch!(self, create_employee(self.actor().as_ref(), new))
     }
 
     /// An employee by id.
@@ -422,7 +441,10 @@ impl Store {
         active: bool,
     ) -> Result<Employee, StoreError> {
         validate_employee(new)?;
-        dispatch!(self, update_employee(id, new, active))?;
+        dispatch!(
+            self,
+            update_employee(self.actor().as_ref(), id, new, active)
+        )?;
         self.employee(id)
             .await?
             .ok_or_else(|| StoreError::not_found("employee", id))
@@ -441,7 +463,17 @@ impl Store {
         let key = validate_house(address, floors, lifts)?;
         dispatch!(
             self,
-            update_house(id, house_group, address.trim(), &key, floors, lifts)
+            update_house(
+                self.actor().as_ref(),
+                id,
+                &HouseFields {
+                    house_group,
+                    address: address.trim(),
+                    key: &key,
+                    floors,
+                    lifts,
+                }
+            )
         )?;
         self.house(id)
             .await?
@@ -476,7 +508,10 @@ impl Store {
     ) -> Result<Reason, StoreError> {
         validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
-        dispatch!(self, update_reason(id, new, &key, active))?;
+        dispatch!(
+            self,
+            update_reason(self.actor().as_ref(), id, new, &key, active)
+        )?;
         self.reason(id)
             .await?
             .ok_or_else(|| StoreError::not_found("reason", id))
@@ -491,7 +526,7 @@ impl Store {
         if absence.ends_on < absence.starts_on {
             return Err(StoreError::invalid("ends_on", "ends before it starts"));
         }
-        dispatch!(self, add_absence(employee, absence))
+        dispatch!(self, add_absence(self.actor().as_ref(), employee, absence))
     }
 
     /// Marks an employee as (no longer) employed.
@@ -507,12 +542,12 @@ impl Store {
     pub async fn create_reason(&self, new: &NewReason) -> Result<ReasonId, StoreError> {
         validate_reason(new)?;
         let key = search_key(&format!("{} {} {}", new.title, new.code, new.keywords));
-        dispatch!(self, create_reason(new, &key))
+        dispatch!(self, create_reason(self.actor().as_ref(), new, &key))
     }
 
     /// Sets one cell of the responsibility matrix, replacing what was there.
     pub async fn set_responsibility(&self, cell: &Responsibility) -> Result<(), StoreError> {
-        dispatch!(self, set_responsibility(cell))
+        dispatch!(self, set_responsibility(self.actor().as_ref(), cell))
     }
 
     /// A tenant by code, with its city and time zone.

@@ -54,4 +54,8 @@ id_type! {
     DebtorId;
     /// A phone-to-address contact.
     ContactId;
+    /// A console account (and softphone extension).
+    UserId;
+    /// A ticket label a tenant offers its operators.
+    TagId;
 }

@@ -9,6 +9,8 @@
 //! One module per concept:
 //!
 //! - [`directory`]: cities, tenants, houses, employees, the reasons catalogue;
+//! - [`admin`]: cities, tenants, house groups, suppliers, tags and the matrix as the
+//!   administration API writes them;
 //! - [`assignment`]: who is on shift, and the executor chain for a ticket;
 //! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
 //! - [`caller`]: the screen-pop lookup of a calling phone;
@@ -19,8 +21,13 @@
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
+//! - [`onboarding`]: the questionnaire workbook a company fills to go live;
 //! - [`address`]: how addresses are compared;
 //! - [`access`]: the personal-data access log and console tokens;
+//! - [`users`]: accounts, roles, console passwords and softphone credentials;
+//! - [`audit`]: the admin log of changes to reference data and accounts;
+//! - [`agreement`]: whether the store knows every tenant and city the
+//!   configuration's numbers name;
 //! - [`demo`]: the demo data set.
 //!
 //! Every ticket change is published as `ticket.changed` on the [`EventBus`] given to
@@ -28,7 +35,10 @@
 
 pub mod access;
 pub mod address;
+pub mod admin;
+pub mod agreement;
 pub mod assignment;
+pub mod audit;
 pub(crate) mod backend;
 pub mod caller;
 pub mod chains;
@@ -41,7 +51,9 @@ pub mod ids;
 pub mod import;
 pub mod journal;
 pub mod notices;
+pub mod onboarding;
 pub mod tickets;
+pub mod users;
 
 use std::path::PathBuf;
 
@@ -49,6 +61,7 @@ pub use access::{AccessEntry, StoredToken};
 pub use assignment::{
     ChainExecutor, EscalationRole, ExecutorChain, PassedOver, Person, Unavailability,
 };
+pub use audit::{AdminEntry, AdminLogFilter};
 pub use caller::{ActiveOutage, CallerInfo, KnownAddress, OpenTicket, StaffMember};
 pub use chains::{
     AttemptDecision, AttemptOutcome, AttemptState, AttemptUpdate, Chain, ChainAttempt,
@@ -68,6 +81,7 @@ pub use tickets::{
     StatusChange, StatusUpdate, SupplierStatus, SupplierTicket, SupplierUpdate, Ticket,
     TicketDetail, TicketFilter, TicketStatus,
 };
+pub use users::{NewUser, Role, SipCredentials, SoftphoneAccount, User, UserChange};
 
 use crate::events::EventBus;
 use backend::Backend;
@@ -134,6 +148,10 @@ pub enum StoreError {
     /// A stored value breaks the schema's promise (an unknown status text, ...).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The configuration names tenants or cities the store does not have (each
+    /// line `file:line: message`).
+    #[error("the configuration and the ticket store disagree:\n{}", .0.join("\n"))]
+    Disagreement(Vec<String>),
     /// A background task (parsing a large import) panicked or was cancelled.
     #[error("background task: {0}")]
     Background(#[from] tokio::task::JoinError),
@@ -202,6 +220,10 @@ const PG_BUSY_STATES: [&str; 3] = ["40001", "40P01", "55P03"];
 pub struct Store {
     backend: Backend,
     events: EventBus,
+    /// Who administrative writes are logged as ([`Store::acting_as`]).
+    actor: Option<std::sync::Arc<str>>,
+    /// The URL it was connected with.
+    url: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -211,6 +233,8 @@ impl Store {
         Ok(Self {
             backend: Backend::connect(url).await?,
             events: EventBus::default(),
+            actor: None,
+            url: url.into(),
         })
     }
 
@@ -234,6 +258,11 @@ impl Store {
             tracing::info!(houses = rekeyed, "house address keys recomputed");
         }
         Ok(())
+    }
+
+    /// The URL this store was connected with.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// `sqlite` or `postgres`.

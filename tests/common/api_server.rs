@@ -66,6 +66,10 @@ impl Api {
         let db = TestDb::new(dialect).await?;
         let world = build(&db.store).await;
         let config = Config::parse(CONFIG, Path::new("api-test.toml")).expect("test config");
+        db.store
+            .seed_users(&config.seed_users(), &config.sip.realm)
+            .await
+            .expect("accounts seeded");
         let events = EventBus::default();
         let mut state = ApiState::new(db.store.clone(), events.clone(), Arc::new(config));
         let recordings = std::env::temp_dir()

@@ -1,7 +1,13 @@
-//! Console authentication: operators log in with their extension and password from
-//! the configuration and get a bearer token. The token is 32 random bytes (hex); only
-//! its SHA-256 is stored, with the operator's role, tenants and expiry. [`authenticate`]
-//! is the one check every API route (and the websocket) uses.
+//! Console authentication: users log in with their extension and console password
+//! (checked against the argon2 hash of their account in the store) and get a bearer
+//! token. The token is 32 random bytes (hex); only its SHA-256 is stored, with the
+//! account's role, tenants and expiry. [`authenticate`] is the one check every API
+//! route (and the websocket) uses.
+//!
+//! Removing an account or changing its role, tenants or password deletes its tokens
+//! in the same transaction; [`Revocations`] then tells this engine's open websockets
+//! of that account to close at once (those on other nodes find out at their next
+//! token check).
 //!
 //! `DELETE /auth/token` revokes the caller's token (log-out ends it on the server,
 //! not just in the browser); `POST /auth/token/renew` moves its expiry to a full
@@ -68,6 +74,33 @@ impl Principal {
     }
 }
 
+/// Tells open websockets that an account's tokens were revoked, so they close at
+/// once instead of at their next token check.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    tx: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self {
+            tx: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+}
+
+impl Revocations {
+    /// Announces that `extension`'s tokens are gone.
+    pub fn revoke(&self, extension: &str) {
+        let _ = self.tx.send(extension.to_owned());
+    }
+
+    /// Listens for revocations.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+}
+
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -115,10 +148,8 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Principal, AuthE
         .token(&token_hash(token), Utc::now())
         .await?
         .ok_or(AuthError::Invalid)?;
-    let role = match stored.role.as_str() {
-        "supervisor" => Role::Supervisor,
-        _ => Role::Operator,
-    };
+    // A role this engine does not know (a newer node wrote it) grants nothing.
+    let role = Role::parse(&stored.role).ok_or(AuthError::Invalid)?;
     Ok(Principal {
         extension: stored.extension,
         role,
@@ -143,7 +174,48 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = ApiState::from_ref(state);
         let token = bearer(parts).ok_or(AuthError::Missing)?;
-        Ok(authenticate(&state.store, token).await?)
+        let who = authenticate(&state.store, token).await?;
+        if !role_allows(who.role, &parts.method, parts.uri.path()) {
+            return Err(ApiError::forbidden(
+                None,
+                format!("a {} may not use this route", who.role),
+            ));
+        }
+        Ok(who)
+    }
+}
+
+/// What a management company's own staff may reach: a tenant viewer its tickets,
+/// journal and recordings (read-only); a tenant admin everything but the floor of
+/// the contact centre (operators, the board, live calls, callers, dial jobs).
+/// Operators and supervisors are limited by each route.
+pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match role {
+        Role::TenantViewer => {
+            *method == axum::http::Method::GET
+                && matches!(
+                    segments.as_slice(),
+                    ["tickets"]
+                        | ["tickets", _]
+                        | ["calls"]
+                        | ["calls", _]
+                        | ["recordings", _]
+                        | ["tenants"]
+                )
+                && segments.get(1) != Some(&"active")
+        }
+        Role::TenantAdmin => !matches!(
+            segments.as_slice(),
+            ["board"]
+                | ["operators", ..]
+                | ["calls", "active"]
+                | ["calls", _, "tenant"]
+                | ["caller"]
+                | ["dial-jobs"]
+        ),
+        _ => true,
     }
 }
 
@@ -159,6 +231,7 @@ pub(crate) struct Login {
 pub(crate) struct Issued {
     token: String,
     role: Role,
+    name: String,
     tenants: Vec<String>,
     expires_at: DateTime<Utc>,
 }
@@ -222,15 +295,6 @@ impl LoginLimiter {
     }
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 pub(crate) async fn issue_token(
     State(state): State<ApiState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -249,11 +313,11 @@ pub(crate) async fn issue_token(
         )
         .with_field("password"));
     }
-    let Some(operator) = state
-        .config
-        .operator(login.extension.trim())
-        .filter(|o| same_secret(&o.password, &login.password))
-    else {
+    let account = state
+        .store
+        .check_login(login.extension.trim(), &login.password)
+        .await?;
+    let Some(account) = account else {
         state.login_limiter.failed(from, Instant::now());
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -268,18 +332,14 @@ pub(crate) async fn issue_token(
     let bytes: [u8; 32] = rand::random();
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let expires_at = now + state.token_ttl;
-    let role = match operator.role {
-        Role::Supervisor => "supervisor",
-        _ => "operator",
-    };
     state
         .store
         .store_token(
             &token_hash(&token),
             &StoredToken {
-                extension: operator.extension.clone(),
-                role: role.to_owned(),
-                tenants: operator.tenants.clone(),
+                extension: account.extension.clone(),
+                role: account.role.as_str().to_owned(),
+                tenants: account.tenants.clone(),
                 expires_at,
             },
             now,
@@ -287,8 +347,9 @@ pub(crate) async fn issue_token(
         .await?;
     Ok(Json(Issued {
         token,
-        role: operator.role,
-        tenants: operator.tenants.clone(),
+        role: account.role,
+        tenants: account.tenants,
+        name: account.name,
         expires_at,
     }))
 }
@@ -358,12 +419,29 @@ mod tests {
     }
 
     #[test]
+    fn tenant_staff_reach_only_their_routes() {
+        use axum::http::Method;
+        assert!(role_allows(Role::TenantViewer, &Method::GET, "/tickets"));
+        assert!(role_allows(Role::TenantViewer, &Method::GET, "/calls/abc"));
+        assert!(!role_allows(
+            Role::TenantViewer,
+            &Method::GET,
+            "/calls/active"
+        ));
+        assert!(!role_allows(Role::TenantViewer, &Method::POST, "/tickets"));
+        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/contacts"));
+        assert!(!role_allows(Role::TenantViewer, &Method::GET, "/employees"));
+        assert!(role_allows(Role::TenantAdmin, &Method::POST, "/onboarding"));
+        assert!(!role_allows(Role::TenantAdmin, &Method::GET, "/board"));
+        assert!(!role_allows(Role::TenantAdmin, &Method::GET, "/caller"));
+        assert!(role_allows(Role::Operator, &Method::GET, "/caller"));
+    }
+
+    #[test]
     fn hashes_are_hex_sha256() {
         assert_eq!(
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(same_secret("pw", "pw"));
-        assert!(!same_secret("pw", "pw2"));
     }
 }

@@ -12,7 +12,6 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::extract::{CsvBody, QueryParams};
 use super::journal::log_reads;
-use crate::config::Role;
 use crate::store::directory::HouseFilter;
 use crate::store::{
     Category, Contact, ContactFilter, Employee, House, ImportReport, Page, Reason, Tenant,
@@ -31,8 +30,11 @@ pub(crate) struct ImportQuery {
 
 /// An import target the principal may write to.
 pub(crate) fn check_import(who: &Principal, query: &ImportQuery) -> Result<(), ApiError> {
-    if who.role != Role::Supervisor {
-        return Err(ApiError::forbidden(None, "imports take a supervisor"));
+    if !who.role.administers() {
+        return Err(ApiError::forbidden(
+            None,
+            "imports take a supervisor or a tenant admin",
+        ));
     }
     who.require(Some(&query.tenant))
 }

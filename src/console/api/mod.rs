@@ -63,8 +63,28 @@
 //! GET    /operators                       every operator and their state
 //! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
 //! GET    /board                           supervisors' live board and compliance
+//! GET    /cities                          POST {"code","name","time_zone"} (supervisor of all)
+//! POST   /tenants                         {"code","name","city"} (supervisor of all)
+//! PUT    /tenants/{code}                  {"name"}
+//! GET    /tenants/{code}/readiness        the go-live check: numbers, houses, matrix, duty, greeting
+//! GET    /house-groups                    ?tenant; PUT {"tenant","code","name"}
+//! GET    /suppliers                       PUT {"code","name","city"?,"phones"} (supervisor of all)
+//! GET    /tags                            POST {"tenant"?,"code","name"}; DELETE /tags/{id}
+//! GET    /responsibility                  ?tenant; PUT one cell {"tenant","house_group","work_type","levels",...}
+//! POST   /employees/{id}/absences         {"kind","starts_on","ends_on"}
+//! GET    /admin-log                       ?tenant&subject&before&limit
+//! GET    /users                           POST {"extension","name","role","tenants","password","sip_password"?}
+//! PUT    /users/{ext}                     what changes; DELETE removes (tokens revoked, consoles closed)
+//! GET    /onboarding/template.xlsx        the empty questionnaire
+//! POST   /onboarding                      ?tenant&dry_run, body: the workbook (XLSX)
 //! ```
+//!
+//! Writes of reference data take a supervisor or a tenant admin of the record's
+//! tenant (shared records: a supervisor of every tenant) and are written to the
+//! admin log. Tenant viewers reach `GET` of tickets, calls, recordings and tenants
+//! only; tenant admins everything but the floor ([`auth::role_allows`]).
 
+pub mod admin;
 pub mod auth;
 pub mod board;
 mod chains;
@@ -74,10 +94,13 @@ pub(crate) mod extract;
 pub(crate) mod journal;
 mod live;
 mod notices;
+mod onboarding;
 mod operators;
+mod readiness;
 mod reference;
 mod supplier;
 mod tickets;
+mod users;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,7 +109,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use auth::{AuthError, Principal, authenticate};
+pub use auth::{AuthError, Principal, Revocations, authenticate};
 pub use error::ApiError;
 
 use crate::call::CallHandle;
@@ -123,6 +146,10 @@ pub struct ApiState {
     pub login_limiter: Arc<auth::LoginLimiter>,
     /// What supervisors' boards have shown (each logged once).
     pub board_shown: Arc<board::ShownOnce>,
+    /// Announces revoked accounts to the open websockets.
+    pub revocations: auth::Revocations,
+    /// Woken when accounts change, so the call core's roster follows at once.
+    pub accounts_changed: Arc<tokio::sync::Notify>,
 }
 
 impl ApiState {
@@ -140,6 +167,8 @@ impl ApiState {
             chains: None,
             login_limiter: Arc::default(),
             board_shown: Arc::default(),
+            revocations: auth::Revocations::default(),
+            accounts_changed: Arc::default(),
         }
     }
 
@@ -199,7 +228,10 @@ pub fn router(state: ApiState) -> Router {
             "/contacts/import",
             post(directory::import_contacts).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
-        .route("/tenants", get(directory::tenants))
+        .route(
+            "/tenants",
+            get(directory::tenants).post(admin::create_tenant),
+        )
         .route(
             "/houses",
             get(directory::houses).post(reference::create_house),
@@ -240,6 +272,29 @@ pub fn router(state: ApiState) -> Router {
         .route("/operators", get(operators::list))
         .route("/operators/{extension}/state", post(operators::set_state))
         .route("/board", get(board::board))
+        .route("/cities", get(admin::cities).post(admin::create_city))
+        .route("/tenants/{code}", axum::routing::put(admin::update_tenant))
+        .route("/tenants/{code}/readiness", get(admin::readiness))
+        .route(
+            "/house-groups",
+            get(admin::house_groups).put(admin::put_house_group),
+        )
+        .route("/suppliers", get(admin::suppliers).put(admin::put_supplier))
+        .route("/tags", get(admin::tags).post(admin::create_tag))
+        .route("/tags/{id}", axum::routing::delete(admin::delete_tag))
+        .route("/responsibility", get(admin::matrix).put(admin::put_cell))
+        .route("/employees/{id}/absences", post(admin::add_absence))
+        .route("/admin-log", get(admin::admin_log))
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{extension}",
+            axum::routing::put(users::update).delete(users::remove),
+        )
+        .route("/onboarding/template.xlsx", get(onboarding::template))
+        .route(
+            "/onboarding",
+            post(onboarding::import).layer(DefaultBodyLimit::max(MAX_IMPORT)),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

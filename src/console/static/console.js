@@ -195,9 +195,13 @@
   async function start() {
     show($("login-view"), false);
     show($("app"), true);
-    $("me-name").textContent = `${S.me.extension} · ${S.me.role === "supervisor" ? "старший смены" : "оператор"}`;
+    const ROLE = { supervisor: "старший смены", operator: "оператор", "tenant-admin": "администратор УК", "tenant-viewer": "наблюдатель УК" };
+    const staff = S.me.role === "tenant-admin" || S.me.role === "tenant-viewer";
+    $("me-name").textContent = `${S.me.extension} · ${ROLE[S.me.role] || S.me.role}`;
     show($("tab-board"), S.me.role === "supervisor");
-    show($("status-bar"), S.me.role !== "supervisor");
+    show($("tab-call"), !staff);
+    show($("tab-settings"), S.me.role === "supervisor" || S.me.role === "tenant-admin");
+    show($("status-bar"), S.me.role === "operator");
     await loadTenants();
     refreshMyState();
     // In `dispatchline demo` the operator's softphone is simulated; its buttons
@@ -207,7 +211,7 @@
     // Cards kept over a reload are checked against the calls really in progress.
     loadActiveCalls();
     connect();
-    selectTab(S.me.role === "supervisor" ? "board" : "call");
+    selectTab({ supervisor: "board", "tenant-admin": "settings", "tenant-viewer": "tickets" }[S.me.role] || "call");
   }
 
   // The token slides: renewed every half hour while the console is open, so a
@@ -241,7 +245,7 @@
 
   // ---------------------------------------------------------------- operator state
   async function refreshMyState() {
-    if (!S.me || S.me.role === "supervisor") return;
+    if (!S.me || S.me.role !== "operator") return;
     try {
       const ops = await api("/operators");
       const mine = ops.find((o) => o.extension === S.me.extension);
@@ -490,7 +494,7 @@
           // Rung for me (again, perhaps after another operator missed it): the
           // card is built from the payload if it was dropped meanwhile.
           ensureCard(ev, "ringing");
-          if (S.me && S.me.role !== "supervisor" && S.tab !== "call") selectTab("call");
+          if (S.me && S.me.role === "operator" && S.tab !== "call") selectTab("call");
         }
         break;
       case "call.queued": updateCard(p.call, { status: "queued" }); break;
@@ -1243,6 +1247,8 @@
   // ---------------------------------------------------------------- tabs and keys
   function selectTab(tab, focus) {
     if (tab === "board" && (!S.me || S.me.role !== "supervisor")) return;
+    if (tab === "settings" && (!S.me || !["supervisor", "tenant-admin"].includes(S.me.role))) return;
+    if (tab === "call" && S.me && ["tenant-admin", "tenant-viewer"].includes(S.me.role)) return;
     S.tab = tab;
     for (const b of document.querySelectorAll(".tabs button")) {
       const on = b.dataset.tab === tab;
@@ -1290,6 +1296,7 @@
     if (S.tab === "tickets") loadTickets();
     else if (S.tab === "journal") loadJournal();
     else if (S.tab === "board") loadBoard();
+    else if (S.tab === "settings" && window.dispatchlineSettings) window.dispatchlineSettings.open();
   }
 
   document.addEventListener("keydown", (e) => {
@@ -1366,5 +1373,8 @@
   });
 
   // For tests and debugging: what the console has seen.
-  window.dispatchline = { state: S };
+  window.dispatchline = {
+    state: S, api, el, show, setError, qs, when, tenantName,
+    token: () => S.token, me: () => S.me, tenants: () => S.tenants,
+  };
 })();

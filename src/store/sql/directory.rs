@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use sqlx::{Pool, QueryBuilder, Row};
 
+use crate::store::audit::{Actor, Audited as _, Logged};
 use crate::store::backend::{push_in, push_scope};
 
 pub(super) async fn create_city(
@@ -97,13 +98,17 @@ async fn tenant_id(
 
 pub(super) async fn create_house(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     tenant: &str,
-    house_group: Option<&str>,
-    address: &str,
-    key: &str,
-    floors: i64,
-    lifts: i64,
+    house: &HouseFields<'_>,
 ) -> Result<HouseId, StoreError> {
+    let HouseFields {
+        house_group,
+        address,
+        key,
+        floors,
+        lifts,
+    } = *house;
     let mut tx = Db::begin_write(pool).await?;
     let tenant_id = tenant_id(&mut tx, tenant).await?;
     let group_id: Option<i64> = match house_group {
@@ -145,6 +150,8 @@ pub(super) async fn create_house(
     .bind(lifts)
     .fetch_one(&mut *tx)
     .await?;
+    let detail = serde_json::json!({ "address": address, "house_group": house_group, "floors": floors, "lifts": lifts });
+    Db::record(&mut tx, actor, Logged { tenant_id: Some(tenant_id), action: "create", subject: "house", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(HouseId(id))
 }
@@ -166,6 +173,7 @@ pub(super) async fn create_work_type(
 
 pub(super) async fn create_employee(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     new: &NewEmployee,
 ) -> Result<EmployeeId, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
@@ -194,6 +202,8 @@ pub(super) async fn create_employee(
     .fetch_one(&mut *tx)
     .await?;
     insert_employee_details(&mut tx, id, new).await?;
+    let detail = serde_json::json!({ "name": new.name, "position": new.position, "phones": new.phones, "work_types": new.work_types, "shifts": new.shifts, "absences": new.absences });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "create", subject: "employee", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(EmployeeId(id))
 }
@@ -253,6 +263,7 @@ async fn insert_employee_details(
 /// and absences (the tenant or supplier stays).
 pub(super) async fn update_employee(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     id: EmployeeId,
     new: &NewEmployee,
     active: bool,
@@ -282,6 +293,12 @@ pub(super) async fn update_employee(
         .await?;
     }
     insert_employee_details(&mut tx, id.0, new).await?;
+    let tenant_id: Option<i64> = sqlx::query_scalar("SELECT tenant_id FROM employees WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    let detail = serde_json::json!({ "name": new.name, "position": new.position, "phones": new.phones, "work_types": new.work_types, "shifts": new.shifts, "absences": new.absences, "active": active });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "update", subject: "employee", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -289,13 +306,17 @@ pub(super) async fn update_employee(
 /// Replaces a house's group, address (and key), floors and lifts.
 pub(super) async fn update_house(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     id: HouseId,
-    house_group: Option<&str>,
-    address: &str,
-    key: &str,
-    floors: i64,
-    lifts: i64,
+    house: &HouseFields<'_>,
 ) -> Result<(), StoreError> {
+    let HouseFields {
+        house_group,
+        address,
+        key,
+        floors,
+        lifts,
+    } = *house;
     let mut tx = Db::begin_write(pool).await?;
     let tenant_id: i64 = sqlx::query_scalar("SELECT tenant_id FROM houses WHERE id = $1")
         .bind(id.0)
@@ -338,6 +359,8 @@ pub(super) async fn update_house(
     .bind(lifts)
     .execute(&mut *tx)
     .await?;
+    let detail = serde_json::json!({ "address": address, "house_group": house_group, "floors": floors, "lifts": lifts });
+    Db::record(&mut tx, actor, Logged { tenant_id: Some(tenant_id), action: "update", subject: "house", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -364,6 +387,7 @@ pub(super) async fn reason_code_taken(
 /// key and active flag (its tenant and code stay).
 pub(super) async fn update_reason(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     id: ReasonId,
     new: &NewReason,
     key: &str,
@@ -397,6 +421,12 @@ pub(super) async fn update_reason(
     if done.rows_affected() == 0 {
         return Err(StoreError::not_found("reason", id));
     }
+    let tenant_id: Option<i64> = sqlx::query_scalar("SELECT tenant_id FROM reasons WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    let detail = serde_json::json!({ "category": new.category, "title": new.title, "work_type": new.work_type, "deadline_minutes": new.deadline_minutes, "active": active });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "update", subject: "reason", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -420,6 +450,7 @@ async fn insert_absence(
 
 pub(super) async fn add_absence(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     employee: EmployeeId,
     absence: &Absence,
 ) -> Result<(), StoreError> {
@@ -432,6 +463,12 @@ pub(super) async fn add_absence(
         return Err(StoreError::not_found("employee", employee));
     }
     insert_absence(&mut tx, employee.0, absence).await?;
+    let tenant_id: Option<i64> = sqlx::query_scalar("SELECT tenant_id FROM employees WHERE id = $1")
+        .bind(employee.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    let detail = serde_json::json!({ "absence": absence });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "update", subject: "employee", subject_id: &employee.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -454,6 +491,7 @@ pub(super) async fn set_employee_active(
 
 pub(super) async fn create_reason(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     new: &NewReason,
     key: &str,
 ) -> Result<ReasonId, StoreError> {
@@ -496,12 +534,15 @@ pub(super) async fn create_reason(
     .bind(key)
     .fetch_one(&mut *tx)
     .await?;
+    let detail = serde_json::json!({ "code": new.code, "category": new.category, "title": new.title, "work_type": new.work_type, "deadline_minutes": new.deadline_minutes });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "create", subject: "reason", subject_id: &id.to_string(), detail: &detail }).await?;
     tx.commit().await?;
     Ok(ReasonId(id))
 }
 
 pub(super) async fn set_responsibility(
     pool: &Pool<Db>,
+    actor: Option<&Actor<'_>>,
     cell: &Responsibility,
 ) -> Result<(), StoreError> {
     let mut tx = Db::begin_write(pool).await?;
@@ -545,6 +586,12 @@ pub(super) async fn set_responsibility(
             .await?;
         }
     }
+    let tenant_id: Option<i64> = sqlx::query_scalar("SELECT tenant_id FROM house_groups WHERE id = $1")
+        .bind(group)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let detail = serde_json::json!({ "house_group": cell.house_group, "work_type": cell.work_type, "levels": cell.levels, "responsible": cell.responsible, "manager": cell.manager, "head": cell.head });
+    Db::record(&mut tx, actor, Logged { tenant_id, action: "update", subject: "responsibility", subject_id: &format!("{}/{}", cell.house_group, cell.work_type), detail: &detail }).await?;
     tx.commit().await?;
     Ok(())
 }
