@@ -127,3 +127,53 @@ async fn the_demo_operator_answers_and_hangs_up_from_the_console() {
     assert_eq!(ended[0].payload["disposition"], "answered");
     demo.stop().await;
 }
+
+/// The demo's emergency story: a burst pipe is registered, level 1 does not
+/// answer (a simulated colleague is rung first each time), level 2 is busy, and
+/// level 3 takes the informer's call and presses 1, all within two minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_hands_a_burst_pipe_through_three_levels_to_the_one_who_presses_1() {
+    use dispatchline::demo::handoff;
+    use dispatchline::store::{AttemptDecision, AttemptOutcome, ChainState};
+    let demo = start(
+        "127.0.0.1:0".parse().unwrap(),
+        &scratch_dir().join("demo-chain"),
+        false,
+    )
+    .await
+    .unwrap();
+    let engine = &demo.engine;
+    handoff::register_burst_pipe(&engine.store).await.unwrap();
+    let accepted = wait_for_events(engine, "chain.accepted", 1, Duration::from_secs(120)).await;
+    assert_eq!(accepted[0].payload["by_name"], handoff::LEVEL3.0);
+    assert_eq!(accepted[0].payload["via"], "keypad");
+    let ticket = dispatchline::store::TicketId(accepted[0].payload["ticket"].as_i64().unwrap());
+    let chain = engine
+        .store
+        .chains_of_ticket(ticket)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(chain.state, ChainState::Accepted);
+    let by_stage =
+        |stage: &str| -> Vec<_> { chain.attempts.iter().filter(|a| a.stage == stage).collect() };
+    assert!(
+        by_stage("level-1")
+            .iter()
+            .all(|a| a.outcome == Some(AttemptOutcome::NoAnswer)
+                && a.reach == "operator-first"
+                && a.operator.is_some())
+    );
+    assert!(
+        by_stage("level-2")
+            .iter()
+            .all(|a| a.outcome == Some(AttemptOutcome::Busy))
+    );
+    let last = by_stage("level-3");
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        (last[0].reach.as_str(), last[0].decision),
+        ("informer", Some(AttemptDecision::Accepted))
+    );
+    demo.stop().await;
+}

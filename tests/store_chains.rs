@@ -306,11 +306,7 @@ async fn the_first_of_two_acceptances_wins(store: Store) {
         .filter(|r| matches!(r, Acceptance::Won(_)))
         .collect();
     assert_eq!(winners.len(), 1, "{results:?}");
-    assert!(
-        results
-            .iter()
-            .any(|r| *r == Acceptance::Lost(TicketStatus::Accepted))
-    );
+    assert!(results.contains(&Acceptance::Lost(TicketStatus::Accepted)));
     let Acceptance::Won(won) = winners[0] else {
         unreachable!()
     };

@@ -26,7 +26,7 @@ impl CallControl {
         job: &DialJob,
         ext: String,
     ) -> Result<(), RingFailure> {
-        self.start_operator_first(now, Errand::Callback(job.clone()), ext)
+        self.start_operator_first(now, Errand::Callback(Box::new(job.clone())), ext)
     }
 
     /// Whether a callback job's original call was answered after all.

@@ -124,10 +124,12 @@ pub async fn run(core: Core) {
             &transports,
             &events,
             &stats,
-            &store,
-            &lookup_tx,
-            &writer,
-            &chain_reports,
+            &Outlets {
+                store: &store,
+                lookups: &lookup_tx,
+                writer: &writer,
+                chain_reports: &chain_reports,
+            },
         );
         if draining && control.active_calls() == 0 && control.pending_recordings() == 0 {
             tracing::info!("all calls ended and recordings closed; call core stopping");
@@ -226,16 +228,27 @@ fn claim_jobs(store: &Store, node: &str, jobs: &mpsc::UnboundedSender<crate::sto
     });
 }
 
+/// Where the core's output goes besides the sockets and the bus.
+struct Outlets<'a> {
+    store: &'a Store,
+    lookups: &'a mpsc::UnboundedSender<(u64, Option<CallerContext>)>,
+    writer: &'a mpsc::UnboundedSender<Action>,
+    chain_reports: &'a mpsc::UnboundedSender<ChainReport>,
+}
+
 fn flush(
     control: &mut CallControl,
     transports: &Transports,
     bus: &EventBus,
     stats: &CallStats,
-    store: &Store,
-    lookups: &mpsc::UnboundedSender<(u64, Option<CallerContext>)>,
-    writer: &mpsc::UnboundedSender<Action>,
-    chain_reports: &mpsc::UnboundedSender<ChainReport>,
+    out: &Outlets<'_>,
 ) {
+    let Outlets {
+        store,
+        lookups,
+        writer,
+        chain_reports,
+    } = *out;
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
     }

@@ -172,7 +172,7 @@ impl CallControl {
     }
 
     /// Offers people the informer put through (keypad 0) to free operators.
-    pub(crate) fn dispatch_transfers(&mut self, now: Instant, unreachable: &mut Vec<String>) {
+    pub(crate) fn dispatch_transfers(&mut self, now: Instant, unreachable: &[String]) {
         let waiting: Vec<u64> = self.transfers.drain(..).collect();
         for key in waiting {
             let (tenant, city) = match self.calls.get(&key) {

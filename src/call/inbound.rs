@@ -584,7 +584,7 @@ impl CallControl {
         }
         // Then the tickets' hand-offs: the people the informer put through, who are
         // on the line, before the calls the engine has yet to place.
-        self.dispatch_transfers(now, &mut unreachable);
+        self.dispatch_transfers(now, &unreachable);
         self.dispatch_handoffs(now, &mut unreachable);
     }
 

@@ -14,6 +14,7 @@ const INDEX: &str = include_str!("static/index.html");
 const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
 const SETTINGS_JS: &str = include_str!("static/settings.js");
+const CHAINS_JS: &str = include_str!("static/chains.js");
 const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
@@ -54,6 +55,10 @@ pub fn router() -> Router {
         .route(
             "/static/settings.js",
             get(|| async { asset("text/javascript; charset=utf-8", SETTINGS_JS) }),
+        )
+        .route(
+            "/static/chains.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CHAINS_JS) }),
         )
         .route(
             "/favicon.svg",

@@ -148,7 +148,7 @@ impl Informer {
                 self.close(cc, now, call, "goodbye");
             }
             Input::Timer(_) => {}
-            Input::Digit(idx, digit) if idx == 0 => self.key(cc, now, call, digit),
+            Input::Digit(0, digit) => self.key(cc, now, call, digit),
             Input::Digit(..) => {}
             Input::PlaybackDone => match self.state {
                 State::Message => {
@@ -261,11 +261,11 @@ impl Informer {
                     );
                 }
             }
-            Note::Failed { status, .. } if operator_ringing => {
-                if cc.fork_failed(now, call, idx, status) {
-                    call.clear_timer(CallTimer::Ring);
-                    self.operator_missed(cc, now, call);
-                }
+            Note::Failed { status, .. }
+                if operator_ringing && cc.fork_failed(now, call, idx, status) =>
+            {
+                call.clear_timer(CallTimer::Ring);
+                self.operator_missed(cc, now, call);
             }
             _ => {}
         }

@@ -34,7 +34,7 @@ pub(crate) use operator_first::OperatorFirst;
 #[derive(Debug, Clone)]
 pub(crate) enum Errand {
     /// Calling back a resident (the 5-minute rule) or a staff member.
-    Callback(DialJob),
+    Callback(Box<DialJob>),
     /// A call of a ticket's hand-off chain; `deadline` is when an operator-first
     /// call stops waiting for an operator and the informer calls instead.
     Handoff {

@@ -226,11 +226,11 @@ impl OperatorFirst {
                 self.state = State::Dialling;
                 self.place(cc, now, call);
             }
-            Note::Failed { status, .. } if operator_ringing => {
-                if cc.fork_failed(now, call, idx, status) {
-                    call.clear_timer(CallTimer::Ring);
-                    self.operator_skipped(cc, now, call, true);
-                }
+            Note::Failed { status, .. }
+                if operator_ringing && cc.fork_failed(now, call, idx, status) =>
+            {
+                call.clear_timer(CallTimer::Ring);
+                self.operator_skipped(cc, now, call, true);
             }
             Note::Ringing if party => {
                 self.dialout.rang = true;
@@ -311,7 +311,7 @@ impl OperatorFirst {
         missed: bool,
     ) {
         match self.errand.clone() {
-            Errand::Callback(job) => cc.jobs.push_front(job),
+            Errand::Callback(job) => cc.jobs.push_front(*job),
             Errand::Handoff { order, deadline } => {
                 cc.handoffs
                     .push_front(super::super::handoff::Held { order, deadline });

@@ -59,7 +59,7 @@
   const DISPOSITION = {
     answered: "Отвечен", abandoned: "Брошен", "callback-scheduled": "Перезвон назначен",
     rejected: "Отклонён", failed: "Сбой", busy: "Занято", "no-answer": "Нет ответа",
-    unreachable: "Недоступен", returned: "Возвращён в очередь",
+    unreachable: "Недоступен", returned: "Возвращён в очередь", cancelled: "Отменён: заявку уже приняли",
   };
   const PURPOSE = {
     callback: "перезвон жителю", handoff: "передача аварийной заявки исполнителю",
@@ -526,6 +526,7 @@
         break;
       default: break;
     }
+    if (window.dispatchlineChains) window.dispatchlineChains.onEvent(ev);
     if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       // At most one reload a second, however steady the traffic.
@@ -736,7 +737,10 @@
       ? `${CALL_STATUS.ended}: ${DISPOSITION[card.disposition] || card.disposition}` : CALL_STATUS[card.status] || card.status;
 
     const flags = el("div", { class: "flags" });
-    if (outbound) {
+    const handoff = p.handoff && window.dispatchlineChains ? window.dispatchlineChains.handoffBlock(card) : null;
+    if (handoff) {
+      flags.append(handoff);
+    } else if (outbound) {
       // Whom the engine is calling and why, with the call being returned.
       const purpose = PURPOSE[p.purpose] || p.purpose || "исходящий вызов";
       const whom = info.staff ? `${str(info.staff.name)} (сотрудник)` : address ? `житель, ${str(address.address)}${address.apartment ? `, кв. ${address.apartment}` : ""}` : "житель";
@@ -986,7 +990,10 @@
         type: "checkbox", "aria-label": `Выбрать ${t.number}`, checked: S.tickets.selected.has(t.id),
         onchange: (e) => { if (e.target.checked) S.tickets.selected.add(t.id); else S.tickets.selected.delete(t.id); renderTickets(); },
       })),
-      el("td", { class: "num" }, t.number), el("td", {}, categoryBadge(t.category)),
+      el("td", { class: "num" }, el("button", {
+        type: "button", class: "link", "data-open-ticket": t.id, title: "Открыть заявку и её передачу",
+        onclick: () => window.dispatchlineChains && window.dispatchlineChains.openTicket(t.id),
+      }, t.number)), el("td", {}, categoryBadge(t.category)),
       el("td", {}, STATUS[t.status] || t.status), el("td", {}, tenantName(t.tenant)),
       el("td", {}, `${str(t.address)}${t.apartment ? `, кв. ${t.apartment}` : ""}`),
       el("td", {}, str(t.reason)), el("td", {}, str(t.executor_name) || "—"),
@@ -1079,6 +1086,7 @@
       S.board = await api(`/board${qs({ city: S.boardCity })}`);
       S.boardFetchedAt = Date.now();
       renderBoard();
+      if (window.dispatchlineChains) window.dispatchlineChains.loadBoard();
     } catch (_) { /* keep */ }
   }
   function patchBoardOperator(view) {
@@ -1156,10 +1164,10 @@
     $("b-chart").replaceChildren(chart(c ? c.hourly : []));
     const jobs = (b.dial_jobs || []).map((j) => el("tr", {},
       el("td", {}, PURPOSE[j.kind] || j.kind), el("td", {}, tenantName(j.tenant)), el("td", {}, str(j.target)),
-      el("td", {}, j.ticket_id ? `#${j.ticket_id}` : "—"), el("td", {}, j.chain_level ? String(j.chain_level) : "—"),
+      el("td", {}, j.ticket_id ? `#${j.ticket_id}` : "—"),
       el("td", {}, `${j.attempts_made} / ${j.max_attempts}`), el("td", {}, JOB_STATE[j.state] || j.state),
       el("td", {}, when(j.due_at))));
-    $("b-jobs").replaceChildren(...(jobs.length ? jobs : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "Нет"))]));
+    $("b-jobs").replaceChildren(...(jobs.length ? jobs : [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "Нет"))]));
   }
   function renderWaiting() {
     const b = S.board;
@@ -1317,6 +1325,10 @@
     $("btn-theme").addEventListener("click", cycleTheme);
     applyTheme(localStorage.getItem(THEME_KEY) || "auto");
     $("banner-close").addEventListener("click", () => showBanner(null));
+    // The chains module redraws cards after recording a hand-off's result, and
+    // raises alarms supervisors must not miss.
+    document.addEventListener("dispatchline:cards", () => { renderCalls(); saveCards(); });
+    document.addEventListener("dispatchline:alarm", (e) => showBanner("alarm", e.detail));
     $("b-city-select").addEventListener("change", (e) => { S.boardCity = e.target.value; loadBoard(); });
     $("tf-tenant").addEventListener("change", () => {
       markTenantNeeded();

@@ -8,7 +8,10 @@
 //! - Operator 1001's softphone is driven from the console: log in as 1001, go
 //!   ready, and press "answer" on the call card (`POST /demo/softphones/1001/answer`).
 //! - Operators 1002 and 1003 are simulated colleagues who answer by themselves.
-//! - A simulated provider answers the calls the engine places through the trunks.
+//! - A simulated provider answers the calls the engine places through the trunks:
+//!   residents called back, and the people of an emergency ticket's hand-off chain
+//!   ([`handoff`]): a burst pipe is registered ten seconds after start and every
+//!   five minutes, and its chain runs through three levels within a minute.
 //! - УК «Уют»'s number runs an IVR menu ([`DEMO_MENU`]); most simulated residents
 //!   calling it press 1 (emergency) or 0 (operator) while it plays, the others let
 //!   it time out to the queue.
@@ -33,9 +36,11 @@ use crate::call::OperatorState;
 use crate::config::{Config, Menu, MenuAction, Role};
 use crate::media::{MediaEngine, PromptLibrary};
 use crate::server::Engine;
-use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone};
+use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone, SimProvider};
 
-const DEFAULT_CONFIG: &str = include_str!("../sip-config/dispatchline.toml");
+pub mod handoff;
+
+const DEFAULT_CONFIG: &str = include_str!("../../sip-config/dispatchline.toml");
 
 /// The console login the demo prints (operator 1001 of the default configuration).
 pub const LOGIN: (&str, &str) = ("1001", "op1001pass");
@@ -90,6 +95,8 @@ pub struct Demo {
     /// The simulated parties' RTP stack.
     pub media: MediaEngine,
     residents: Option<tokio::task::JoinHandle<()>>,
+    /// The demo's chain policy, in words.
+    pub policy: String,
 }
 
 impl std::fmt::Debug for Demo {
@@ -121,6 +128,20 @@ pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::
         config.sip_addr
     );
     println!("  Data:       {}", data_dir.display());
+    println!();
+    println!(
+        "  Hand-off:   a burst pipe at ул. Малышева, д. 51 is registered 10 s after start and every 5 min;"
+    );
+    println!(
+        "              level 1 ({}) does not answer, level 2 ({}) is busy,",
+        handoff::LEVEL1.0,
+        handoff::LEVEL2.0
+    );
+    println!(
+        "              level 3 ({}) takes the informer's call and presses 1.",
+        handoff::LEVEL3.0
+    );
+    println!("              Demo policy: {}", demo.policy);
     println!();
     println!("  Ctrl-C stops it.");
     println!();
@@ -171,17 +192,9 @@ pub async fn start(
     let sip_port = free_port().map_err(|e| crate::Error::io("finding a free port", e))?;
     let engine_addr = SocketAddr::from(([127, 0, 0, 1], sip_port));
     let voice = |name: &str| format!("ru/{name}.wav");
-    let provider = SimPhone::start(
-        engine_addr,
-        sim_media.clone(),
-        Behaviour {
-            auto_answer: Some(Duration::from_secs(3)),
-            hang_up_after: Some(Duration::from_secs(25)),
-            voice: voice("survey-thanks"),
-        },
-    )
-    .await
-    .map_err(|e| crate::Error::io("starting the simulated provider", e))?;
+    let provider = SimProvider::start(sim_media.clone(), handoff::script())
+        .await
+        .map_err(|e| crate::Error::io("starting the simulated provider", e))?;
 
     let mut config =
         crate::config::Config::parse(DEFAULT_CONFIG, Path::new("sip-config/dispatchline.toml"))?;
@@ -200,6 +213,8 @@ pub async fn start(
     config.queue.abandon_threshold = Duration::from_secs(10);
     config.queue.callback_after = Duration::from_secs(120);
     config.dialer.attempt_interval = Duration::from_secs(30);
+    handoff::policy(&mut config);
+    let policy = handoff::describe(&config);
     // An IVR menu on one number, so the console shows keys being pressed.
     config.menus.push(Menu {
         name: DEMO_MENU.to_owned(),
@@ -263,8 +278,14 @@ pub async fn start(
                 store,
             }))
     };
+    // The store holds the demo's companies before the engine starts: its numbers
+    // name them, and the first calls find them.
+    let seeding = crate::store::Store::connect(&config.database.url).await?;
+    seeding.migrate().await?;
+    crate::store::demo::seed(&seeding).await?;
+    handoff::seed(&seeding).await?;
+    seeding.close().await;
     let engine = Engine::start_with_routes(config.clone(), routes).await?;
-    crate::store::demo::seed(&engine.store).await?;
 
     for op in &operators {
         if let Some(phone) = phones.get(&op.extension) {
@@ -290,13 +311,21 @@ pub async fn start(
         }
     }
 
-    let handle =
-        residents.then(|| tokio::spawn(simulated_residents(engine_addr, sim_media.clone())));
+    let handle = residents.then(|| {
+        let (store, media) = (engine.store.clone(), sim_media.clone());
+        tokio::spawn(async move {
+            tokio::join!(
+                simulated_residents(engine_addr, media),
+                handoff::burst_pipes(store)
+            );
+        })
+    });
     Ok(Demo {
         engine,
         phones,
         media: sim_media,
         residents: handle,
+        policy,
     })
 }
 

@@ -1,5 +1,6 @@
 //! Simulated parties for the demo and for trying an engine by hand: an operator's
-//! softphone, a resident's phone, a provider answering calls the engine places.
+//! softphone and a resident's phone ([`SimPhone`]), and the people behind a
+//! provider answering the calls the engine places ([`SimProvider`]).
 //!
 //! A [`SimPhone`] is a real SIP user agent (the engine's own endpoint and dialogs,
 //! over its own UDP socket) with real RTP (a leg of a [`MediaEngine`] that plays a
@@ -11,6 +12,10 @@
 //! ([`SimPhone::start`]), or an address of this host the engine can reach
 //! ([`SimPhone::start_on`]; an unspecified address such as 0.0.0.0 is refused,
 //! since the phone writes its address into its Via, Contact and SDP).
+
+pub mod provider;
+
+pub use provider::{Party, Script, SimProvider};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
