@@ -118,6 +118,8 @@ pub struct Engine {
     pub media: crate::media::MediaEngine,
     /// The hand-off chains of this node.
     pub chains: crate::dialer::driver::ChainHandle,
+    /// What they have done.
+    pub chain_stats: Arc<crate::dialer::runner::ChainStats>,
     /// This node's stable id (its leases on dial jobs and chains).
     pub node: String,
     ws_clients: Arc<crate::console::ws::WsStats>,
@@ -274,6 +276,7 @@ impl Engine {
             tokio::time::Instant::now().into_std(),
             chrono::Utc::now(),
         );
+        let chain_stats = runner.stats();
         let dialer = tokio::spawn(crate::dialer::driver::run(crate::dialer::driver::Task {
             runner,
             reports: chain_reports_rx,
@@ -298,7 +301,8 @@ impl Engine {
             api.accounts_changed.clone(),
             config.operators.clone(),
         ));
-        let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats());
+        let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats())
+            .with_chains(chain_stats.clone());
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
         let http = tokio::spawn(async move {
@@ -329,6 +333,7 @@ impl Engine {
             store,
             media,
             chains: chain_handle,
+            chain_stats,
             node,
             ws_clients,
             shutdown,

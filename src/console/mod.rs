@@ -41,6 +41,8 @@ pub struct ConsoleState {
     pub ws: WsSettings,
     /// Websocket counters.
     pub ws_stats: Arc<WsStats>,
+    /// The hand-off chains' figures, when the dialer runs.
+    pub chains: Option<Arc<crate::dialer::runner::ChainStats>>,
 }
 
 impl ConsoleState {
@@ -52,7 +54,14 @@ impl ConsoleState {
             sip,
             ws: WsSettings::default(),
             ws_stats: Arc::new(WsStats::default()),
+            chains: None,
         }
+    }
+
+    /// This state with the hand-off chains' figures.
+    pub fn with_chains(mut self, chains: Arc<crate::dialer::runner::ChainStats>) -> Self {
+        self.chains = Some(chains);
+        self
     }
 }
 
@@ -133,6 +142,40 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Rejected INVITEs given no journal row (beyond the per-second budget of rejection rows).",
         c.rejected_unjournaled.load(Ordering::Relaxed),
     );
+    if let Some(h) = &state.chains {
+        metric(
+            "chains_running",
+            "gauge",
+            "Hand-off chains this node runs now.",
+            h.running.load(Ordering::Relaxed),
+        );
+        metric(
+            "chain_attempts_total",
+            "counter",
+            "Calls of hand-off chains written and placed since start.",
+            h.placed.load(Ordering::Relaxed),
+        );
+        metric(
+            "chains_accepted_total",
+            "counter",
+            "Hand-off chains that ended with the ticket accepted, since start.",
+            h.accepted.load(Ordering::Relaxed),
+        );
+        metric(
+            "chains_exhausted_total",
+            "counter",
+            "Hand-off chains that tried everybody without an acceptance, since start.",
+            h.exhausted.load(Ordering::Relaxed),
+        );
+        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+            metric(
+                &format!("chain_step_lateness_{name}_ms"),
+                "gauge",
+                "How late chain steps were placed after they became due (recent steps).",
+                h.lateness(q).map_or(0, |d| d.as_millis() as u64),
+            );
+        }
+    }
     let s = &state.sip;
     metric(
         "sip_received_total",
