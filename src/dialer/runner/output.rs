@@ -141,6 +141,10 @@ impl ChainRunner {
         let Some(r) = self.chains.remove(&id) else {
             return;
         };
+        self.stats.running.store(
+            self.chains.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let (ticket, tenant) = (r.ticket, r.tenant.clone());
         match end {
             // The store was told in the acceptance's own transaction (or by
