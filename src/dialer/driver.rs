@@ -208,6 +208,7 @@ pub async fn run(task: Task) {
             changed = stopping.changed(), if !draining => {
                 if changed.is_err() || *stopping.borrow() {
                     draining = true;
+                    runner.stop_placing();
                     tracing::info!(chains = runner.running(), "engine stopping: no new chain calls");
                 }
             }

@@ -1,6 +1,6 @@
 //! The informer: the robot call of a ticket's hand-off chain.
 //!
-//! The engine calls the person directly ([`Dialout`]) and, when they answer,
+//! The engine calls the person directly (`Dialout`, [`super::dialout`]) and, when they answer,
 //! records the call and reads the ticket out (the dialer built the message from
 //! prompts: the company, "emergency ticket", its number, the work, the address, the
 //! deadline), followed by the keypad menu: 1 accepts, 2 declines, 0 puts the person

@@ -8,14 +8,14 @@
 //! - [`informer`]: the robot call of a ticket chain: the ticket is read out and
 //!   the person answers by keypad (accept, decline, talk to the dispatcher).
 //!
-//! A call of the engine's own holds its flow in [`Call::flow`]. The call core routes
+//! A call of the engine's own holds its flow in `Call::flow`. The call core routes
 //! what happens to such a call (a leg's note, a leg gone, a timer, a key, the end of
-//! a prompt) to [`Flow`], which takes the flow out of the call for the time it runs
+//! a prompt) to `Flow`, which takes the flow out of the call for the time it runs
 //! so that it can work on the call and the core at once.
 
-pub(crate) mod dialout;
-pub(crate) mod informer;
-pub(crate) mod operator_first;
+pub mod dialout;
+pub mod informer;
+pub mod operator_first;
 
 use std::time::Instant;
 

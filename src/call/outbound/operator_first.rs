@@ -5,7 +5,7 @@
 //! registered contact of theirs, the first to answer wins); their card says whom
 //! the engine will call and why (a resident's callback, a staff member's, a
 //! ticket's hand-off with the ticket on it). When they answer they hear
-//! "connecting" and music while the party's phone rings ([`Dialout`]); when the
+//! "connecting" and music while the party's phone rings (`Dialout`, [`super::dialout`]); when the
 //! party answers both are bridged and the party's side is recorded.
 //!
 //! An operator who does not take the call (rang out, rejected, unreachable) hands

@@ -198,7 +198,8 @@
       el("td", {}, str(a.phone)),
       el("td", { class: "num" }, `${a.try_no}/${a.tries}`),
       el("td", {}, REACH[a.reach] || a.reach, a.operator ? ` (${a.operator})` : ""),
-      el("td", { "data-testid": "attempt-outcome" }, a.state !== "ended" ? (a.state === "ringing" ? "звонит…" : a.state === "answered" ? "разговор…" : "набор…")
+      el("td", { "data-testid": "attempt-outcome" }, a.state !== "ended" ? (a.state === "ringing" ? "звонит…" : a.state === "answered" ? "разговор…"
+        : a.reach === "operator-first" && !a.call_id ? "ждёт свободного оператора" : "набор…")
         : `${OUTCOME[a.outcome] || str(a.outcome)}${a.sip_status ? ` (${a.sip_status})` : ""}`),
       el("td", {}, a.decision ? DECISION[a.decision] || a.decision : ""),
       el("td", {}, a.recording_id ? el("button", { type: "button", class: "link", onclick: (e) => playRecording(e.target, a.recording_id) }, "▶ запись") : ""))) : [];

@@ -151,6 +151,9 @@ pub struct ChainRunner {
     stats: Arc<ChainStats>,
     /// A real clock for lateness (the virtual one does not move while we work).
     clock: fn() -> Instant,
+    /// The engine is stopping: nothing new is written or placed (what the
+    /// machines want waits, unwritten, for whoever runs the chains next).
+    stopping: bool,
 }
 
 impl std::fmt::Debug for ChainRunner {
@@ -192,6 +195,7 @@ impl ChainRunner {
             backlog: VecDeque::new(),
             stats: Arc::default(),
             clock: Instant::now,
+            stopping: false,
         }
     }
 
@@ -237,6 +241,11 @@ impl ChainRunner {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// The engine is stopping: no new call is written or placed from now on.
+    pub fn stop_placing(&mut self) {
+        self.stopping = true;
     }
 
     /// Whether writes or attempts wait for the store (the driver retries soon).

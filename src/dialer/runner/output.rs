@@ -228,7 +228,7 @@ impl ChainRunner {
 
     /// Writes the attempts the machines want (one batch), then orders their calls.
     pub(super) async fn place_pending_since(&mut self, now: Instant, started: Option<Instant>) {
-        if self.unwritten.is_empty() {
+        if self.unwritten.is_empty() || self.stopping {
             return;
         }
         let wall = self.wall(now);
