@@ -265,6 +265,11 @@ async fn reference_data_and_dial_jobs(api: Api) {
                     max_attempts: 5,
                     ticket_id: None,
                     call_id: None,
+                    deadline_at: None,
+                    quiet_hours: false,
+                    reach: None,
+                    outage_id: None,
+                    supplier_ticket_id: None,
                 },
                 Utc::now(),
             )

@@ -293,6 +293,11 @@ async fn the_board_is_for_supervisors_and_shows_the_floor_and_the_day(r: Running
                 max_attempts: 5,
                 ticket_id: None,
                 call_id: None,
+                deadline_at: None,
+                quiet_hours: false,
+                reach: None,
+                outage_id: None,
+                supplier_ticket_id: None,
             },
             now,
         )

@@ -59,6 +59,11 @@ async fn callback(store: &Store, call_id: &str, first_attempt: Option<DateTime<U
                 max_attempts: 3,
                 ticket_id: None,
                 call_id: Some(call_id.into()),
+                deadline_at: None,
+                quiet_hours: false,
+                reach: None,
+                outage_id: None,
+                supplier_ticket_id: None,
             },
             due - Duration::minutes(1),
         )

@@ -21,6 +21,11 @@ fn callback(call: &str, target: &str) -> NewDialJob {
         max_attempts: 3,
         ticket_id: None,
         call_id: Some(call.to_owned()),
+        deadline_at: None,
+        quiet_hours: false,
+        reach: None,
+        outage_id: None,
+        supplier_ticket_id: None,
     }
 }
 

@@ -118,6 +118,11 @@ async fn callback_job(engine: &Engine, target: &str, tenant: Option<&str>) {
                 max_attempts: 3,
                 ticket_id: None,
                 call_id: None,
+                deadline_at: None,
+                quiet_hours: false,
+                reach: None,
+                outage_id: None,
+                supplier_ticket_id: None,
             },
             chrono::Utc::now(),
         )

@@ -149,6 +149,11 @@ fn job(due_in_minutes: i64) -> NewDialJob {
         max_attempts: 3,
         ticket_id: None,
         call_id: Some("c-1".into()),
+        deadline_at: None,
+        quiet_hours: false,
+        reach: None,
+        outage_id: None,
+        supplier_ticket_id: None,
     }
 }
 

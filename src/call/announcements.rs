@@ -47,6 +47,18 @@ pub(crate) fn fixed_prompts(config: &Config) -> Vec<String> {
         "goodbye",
         "invalid-choice",
         "connecting",
+        // Follow-up calls (`outbound::robot`, and the staff callback's greeting).
+        "survey-intro",
+        "survey-rate",
+        "survey-opt-out",
+        "survey-effort",
+        "survey-thanks",
+        "survey-opted-out",
+        "status-check-intro",
+        "status-check-menu",
+        "status-check-thanks",
+        "broadcast-intro",
+        "staff-callback-intro",
     ];
     names.extend(OUTAGE_KINDS.iter().map(|(_, p)| *p));
     let mut out: Vec<String> = names.into_iter().map(|n| prompt(config, n)).collect();
@@ -97,14 +109,13 @@ pub(crate) fn notices(
     let lang = config.media.language.as_str();
     let mut out = Vec::new();
     for outage in &info.outages {
-        out.push(prompt(config, "outage-intro"));
-        if let Some(kind) = outage_kind_prompt(&outage.kind) {
-            out.push(prompt(config, kind));
-        }
-        if let Ok(until) = restore_time(lang, outage.until, zone, now) {
-            out.push(prompt(config, "outage-restored-at"));
-            out.extend(until);
-        }
+        out.extend(outage_notice_in(
+            config,
+            &outage.kind,
+            outage.until,
+            zone,
+            now,
+        ));
     }
     if let Some(debt) = &info.debtor {
         if let Ok(amount) = u64::try_from(debt.amount_kopecks)
@@ -115,6 +126,37 @@ pub(crate) fn notices(
             out.extend(amount);
             out.push(prompt(config, "debt-outro"));
         }
+    }
+    out
+}
+
+/// The notice of one outage as callers at the house hear it (and a broadcast
+/// plays): «Внимание! В вашем доме» + what is off + «Время восстановления:» + when.
+pub(crate) fn outage_notice(
+    config: &Config,
+    kind: &str,
+    until: DateTime<Utc>,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    outage_notice_in(config, kind, until, Some(zone), now)
+}
+
+fn outage_notice_in(
+    config: &Config,
+    kind: &str,
+    until: DateTime<Utc>,
+    zone: Option<Tz>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let lang = config.media.language.as_str();
+    let mut out = vec![prompt(config, "outage-intro")];
+    if let Some(kind) = outage_kind_prompt(kind) {
+        out.push(prompt(config, kind));
+    }
+    if let Ok(until) = restore_time(lang, until, zone, now) {
+        out.push(prompt(config, "outage-restored-at"));
+        out.extend(until);
     }
     out
 }

@@ -1919,13 +1919,15 @@ impl CallControl {
         let deadline = self.wall(call.started)
             + chrono::Duration::from_std(self.config.queue.callback_deadline).unwrap_or_default();
         let job = NewDialJob {
-            kind: crate::store::DialKind::Callback,
             tenant: call.tenant.clone(),
-            target: phone.clone(),
-            due_at: wall,
-            max_attempts: self.config.dialer.attempts,
-            ticket_id: None,
             call_id: Some(call.id.0.clone()),
+            deadline_at: Some(deadline),
+            ..NewDialJob::new(
+                crate::store::DialKind::Callback,
+                phone.clone(),
+                wall,
+                self.config.dialer.attempts,
+            )
         };
         tracing::info!(call = %call.id, %phone, why, "callback scheduled");
         let origin = call.number.as_ref().map(|n| n.number.clone());

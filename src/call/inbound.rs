@@ -949,13 +949,20 @@ impl CallControl {
                 let origin = call.number.as_ref().map(|n| n.number.clone());
                 self.act(Action::ScheduleJob {
                     job: Box::new(NewDialJob {
-                        kind: DialKind::StaffCallback,
                         tenant: call.tenant.clone(),
-                        target: phone.clone(),
-                        due_at: wall,
-                        max_attempts: self.config.dialer.attempts,
-                        ticket_id: None,
                         call_id: Some(call.id.0.clone()),
+                        deadline_at: Some(
+                            wall + chrono::Duration::from_std(
+                                self.config.dialer.staff_callback_target,
+                            )
+                            .unwrap_or_default(),
+                        ),
+                        ..NewDialJob::new(
+                            DialKind::StaffCallback,
+                            phone.clone(),
+                            wall,
+                            self.config.dialer.attempts,
+                        )
                     }),
                     origin,
                 });

@@ -201,23 +201,46 @@ impl ChainSettings {
     /// The policy for a ticket of `tenant` in `category` (`emergency`, ...).
     pub fn policy(&self, tenant: &str, category: &str) -> ChainPolicy {
         let mut policy = self.defaults.clone();
-        let matching = |o: &&PolicyOverride| {
-            o.tenant.as_deref().is_none_or(|t| t == tenant)
-                && o.category.as_deref().is_none_or(|c| c == category)
-        };
-        // Least specific first, so the most specific table has the last word.
-        let mut tables: Vec<&PolicyOverride> = self.overrides.iter().filter(matching).collect();
-        tables.sort_by_key(|o| {
-            (
-                u8::from(o.tenant.is_some()) * 2 + u8::from(o.category.is_some()),
-                // Equal specificity: file order (the sort is stable).
-            )
-        });
-        for table in tables {
+        for table in applicable(&self.overrides, tenant, category) {
             table.keys.apply(&mut policy);
         }
         policy
     }
+}
+
+/// A policy table that names a tenant, a category, or both.
+pub(super) trait Scoped {
+    /// The tenant it applies to (all when `None`).
+    fn tenant(&self) -> Option<&str>;
+    /// The category it applies to (all when `None`).
+    fn category(&self) -> Option<&str>;
+}
+
+impl Scoped for PolicyOverride {
+    fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+    fn category(&self) -> Option<&str> {
+        self.category.as_deref()
+    }
+}
+
+/// The tables of `overrides` that apply to a ticket of `tenant` in `category`,
+/// least specific first (so the most specific has the last word; equal
+/// specificity keeps file order).
+pub(super) fn applicable<'a, O: Scoped>(
+    overrides: &'a [O],
+    tenant: &str,
+    category: &str,
+) -> Vec<&'a O> {
+    let mut tables: Vec<&O> = overrides
+        .iter()
+        .filter(|o| {
+            o.tenant().is_none_or(|t| t == tenant) && o.category().is_none_or(|c| c == category)
+        })
+        .collect();
+    tables.sort_by_key(|o| u8::from(o.tenant().is_some()) * 2 + u8::from(o.category().is_some()));
+    tables
 }
 
 // ---------------------------------------------------------------------------------
@@ -285,7 +308,7 @@ pub(super) struct DialerKeys {
     pub broadcast_window_s: u64,
 }
 
-fn reach(text: &Spanned<String>, key: &str, faults: &mut Faults<'_>) -> Option<Reach> {
+pub(super) fn reach(text: &Spanned<String>, key: &str, faults: &mut Faults<'_>) -> Option<Reach> {
     match text.get_ref().trim() {
         "operator-first" => Some(Reach::OperatorFirst),
         "informer" => Some(Reach::Informer),
@@ -317,7 +340,7 @@ fn modes(list: &[Spanned<String>], key: &str, faults: &mut Faults<'_>) -> Option
 }
 
 /// A timer key: at least `min` seconds, at most [`MAX_TIMER`].
-fn timer(value: u64, key: &str, min: u64, faults: &mut Faults<'_>) -> Duration {
+pub(super) fn timer(value: u64, key: &str, min: u64, faults: &mut Faults<'_>) -> Duration {
     if value < min || value > MAX_TIMER.as_secs() {
         faults.at(
             None,
@@ -350,7 +373,11 @@ fn repeats(value: u32, key: &str, faults: &mut Faults<'_>) -> u32 {
     value.min(MAX_REPEATS)
 }
 
-fn category(text: &Spanned<String>, key: &str, faults: &mut Faults<'_>) -> Option<String> {
+pub(super) fn category(
+    text: &Spanned<String>,
+    key: &str,
+    faults: &mut Faults<'_>,
+) -> Option<String> {
     let name = text.get_ref().trim();
     if CATEGORIES.contains(&name) {
         Some(name.to_owned())

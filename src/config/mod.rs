@@ -23,8 +23,10 @@ use toml::Spanned;
 use crate::phone::PhoneNumber;
 
 pub mod chains;
+pub mod follow_ups;
 
 pub use chains::{ChainPolicy, ChainSettings, Reach};
+pub use follow_ups::{FollowUpPolicy, FollowUpSettings};
 
 /// The default configuration file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "sip-config/dispatchline.toml";
@@ -87,6 +89,8 @@ pub struct Config {
     pub dialer: DialerPolicy,
     /// Which tickets are telephoned, and how each chain step reaches a person.
     pub chains: ChainSettings,
+    /// Status checks, feedback calls, supplier calls and outage broadcasts.
+    pub follow_ups: FollowUpSettings,
     /// SIP providers.
     pub trunks: Vec<Trunk>,
     /// Numbers the engine answers, by what residents dial.
@@ -258,6 +262,9 @@ pub struct Trunk {
     pub options_interval: Duration,
     /// Addresses calls from this provider may come from (the proxy's IP is always one).
     pub inbound_from: Vec<IpAddr>,
+    /// Simultaneous calls the provider carries (its channels); `None`: as many as
+    /// `[sip] max_concurrent_calls`. Broadcasts never take the last free ones.
+    pub channels: Option<u32>,
 }
 
 /// What a number is for.
@@ -588,6 +595,7 @@ struct RawConfig {
     queue: RawQueue,
     dialer: RawDialer,
     chains: chains::RawChains,
+    follow_ups: follow_ups::RawFollowUps,
     trunk: Vec<Spanned<RawTrunk>>,
     number: Vec<Spanned<RawNumber>>,
     operator: Vec<Spanned<RawOperator>>,
@@ -753,6 +761,8 @@ struct RawDialer {
     broadcast_window_s: u64,
     status_check_delay_s: u64,
     staff_callback_target_s: u64,
+    broadcast_rate: f64,
+    inbound_reserve: u32,
 }
 
 impl Default for RawDialer {
@@ -765,6 +775,8 @@ impl Default for RawDialer {
             broadcast_window_s: 600,
             status_check_delay_s: 7200,
             staff_callback_target_s: 120,
+            broadcast_rate: 5.0,
+            inbound_reserve: 4,
         }
     }
 }
@@ -787,6 +799,8 @@ struct RawTrunk {
     options_interval_s: u64,
     #[serde(default)]
     inbound_from: Vec<Spanned<String>>,
+    #[serde(default)]
+    channels: Option<u32>,
 }
 
 fn default_transport() -> TrunkTransport {
@@ -926,6 +940,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
             "queue" => section(value, "[queue]", faults, &mut raw.queue),
             "dialer" => section(value, "[dialer]", faults, &mut raw.dialer),
             "chains" => section(value, "[chains]", faults, &mut raw.chains),
+            "follow_ups" => section(value, "[follow_ups]", faults, &mut raw.follow_ups),
             "trunk" => raw.trunk = entries(value, "[[trunk]]", faults),
             "number" => raw.number = entries(value, "[[number]]", faults),
             "operator" => raw.operator = entries(value, "[[operator]]", faults),
@@ -934,7 +949,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
                 Some(&span),
                 format!(
                     "unknown section `{other}` (expected sip, http, database, media, prompts, \
-                     queue, dialer, chains, trunk, number, operator or menu)"
+                     queue, dialer, chains, follow_ups, trunk, number, operator or menu)"
                 ),
             ),
         }
@@ -1154,6 +1169,15 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         },
         faults,
     );
+    let follow_ups = follow_ups::validate(
+        raw.follow_ups,
+        &follow_ups::DialerKeys {
+            status_check_delay_s: raw.dialer.status_check_delay_s,
+            broadcast_rate: raw.dialer.broadcast_rate,
+            inbound_reserve: raw.dialer.inbound_reserve,
+        },
+        faults,
+    );
     let operators = validate_operators(&raw.operator, faults);
 
     let mut digest_algorithms = Vec::new();
@@ -1235,6 +1259,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             staff_callback_target: secs(raw.dialer.staff_callback_target_s),
         },
         chains,
+        follow_ups,
         trunks,
         numbers,
         operators,
@@ -1259,6 +1284,12 @@ fn validate_trunks(raw: &[Spanned<RawTrunk>], faults: &mut Faults<'_>) -> Vec<Tr
         let Some(proxy) = parse_socket(&t.proxy, "trunk proxy", 5060, faults) else {
             continue;
         };
+        if t.channels == Some(0) || t.channels.is_some_and(|c| c > 100_000) {
+            faults.at(
+                Some(&entry.span()),
+                format!("trunk `{name}` channels must be between 1 and 100000"),
+            );
+        }
         if t.register && (t.username.is_none() || t.password.is_none()) {
             faults.at(
                 Some(&entry.span()),
@@ -1289,6 +1320,7 @@ fn validate_trunks(raw: &[Spanned<RawTrunk>], faults: &mut Faults<'_>) -> Vec<Tr
             register_expires: secs(t.register_expires_s.max(60)),
             options_interval: secs(t.options_interval_s),
             inbound_from,
+            channels: t.channels,
         });
     }
     out

@@ -21,10 +21,17 @@
 
 use std::time::Duration;
 
+pub mod answers;
+pub mod briefing;
+pub mod broadcast;
+pub mod card;
 pub mod chain;
 pub mod driver;
+pub mod follow_up;
 pub mod message;
 pub mod order;
+pub mod planner;
+pub mod quiet_hours;
 pub mod runner;
 
 use chrono::{DateTime, Utc};

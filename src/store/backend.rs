@@ -97,25 +97,45 @@ impl Dialect for Postgres {
 /// in which `Db` names the dialect. The file sees its parent module's items.
 macro_rules! per_backend {
     ($file:literal) => {
-        mod sqlite {
+        pub(in crate::store) mod sqlite {
             #[allow(unused_imports)]
             use super::*;
             #[allow(unused_imports)]
             use $crate::store::backend::Dialect as _;
+            #[allow(unused_imports)]
+            use $crate::store::backend::peers::sqlite as peers;
             type Db = sqlx::Sqlite;
             include!($file);
         }
-        mod postgres {
+        pub(in crate::store) mod postgres {
             #[allow(unused_imports)]
             use super::*;
             #[allow(unused_imports)]
             use $crate::store::backend::Dialect as _;
+            #[allow(unused_imports)]
+            use $crate::store::backend::peers::postgres as peers;
             type Db = sqlx::Postgres;
             include!($file);
         }
     };
 }
 pub(crate) use per_backend;
+
+/// The queries of other store modules in the same dialect, for a transaction that
+/// spans concepts (a follow-up call's answer moves its ticket and plans the next
+/// call): `peers::tickets::lock(...)` inside a file of [`per_backend!`].
+pub(crate) mod peers {
+    /// SQLite.
+    pub(crate) mod sqlite {
+        pub(in crate::store) use crate::store::dial_jobs::sqlite as dial_jobs;
+        pub(in crate::store) use crate::store::tickets::sqlite as tickets;
+    }
+    /// PostgreSQL.
+    pub(crate) mod postgres {
+        pub(in crate::store) use crate::store::dial_jobs::postgres as dial_jobs;
+        pub(in crate::store) use crate::store::tickets::postgres as tickets;
+    }
+}
 
 /// Calls `{sqlite,postgres}::function(pool, args...)` of the current module (made by
 /// [`per_backend!`]) for the store's dialect.

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::{dispatch, per_backend};
 use super::directory::TenantScope;
-use super::ids::{DialJobId, TicketId};
+use super::ids::{DialJobId, OutageId, SupplierTicketId, TicketId};
 use super::{Store, StoreError, page_bounds, text_enum};
+use crate::config::Reach;
 use crate::phone::PhoneNumber;
 
 per_backend!("sql/dial_jobs.rs");
@@ -30,6 +31,38 @@ text_enum! {
         Survey = "survey",
         /// Calling back a staff member who called the dispatch line.
         StaffCallback = "staff-callback",
+        /// Handing a ticket over to a resource supplier's dispatcher.
+        SupplierHandoff = "supplier-handoff",
+        /// Asking a resource supplier how a ticket handed to them stands.
+        SupplierQuery = "supplier-query",
+        /// Telling a house's residents about an outage.
+        Broadcast = "broadcast",
+    }
+}
+
+impl DialKind {
+    /// The scheduler's order (lower first): residents' callbacks have the legal
+    /// 10-minute deadline, staff callbacks a target; a supplier must get its ticket
+    /// before anyone asks how it stands; surveys and broadcasts wait for everything
+    /// else.
+    pub fn precedence(self) -> i64 {
+        match self {
+            Self::Callback => 0,
+            Self::StaffCallback => 1,
+            Self::SupplierHandoff => 2,
+            Self::StatusCheck | Self::SupplierQuery => 3,
+            Self::Survey => 4,
+            Self::Broadcast => 5,
+        }
+    }
+
+    /// Whether an operator makes the call (else it is a robot call, or
+    /// depends on the job's `reach`).
+    pub fn needs_operator(self) -> bool {
+        matches!(
+            self,
+            Self::Callback | Self::StaffCallback | Self::SupplierHandoff | Self::SupplierQuery
+        )
     }
 }
 
@@ -84,6 +117,42 @@ pub struct NewDialJob {
     pub ticket_id: Option<TicketId>,
     /// The call it follows up (the abandoned call of a callback).
     pub call_id: Option<String>,
+    /// When the call must have been made by (a callback's 10 minutes, a staff
+    /// callback's target).
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// Whether it waits out the quiet hours of its tenant's city.
+    pub quiet_hours: bool,
+    /// How the party is reached, for kinds that may go either way (status checks).
+    pub reach: Option<Reach>,
+    /// The outage it broadcasts.
+    pub outage_id: Option<OutageId>,
+    /// The supplier hand-over it is about.
+    pub supplier_ticket_id: Option<SupplierTicketId>,
+}
+
+impl NewDialJob {
+    /// A job of `kind` calling `target` from `due_at`, with nothing else set.
+    pub fn new(
+        kind: DialKind,
+        target: PhoneNumber,
+        due_at: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Self {
+        Self {
+            kind,
+            tenant: None,
+            target,
+            due_at,
+            max_attempts,
+            ticket_id: None,
+            call_id: None,
+            deadline_at: None,
+            quiet_hours: false,
+            reach: None,
+            outage_id: None,
+            supplier_ticket_id: None,
+        }
+    }
 }
 
 /// A dial job.
@@ -117,6 +186,22 @@ pub struct DialJob {
     pub call_id: Option<String>,
     /// The number the original call dialled (callbacks go out from it).
     pub origin_number: Option<String>,
+    /// The scheduler's order ([`DialKind::precedence`]).
+    pub precedence: i64,
+    /// When the call must have been made by.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// Whether it waits out the quiet hours.
+    pub quiet_hours: bool,
+    /// How the party is reached (status checks).
+    pub reach: Option<Reach>,
+    /// The outage it broadcasts.
+    pub outage_id: Option<OutageId>,
+    /// The supplier hand-over it is about.
+    pub supplier_ticket_id: Option<SupplierTicketId>,
+    /// What the party answered (a status, a rating, the supplier's reference).
+    pub answer: Option<String>,
+    /// When supervisors were told its deadline is at risk.
+    pub at_risk_at: Option<DateTime<Utc>>,
     /// Created at.
     pub created_at: DateTime<Utc>,
     /// Last changed at.

@@ -16,8 +16,10 @@
 //! - [`caller`]: the screen-pop lookup of a calling phone;
 //! - [`contacts`]: phone → address, learnt from calls and imported;
 //! - [`journal`]: the call journal and recordings;
-//! - [`dial_jobs`]: persistent outbound dial jobs (callbacks);
+//! - [`dial_jobs`]: persistent outbound dial jobs (callbacks and every follow-up);
 //! - [`chains`]: hand-off chains and every call they placed;
+//! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
+//!   broadcasts: what the planner reads and what their calls write;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
@@ -47,6 +49,7 @@ pub mod contacts;
 pub mod demo;
 pub mod dial_jobs;
 pub mod directory;
+pub mod follow_ups;
 pub mod ids;
 pub mod import;
 pub mod journal;
@@ -72,6 +75,10 @@ pub use dial_jobs::{
     AfterAttempt, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind, NewDialJob,
 };
 pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantScope};
+pub use follow_ups::{
+    BroadcastProgress, FollowUpRecorded, FollowUpResult, NewBroadcast, SupplierFollowUp,
+    TicketFollowUp,
+};
 pub use ids::*;
 pub use import::{BadRow, ImportReport};
 pub use journal::{CallDirection, CallFilter, CallRecord, Disposition, Recording, SurveyMetric};

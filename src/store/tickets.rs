@@ -621,6 +621,11 @@ impl Store {
         dispatch!(self, supplier_rechecks_due(now, limit.clamp(1, 500)))
     }
 
+    /// Publishes a status change made by another module's transaction.
+    pub(crate) fn publish_status(&self, ticket: &Ticket) {
+        self.publish(ticket, Change::Status);
+    }
+
     async fn ticket_row(&self, id: TicketId) -> Result<Ticket, StoreError> {
         dispatch!(self, row(id))?.ok_or_else(|| StoreError::not_found("ticket", id))
     }

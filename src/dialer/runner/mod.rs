@@ -36,7 +36,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::chain::{Alarm, Chain, ChainPlan, End, Output, PastAttempt, Phase, Saved, Stage};
-use super::message;
 use super::order::{AttemptRef, ChainEvent, ChainReport, HandoffOrder, TicketCard, ToCalls};
 use crate::config::{ChainPolicy, ChainSettings};
 use crate::events::EventBus;

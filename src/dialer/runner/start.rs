@@ -285,49 +285,15 @@ impl ChainRunner {
         now: Instant,
     ) -> Result<Arc<TicketCard>, StoreError> {
         self.stats.count(&self.stats.queries, 3);
-        let detail = self
-            .store
-            .ticket(ticket)
-            .await?
-            .ok_or_else(|| StoreError::not_found("ticket", ticket))?;
-        let t = detail.ticket;
-        let tenant = self.store.tenant(&t.tenant).await?;
-        let reason = self.store.reason(t.reason_id).await?;
-        let (tenant_name, city, zone) = match &tenant {
-            Some(tn) => (tn.name.clone(), tn.city.code.clone(), tn.city.time_zone),
-            None => (t.tenant.clone(), String::new(), chrono_tz::UTC),
-        };
-        let work_type = reason.map(|r| r.work_type).unwrap_or_default();
-        let has = self.prompts.clone();
-        let spoken = message::informer(
+        let wall = self.wall(now);
+        super::super::card::ticket_card(
+            &self.store,
             &self.settings.language,
-            &message::Ticket {
-                tenant: &t.tenant,
-                number: &t.number,
-                category: t.category,
-                work_type: &work_type,
-                address: &t.address,
-                deadline: t.deadline_at,
-                zone,
-            },
-            self.wall(now),
-            &|p| has(p),
-        );
-        Ok(Arc::new(TicketCard {
+            &*self.prompts,
             ticket,
-            number: t.number,
-            tenant: t.tenant,
-            tenant_name,
-            city,
-            category: t.category,
-            address: t.address,
-            apartment: t.apartment,
-            reason: t.reason,
-            description: t.description,
-            deadline: t.deadline_at,
-            caller_phone: None,
-            message: spoken.items,
-            address_unsaid: spoken.address_unsaid,
-        }))
+            wall,
+        )
+        .await
+        .map(Arc::new)
     }
 }

@@ -8,7 +8,8 @@ type Conn = <Db as sqlx::Database>::Connection;
 
 const JOB_SELECT: &str = "SELECT j.id, j.kind, t.code AS tenant, j.target_phone, j.due_at, \
      j.attempts_made, j.max_attempts, j.state, j.claimed_by, j.claimed_until, j.outcome, j.ticket_id, \
-     j.call_id, j.origin_number, j.created_at, j.updated_at \
+     j.call_id, j.origin_number, j.precedence, j.deadline_at, j.quiet_hours, j.reach, j.outage_id, \
+     j.supplier_ticket_id, j.answer, j.at_risk_at, j.created_at, j.updated_at \
      FROM dial_jobs j LEFT JOIN tenants t ON t.id = j.tenant_id";
 
 /// A job is due when it is pending and its time has come, or claimed by a node
@@ -40,12 +41,33 @@ fn job_from(row: &<Db as sqlx::Database>::Row) -> Result<DialJob, StoreError> {
         ticket_id: row.try_get::<Option<i64>, _>("ticket_id")?.map(TicketId),
         call_id: row.try_get("call_id")?,
         origin_number: row.try_get("origin_number")?,
+        precedence: row.try_get("precedence")?,
+        deadline_at: row.try_get("deadline_at")?,
+        quiet_hours: row.try_get("quiet_hours")?,
+        reach: row
+            .try_get::<Option<String>, _>("reach")?
+            .map(|r| reach_from(&r))
+            .transpose()?,
+        outage_id: row.try_get::<Option<i64>, _>("outage_id")?.map(OutageId),
+        supplier_ticket_id: row
+            .try_get::<Option<i64>, _>("supplier_ticket_id")?
+            .map(SupplierTicketId),
+        answer: row.try_get("answer")?,
+        at_risk_at: row.try_get("at_risk_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
-async fn load(conn: &mut Conn, id: i64) -> Result<Option<DialJob>, StoreError> {
+fn reach_from(text: &str) -> Result<crate::config::Reach, StoreError> {
+    match text {
+        "operator-first" => Ok(crate::config::Reach::OperatorFirst),
+        "informer" => Ok(crate::config::Reach::Informer),
+        other => Err(StoreError::Corrupt(format!("unknown reach `{other}`"))),
+    }
+}
+
+pub(in crate::store) async fn load(conn: &mut Conn, id: i64) -> Result<Option<DialJob>, StoreError> {
     let mut qb = QueryBuilder::<Db>::new(JOB_SELECT);
     qb.push(" WHERE j.id = ").push_bind(id);
     let row = qb.build().fetch_optional(conn).await?;
@@ -69,10 +91,36 @@ pub(super) async fn create_job(
         ),
         None => None,
     };
-    let id: i64 = sqlx::query_scalar(
+    let Some(id) = insert_job(&mut tx, new, tenant_id, origin, now).await? else {
+        return Err(StoreError::Conflict(format!(
+            "a {} job for {} is already planned",
+            new.kind,
+            new.target.as_str()
+        )));
+    };
+    let job = load(&mut tx, id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("dial job", id))?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+/// Inserts a pending job; `None` when a unique rule says it is already planned (one
+/// open status check per ticket, one survey per ticket, one open call per supplier
+/// hand-over, one call per number and outage).
+pub(in crate::store) async fn insert_job(
+    conn: &mut Conn,
+    new: &NewDialJob,
+    tenant_id: Option<i64>,
+    origin: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO dial_jobs (kind, tenant_id, target_phone, due_at, attempts_made, max_attempts, state, \
-         ticket_id, call_id, created_at, updated_at, origin_number) \
-         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $8, $9) RETURNING id",
+         ticket_id, call_id, created_at, updated_at, origin_number, precedence, deadline_at, quiet_hours, \
+         reach, outage_id, supplier_ticket_id) \
+         VALUES ($1, $2, $3, $4, 0, $5, 'pending', $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(new.kind.as_str())
     .bind(tenant_id)
@@ -83,13 +131,15 @@ pub(super) async fn create_job(
     .bind(new.call_id.as_deref())
     .bind(now)
     .bind(origin)
-    .fetch_one(&mut *tx)
+    .bind(new.kind.precedence())
+    .bind(new.deadline_at)
+    .bind(new.quiet_hours)
+    .bind(new.reach.map(|r| r.as_str()))
+    .bind(new.outage_id.map(|o| o.0))
+    .bind(new.supplier_ticket_id.map(|s| s.0))
+    .fetch_optional(&mut *conn)
     .await?;
-    let job = load(&mut tx, id)
-        .await?
-        .ok_or_else(|| StoreError::not_found("dial job", id))?;
-    tx.commit().await?;
-    Ok(job)
+    Ok(id)
 }
 
 pub(super) async fn job(pool: &Pool<Db>, id: DialJobId) -> Result<Option<DialJob>, StoreError> {
@@ -157,7 +207,7 @@ pub(super) async fn claim_due(
     let sql = format!(
         "UPDATE dial_jobs SET state = 'claimed', claimed_by = $2, claimed_until = $3, updated_at = $1 \
          WHERE {DUE_ROW} AND id IN (SELECT j.id FROM dial_jobs j WHERE {DUE}{kind_filter} \
-         ORDER BY j.due_at, j.id LIMIT $4{}) RETURNING id",
+         ORDER BY j.precedence, COALESCE(j.deadline_at, j.due_at), j.id LIMIT $4{}) RETURNING id",
         Db::SKIP_LOCKED
     );
     let mut ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -175,7 +225,7 @@ pub(super) async fn claim_due(
         }
     }
     tx.commit().await?;
-    jobs.sort_by_key(|j| (j.due_at, j.id));
+    jobs.sort_by_key(|j| (j.precedence, j.deadline_at.unwrap_or(j.due_at), j.id));
     Ok(jobs)
 }
 

@@ -81,6 +81,15 @@ pub(super) async fn save_outage(
 
 pub(super) async fn delete_outage(pool: &Pool<Db>, id: OutageId) -> Result<(), StoreError> {
     let mut tx = Db::begin_write(pool).await?;
+    // A broadcast of a withdrawn outage stops: its calls not yet made are cancelled
+    // (the calls made stay in the journal, no longer linked to it).
+    sqlx::query(
+        "UPDATE dial_jobs SET state = 'cancelled', outcome = 'outage-withdrawn', claimed_by = NULL, \
+         claimed_until = NULL WHERE outage_id = $1 AND state IN ('pending', 'claimed')",
+    )
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM outage_houses WHERE outage_id = $1")
         .bind(id.0)
         .execute(&mut *tx)

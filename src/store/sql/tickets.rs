@@ -114,7 +114,7 @@ pub(super) async fn insert(
     Ok(TicketId(id))
 }
 
-async fn insert_history(
+pub(in crate::store) async fn insert_history(
     conn: &mut Conn,
     ticket: i64,
     at: DateTime<Utc>,
@@ -295,7 +295,7 @@ pub(super) async fn list(
 }
 
 /// Locks a ticket for the rest of the transaction; returns (status, version).
-async fn lock(conn: &mut Conn, id: TicketId) -> Result<(TicketStatus, i64), StoreError> {
+pub(in crate::store) async fn lock(conn: &mut Conn, id: TicketId) -> Result<(TicketStatus, i64), StoreError> {
     let sql = format!(
         "SELECT status, version FROM tickets WHERE id = $1{}",
         Db::FOR_UPDATE
@@ -680,6 +680,18 @@ pub(super) async fn update_supplier_ticket(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    if update.recheck_at.is_some() || status != current {
+        // The calls planned for the old state or time give way; the follow-up
+        // planner plans what the new one needs.
+        sqlx::query(
+            "UPDATE dial_jobs SET state = 'cancelled', outcome = 'rescheduled', updated_at = $2 \
+             WHERE supplier_ticket_id = $1 AND state = 'pending'",
+        )
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
     let mut qb = QueryBuilder::<Db>::new(SUPPLIER_SELECT);
     qb.push(" WHERE st.id = ").push_bind(id.0);
     let changed = supplier_from(&qb.build().fetch_one(&mut *tx).await?)?;
