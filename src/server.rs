@@ -128,6 +128,7 @@ pub struct Engine {
     http_stop: watch::Sender<bool>,
     core: JoinHandle<()>,
     dialer: JoinHandle<()>,
+    planner: JoinHandle<()>,
     http: JoinHandle<()>,
     roster_sync: JoinHandle<()>,
 }
@@ -242,6 +243,10 @@ impl Engine {
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
+        let (dropped_jobs_tx, dropped_jobs) = mpsc::unbounded_channel();
+        let library = media.prompts().clone();
+        let prompts: crate::dialer::runner::PromptCheck =
+            Arc::new(move |p: &str| library.contains(p));
         let core = tokio::spawn(crate::call::driver::run(crate::call::driver::Core {
             control,
             transports: transports.clone(),
@@ -256,11 +261,22 @@ impl Engine {
             shutdown: shutdown_rx,
             chain_orders,
             chain_reports,
+            dropped_jobs,
+            prompts: prompts.clone(),
         }));
 
         let (chain_handle, chain_commands) = crate::dialer::driver::ChainHandle::channel();
         let (stopping_tx, stopping) = watch::channel(false);
-        let library = media.prompts().clone();
+        let planner = tokio::spawn(crate::dialer::planner::run(
+            crate::dialer::planner::Planner::new(
+                store.clone(),
+                events.clone(),
+                config.follow_ups.clone(),
+                config.dialer.attempts,
+            ),
+            dropped_jobs_tx,
+            stopping.clone(),
+        ));
         let runner = crate::dialer::runner::ChainRunner::new(
             store.clone(),
             events.clone(),
@@ -271,7 +287,7 @@ impl Engine {
                 lease: crate::dialer::CHAIN_LEASE,
                 catch_up: Duration::from_secs(24 * 3600),
             },
-            Arc::new(move |p: &str| library.contains(p)),
+            prompts,
             chain_orders_tx,
             tokio::time::Instant::now().into_std(),
             chrono::Utc::now(),
@@ -341,6 +357,7 @@ impl Engine {
             http_stop,
             core,
             dialer,
+            planner,
             http,
             roster_sync,
         })
@@ -374,6 +391,9 @@ impl Engine {
             tracing::error!("the dialer did not stop in 10 s; stopping anyway");
             dialer.abort();
         }
+        // The planner only plans: whatever it was about to plan, the next node's
+        // first pass finds.
+        self.planner.abort();
         self.media.shutdown();
         // Websocket clients get a 1001 close frame (they reconnect with `since` to
         // the next engine) before the listener goes.

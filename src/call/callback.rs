@@ -26,7 +26,8 @@ impl CallControl {
         job: &DialJob,
         ext: String,
     ) -> Result<(), RingFailure> {
-        self.start_operator_first(now, Errand::Callback(Box::new(job.clone())), ext)
+        let briefing = self.briefings.get(&job.id).cloned();
+        self.start_operator_first(now, Errand::Job(Box::new(job.clone()), briefing), ext)
     }
 
     /// Whether a callback job's original call was answered after all.

@@ -39,6 +39,7 @@ use super::outbound::{Flow, Input};
 use super::routing::{Route, dialled, route};
 use super::trunks::{Purpose, Trunks};
 use crate::config::{Config, Number, NumberKind, Operator};
+use crate::dialer::briefing::Briefing;
 use crate::media::{LegId, MediaEvent, PlaybackId, RecordingId, SdpPreferences};
 use crate::phone::PhoneNumber;
 use crate::sip::dialog::DialogId;
@@ -132,6 +133,20 @@ pub enum Action {
     },
     /// Tell the dialer what happened to a call of a hand-off chain.
     Chain(crate::dialer::order::ChainReport),
+    /// Record one attempt of a follow-up job (status check, survey, supplier
+    /// call, broadcast) and what the party answered.
+    FollowUp {
+        /// The job as claimed.
+        job: Box<DialJob>,
+        /// What the attempt counts as.
+        outcome: crate::store::DialAttemptOutcome,
+        /// The call made for the attempt.
+        call: Option<CallId>,
+        /// What the party answered (robot calls).
+        answer: Option<crate::dialer::follow_up::Answer>,
+    },
+    /// Note that supervisors were told these jobs' deadlines are at risk.
+    MarkAtRisk(Vec<DialJobId>),
     /// Record the outcome of one attempt of a dial job.
     JobAttempt {
         /// The job.
@@ -339,8 +354,18 @@ pub struct CallControl {
     timers: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
     /// Calls waiting for an operator, in arrival order.
     pub(crate) waiting: VecDeque<u64>,
-    /// Callback jobs claimed from the store, waiting for a free operator.
+    /// Dial jobs claimed from the store that an operator makes (callbacks, supplier
+    /// calls, status checks by operator), waiting for a free operator.
     pub(crate) jobs: VecDeque<DialJob>,
+    /// What the operator's card says about each held job (see [`super::jobs`]).
+    pub(crate) briefings: HashMap<DialJobId, Arc<Briefing>>,
+    /// Robot calls claimed from the store (surveys, broadcasts, status checks by
+    /// the informer), waiting for pacing and a free channel.
+    pub(crate) robots: VecDeque<(DialJob, Arc<Briefing>)>,
+    /// How fast robot calls start.
+    pub(crate) pacer: super::pacing::Pacer,
+    /// The time of the last event handled (for deadlines computed without one).
+    now_hint: Instant,
     /// Operator-first hand-offs waiting for a free operator (see
     /// [`super::handoff`]).
     pub(crate) handoffs: VecDeque<Held>,
@@ -392,6 +417,7 @@ impl CallControl {
         for warning in config.warnings() {
             tracing::warn!("{warning}");
         }
+        let rate = config.follow_ups.broadcast_rate;
         Self {
             sdp: SdpPreferences::default(),
             config,
@@ -420,6 +446,10 @@ impl CallControl {
             timers: BinaryHeap::new(),
             waiting: VecDeque::new(),
             jobs: VecDeque::new(),
+            briefings: HashMap::new(),
+            robots: VecDeque::new(),
+            pacer: super::pacing::Pacer::new(rate),
+            now_hint: now,
             handoffs: VecDeque::new(),
             transfers: VecDeque::new(),
             callbacks_cancelled: HashMap::new(),
@@ -512,6 +542,8 @@ impl CallControl {
             });
         }
         held.extend(self.jobs.drain(..).map(|j| j.id));
+        held.extend(self.robots.drain(..).map(|(j, _)| j.id));
+        self.briefings.clear();
         for h in std::mem::take(&mut self.handoffs) {
             self.report(
                 Some(h.order.attempt),
@@ -531,6 +563,7 @@ impl CallControl {
     /// their leases must be renewed while they are held.
     pub fn held_jobs(&self) -> Vec<DialJobId> {
         let mut ids: Vec<DialJobId> = self.jobs.iter().map(|j| j.id).collect();
+        ids.extend(self.robots.iter().map(|(j, _)| j.id));
         ids.extend(
             self.calls
                 .values()
@@ -550,6 +583,13 @@ impl CallControl {
     pub fn wall(&self, now: Instant) -> DateTime<Utc> {
         let (epoch, wall) = self.wall_anchor;
         wall + chrono::Duration::from_std(now.saturating_duration_since(epoch)).unwrap_or_default()
+    }
+
+    /// The monotonic instant of wall-clock time `at` (the anchor's instant for a
+    /// time before it).
+    pub(crate) fn instant_at(&self, at: DateTime<Utc>) -> Instant {
+        let (epoch, wall) = self.wall_anchor;
+        epoch + (at - wall).to_std().unwrap_or_default()
     }
 
     /// Re-anchors the wall clock (NTP corrections reach the journal).
@@ -664,33 +704,6 @@ impl CallControl {
             }
             cc.lookup_done(now, c, context)
         });
-        self.process(now);
-    }
-
-    /// A dial job (callback) claimed from the store.
-    ///
-    /// A job this core already holds (its lease lapsed and the store handed it out
-    /// again) is not taken twice, and a callback for a call that got through in the
-    /// meantime is dropped (the store cancels it).
-    pub fn handle_dial_job(&mut self, now: Instant, job: DialJob) {
-        let held = self.jobs.iter().any(|j| j.id == job.id)
-            || self.calls.values().any(|c| {
-                c.flow
-                    .as_ref()
-                    .and_then(|f| f.errand().job())
-                    .is_some_and(|j| j.id == job.id)
-            });
-        if held {
-            tracing::debug!(job = %job.id, "dial job already held; ignoring the second claim");
-        } else if self.callback_obsolete(&job) {
-            tracing::info!(job = %job.id, call = ?job.call_id, "callback no longer needed: the caller got through");
-            if let Some(call) = job.call_id.clone() {
-                self.act(Action::CancelJobs { call: CallId(call) });
-            }
-        } else {
-            self.jobs.push_back(job);
-            self.wants_dispatch = true;
-        }
         self.process(now);
     }
 
@@ -840,6 +853,8 @@ impl CallControl {
             self.wants_dispatch = true;
         }
         self.expire_held_handoffs(now);
+        self.check_deadlines(now);
+        self.dispatch_robots(now);
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -882,6 +897,8 @@ impl CallControl {
             self.trunks.next_deadline(),
             self.operators.next_deadline(),
             self.next_held_deadline(),
+            self.next_deadline_check(),
+            self.next_robot_start(self.now_hint),
             self.timers.peek().map(|Reverse((at, _, _))| *at),
         ]
         .into_iter()
@@ -920,8 +937,12 @@ impl CallControl {
                 EndpointEvent::Failed { tx, reason } => self.on_failed(now, tx, reason),
             }
         }
+        self.now_hint = now;
         if self.wants_dispatch {
             self.dispatch(now);
+        }
+        if !self.robots.is_empty() {
+            self.dispatch_robots(now);
         }
         for view in self.operators.take_changes() {
             let payload = serde_json::to_value(&view).unwrap_or_default();

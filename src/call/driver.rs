@@ -80,6 +80,11 @@ pub struct Core {
     pub chain_orders: mpsc::UnboundedReceiver<ToCalls>,
     /// Where what happens to those calls is reported.
     pub chain_reports: mpsc::UnboundedSender<ChainReport>,
+    /// Jobs the follow-up planner cancelled: dropped if held.
+    pub dropped_jobs: mpsc::UnboundedReceiver<Vec<crate::store::DialJobId>>,
+    /// Whether a prompt exists (the robot's and the cards' messages leave out what
+    /// has none).
+    pub prompts: crate::dialer::runner::PromptCheck,
 }
 
 /// The engine's phases of shutdown.
@@ -109,10 +114,25 @@ pub async fn run(core: Core) {
         mut shutdown,
         mut chain_orders,
         chain_reports,
+        mut dropped_jobs,
+        prompts,
     } = core;
+    let config = control.config.clone();
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
-    let (writer, writer_task) = spawn_writer(store.clone(), events.clone(), node.clone());
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        events.clone(),
+        node.clone(),
+        config.clone(),
+    );
+    let claimer = Claimer {
+        store: store.clone(),
+        node: node.clone(),
+        config: config.clone(),
+        prompts,
+        jobs: jobs_tx.clone(),
+    };
     let mut job_poll = tokio::time::interval(crate::dialer::POLL);
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
@@ -154,7 +174,8 @@ pub async fn run(core: Core) {
             }
             Some(event) = media.recv() => control.handle_media(now(), event),
             Some((call, context)) = lookups.recv() => control.handle_lookup(now(), call, context),
-            Some(job) = jobs.recv() => control.handle_dial_job(now(), job),
+            Some((job, briefing)) = jobs.recv() => control.handle_claimed_job(now(), job, briefing),
+            Some(ids) = dropped_jobs.recv() => control.drop_jobs(now(), &ids),
             Some(order) = chain_orders.recv() => control.handle_chain(now(), order),
             _ = sleep_until(deadline) => control.handle_timeout(now()),
             query = queries.recv() => {
@@ -163,7 +184,9 @@ pub async fn run(core: Core) {
                     let _ = reply.send(answer);
                 }
             }
-            _ = job_poll.tick(), if !draining => claim_jobs(&store, &node, &jobs_tx),
+            _ = job_poll.tick(), if !draining && control.held_jobs().len() < MAX_HELD_JOBS => {
+                claimer.claim();
+            }
             _ = lease_renewal.tick() => renew_leases(&store, &node, control.held_jobs()),
                         changed = shutdown.changed() => {
                 let phase = if changed.is_err() { Shutdown::HangUp } else { *shutdown.borrow() };
@@ -213,19 +236,81 @@ fn renew_leases(store: &Store, node: &str, held: Vec<crate::store::DialJobId>) {
     });
 }
 
-/// Claims due callback jobs in the background; they arrive on `jobs`.
-fn claim_jobs(store: &Store, node: &str, jobs: &mpsc::UnboundedSender<crate::store::DialJob>) {
-    let (store, node, jobs) = (store.clone(), node.to_owned(), jobs.clone());
-    tokio::spawn(async move {
-        match crate::dialer::claim(&store, &node, Utc::now(), 16).await {
-            Ok(claimed) => {
-                for job in claimed {
-                    let _ = jobs.send(job);
+/// The most dial jobs the core holds before it stops claiming more (the others
+/// stay due in the store, for this node's next poll or another node).
+pub const MAX_HELD_JOBS: usize = 256;
+
+/// Jobs claimed per poll.
+const CLAIM_BATCH: i64 = 64;
+
+/// A claimed job and what its call needs to know.
+type Claimed = (crate::store::DialJob, Option<Arc<crate::dialer::briefing::Briefing>>);
+
+/// Claims due dial jobs in the background and briefs them; they arrive on `jobs`.
+struct Claimer {
+    store: Store,
+    node: String,
+    config: Arc<crate::config::Config>,
+    prompts: crate::dialer::runner::PromptCheck,
+    jobs: mpsc::UnboundedSender<Claimed>,
+}
+
+impl Claimer {
+    fn claim(&self) {
+        let (store, node, config, prompts, jobs) = (
+            self.store.clone(),
+            self.node.clone(),
+            self.config.clone(),
+            self.prompts.clone(),
+            self.jobs.clone(),
+        );
+        tokio::spawn(async move {
+            let claimed = match crate::dialer::claim(&store, &node, Utc::now(), CLAIM_BATCH).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim dial jobs");
+                    return;
+                }
+            };
+            for job in claimed {
+                let id = job.id;
+                let briefed = crate::dialer::briefing::brief(
+                    &store,
+                    &node,
+                    &config.media.language,
+                    &*prompts,
+                    &config.follow_ups.quiet_hours,
+                    job,
+                    Utc::now(),
+                )
+                .await;
+                match briefed {
+                    Ok(crate::dialer::briefing::Claimed::Call(job, briefing)) => {
+                        let _ = jobs.send((*job, briefing));
+                    }
+                    Ok(crate::dialer::briefing::Claimed::Postponed(job, until)) => {
+                        tracing::info!(job = %job.id, kind = %job.kind, %until, "quiet hours in the city: the call waits for the morning");
+                    }
+                    Ok(crate::dialer::briefing::Claimed::Void(job, why)) => {
+                        tracing::info!(job = %job.id, kind = %job.kind, %why, "nothing left to call about: job cancelled");
+                        let _ = store
+                            .complete_dial_job(
+                                job.id,
+                                crate::store::DialJobState::Cancelled,
+                                "not-needed",
+                                Utc::now(),
+                            )
+                            .await;
+                    }
+                    Err(e) => {
+                        // Handed back: another poll (of this node or another) tries again.
+                        tracing::warn!(job = %id, error = %e, "cannot brief a dial job; handing it back");
+                        let _ = crate::dialer::release(&store, &node, &[id], Utc::now()).await;
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot claim dial jobs"),
-        }
-    });
+        });
+    }
 }
 
 /// Where the core's output goes besides the sockets and the bus.
@@ -356,6 +441,7 @@ fn spawn_writer(
     store: Store,
     bus: EventBus,
     node: String,
+    config: Arc<crate::config::Config>,
 ) -> (mpsc::UnboundedSender<Action>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let task = tokio::spawn(async move {
@@ -363,6 +449,7 @@ fn spawn_writer(
             store: &store,
             bus: &bus,
             node: &node,
+            config: &config,
         };
         let mut pending = Pending::default();
         // The last round kept work because the database was busy.
@@ -554,6 +641,7 @@ struct StoreSink<'a> {
     store: &'a Store,
     bus: &'a EventBus,
     node: &'a str,
+    config: &'a crate::config::Config,
 }
 
 impl Sink for StoreSink<'_> {
@@ -562,7 +650,7 @@ impl Sink for StoreSink<'_> {
     }
 
     async fn apply(&self, action: &Action) -> Result<(), StoreError> {
-        write(self.store, self.bus, self.node, action).await
+        write(self.store, self.bus, self.node, self.config, action).await
     }
 
     async fn pause(&self, pause: Duration) {
@@ -622,6 +710,7 @@ async fn write(
     store: &Store,
     bus: &EventBus,
     node: &str,
+    config: &crate::config::Config,
     action: &Action,
 ) -> Result<(), StoreError> {
     match action {
@@ -666,6 +755,28 @@ async fn write(
         Action::CancelJobs { call } => {
             crate::dialer::cancel_callbacks_of(store, &call.0, Utc::now()).await
         }
+        Action::FollowUp {
+            job,
+            outcome,
+            call,
+            answer,
+        } => crate::dialer::answers::record(
+            store,
+            bus,
+            &config.follow_ups,
+            config.dialer.attempt_interval,
+            node,
+            crate::dialer::answers::Attempt {
+                job: (**job).clone(),
+                outcome: *outcome,
+                call_id: call.as_ref().map(|c| c.0.clone()),
+                answer: answer.clone(),
+            },
+            Utc::now(),
+        )
+        .await
+        .map(|_| ()),
+        Action::MarkAtRisk(jobs) => store.mark_at_risk(jobs, Utc::now()).await,
         Action::Lookup { .. } | Action::Chain(_) => Ok(()),
     }
 }

@@ -127,18 +127,20 @@ impl CallControl {
         self.handoffs.iter().map(|h| h.deadline).min()
     }
 
-    /// Offers held hand-offs to free operators, oldest first; `false` when media
-    /// ran out and the round must stop.
+    /// Offers held hand-offs of emergency tickets (or of the others) to free
+    /// operators, oldest first; `false` when media ran out and the round must stop.
     pub(crate) fn dispatch_handoffs(
         &mut self,
         now: Instant,
         unreachable: &mut Vec<String>,
+        emergencies: bool,
     ) -> bool {
         let held = std::mem::take(&mut self.handoffs);
         let mut kept = std::collections::VecDeque::with_capacity(held.len());
         let mut out_of_media = false;
         for h in held {
-            if out_of_media {
+            let emergency = h.order.card.category == crate::store::Category::Emergency;
+            if out_of_media || emergency != emergencies {
                 kept.push_back(h);
                 continue;
             }

@@ -21,14 +21,13 @@
 //! staff member calling the dispatch line is not answered (the call costs them
 //! nothing) and is called back as soon as an operator is free.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::announcements::{greeting, notices, number_changed, prompt};
 use super::control::{
-    Action, AfterPlayback, Call, CallControl, CallId, CallTimer, CallerContext, Disposition, Kind,
+    Action, AfterPlayback, Call, CallControl, CallTimer, CallerContext, Disposition, Kind,
     MenuState, Stage,
 };
 use super::leg::{Leg, Note};
@@ -504,9 +503,12 @@ impl CallControl {
         }
     }
 
-    /// Offers calls to free operators: callback jobs first (they have a deadline),
-    /// then callers in the order they joined the queue, then the hand-offs of
-    /// tickets' chains ([`super::handoff`]).
+    /// Offers work to free operators, most urgent first: residents' callbacks (the
+    /// 10-minute rule), callers in the order they joined the queue, people the
+    /// informer put through, emergency hand-offs, staff callbacks, hand-offs that
+    /// are not emergencies, then the other calls the dialer wants made by an
+    /// operator (supplier hand-overs, status checks and supplier queries), each
+    /// class by its deadline ([`super::jobs`], [`super::handoff`]).
     ///
     /// Runs in bounded time whatever fails: each job and each caller is looked at
     /// once per round; an operator whose softphone cannot be rung now (the binding
@@ -516,54 +518,7 @@ impl CallControl {
     pub(crate) fn dispatch(&mut self, now: Instant) {
         self.wants_dispatch = false;
         let mut unreachable: Vec<String> = Vec::new();
-        let mut out_of_media = false;
-        let jobs = std::mem::take(&mut self.jobs);
-        let mut kept = VecDeque::with_capacity(jobs.len());
-        for job in jobs {
-            if out_of_media {
-                kept.push_back(job);
-                continue;
-            }
-            if self.callback_obsolete(&job) {
-                if let Some(call) = job.call_id.clone() {
-                    self.act(Action::CancelJobs { call: CallId(call) });
-                }
-                continue;
-            }
-            let waiting_caller = job
-                .call_id
-                .as_ref()
-                .is_some_and(|id| self.original_still_waiting(id));
-            if waiting_caller {
-                // The caller is still on the line in the queue: serve them there.
-                kept.push_back(job);
-                continue;
-            }
-            loop {
-                let Some(ext) = self
-                    .operators
-                    .pick(job.tenant.as_deref(), None, &unreachable)
-                else {
-                    // Nobody for this job now; a job of another tenant may still
-                    // find someone.
-                    kept.push_back(job);
-                    break;
-                };
-                match self.start_callback(now, &job, ext.clone()) {
-                    Ok(()) => break,
-                    Err(RingFailure::NoContact) => unreachable.push(ext),
-                    Err(RingFailure::NoMedia) => {
-                        out_of_media = true;
-                        kept.push_back(job);
-                        break;
-                    }
-                }
-            }
-        }
-        // Jobs given back meanwhile (none are, but keep them first if so).
-        kept.extend(self.jobs.drain(..));
-        self.jobs = kept;
-        if out_of_media {
+        if !self.dispatch_jobs(now, &mut unreachable, 0..=0) {
             return;
         }
         let keys: Vec<u64> = self.waiting.iter().copied().collect();
@@ -585,7 +540,16 @@ impl CallControl {
         // Then the tickets' hand-offs: the people the informer put through, who are
         // on the line, before the calls the engine has yet to place.
         self.dispatch_transfers(now, &unreachable);
-        self.dispatch_handoffs(now, &mut unreachable);
+        if !self.dispatch_handoffs(now, &mut unreachable, true) {
+            return;
+        }
+        if !self.dispatch_jobs(now, &mut unreachable, 1..=1) {
+            return;
+        }
+        if !self.dispatch_handoffs(now, &mut unreachable, false) {
+            return;
+        }
+        self.dispatch_jobs(now, &mut unreachable, 2..=i64::MAX);
     }
 
     /// Rings the best operator free for a queued call, trying the next one while a
@@ -615,7 +579,7 @@ impl CallControl {
         }
     }
 
-    fn original_still_waiting(&self, call_id: &str) -> bool {
+    pub(crate) fn original_still_waiting(&self, call_id: &str) -> bool {
         self.calls.values().any(|c| {
             c.id.0 == call_id
                 && matches!(

@@ -7,7 +7,11 @@
 //! - [`inbound`]: residents calling tenant, citywide and legacy numbers (greeting,
 //!   notices, IVR, the queue, the 5-minute rule) and staff calling the dispatch line;
 //! - [`outbound`]: calls the engine places, each flow its own state machine
-//!   (operator first, the informer), on one way of dialling through the trunks;
+//!   (operator first, the informer, the follow-ups' robot), on one way of dialling
+//!   through the trunks;
+//! - [`jobs`]: the dialer's jobs held until they run: offered to operators by
+//!   precedence and deadline, robot calls paced within the trunks' free channels;
+//! - `pacing`: the token bucket robot calls start by;
 //! - [`callback`]: calling residents and staff back (operator first);
 //! - [`handoff`]: the calls of tickets' hand-off chains, as the dialer orders them;
 //! - [`announcements`]: what a caller hears, as prompt names;
@@ -25,9 +29,11 @@ pub mod forward;
 pub mod handle;
 pub mod handoff;
 pub mod inbound;
+pub mod jobs;
 pub(crate) mod leg;
 pub mod media_port;
 pub mod operators;
+pub(crate) mod pacing;
 pub mod outbound;
 pub mod routing;
 pub mod trunks;

@@ -6,10 +6,15 @@
 //! - [`message`]: what the informer says about a ticket;
 //! - [`runner`]: the chains of this node, tied to the store, the bus and the calls;
 //! - [`driver`]: the tokio task that runs them, and the handle the API uses;
+//! - [`follow_up`], [`planner`], [`quiet_hours`]: which follow-up calls a ticket,
+//!   a supplier hand-over or an outage needs, and when they may be made;
+//! - [`briefing`], [`card`]: what the operator or the robot is told before a call;
+//! - [`answers`]: writing what a follow-up call was answered;
+//! - [`broadcast`]: starting an outage broadcast to a house's residents;
 //!
 //! This module itself owns the policy around the jobs the store keeps: which kinds
-//! this engine runs (callbacks for the 5-minute rule and staff callbacks; status
-//! checks and surveys are stored but not yet run), claiming due jobs with a
+//! this engine runs (all of them: residents' and staff callbacks, status checks,
+//! feedback surveys, supplier hand-overs and queries, outage broadcasts), claiming due jobs with a
 //! lease so several nodes split the work and a crashed node's jobs come back,
 //! renewing the lease of the jobs held in memory (and handing them back on
 //! shutdown), what a SIP outcome counts as (busy, no answer, rejected, unreachable
@@ -40,8 +45,8 @@ use crate::store::{
     AfterAttempt, DialAttemptOutcome, DialJob, DialJobId, DialJobState, DialKind, Store, StoreError,
 };
 
-/// The job kinds this engine runs.
-pub const KINDS: [DialKind; 2] = [DialKind::Callback, DialKind::StaffCallback];
+/// The job kinds this engine runs: all of them.
+pub const KINDS: &[DialKind] = DialKind::ALL;
 
 /// How long a claimed job is ours before another node may take it.
 pub const LEASE: Duration = Duration::from_secs(600);
@@ -130,7 +135,7 @@ pub async fn claim(
 ) -> Result<Vec<DialJob>, StoreError> {
     let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
     store
-        .claim_due_dial_jobs_of(node, now, lease, limit, &KINDS)
+        .claim_due_dial_jobs_of(node, now, lease, limit, KINDS)
         .await
 }
 

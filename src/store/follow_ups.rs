@@ -306,6 +306,27 @@ impl Store {
         Ok(recorded)
     }
 
+    /// An operator's record of what the party of an operator-first follow-up said
+    /// (a status check's answer): the job keeps the answer, the ticket's history
+    /// gets the line, and the ticket moves to `move_to` when it may, in one
+    /// transaction. Returns the job and the ticket as it is now.
+    pub async fn answer_follow_up(
+        &self,
+        job: DialJobId,
+        answer: &str,
+        move_to: Option<TicketStatus>,
+        actor: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(DialJob, Option<Ticket>), StoreError> {
+        let (job, ticket, moved) =
+            dispatch!(self, answer_follow_up(job, answer, move_to, actor, note, now))?;
+        if let (Some(t), true) = (&ticket, moved) {
+            self.publish_status(t);
+        }
+        Ok((job, ticket))
+    }
+
     /// The ratings given for `ticket`, in the order given.
     pub async fn survey_scores(
         &self,

@@ -124,7 +124,7 @@ impl Informer {
     fn order(&self) -> Option<&HandoffOrder> {
         match &self.errand {
             Errand::Handoff { order, .. } => Some(order),
-            Errand::Callback(_) => None,
+            Errand::Job(..) => None,
         }
     }
 

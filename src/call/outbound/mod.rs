@@ -6,7 +6,9 @@
 //!   the engine dials the party when they answer; callbacks (the 5-minute rule,
 //!   staff) and operator-first hand-offs of a ticket chain run on it;
 //! - [`informer`]: the robot call of a ticket chain: the ticket is read out and
-//!   the person answers by keypad (accept, decline, talk to the dispatcher).
+//!   the person answers by keypad (accept, decline, talk to the dispatcher);
+//! - [`robot`]: the robot calls of follow-ups: a resident's feedback survey, a
+//!   status check by keypad, an outage broadcast.
 //!
 //! A call of the engine's own holds its flow in `Call::flow`. The call core routes
 //! what happens to such a call (a leg's note, a leg gone, a timer, a key, the end of
@@ -16,7 +18,9 @@
 pub mod dialout;
 pub mod informer;
 pub mod operator_first;
+pub mod robot;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -24,17 +28,21 @@ use serde_json::{Value, json};
 use super::control::{Action, Call, CallControl, CallTimer, Disposition};
 use super::leg::Note;
 use crate::config::{Number, NumberKind};
+use crate::dialer::briefing::Briefing;
 use crate::dialer::order::{AttemptRef, ChainEvent, ChainReport, HandoffOrder};
-use crate::store::{DialAttemptOutcome, DialJob};
+use crate::store::{DialAttemptOutcome, DialJob, DialKind};
 
 pub(crate) use informer::Informer;
 pub(crate) use operator_first::OperatorFirst;
+pub(crate) use robot::Robot;
 
 /// What an outbound call is for.
 #[derive(Debug, Clone)]
 pub(crate) enum Errand {
-    /// Calling back a resident (the 5-minute rule) or a staff member.
-    Callback(Box<DialJob>),
+    /// A dial job: calling back a resident (the 5-minute rule) or a staff member,
+    /// a status check, a feedback survey, a supplier call, a broadcast call; with
+    /// what the operator's card says about it (none for callbacks).
+    Job(Box<DialJob>, Option<Arc<Briefing>>),
     /// A call of a ticket's hand-off chain; `deadline` is when an operator-first
     /// call stops waiting for an operator and the informer calls instead.
     Handoff {
@@ -49,7 +57,7 @@ impl Errand {
     /// The `purpose` the console's card and the dial events show.
     pub(crate) fn purpose(&self) -> &'static str {
         match self {
-            Self::Callback(job) => job.kind.as_str(),
+            Self::Job(job, _) => job.kind.as_str(),
             Self::Handoff { .. } => "handoff",
         }
     }
@@ -57,7 +65,7 @@ impl Errand {
     /// The number called.
     pub(crate) fn target(&self) -> String {
         match self {
-            Self::Callback(job) => job.target.clone(),
+            Self::Job(job, _) => job.target.clone(),
             Self::Handoff { order, .. } => order.phone.to_string(),
         }
     }
@@ -65,7 +73,7 @@ impl Errand {
     /// The tenant it is for.
     pub(crate) fn tenant(&self) -> Option<String> {
         match self {
-            Self::Callback(job) => job.tenant.clone(),
+            Self::Job(job, _) => job.tenant.clone(),
             Self::Handoff { order, .. } => Some(order.card.tenant.clone()),
         }
     }
@@ -73,7 +81,7 @@ impl Errand {
     /// The chain attempt, for a hand-off.
     pub(crate) fn attempt(&self) -> Option<AttemptRef> {
         match self {
-            Self::Callback(_) => None,
+            Self::Job(..) => None,
             Self::Handoff { order, .. } => Some(order.attempt),
         }
     }
@@ -81,7 +89,7 @@ impl Errand {
     /// The dial job, for a callback.
     pub(crate) fn job(&self) -> Option<&DialJob> {
         match self {
-            Self::Callback(job) => Some(job),
+            Self::Job(job, _) => Some(job),
             Self::Handoff { .. } => None,
         }
     }
@@ -94,6 +102,8 @@ pub(crate) enum Flow {
     OperatorFirst(OperatorFirst),
     /// The informer's robot call.
     Informer(Informer),
+    /// A follow-up's robot call.
+    Robot(Robot),
 }
 
 impl Flow {
@@ -102,6 +112,7 @@ impl Flow {
         match self {
             Self::OperatorFirst(f) => &f.errand,
             Self::Informer(f) => &f.errand,
+            Self::Robot(f) => &f.errand,
         }
     }
 
@@ -141,6 +152,7 @@ impl CallControl {
         match &mut flow {
             Flow::OperatorFirst(f) => f.handle(self, now, call, input),
             Flow::Informer(f) => f.handle(self, now, call, input),
+            Flow::Robot(f) => f.handle(self, now, call, input),
         }
         call.flow = Some(flow);
     }
@@ -160,6 +172,7 @@ impl CallControl {
         let dialout = match &mut flow {
             Flow::OperatorFirst(f) => &mut f.dialout,
             Flow::Informer(f) => &mut f.dialout,
+            Flow::Robot(f) => &mut f.dialout,
         };
         let answered = dialout.answer_challenge(self, now, call, idx, response);
         call.flow = Some(flow);
@@ -205,6 +218,38 @@ impl CallControl {
             .cloned()
     }
 
+    /// Reports one attempt of a dial job: a callback's to the dialer's callback
+    /// path, a follow-up's with what the party answered (robot calls).
+    pub(crate) fn job_attempt(
+        &mut self,
+        job: &DialJob,
+        outcome: DialAttemptOutcome,
+        call: &Call,
+        answer: Option<crate::dialer::follow_up::Answer>,
+    ) {
+        if matches!(job.kind, DialKind::Callback | DialKind::StaffCallback) {
+            let retry_in = if outcome == DialAttemptOutcome::Answered {
+                std::time::Duration::ZERO
+            } else {
+                self.config.dialer.attempt_interval
+            };
+            self.act(Action::JobAttempt {
+                job: job.id,
+                outcome,
+                call: Some(call.id.clone()),
+                retry_in,
+            });
+        } else {
+            self.briefings.remove(&job.id);
+            self.act(Action::FollowUp {
+                job: Box::new(job.clone()),
+                outcome,
+                call: Some(call.id.clone()),
+                answer,
+            });
+        }
+    }
+
     /// Tells the dialer what happened to a chain's call.
     pub(crate) fn report(&mut self, attempt: Option<AttemptRef>, event: ChainEvent) {
         if let Some(attempt) = attempt {
@@ -227,6 +272,23 @@ impl CallControl {
         })
     }
 
+    /// The card of a follow-up for the console (`follow_up` in `call.offered`):
+    /// why the engine calls, whom, what to ask, the ticket and the supplier
+    /// hand-over.
+    pub(crate) fn follow_up_card(job: &DialJob, briefing: &Briefing) -> Value {
+        json!({
+            "job": job.id,
+            "purpose": job.kind,
+            "why": briefing.why,
+            "party": briefing.party,
+            "ask": briefing.ask,
+            "ticket": briefing.ticket.as_deref(),
+            "supplier": briefing.supplier,
+            "attempt": job.attempts_made + 1,
+            "tries": job.max_attempts,
+        })
+    }
+
     /// `dial.attempt`: the party's phone is being dialled. The dialer publishes
     /// those of chain calls itself (when it writes the attempt).
     pub(crate) fn dial_attempt_event(&mut self, call: &Call, errand: &Errand, trunk: &str) {
@@ -240,9 +302,10 @@ impl CallControl {
             "purpose": errand.purpose(),
         });
         match errand {
-            Errand::Callback(job) => {
+            Errand::Job(job, _) => {
                 payload["job"] = json!(job.id);
                 payload["attempt"] = json!(job.attempts_made + 1);
+                payload["ticket"] = json!(job.ticket_id);
             }
             Errand::Handoff { order, .. } => {
                 payload["ticket"] = json!(order.card.ticket);
@@ -266,7 +329,7 @@ impl CallControl {
         let mut payload =
             json!({ "call": call.id, "outcome": outcome, "purpose": errand.purpose() });
         match errand {
-            Errand::Callback(job) => payload["job"] = json!(job.id),
+            Errand::Job(job, _) => payload["job"] = json!(job.id),
             Errand::Handoff { order, .. } => {
                 payload["ticket"] = json!(order.card.ticket);
                 payload["chain"] = json!(order.attempt.chain);

@@ -15,7 +15,7 @@
 //! reported with its outcome (busy, no answer, rejected, unreachable, failed) and
 //! the operator goes to wrap-up as after any call.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::json;
 
@@ -30,7 +30,7 @@ use crate::config::Reach;
 use crate::dialer::chain::StopWhy;
 use crate::dialer::order::ChainEvent;
 use crate::phone::PhoneNumber;
-use crate::store::{AttemptOutcome, CallDirection, DialAttemptOutcome};
+use crate::store::{AttemptOutcome, CallDirection, DialAttemptOutcome, DialKind};
 
 /// Where an operator-first call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +39,8 @@ pub(crate) enum State {
     RingingOperator,
     /// The operator answered; the party's phone is being dialled.
     Dialling,
+    /// The party (a staff member called back) hears who calls, then is bridged.
+    Greeting,
     /// Operator and party talk.
     Talking,
     /// A last prompt plays, then both are hung up.
@@ -67,7 +69,13 @@ impl CallControl {
         ext: String,
     ) -> Result<(), RingFailure> {
         let (origin, city) = match &errand {
-            Errand::Callback(job) => (job.origin_number.clone(), None),
+            Errand::Job(job, briefing) => (
+                job.origin_number.clone(),
+                briefing
+                    .as_ref()
+                    .and_then(|b| b.ticket.as_ref())
+                    .map(|t| t.city.clone()),
+            ),
             Errand::Handoff { order, .. } => (None, Some(order.card.city.clone())),
         };
         let tenant = errand.tenant();
@@ -89,15 +97,29 @@ impl CallControl {
         call.record.to_number = target.clone();
         call.tenant = tenant.or(call.tenant);
         call.record.tenant = call.tenant.clone();
-        if let Errand::Handoff { order, .. } = &errand {
-            call.record.ticket_id = Some(order.card.ticket);
-            call.city = Some(order.card.city.clone());
+        match &errand {
+            Errand::Handoff { order, .. } => {
+                call.record.ticket_id = Some(order.card.ticket);
+                call.city = Some(order.card.city.clone());
+            }
+            Errand::Job(job, _) => {
+                call.record.ticket_id = job.ticket_id;
+                call.city = city.clone().or(call.city);
+            }
         }
         let preferred = number.as_ref().and_then(|n| n.trunk.clone());
         let dialout = Dialout::new(self, now, &target, &from, preferred.as_deref());
         let mut headers = vec![("X-Dispatch-Purpose", errand.purpose().to_owned())];
-        if let Errand::Handoff { order, .. } = &errand {
-            headers.push(("X-Dispatch-Ticket", order.card.number.clone()));
+        match &errand {
+            Errand::Handoff { order, .. } => {
+                headers.push(("X-Dispatch-Ticket", order.card.number.clone()));
+            }
+            Errand::Job(_, Some(briefing)) => {
+                if let Some(card) = &briefing.ticket {
+                    headers.push(("X-Dispatch-Ticket", card.number.clone()));
+                }
+            }
+            Errand::Job(_, None) => {}
         }
         let legs = match self.ring_contacts(now, &mut call, &ext, &headers) {
             Ok(legs) => legs,
@@ -115,8 +137,8 @@ impl CallControl {
         call.set_timer(CallTimer::Ring, now + self.config.queue.ring_timeout);
         let attempt = errand.attempt();
         let lookup = match &errand {
-            Errand::Callback(job) => PhoneNumber::parse(&job.target).ok(),
-            Errand::Handoff { .. } => None,
+            Errand::Job(job, None) => PhoneNumber::parse(&job.target).ok(),
+            Errand::Job(_, Some(_)) | Errand::Handoff { .. } => None,
         };
         call.flow = Some(Flow::OperatorFirst(OperatorFirst {
             errand,
@@ -148,10 +170,15 @@ impl CallControl {
     }
 
     /// The operator's card: `call.offered` and `call.ringing` for the operator
-    /// about to call someone.
+    /// about to call someone (a follow-up's card says why and what to ask).
     pub(crate) fn outbound_offered(&mut self, _now: Instant, call: &mut Call) {
         let mut payload = self.offered_payload(call);
         payload["operator"] = json!(call.operator);
+        if let Some(Flow::OperatorFirst(f)) = &call.flow {
+            if let Errand::Job(job, Some(briefing)) = &f.errand {
+                payload["follow_up"] = CallControl::follow_up_card(job, briefing);
+            }
+        }
         self.emit("call.offered", call.tenant.clone(), payload.clone());
         self.emit("call.ringing", call.tenant.clone(), payload);
     }
@@ -170,6 +197,11 @@ impl OperatorFirst {
             Input::Note(idx, note) => self.note(cc, now, call, idx, note),
             Input::Gone(idx) => self.gone(cc, now, call, idx),
             Input::Timer(CallTimer::Ring) => self.ring_timeout(cc, now, call),
+            Input::PlaybackDone if self.state == State::Greeting => {
+                if let Some(idx) = self.dialout.leg {
+                    self.bridge(cc, call, idx);
+                }
+            }
             Input::PlaybackDone if self.state == State::Closing => {
                 let key = call.key;
                 for idx in 0..call.legs.len() {
@@ -238,39 +270,7 @@ impl OperatorFirst {
             }
             Note::Answered if party && self.state == State::Dialling => {
                 call.clear_timer(CallTimer::Ring);
-                let (Some(op), Some(other)) = (
-                    call.legs.first().map(|l| l.media),
-                    call.legs.get(idx).map(|l| l.media),
-                ) else {
-                    return;
-                };
-                let _ = cc.media.stop_playback(op);
-                call.playback = None;
-                let _ = cc.media.bridge(op, other);
-                cc.start_recording(now, call, idx);
-                call.stage = Stage::Connected;
-                self.state = State::Talking;
-                call.answered_at = Some(now);
-                call.record.answered_at = Some(cc.wall(now));
-                call.record.operator_extension = call.operator.clone();
-                cc.emit(
-                    "call.answered",
-                    call.tenant.clone(),
-                    json!({ "call": call.id, "operator": call.operator, "direction": "outbound", "purpose": self.errand.purpose() }),
-                );
-                cc.journal(call);
-                cc.dial_outcome_event(call, &self.errand, "answered");
-                match &self.errand {
-                    Errand::Callback(job) => cc.act(Action::JobAttempt {
-                        job: job.id,
-                        outcome: DialAttemptOutcome::Answered,
-                        call: Some(call.id.clone()),
-                        retry_in: Duration::ZERO,
-                    }),
-                    Errand::Handoff { order, .. } => {
-                        cc.report(Some(order.attempt), ChainEvent::Answered);
-                    }
-                }
+                self.answered(cc, now, call, idx);
             }
             Note::Failed {
                 status,
@@ -286,6 +286,63 @@ impl OperatorFirst {
             }
             _ => {}
         }
+    }
+
+    /// The party answered: the call counts as made and is recorded; both are
+    /// bridged, after a staff member has heard who calls them back.
+    fn answered(&mut self, cc: &mut CallControl, now: Instant, call: &mut Call, idx: usize) {
+        cc.start_recording(now, call, idx);
+        call.stage = Stage::Connected;
+        call.answered_at = Some(now);
+        call.record.answered_at = Some(cc.wall(now));
+        call.record.operator_extension = call.operator.clone();
+        cc.emit(
+            "call.answered",
+            call.tenant.clone(),
+            json!({ "call": call.id, "operator": call.operator, "direction": "outbound", "purpose": self.errand.purpose() }),
+        );
+        cc.journal(call);
+        cc.dial_outcome_event(call, &self.errand, "answered");
+        match &self.errand {
+            Errand::Job(job, _) => {
+                let job = job.clone();
+                cc.job_attempt(&job, DialAttemptOutcome::Answered, call, None);
+            }
+            Errand::Handoff { order, .. } => {
+                cc.report(Some(order.attempt), ChainEvent::Answered);
+            }
+        }
+        self.state = State::Talking;
+        if self
+            .errand
+            .job()
+            .is_some_and(|j| j.kind == DialKind::StaffCallback)
+        {
+            // The staff member hears who calls back before the operator speaks;
+            // the operator hears music meanwhile.
+            let intro = super::super::announcements::prompt(&cc.config, "staff-callback-intro");
+            cc.play(call, idx, vec![intro], false, AfterPlayback::Flow);
+            if call.playback.is_some() {
+                self.state = State::Greeting;
+                return;
+            }
+        }
+        self.bridge(cc, call, idx);
+    }
+
+    /// Operator and party hear each other.
+    fn bridge(&mut self, cc: &mut CallControl, call: &mut Call, idx: usize) {
+        let (Some(op), Some(other)) = (
+            call.legs.first().map(|l| l.media),
+            call.legs.get(idx).map(|l| l.media),
+        ) else {
+            return;
+        };
+        let _ = cc.media.stop_playback(op);
+        let _ = cc.media.stop_playback(other);
+        call.playback = None;
+        let _ = cc.media.bridge(op, other);
+        self.state = State::Talking;
     }
 
     /// Places the party's leg on the next trunk, or ends the attempt as failed.
@@ -311,7 +368,7 @@ impl OperatorFirst {
         missed: bool,
     ) {
         match self.errand.clone() {
-            Errand::Callback(job) => cc.jobs.push_front(*job),
+            Errand::Job(job, _) => cc.jobs.push_front(*job),
             Errand::Handoff { order, deadline } => {
                 cc.handoffs
                     .push_front(super::super::handoff::Held { order, deadline });
@@ -353,12 +410,10 @@ impl OperatorFirst {
     ) {
         cc.dial_outcome_event(call, &self.errand, outcome.as_str());
         match &self.errand {
-            Errand::Callback(job) => cc.act(Action::JobAttempt {
-                job: job.id,
-                outcome,
-                call: Some(call.id.clone()),
-                retry_in: cc.config.dialer.attempt_interval,
-            }),
+            Errand::Job(job, _) => {
+                let job = job.clone();
+                cc.job_attempt(&job, outcome, call, None);
+            }
             Errand::Handoff { order, .. } => cc.report(
                 Some(order.attempt),
                 ChainEvent::Ended {
@@ -387,14 +442,14 @@ impl OperatorFirst {
                 // Our ring timer ran out: we cancelled it.
                 self.end_attempt(cc, now, call, DialAttemptOutcome::NoAnswer, 487);
             }
-            State::Talking | State::Closing => {}
+            State::Greeting | State::Talking | State::Closing => {}
         }
     }
 
     fn gone(&mut self, cc: &mut CallControl, now: Instant, call: &mut Call, idx: usize) {
         let key = call.key;
         match self.state {
-            State::Talking | State::Closing => {
+            State::Greeting | State::Talking | State::Closing => {
                 for other in 0..call.legs.len() {
                     if other != idx {
                         cc.drop_leg(now, key, call, other);
@@ -466,7 +521,7 @@ impl OperatorFirst {
                     },
                 );
             }
-            State::Talking => {
+            State::Greeting | State::Talking => {
                 // Both hear why the call ends, then both are hung up.
                 let Some(party) = self.dialout.leg.or(call.ringing) else {
                     return;

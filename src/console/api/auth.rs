@@ -213,7 +213,7 @@ pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool 
                 | ["calls", "active"]
                 | ["calls", _, "tenant"]
                 | ["caller"]
-                | ["dial-jobs"]
+                | ["dial-jobs", ..]
         ),
         _ => true,
     }

@@ -57,9 +57,13 @@
 //! GET    /outages/{id}
 //! PUT    /outages/{id}
 //! DELETE /outages/{id}
+//! POST   /outages/{id}/broadcast          {} or {"urgent": true}: call every contact of its houses
+//! GET    /outages/{id}/broadcast          called, answered, busy, no answer, failed, waiting
+//! GET    /broadcasts                      broadcasts running or finished in the last 24 hours
 //! GET    /debtors                         ?tenant&offset&limit
 //! POST   /debtors/import                  ?tenant&skip_bad_rows&mode=upsert|replace, body: CSV
 //! GET    /dial-jobs                       ?state&kind&ticket_id&offset&limit
+//! POST   /dial-jobs/{id}/answer           {"answer": done|in-progress|cannot, "note"}: a status check's answer
 //! GET    /operators                       every operator and their state
 //! POST   /operators/{ext}/state           {"state","reason"}: ready, paused, logged-out
 //! GET    /board                           supervisors' live board and compliance
@@ -90,6 +94,7 @@ pub mod board;
 mod chains;
 mod directory;
 mod error;
+mod follow_ups;
 pub(crate) mod extract;
 pub(crate) mod journal;
 mod live;
@@ -269,6 +274,12 @@ pub fn router(state: ApiState) -> Router {
             post(notices::import_debtors).layer(DefaultBodyLimit::max(MAX_IMPORT)),
         )
         .route("/dial-jobs", get(journal::dial_jobs))
+        .route("/dial-jobs/{id}/answer", post(follow_ups::answer))
+        .route(
+            "/outages/{id}/broadcast",
+            get(follow_ups::broadcast).post(follow_ups::start_broadcast),
+        )
+        .route("/broadcasts", get(follow_ups::broadcasts))
         .route("/operators", get(operators::list))
         .route("/operators/{extension}/state", post(operators::set_state))
         .route("/board", get(board::board))

@@ -134,6 +134,14 @@ pub(super) async fn supplier_follow_ups(
         .collect()
 }
 
+/// A ticket read inside the transaction that changed it.
+async fn ticket_in(conn: &mut Conn, id: TicketId) -> Result<Ticket, StoreError> {
+    let mut qb = QueryBuilder::<Db>::new(crate::store::tickets::TICKET_SELECT);
+    qb.push(" WHERE t.id = ").push_bind(id.0);
+    let row: crate::store::tickets::TicketRow = qb.build_query_as().fetch_one(conn).await?;
+    Ticket::try_from(row)
+}
+
 async fn tenant_id(conn: &mut Conn, code: Option<&str>) -> Result<Option<i64>, StoreError> {
     let Some(code) = code else {
         return Ok(None);
@@ -292,17 +300,7 @@ pub(super) async fn record_follow_up(
         let (status, _) = peers::tickets::lock(&mut tx, ticket).await?;
         let to = result.move_to.filter(|to| status.can_move_to(*to));
         if let Some(to) = to {
-            let closed = matches!(to, TicketStatus::Closed | TicketStatus::Cancelled);
-            sqlx::query(
-                "UPDATE tickets SET status = $2, version = version + 1, updated_at = $3, \
-                 closed_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1",
-            )
-            .bind(ticket.0)
-            .bind(to.as_str())
-            .bind(now)
-            .bind(closed)
-            .execute(&mut *tx)
-            .await?;
+            peers::tickets::move_ticket(&mut tx, ticket, to, now).await?;
         }
         if let Some(note) = &result.note {
             peers::tickets::insert_history(
@@ -330,10 +328,7 @@ pub(super) async fn record_follow_up(
             .await?;
         }
         if to.is_some() {
-            let mut qb = QueryBuilder::<Db>::new(crate::store::tickets::TICKET_SELECT);
-            qb.push(" WHERE t.id = ").push_bind(ticket.0);
-            let row: crate::store::tickets::TicketRow = qb.build_query_as().fetch_one(&mut *tx).await?;
-            moved = Some(Ticket::try_from(row)?);
+            moved = Some(ticket_in(&mut tx, ticket).await?);
         }
     }
     if result.opt_out {
@@ -389,6 +384,57 @@ pub(super) async fn record_follow_up(
         moved,
         next,
     })
+}
+
+pub(super) async fn answer_follow_up(
+    pool: &Pool<Db>,
+    id: DialJobId,
+    answer: &str,
+    move_to: Option<TicketStatus>,
+    actor: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(DialJob, Option<Ticket>, bool), StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    let done = sqlx::query(
+        "UPDATE dial_jobs SET answer = $2, updated_at = $3 WHERE id = $1 AND state IN ('claimed', 'done')",
+    )
+    .bind(id.0)
+    .bind(answer)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let job = peers::dial_jobs::load(&mut tx, id.0)
+        .await?
+        .ok_or_else(|| StoreError::not_found("dial job", id))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!(
+            "dial job {id} is {}: its call was not made",
+            job.state
+        )));
+    }
+    let Some(ticket) = job.ticket_id else {
+        tx.commit().await?;
+        return Ok((job, None, false));
+    };
+    let (status, _) = peers::tickets::lock(&mut tx, ticket).await?;
+    let to = move_to.filter(|to| status.can_move_to(*to));
+    if let Some(to) = to {
+        peers::tickets::move_ticket(&mut tx, ticket, to, now).await?;
+    }
+    peers::tickets::insert_history(
+        &mut tx,
+        ticket.0,
+        now,
+        Some(status),
+        to.unwrap_or(status),
+        actor,
+        note,
+    )
+    .await?;
+    let ticket = ticket_in(&mut tx, ticket).await?;
+    tx.commit().await?;
+    Ok((job, Some(ticket), to.is_some()))
 }
 
 pub(super) async fn survey_scores(

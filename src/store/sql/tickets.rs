@@ -294,6 +294,29 @@ pub(super) async fn list(
     })
 }
 
+/// Moves a locked ticket to `to`: the version goes up, a closed or cancelled one
+/// gets its closing time (cleared when it reopens). The caller checked the move
+/// and writes the history.
+pub(in crate::store) async fn move_ticket(
+    conn: &mut Conn,
+    id: TicketId,
+    to: TicketStatus,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let closed = matches!(to, TicketStatus::Closed | TicketStatus::Cancelled);
+    sqlx::query(
+        "UPDATE tickets SET status = $2, version = version + 1, updated_at = $3, \
+         closed_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(to.as_str())
+    .bind(now)
+    .bind(closed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Locks a ticket for the rest of the transaction; returns (status, version).
 pub(in crate::store) async fn lock(conn: &mut Conn, id: TicketId) -> Result<(TicketStatus, i64), StoreError> {
     let sql = format!(
@@ -355,17 +378,7 @@ pub(super) async fn change_status(
                 update.to
             )));
         }
-        let closed = matches!(update.to, TicketStatus::Closed | TicketStatus::Cancelled);
-        sqlx::query(
-            "UPDATE tickets SET status = $2, version = version + 1, updated_at = $3, \
-             closed_at = CASE WHEN $4 THEN $3 ELSE NULL END WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(update.to.as_str())
-        .bind(now)
-        .bind(closed)
-        .execute(&mut *tx)
-        .await?;
+        move_ticket(&mut tx, id, update.to, now).await?;
         insert_history(
             &mut tx,
             id.0,
