@@ -47,7 +47,35 @@ async fn call(
     store.upsert_call(&c).await.unwrap();
 }
 
+/// A staff member's call to the dispatch line: refused at once and called back
+/// (a staff callback, with its own target, not the residents' 10 minutes).
+async fn staff_call(store: &Store, id: &str, tenant: &str, offered: DateTime<Utc>) {
+    let mut c = CallRecord::offered(
+        id,
+        CallDirection::Inbound,
+        "+79120000077",
+        "+73432000099",
+        offered,
+    );
+    c.tenant = Some(tenant.into());
+    c.number_kind = Some("dispatch".into());
+    c.wait_seconds = Some(0);
+    c.ended_at = Some(offered);
+    c.disposition = Some(Disposition::CallbackScheduled);
+    store.upsert_call(&c).await.unwrap();
+}
+
 async fn callback(store: &Store, call_id: &str, first_attempt: Option<DateTime<Utc>>) {
+    callback_ending(store, call_id, first_attempt, DialAttemptOutcome::Answered).await;
+}
+
+/// A callback job for `call_id` whose first attempt (if any) ended with `outcome`.
+async fn callback_ending(
+    store: &Store,
+    call_id: &str,
+    first_attempt: Option<DateTime<Utc>>,
+    outcome: DialAttemptOutcome,
+) {
     let due = first_attempt.unwrap_or_else(|| local(0, 0, 0));
     let job = store
         .create_dial_job(
@@ -76,14 +104,7 @@ async fn callback(store: &Store, call_id: &str, first_attempt: Option<DateTime<U
             .unwrap()
             .expect("claimed");
         store
-            .record_dial_attempt(
-                job.id,
-                "node-a",
-                DialAttemptOutcome::NoAnswer,
-                None,
-                AfterAttempt::Hold,
-                at,
-            )
+            .record_dial_attempt(job.id, "node-a", outcome, None, AfterAttempt::Hold, at)
             .await
             .unwrap();
     }
@@ -150,7 +171,25 @@ async fn the_day_is_tallied_from_the_journal_and_the_callbacks(store: Store) {
     )
     .await;
     callback(&store, "f", Some(local(14, 16, 0))).await;
-    call(&store, "g", "etalon", local(14, 6, 0), None, 1, Rejected).await;
+    staff_call(&store, "g", "etalon", local(14, 6, 0)).await;
+    // 15:00: called back in time, but nobody answered: not called back yet.
+    call(
+        &store,
+        "i",
+        "etalon",
+        local(15, 0, 0),
+        None,
+        20,
+        CallbackScheduled,
+    )
+    .await;
+    callback_ending(
+        &store,
+        "i",
+        Some(local(15, 3, 0)),
+        DialAttemptOutcome::NoAnswer,
+    )
+    .await;
     call(&store, "h", "uyut", local(14, 30, 0), Some(5), 60, Answered).await;
     // The day before and the day after (local) are not today.
     call(
@@ -187,7 +226,7 @@ async fn the_day_is_tallied_from_the_journal_and_the_callbacks(store: Store) {
     // 5 min: a, b, h met; c, e, f missed.
     assert_eq!((all.answered_5m.met, all.answered_5m.total), (3, 6));
     assert_eq!(all.answered_5m.share, Some(0.5));
-    assert_eq!((all.callbacks_10m.met, all.callbacks_10m.total), (1, 2));
+    assert_eq!((all.callbacks_10m.met, all.callbacks_10m.total), (1, 3));
     let nine = all.hourly[9];
     assert_eq!(
         (
@@ -203,7 +242,7 @@ async fn the_day_is_tallied_from_the_journal_and_the_callbacks(store: Store) {
         (two.offered, two.callbacks_due, two.callbacks_in_time),
         (3, 2, 1)
     );
-    assert_eq!(all.hourly.iter().map(|h| h.offered).sum::<i64>(), 7);
+    assert_eq!(all.hourly.iter().map(|h| h.offered).sum::<i64>(), 8);
 
     // A supervisor of uyut sees uyut's call only.
     let uyut = store
@@ -234,12 +273,12 @@ async fn the_day_is_tallied_from_the_journal_and_the_callbacks(store: Store) {
         .compliance_day(&TenantScope::All, "ekb", Some(date), local(23, 4, 0))
         .await
         .unwrap();
-    assert_eq!(early.callbacks_10m.total, 2);
+    assert_eq!(early.callbacks_10m.total, 3);
     let late = store
         .compliance_day(&TenantScope::All, "ekb", Some(date), local(23, 6, 0))
         .await
         .unwrap();
-    assert_eq!((late.callbacks_10m.met, late.callbacks_10m.total), (1, 3));
+    assert_eq!((late.callbacks_10m.met, late.callbacks_10m.total), (1, 4));
 
     // An unknown city is reported as such.
     assert!(

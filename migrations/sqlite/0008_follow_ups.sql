@@ -22,8 +22,8 @@ CREATE INDEX dial_jobs_by_precedence ON dial_jobs (precedence, due_at)
     WHERE state IN ('pending', 'claimed');
 CREATE INDEX dial_jobs_ticket_kind ON dial_jobs (ticket_id, kind);
 -- One status check at a time per ticket, one survey per ticket ever, one open call
--- per supplier hand-over, and never one number twice for one outage, whichever node
--- plans them.
+-- per supplier hand-over, never one number twice for one outage, and one open staff
+-- callback per number, whichever node plans them.
 CREATE UNIQUE INDEX dial_jobs_open_status_check ON dial_jobs (ticket_id)
     WHERE kind = 'status-check' AND state IN ('pending', 'claimed');
 CREATE UNIQUE INDEX dial_jobs_one_survey ON dial_jobs (ticket_id) WHERE kind = 'survey';
@@ -31,6 +31,14 @@ CREATE UNIQUE INDEX dial_jobs_open_supplier_call ON dial_jobs (supplier_ticket_i
     WHERE supplier_ticket_id IS NOT NULL AND state IN ('pending', 'claimed');
 CREATE UNIQUE INDEX dial_jobs_outage_number ON dial_jobs (outage_id, target_phone)
     WHERE outage_id IS NOT NULL;
+-- A staff member who calls the dispatch line again before being called back is
+-- still called back once: older duplicates are merged into the first one.
+UPDATE dial_jobs SET state = 'cancelled', outcome = 'merged', updated_at = created_at
+    WHERE kind = 'staff-callback' AND state IN ('pending', 'claimed')
+      AND id NOT IN (SELECT MIN(id) FROM dial_jobs WHERE kind = 'staff-callback'
+                     AND state IN ('pending', 'claimed') GROUP BY target_phone);
+CREATE UNIQUE INDEX dial_jobs_open_staff_callback ON dial_jobs (target_phone)
+    WHERE kind = 'staff-callback' AND state IN ('pending', 'claimed');
 
 -- An outage may be urgent (its broadcast ignores quiet hours) and broadcast.
 ALTER TABLE outages ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;

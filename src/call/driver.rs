@@ -737,10 +737,20 @@ async fn write(
             );
             Ok(())
         }
-        Action::ScheduleJob { job, origin } => store
-            .create_dial_job_from(job, origin.as_ref(), Utc::now())
-            .await
-            .map(|_| ()),
+        Action::ScheduleJob { job, origin } => {
+            match store
+                .create_dial_job_from(job, origin.as_ref(), Utc::now())
+                .await
+            {
+                // Already planned (a staff member who called twice is called back
+                // once): nothing more to write.
+                Err(StoreError::Conflict(why)) => {
+                    tracing::info!(kind = %job.kind, "{why}");
+                    Ok(())
+                }
+                other => other.map(|_| ()),
+            }
+        }
         Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, jobs, Utc::now()).await,
         Action::JobAttempt {
             job,

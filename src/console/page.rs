@@ -15,6 +15,7 @@ const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
 const SETTINGS_JS: &str = include_str!("static/settings.js");
 const CHAINS_JS: &str = include_str!("static/chains.js");
+const FOLLOW_UPS_JS: &str = include_str!("static/followups.js");
 const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
@@ -59,6 +60,10 @@ pub fn router() -> Router {
         .route(
             "/static/chains.js",
             get(|| async { asset("text/javascript; charset=utf-8", CHAINS_JS) }),
+        )
+        .route(
+            "/static/followups.js",
+            get(|| async { asset("text/javascript; charset=utf-8", FOLLOW_UPS_JS) }),
         )
         .route(
             "/favicon.svg",

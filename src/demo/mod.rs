@@ -12,6 +12,10 @@
 //!   residents called back, and the people of an emergency ticket's hand-off chain
 //!   ([`handoff`]): a burst pipe is registered ten seconds after start and every
 //!   five minutes, and its chain runs through three levels within a minute.
+//! - The follow-up calls ([`follow_ups`]): within a minute, a status check the
+//!   executor answers by keypad, a resident's feedback call rated 4, a ticket
+//!   handed over to the heating company by an operator, and an outage told to a
+//!   house's residents by phone.
 //! - УК «Уют»'s number runs an IVR menu ([`DEMO_MENU`]); most simulated residents
 //!   calling it press 1 (emergency) or 0 (operator) while it plays, the others let
 //!   it time out to the queue.
@@ -38,6 +42,7 @@ use crate::media::{MediaEngine, PromptLibrary};
 use crate::server::Engine;
 use crate::sim::{Behaviour, Command, PhoneEvent, SimPhone, SimProvider};
 
+pub mod follow_ups;
 pub mod handoff;
 
 const DEFAULT_CONFIG: &str = include_str!("../../sip-config/dispatchline.toml");
@@ -142,6 +147,13 @@ pub async fn run(http_listen: SocketAddr, data_dir: &Path) -> Result<(), crate::
         handoff::LEVEL3.0
     );
     println!("              Demo policy: {}", demo.policy);
+    println!(
+        "  Follow-ups: a status check (20 s), a feedback call rated 4 (35 s), a ticket handed over to"
+    );
+    println!(
+        "              the heating company through an operator (30 s) and a hot water outage told to"
+    );
+    println!("              the residents of ул. Малышева, д. 51 by phone (40 s).");
     println!();
     println!("  Ctrl-C stops it.");
     println!();
@@ -192,7 +204,9 @@ pub async fn start(
     let sip_port = free_port().map_err(|e| crate::Error::io("finding a free port", e))?;
     let engine_addr = SocketAddr::from(([127, 0, 0, 1], sip_port));
     let voice = |name: &str| format!("ru/{name}.wav");
-    let provider = SimProvider::start(sim_media.clone(), handoff::script())
+    let mut script = handoff::script();
+    follow_ups::parties(&mut script.parties);
+    let provider = SimProvider::start(sim_media.clone(), script)
         .await
         .map_err(|e| crate::Error::io("starting the simulated provider", e))?;
 
@@ -214,6 +228,7 @@ pub async fn start(
     config.queue.callback_after = Duration::from_secs(120);
     config.dialer.attempt_interval = Duration::from_secs(30);
     handoff::policy(&mut config);
+    follow_ups::policy(&mut config);
     let policy = handoff::describe(&config);
     // An IVR menu on one number, so the console shows keys being pressed.
     config.menus.push(Menu {
@@ -284,6 +299,7 @@ pub async fn start(
     seeding.migrate().await?;
     crate::store::demo::seed(&seeding).await?;
     handoff::seed(&seeding).await?;
+    follow_ups::seed(&seeding).await?;
     seeding.close().await;
     let engine = Engine::start_with_routes(config.clone(), routes).await?;
 
@@ -313,10 +329,12 @@ pub async fn start(
 
     let handle = residents.then(|| {
         let (store, media) = (engine.store.clone(), sim_media.clone());
+        let (bus, config) = (engine.events.clone(), config.clone());
         tokio::spawn(async move {
             tokio::join!(
                 simulated_residents(engine_addr, media),
-                handoff::burst_pipes(store)
+                handoff::burst_pipes(store.clone()),
+                follow_ups::run(store, bus, config)
             );
         })
     });

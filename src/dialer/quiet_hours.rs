@@ -26,6 +26,14 @@ pub struct QuietHours {
 }
 
 impl QuietHours {
+    /// No quiet hours at all (an empty window).
+    pub fn never() -> Self {
+        Self {
+            start: NaiveTime::MIN,
+            end: NaiveTime::MIN,
+        }
+    }
+
     /// The default window, 21:00 to 09:00.
     pub fn night() -> Self {
         Self {

@@ -11,8 +11,9 @@
 //!
 //! # How a call counts
 //!
-//! - Only inbound calls count, and not those refused by policy (`rejected`: staff
-//!   members' calls, which are called back separately, and overload refusals).
+//! - Only residents' inbound calls count: not those refused by policy (`rejected`:
+//!   overload refusals, legacy numbers), and not staff members' calls to the dispatch
+//!   line (`number_kind = 'dispatch'`), which have their own callback target.
 //! - **Answered within T** (T = 30 s or 5 min): a call answered after waiting at most
 //!   T meets it; one answered later, or still unanswered T after it was offered
 //!   (ended or still waiting), misses it. A caller who hung up before T had passed
@@ -20,10 +21,10 @@
 //!   call still waiting for less than T.
 //! - **Called back within 10 minutes**: a call with a callback job, or with the
 //!   `callback-scheduled` disposition, is due a callback 10 minutes after it was
-//!   offered. It meets the rule when the first callback attempt was dialled by then
-//!   (whatever its outcome: the rule asks that the service calls), misses it when
-//!   the first attempt came later or has not come and the 10 minutes are over, and is
-//!   not counted while the 10 minutes are still running.
+//!   offered. It meets the rule when the resident's phone was answered on a callback
+//!   attempt by then (an attempt nobody answered has not called the resident back),
+//!   misses it when that came later or has not come and the 10 minutes are over, and
+//!   is not counted while the 10 minutes are still running.
 //! - Calls whose tenant is unknown (a citywide call nobody claimed) belong to no city;
 //!   they are counted only for readers who see every tenant and only when the store
 //!   has a single city.
@@ -126,9 +127,11 @@ pub struct ComplianceCall {
     pub wait_seconds: Option<i64>,
     /// The disposition text.
     pub disposition: Option<String>,
+    /// The kind of number it dialled (`tenant`, `citywide`, `dispatch`...).
+    pub number_kind: Option<String>,
     /// Whether a callback job follows it up.
     pub has_callback: bool,
-    /// When the first callback attempt was dialled.
+    /// When a callback attempt was first answered by the resident.
     pub first_callback_at: Option<DateTime<Utc>>,
 }
 
@@ -172,7 +175,9 @@ pub fn tally(
             .collect(),
     };
     for call in calls {
-        if call.disposition.as_deref() == Some("rejected") {
+        if call.disposition.as_deref() == Some("rejected")
+            || call.number_kind.as_deref() == Some("dispatch")
+        {
             continue;
         }
         let hour = call.offered_at.with_timezone(&tz).hour() as usize;
@@ -278,6 +283,7 @@ mod tests {
             ended_at: None,
             wait_seconds: None,
             disposition: None,
+            number_kind: Some("tenant".into()),
             has_callback: false,
             first_callback_at: None,
         }
@@ -320,7 +326,9 @@ mod tests {
         };
         let waiting_now = call(at(29, 50));
         let staff = ComplianceCall {
-            disposition: Some("rejected".into()),
+            disposition: Some("callback-scheduled".into()),
+            number_kind: Some("dispatch".into()),
+            has_callback: true,
             ended_at: Some(at(0, 1)),
             ..call(at(0, 0))
         };

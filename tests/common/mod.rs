@@ -3,4 +3,5 @@
 
 pub mod chains;
 pub mod engine;
+pub mod follow_ups;
 pub mod sipp;

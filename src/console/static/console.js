@@ -65,6 +65,8 @@
     callback: "перезвон жителю", handoff: "передача аварийной заявки исполнителю",
     informer: "информатор: оповещение исполнителей", "status-check": "уточнение статуса заявки",
     survey: "опрос жителя о качестве", "staff-callback": "перезвон сотруднику",
+    "supplier-handoff": "передача заявки в РСО", "supplier-query": "запрос в РСО о ходе работ",
+    broadcast: "оповещение об отключении",
   };
   const JOB_STATE = { pending: "ждёт", claimed: "набирается" };
   const TRUNK_HEALTH = { up: "работает", down: "не работает", unknown: "нет данных" };
@@ -527,6 +529,7 @@
       default: break;
     }
     if (window.dispatchlineChains) window.dispatchlineChains.onEvent(ev);
+    if (window.dispatchlineFollowUps) window.dispatchlineFollowUps.onEvent(ev);
     if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       // At most one reload a second, however steady the traffic.
@@ -738,8 +741,11 @@
 
     const flags = el("div", { class: "flags" });
     const handoff = p.handoff && window.dispatchlineChains ? window.dispatchlineChains.handoffBlock(card) : null;
+    const followUp = !handoff && p.follow_up && window.dispatchlineFollowUps ? window.dispatchlineFollowUps.followUpBlock(card) : null;
     if (handoff) {
       flags.append(handoff);
+    } else if (followUp) {
+      flags.append(followUp);
     } else if (outbound) {
       // Whom the engine is calling and why, with the call being returned.
       const purpose = PURPOSE[p.purpose] || p.purpose || "исходящий вызов";
@@ -1087,6 +1093,7 @@
       S.boardFetchedAt = Date.now();
       renderBoard();
       if (window.dispatchlineChains) window.dispatchlineChains.loadBoard();
+      if (window.dispatchlineFollowUps) window.dispatchlineFollowUps.loadBoard();
     } catch (_) { /* keep */ }
   }
   function patchBoardOperator(view) {

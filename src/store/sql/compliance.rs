@@ -19,7 +19,7 @@ pub(super) async fn city_zone(pool: &Pool<Db>, city: &str) -> Result<(Tz, bool),
 }
 
 /// Inbound calls of `city`'s tenants (in `scope`) offered in `from..to`, with their
-/// callback jobs; with `tenantless`, also the calls whose tenant is unknown.
+/// callback jobs and when a callback was first answered; with `tenantless`, also the calls whose tenant is unknown.
 pub(super) async fn day_calls(
     pool: &Pool<Db>,
     scope: &TenantScope,
@@ -29,11 +29,12 @@ pub(super) async fn day_calls(
     tenantless: bool,
 ) -> Result<Vec<ComplianceCall>, StoreError> {
     let mut qb = QueryBuilder::<Db>::new(
-        "SELECT c.offered_at, c.answered_at, c.ended_at, c.wait_seconds, c.disposition, \
+        "SELECT c.offered_at, c.answered_at, c.ended_at, c.wait_seconds, c.disposition, c.number_kind, \
          (SELECT COUNT(*) FROM dial_jobs j WHERE j.kind = 'callback' AND j.call_id = c.id) \
            AS callback_jobs, \
          (SELECT MIN(a.at) FROM dial_jobs j JOIN dial_attempts a ON a.job_id = j.id \
-           WHERE j.kind = 'callback' AND j.call_id = c.id) AS first_callback_at \
+           WHERE j.kind = 'callback' AND j.call_id = c.id AND a.outcome = 'answered') \
+           AS first_callback_at \
          FROM calls c LEFT JOIN tenants t ON t.id = c.tenant_id \
          LEFT JOIN cities ci ON ci.id = t.city_id \
          WHERE c.direction = 'inbound' AND c.offered_at >= ",
@@ -59,6 +60,7 @@ pub(super) async fn day_calls(
                 ended_at: row.try_get("ended_at")?,
                 wait_seconds: row.try_get("wait_seconds")?,
                 disposition: row.try_get("disposition")?,
+                number_kind: row.try_get("number_kind")?,
                 has_callback: jobs > 0,
                 first_callback_at: row.try_get("first_callback_at")?,
             })
