@@ -177,3 +177,52 @@ async fn the_demo_hands_a_burst_pipe_through_three_levels_to_the_one_who_presses
     );
     demo.stop().await;
 }
+
+/// The demo's follow-up calls, each driven the way the demo's timeline does: a
+/// status check the electrician answers with 2, a resident's rating of 4, a
+/// ticket handed to the heating company through a simulated colleague who records
+/// the supplier's reference, and the hot water outage told to its house.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_makes_each_follow_up_call_within_a_minute() {
+    use dispatchline::demo::follow_ups;
+    let demo = start(
+        "127.0.0.1:0".parse().unwrap(),
+        &scratch_dir().join("demo-follow-ups"),
+        false,
+    )
+    .await
+    .unwrap();
+    let engine = &demo.engine;
+    // The timeline as the demo runs it (its pauses are the only difference).
+    follow_ups::accepted_ticket(&engine.store).await.unwrap();
+    follow_ups::done_ticket(&engine.store).await.unwrap();
+    follow_ups::supplier_ticket(&engine.store).await.unwrap();
+    follow_ups::broadcast(
+        &engine.store,
+        &engine.events,
+        &dispatchline::config::Config::empty(),
+    )
+    .await
+    .unwrap();
+    let checked =
+        wait_for_events(engine, "status-check.answered", 1, Duration::from_secs(60)).await;
+    assert_eq!(checked[0].payload["answer"], "in-progress");
+    let rated = wait_for_events(engine, "survey.answered", 1, Duration::from_secs(60)).await;
+    assert_eq!(rated[0].payload["csi"], 4);
+    assert_eq!(rated[0].payload["ces"], 5);
+    let supplier = wait_for_events(engine, "supplier.called", 1, Duration::from_secs(60)).await;
+    assert_eq!(supplier[0].payload["purpose"], "supplier-handoff");
+    // The outage's residents (ten of them, one busy) are called.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let progress = wait_for_events(engine, "outage.broadcast", 1, Duration::from_secs(5)).await;
+        let last = &progress[progress.len() - 1].payload;
+        if last["answered"].as_i64().unwrap_or(0) >= 1 && last["busy"].as_i64().unwrap_or(0) >= 1 {
+            assert_eq!(last["total"], 10);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{last}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    demo.stop().await;
+}

@@ -272,7 +272,8 @@ pub async fn supplier_ticket(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The hot water outage at ул. Малышева, д. 51, told to its residents by phone.
+/// The hot water outage at ул. Малышева, д. 51, told to its residents by phone
+/// (urgent: the demo rings at night too).
 pub async fn broadcast(store: &Store, bus: &EventBus, config: &Config) -> Result<(), StoreError> {
     let outages = store
         .outages(&TenantScope::Only(vec!["etalon".into()]), None)
@@ -285,7 +286,7 @@ pub async fn broadcast(store: &Store, bus: &EventBus, config: &Config) -> Result
         bus,
         &config.follow_ups,
         outage.id,
-        false,
+        true,
         Utc::now(),
     )
     .await?;
