@@ -183,6 +183,8 @@ async fn a_resident_rates_the_work_4_and_a_resident_where_it_is_night_waits_for_
     assert!(scores.contains(&(SurveyMetric::Ces, 5)), "{scores:?}");
     let detail = engine.store.ticket(t).await.unwrap().unwrap();
     assert_eq!(detail.ticket.executor_id, Some(w.executor));
+    let executor = engine.store.executor_scores(w.executor).await.unwrap();
+    assert_eq!(executor, scores, "the ratings are the executor's too");
 
     // A second company in a city where it is 23:00: its resident's survey waits
     // for 09:00 there, and nobody is called meanwhile.

@@ -237,9 +237,18 @@ async fn a_done_ticket_is_rated_once_and_a_resident_can_opt_out(store: Store) {
         .await
         .unwrap();
     assert!(jobs_of(&store, t2, DialKind::Survey).await.is_empty());
-    // The ratings are the ticket's.
+    // The ratings are the ticket's, and its executor's.
     let scores = store.survey_scores(t).await.unwrap();
     assert_eq!(scores, vec![(SurveyMetric::Csi, 4), (SurveyMetric::Ces, 5)]);
+    let executor = store
+        .ticket(t)
+        .await
+        .unwrap()
+        .unwrap()
+        .ticket
+        .executor_id
+        .expect("an executor");
+    assert_eq!(store.executor_scores(executor).await.unwrap(), scores);
     // Out-of-range ratings are refused before anything is written.
     let bad = FollowUpResult {
         ratings: vec![(SurveyMetric::Csi, 7)],

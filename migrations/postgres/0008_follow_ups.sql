@@ -58,3 +58,9 @@ CREATE TABLE survey_opt_outs (
 
 -- The planner looks for tickets that moved recently.
 CREATE INDEX tickets_status_updated ON tickets (status, updated_at);
+
+-- A resident's rating is the work's: it is kept against the ticket's executor too
+-- (the executor when the rating was given), so analytics rate people, not tickets.
+ALTER TABLE survey_answers ADD COLUMN executor_id BIGINT REFERENCES employees(id) ON DELETE SET NULL;
+UPDATE survey_answers SET executor_id = (SELECT t.executor_id FROM tickets t WHERE t.id = survey_answers.ticket_id);
+CREATE INDEX survey_answers_executor ON survey_answers (executor_id);

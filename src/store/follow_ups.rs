@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::backend::{dispatch, per_backend};
 use super::dial_jobs::{DialAttemptOutcome, DialJob, NewDialJob};
-use super::ids::{DialJobId, OutageId, SupplierTicketId, TicketId};
+use super::ids::{DialJobId, EmployeeId, OutageId, SupplierTicketId, TicketId};
 use super::journal::SurveyMetric;
 use super::tickets::{Category, SupplierStatus, Ticket, TicketStatus};
 use super::{Store, StoreError};
@@ -203,6 +203,15 @@ pub struct NewBroadcast {
     pub attempts: u32,
 }
 
+/// Whose ratings to read.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::store) enum RatingsOf {
+    /// Those given for one ticket.
+    Ticket(TicketId),
+    /// Those of one executor's work.
+    Executor(EmployeeId),
+}
+
 impl Store {
     /// Open tickets (accepted, in progress) and done ones changed since `since`,
     /// or exactly `tickets` when given, as the follow-up planner reads them; at most
@@ -334,7 +343,16 @@ impl Store {
         &self,
         ticket: TicketId,
     ) -> Result<Vec<(SurveyMetric, i64)>, StoreError> {
-        dispatch!(self, survey_scores(ticket))
+        dispatch!(self, survey_scores(RatingsOf::Ticket(ticket)))
+    }
+
+    /// The ratings residents gave the work of `executor` (the ticket's executor
+    /// when the rating was given), in the order given.
+    pub async fn executor_scores(
+        &self,
+        executor: EmployeeId,
+    ) -> Result<Vec<(SurveyMetric, i64)>, StoreError> {
+        dispatch!(self, survey_scores(RatingsOf::Executor(executor)))
     }
 
     /// Whether `phone` asked not to be surveyed.

@@ -316,8 +316,8 @@ pub(super) async fn record_follow_up(
         }
         for (metric, score) in &result.ratings {
             sqlx::query(
-                "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at, executor_id) \
+                 VALUES ($1, $2, $3, $4, $5, (SELECT executor_id FROM tickets WHERE id = $1))",
             )
             .bind(ticket.0)
             .bind(result.call_id.as_deref())
@@ -439,12 +439,19 @@ pub(super) async fn answer_follow_up(
 
 pub(super) async fn survey_scores(
     pool: &Pool<Db>,
-    ticket: TicketId,
+    of: RatingsOf,
 ) -> Result<Vec<(SurveyMetric, i64)>, StoreError> {
-    let rows = sqlx::query("SELECT metric, score FROM survey_answers WHERE ticket_id = $1 ORDER BY id")
-        .bind(ticket.0)
-        .fetch_all(pool)
-        .await?;
+    let (sql, id) = match of {
+        RatingsOf::Ticket(t) => (
+            "SELECT metric, score FROM survey_answers WHERE ticket_id = $1 ORDER BY id",
+            t.0,
+        ),
+        RatingsOf::Executor(e) => (
+            "SELECT metric, score FROM survey_answers WHERE executor_id = $1 ORDER BY id",
+            e.0,
+        ),
+    };
+    let rows = sqlx::query(sql).bind(id).fetch_all(pool).await?;
     rows.iter()
         .map(|r| {
             let metric: String = r.try_get("metric")?;

@@ -233,7 +233,8 @@ pub(super) async fn insert_survey(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at, executor_id) \
+         VALUES ($1, $2, $3, $4, $5, (SELECT executor_id FROM tickets WHERE id = $1))",
     )
     .bind(ticket.map(|t| t.0))
     .bind(call_id)
