@@ -141,11 +141,7 @@ fn sipp_counts(file: &Path) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(file).ok()?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(';').collect();
-    let last: Vec<&str> = lines
-        .filter(|l| !l.trim().is_empty())
-        .last()?
-        .split(';')
-        .collect();
+    let last: Vec<&str> = lines.rfind(|l| !l.trim().is_empty())?.split(';').collect();
     let column = |name: &str| {
         header
             .iter()
