@@ -75,12 +75,13 @@
     if (!answered) return el("div", { class: "say" }, "Когда исполнитель ответит, спросите, как идёт работа.");
     const record = (what) => act(card, what, () =>
       D().api(`/dial-jobs/${f.job}/answer`, { method: "POST", json: { answer: what } }));
-    const button = (what, cls) => el("button", {
-      type: "button", class: cls || null, "data-answer": what,
+    const button = (what) => el("button", {
+      type: "button", class: card.followUpDone === what ? "primary chosen" : null, "data-answer": what,
+      "aria-pressed": card.followUpDone === what ? "true" : null,
       disabled: !!card.followUpPending || !!card.followUpDone, onclick: () => record(what),
     }, card.followUpPending === what ? `${ANSWER[what]}…` : ANSWER[what]);
     return el("div", { class: "card-actions", "data-testid": "status-answers" },
-      button("done", "primary"), button("in-progress"), button("cannot"));
+      button("done"), button("in-progress"), button("cannot"));
   }
 
   /** The supplier's reference number and when to ask them again. */
@@ -137,8 +138,13 @@
 
   function bar(b) {
     const total = Math.max(1, b.total);
-    const part = (n, cls, label) => n > 0
-      ? el("span", { class: `seg ${cls}`, style: `width:${(100 * n) / total}%`, title: `${label}: ${n}` }) : null;
+    // Widths through the CSSOM: the console's CSP forbids inline style attributes.
+    const part = (n, cls, label) => {
+      if (n <= 0) return null;
+      const seg = el("span", { class: `seg ${cls}`, title: `${label}: ${n}` });
+      seg.style.width = `${(100 * n) / total}%`;
+      return seg;
+    };
     return el("div", { class: "progress", role: "img", "aria-label": `${b.called} из ${b.total} обзвонено` },
       part(b.answered, "seg-answered", "ответили"),
       part(b.busy, "seg-busy", "занято"),
