@@ -108,7 +108,10 @@ async fn the_board_shows_a_broadcast_and_the_operator_records_a_status_check() {
             WAIT,
         )
         .await;
-    assert!(row.contains("УК «Эталон»") || row.contains("etalon"), "{row}");
+    assert!(
+        row.contains("УК «Эталон»") || row.contains("etalon"),
+        "{row}"
+    );
     // Live from the events: every resident called and answered, without a reload.
     let figures = b
         .wait_text(

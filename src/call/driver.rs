@@ -19,6 +19,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::claimer::{Claimer, MAX_HELD_JOBS};
 use super::control::{Action, CallControl, CallEvent, CallerContext};
 use super::handle::Envelope;
 use crate::dialer::order::{ChainReport, ToCalls};
@@ -122,16 +123,14 @@ pub async fn run(core: Core) {
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
     let (writer, writer_task) =
         spawn_writer(store.clone(), events.clone(), node.clone(), config.clone());
-    let claimer = Claimer {
-        store: store.clone(),
-        node: node.clone(),
-        config: config.clone(),
+    let claimer = Claimer::new(
+        store.clone(),
+        node.clone(),
+        config.clone(),
         prompts,
-        jobs: jobs_tx.clone(),
-        busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        more: Arc::new(tokio::sync::Notify::new()),
-    };
-    let claim_more = claimer.more.clone();
+        jobs_tx.clone(),
+    );
+    let claim_more = claimer.more();
     let mut job_poll = tokio::time::interval(crate::dialer::POLL);
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
@@ -238,118 +237,6 @@ fn renew_leases(store: &Store, node: &str, held: Vec<crate::store::DialJobId>) {
             tracing::warn!(error = %e, jobs = held.len(), "cannot renew dial-job leases");
         }
     });
-}
-
-/// The most dial jobs the core holds before it stops claiming more (the others
-/// stay due in the store, for this node's next poll or another node).
-pub const MAX_HELD_JOBS: usize = 256;
-
-/// The most jobs claimed at once (another claim follows at once when a batch
-/// comes back full).
-const CLAIM_BATCH: usize = 64;
-
-/// A claimed job and what its call needs to know.
-type Claimed = (
-    crate::store::DialJob,
-    Option<Arc<crate::dialer::briefing::Briefing>>,
-);
-
-/// Claims due dial jobs in the background and briefs them; they arrive on `jobs`.
-struct Claimer {
-    store: Store,
-    node: String,
-    config: Arc<crate::config::Config>,
-    prompts: crate::dialer::runner::PromptCheck,
-    jobs: mpsc::UnboundedSender<Claimed>,
-    /// A claim is under way (one at a time, so the core never holds more than
-    /// [`MAX_HELD_JOBS`] plus one batch).
-    busy: Arc<std::sync::atomic::AtomicBool>,
-    /// Told when a claim came back full.
-    more: Arc<tokio::sync::Notify>,
-}
-
-impl Claimer {
-    /// Claims up to `room` jobs (at most a batch) unless a claim is under way.
-    fn claim(&self, room: usize) {
-        use std::sync::atomic::Ordering;
-        let limit = room.min(CLAIM_BATCH);
-        if limit == 0 || self.busy.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (store, node, config, prompts, jobs) = (
-            self.store.clone(),
-            self.node.clone(),
-            self.config.clone(),
-            self.prompts.clone(),
-            self.jobs.clone(),
-        );
-        let (busy, more) = (self.busy.clone(), self.more.clone());
-        tokio::spawn(async move {
-            let claimed = crate::dialer::claim(&store, &node, Utc::now(), limit as i64).await;
-            let claimed = match claimed {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    busy.store(false, Ordering::Release);
-                    tracing::warn!(error = %e, "cannot claim dial jobs");
-                    return;
-                }
-            };
-            let full = claimed.len() >= limit;
-            Self::brief_all(&store, &node, &config, &prompts, &jobs, claimed).await;
-            busy.store(false, Ordering::Release);
-            if full {
-                more.notify_one();
-            }
-        });
-    }
-
-    /// Briefs each claimed job and sends those to call to the core.
-    async fn brief_all(
-        store: &Store,
-        node: &str,
-        config: &crate::config::Config,
-        prompts: &crate::dialer::runner::PromptCheck,
-        jobs: &mpsc::UnboundedSender<Claimed>,
-        claimed: Vec<crate::store::DialJob>,
-    ) {
-        for job in claimed {
-            let id = job.id;
-            let briefed = crate::dialer::briefing::brief(
-                store,
-                node,
-                &config.media.language,
-                &**prompts,
-                &config.follow_ups.quiet_hours,
-                job,
-                Utc::now(),
-            )
-            .await;
-            match briefed {
-                Ok(crate::dialer::briefing::Claimed::Call(job, briefing)) => {
-                    let _ = jobs.send((*job, briefing));
-                }
-                Ok(crate::dialer::briefing::Claimed::Postponed(job, until)) => {
-                    tracing::info!(job = %job.id, kind = %job.kind, %until, "quiet hours in the city: the call waits for the morning");
-                }
-                Ok(crate::dialer::briefing::Claimed::Void(job, why)) => {
-                    tracing::info!(job = %job.id, kind = %job.kind, %why, "nothing left to call about: job cancelled");
-                    let _ = store
-                        .complete_dial_job(
-                            job.id,
-                            crate::store::DialJobState::Cancelled,
-                            "not-needed",
-                            Utc::now(),
-                        )
-                        .await;
-                }
-                Err(e) => {
-                    // Handed back: another poll (of this node or another) tries again.
-                    tracing::warn!(job = %id, error = %e, "cannot brief a dial job; handing it back");
-                    let _ = crate::dialer::release(store, node, &[id], Utc::now()).await;
-                }
-            }
-        }
-    }
 }
 
 /// Where the core's output goes besides the sockets and the bus.

@@ -12,6 +12,7 @@
 //! - [`jobs`]: the dialer's jobs held until they run: offered to operators by
 //!   precedence and deadline, robot calls paced within the trunks' free channels;
 //! - `pacing`: the token bucket robot calls start by;
+//! - `claimer`: claiming due jobs from the store and briefing them for the core;
 //! - [`callback`]: calling residents and staff back (operator first);
 //! - [`handoff`]: the calls of tickets' hand-off chains, as the dialer orders them;
 //! - [`announcements`]: what a caller hears, as prompt names;
@@ -23,6 +24,7 @@
 
 pub mod announcements;
 pub mod callback;
+mod claimer;
 pub mod control;
 pub mod driver;
 pub mod forward;
