@@ -2,11 +2,11 @@
 //!
 //! A job an operator makes (a callback, a staff callback, a supplier hand-over or
 //! query, a status check by operator) waits in `jobs` for a free operator and is
-//! offered by precedence and deadline ([`CallControl::dispatch_jobs`], called by
+//! offered by precedence and deadline (`CallControl::dispatch_jobs`, called by
 //! the dispatch round between the classes of work it orders). A robot call (a
 //! survey, a broadcast, a status check by the informer) waits in `robots` until the
 //! pacer gives a token and a channel is free beyond those kept for residents'
-//! incoming calls ([`CallControl::dispatch_robots`]). A held job whose deadline is
+//! incoming calls (`CallControl::dispatch_robots`). A held job whose deadline is
 //! near (three quarters of its time gone, by default) raises
 //! `dial.deadline-at-risk` for supervisors once. Jobs the dialer no longer needs
 //! (the ticket was closed meanwhile) are dropped without a call.
