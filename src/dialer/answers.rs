@@ -159,6 +159,15 @@ async fn tell(
     store: &Store,
 ) {
     let tenant = job.tenant.as_deref();
+    tracing::info!(
+        job = %job.id,
+        kind = %job.kind,
+        ticket = ?job.ticket_id,
+        outcome = %result.outcome,
+        answer = ?answer,
+        state = %recorded.job.state,
+        "follow-up call ended"
+    );
     bus.publish(
         "dial.outcome",
         tenant,
