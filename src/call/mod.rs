@@ -45,6 +45,8 @@ mod core_tests;
 #[cfg(test)]
 mod handoff_tests;
 #[cfg(test)]
+mod jobs_tests;
+#[cfg(test)]
 mod test_harness;
 
 pub use control::{Action, Admission, CallControl, CallEvent, CallId, CallerContext, Disposition};
