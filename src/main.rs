@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Directory for the SQLite file and recordings (overrides [database] data_dir).
     #[arg(long, env = "DISPATCHLINE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// This node's name among several behind the SIP edge (kept in the data
+    /// directory's `node-id`; by default a random one made at the first start).
+    #[arg(long, env = "DISPATCHLINE_NODE_ID")]
+    node_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -401,6 +405,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = args.database {
         config.database.url = url;
+    }
+    if let Some(id) = &args.node_id {
+        dispatchline::server::set_node_id(&config.database.data_dir, id)?;
     }
     dispatchline::server::serve(config).await?;
     Ok(())

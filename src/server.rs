@@ -413,6 +413,39 @@ impl Engine {
     }
 }
 
+/// Whether `id` can name a node: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn valid_node_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Names this node `id` (`serve --node-id`), kept in the data directory's
+/// `node-id` for the next start: a node replaced on another machine, or one of
+/// several nodes behind the SIP edge, takes the work leased under that name.
+pub fn set_node_id(data_dir: &std::path::Path, id: &str) -> Result<(), crate::Error> {
+    let path = data_dir.join("node-id");
+    if !valid_node_id(id) {
+        return Err(crate::Error::io(
+            format!("node id `{id}`: 1 to 64 letters, digits, '-', '_' or '.'"),
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        ));
+    }
+    if std::fs::read_to_string(&path).is_ok_and(|old| old.trim() == id) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| crate::Error::io(format!("creating {}", data_dir.display()), e))?;
+    let tmp = data_dir.join("node-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| crate::Error::io(format!("writing {}", path.display()), e))?;
+    tracing::info!(node = %id, file = %path.display(), "this node's id is set");
+    Ok(())
+}
+
 /// This node's stable id: `node-id` in the data directory, created with a random
 /// id on the first start. Leases on dial jobs and chains are held under it, so a
 /// node that restarts (after a crash too) takes its own work back at once instead
@@ -422,12 +455,7 @@ pub fn node_id(data_dir: &std::path::Path) -> Result<String, crate::Error> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let id = text.trim();
-            if !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
+            if valid_node_id(id) {
                 return Ok(id.to_owned());
             }
             Err(crate::Error::io(
