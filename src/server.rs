@@ -129,6 +129,7 @@ pub struct Engine {
     core: JoinHandle<()>,
     dialer: JoinHandle<()>,
     planner: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
     http: JoinHandle<()>,
     roster_sync: JoinHandle<()>,
 }
@@ -265,6 +266,12 @@ impl Engine {
             prompts: prompts.clone(),
         }));
 
+        // Known alive to the other nodes while this runs: if it dies, they take its
+        // jobs and chains within seconds instead of when their leases run out.
+        if let Err(e) = store.node_started(&node, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, %node, "cannot announce this node");
+        }
+        let heartbeat = tokio::spawn(keep_alive(store.clone(), node.clone()));
         let (chain_handle, chain_commands) = crate::dialer::driver::ChainHandle::channel();
         let (stopping_tx, stopping) = watch::channel(false);
         let planner = tokio::spawn(crate::dialer::planner::run(
@@ -358,6 +365,7 @@ impl Engine {
             core,
             dialer,
             planner,
+            heartbeat,
             http,
             roster_sync,
         })
@@ -394,6 +402,15 @@ impl Engine {
         // The planner only plans: whatever it was about to plan, the next node's
         // first pass finds.
         self.planner.abort();
+        // Everything this node held is handed back: nothing is left to wait for.
+        self.heartbeat.abort();
+        if let Err(e) = self
+            .store
+            .node_stopped(&self.node, chrono::Utc::now())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot mark this node stopped");
+        }
         self.media.shutdown();
         // Websocket clients get a 1001 close frame (they reconnect with `since` to
         // the next engine) before the listener goes.
@@ -410,6 +427,29 @@ impl Engine {
         }
         let _ = self.http_stop.send(true);
         let _ = self.http.await;
+    }
+}
+
+/// Renews this node's row in the store every [`crate::store::nodes::HEARTBEAT`]
+/// until the engine stops.
+async fn keep_alive(store: crate::store::Store, node: String) {
+    let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match store.node_alive(&node, chrono::Utc::now()).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(%node, "this node's heartbeat is written again");
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, %node, "cannot write this node's heartbeat; other nodes may take its work");
+            }
+            Err(_) => {}
+        }
     }
 }
 

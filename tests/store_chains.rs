@@ -377,9 +377,85 @@ async fn tickets_without_a_chain_are_found(store: Store) {
     );
 }
 
+/// A node whose heartbeat lapsed is dead: the chains and dial jobs it held are the
+/// others' at once, long before their leases run out; while it is alive they are
+/// not.
+async fn a_dead_nodes_chains_and_jobs_are_taken_within_seconds(store: Store) {
+    use dispatchline::store::nodes::SILENCE;
+    use dispatchline::store::{DialKind, NewDialJob};
+    let w = build(&store).await;
+    let now = tuesday_utc(5, 0);
+    store.node_started("node-a", now).await.unwrap();
+    store.node_started("node-b", now).await.unwrap();
+    let t = ticket(&store, &w, now).await;
+    let ChainStart::Started(_) = start(&store, t, "node-a", now).await else {
+        panic!()
+    };
+    let job = store
+        .create_dial_job(
+            &NewDialJob::new(
+                DialKind::Callback,
+                store_world::phone("+79120000001"),
+                now,
+                3,
+            ),
+            now,
+        )
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_dial_job(job.id, "node-a", now, Duration::minutes(10))
+        .await
+        .unwrap();
+    assert!(claimed.is_some());
+    let silence = Duration::from_std(SILENCE).unwrap();
+    // Node a keeps renewing: nothing is node b's, whatever the time.
+    let soon = now + silence - Duration::seconds(1);
+    store.node_alive("node-b", soon).await.unwrap();
+    assert!(
+        store
+            .claim_chains("node-b", false, soon, soon + Duration::minutes(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_due_dial_jobs("node-b", soon, Duration::minutes(10), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.live_nodes(soon).await.unwrap(),
+        vec!["node-a".to_owned(), "node-b".to_owned()]
+    );
+    // Node a falls silent: a second past its heartbeat, its work is node b's.
+    let dead = now + silence + Duration::seconds(1);
+    assert_eq!(
+        store.live_nodes(dead).await.unwrap(),
+        vec!["node-b".to_owned()]
+    );
+    let chains = store
+        .claim_chains("node-b", false, dead, dead + Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(chains.len(), 1);
+    let jobs = store
+        .claim_due_dial_jobs("node-b", dead, Duration::minutes(10), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![job.id]);
+    assert_eq!(jobs[0].claimed_by.as_deref(), Some("node-b"));
+    // A node that stops cleanly frees what it holds at once too.
+    store.node_stopped("node-b", dead).await.unwrap();
+    assert!(store.live_nodes(dead).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     one_running_chain_per_ticket,
     leases_decide_which_node_places_calls,
     the_first_of_two_acceptances_wins,
     tickets_without_a_chain_are_found,
+    a_dead_nodes_chains_and_jobs_are_taken_within_seconds,
 );

@@ -7,8 +7,9 @@
 //!
 //! - one running chain per ticket, whichever node starts it (a unique index);
 //! - a chain is run by the node holding its **lease**; a node that dies loses it
-//!   after the lease, one that restarts under the same node id gets its own back at
-//!   once, and a node that lost the lease cannot write an attempt;
+//!   after the lease, or as soon as its heartbeat lapses ([`super::nodes`]), one
+//!   that restarts under the same node id gets its own back at once, and a node that
+//!   lost the lease cannot write an attempt;
 //! - an attempt is written (state `placing`) **before** its call is placed, in one
 //!   statement that also checks the lease, so a call is never placed twice for one
 //!   attempt; attempts that never reported back are settled as `unknown` when the

@@ -18,6 +18,7 @@
 //! - [`journal`]: the call journal and recordings;
 //! - [`dial_jobs`]: persistent outbound dial jobs (callbacks and every follow-up);
 //! - [`chains`]: hand-off chains and every call they placed;
+//! - [`nodes`]: the engine nodes sharing the store, and which of them are alive;
 //! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
 //!   broadcasts: what the planner reads and what their calls write;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
@@ -53,6 +54,7 @@ pub mod follow_ups;
 pub mod ids;
 pub mod import;
 pub mod journal;
+pub mod nodes;
 pub mod notices;
 pub mod onboarding;
 pub mod tickets;

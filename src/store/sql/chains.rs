@@ -203,10 +203,14 @@ pub(super) async fn claim(
     let mut tx = Db::begin_write(pool).await?;
     // A node's own chains come back to it at once after a restart; while it runs
     // it takes only chains nobody holds (a dead node's, once their lease lapsed).
+    // A chain of a node known dead (its `nodes` row lapsed) is free at once.
     let whose = if own {
-        "(claimed_by IS NULL OR claimed_by = $1 OR claimed_until <= $2)"
+        "(claimed_by IS NULL OR claimed_by = $1 OR claimed_until <= $2 \
+         OR claimed_by IN (SELECT id FROM nodes WHERE alive_until <= $2))"
     } else {
-        "((claimed_by IS NULL OR claimed_until <= $2) AND (claimed_by IS NULL OR claimed_by <> $1))"
+        "((claimed_by IS NULL OR claimed_until <= $2 \
+           OR claimed_by IN (SELECT id FROM nodes WHERE alive_until <= $2)) \
+          AND (claimed_by IS NULL OR claimed_by <> $1))"
     };
     let sql = format!(
         "SELECT id FROM dial_chains WHERE state = 'running' AND {whose} ORDER BY id LIMIT $3{}",

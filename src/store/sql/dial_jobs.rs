@@ -13,15 +13,15 @@ const JOB_SELECT: &str = "SELECT j.id, j.kind, t.code AS tenant, j.target_phone,
      FROM dial_jobs j LEFT JOIN tenants t ON t.id = j.tenant_id";
 
 /// A job is due when it is pending and its time has come, or claimed by a node
-/// whose lease lapsed.
-const DUE: &str =
-    "((j.state = 'pending' AND j.due_at <= $1) OR (j.state = 'claimed' AND j.claimed_until <= $1))";
+/// whose lease lapsed or that is known dead (its `nodes` row lapsed).
+const DUE: &str = "((j.state = 'pending' AND j.due_at <= $1) OR (j.state = 'claimed' AND \
+     (j.claimed_until <= $1 OR j.claimed_by IN (SELECT id FROM nodes WHERE alive_until <= $1))))";
 
 /// [`DUE`] on the unaliased table, for the `UPDATE` that claims: PostgreSQL re-checks
 /// these conditions on the newest row version when a concurrent claim got there
 /// first, so exactly one node wins.
-const DUE_ROW: &str =
-    "((state = 'pending' AND due_at <= $1) OR (state = 'claimed' AND claimed_until <= $1))";
+const DUE_ROW: &str = "((state = 'pending' AND due_at <= $1) OR (state = 'claimed' AND \
+     (claimed_until <= $1 OR claimed_by IN (SELECT id FROM nodes WHERE alive_until <= $1))))";
 
 fn job_from(row: &<Db as sqlx::Database>::Row) -> Result<DialJob, StoreError> {
     let kind: String = row.try_get("kind")?;

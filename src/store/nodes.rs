@@ -1,0 +1,48 @@
+//! The engine nodes that share this store, and until when each is known alive.
+//!
+//! A node renews its row every [`HEARTBEAT`] to [`SILENCE`] ahead. A node whose row
+//! lapsed is dead (killed, its machine gone, cut off from the database): the dial
+//! jobs and hand-off chains it held are due to the others at once, instead of when
+//! their leases run out (10 minutes for jobs, 60 s for chains). A node that was only
+//! slow and comes back finds its leases taken and its writes refused, as with any
+//! lapsed lease. A node that never wrote a row (an older engine) keeps the plain
+//! lease rule.
+
+use chrono::{DateTime, Utc};
+
+use super::backend::{dispatch, per_backend};
+use super::{Store, StoreError};
+
+per_backend!("sql/nodes.rs");
+
+/// How often a running node renews its row.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long after its last renewal a node counts as dead.
+pub const SILENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn silence() -> chrono::Duration {
+    chrono::Duration::from_std(SILENCE).unwrap_or_default()
+}
+
+impl Store {
+    /// `node` started at `now`: known alive for [`SILENCE`].
+    pub async fn node_started(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, upsert(node, Some(now), now + silence()))
+    }
+
+    /// `node` is alive at `now`: known alive for another [`SILENCE`].
+    pub async fn node_alive(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, upsert(node, None, now + silence()))
+    }
+
+    /// `node` stopped at `now` (what it held is free at once).
+    pub async fn node_stopped(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, upsert(node, None, now))
+    }
+
+    /// The nodes known alive at `now`, by id.
+    pub async fn live_nodes(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, live(now))
+    }
+}
