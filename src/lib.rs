@@ -53,6 +53,7 @@ pub mod demo;
 pub mod dialer;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod media;
 pub mod phone;
 pub mod server;

@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Directory for the SQLite file and recordings (overrides [database] data_dir).
     #[arg(long, env = "DISPATCHLINE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Start even with the shipped example passwords (a demonstration, never a
+    /// real centre; the same as `[security] allow_example_credentials = true`).
+    #[arg(long, env = "DISPATCHLINE_DEMO")]
+    demo: bool,
 }
 
 #[derive(Args)]
@@ -402,8 +406,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = args.database {
         config.database.url = url;
     }
+    check_credentials(&config, args.demo).await?;
     dispatchline::server::serve(config).await?;
     Ok(())
+}
+
+/// Refuses to serve with the shipped example passwords (in the file, or already
+/// seeded into the store) unless allowed; warns about short passwords.
+async fn check_credentials(config: &Config, demo: bool) -> anyhow::Result<()> {
+    use dispatchline::config::security::{credential_faults, is_example_secret};
+    let (mut refusals, warnings) = credential_faults(&config.operators, &config.trunks);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let store = dispatchline::store::Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    for account in store.softphones().await? {
+        let operator = dispatchline::config::Operator::from_account(&account);
+        let secret = operator.digest_secret();
+        if is_example_secret(&operator.extension, &config.sip.realm, &secret) {
+            refusals.push(format!(
+                "the stored account {} uses the shipped example SIP password",
+                operator.extension
+            ));
+        }
+    }
+    store.close().await;
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    if demo || config.security.allow_example_credentials {
+        for r in &refusals {
+            tracing::warn!("{r} (allowed: --demo or [security] allow_example_credentials)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve with the shipped example passwords:\n  {}\nchange them (dispatchline user add, or the [[operator]] tables of a fresh store), or pass --demo / set [security] allow_example_credentials = true for a demonstration",
+        refusals.join("\n  ")
+    )
 }
 
 async fn migrate(database: String) -> anyhow::Result<()> {

@@ -235,6 +235,15 @@ impl Engine {
             admission,
             tokio::time::Instant::now().into_std(),
             chrono::Utc::now(),
+        )
+        .with_auth_key(
+            &crate::sip::digest::random_key().ok_or_else(|| {
+                crate::Error::io(
+                    "drawing the digest nonce key",
+                    std::io::Error::other("the OS gave no randomness"),
+                )
+            })?,
+            tokio::time::Instant::now().into_std(),
         );
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();

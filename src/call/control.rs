@@ -333,6 +333,8 @@ pub struct CallControl {
     pub(crate) media: Box<dyn MediaPort>,
     pub(crate) sdp: SdpPreferences,
     pub(crate) registrar: Registrar,
+    /// Guessing resistance and the stateless refusal of strangers.
+    pub(crate) screening: super::screening::Screening,
     pub(crate) trunks: Trunks,
     pub(crate) operators: Operators,
     wall_anchor: (Instant, DateTime<Utc>),
@@ -418,12 +420,14 @@ impl CallControl {
             tracing::warn!("{warning}");
         }
         let rate = config.follow_ups.broadcast_rate;
+        let screening = super::screening::Screening::new(config.security.sip_auth);
         Self {
             sdp: SdpPreferences::default(),
             config,
             endpoint,
             media,
             registrar,
+            screening,
             trunks,
             operators,
             wall_anchor: (now, wall),
@@ -604,7 +608,11 @@ impl CallControl {
                 message: Ok(message),
                 source,
                 ..
-            } => self.endpoint.handle_message(now, message, source),
+            } => {
+                if !self.screen(now, &message, source) {
+                    self.endpoint.handle_message(now, message, source);
+                }
+            }
             Inbound::Message {
                 message: Err(err),
                 source,
@@ -1450,7 +1458,12 @@ impl CallControl {
     fn on_register(&mut self, now: Instant, tx: ServerTx, request: &Request, source: Target) {
         let config = self.config.clone();
         let secret_of = |ext: &str| config.operator(ext).map(Operator::digest_secret);
-        let (mut response, change) = self.registrar.handle(now, request, source, secret_of);
+        let extension = request.headers.to.uri.user_unescaped().unwrap_or_default();
+        let hold_off = self.register_hold_off(now, source, &extension);
+        let (mut response, change, outcome) =
+            self.registrar
+                .handle_guarded(now, request, source, secret_of, hold_off);
+        self.note_register(now, source, &extension, &outcome);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
         self.endpoint.respond(now, tx, response);
@@ -1530,12 +1543,27 @@ impl CallControl {
     /// an address in `[sip] inbound_from`, from a registered operator's softphone,
     /// or — when no trunk is configured at all (a file of `[[number]]` tables
     /// only) — from loopback.
-    fn trusted_source(&self, source: &Target, now: Instant) -> bool {
+    pub(crate) fn trusted_source(&self, source: &Target, now: Instant) -> bool {
         let ip = source.addr.ip();
         self.trunks.trunk_of_source(ip).is_some()
             || self.config.sip.inbound_from.contains(&ip)
             || (self.config.trunks.is_empty() && ip.is_loopback())
             || self.registrar.registered_source(source, now).is_some()
+    }
+
+    /// Counts an INVITE refused for its source.
+    pub(crate) fn count_refused_source(&mut self) {
+        self.refused_source = self.refused_source.saturating_add(1);
+    }
+
+    /// Keys the digest nonces with `key` (the driver draws it from the OS's
+    /// cryptographic RNG: [`crate::sip::digest::random_key`]). Call before any
+    /// message is handled.
+    pub fn with_auth_key(mut self, key: &str, now: Instant) -> Self {
+        let auth = DigestAuth::new(&self.config.sip.realm, key, now)
+            .with_algorithms(&self.config.sip.digest_algorithms);
+        self.registrar = Registrar::new(auth, RegistrarSettings::default());
+        self
     }
 
     /// A journal row (disposition `rejected`) and a `call.rejected` event for an

@@ -46,6 +46,8 @@ pub struct CallStats {
     pub refused_source: AtomicU64,
     /// Refused INVITEs beyond the journal's per-second budget (counted only).
     pub rejected_unjournaled: AtomicU64,
+    /// The SIP guard's figures ([`super::screening`]).
+    pub screening: std::sync::Mutex<super::screening::ScreeningStats>,
 }
 
 fn now() -> std::time::Instant {
@@ -389,6 +391,10 @@ fn flush(
     stats
         .rejected_unjournaled
         .store(control.rejected_unjournaled(), Ordering::Relaxed);
+    let screening = control.screening_stats(now());
+    if let Ok(mut s) = stats.screening.lock() {
+        *s = screening;
+    }
 }
 
 async fn lookup(

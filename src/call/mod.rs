@@ -36,6 +36,7 @@ pub mod operators;
 pub(crate) mod pacing;
 pub mod outbound;
 pub mod routing;
+pub mod screening;
 pub mod trunks;
 
 #[cfg(test)]

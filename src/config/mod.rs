@@ -24,6 +24,7 @@ use crate::phone::PhoneNumber;
 
 pub mod chains;
 pub mod follow_ups;
+pub mod security;
 
 pub use chains::{ChainPolicy, ChainSettings, Reach};
 pub use follow_ups::{FollowUpPolicy, FollowUpSettings};
@@ -91,6 +92,8 @@ pub struct Config {
     pub chains: ChainSettings,
     /// Status checks, feedback calls, supplier calls and outage broadcasts.
     pub follow_ups: FollowUpSettings,
+    /// Password guessing limits and credential checks.
+    pub security: security::SecuritySettings,
     /// SIP providers.
     pub trunks: Vec<Trunk>,
     /// Numbers the engine answers, by what residents dial.
@@ -596,6 +599,7 @@ struct RawConfig {
     dialer: RawDialer,
     chains: chains::RawChains,
     follow_ups: follow_ups::RawFollowUps,
+    security: security::RawSecurity,
     trunk: Vec<Spanned<RawTrunk>>,
     number: Vec<Spanned<RawNumber>>,
     operator: Vec<Spanned<RawOperator>>,
@@ -941,6 +945,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
             "dialer" => section(value, "[dialer]", faults, &mut raw.dialer),
             "chains" => section(value, "[chains]", faults, &mut raw.chains),
             "follow_ups" => section(value, "[follow_ups]", faults, &mut raw.follow_ups),
+            "security" => section(value, "[security]", faults, &mut raw.security),
             "trunk" => raw.trunk = entries(value, "[[trunk]]", faults),
             "number" => raw.number = entries(value, "[[number]]", faults),
             "operator" => raw.operator = entries(value, "[[operator]]", faults),
@@ -949,7 +954,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
                 Some(&span),
                 format!(
                     "unknown section `{other}` (expected sip, http, database, media, prompts, \
-                     queue, dialer, chains, follow_ups, trunk, number, operator or menu)"
+                     queue, dialer, chains, follow_ups, security, trunk, number, operator or menu)"
                 ),
             ),
         }
@@ -1179,6 +1184,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         faults,
     );
     let operators = validate_operators(&raw.operator, faults);
+    let security = security::validate(raw.security, Some(faults));
 
     let mut digest_algorithms = Vec::new();
     for name in &raw.sip.digest_algorithms {
@@ -1260,6 +1266,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         },
         chains,
         follow_ups,
+        security,
         trunks,
         numbers,
         operators,

@@ -142,6 +142,37 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Rejected INVITEs given no journal row (beyond the per-second budget of rejection rows).",
         c.rejected_unjournaled.load(Ordering::Relaxed),
     );
+    let g = c.screening.lock().map(|g| *g).unwrap_or_default();
+    metric(
+        "sip_auth_failures_total",
+        "counter",
+        "SIP digest failures: wrong passwords, unknown users, tries made during back-off, INVITEs from strangers.",
+        g.auth_failures,
+    );
+    metric(
+        "sip_bans_total",
+        "counter",
+        "SIP sources banned for failed authentication since start.",
+        g.bans,
+    );
+    metric(
+        "sip_banned_sources",
+        "gauge",
+        "SIP sources banned now.",
+        g.banned_now,
+    );
+    metric(
+        "sip_dropped_banned_total",
+        "counter",
+        "SIP messages dropped unanswered because their source is banned.",
+        g.dropped_banned,
+    );
+    metric(
+        "sip_refused_stateless_total",
+        "counter",
+        "INVITEs from addresses that may not call in, answered 403 statelessly.",
+        g.refused_stateless,
+    );
     if let Some(h) = &state.chains {
         metric(
             "chains_running",

@@ -162,6 +162,7 @@ impl ApiState {
     /// from `config` and 12-hour tokens.
     pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
         let recordings_dir = config.recordings_dir();
+        let login_limiter = Arc::new(auth::LoginLimiter::new(config.security.console_auth));
         Self {
             store,
             events,
@@ -170,7 +171,7 @@ impl ApiState {
             token_ttl: chrono::Duration::hours(12),
             calls: None,
             chains: None,
-            login_limiter: Arc::default(),
+            login_limiter,
             board_shown: Arc::default(),
             revocations: auth::Revocations::default(),
             accounts_changed: Arc::default(),

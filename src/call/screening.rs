@@ -1,0 +1,150 @@
+//! What the call core does with a message before any transaction exists for it:
+//! the SIP side of guessing resistance ([`crate::guard`]) and the stateless
+//! refusal of strangers.
+//!
+//! Owns the SIP [`AuthGuard`] and its counters. A source the guard has banned is
+//! dropped unanswered, whatever it sends (trunks and `[sip] inbound_from` are
+//! never banned). An INVITE starting a call from an address that may not call in
+//! is answered 403 once, statelessly: no transaction, so no retransmissions towards
+//! a source that may be forged, and each counts as a failed try of its source (a
+//! scanner is banned like a guesser). REGISTERs are checked by the registrar
+//! under the guard's verdict: while a source or extension must wait, credentials
+//! are not compared and the answer is the 401 a wrong password gets.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::control::CallControl;
+use crate::guard::{AuthGuard, Failure, GuardPolicy, Verdict};
+use crate::sip::registrar::AuthOutcome;
+use crate::sip::transport::Target;
+use crate::sip::wire::{Message, Method, Request, Response};
+
+/// The SIP guard and what it did.
+#[derive(Debug)]
+pub struct Screening {
+    pub(crate) guard: AuthGuard,
+    /// Messages dropped because their source is banned.
+    pub(crate) dropped_banned: u64,
+    /// INVITEs from strangers answered 403 statelessly.
+    pub(crate) refused_stateless: u64,
+    /// Digest failures (wrong passwords, unknown users, tries made too soon).
+    pub(crate) auth_failures: u64,
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScreeningStats {
+    /// Digest failures since start.
+    pub auth_failures: u64,
+    /// Sources banned since start.
+    pub bans: u64,
+    /// Sources banned now.
+    pub banned_now: u64,
+    /// Messages dropped from banned sources.
+    pub dropped_banned: u64,
+    /// INVITEs from strangers answered 403 statelessly.
+    pub refused_stateless: u64,
+}
+
+impl Screening {
+    /// A guard with `policy`.
+    pub fn new(policy: GuardPolicy) -> Self {
+        Self {
+            guard: AuthGuard::new(policy),
+            dropped_banned: 0,
+            refused_stateless: 0,
+            auth_failures: 0,
+        }
+    }
+}
+
+impl CallControl {
+    /// Whether a source is one the guard never bans: a trunk or an address of
+    /// `[sip] inbound_from`.
+    fn unbannable(&self, ip: IpAddr) -> bool {
+        self.trunks.trunk_of_source(ip).is_some() || self.config.sip.inbound_from.contains(&ip)
+    }
+
+    /// Looks at a message before the endpoint does; `true` when it was dealt
+    /// with here (dropped, or refused statelessly).
+    pub(crate) fn screen(&mut self, now: Instant, message: &Message, source: Target) -> bool {
+        let ip = source.addr.ip();
+        if self.screening.guard.ban_of(now, ip).is_some() && !self.unbannable(ip) {
+            self.screening.dropped_banned = self.screening.dropped_banned.saturating_add(1);
+            return true;
+        }
+        let Message::Request(request) = message else {
+            return false;
+        };
+        if request.method != Method::Invite || request.headers.to.tag().is_some() {
+            return false;
+        }
+        if self.trusted_source(&source, now) {
+            return false;
+        }
+        self.refuse_stranger(now, request, source);
+        true
+    }
+
+    /// A stateless 403 to an INVITE from an address that may not call in,
+    /// counted as a failed try of that address.
+    fn refuse_stranger(&mut self, now: Instant, invite: &Request, source: Target) {
+        self.screening.refused_stateless = self.screening.refused_stateless.saturating_add(1);
+        self.count_refused_source();
+        tracing::debug!(%source, uri = %invite.uri, "INVITE from an unknown address refused statelessly");
+        let mut r: Response =
+            invite.response_with_reason(403, "Forbidden: not a trunk or a registered operator");
+        let tag = self.endpoint.new_tag();
+        r.headers.to.set_tag(&tag);
+        self.endpoint.send_stateless(source, r.to_bytes());
+        self.note_failure(now, source.addr.ip(), None);
+    }
+
+    /// The guard's verdict on a REGISTER for `extension` from `source`: whether
+    /// its credentials must be left unchecked.
+    pub(crate) fn register_hold_off(&mut self, now: Instant, source: Target, extension: &str) -> bool {
+        let verdict = self
+            .screening
+            .guard
+            .check(now, source.addr.ip(), Some(extension));
+        verdict != Verdict::Allow
+    }
+
+    /// Feeds the guard what a REGISTER's credentials came to.
+    pub(crate) fn note_register(&mut self, now: Instant, source: Target, extension: &str, outcome: &AuthOutcome) {
+        match outcome {
+            AuthOutcome::Unchecked => {}
+            AuthOutcome::Accepted(user) => self.screening.guard.succeeded(user),
+            AuthOutcome::Refused => self.note_failure(now, source.addr.ip(), Some(extension)),
+        }
+    }
+
+    fn note_failure(&mut self, now: Instant, ip: IpAddr, account: Option<&str>) {
+        self.screening.auth_failures = self.screening.auth_failures.saturating_add(1);
+        if self.unbannable(ip) {
+            return;
+        }
+        if let Failure::Banned(ip) = self.screening.guard.failed(now, ip, account) {
+            let policy = self.screening.guard.policy();
+            tracing::warn!(
+                source = %ip,
+                extension = account.unwrap_or("-"),
+                failures = policy.ban_after,
+                ban_s = policy.ban_for.as_secs(),
+                "SIP source banned after failed authentication: everything it sends is dropped until the ban ends"
+            );
+        }
+    }
+
+    /// The guard's figures.
+    pub fn screening_stats(&self, now: Instant) -> ScreeningStats {
+        ScreeningStats {
+            auth_failures: self.screening.auth_failures,
+            bans: self.screening.guard.bans(),
+            banned_now: self.screening.guard.banned_now(now) as u64,
+            dropped_banned: self.screening.dropped_banned,
+            refused_stateless: self.screening.refused_stateless,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The `[security]` section: how password guessing is slowed and banned
+//! ([`crate::guard`]), whether the shipped example passwords may be used, and the
+//! checks `serve` makes of the credentials it starts with.
+//!
+//! Every duration is bounded here, so nothing later can overflow with it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Faults, Operator, Trunk};
+use crate::guard::GuardPolicy;
+
+/// The passwords the shipped configuration and its comments show. `serve`
+/// refuses to start while an account or trunk uses one (unless `--demo` or
+/// `allow_example_credentials`).
+pub const EXAMPLE_PASSWORDS: &[&str] = &[
+    "op1001pass",
+    "op1002pass",
+    "op1003pass",
+    "sup2001pass",
+    "change-me",
+];
+
+/// Passwords shorter than this draw a warning.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// `[security]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySettings {
+    /// Start even with the shipped example passwords (a lab, a demo).
+    pub allow_example_credentials: bool,
+    /// Back-off and bans for SIP digest authentication.
+    pub sip_auth: GuardPolicy,
+    /// Back-off and bans for console logins.
+    pub console_auth: GuardPolicy,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        validate(RawSecurity::default(), None)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSecurity {
+    allow_example_credentials: bool,
+    auth_free_failures: u32,
+    auth_backoff_max_s: u64,
+    auth_ban_after: u32,
+    auth_ban_s: u64,
+    login_ban_after: u32,
+}
+
+impl Default for RawSecurity {
+    fn default() -> Self {
+        Self {
+            allow_example_credentials: false,
+            auth_free_failures: 3,
+            auth_backoff_max_s: 60,
+            auth_ban_after: 10,
+            auth_ban_s: 900,
+            login_ban_after: 10,
+        }
+    }
+}
+
+/// Bounds: (key, value, lowest, highest).
+fn bounded(key: &str, value: u64, lo: u64, hi: u64, faults: &mut Option<&mut Faults<'_>>) -> u64 {
+    if (lo..=hi).contains(&value) {
+        return value;
+    }
+    if let Some(f) = faults.as_deref_mut() {
+        f.at(None, format!("[security] {key} must be {lo} to {hi}"));
+    }
+    value.clamp(lo, hi)
+}
+
+pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) -> SecuritySettings {
+    let free = bounded(
+        "auth_free_failures",
+        u64::from(raw.auth_free_failures),
+        0,
+        100,
+        &mut faults,
+    ) as u32;
+    let max_backoff = bounded(
+        "auth_backoff_max_s",
+        raw.auth_backoff_max_s,
+        1,
+        3600,
+        &mut faults,
+    );
+    let ban_after = bounded(
+        "auth_ban_after",
+        u64::from(raw.auth_ban_after),
+        1,
+        10_000,
+        &mut faults,
+    ) as u32;
+    let ban_s = bounded("auth_ban_s", raw.auth_ban_s, 1, 86_400, &mut faults);
+    let login_ban_after = bounded(
+        "login_ban_after",
+        u64::from(raw.login_ban_after),
+        1,
+        10_000,
+        &mut faults,
+    ) as u32;
+    let sip_auth = GuardPolicy {
+        free_failures: free,
+        base_backoff: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(max_backoff),
+        ban_after,
+        ban_for: Duration::from_secs(ban_s),
+        forget_after: Duration::from_secs(ban_s.max(900)),
+    };
+    SecuritySettings {
+        allow_example_credentials: raw.allow_example_credentials,
+        sip_auth,
+        console_auth: GuardPolicy {
+            ban_after: login_ban_after,
+            ..sip_auth
+        },
+    }
+}
+
+/// What is wrong with the credentials a configuration starts with: `(refusals,
+/// warnings)`. A refusal is a shipped example password; a warning a password
+/// shorter than [`MIN_PASSWORD_LEN`].
+pub fn credential_faults(operators: &[Operator], trunks: &[Trunk]) -> (Vec<String>, Vec<String>) {
+    let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
+    let mut check = |who: String, password: &str| {
+        if password.is_empty() {
+            return;
+        }
+        if EXAMPLE_PASSWORDS.contains(&password) {
+            refusals.push(format!("{who} uses the shipped example password"));
+        } else if password.chars().count() < MIN_PASSWORD_LEN {
+            warnings.push(format!(
+                "{who} has a password shorter than {MIN_PASSWORD_LEN} characters"
+            ));
+        }
+    };
+    for o in operators {
+        check(format!("[[operator]] {}", o.extension), &o.password);
+    }
+    for t in trunks {
+        if let Some(password) = &t.password {
+            check(format!("[[trunk]] {}", t.name), password);
+        }
+    }
+    (refusals, warnings)
+}
+
+/// Whether stored softphone credentials (HA1s of `realm`) are those of a shipped
+/// example password.
+pub fn is_example_secret(extension: &str, realm: &str, secret: &crate::sip::digest::DigestSecret) -> bool {
+    use crate::sip::digest::{Algorithm, DigestSecret};
+    match secret {
+        DigestSecret::Password(p) => EXAMPLE_PASSWORDS.contains(&p.as_str()),
+        DigestSecret::Ha1 { realm: r, md5, .. } => {
+            r == realm
+                && EXAMPLE_PASSWORDS.iter().any(|p| {
+                    Algorithm::Md5
+                        .hex(&format!("{extension}:{realm}:{p}"))
+                        .eq_ignore_ascii_case(md5)
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_and_short_passwords_are_found() {
+        let op = |ext: &str, pw: &str| Operator {
+            extension: ext.into(),
+            name: String::new(),
+            password: pw.into(),
+            sip: None,
+            role: crate::config::Role::Operator,
+            tenants: vec![],
+            cities: vec![],
+            auto_answer: false,
+        };
+        let (refusals, warnings) = credential_faults(
+            &[
+                op("1001", "op1001pass"),
+                op("1002", "short-pw"),
+                op("1003", "a long enough passphrase"),
+            ],
+            &[],
+        );
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(refusals[0].contains("1001"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("1002"));
+        let ha1 = crate::sip::digest::DigestSecret::Ha1 {
+            realm: "r".into(),
+            md5: crate::sip::digest::Algorithm::Md5.hex("1001:r:op1001pass"),
+            sha256: String::new(),
+        };
+        assert!(is_example_secret("1001", "r", &ha1));
+        assert!(!is_example_secret("1002", "r", &ha1));
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let s = validate(
+            RawSecurity {
+                auth_ban_s: u64::MAX,
+                auth_backoff_max_s: 0,
+                ..RawSecurity::default()
+            },
+            None,
+        );
+        assert_eq!(s.sip_auth.ban_for, Duration::from_secs(86_400));
+        assert_eq!(s.sip_auth.max_backoff, Duration::from_secs(1));
+    }
+}
