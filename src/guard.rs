@@ -10,7 +10,10 @@
 //! - a source with [`GuardPolicy::ban_after`] failures is banned for
 //!   [`GuardPolicy::ban_for`]: everything it sends is dropped unanswered;
 //! - an account is only slowed, never banned: a ban would let anybody lock an
-//!   operator out by guessing wrong on purpose;
+//!   operator out by guessing wrong on purpose; and an address the account
+//!   logged in from before (within [`GuardPolicy::forget_after`]) is not slowed by
+//!   the account's counter, so a softphone keeps refreshing its registration
+//!   while somebody elsewhere guesses its password;
 //! - a success clears only the counter of the account that succeeded: an attacker
 //!   who knows one password cannot reset the count of their source (nor of another
 //!   account) by logging in with it. Counters are forgotten
@@ -97,6 +100,8 @@ pub struct AuthGuard {
     policy: GuardPolicy,
     sources: HashMap<IpAddr, Counter>,
     accounts: HashMap<String, Counter>,
+    /// Where each account last succeeded from, and when.
+    known: HashMap<(IpAddr, String), Instant>,
     bans: u64,
     refused: u64,
 }
@@ -113,6 +118,7 @@ impl AuthGuard {
             policy,
             sources: HashMap::new(),
             accounts: HashMap::new(),
+            known: HashMap::new(),
             bans: 0,
             refused: 0,
         }
@@ -172,11 +178,19 @@ impl AuthGuard {
             })
         };
         let by_source = wait(self.sources.get(&source));
-        let by_account = account.and_then(|a| wait(self.accounts.get(clip(a))));
+        let by_account = account
+            .filter(|a| !self.is_known(now, source, a))
+            .and_then(|a| wait(self.accounts.get(clip(a))));
         match by_source.max(by_account) {
             Some(w) if !w.is_zero() => Verdict::Wait(w),
             _ => Verdict::Allow,
         }
+    }
+
+    fn is_known(&self, now: Instant, source: IpAddr, account: &str) -> bool {
+        self.known
+            .get(&(source, clip(account).to_owned()))
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.policy.forget_after)
     }
 
     /// The wait imposed after `failures` failures.
@@ -244,10 +258,21 @@ impl AuthGuard {
         Failure::Banned(source)
     }
 
-    /// A successful try for `account`: its counter is cleared. The source's is
-    /// not (see the module doc).
-    pub fn succeeded(&mut self, account: &str) {
-        self.accounts.remove(clip(account));
+    /// A successful try for `account` from `source`: the account's counter is
+    /// cleared and the pair remembered. The source's counter is not cleared (see
+    /// the module doc).
+    pub fn succeeded(&mut self, now: Instant, source: IpAddr, account: &str) {
+        let account = clip(account);
+        self.accounts.remove(account);
+        if self.known.len() >= MAX_ENTRIES {
+            let forget = self.policy.forget_after;
+            self.known
+                .retain(|_, at| now.saturating_duration_since(*at) < forget);
+            if self.known.len() >= MAX_ENTRIES {
+                self.known.clear();
+            }
+        }
+        self.known.insert((source, account.to_owned()), now);
     }
 }
 
@@ -323,13 +348,25 @@ mod tests {
         for _ in 0..3 {
             g.failed(now, ip(2), Some("1001"));
         }
-        g.succeeded("1002");
+        g.succeeded(now, ip(2), "1002");
         g.failed(now, ip(2), Some("1001"));
         assert!(matches!(g.check(now, ip(2), Some("1002")), Verdict::Wait(_)));
         // The account that succeeds is cleared; the source still waits.
-        g.succeeded("1001");
+        g.succeeded(now, ip(2), "1001");
         assert!(matches!(g.check(now, ip(2), Some("1001")), Verdict::Wait(_)));
         assert_eq!(g.check(now, ip(9), Some("1001")), Verdict::Allow);
+    }
+
+    #[test]
+    fn an_accounts_own_address_is_not_slowed_by_guessing_elsewhere() {
+        let mut g = AuthGuard::new(GuardPolicy::default());
+        let now = Instant::now();
+        g.succeeded(now, ip(1), "1001");
+        for _ in 0..8 {
+            g.failed(now, ip(2), Some("1001"));
+        }
+        assert!(matches!(g.check(now, ip(3), Some("1001")), Verdict::Wait(_)));
+        assert_eq!(g.check(now, ip(1), Some("1001")), Verdict::Allow);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! never banned). An INVITE starting a call from an address that may not call in
 //! is answered 403 once, statelessly: no transaction, so no retransmissions towards
 //! a source that may be forged, and each counts as a failed try of its source (a
-//! scanner is banned like a guesser). REGISTERs are checked by the registrar
+//! scanner is banned like a guesser). OPTIONS from strangers are dropped (a sweep
+//! for SIP servers finds nothing). REGISTERs are checked by the registrar
 //! under the guard's verdict: while a source or extension must wait, credentials
 //! are not compared and the answer is the 401 a wrong password gets.
 
@@ -30,6 +31,9 @@ pub struct Screening {
     pub(crate) refused_stateless: u64,
     /// Digest failures (wrong passwords, unknown users, tries made too soon).
     pub(crate) auth_failures: u64,
+    /// OPTIONS from addresses that are neither trunks nor registered softphones,
+    /// dropped.
+    pub(crate) dropped_options: u64,
 }
 
 /// Figures for `/metrics`.
@@ -45,6 +49,8 @@ pub struct ScreeningStats {
     pub dropped_banned: u64,
     /// INVITEs from strangers answered 403 statelessly.
     pub refused_stateless: u64,
+    /// OPTIONS from strangers dropped.
+    pub dropped_options: u64,
 }
 
 impl Screening {
@@ -55,6 +61,7 @@ impl Screening {
             dropped_banned: 0,
             refused_stateless: 0,
             auth_failures: 0,
+            dropped_options: 0,
         }
     }
 }
@@ -77,14 +84,20 @@ impl CallControl {
         let Message::Request(request) = message else {
             return false;
         };
-        if request.method != Method::Invite || request.headers.to.tag().is_some() {
-            return false;
+        let starts = request.headers.to.tag().is_none();
+        match request.method {
+            Method::Invite if starts && !self.trusted_source(&source, now) => {
+                self.refuse_stranger(now, request, source);
+                true
+            }
+            // A sweep for SIP servers learns nothing: only trunks and registered
+            // softphones get an answer to OPTIONS.
+            Method::Options if !self.trusted_source(&source, now) => {
+                self.screening.dropped_options = self.screening.dropped_options.saturating_add(1);
+                true
+            }
+            _ => false,
         }
-        if self.trusted_source(&source, now) {
-            return false;
-        }
-        self.refuse_stranger(now, request, source);
-        true
     }
 
     /// A stateless 403 to an INVITE from an address that may not call in,
@@ -115,7 +128,11 @@ impl CallControl {
     pub(crate) fn note_register(&mut self, now: Instant, source: Target, extension: &str, outcome: &AuthOutcome) {
         match outcome {
             AuthOutcome::Unchecked => {}
-            AuthOutcome::Accepted(user) => self.screening.guard.succeeded(user),
+            AuthOutcome::Accepted(user) => {
+                self.screening
+                    .guard
+                    .succeeded(now, source.addr.ip(), user)
+            }
             AuthOutcome::Refused => self.note_failure(now, source.addr.ip(), Some(extension)),
         }
     }
@@ -145,6 +162,7 @@ impl CallControl {
             banned_now: self.screening.guard.banned_now(now) as u64,
             dropped_banned: self.screening.dropped_banned,
             refused_stateless: self.screening.refused_stateless,
+            dropped_options: self.screening.dropped_options,
         }
     }
 }

@@ -173,6 +173,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "INVITEs from addresses that may not call in, answered 403 statelessly.",
         g.refused_stateless,
     );
+    metric(
+        "sip_dropped_options_total",
+        "counter",
+        "OPTIONS from addresses that are neither trunks nor registered softphones, dropped.",
+        g.dropped_options,
+    );
     if let Some(h) = &state.chains {
         metric(
             "chains_running",

@@ -290,10 +290,10 @@ impl LoginLimiter {
         }
     }
 
-    /// A successful login of `extension`: its count is cleared (its address's is
-    /// not).
-    pub fn succeeded(&self, extension: &str) {
-        self.guard().succeeded(extension);
+    /// A successful login of `extension` from `from`: its count is cleared (its
+    /// address's is not).
+    pub fn succeeded(&self, from: IpAddr, extension: &str, now: Instant) {
+        self.guard().succeeded(now, from, extension);
     }
 
     /// Addresses banned since start, and now.
@@ -343,7 +343,9 @@ pub(crate) async fn issue_token(
         )
         .with_field("password"));
     };
-    state.login_limiter.succeeded(&account.extension);
+    state
+        .login_limiter
+        .succeeded(from, &account.extension, Instant::now());
     let now = Utc::now();
     // Logins are rare; sweeping expired tokens here keeps the table small.
     state.store.purge_expired_tokens(now).await?;
@@ -431,7 +433,7 @@ mod tests {
         limiter.failed(a, "1001", t0);
         assert_eq!(limiter.blocked(a, "1001", t0), Some(1), "back-off");
         // The attacker logs in with an account they know: their address still waits.
-        limiter.succeeded("1002");
+        limiter.succeeded(a, "1002", t0);
         assert!(limiter.blocked(a, "1002", t0).is_some());
         assert_eq!(limiter.blocked(b, "1002", t0), None, "per address");
         // Hammering during the back-off ends in a ban.
