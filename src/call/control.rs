@@ -335,6 +335,8 @@ pub struct CallControl {
     pub(crate) registrar: Registrar,
     /// Guessing resistance and the stateless refusal of strangers.
     pub(crate) screening: super::screening::Screening,
+    /// Toll-fraud checks of callbacks.
+    pub(crate) callbacks: super::toll::CallbackGuard,
     pub(crate) trunks: Trunks,
     pub(crate) operators: Operators,
     wall_anchor: (Instant, DateTime<Utc>),
@@ -428,6 +430,7 @@ impl CallControl {
             media,
             registrar,
             screening,
+            callbacks: super::toll::CallbackGuard::default(),
             trunks,
             operators,
             wall_anchor: (now, wall),
@@ -1963,6 +1966,14 @@ impl CallControl {
             tracing::warn!(call = %call.id, caller = %call.caller, "cannot call back: the caller's number is not a phone number");
             return;
         };
+        if !self.callback_permitted(
+            now,
+            &phone,
+            crate::store::DialKind::Callback,
+            call.tenant.clone(),
+        ) {
+            return;
+        }
         call.callback_scheduled = true;
         let wall = self.wall(now);
         let deadline = self.wall(call.started)

@@ -642,6 +642,32 @@ trait Sink {
     async fn pause(&self, pause: Duration);
 }
 
+/// A staff callback goes only to a number the store knows as an employee's: any
+/// other caller of the dispatch line is called back as a resident (the 5-minute
+/// rule's callback, its deadline counted from now).
+async fn staff_or_resident(
+    store: &Store,
+    config: &crate::config::Config,
+    job: &crate::store::NewDialJob,
+) -> Result<crate::store::NewDialJob, StoreError> {
+    let mut job = job.clone();
+    if job.kind != crate::store::DialKind::StaffCallback {
+        return Ok(job);
+    }
+    let info = store
+        .caller_lookup(&job.target, job.tenant.as_deref(), None)
+        .await?;
+    if info.staff.is_none() {
+        tracing::info!(phone = %job.target, "a caller of the dispatch line who is no employee is called back as a resident");
+        job.kind = crate::store::DialKind::Callback;
+        job.deadline_at = Some(
+            Utc::now()
+                + chrono::Duration::from_std(config.queue.callback_deadline).unwrap_or_default(),
+        );
+    }
+    Ok(job)
+}
+
 /// The engine's store, with the bus `recording.ready` goes on.
 struct StoreSink<'a> {
     store: &'a Store,
@@ -744,10 +770,13 @@ async fn write(
             );
             Ok(())
         }
-        Action::ScheduleJob { job, origin } => store
-            .create_dial_job_from(job, origin.as_ref(), Utc::now())
-            .await
-            .map(|_| ()),
+        Action::ScheduleJob { job, origin } => {
+            let job = staff_or_resident(store, config, job).await?;
+            store
+                .create_dial_job_from(&job, origin.as_ref(), Utc::now())
+                .await
+                .map(|_| ())
+        }
         Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, jobs, Utc::now()).await,
         Action::JobAttempt {
             job,

@@ -37,6 +37,7 @@ pub(crate) mod pacing;
 pub mod outbound;
 pub mod routing;
 pub mod screening;
+pub mod toll;
 pub mod trunks;
 
 #[cfg(test)]

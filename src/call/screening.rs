@@ -51,6 +51,8 @@ pub struct ScreeningStats {
     pub refused_stateless: u64,
     /// OPTIONS from strangers dropped.
     pub dropped_options: u64,
+    /// Callbacks refused by the toll-fraud checks ([`super::toll`]).
+    pub callbacks_refused: u64,
 }
 
 impl Screening {
@@ -163,6 +165,7 @@ impl CallControl {
             dropped_banned: self.screening.dropped_banned,
             refused_stateless: self.screening.refused_stateless,
             dropped_options: self.screening.dropped_options,
+            callbacks_refused: self.callbacks.refused,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The `[security]` section: how password guessing is slowed and banned
-//! ([`crate::guard`]), whether the shipped example passwords may be used, and the
-//! checks `serve` makes of the credentials it starts with.
+//! ([`crate::guard`]), whether the shipped example passwords may be used, the
+//! checks `serve` makes of the credentials it starts with, and the callback dial
+//! plan (which numbers the engine may call back through the paid trunk, and how
+//! often: see [`crate::call::toll`]).
 //!
 //! Every duration is bounded here, so nothing later can overflow with it.
 
@@ -34,6 +36,44 @@ pub struct SecuritySettings {
     pub sip_auth: GuardPolicy,
     /// Back-off and bans for console logins.
     pub console_auth: GuardPolicy,
+    /// The numbers callbacks may go to.
+    pub callback_plan: DialPlan,
+    /// Callbacks to one number per hour at most.
+    pub callbacks_per_number_hour: u32,
+    /// Callbacks scheduled per minute at most, all numbers together.
+    pub callbacks_per_minute: u32,
+}
+
+/// Which numbers the engine may call back: a number matching a refused pattern
+/// never, else one matching an allowed pattern. A pattern is a normalised number
+/// (`+7…`) where `X` stands for any digit; it matches numbers of its length only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialPlan {
+    /// Patterns a callback may go to.
+    pub allow: Vec<String>,
+    /// Patterns it never goes to (premium ranges inside an allowed one).
+    pub refuse: Vec<String>,
+}
+
+impl DialPlan {
+    /// Whether `number` (normalised) may be called back.
+    pub fn permits(&self, number: &str) -> bool {
+        !self.refuse.iter().any(|p| pattern_matches(p, number))
+            && self.allow.iter().any(|p| pattern_matches(p, number))
+    }
+}
+
+fn pattern_matches(pattern: &str, number: &str) -> bool {
+    pattern.len() == number.len()
+        && pattern
+            .bytes()
+            .zip(number.bytes())
+            .all(|(p, n)| (p == b'X' && n.is_ascii_digit()) || p == n)
+}
+
+fn valid_pattern(p: &str) -> bool {
+    let body = p.strip_prefix('+').unwrap_or(p);
+    !body.is_empty() && body.len() <= 15 && body.bytes().all(|b| b.is_ascii_digit() || b == b'X')
 }
 
 impl Default for SecuritySettings {
@@ -51,6 +91,10 @@ pub(super) struct RawSecurity {
     auth_ban_after: u32,
     auth_ban_s: u64,
     login_ban_after: u32,
+    callback_numbers: Vec<String>,
+    callback_refused: Vec<String>,
+    callbacks_per_number_hour: u32,
+    callbacks_per_minute: u32,
 }
 
 impl Default for RawSecurity {
@@ -62,6 +106,16 @@ impl Default for RawSecurity {
             auth_ban_after: 10,
             auth_ban_s: 900,
             login_ban_after: 10,
+            // Russian geographic (3xx, 4xx, 8xx) and mobile (9xx) numbers.
+            callback_numbers: ["+73", "+74", "+78", "+79"]
+                .map(|p| format!("{p}XXXXXXXXX"))
+                .to_vec(),
+            // Premium-rate ranges inside 8xx.
+            callback_refused: ["+7809", "+7803"]
+                .map(|p| format!("{p}XXXXXXX"))
+                .to_vec(),
+            callbacks_per_number_hour: 3,
+            callbacks_per_minute: 60,
         }
     }
 }
@@ -115,6 +169,30 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
         ban_for: Duration::from_secs(ban_s),
         forget_after: Duration::from_secs(ban_s.max(900)),
     };
+    for p in raw.callback_numbers.iter().chain(&raw.callback_refused) {
+        if !valid_pattern(p) {
+            if let Some(f) = faults.as_deref_mut() {
+                f.at(
+                    None,
+                    format!("[security] callback pattern `{p}` is not digits and X after an optional +"),
+                );
+            }
+        }
+    }
+    let per_number = bounded(
+        "callbacks_per_number_hour",
+        u64::from(raw.callbacks_per_number_hour),
+        1,
+        100,
+        &mut faults,
+    ) as u32;
+    let per_minute = bounded(
+        "callbacks_per_minute",
+        u64::from(raw.callbacks_per_minute),
+        1,
+        100_000,
+        &mut faults,
+    ) as u32;
     SecuritySettings {
         allow_example_credentials: raw.allow_example_credentials,
         sip_auth,
@@ -122,6 +200,12 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
             ban_after: login_ban_after,
             ..sip_auth
         },
+        callback_plan: DialPlan {
+            allow: raw.callback_numbers,
+            refuse: raw.callback_refused,
+        },
+        callbacks_per_number_hour: per_number,
+        callbacks_per_minute: per_minute,
     }
 }
 
@@ -206,6 +290,26 @@ mod tests {
         };
         assert!(is_example_secret("1001", "r", &ha1));
         assert!(!is_example_secret("1002", "r", &ha1));
+    }
+
+    #[test]
+    fn the_default_plan_calls_russian_numbers_only() {
+        let plan = SecuritySettings::default().callback_plan;
+        for ok in ["+79120000001", "+73432000001", "+74951234567", "+78001234567"] {
+            assert!(plan.permits(ok), "{ok}");
+        }
+        for refused in [
+            "+78091234567",
+            "+78031234567",
+            "+441632960961",
+            "+7912000000",
+            "+791200000012",
+            "100",
+            "+75001234567",
+            "+76001234567",
+        ] {
+            assert!(!plan.permits(refused), "{refused}");
+        }
     }
 
     #[test]

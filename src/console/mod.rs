@@ -179,6 +179,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "OPTIONS from addresses that are neither trunks nor registered softphones, dropped.",
         g.dropped_options,
     );
+    metric(
+        "callbacks_refused_total",
+        "counter",
+        "Callbacks refused: outside the dial plan, one already pending, or over a rate limit.",
+        g.callbacks_refused,
+    );
     if let Some(h) = &state.chains {
         metric(
             "chains_running",

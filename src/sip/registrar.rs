@@ -147,11 +147,18 @@ impl Registrar {
         !self.bindings(aor, now).is_empty()
     }
 
-    /// Whether a request came from an address some binding was registered from.
+    /// Whether a request came over the very flow (address, port and transport)
+    /// a live binding was registered from: a softphone is trusted by its flow for
+    /// as long as its binding lives, never by its IP address alone (anyone behind
+    /// the same NAT, or spoofing it, would be trusted too).
     pub fn registered_source(&self, source: &Target, now: Instant) -> Option<&str> {
         self.bindings.iter().find_map(|(aor, list)| {
             list.iter()
-                .any(|b| b.expires_at > now && b.source.addr.ip() == source.addr.ip())
+                .any(|b| {
+                    b.expires_at > now
+                        && b.source.addr == source.addr
+                        && b.source.transport == source.transport
+                })
                 .then_some(aor.as_str())
         })
     }
@@ -454,6 +461,23 @@ mod tests {
             vec!["1001".to_owned()]
         );
         assert!(!reg.is_registered("1001", t0 + Duration::from_secs(121)));
+    }
+
+    #[test]
+    fn a_softphone_is_trusted_by_its_flow_and_a_huge_expiry_saturates() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        let (ok, _) = authed(&mut reg, t0, "<sip:1001@192.0.2.5:5062>", "4294967295", 1, "pa55");
+        assert_eq!(ok.status, 200);
+        assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(3600)));
+        assert_eq!(reg.registered_source(&src(), t0), Some("1001"));
+        let other_port = Target::udp("192.0.2.5:40001".parse().unwrap());
+        assert_eq!(reg.registered_source(&other_port, t0), None);
+        let mut tcp = src();
+        tcp.transport = crate::sip::transport::TransportKind::Tcp;
+        assert_eq!(reg.registered_source(&tcp, t0), None);
+        let lapsed = t0 + Duration::from_secs(3601);
+        assert_eq!(reg.registered_source(&src(), lapsed), None);
     }
 
     #[test]
