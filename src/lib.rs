@@ -60,5 +60,6 @@ pub mod server;
 pub mod sim;
 pub mod sip;
 pub mod store;
+pub mod supervise;
 
 pub use error::Error;

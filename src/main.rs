@@ -147,9 +147,15 @@ fn main() -> ExitCode {
                     database,
                 },
         } => run(user_add(extension, role, tenants, name, config, database)),
-        Command::Serve(args) => run(serve(args)),
+        Command::Serve(args) => {
+            dispatchline::supervise::install_fatal_panic_hook();
+            run(serve(args))
+        }
         Command::Migrate { database } => run(migrate(database)),
-        Command::Demo(args) => run(demo(args)),
+        Command::Demo(args) => {
+            dispatchline::supervise::install_fatal_panic_hook();
+            run(demo(args))
+        }
     }
 }
 

@@ -327,7 +327,13 @@ impl Engine {
             config.operators.clone(),
         ));
         let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats())
-            .with_chains(chain_stats.clone());
+            .with_chains(chain_stats.clone())
+            .with_health(console::health::Health {
+                calls: call_handle.clone(),
+                media: media.clone(),
+                store: store.clone(),
+                shutdown: shutdown.subscribe(),
+            });
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
         let http = tokio::spawn(async move {

@@ -1001,8 +1001,14 @@ fn entries<T: DeserializeOwned>(
 // ---------------------------------------------------------------------------------
 // Validation: references, ranges and uniqueness.
 
+/// The longest duration any key of the file may give (30 days): nothing computed
+/// from a configured duration can overflow a clock.
+pub const MAX_DURATION_S: u64 = 30 * 24 * 3600;
+
+/// Seconds from the file, saturated at [`MAX_DURATION_S`] (validation reports
+/// longer values as faults; this keeps arithmetic safe whatever gets through).
 fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
+    Duration::from_secs(s.min(MAX_DURATION_S))
 }
 
 fn parse_socket(
@@ -1134,6 +1140,37 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
     ] {
         if value == 0 {
             faults.at(None, format!("[{section}] {key} must be at least 1"));
+        }
+    }
+    for (key, value) in [
+        ("[sip] tcp_idle_timeout_s", raw.sip.tcp_idle_timeout_s),
+        ("[queue] ring_timeout_s", raw.queue.ring_timeout_s),
+        ("[queue] wrap_up_s", raw.queue.wrap_up_s),
+        ("[queue] announce_interval_s", raw.queue.announce_interval_s),
+        ("[queue] callback_after_s", raw.queue.callback_after_s),
+        ("[queue] abandon_threshold_s", raw.queue.abandon_threshold_s),
+        ("[queue] callback_deadline_s", raw.queue.callback_deadline_s),
+        ("[dialer] attempt_interval_s", raw.dialer.attempt_interval_s),
+        ("[dialer] ring_timeout_s", raw.dialer.ring_timeout_s),
+        ("[dialer] status_check_delay_s", raw.dialer.status_check_delay_s),
+        (
+            "[dialer] staff_callback_target_s",
+            raw.dialer.staff_callback_target_s,
+        ),
+    ]
+    .into_iter()
+    .chain(raw.trunk.iter().flat_map(|t| {
+        let t = t.get_ref();
+        [
+            ("[[trunk]] register_expires_s", t.register_expires_s),
+            ("[[trunk]] options_interval_s", t.options_interval_s),
+        ]
+    })) {
+        if value > MAX_DURATION_S {
+            faults.at(
+                None,
+                format!("{key} must be at most {MAX_DURATION_S} (30 days)"),
+            );
         }
     }
     let mut inbound_from = Vec::new();

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod api;
+pub mod health;
 pub mod page;
 pub mod ws;
 
@@ -43,6 +44,8 @@ pub struct ConsoleState {
     pub ws_stats: Arc<WsStats>,
     /// The hand-off chains' figures, when the dialer runs.
     pub chains: Option<Arc<crate::dialer::runner::ChainStats>>,
+    /// What `/healthz` and `/readyz` check (without it they always say ok).
+    pub health: Option<health::Health>,
 }
 
 impl ConsoleState {
@@ -55,7 +58,14 @@ impl ConsoleState {
             ws: WsSettings::default(),
             ws_stats: Arc::new(WsStats::default()),
             chains: None,
+            health: None,
         }
+    }
+
+    /// This state with the parts `/healthz` and `/readyz` check.
+    pub fn with_health(mut self, health: health::Health) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// This state with the hand-off chains' figures.
@@ -76,8 +86,11 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         access: ws::AccessLogger::start(api.store.clone()),
         revocations: api.revocations.clone(),
     };
+    let health = state.health.clone();
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(health)
         .route("/metrics", get(metrics))
         .with_state(state)
         .route("/ws", get(ws::upgrade).with_state(ws))

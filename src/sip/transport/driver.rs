@@ -414,7 +414,7 @@ fn enqueue(shared: &Shared, id: ConnectionId, c: &Connection, bytes: Bytes) {
 /// receive task lives on: one bad datagram must not leave the engine deaf.
 fn parse_guarded(bytes: Bytes, framing: Framing, from: SocketAddr) -> Result<Message, ParseError> {
     let raw = bytes.clone();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, framing))).unwrap_or_else(
+    crate::supervise::contained(|| parse(bytes, framing)).unwrap_or_else(
         |_| {
             tracing::error!(%from, len = raw.len(), "the SIP parser panicked on this message; dropped it (please report it)");
             Err(ParseError::bare(WireError::Unparseable))
