@@ -189,6 +189,8 @@ impl Engine {
                 shed_lag: Duration::from_millis(40),
                 retry_after: 5,
                 max_tcp_connections: config.sip.max_tcp_connections,
+                edge: Some(config.security.edge.clone()),
+                trusted: config.edge_trusted(),
                 ..TransportSettings::new(config.sip.listen)
             },
             inbound_tx,

@@ -339,6 +339,9 @@ fn flush(
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
     }
+    if let Some(flows) = control.take_trusted_flows(now()) {
+        transports.set_trusted_flows(flows);
+    }
     while let Some(event) = control.poll_event() {
         publish(bus, stats, event);
     }

@@ -34,6 +34,8 @@ pub struct Screening {
     /// OPTIONS from addresses that are neither trunks nor registered softphones,
     /// dropped.
     pub(crate) dropped_options: u64,
+    /// A registration succeeded: the transport's trusted flows must be renewed.
+    flows_dirty: bool,
 }
 
 /// Figures for `/metrics`.
@@ -64,6 +66,7 @@ impl Screening {
             refused_stateless: 0,
             auth_failures: 0,
             dropped_options: 0,
+            flows_dirty: false,
         }
     }
 }
@@ -131,6 +134,7 @@ impl CallControl {
         match outcome {
             AuthOutcome::Unchecked => {}
             AuthOutcome::Accepted(user) => {
+                self.screening.flows_dirty = true;
                 self.screening
                     .guard
                     .succeeded(now, source.addr.ip(), user)
@@ -154,6 +158,15 @@ impl CallControl {
                 "SIP source banned after failed authentication: everything it sends is dropped until the ban ends"
             );
         }
+    }
+
+    /// The flows of live registrations, when they may have changed since the last
+    /// call (for the transport's edge, which trusts them).
+    pub fn take_trusted_flows(&mut self, now: Instant) -> Option<Vec<std::net::SocketAddr>> {
+        if !std::mem::take(&mut self.screening.flows_dirty) {
+            return None;
+        }
+        Some(self.registrar.flows(now))
     }
 
     /// The guard's figures.

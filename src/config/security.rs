@@ -28,7 +28,7 @@ pub const EXAMPLE_PASSWORDS: &[&str] = &[
 pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// `[security]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SecuritySettings {
     /// Start even with the shipped example passwords (a lab, a demo).
     pub allow_example_credentials: bool,
@@ -42,6 +42,8 @@ pub struct SecuritySettings {
     pub callbacks_per_number_hour: u32,
     /// Callbacks scheduled per minute at most, all numbers together.
     pub callbacks_per_minute: u32,
+    /// Per-source limits at the SIP transport's edge for untrusted sources.
+    pub edge: crate::sip::transport::edge::EdgeLimits,
 }
 
 /// Which numbers the engine may call back: a number matching a refused pattern
@@ -95,6 +97,12 @@ pub(super) struct RawSecurity {
     callback_refused: Vec<String>,
     callbacks_per_number_hour: u32,
     callbacks_per_minute: u32,
+    source_invite_rate: u32,
+    source_register_rate: u32,
+    source_options_rate: u32,
+    source_unauthenticated_rate: u32,
+    untrusted_rate: u32,
+    tcp_per_source: u32,
 }
 
 impl Default for RawSecurity {
@@ -116,6 +124,12 @@ impl Default for RawSecurity {
                 .to_vec(),
             callbacks_per_number_hour: 3,
             callbacks_per_minute: 60,
+            source_invite_rate: 10,
+            source_register_rate: 10,
+            source_options_rate: 2,
+            source_unauthenticated_rate: 10,
+            untrusted_rate: 2000,
+            tcp_per_source: 32,
         }
     }
 }
@@ -193,7 +207,31 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
         100_000,
         &mut faults,
     ) as u32;
+    let mut rate = |key: &str, value: u32| {
+        crate::sip::transport::edge::Rate::per_second(
+            bounded(key, u64::from(value), 1, 1_000_000, &mut faults) as u32,
+        )
+    };
+    let edge = crate::sip::transport::edge::EdgeLimits {
+        invite: rate("source_invite_rate", raw.source_invite_rate),
+        register: rate("source_register_rate", raw.source_register_rate),
+        options: rate("source_options_rate", raw.source_options_rate),
+        unauthenticated: rate(
+            "source_unauthenticated_rate",
+            raw.source_unauthenticated_rate,
+        ),
+        untrusted_total: rate("untrusted_rate", raw.untrusted_rate),
+        tcp_per_source: bounded(
+            "tcp_per_source",
+            u64::from(raw.tcp_per_source),
+            1,
+            100_000,
+            &mut faults,
+        ) as usize,
+        ..crate::sip::transport::edge::EdgeLimits::default()
+    };
     SecuritySettings {
+        edge,
         allow_example_credentials: raw.allow_example_credentials,
         sip_auth,
         console_auth: GuardPolicy {
@@ -206,6 +244,29 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
         },
         callbacks_per_number_hour: per_number,
         callbacks_per_minute: per_minute,
+    }
+}
+
+impl super::Config {
+    /// The addresses the SIP edge trusts as a whole: every trunk's, `[sip]
+    /// inbound_from`, and loopback when no trunk is configured (as the call core
+    /// lets it call in).
+    pub fn edge_trusted(&self) -> Vec<std::net::IpAddr> {
+        let mut out: Vec<std::net::IpAddr> = self
+            .trunks
+            .iter()
+            .flat_map(|t| t.inbound_from.iter().copied())
+            .chain(self.sip.inbound_from.iter().copied())
+            .collect();
+        if self.trunks.is_empty() {
+            out.extend([
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ]);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

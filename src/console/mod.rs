@@ -240,6 +240,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         s.received.load(Ordering::Relaxed),
     );
     metric(
+        "sip_edge_dropped_total",
+        "counter",
+        "Requests from untrusted sources dropped at the transport's edge over their per-source or total rate.",
+        s.edge_dropped.load(Ordering::Relaxed),
+    );
+    metric(
         "sip_sent_total",
         "counter",
         "SIP messages sent.",

@@ -163,6 +163,16 @@ impl Registrar {
         })
     }
 
+    /// The flows live bindings were registered from.
+    pub fn flows(&self, now: Instant) -> Vec<std::net::SocketAddr> {
+        self.bindings
+            .values()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .map(|b| b.source.addr)
+            .collect()
+    }
+
     /// Handles a REGISTER; returns the response (the caller adds the To tag) and
     /// what changed. `secret_of` gives an extension's digest secret (its password or
     /// stored HA1s), if it may register.
