@@ -251,6 +251,14 @@ impl Engine {
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
         let node = node_id(&config.database.data_dir)?;
+        // Jobs a crash left claimed under this node's stable id are due again now.
+        let released = store
+            .release_node_dial_jobs(&node, chrono::Utc::now())
+            .await?;
+        if released > 0 {
+            tracing::warn!(%node, jobs = released, "dial jobs this node held when it stopped are handed back");
+        }
+        crate::call::recovery::recover_calls(&store, &config, &node).await?;
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
@@ -330,6 +338,7 @@ impl Engine {
         ));
         let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats())
             .with_chains(chain_stats.clone())
+            .with_metrics_token(&config.security.metrics_token)
             .with_health(console::health::Health {
                 calls: call_handle.clone(),
                 media: media.clone(),

@@ -681,7 +681,10 @@ struct StoreSink<'a> {
 
 impl Sink for StoreSink<'_> {
     async fn upsert_calls(&self, rows: &[CallRecord]) -> Result<(), StoreError> {
-        self.store.upsert_calls(rows).await
+        self.store.upsert_calls(rows).await?;
+        // The rows are this node's: after a crash it closes the unfinished ones.
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        self.store.own_calls(self.node, &ids).await
     }
 
     async fn apply(&self, action: &Action) -> Result<(), StoreError> {
@@ -749,7 +752,10 @@ async fn write(
     action: &Action,
 ) -> Result<(), StoreError> {
     match action {
-        Action::Journal(record) => store.upsert_call(record).await,
+        Action::Journal(record) => {
+            store.upsert_call(record).await?;
+            store.own_calls(node, &[record.id.as_str()]).await
+        }
         Action::Recording {
             call,
             tenant,

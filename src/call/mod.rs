@@ -34,6 +34,7 @@ pub(crate) mod leg;
 pub mod media_port;
 pub mod operators;
 pub(crate) mod pacing;
+pub mod recovery;
 pub mod outbound;
 pub mod routing;
 pub mod screening;

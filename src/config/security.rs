@@ -44,6 +44,8 @@ pub struct SecuritySettings {
     pub callbacks_per_minute: u32,
     /// Per-source limits at the SIP transport's edge for untrusted sources.
     pub edge: crate::sip::transport::edge::EdgeLimits,
+    /// The bearer token `/metrics` asks for (empty: `/metrics` is open).
+    pub metrics_token: String,
 }
 
 /// Which numbers the engine may call back: a number matching a refused pattern
@@ -103,6 +105,7 @@ pub(super) struct RawSecurity {
     source_unauthenticated_rate: u32,
     untrusted_rate: u32,
     tcp_per_source: u32,
+    metrics_token: String,
 }
 
 impl Default for RawSecurity {
@@ -130,6 +133,7 @@ impl Default for RawSecurity {
             source_unauthenticated_rate: 10,
             untrusted_rate: 2000,
             tcp_per_source: 32,
+            metrics_token: String::new(),
         }
     }
 }
@@ -232,6 +236,7 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
     };
     SecuritySettings {
         edge,
+        metrics_token: raw.metrics_token,
         allow_example_credentials: raw.allow_example_credentials,
         sip_auth,
         console_auth: GuardPolicy {

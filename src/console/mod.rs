@@ -46,6 +46,9 @@ pub struct ConsoleState {
     pub chains: Option<Arc<crate::dialer::runner::ChainStats>>,
     /// What `/healthz` and `/readyz` check (without it they always say ok).
     pub health: Option<health::Health>,
+    /// The bearer token `/metrics` asks for (`[security] metrics_token`); `None`:
+    /// open.
+    pub metrics_token: Option<String>,
 }
 
 impl ConsoleState {
@@ -59,7 +62,14 @@ impl ConsoleState {
             ws_stats: Arc::new(WsStats::default()),
             chains: None,
             health: None,
+            metrics_token: None,
         }
+    }
+
+    /// This state with `/metrics` behind a bearer token (empty: open).
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = (!token.is_empty()).then(|| token.to_owned());
+        self
     }
 
     /// This state with the parts `/healthz` and `/readyz` check.
@@ -98,7 +108,31 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         .nest("/api/v1", api::router(api))
 }
 
-async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
+async fn metrics(
+    State(state): State<ConsoleState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if let Some(token) = &state.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let same = given.is_some_and(|g| {
+            g.len() == token.len()
+                && g.bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if !same {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                "metrics need Authorization: Bearer <[security] metrics_token>\n",
+            )
+                .into_response();
+        }
+    }
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -318,5 +352,5 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Screen-pop deliveries not written to the access log (queue full).",
         w.access_log_dropped_total.load(Ordering::Relaxed),
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

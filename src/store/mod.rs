@@ -55,6 +55,7 @@ pub mod import;
 pub mod journal;
 pub mod notices;
 pub mod onboarding;
+pub mod recovery;
 pub mod tickets;
 pub mod users;
 
