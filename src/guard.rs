@@ -335,7 +335,10 @@ mod tests {
         assert_eq!(g.bans(), 1);
         assert_eq!(g.banned_now(now), 1);
         // Another source guessing the same account is slowed, not banned.
-        assert!(matches!(g.check(now, ip(3), Some("1001")), Verdict::Wait(_)));
+        assert!(matches!(
+            g.check(now, ip(3), Some("1001")),
+            Verdict::Wait(_)
+        ));
         assert_eq!(g.check(now, ip(3), Some("1002")), Verdict::Allow);
         let later = now + GuardPolicy::default().ban_for;
         assert!(!matches!(g.check(later, ip(2), None), Verdict::Banned(_)));
@@ -350,10 +353,16 @@ mod tests {
         }
         g.succeeded(now, ip(2), "1002");
         g.failed(now, ip(2), Some("1001"));
-        assert!(matches!(g.check(now, ip(2), Some("1002")), Verdict::Wait(_)));
+        assert!(matches!(
+            g.check(now, ip(2), Some("1002")),
+            Verdict::Wait(_)
+        ));
         // The account that succeeds is cleared; the source still waits.
         g.succeeded(now, ip(2), "1001");
-        assert!(matches!(g.check(now, ip(2), Some("1001")), Verdict::Wait(_)));
+        assert!(matches!(
+            g.check(now, ip(2), Some("1001")),
+            Verdict::Wait(_)
+        ));
         assert_eq!(g.check(now, ip(9), Some("1001")), Verdict::Allow);
     }
 
@@ -365,7 +374,10 @@ mod tests {
         for _ in 0..8 {
             g.failed(now, ip(2), Some("1001"));
         }
-        assert!(matches!(g.check(now, ip(3), Some("1001")), Verdict::Wait(_)));
+        assert!(matches!(
+            g.check(now, ip(3), Some("1001")),
+            Verdict::Wait(_)
+        ));
         assert_eq!(g.check(now, ip(1), Some("1001")), Verdict::Allow);
     }
 

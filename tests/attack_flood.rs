@@ -53,12 +53,33 @@ async fn trunk_calls_all_complete_while_other_addresses_flood() {
         args.extend(["-p".to_owned(), free_port().to_string()]);
         args
     };
-    let invites = spawn("flood-invite", &dir, &flood("flood_invite.xml", "127.0.0.2"));
-    let options = spawn("flood-options", &dir, &flood("flood_options.xml", "127.0.0.3"));
+    let invites = spawn(
+        "flood-invite",
+        &dir,
+        &flood("flood_invite.xml", "127.0.0.2"),
+    );
+    let options = spawn(
+        "flood-options",
+        &dir,
+        &flood("flood_options.xml", "127.0.0.3"),
+    );
 
     let mut caller = vec!["-sn".to_owned(), "uac".to_owned(), target.clone()];
     caller.extend(
-        ["-s", "100", "-i", "127.0.0.1", "-r", "20", "-l", "40", "-d", "200", "-m"].map(String::from),
+        [
+            "-s",
+            "100",
+            "-i",
+            "127.0.0.1",
+            "-r",
+            "20",
+            "-l",
+            "40",
+            "-d",
+            "200",
+            "-m",
+        ]
+        .map(String::from),
     );
     caller.push(CALLS.to_string());
     caller.extend(["-p".to_owned(), free_port().to_string()]);
@@ -73,12 +94,23 @@ async fn trunk_calls_all_complete_while_other_addresses_flood() {
     let _ = invites.finish(Duration::from_secs(30)).await;
     let _ = options.finish(Duration::from_secs(30)).await;
 
-    let answered =
-        wait_for_events(&engine, "call.answered", CALLS as usize, Duration::from_secs(10)).await;
+    let answered = wait_for_events(
+        &engine,
+        "call.answered",
+        CALLS as usize,
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(answered.len(), CALLS as usize);
     let dropped = metric(&engine, "sip_edge_dropped_total").await;
-    assert!(dropped > 1000, "the edge dropped only {dropped} of 5000 flood requests");
-    assert!(metric(&engine, "sip_bans_total").await >= 1, "the INVITE flooder is banned");
+    assert!(
+        dropped > 1000,
+        "the edge dropped only {dropped} of 5000 flood requests"
+    );
+    assert!(
+        metric(&engine, "sip_bans_total").await >= 1,
+        "the INVITE flooder is banned"
+    );
     assert!(metric(&engine, "sip_dropped_options_total").await > 0);
     engine.shutdown(Duration::from_secs(1)).await;
 }

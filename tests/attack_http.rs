@@ -12,7 +12,8 @@ use common::engine;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_bodies_are_small_and_metrics_want_their_token() {
-    let engine = engine::start_with("", |c| c.security.metrics_token = "m3trics-t0ken".into()).await;
+    let engine =
+        engine::start_with("", |c| c.security.metrics_token = "m3trics-t0ken".into()).await;
     let client = reqwest::Client::new();
     let base = format!("http://{}", engine.http_addr);
 
@@ -45,6 +46,11 @@ async fn login_bodies_are_small_and_metrics_want_their_token() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.text().await.unwrap().contains("dispatchline_calls_active"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("dispatchline_calls_active")
+    );
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -31,7 +31,10 @@ fn sipvicious() -> Result<PathBuf, String> {
             if dir.join("sipvicious_svcrack").exists() {
                 return Ok(dir);
             }
-            return Err(format!("DISPATCHLINE_SIPVICIOUS={} has no sipvicious_svcrack", dir.display()));
+            return Err(format!(
+                "DISPATCHLINE_SIPVICIOUS={} has no sipvicious_svcrack",
+                dir.display()
+            ));
         }
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sipvicious-venv");
         let bin = venv.join("bin");
@@ -51,8 +54,10 @@ fn sipvicious() -> Result<PathBuf, String> {
                     }
                 })
         };
-        run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .map_err(|e| format!("cannot make a virtual environment: {e}"))?;
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv))
+        .map_err(|e| format!("cannot make a virtual environment: {e}"))?;
         run(std::process::Command::new(bin.join("pip")).args(["install", "-q", "sipvicious"]))
             .map_err(|e| format!("cannot pip install sipvicious: {e}"))?;
         Ok(bin)
@@ -128,10 +133,26 @@ async fn operator_registers(engine: &dispatchline::server::Engine, test: &str) {
         engine.sip_addr.to_string(),
     ];
     args.extend(
-        ["-i", "127.0.0.20", "-m", "1", "-key", "ext", "1001", "-au", "1001", "-ap", PASSWORD]
-            .map(String::from),
+        [
+            "-i",
+            "127.0.0.20",
+            "-m",
+            "1",
+            "-key",
+            "ext",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            PASSWORD,
+        ]
+        .map(String::from),
     );
-    args.extend(["-key".into(), "contact_port".into(), free_port().to_string()]);
+    args.extend([
+        "-key".into(),
+        "contact_port".into(),
+        free_port().to_string(),
+    ]);
     args.extend(["-p".into(), free_port().to_string()]);
     spawn("softphone", &dir, &args)
         .finish(Duration::from_secs(30))
@@ -141,7 +162,9 @@ async fn operator_registers(engine: &dispatchline::server::Engine, test: &str) {
 
 /// Whether anything answers a REGISTER sent from `from` within half a second.
 async fn answered_from(engine: &dispatchline::server::Engine, from: &str) -> bool {
-    let socket = tokio::net::UdpSocket::bind(format!("{from}:0")).await.unwrap();
+    let socket = tokio::net::UdpSocket::bind(format!("{from}:0"))
+        .await
+        .unwrap();
     let local = socket.local_addr().unwrap();
     let register = format!(
         "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe{}\r\n\
@@ -150,7 +173,10 @@ async fn answered_from(engine: &dispatchline::server::Engine, from: &str) -> boo
         local.port(),
         local.port()
     );
-    socket.send_to(register.as_bytes(), engine.sip_addr).await.unwrap();
+    socket
+        .send_to(register.as_bytes(), engine.sip_addr)
+        .await
+        .unwrap();
     let mut buf = [0u8; 4096];
     tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
         .await
@@ -189,12 +215,19 @@ async fn svcrack_finds_no_password_in_2000_guesses_and_the_guesser_is_banned() {
         ],
     )
     .await;
-    assert!(!said.contains(PASSWORD), "svcrack found the password:\n{said}");
+    assert!(
+        !said.contains(PASSWORD),
+        "svcrack found the password:\n{said}"
+    );
     assert!(
         !said.contains("The password for"),
         "svcrack found a password:\n{said}"
     );
-    assert_ne!(code, Some(40), "svcrack's exit code for a cracked password:\n{said}");
+    assert_ne!(
+        code,
+        Some(40),
+        "svcrack's exit code for a cracked password:\n{said}"
+    );
     assert!(
         said.contains("since we last received a response"),
         "svcrack stopped because nothing answers any more:\n{said}"
@@ -206,8 +239,14 @@ async fn svcrack_finds_no_password_in_2000_guesses_and_the_guesser_is_banned() {
     assert!(metric(&engine, "sip_dropped_banned_total").await > 0);
     let failures = metric(&engine, "sip_auth_failures_total").await;
     assert!(failures <= 10, "the ban came after {failures} failures");
-    assert!(!answered_from(&engine, "127.0.0.1").await, "a banned source is dropped");
-    assert!(answered_from(&engine, "127.0.0.9").await, "others are still answered");
+    assert!(
+        !answered_from(&engine, "127.0.0.1").await,
+        "a banned source is dropped"
+    );
+    assert!(
+        answered_from(&engine, "127.0.0.9").await,
+        "others are still answered"
+    );
 
     // The real operator's softphone refreshes its registration from its own
     // address while its extension is being guessed.
@@ -274,7 +313,12 @@ async fn serve_refuses_the_shipped_example_passwords() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dispatchline"))
         .args(["serve", "--config"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-config/dispatchline.toml"))
-        .args(["--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .env("DISPATCHLINE_LOG", "warn")

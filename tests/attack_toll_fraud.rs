@@ -34,7 +34,10 @@ async fn call_dispatch_line(engine: &dispatchline::server::Engine, caller: &str,
          Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{caller}@{local}>\r\nContent-Length: 0\r\n\r\n",
         sip = engine.sip_addr,
     );
-    socket.send_to(invite.as_bytes(), engine.sip_addr).await.unwrap();
+    socket
+        .send_to(invite.as_bytes(), engine.sip_addr)
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 8192];
     loop {
         let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
@@ -57,7 +60,10 @@ async fn call_dispatch_line(engine: &dispatchline::server::Engine, caller: &str,
              Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
             sip = engine.sip_addr,
         );
-        socket.send_to(ack.as_bytes(), engine.sip_addr).await.unwrap();
+        socket
+            .send_to(ack.as_bytes(), engine.sip_addr)
+            .await
+            .unwrap();
         return status;
     }
 }
@@ -65,7 +71,9 @@ async fn call_dispatch_line(engine: &dispatchline::server::Engine, caller: &str,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_go_only_to_the_dial_plan_once_per_number_and_staff_only_to_employees() {
     let engine = engine::start(&config()).await;
-    dispatchline::store::demo::seed(&engine.store).await.unwrap();
+    dispatchline::store::demo::seed(&engine.store)
+        .await
+        .unwrap();
     let employee = engine
         .store
         .employees(&TenantScope::All, Some("etalon"))
@@ -76,16 +84,20 @@ async fn callbacks_go_only_to_the_dial_plan_once_per_number_and_staff_only_to_em
         .expect("the demo has employees with phones");
 
     let callers = [
-        "+441632960961",  // international: refused
-        "+78091234567",   // premium 809: refused
-        "+78031234567",   // premium 803: refused
-        "+79120000002",   // a resident on the dispatch line: called back as a resident
-        "+79120000002",   // again: one callback is already pending
+        "+441632960961",   // international: refused
+        "+78091234567",    // premium 809: refused
+        "+78031234567",    // premium 803: refused
+        "+79120000002",    // a resident on the dispatch line: called back as a resident
+        "+79120000002",    // again: one callback is already pending
         employee.as_str(), // an employee: a staff callback
-        "+7912000000",    // too short for a Russian number: refused
+        "+7912000000",     // too short for a Russian number: refused
     ];
     for (n, caller) in callers.iter().enumerate() {
-        assert_eq!(call_dispatch_line(&engine, caller, n as u32).await, 486, "{caller}");
+        assert_eq!(
+            call_dispatch_line(&engine, caller, n as u32).await,
+            486,
+            "{caller}"
+        );
     }
     let refused = wait_for_events(&engine, "callback.refused", 5, Duration::from_secs(5)).await;
     let reasons: Vec<(String, String)> = refused
@@ -105,7 +117,9 @@ async fn callbacks_go_only_to_the_dial_plan_once_per_number_and_staff_only_to_em
         ("+7912000000", "outside the callback dial plan"),
     ] {
         assert!(
-            reasons.iter().any(|(p, r)| p == phone && r.contains(reason)),
+            reasons
+                .iter()
+                .any(|(p, r)| p == phone && r.contains(reason)),
             "{phone}: {reason} in {reasons:?}"
         );
     }

@@ -40,9 +40,20 @@ async fn a_restarted_node_hands_back_what_it_held_at_once(store: Store) {
     // node-a is SIGKILLed and starts again a second later: nothing is due yet for
     // anyone else (the lease runs 10 minutes)...
     let restart = now + Duration::seconds(1);
-    assert!(dialer::claim(&store, "node-b", restart, 10).await.unwrap().is_empty());
+    assert!(
+        dialer::claim(&store, "node-b", restart, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // ...until node-a hands its jobs back as it starts.
-    assert_eq!(store.release_node_dial_jobs("node-a", restart).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .release_node_dial_jobs("node-a", restart)
+            .await
+            .unwrap(),
+        1
+    );
     let taken = dialer::claim(&store, "node-b", restart, 10).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, a[0].id, "node-c's claim is left alone");

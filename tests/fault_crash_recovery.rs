@@ -44,13 +44,22 @@ async fn crashed(store: &Store, node: &str) {
     // Another node's call in progress.
     let mut theirs = open("c-elsewhere", "+79120000005");
     theirs.queued_at = Some(Utc::now());
-    store.upsert_calls(std::slice::from_ref(&theirs)).await.unwrap();
-    store.own_calls("node-other", &["c-elsewhere"]).await.unwrap();
+    store
+        .upsert_calls(std::slice::from_ref(&theirs))
+        .await
+        .unwrap();
+    store
+        .own_calls("node-other", &["c-elsewhere"])
+        .await
+        .unwrap();
 }
 
 async fn a_crashed_nodes_calls_are_closed_and_its_waiting_callers_listed(store: Store) {
     crashed(&store, "node-a").await;
-    let (closed, waiting) = store.close_unfinished_calls("node-a", Utc::now()).await.unwrap();
+    let (closed, waiting) = store
+        .close_unfinished_calls("node-a", Utc::now())
+        .await
+        .unwrap();
     assert_eq!(closed, 3);
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].call_id, "c-waiting");
@@ -62,12 +71,27 @@ async fn a_crashed_nodes_calls_are_closed_and_its_waiting_callers_listed(store: 
     let talking = get("c-talking").await;
     assert_eq!(talking.disposition, Some(Disposition::Answered));
     assert!(talking.ended_at.is_some() && talking.talk_seconds.is_some());
-    assert_eq!(get("c-waiting").await.disposition, Some(Disposition::CallbackScheduled));
-    assert_eq!(get("c-greeting").await.disposition, Some(Disposition::Failed));
-    assert_eq!(get("c-done").await.disposition, Some(Disposition::Abandoned));
-    assert!(get("c-elsewhere").await.ended_at.is_none(), "another node's live call");
+    assert_eq!(
+        get("c-waiting").await.disposition,
+        Some(Disposition::CallbackScheduled)
+    );
+    assert_eq!(
+        get("c-greeting").await.disposition,
+        Some(Disposition::Failed)
+    );
+    assert_eq!(
+        get("c-done").await.disposition,
+        Some(Disposition::Abandoned)
+    );
+    assert!(
+        get("c-elsewhere").await.ended_at.is_none(),
+        "another node's live call"
+    );
     // Run again (a second crash before anything happened): nothing twice.
-    let (closed, waiting) = store.close_unfinished_calls("node-a", Utc::now()).await.unwrap();
+    let (closed, waiting) = store
+        .close_unfinished_calls("node-a", Utc::now())
+        .await
+        .unwrap();
     assert_eq!((closed, waiting.len()), (0, 0));
 }
 

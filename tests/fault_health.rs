@@ -28,7 +28,11 @@ async fn health_reports_each_part_and_a_dead_one_fails_it() {
         assert_eq!(body[part], "ok", "{body}");
     }
     let (status, body) = get(&engine, "/readyz").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
 
     // The media engine stops: the engine is no longer healthy, and says why.
     engine.media.shutdown();

@@ -1463,9 +1463,9 @@ impl CallControl {
         let secret_of = |ext: &str| config.operator(ext).map(Operator::digest_secret);
         let extension = request.headers.to.uri.user_unescaped().unwrap_or_default();
         let hold_off = self.register_hold_off(now, source, &extension);
-        let (mut response, change, outcome) =
-            self.registrar
-                .handle_guarded(now, request, source, secret_of, hold_off);
+        let (mut response, change, outcome) = self
+            .registrar
+            .handle_guarded(now, request, source, secret_of, hold_off);
         self.note_register(now, source, &extension, &outcome);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);

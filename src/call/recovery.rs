@@ -12,7 +12,11 @@ use crate::store::{DialKind, NewDialJob, Store, StoreError};
 
 /// Closes this node's unfinished calls and schedules the callbacks of the callers
 /// who were waiting. Returns how many callbacks were scheduled.
-pub async fn recover_calls(store: &Store, config: &Config, node: &str) -> Result<usize, StoreError> {
+pub async fn recover_calls(
+    store: &Store,
+    config: &Config,
+    node: &str,
+) -> Result<usize, StoreError> {
     let now = Utc::now();
     let (closed, waiting) = store.close_unfinished_calls(node, now).await?;
     if closed == 0 {
@@ -37,7 +41,9 @@ pub async fn recover_calls(store: &Store, config: &Config, node: &str) -> Result
             ..NewDialJob::new(DialKind::Callback, phone, now, config.dialer.attempts)
         };
         let origin = PhoneNumber::parse(&caller.to_number).ok();
-        store.create_dial_job_from(&job, origin.as_ref(), now).await?;
+        store
+            .create_dial_job_from(&job, origin.as_ref(), now)
+            .await?;
         scheduled += 1;
     }
     Ok(scheduled)

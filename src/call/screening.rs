@@ -121,7 +121,12 @@ impl CallControl {
 
     /// The guard's verdict on a REGISTER for `extension` from `source`: whether
     /// its credentials must be left unchecked.
-    pub(crate) fn register_hold_off(&mut self, now: Instant, source: Target, extension: &str) -> bool {
+    pub(crate) fn register_hold_off(
+        &mut self,
+        now: Instant,
+        source: Target,
+        extension: &str,
+    ) -> bool {
         let verdict = self
             .screening
             .guard
@@ -130,14 +135,18 @@ impl CallControl {
     }
 
     /// Feeds the guard what a REGISTER's credentials came to.
-    pub(crate) fn note_register(&mut self, now: Instant, source: Target, extension: &str, outcome: &AuthOutcome) {
+    pub(crate) fn note_register(
+        &mut self,
+        now: Instant,
+        source: Target,
+        extension: &str,
+        outcome: &AuthOutcome,
+    ) {
         match outcome {
             AuthOutcome::Unchecked => {}
             AuthOutcome::Accepted(user) => {
                 self.screening.flows_dirty = true;
-                self.screening
-                    .guard
-                    .succeeded(now, source.addr.ip(), user)
+                self.screening.guard.succeeded(now, source.addr.ip(), user)
             }
             AuthOutcome::Refused => self.note_failure(now, source.addr.ip(), Some(extension)),
         }

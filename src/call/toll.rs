@@ -44,7 +44,11 @@ const MINUTE: Duration = Duration::from_secs(60);
 impl CallbackGuard {
     fn prune(&mut self, now: Instant, pending_for: Duration) {
         let old = |t: &Instant| now.saturating_duration_since(*t) >= HOUR;
-        while self.minute.front().is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE) {
+        while self
+            .minute
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
+        {
             self.minute.pop_front();
         }
         if self.pending.len() >= MAX_NUMBERS || self.recent.len() >= MAX_NUMBERS {

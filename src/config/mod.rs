@@ -1152,7 +1152,10 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         ("[queue] callback_deadline_s", raw.queue.callback_deadline_s),
         ("[dialer] attempt_interval_s", raw.dialer.attempt_interval_s),
         ("[dialer] ring_timeout_s", raw.dialer.ring_timeout_s),
-        ("[dialer] status_check_delay_s", raw.dialer.status_check_delay_s),
+        (
+            "[dialer] status_check_delay_s",
+            raw.dialer.status_check_delay_s,
+        ),
         (
             "[dialer] staff_callback_target_s",
             raw.dialer.staff_callback_target_s,

@@ -122,9 +122,7 @@ impl Default for RawSecurity {
                 .map(|p| format!("{p}XXXXXXXXX"))
                 .to_vec(),
             // Premium-rate ranges inside 8xx.
-            callback_refused: ["+7809", "+7803"]
-                .map(|p| format!("{p}XXXXXXX"))
-                .to_vec(),
+            callback_refused: ["+7809", "+7803"].map(|p| format!("{p}XXXXXXX")).to_vec(),
             callbacks_per_number_hour: 3,
             callbacks_per_minute: 60,
             source_invite_rate: 10,
@@ -192,7 +190,9 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
             if let Some(f) = faults.as_deref_mut() {
                 f.at(
                     None,
-                    format!("[security] callback pattern `{p}` is not digits and X after an optional +"),
+                    format!(
+                        "[security] callback pattern `{p}` is not digits and X after an optional +"
+                    ),
                 );
             }
         }
@@ -212,9 +212,13 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
         &mut faults,
     ) as u32;
     let mut rate = |key: &str, value: u32| {
-        crate::sip::transport::edge::Rate::per_second(
-            bounded(key, u64::from(value), 1, 1_000_000, &mut faults) as u32,
-        )
+        crate::sip::transport::edge::Rate::per_second(bounded(
+            key,
+            u64::from(value),
+            1,
+            1_000_000,
+            &mut faults,
+        ) as u32)
     };
     let edge = crate::sip::transport::edge::EdgeLimits {
         invite: rate("source_invite_rate", raw.source_invite_rate),
@@ -306,7 +310,11 @@ pub fn credential_faults(operators: &[Operator], trunks: &[Trunk]) -> (Vec<Strin
 
 /// Whether stored softphone credentials (HA1s of `realm`) are those of a shipped
 /// example password.
-pub fn is_example_secret(extension: &str, realm: &str, secret: &crate::sip::digest::DigestSecret) -> bool {
+pub fn is_example_secret(
+    extension: &str,
+    realm: &str,
+    secret: &crate::sip::digest::DigestSecret,
+) -> bool {
     use crate::sip::digest::{Algorithm, DigestSecret};
     match secret {
         DigestSecret::Password(p) => EXAMPLE_PASSWORDS.contains(&p.as_str()),
@@ -361,7 +369,12 @@ mod tests {
     #[test]
     fn the_default_plan_calls_russian_numbers_only() {
         let plan = SecuritySettings::default().callback_plan;
-        for ok in ["+79120000001", "+73432000001", "+74951234567", "+78001234567"] {
+        for ok in [
+            "+79120000001",
+            "+73432000001",
+            "+74951234567",
+            "+78001234567",
+        ] {
             assert!(plan.permits(ok), "{ok}");
         }
         for refused in [

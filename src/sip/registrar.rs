@@ -477,7 +477,14 @@ mod tests {
     fn a_softphone_is_trusted_by_its_flow_and_a_huge_expiry_saturates() {
         let t0 = Instant::now();
         let mut reg = registrar(t0);
-        let (ok, _) = authed(&mut reg, t0, "<sip:1001@192.0.2.5:5062>", "4294967295", 1, "pa55");
+        let (ok, _) = authed(
+            &mut reg,
+            t0,
+            "<sip:1001@192.0.2.5:5062>",
+            "4294967295",
+            1,
+            "pa55",
+        );
         assert_eq!(ok.status, 200);
         assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(3600)));
         assert_eq!(reg.registered_source(&src(), t0), Some("1001"));

@@ -331,10 +331,7 @@ pub(crate) async fn issue_token(
         )
         .with_field("password"));
     }
-    let account = state
-        .store
-        .check_login(extension, &login.password)
-        .await?;
+    let account = state.store.check_login(extension, &login.password).await?;
     let Some(account) = account else {
         state.login_limiter.failed(from, extension, Instant::now());
         return Err(ApiError::new(

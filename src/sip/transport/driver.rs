@@ -267,7 +267,10 @@ impl Transports {
     ) -> std::io::Result<Self> {
         let (udp, tcp) = bind_pair(settings.listen).await?;
         let edge = settings.edge.clone().map(|limits| {
-            Mutex::new(super::edge::Edge::new(limits, settings.trusted.iter().copied()))
+            Mutex::new(super::edge::Edge::new(
+                limits,
+                settings.trusted.iter().copied(),
+            ))
         });
         let shared = Arc::new(Shared {
             edge,
