@@ -157,11 +157,10 @@ impl Engine {
         // background: only files older than this start are touched).
         let started = std::time::SystemTime::now();
         let recordings = config.recordings_dir();
-        let _ = std::thread::Builder::new()
+        let repaired = std::thread::Builder::new()
             .name("recording-recovery".into())
-            .spawn(move || {
-                crate::media::recording::recover_unfinished(&recordings, started);
-            });
+            .spawn(move || crate::media::recording::recover_unfinished(&recordings, started))
+            .ok();
         let mut config = config;
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)
@@ -259,6 +258,16 @@ impl Engine {
             tracing::warn!(%node, jobs = released, "dial jobs this node held when it stopped are handed back");
         }
         crate::call::recovery::recover_calls(&store, &config, &node).await?;
+        if let Some(repaired) = repaired {
+            // Recordings the crash cut off are linked to their calls once repaired.
+            let (store, events) = (store.clone(), events.clone());
+            tokio::spawn(async move {
+                let paths = tokio::task::spawn_blocking(move || repaired.join().unwrap_or_default())
+                    .await
+                    .unwrap_or_default();
+                crate::call::recovery::link_repaired(&store, &events, &paths).await;
+            });
+        }
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);

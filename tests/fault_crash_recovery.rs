@@ -1,7 +1,8 @@
 //! After a crash, a node closes its own unfinished journal rows with their last
 //! known state and calls back the callers who were waiting in its queue (once),
 //! on SQLite and PostgreSQL; other nodes' live calls are left alone. And an engine
-//! started on a store a crash left so does it at start.
+//! started on a store a crash left so does it at start, and links the recording
+//! the crash cut off once its header is repaired.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -106,6 +107,21 @@ async fn an_engine_started_after_a_crash_calls_back_who_was_waiting() {
     crashed(&store, "node-crashed").await;
     store.close().await;
     std::fs::write(dir.join("node-id"), "node-crashed\n").unwrap();
+    // The waiting caller's greeting was being recorded: the file the crash left.
+    let day = dir.join("recordings/2026/01/01/etalon");
+    std::fs::create_dir_all(&day).unwrap();
+    let part = day.join("c-waiting.wav.part");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(&part, spec).unwrap();
+    for i in 0..16_000i32 {
+        wav.write_sample((i % 100) as i16).unwrap();
+    }
+    wav.finalize().unwrap();
 
     let engine = common::engine::start_with("", |c| {
         c.database.url = url.clone();
@@ -123,7 +139,14 @@ async fn an_engine_started_after_a_crash_calls_back_who_was_waiting() {
     assert_eq!(jobs[0].kind, DialKind::Callback);
     assert_eq!(jobs[0].target.as_str(), "+79120000002");
     assert_eq!(jobs[0].call_id.as_deref(), Some("c-waiting"));
+    let ready =
+        common::engine::wait_for_events(&engine, "recording.ready", 1, Duration::from_secs(10))
+            .await;
+    assert_eq!(ready[0].payload["call"], "c-waiting");
+    assert_eq!(ready[0].payload["duration_ms"], 1000);
     let row = engine.store.get_call("c-waiting").await.unwrap().unwrap();
     assert!(row.ended_at.is_some());
+    assert!(row.recording_id.is_some(), "the repaired recording is linked");
+    assert!(day.join("c-waiting.wav").exists());
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -1,12 +1,17 @@
 //! What a node does at start about the calls a crash (a SIGKILL) cut off: its
-//! unfinished journal rows are closed with their last known state, and every
-//! caller who was waiting in its queue gets the callback the 5-minute rule
-//! promises (through the same dial plan as any callback: a number outside it is
-//! logged and left). See [`crate::store::recovery`].
+//! unfinished journal rows are closed with their last known state, every caller
+//! who was waiting in its queue gets the callback the 5-minute rule promises
+//! (through the same dial plan as any callback: a number outside it is logged and
+//! left), and the recordings the crash cut off, once their headers are repaired
+//! ([`crate::media::recording::recover_unfinished`]), are linked to their calls
+//! with `recording.ready`. See [`crate::store::recovery`].
 
 use chrono::Utc;
 
+use serde_json::json;
+
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::phone::PhoneNumber;
 use crate::store::{DialKind, NewDialJob, Store, StoreError};
 
@@ -47,4 +52,45 @@ pub async fn recover_calls(
         scheduled += 1;
     }
     Ok(scheduled)
+}
+
+/// Links repaired recordings (`<call id>.wav`) to their calls and publishes
+/// `recording.ready` for each; a file that cannot be read or stored is logged.
+pub async fn link_repaired(store: &Store, bus: &EventBus, paths: &[std::path::PathBuf]) {
+    for path in paths {
+        let Some(call) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let measured = hound::WavReader::open(path).map(|r| {
+            let spec = r.spec();
+            let ms = u64::from(r.duration()) * 1000 / u64::from(spec.sample_rate.max(1));
+            ms
+        });
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let duration_ms = match measured {
+            Ok(ms) => ms,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "a repaired recording cannot be read");
+                continue;
+            }
+        };
+        let text = path.to_string_lossy();
+        match store
+            .insert_recording(call, &text, duration_ms as i64, bytes as i64)
+            .await
+        {
+            Ok(id) => {
+                let tenant = store.get_call(call).await.ok().flatten().and_then(|c| c.tenant);
+                tracing::warn!(%call, path = %text, "a recording the crash cut off is linked to its call");
+                bus.publish(
+                    "recording.ready",
+                    tenant.as_deref(),
+                    json!({ "call": call, "recording": id, "duration_ms": duration_ms, "bytes": bytes, "repaired": true }),
+                );
+            }
+            Err(e) => {
+                tracing::error!(%call, path = %text, error = %e, "a repaired recording cannot be linked");
+            }
+        }
+    }
 }
