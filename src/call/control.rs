@@ -337,6 +337,9 @@ pub struct CallControl {
     pub(crate) screening: super::screening::Screening,
     /// Toll-fraud checks of callbacks.
     pub(crate) callbacks: super::toll::CallbackGuard,
+    /// New recordings held back: the disk is below the watermark
+    /// ([`super::disk`]).
+    pub(crate) recordings_paused: bool,
     pub(crate) trunks: Trunks,
     pub(crate) operators: Operators,
     wall_anchor: (Instant, DateTime<Utc>),
@@ -431,6 +434,7 @@ impl CallControl {
             registrar,
             screening,
             callbacks: super::toll::CallbackGuard::default(),
+            recordings_paused: false,
             trunks,
             operators,
             wall_anchor: (now, wall),
@@ -1190,6 +1194,9 @@ impl CallControl {
     pub(crate) fn start_recording(&mut self, now: Instant, call: &mut Call, caller_leg: usize) {
         if !self.config.media.record_calls || call.recording.is_some() {
             return;
+        }
+        if self.recordings_paused {
+            return self.recording_refused(call);
         }
         let Some(leg) = call.legs.get(caller_leg) else {
             return;

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -136,7 +136,15 @@ pub async fn run(core: Core) {
     let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
     lease_renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
+    let disk = watch_disk(&config);
     loop {
+        let (low, free) = (
+            disk.0.load(Ordering::Relaxed),
+            disk.1.load(Ordering::Relaxed),
+        );
+        if low != control.recordings_paused() {
+            control.set_recordings_paused(now(), low, free);
+        }
         flush(
             &mut control,
             &transports,
@@ -313,6 +321,36 @@ impl Claimer {
         });
     }
 }
+
+/// Measures the recordings' free space every two seconds: (below the watermark,
+/// free MiB). The task ends with the process.
+fn watch_disk(config: &crate::config::Config) -> Arc<(AtomicBool, AtomicU64)> {
+    let state = Arc::new((AtomicBool::new(false), AtomicU64::new(u64::MAX)));
+    let min = config.media.recordings_min_free_mb;
+    if !config.media.record_calls || min == 0 {
+        return state;
+    }
+    let dir = config.recordings_dir();
+    let shared = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let probe = dir.clone();
+            let free = tokio::task::spawn_blocking(move || super::disk::free_mb(&probe))
+                .await
+                .ok()
+                .flatten();
+            if let Some(free) = free {
+                shared.1.store(free, Ordering::Relaxed);
+                shared.0.store(free < min, Ordering::Relaxed);
+            }
+            tokio::time::sleep(DISK_CHECK).await;
+        }
+    });
+    state
+}
+
+/// How often the recordings' free space is measured.
+const DISK_CHECK: Duration = Duration::from_secs(2);
 
 /// Where the core's output goes besides the sockets and the bus.
 struct Outlets<'a> {

@@ -24,6 +24,7 @@
 pub mod announcements;
 pub mod callback;
 pub mod control;
+pub mod disk;
 pub mod driver;
 pub mod forward;
 pub mod handle;

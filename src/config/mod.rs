@@ -179,6 +179,10 @@ pub struct MediaSettings {
     pub record_calls: bool,
     /// Recordings directory, relative to the data directory unless absolute.
     pub recordings_dir: PathBuf,
+    /// Below this much free space (MiB) on the recordings' file system no new
+    /// recording starts (`recording.failed`, a supervisor alarm); calls go on, and
+    /// recording resumes when space returns. 0: no watermark.
+    pub recordings_min_free_mb: u64,
 }
 
 /// The `[prompts]` section: prompt files by role, relative to `media.prompts_dir`.
@@ -691,6 +695,7 @@ struct RawMedia {
     language: String,
     record_calls: bool,
     recordings_dir: String,
+    recordings_min_free_mb: u64,
 }
 
 impl Default for RawMedia {
@@ -703,6 +708,7 @@ impl Default for RawMedia {
             language: "ru".into(),
             record_calls: true,
             recordings_dir: "recordings".into(),
+            recordings_min_free_mb: 256,
         }
     }
 }
@@ -1280,6 +1286,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             language: raw.media.language,
             record_calls: raw.media.record_calls,
             recordings_dir: PathBuf::from(raw.media.recordings_dir),
+            recordings_min_free_mb: raw.media.recordings_min_free_mb,
         },
         prompts: PromptSettings {
             citywide_greeting: raw.prompts.citywide_greeting,
