@@ -596,8 +596,10 @@ impl Backoff {
     }
 }
 
-/// Runs `op` until it succeeds, fails for another reason than a busy database,
-/// or the [`Backoff`] is spent (the last error is returned); `sink` pauses in
+/// Runs `op` until it succeeds, fails for another reason than a busy or
+/// unreachable database ([`StoreError::is_transient`]: PostgreSQL restarting, a
+/// connection refused or reset, SQLite busy, a full disk), or the [`Backoff`] is
+/// spent (the last error is returned); `sink` pauses in
 /// between. `rows` is how many journal rows wait on it, for the log.
 async fn retry_busy<T, F, Fut>(
     sink: &impl Sink,
@@ -613,7 +615,7 @@ where
     let mut tries = 0u32;
     loop {
         match op().await {
-            Err(e) if e.is_busy() => {
+            Err(e) if e.is_transient() => {
                 let Some(pause) = backoff.next_pause() else {
                     tracing::warn!(error = %e, what, rows, tries, "database still busy; giving up for now");
                     return Err(e);
@@ -735,7 +737,8 @@ impl Sink for StoreSink<'_> {
 
 /// One round of the writer: the journal rows first, in one transaction (row by
 /// row should that fail), then the other actions in order. Returns false when the
-/// database was still busy after [`retry_busy`]: what was not written stays in
+/// database was still busy or unreachable after [`retry_busy`] (a PostgreSQL
+/// restart, a refused connection, a full disk): what was not written stays in
 /// `pending`, in order, for the next round. Work the database refuses for any
 /// other reason is logged and dropped (trying again would not help).
 async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
@@ -755,7 +758,7 @@ async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
                     let one = std::slice::from_ref(&row);
                     match retry_busy(sink, "journal row", 1, || sink.upsert_calls(one)).await {
                         Ok(()) => {}
-                        Err(e) if e.is_busy() => kept.push(row),
+                        Err(e) if e.is_transient() => kept.push(row),
                         Err(e) => {
                             tracing::error!(error = %e, call = %row.id, "journal row not written")
                         }
@@ -771,7 +774,7 @@ async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
     while let Some(action) = pending.rest.pop_front() {
         match retry_busy(sink, "store", 0, || sink.apply(&action)).await {
             Ok(()) => {}
-            Err(e) if e.is_busy() => {
+            Err(e) if e.is_transient() => {
                 pending.rest.push_front(action);
                 return false;
             }
@@ -945,6 +948,30 @@ mod tests {
         assert!(!result.unwrap_err().is_busy());
         assert_eq!(*tries.lock().unwrap(), 1, "no second try for a refusal");
         assert!(sink.paused.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_waited_for_like_a_busy_one() {
+        let refused = || {
+            StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )))
+        };
+        assert!(refused().is_transient());
+        assert!(!refused().is_busy());
+        assert!(!StoreError::invalid("id", "empty").is_transient());
+        let sink = FakeSink::default();
+        let tries = Mutex::new(0u32);
+        let result = retry_busy(&sink, "test", 1, || {
+            let n = {
+                let mut t = tries.lock().unwrap();
+                *t += 1;
+                *t
+            };
+            async move { if n <= 2 { Err(refused()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3, "retried, not dropped");
     }
 
     /// A store that is busy for the next `busy` statements, refuses rows whose id
