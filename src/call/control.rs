@@ -1510,6 +1510,16 @@ impl CallControl {
                 Some("Forbidden: not a trunk or a registered operator"),
             );
         }
+        if self.over_call_cap(&source) {
+            self.refused_overload += 1;
+            tracing::info!(%source, "INVITE refused: the address has as many calls as it may");
+            let mut r = invite.response_with_reason(503, "Service Unavailable: too many calls from your address");
+            let tag = self.endpoint.new_tag();
+            r.headers.to.set_tag(&tag);
+            r.headers
+                .push("Retry-After", self.admission.retry_after.to_string());
+            return self.endpoint.respond(now, tx, r);
+        }
         let config = self.config.clone();
         let number = match route(&config, &invite) {
             Route::Number(n) => n.clone(),

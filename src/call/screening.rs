@@ -72,10 +72,13 @@ impl Screening {
 }
 
 impl CallControl {
-    /// Whether a source is one the guard never bans: a trunk or an address of
-    /// `[sip] inbound_from`.
+    /// Whether a source is one the guard never bans: a trunk, an address of
+    /// `[sip] inbound_from`, or loopback when no trunk is configured (it then
+    /// stands for the provider, as the source check says).
     fn unbannable(&self, ip: IpAddr) -> bool {
-        self.trunks.trunk_of_source(ip).is_some() || self.config.sip.inbound_from.contains(&ip)
+        self.trunks.trunk_of_source(ip).is_some()
+            || self.config.sip.inbound_from.contains(&ip)
+            || (self.config.trunks.is_empty() && ip.is_loopback())
     }
 
     /// Looks at a message before the endpoint does; `true` when it was dealt
@@ -117,6 +120,25 @@ impl CallControl {
         r.headers.to.set_tag(&tag);
         self.endpoint.send_stateless(source, r.to_bytes());
         self.note_failure(now, source.addr.ip(), None);
+    }
+
+    /// Whether `source` already has as many calls in progress as one address may
+    /// (`[security] calls_per_source`); trunks and `inbound_from` have no such cap.
+    pub(crate) fn over_call_cap(&self, source: &Target) -> bool {
+        let ip = source.addr.ip();
+        if self.unbannable(ip) {
+            return false;
+        }
+        let cap = self.config.security.calls_per_source;
+        self.calls
+            .values()
+            .filter(|c| {
+                c.legs.first().is_some_and(|l| {
+                    matches!(l.role, super::leg::Role::Uas(_)) && l.target.addr.ip() == ip
+                })
+            })
+            .count()
+            >= cap
     }
 
     /// The guard's verdict on a REGISTER for `extension` from `source`: whether
@@ -189,5 +211,54 @@ impl CallControl {
             dropped_options: self.screening.dropped_options,
             callbacks_refused: self.callbacks.refused,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::super::test_harness::*;
+
+    #[test]
+    fn a_registered_softphone_has_a_cap_on_calls_and_strangers_get_a_stateless_403() {
+        let mut h = Harness::new("");
+        let phone = addr("127.0.0.9:7101");
+        h.register("1001", "pass1001", phone);
+        h.sent.clear();
+        for i in 0..8 {
+            h.deliver_text(
+                phone,
+                &format!(
+                    "INVITE sip:{TENANT}@{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKcap{i}\r\nFrom: <sip:1001@{phone}>;tag=c{i}\r\nTo: <sip:{TENANT}@{ENGINE}>\r\nCall-ID: cap-{i}\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{phone}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+                    SDP.len()
+                ),
+            );
+        }
+        assert_eq!(h.cc.active_calls(), 8);
+        h.deliver_text(
+            phone,
+            &format!(
+                "INVITE sip:{TENANT}@{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bKcap9\r\nFrom: <sip:1001@{phone}>;tag=c9\r\nTo: <sip:{TENANT}@{ENGINE}>\r\nCall-ID: cap-9\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@{phone}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+                SDP.len()
+            ),
+        );
+        assert_eq!(h.cc.active_calls(), 8, "the ninth is refused");
+        assert!(h.responses_to(phone).iter().any(|r| r.status == 503));
+
+        // The same address from another port is no registered flow: a stranger.
+        let other = addr("127.0.0.9:7999");
+        h.deliver_text(
+            other,
+            &format!(
+                "INVITE sip:{TENANT}@{ENGINE} SIP/2.0\r\nVia: SIP/2.0/UDP {other};branch=z9hG4bKstr\r\nFrom: <sip:+79120000009@{other}>;tag=s\r\nTo: <sip:{TENANT}@{ENGINE}>\r\nCall-ID: str-1\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{other}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            ),
+        );
+        let refused = h.responses_to(other);
+        assert_eq!(refused.len(), 1, "one stateless 403, no retransmissions");
+        assert_eq!(refused[0].status, 403);
+        h.later(std::time::Duration::from_secs(5));
+        assert!(h.responses_to(other).is_empty());
+        assert_eq!(h.cc.screening_stats(h.now).refused_stateless, 1);
     }
 }

@@ -46,6 +46,9 @@ pub struct SecuritySettings {
     pub edge: crate::sip::transport::edge::EdgeLimits,
     /// The bearer token `/metrics` asks for (empty: `/metrics` is open).
     pub metrics_token: String,
+    /// Calls in progress one address may have (trunks and `[sip] inbound_from`
+    /// excepted): a registered softphone, or a stranger who got through.
+    pub calls_per_source: usize,
 }
 
 /// Which numbers the engine may call back: a number matching a refused pattern
@@ -106,6 +109,7 @@ pub(super) struct RawSecurity {
     untrusted_rate: u32,
     tcp_per_source: u32,
     metrics_token: String,
+    calls_per_source: u32,
 }
 
 impl Default for RawSecurity {
@@ -132,6 +136,7 @@ impl Default for RawSecurity {
             untrusted_rate: 2000,
             tcp_per_source: 32,
             metrics_token: String::new(),
+            calls_per_source: 8,
         }
     }
 }
@@ -241,6 +246,13 @@ pub(super) fn validate(raw: RawSecurity, mut faults: Option<&mut Faults<'_>>) ->
     SecuritySettings {
         edge,
         metrics_token: raw.metrics_token,
+        calls_per_source: bounded(
+            "calls_per_source",
+            u64::from(raw.calls_per_source),
+            1,
+            100_000,
+            &mut faults,
+        ) as usize,
         allow_example_credentials: raw.allow_example_credentials,
         sip_auth,
         console_auth: GuardPolicy {
