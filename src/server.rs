@@ -262,9 +262,10 @@ impl Engine {
             // Recordings the crash cut off are linked to their calls once repaired.
             let (store, events) = (store.clone(), events.clone());
             tokio::spawn(async move {
-                let paths = tokio::task::spawn_blocking(move || repaired.join().unwrap_or_default())
-                    .await
-                    .unwrap_or_default();
+                let paths =
+                    tokio::task::spawn_blocking(move || repaired.join().unwrap_or_default())
+                        .await
+                        .unwrap_or_default();
                 crate::call::recovery::link_repaired(&store, &events, &paths).await;
             });
         }

@@ -146,7 +146,10 @@ async fn an_engine_started_after_a_crash_calls_back_who_was_waiting() {
     assert_eq!(ready[0].payload["duration_ms"], 1000);
     let row = engine.store.get_call("c-waiting").await.unwrap().unwrap();
     assert!(row.ended_at.is_some());
-    assert!(row.recording_id.is_some(), "the repaired recording is linked");
+    assert!(
+        row.recording_id.is_some(),
+        "the repaired recording is linked"
+    );
     assert!(day.join("c-waiting.wav").exists());
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -1513,7 +1513,8 @@ impl CallControl {
         if self.over_call_cap(&source) {
             self.refused_overload += 1;
             tracing::info!(%source, "INVITE refused: the address has as many calls as it may");
-            let mut r = invite.response_with_reason(503, "Service Unavailable: too many calls from your address");
+            let mut r = invite
+                .response_with_reason(503, "Service Unavailable: too many calls from your address");
             let tag = self.endpoint.new_tag();
             r.headers.to.set_tag(&tag);
             r.headers

@@ -29,14 +29,21 @@ impl CallControl {
         self.recordings_paused = paused;
         let min = self.config.media.recordings_min_free_mb;
         if paused {
-            tracing::error!(free_mb, min_free_mb = min, "recordings' disk below the watermark: new calls are not recorded");
+            tracing::error!(
+                free_mb,
+                min_free_mb = min,
+                "recordings' disk below the watermark: new calls are not recorded"
+            );
             self.emit(
                 "recording.paused",
                 None,
                 json!({ "reason": "disk space below the watermark", "free_mb": free_mb, "min_free_mb": min }),
             );
         } else {
-            tracing::warn!(free_mb, "recordings' disk has space again: recording resumes");
+            tracing::warn!(
+                free_mb,
+                "recordings' disk has space again: recording resumes"
+            );
             self.emit(
                 "recording.resumed",
                 None,
@@ -84,7 +91,11 @@ mod tests {
         assert_eq!(h.events_of("recording.paused").len(), 1);
         let recorded_before = h.media.state().recordings.len();
         h.queued(addr(RESIDENT), "+79120000001", TENANT);
-        assert_eq!(h.media.state().recordings.len(), recorded_before, "nothing recorded");
+        assert_eq!(
+            h.media.state().recordings.len(),
+            recorded_before,
+            "nothing recorded"
+        );
         let failed = h.events_of("recording.failed");
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].payload["reason"], "disk-full");

@@ -61,11 +61,8 @@ pub async fn link_repaired(store: &Store, bus: &EventBus, paths: &[std::path::Pa
         let Some(call) = path.file_stem().and_then(|s| s.to_str()) else {
             continue;
         };
-        let measured = hound::WavReader::open(path).map(|r| {
-            let spec = r.spec();
-            let ms = u64::from(r.duration()) * 1000 / u64::from(spec.sample_rate.max(1));
-            ms
-        });
+        let measured = hound::WavReader::open(path)
+            .map(|r| u64::from(r.duration()) * 1000 / u64::from(r.spec().sample_rate.max(1)));
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let duration_ms = match measured {
             Ok(ms) => ms,
@@ -80,7 +77,12 @@ pub async fn link_repaired(store: &Store, bus: &EventBus, paths: &[std::path::Pa
             .await
         {
             Ok(id) => {
-                let tenant = store.get_call(call).await.ok().flatten().and_then(|c| c.tenant);
+                let tenant = store
+                    .get_call(call)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.tenant);
                 tracing::warn!(%call, path = %text, "a recording the crash cut off is linked to its call");
                 bus.publish(
                     "recording.ready",
