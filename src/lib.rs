@@ -53,11 +53,13 @@ pub mod demo;
 pub mod dialer;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod media;
 pub mod phone;
 pub mod server;
 pub mod sim;
 pub mod sip;
 pub mod store;
+pub mod supervise;
 
 pub use error::Error;

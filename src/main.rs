@@ -73,6 +73,10 @@ struct ServeArgs {
     /// directory's `node-id`; by default a random one made at the first start).
     #[arg(long, env = "DISPATCHLINE_NODE_ID")]
     node_id: Option<String>,
+    /// Start even with the shipped example passwords (a demonstration, never a
+    /// real centre; the same as `[security] allow_example_credentials = true`).
+    #[arg(long, env = "DISPATCHLINE_DEMO")]
+    demo: bool,
 }
 
 #[derive(Args)]
@@ -147,9 +151,15 @@ fn main() -> ExitCode {
                     database,
                 },
         } => run(user_add(extension, role, tenants, name, config, database)),
-        Command::Serve(args) => run(serve(args)),
+        Command::Serve(args) => {
+            dispatchline::supervise::install_fatal_panic_hook();
+            run(serve(args))
+        }
         Command::Migrate { database } => run(migrate(database)),
-        Command::Demo(args) => run(demo(args)),
+        Command::Demo(args) => {
+            dispatchline::supervise::install_fatal_panic_hook();
+            run(demo(args))
+        }
     }
 }
 
@@ -409,8 +419,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(id) = &args.node_id {
         dispatchline::server::set_node_id(&config.database.data_dir, id)?;
     }
+    check_credentials(&config, args.demo).await?;
     dispatchline::server::serve(config).await?;
     Ok(())
+}
+
+/// Refuses to serve with the shipped example passwords (in the file, or already
+/// seeded into the store) unless allowed; warns about short passwords.
+async fn check_credentials(config: &Config, demo: bool) -> anyhow::Result<()> {
+    use dispatchline::config::security::{credential_faults, is_example_secret};
+    let (mut refusals, warnings) = credential_faults(&config.operators, &config.trunks);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let store = dispatchline::store::Store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    for account in store.softphones().await? {
+        let operator = dispatchline::config::Operator::from_account(&account);
+        let secret = operator.digest_secret();
+        if is_example_secret(&operator.extension, &config.sip.realm, &secret) {
+            refusals.push(format!(
+                "the stored account {} uses the shipped example SIP password",
+                operator.extension
+            ));
+        }
+    }
+    store.close().await;
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    if demo || config.security.allow_example_credentials {
+        for r in &refusals {
+            tracing::warn!("{r} (allowed: --demo or [security] allow_example_credentials)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve with the shipped example passwords:\n  {}\nchange them (dispatchline user add, or the [[operator]] tables of a fresh store), or pass --demo / set [security] allow_example_credentials = true for a demonstration",
+        refusals.join("\n  ")
+    )
 }
 
 async fn migrate(database: String) -> anyhow::Result<()> {

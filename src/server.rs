@@ -158,11 +158,10 @@ impl Engine {
         // background: only files older than this start are touched).
         let started = std::time::SystemTime::now();
         let recordings = config.recordings_dir();
-        let _ = std::thread::Builder::new()
+        let repaired = std::thread::Builder::new()
             .name("recording-recovery".into())
-            .spawn(move || {
-                crate::media::recording::recover_unfinished(&recordings, started);
-            });
+            .spawn(move || crate::media::recording::recover_unfinished(&recordings, started))
+            .ok();
         let mut config = config;
         let events = EventBus::default();
         let store = crate::store::Store::connect(&config.database.url)
@@ -190,6 +189,8 @@ impl Engine {
                 shed_lag: Duration::from_millis(40),
                 retry_after: 5,
                 max_tcp_connections: config.sip.max_tcp_connections,
+                edge: Some(config.security.edge.clone()),
+                trusted: config.edge_trusted(),
                 ..TransportSettings::new(config.sip.listen)
             },
             inbound_tx,
@@ -236,11 +237,39 @@ impl Engine {
             admission,
             tokio::time::Instant::now().into_std(),
             chrono::Utc::now(),
+        )
+        .with_auth_key(
+            &crate::sip::digest::random_key().ok_or_else(|| {
+                crate::Error::io(
+                    "drawing the digest nonce key",
+                    std::io::Error::other("the OS gave no randomness"),
+                )
+            })?,
+            tokio::time::Instant::now().into_std(),
         );
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
         let node = node_id(&config.database.data_dir)?;
+        // Jobs a crash left claimed under this node's stable id are due again now.
+        let released = store
+            .release_node_dial_jobs(&node, chrono::Utc::now())
+            .await?;
+        if released > 0 {
+            tracing::warn!(%node, jobs = released, "dial jobs this node held when it stopped are handed back");
+        }
+        crate::call::recovery::recover_calls(&store, &config, &node).await?;
+        if let Some(repaired) = repaired {
+            // Recordings the crash cut off are linked to their calls once repaired.
+            let (store, events) = (store.clone(), events.clone());
+            tokio::spawn(async move {
+                let paths =
+                    tokio::task::spawn_blocking(move || repaired.join().unwrap_or_default())
+                        .await
+                        .unwrap_or_default();
+                crate::call::recovery::link_repaired(&store, &events, &paths).await;
+            });
+        }
         let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
@@ -325,7 +354,14 @@ impl Engine {
             config.operators.clone(),
         ));
         let console = ConsoleState::new(events.clone(), stats.clone(), transports.stats())
-            .with_chains(chain_stats.clone());
+            .with_chains(chain_stats.clone())
+            .with_metrics_token(&config.security.metrics_token)
+            .with_health(console::health::Health {
+                calls: call_handle.clone(),
+                media: media.clone(),
+                store: store.clone(),
+                shutdown: shutdown.subscribe(),
+            });
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
         let http = tokio::spawn(async move {

@@ -355,7 +355,8 @@ async fn log_out_revokes_the_token_and_renewal_slides_its_expiry() {
 #[tokio::test]
 async fn failed_logins_are_limited_per_address() {
     let api = Api::start().await;
-    for _ in 0..5 {
+    // Three free failures, the fourth is checked and starts the back-off.
+    for _ in 0..4 {
         let (status, _) = api.login_with("1001", "wrong").await;
         assert_eq!(status, 401);
     }
@@ -365,7 +366,7 @@ async fn failed_logins_are_limited_per_address() {
         err["error"].as_str().unwrap().contains("try again"),
         "{err}"
     );
-    // Even the right password waits for the window to end.
+    // Even the right password waits for the back-off to end.
     let (status, _) = api.login_with("1001", "pw-1001").await;
     assert_eq!(status, 429);
 }

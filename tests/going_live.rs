@@ -69,6 +69,12 @@ async fn a_company_goes_live_from_its_questionnaire_to_its_first_recorded_call()
         config_text, shipped,
         "the shipped file's digest order changed: adjust this test"
     );
+    // A real centre deletes the example accounts (serve refuses their passwords).
+    let examples = "# Operators' softphones and console logins.";
+    let config_text = match config_text.find(examples) {
+        Some(at) => config_text[..at].to_owned(),
+        None => panic!("the shipped file's example accounts moved: adjust this test"),
+    };
     let config: PathBuf = dir.join("dispatchline.toml");
     std::fs::write(&config, config_text).unwrap();
     let config = config.to_str().unwrap().to_owned();

@@ -333,6 +333,13 @@ pub struct CallControl {
     pub(crate) media: Box<dyn MediaPort>,
     pub(crate) sdp: SdpPreferences,
     pub(crate) registrar: Registrar,
+    /// Guessing resistance and the stateless refusal of strangers.
+    pub(crate) screening: super::screening::Screening,
+    /// Toll-fraud checks of callbacks.
+    pub(crate) callbacks: super::toll::CallbackGuard,
+    /// New recordings held back: the disk is below the watermark
+    /// ([`super::disk`]).
+    pub(crate) recordings_paused: bool,
     pub(crate) trunks: Trunks,
     pub(crate) operators: Operators,
     wall_anchor: (Instant, DateTime<Utc>),
@@ -418,12 +425,16 @@ impl CallControl {
             tracing::warn!("{warning}");
         }
         let rate = config.follow_ups.broadcast_rate;
+        let screening = super::screening::Screening::new(config.security.sip_auth);
         Self {
             sdp: SdpPreferences::default(),
             config,
             endpoint,
             media,
             registrar,
+            screening,
+            callbacks: super::toll::CallbackGuard::default(),
+            recordings_paused: false,
             trunks,
             operators,
             wall_anchor: (now, wall),
@@ -604,7 +615,11 @@ impl CallControl {
                 message: Ok(message),
                 source,
                 ..
-            } => self.endpoint.handle_message(now, message, source),
+            } => {
+                if !self.screen(now, &message, source) {
+                    self.endpoint.handle_message(now, message, source);
+                }
+            }
             Inbound::Message {
                 message: Err(err),
                 source,
@@ -1180,6 +1195,9 @@ impl CallControl {
         if !self.config.media.record_calls || call.recording.is_some() {
             return;
         }
+        if self.recordings_paused {
+            return self.recording_refused(call);
+        }
         let Some(leg) = call.legs.get(caller_leg) else {
             return;
         };
@@ -1450,7 +1468,12 @@ impl CallControl {
     fn on_register(&mut self, now: Instant, tx: ServerTx, request: &Request, source: Target) {
         let config = self.config.clone();
         let secret_of = |ext: &str| config.operator(ext).map(Operator::digest_secret);
-        let (mut response, change) = self.registrar.handle(now, request, source, secret_of);
+        let extension = request.headers.to.uri.user_unescaped().unwrap_or_default();
+        let hold_off = self.register_hold_off(now, source, &extension);
+        let (mut response, change, outcome) = self
+            .registrar
+            .handle_guarded(now, request, source, secret_of, hold_off);
+        self.note_register(now, source, &extension, &outcome);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
         self.endpoint.respond(now, tx, response);
@@ -1486,6 +1509,17 @@ impl CallControl {
                 403,
                 Some("Forbidden: not a trunk or a registered operator"),
             );
+        }
+        if self.over_call_cap(&source) {
+            self.refused_overload += 1;
+            tracing::info!(%source, "INVITE refused: the address has as many calls as it may");
+            let mut r = invite
+                .response_with_reason(503, "Service Unavailable: too many calls from your address");
+            let tag = self.endpoint.new_tag();
+            r.headers.to.set_tag(&tag);
+            r.headers
+                .push("Retry-After", self.admission.retry_after.to_string());
+            return self.endpoint.respond(now, tx, r);
         }
         let config = self.config.clone();
         let number = match route(&config, &invite) {
@@ -1530,12 +1564,27 @@ impl CallControl {
     /// an address in `[sip] inbound_from`, from a registered operator's softphone,
     /// or — when no trunk is configured at all (a file of `[[number]]` tables
     /// only) — from loopback.
-    fn trusted_source(&self, source: &Target, now: Instant) -> bool {
+    pub(crate) fn trusted_source(&self, source: &Target, now: Instant) -> bool {
         let ip = source.addr.ip();
         self.trunks.trunk_of_source(ip).is_some()
             || self.config.sip.inbound_from.contains(&ip)
             || (self.config.trunks.is_empty() && ip.is_loopback())
             || self.registrar.registered_source(source, now).is_some()
+    }
+
+    /// Counts an INVITE refused for its source.
+    pub(crate) fn count_refused_source(&mut self) {
+        self.refused_source = self.refused_source.saturating_add(1);
+    }
+
+    /// Keys the digest nonces with `key` (the driver draws it from the OS's
+    /// cryptographic RNG: [`crate::sip::digest::random_key`]). Call before any
+    /// message is handled.
+    pub fn with_auth_key(mut self, key: &str, now: Instant) -> Self {
+        let auth = DigestAuth::new(&self.config.sip.realm, key, now)
+            .with_algorithms(&self.config.sip.digest_algorithms);
+        self.registrar = Registrar::new(auth, RegistrarSettings::default());
+        self
     }
 
     /// A journal row (disposition `rejected`) and a `call.rejected` event for an
@@ -1935,6 +1984,14 @@ impl CallControl {
             tracing::warn!(call = %call.id, caller = %call.caller, "cannot call back: the caller's number is not a phone number");
             return;
         };
+        if !self.callback_permitted(
+            now,
+            &phone,
+            crate::store::DialKind::Callback,
+            call.tenant.clone(),
+        ) {
+            return;
+        }
         call.callback_scheduled = true;
         let wall = self.wall(now);
         let deadline = self.wall(call.started)

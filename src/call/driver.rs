@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -47,6 +47,8 @@ pub struct CallStats {
     pub refused_source: AtomicU64,
     /// Refused INVITEs beyond the journal's per-second budget (counted only).
     pub rejected_unjournaled: AtomicU64,
+    /// The SIP guard's figures ([`super::screening`]).
+    pub screening: std::sync::Mutex<super::screening::ScreeningStats>,
 }
 
 fn now() -> std::time::Instant {
@@ -136,7 +138,15 @@ pub async fn run(core: Core) {
     let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
     lease_renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut draining = false;
+    let disk = watch_disk(&config);
     loop {
+        let (low, free) = (
+            disk.0.load(Ordering::Relaxed),
+            disk.1.load(Ordering::Relaxed),
+        );
+        if low != control.recordings_paused() {
+            control.set_recordings_paused(now(), low, free);
+        }
         flush(
             &mut control,
             &transports,
@@ -239,6 +249,36 @@ fn renew_leases(store: &Store, node: &str, held: Vec<crate::store::DialJobId>) {
     });
 }
 
+/// Measures the recordings' free space every two seconds: (below the watermark,
+/// free MiB). The task ends with the process.
+fn watch_disk(config: &crate::config::Config) -> Arc<(AtomicBool, AtomicU64)> {
+    let state = Arc::new((AtomicBool::new(false), AtomicU64::new(u64::MAX)));
+    let min = config.media.recordings_min_free_mb;
+    if !config.media.record_calls || min == 0 {
+        return state;
+    }
+    let dir = config.recordings_dir();
+    let shared = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let probe = dir.clone();
+            let free = tokio::task::spawn_blocking(move || super::disk::free_mb(&probe))
+                .await
+                .ok()
+                .flatten();
+            if let Some(free) = free {
+                shared.1.store(free, Ordering::Relaxed);
+                shared.0.store(free < min, Ordering::Relaxed);
+            }
+            tokio::time::sleep(DISK_CHECK).await;
+        }
+    });
+    state
+}
+
+/// How often the recordings' free space is measured.
+const DISK_CHECK: Duration = Duration::from_secs(2);
+
 /// Where the core's output goes besides the sockets and the bus.
 struct Outlets<'a> {
     store: &'a Store,
@@ -262,6 +302,9 @@ fn flush(
     } = *out;
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
+    }
+    if let Some(flows) = control.take_trusted_flows(now()) {
+        transports.set_trusted_flows(flows);
     }
     while let Some(event) = control.poll_event() {
         publish(bus, stats, event);
@@ -315,6 +358,10 @@ fn flush(
     stats
         .rejected_unjournaled
         .store(control.rejected_unjournaled(), Ordering::Relaxed);
+    let screening = control.screening_stats(now());
+    if let Ok(mut s) = stats.screening.lock() {
+        *s = screening;
+    }
 }
 
 async fn lookup(
@@ -476,8 +523,10 @@ impl Backoff {
     }
 }
 
-/// Runs `op` until it succeeds, fails for another reason than a busy database,
-/// or the [`Backoff`] is spent (the last error is returned); `sink` pauses in
+/// Runs `op` until it succeeds, fails for another reason than a busy or
+/// unreachable database ([`StoreError::is_transient`]: PostgreSQL restarting, a
+/// connection refused or reset, SQLite busy, a full disk), or the [`Backoff`] is
+/// spent (the last error is returned); `sink` pauses in
 /// between. `rows` is how many journal rows wait on it, for the log.
 async fn retry_busy<T, F, Fut>(
     sink: &impl Sink,
@@ -493,7 +542,7 @@ where
     let mut tries = 0u32;
     loop {
         match op().await {
-            Err(e) if e.is_busy() => {
+            Err(e) if e.is_transient() => {
                 let Some(pause) = backoff.next_pause() else {
                     tracing::warn!(error = %e, what, rows, tries, "database still busy; giving up for now");
                     return Err(e);
@@ -562,6 +611,32 @@ trait Sink {
     async fn pause(&self, pause: Duration);
 }
 
+/// A staff callback goes only to a number the store knows as an employee's: any
+/// other caller of the dispatch line is called back as a resident (the 5-minute
+/// rule's callback, its deadline counted from now).
+async fn staff_or_resident(
+    store: &Store,
+    config: &crate::config::Config,
+    job: &crate::store::NewDialJob,
+) -> Result<crate::store::NewDialJob, StoreError> {
+    let mut job = job.clone();
+    if job.kind != crate::store::DialKind::StaffCallback {
+        return Ok(job);
+    }
+    let info = store
+        .caller_lookup(&job.target, job.tenant.as_deref(), None)
+        .await?;
+    if info.staff.is_none() {
+        tracing::info!(phone = %job.target, "a caller of the dispatch line who is no employee is called back as a resident");
+        job.kind = crate::store::DialKind::Callback;
+        job.deadline_at = Some(
+            Utc::now()
+                + chrono::Duration::from_std(config.queue.callback_deadline).unwrap_or_default(),
+        );
+    }
+    Ok(job)
+}
+
 /// The engine's store, with the bus `recording.ready` goes on.
 struct StoreSink<'a> {
     store: &'a Store,
@@ -572,7 +647,10 @@ struct StoreSink<'a> {
 
 impl Sink for StoreSink<'_> {
     async fn upsert_calls(&self, rows: &[CallRecord]) -> Result<(), StoreError> {
-        self.store.upsert_calls(rows).await
+        self.store.upsert_calls(rows).await?;
+        // The rows are this node's: after a crash it closes the unfinished ones.
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        self.store.own_calls(self.node, &ids).await
     }
 
     async fn apply(&self, action: &Action) -> Result<(), StoreError> {
@@ -586,7 +664,8 @@ impl Sink for StoreSink<'_> {
 
 /// One round of the writer: the journal rows first, in one transaction (row by
 /// row should that fail), then the other actions in order. Returns false when the
-/// database was still busy after [`retry_busy`]: what was not written stays in
+/// database was still busy or unreachable after [`retry_busy`] (a PostgreSQL
+/// restart, a refused connection, a full disk): what was not written stays in
 /// `pending`, in order, for the next round. Work the database refuses for any
 /// other reason is logged and dropped (trying again would not help).
 async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
@@ -606,7 +685,7 @@ async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
                     let one = std::slice::from_ref(&row);
                     match retry_busy(sink, "journal row", 1, || sink.upsert_calls(one)).await {
                         Ok(()) => {}
-                        Err(e) if e.is_busy() => kept.push(row),
+                        Err(e) if e.is_transient() => kept.push(row),
                         Err(e) => {
                             tracing::error!(error = %e, call = %row.id, "journal row not written")
                         }
@@ -622,7 +701,7 @@ async fn write_round(sink: &impl Sink, pending: &mut Pending) -> bool {
     while let Some(action) = pending.rest.pop_front() {
         match retry_busy(sink, "store", 0, || sink.apply(&action)).await {
             Ok(()) => {}
-            Err(e) if e.is_busy() => {
+            Err(e) if e.is_transient() => {
                 pending.rest.push_front(action);
                 return false;
             }
@@ -640,7 +719,10 @@ async fn write(
     action: &Action,
 ) -> Result<(), StoreError> {
     match action {
-        Action::Journal(record) => store.upsert_call(record).await,
+        Action::Journal(record) => {
+            store.upsert_call(record).await?;
+            store.own_calls(node, &[record.id.as_str()]).await
+        }
         Action::Recording {
             call,
             tenant,
@@ -665,8 +747,9 @@ async fn write(
             Ok(())
         }
         Action::ScheduleJob { job, origin } => {
+            let job = staff_or_resident(store, config, job).await?;
             match store
-                .create_dial_job_from(job, origin.as_ref(), Utc::now())
+                .create_dial_job_from(&job, origin.as_ref(), Utc::now())
                 .await
             {
                 // Already planned (a staff member who called twice is called back
@@ -800,6 +883,30 @@ mod tests {
         assert!(!result.unwrap_err().is_busy());
         assert_eq!(*tries.lock().unwrap(), 1, "no second try for a refusal");
         assert!(sink.paused.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_waited_for_like_a_busy_one() {
+        let refused = || {
+            StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )))
+        };
+        assert!(refused().is_transient());
+        assert!(!refused().is_busy());
+        assert!(!StoreError::invalid("id", "empty").is_transient());
+        let sink = FakeSink::default();
+        let tries = Mutex::new(0u32);
+        let result = retry_busy(&sink, "test", 1, || {
+            let n = {
+                let mut t = tries.lock().unwrap();
+                *t += 1;
+                *t
+            };
+            async move { if n <= 2 { Err(refused()) } else { Ok(n) } }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3, "retried, not dropped");
     }
 
     /// A store that is busy for the next `busy` statements, refuses rows whose id

@@ -907,7 +907,10 @@ impl CallControl {
             caller.clone(),
             CallDirection::Inbound,
         );
-        match PhoneNumber::parse(&caller) {
+        let phone = PhoneNumber::parse(&caller).ok().filter(|phone| {
+            self.callback_permitted(now, phone, DialKind::StaffCallback, call.tenant.clone())
+        });
+        match phone.ok_or(()) {
             Ok(phone) => {
                 let wall = self.wall(now);
                 let origin = call.number.as_ref().map(|n| n.number.clone());
@@ -934,7 +937,7 @@ impl CallControl {
                 self.emit("callback.scheduled", call.tenant.clone(), json!({ "call": call.id, "phone": phone, "reason": "staff called the dispatch line", "due": wall }));
                 self.finish(now, &mut call, Disposition::CallbackScheduled, 486);
             }
-            Err(_) => {
+            Err(()) => {
                 tracing::warn!(caller = %caller, "a call to the dispatch line from a number that cannot be called back");
                 self.finish(now, &mut call, Disposition::Rejected, 486);
             }

@@ -26,6 +26,7 @@ pub mod announcements;
 pub mod callback;
 mod claimer;
 pub mod control;
+pub mod disk;
 pub mod driver;
 pub mod forward;
 pub mod handle;
@@ -37,7 +38,10 @@ pub mod media_port;
 pub mod operators;
 pub mod outbound;
 pub(crate) mod pacing;
+pub mod recovery;
 pub mod routing;
+pub mod screening;
+pub mod toll;
 pub mod trunks;
 
 #[cfg(test)]

@@ -294,7 +294,7 @@ impl Trunks {
             Purpose::Register => match response {
                 Some(r) if r.is_success() => {
                     let granted = granted_expiry(r).unwrap_or(t.config.register_expires);
-                    t.registered_until = Some(now + granted);
+                    t.registered_until = now.checked_add(granted);
                     // Refresh at 80% of the lifetime (at least 10 s before expiry).
                     let refresh = (granted * 4 / 5)
                         .min(granted.saturating_sub(Duration::from_secs(10)))
@@ -370,11 +370,16 @@ fn granted_expiry(r: &Response) -> Option<Duration> {
         .headers
         .get("Expires")
         .and_then(|e| e.trim().parse::<u64>().ok());
+    // A provider's grant is bounded: a huge one (a bug, or a hostile peer) must
+    // not overflow the clock arithmetic of the refresh.
     from_contact
         .or(from_header)
         .filter(|e| *e > 0)
-        .map(Duration::from_secs)
+        .map(|e| Duration::from_secs(e.min(MAX_GRANT_S)))
 }
+
+/// The longest registration a provider's grant is taken for (a day).
+const MAX_GRANT_S: u64 = 24 * 3600;
 
 fn aor(t: &Trunk) -> Option<Uri> {
     let user = t.username.as_deref().unwrap_or("dispatchline");
@@ -489,6 +494,19 @@ mod tests {
         // 300 s granted: refresh at 240 s.
         let next = t.trunks[0].next_register.unwrap();
         assert_eq!(next - t0, Duration::from_secs(240));
+    }
+
+    #[test]
+    fn a_huge_grant_is_taken_for_a_day_and_panics_nothing() {
+        let t0 = Instant::now();
+        let mut t = trunks(t0);
+        let (_, _, req, _) = t.poll_request(t0).unwrap();
+        let mut ok = req.response(200);
+        ok.headers.push("Expires", u64::MAX.to_string());
+        t.handle_response(t0, 0, Purpose::Register, Some(&ok));
+        assert!(t.is_registered("x", t0));
+        let next = t.trunks[0].next_register.unwrap();
+        assert_eq!(next - t0, Duration::from_secs(24 * 3600 * 4 / 5));
     }
 
     #[test]

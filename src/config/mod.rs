@@ -24,6 +24,7 @@ use crate::phone::PhoneNumber;
 
 pub mod chains;
 pub mod follow_ups;
+pub mod security;
 
 pub use chains::{ChainPolicy, ChainSettings, Reach};
 pub use follow_ups::{FollowUpPolicy, FollowUpSettings};
@@ -91,6 +92,8 @@ pub struct Config {
     pub chains: ChainSettings,
     /// Status checks, feedback calls, supplier calls and outage broadcasts.
     pub follow_ups: FollowUpSettings,
+    /// Password guessing limits and credential checks.
+    pub security: security::SecuritySettings,
     /// SIP providers.
     pub trunks: Vec<Trunk>,
     /// Numbers the engine answers, by what residents dial.
@@ -176,6 +179,10 @@ pub struct MediaSettings {
     pub record_calls: bool,
     /// Recordings directory, relative to the data directory unless absolute.
     pub recordings_dir: PathBuf,
+    /// Below this much free space (MiB) on the recordings' file system no new
+    /// recording starts (`recording.failed`, a supervisor alarm); calls go on, and
+    /// recording resumes when space returns. 0: no watermark.
+    pub recordings_min_free_mb: u64,
 }
 
 /// The `[prompts]` section: prompt files by role, relative to `media.prompts_dir`.
@@ -596,6 +603,7 @@ struct RawConfig {
     dialer: RawDialer,
     chains: chains::RawChains,
     follow_ups: follow_ups::RawFollowUps,
+    security: security::RawSecurity,
     trunk: Vec<Spanned<RawTrunk>>,
     number: Vec<Spanned<RawNumber>>,
     operator: Vec<Spanned<RawOperator>>,
@@ -687,6 +695,7 @@ struct RawMedia {
     language: String,
     record_calls: bool,
     recordings_dir: String,
+    recordings_min_free_mb: u64,
 }
 
 impl Default for RawMedia {
@@ -699,6 +708,7 @@ impl Default for RawMedia {
             language: "ru".into(),
             record_calls: true,
             recordings_dir: "recordings".into(),
+            recordings_min_free_mb: 256,
         }
     }
 }
@@ -941,6 +951,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
             "dialer" => section(value, "[dialer]", faults, &mut raw.dialer),
             "chains" => section(value, "[chains]", faults, &mut raw.chains),
             "follow_ups" => section(value, "[follow_ups]", faults, &mut raw.follow_ups),
+            "security" => section(value, "[security]", faults, &mut raw.security),
             "trunk" => raw.trunk = entries(value, "[[trunk]]", faults),
             "number" => raw.number = entries(value, "[[number]]", faults),
             "operator" => raw.operator = entries(value, "[[operator]]", faults),
@@ -949,7 +960,7 @@ fn read_raw(text: &str, faults: &mut Faults<'_>) -> Option<RawConfig> {
                 Some(&span),
                 format!(
                     "unknown section `{other}` (expected sip, http, database, media, prompts, \
-                     queue, dialer, chains, follow_ups, trunk, number, operator or menu)"
+                     queue, dialer, chains, follow_ups, security, trunk, number, operator or menu)"
                 ),
             ),
         }
@@ -996,8 +1007,14 @@ fn entries<T: DeserializeOwned>(
 // ---------------------------------------------------------------------------------
 // Validation: references, ranges and uniqueness.
 
+/// The longest duration any key of the file may give (30 days): nothing computed
+/// from a configured duration can overflow a clock.
+pub const MAX_DURATION_S: u64 = 30 * 24 * 3600;
+
+/// Seconds from the file, saturated at [`MAX_DURATION_S`] (validation reports
+/// longer values as faults; this keeps arithmetic safe whatever gets through).
 fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
+    Duration::from_secs(s.min(MAX_DURATION_S))
 }
 
 fn parse_socket(
@@ -1131,6 +1148,40 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             faults.at(None, format!("[{section}] {key} must be at least 1"));
         }
     }
+    for (key, value) in [
+        ("[sip] tcp_idle_timeout_s", raw.sip.tcp_idle_timeout_s),
+        ("[queue] ring_timeout_s", raw.queue.ring_timeout_s),
+        ("[queue] wrap_up_s", raw.queue.wrap_up_s),
+        ("[queue] announce_interval_s", raw.queue.announce_interval_s),
+        ("[queue] callback_after_s", raw.queue.callback_after_s),
+        ("[queue] abandon_threshold_s", raw.queue.abandon_threshold_s),
+        ("[queue] callback_deadline_s", raw.queue.callback_deadline_s),
+        ("[dialer] attempt_interval_s", raw.dialer.attempt_interval_s),
+        ("[dialer] ring_timeout_s", raw.dialer.ring_timeout_s),
+        (
+            "[dialer] status_check_delay_s",
+            raw.dialer.status_check_delay_s,
+        ),
+        (
+            "[dialer] staff_callback_target_s",
+            raw.dialer.staff_callback_target_s,
+        ),
+    ]
+    .into_iter()
+    .chain(raw.trunk.iter().flat_map(|t| {
+        let t = t.get_ref();
+        [
+            ("[[trunk]] register_expires_s", t.register_expires_s),
+            ("[[trunk]] options_interval_s", t.options_interval_s),
+        ]
+    })) {
+        if value > MAX_DURATION_S {
+            faults.at(
+                None,
+                format!("{key} must be at most {MAX_DURATION_S} (30 days)"),
+            );
+        }
+    }
     let mut inbound_from = Vec::new();
     for addr in &raw.sip.inbound_from {
         match addr.get_ref().trim().parse::<IpAddr>() {
@@ -1179,6 +1230,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         faults,
     );
     let operators = validate_operators(&raw.operator, faults);
+    let security = security::validate(raw.security, Some(faults));
 
     let mut digest_algorithms = Vec::new();
     for name in &raw.sip.digest_algorithms {
@@ -1234,6 +1286,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             language: raw.media.language,
             record_calls: raw.media.record_calls,
             recordings_dir: PathBuf::from(raw.media.recordings_dir),
+            recordings_min_free_mb: raw.media.recordings_min_free_mb,
         },
         prompts: PromptSettings {
             citywide_greeting: raw.prompts.citywide_greeting,
@@ -1260,6 +1313,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         },
         chains,
         follow_ups,
+        security,
         trunks,
         numbers,
         operators,

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod api;
+pub mod health;
 pub mod page;
 pub mod ws;
 
@@ -43,6 +44,11 @@ pub struct ConsoleState {
     pub ws_stats: Arc<WsStats>,
     /// The hand-off chains' figures, when the dialer runs.
     pub chains: Option<Arc<crate::dialer::runner::ChainStats>>,
+    /// What `/healthz` and `/readyz` check (without it they always say ok).
+    pub health: Option<health::Health>,
+    /// The bearer token `/metrics` asks for (`[security] metrics_token`); `None`:
+    /// open.
+    pub metrics_token: Option<String>,
 }
 
 impl ConsoleState {
@@ -55,7 +61,21 @@ impl ConsoleState {
             ws: WsSettings::default(),
             ws_stats: Arc::new(WsStats::default()),
             chains: None,
+            health: None,
+            metrics_token: None,
         }
+    }
+
+    /// This state with `/metrics` behind a bearer token (empty: open).
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = (!token.is_empty()).then(|| token.to_owned());
+        self
+    }
+
+    /// This state with the parts `/healthz` and `/readyz` check.
+    pub fn with_health(mut self, health: health::Health) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// This state with the hand-off chains' figures.
@@ -76,8 +96,11 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         access: ws::AccessLogger::start(api.store.clone()),
         revocations: api.revocations.clone(),
     };
+    let health = state.health.clone();
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(health)
         .route("/metrics", get(metrics))
         .with_state(state)
         .route("/ws", get(ws::upgrade).with_state(ws))
@@ -85,7 +108,31 @@ pub fn router(state: ConsoleState, api: api::ApiState) -> Router {
         .nest("/api/v1", api::router(api))
 }
 
-async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
+async fn metrics(
+    State(state): State<ConsoleState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if let Some(token) = &state.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let same = given.is_some_and(|g| {
+            g.len() == token.len()
+                && g.bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        });
+        if !same {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                "metrics need Authorization: Bearer <[security] metrics_token>\n",
+            )
+                .into_response();
+        }
+    }
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -142,6 +189,49 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Rejected INVITEs given no journal row (beyond the per-second budget of rejection rows).",
         c.rejected_unjournaled.load(Ordering::Relaxed),
     );
+    let g = c.screening.lock().map(|g| *g).unwrap_or_default();
+    metric(
+        "sip_auth_failures_total",
+        "counter",
+        "SIP digest failures: wrong passwords, unknown users, tries made during back-off, INVITEs from strangers.",
+        g.auth_failures,
+    );
+    metric(
+        "sip_bans_total",
+        "counter",
+        "SIP sources banned for failed authentication since start.",
+        g.bans,
+    );
+    metric(
+        "sip_banned_sources",
+        "gauge",
+        "SIP sources banned now.",
+        g.banned_now,
+    );
+    metric(
+        "sip_dropped_banned_total",
+        "counter",
+        "SIP messages dropped unanswered because their source is banned.",
+        g.dropped_banned,
+    );
+    metric(
+        "sip_refused_stateless_total",
+        "counter",
+        "INVITEs from addresses that may not call in, answered 403 statelessly.",
+        g.refused_stateless,
+    );
+    metric(
+        "sip_dropped_options_total",
+        "counter",
+        "OPTIONS from addresses that are neither trunks nor registered softphones, dropped.",
+        g.dropped_options,
+    );
+    metric(
+        "callbacks_refused_total",
+        "counter",
+        "Callbacks refused: outside the dial plan, one already pending, or over a rate limit.",
+        g.callbacks_refused,
+    );
     if let Some(h) = &state.chains {
         metric(
             "chains_running",
@@ -182,6 +272,12 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "counter",
         "SIP messages received.",
         s.received.load(Ordering::Relaxed),
+    );
+    metric(
+        "sip_edge_dropped_total",
+        "counter",
+        "Requests from untrusted sources dropped at the transport's edge over their per-source or total rate.",
+        s.edge_dropped.load(Ordering::Relaxed),
     );
     metric(
         "sip_sent_total",
@@ -256,5 +352,5 @@ async fn metrics(State(state): State<ConsoleState>) -> impl IntoResponse {
         "Screen-pop deliveries not written to the access log (queue full).",
         w.access_log_dropped_total.load(Ordering::Relaxed),
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

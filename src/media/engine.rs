@@ -183,6 +183,15 @@ impl Default for EngineOptions {
     }
 }
 
+/// Counts a shard thread out when it ends (dropped on return and on unwind).
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A snapshot of the engine's counters, for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -436,6 +445,8 @@ struct Inner {
     random: Mutex<u64>,
     counters: Arc<Counters>,
     stopped: AtomicBool,
+    /// Shard threads running now (each counts itself out when it ends, panic or not).
+    running: Arc<std::sync::atomic::AtomicUsize>,
     /// For the queue's size in the statistics only.
     recording_queue: RecordingWriter,
 }
@@ -571,6 +582,7 @@ impl MediaEngine {
         }
         let nice = options.shard_nice;
         let origin = Instant::now();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for (index, (rx, poll, asleep)) in parts.into_iter().enumerate() {
             // Shards tick in turn (shard i at +i·20/n ms), so their bursts of sends
             // do not compete for the cores at the same instant.
@@ -593,9 +605,12 @@ impl MediaEngine {
                 retired: ShardTotals::default(),
                 next_tick: origin + TICK + phase,
             };
+            running.fetch_add(1, Ordering::Relaxed);
+            let alive = Running(running.clone());
             std::thread::Builder::new()
                 .name(format!("media-shard-{index}"))
                 .spawn(move || {
+                    let _alive = alive;
                     raise_priority(nice);
                     shard.run()
                 })
@@ -630,6 +645,7 @@ impl MediaEngine {
             random: Mutex::new(seed),
             counters,
             stopped: AtomicBool::new(false),
+            running,
             recording_queue,
         };
         Ok((
@@ -887,6 +903,12 @@ impl MediaEngine {
         for s in &self.inner.shards {
             let _ = s.send(ShardMsg::Shutdown);
         }
+    }
+
+    /// Whether every shard thread is running (for `/healthz`).
+    pub fn alive(&self) -> bool {
+        !self.inner.stopped.load(Ordering::Relaxed)
+            && self.inner.running.load(Ordering::Relaxed) == self.inner.shards.len()
     }
 
     /// The send-time histograms so far (refreshed by each shard about once a

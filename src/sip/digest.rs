@@ -2,11 +2,13 @@
 //! SHA-256 for SIP): challenges, nonces and the verification of credentials.
 //!
 //! Nonces are stateless: `<issued>.<serial>.<mac>` where the MAC is SHA-256 over a
-//! secret, the issue time and a serial number (so no two challenges share a nonce),
-//! so any nonce the engine issued can be checked without a table, and an old one is
-//! reported stale (the UA retries without asking its user again).
-//! Replays are refused: with `qop`, the nonce-count a UA sends under a nonce and its
-//! cnonce must grow (RFC 7616 §3.4.5; the counts of live nonces are remembered,
+//! 256-bit key from the operating system's cryptographic RNG (the driver draws it;
+//! see [`DigestAuth::new`]), the issue time and a serial number (so no two
+//! challenges share a nonce and none can be forged or predicted), so any nonce the
+//! engine issued can be checked without a table, and an old one is reported stale
+//! (the UA retries without asking its user again).
+//! `qop=auth` is required, and replays are refused: the nonce-count a UA sends
+//! under a nonce and its cnonce must grow (RFC 7616 §3.4.5; the counts of live nonces are remembered,
 //! bounded), and the digest `uri`
 //! must be the request's Request-URI (RFC 7616 §3.4.6). A replayed count is
 //! answered like a stale nonce, so an honest UA simply retries.
@@ -138,6 +140,10 @@ pub enum DigestError {
     /// A nonce-count already seen for this nonce: a replay (re-challenged stale).
     #[error("nonce count replayed")]
     Replay,
+    /// Credentials without `qop=auth`: the nonce-count and cnonce that stop
+    /// replays are required (RFC 7616 §3.4).
+    #[error("qop=auth is required")]
+    Qop,
 }
 
 /// Nonces whose counts are remembered at most (the oldest are forgotten first;
@@ -161,7 +167,8 @@ pub struct DigestAuth {
 
 impl DigestAuth {
     /// An authenticator for `realm` offering SHA-256 then MD5; `secret` keys the
-    /// nonces (random per process).
+    /// nonces: the engine passes [`random_key`], drawn from the operating system's
+    /// cryptographic RNG at start (tests may pass anything).
     pub fn new(realm: &str, secret: &str, epoch: Instant) -> Self {
         Self {
             realm: realm.to_owned(),
@@ -243,6 +250,12 @@ impl DigestAuth {
         let nonce = field("nonce")?;
         let uri = field("uri")?;
         let response = field("response")?;
+        if creds.get("qop") != Some("auth") {
+            return Err(DigestError::Qop);
+        }
+        let nc = field("nc")?;
+        let cnonce = field("cnonce")?;
+        let count = u32::from_str_radix(nc, 16).map_err(|_| DigestError::Incomplete("nc"))?;
         let same_uri = uri == request_uri
             || matches!(
                 (super::wire::Uri::parse(uri), super::wire::Uri::parse(request_uri)),
@@ -265,17 +278,7 @@ impl DigestAuth {
             .and_then(|secret| secret.ha1(algorithm, username, &self.realm))
             .ok_or(DigestError::Mismatch)?;
         let ha2 = algorithm.hex(&format!("{method}:{uri}"));
-        let mut count = None;
-        let expected = match creds.get("qop") {
-            Some(qop) => {
-                let nc = field("nc")?;
-                let cnonce = field("cnonce")?;
-                count =
-                    Some(u32::from_str_radix(nc, 16).map_err(|_| DigestError::Incomplete("nc"))?);
-                algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
-            }
-            None => algorithm.hex(&format!("{ha1}:{nonce}:{ha2}")),
-        };
+        let expected = algorithm.hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
         if !constant_time_eq(
             expected.as_bytes(),
             response.to_ascii_lowercase().as_bytes(),
@@ -287,11 +290,8 @@ impl DigestAuth {
         if age > self.nonce_lifetime.as_secs() {
             return Err(DigestError::Stale);
         }
-        if let (Some(count), Some(cnonce)) = (count, creds.get("cnonce")) {
-            // Nonces are shared by the UAs challenged in the same second; each
-            // counts its own requests under its cnonce.
-            self.accept_count(&format!("{nonce}:{cnonce}"), issued, count, elapsed)?;
-        }
+        // Each UA counts its own requests under its cnonce.
+        self.accept_count(&format!("{nonce}:{cnonce}"), issued, count, elapsed)?;
         Ok(username.to_owned())
     }
 
@@ -328,6 +328,14 @@ impl DigestAuth {
         self.counts.insert(key.to_owned(), (issued, count));
         Ok(())
     }
+}
+
+/// A fresh 256-bit nonce key, hex, from the operating system's cryptographic RNG.
+/// `None` only if the OS has no randomness to give (the caller must not start).
+pub fn random_key() -> Option<String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).ok()?;
+    Some(hex(&key))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -490,6 +498,22 @@ mod tests {
                 Ok(user.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn credentials_without_qop_are_refused_unchecked() {
+        let t0 = Instant::now();
+        let mut auth = DigestAuth::new("dispatchline", &random_key().unwrap(), t0);
+        let challenge = auth.challenges(t0, false).remove(0);
+        let without = challenge.replace(", qop=\"auth\"", "");
+        assert_ne!(without, challenge);
+        let a = answer(&without, "REGISTER", "sip:x", "1001", "pa55", "cn").unwrap();
+        let pw = |_: &str| Some(DigestSecret::Password("pa55".to_owned()));
+        assert_eq!(
+            auth.verify(t0, "REGISTER", "sip:x", Some(&a), pw),
+            Err(DigestError::Qop)
+        );
+        assert_ne!(random_key(), random_key());
     }
 
     #[test]

@@ -68,6 +68,20 @@ pub enum RegistrationChange {
     Offline(String),
 }
 
+/// What a REGISTER's credentials came to, for the guessing guard
+/// ([`crate::guard`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The request was not about credentials (none sent, a stale or replayed
+    /// nonce, a malformed request): nothing was checked.
+    Unchecked,
+    /// The credentials were right.
+    Accepted(String),
+    /// A wrong password or an unknown user (the same answer), or a try refused
+    /// unchecked while the guard makes its source or account wait.
+    Refused,
+}
+
 /// Registrar limits.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrarSettings {
@@ -133,13 +147,30 @@ impl Registrar {
         !self.bindings(aor, now).is_empty()
     }
 
-    /// Whether a request came from an address some binding was registered from.
+    /// Whether a request came over the very flow (address, port and transport)
+    /// a live binding was registered from: a softphone is trusted by its flow for
+    /// as long as its binding lives, never by its IP address alone (anyone behind
+    /// the same NAT, or spoofing it, would be trusted too).
     pub fn registered_source(&self, source: &Target, now: Instant) -> Option<&str> {
         self.bindings.iter().find_map(|(aor, list)| {
             list.iter()
-                .any(|b| b.expires_at > now && b.source.addr.ip() == source.addr.ip())
+                .any(|b| {
+                    b.expires_at > now
+                        && b.source.addr == source.addr
+                        && b.source.transport == source.transport
+                })
                 .then_some(aor.as_str())
         })
+    }
+
+    /// The flows live bindings were registered from.
+    pub fn flows(&self, now: Instant) -> Vec<std::net::SocketAddr> {
+        self.bindings
+            .values()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .map(|b| b.source.addr)
+            .collect()
     }
 
     /// Handles a REGISTER; returns the response (the caller adds the To tag) and
@@ -152,6 +183,22 @@ impl Registrar {
         source: Target,
         secret_of: impl Fn(&str) -> Option<DigestSecret>,
     ) -> (Response, Option<RegistrationChange>) {
+        let (response, change, _) = self.handle_guarded(now, request, source, secret_of, false);
+        (response, change)
+    }
+
+    /// Like [`handle`](Self::handle), and says what the credentials came to. With
+    /// `hold_off` (the guard makes the source or account wait), credentials are
+    /// not checked at all: the answer is the very 401 a wrong password gets, so a
+    /// guesser cannot tell a refused try from a wrong one.
+    pub fn handle_guarded(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: Target,
+        secret_of: impl Fn(&str) -> Option<DigestSecret>,
+        hold_off: bool,
+    ) -> (Response, Option<RegistrationChange>, AuthOutcome) {
         debug_assert_eq!(request.method, Method::Register);
         let to = &request.headers.to.uri;
         // A To that is not a SIP AOR cannot be registered (RFC 4475 §3.3.4).
@@ -159,33 +206,41 @@ impl Registrar {
             return (
                 request.response_with_reason(400, "Bad Request: To is not a SIP or SIPS AOR"),
                 None,
+                AuthOutcome::Unchecked,
             );
         }
         let Some(aor) = to.user_unescaped() else {
             return (
                 request.response_with_reason(400, "Bad Request: To has no user part"),
                 None,
+                AuthOutcome::Unchecked,
             );
         };
         let authorization = request.headers.get("Authorization");
-        match self.auth.verify(
-            now,
-            "REGISTER",
-            request.uri.as_str(),
-            authorization,
-            &secret_of,
-        ) {
-            Ok(user) if user == aor => {}
+        let verified = if hold_off && authorization.is_some() {
+            Err(DigestError::Mismatch)
+        } else {
+            self.auth.verify(
+                now,
+                "REGISTER",
+                request.uri.as_str(),
+                authorization,
+                &secret_of,
+            )
+        };
+        let outcome = match verified {
+            Ok(user) if user == aor => AuthOutcome::Accepted(user),
             Ok(user) => {
                 tracing::warn!(%user, %aor, "REGISTER for someone else's extension");
                 return (
                     request
                         .response_with_reason(403, "Forbidden: credentials do not match the AOR"),
                     None,
+                    AuthOutcome::Accepted(user),
                 );
             }
             Err(e) => {
-                if !matches!(e, DigestError::Missing | DigestError::Stale) {
+                if !matches!(e, DigestError::Missing | DigestError::Stale) && !hold_off {
                     tracing::info!(%aor, source = %source, error = %e, "REGISTER refused");
                 }
                 // A replayed nonce-count is re-challenged like a stale nonce: an
@@ -195,14 +250,22 @@ impl Registrar {
                 for challenge in self.auth.challenges(now, stale) {
                     r.headers.push("WWW-Authenticate", challenge);
                 }
-                return (r, None);
+                // Only a compared password counts as a guess.
+                let outcome = if e == DigestError::Mismatch {
+                    AuthOutcome::Refused
+                } else {
+                    AuthOutcome::Unchecked
+                };
+                return (r, None, outcome);
             }
-        }
+        };
         let was_online = self.is_registered(&aor, now);
+        // Saturated, never wrapped: a huge Expires is the longest grant.
         let header_expires: Option<u32> = request
             .headers
             .get("Expires")
-            .and_then(|e| e.trim().parse().ok());
+            .and_then(|e| e.trim().parse::<u64>().ok())
+            .map(|e| u32::try_from(e).unwrap_or(u32::MAX));
         // All or nothing: the request is applied to a copy, which replaces the
         // bindings only when every Contact was accepted (RFC 3261 §10.3 step 7).
         let mut list: Vec<Binding> = self
@@ -226,6 +289,7 @@ impl Registrar {
                         "Bad Request: Contact * needs Expires: 0 and no other Contact",
                     ),
                     None,
+                    outcome,
                 );
             }
             list.clear();
@@ -242,7 +306,7 @@ impl Registrar {
                 let mut r = request.response(423);
                 r.headers
                     .push("Min-Expires", self.settings.min_expires.to_string());
-                return (r, None);
+                return (r, None, outcome);
             }
             let existing = list
                 .iter()
@@ -255,6 +319,7 @@ impl Registrar {
                             "Server Internal Error: CSeq not above the binding's",
                         ),
                         None,
+                        outcome,
                     );
                 }
                 list.remove(i);
@@ -295,7 +360,7 @@ impl Registrar {
             (true, false) => Some(RegistrationChange::Offline(aor)),
             _ => None,
         };
-        (r, change)
+        (r, change, outcome)
     }
 
     /// Drops lapsed bindings; returns the AORs that went offline.
@@ -406,6 +471,30 @@ mod tests {
             vec!["1001".to_owned()]
         );
         assert!(!reg.is_registered("1001", t0 + Duration::from_secs(121)));
+    }
+
+    #[test]
+    fn a_softphone_is_trusted_by_its_flow_and_a_huge_expiry_saturates() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        let (ok, _) = authed(
+            &mut reg,
+            t0,
+            "<sip:1001@192.0.2.5:5062>",
+            "4294967295",
+            1,
+            "pa55",
+        );
+        assert_eq!(ok.status, 200);
+        assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(3600)));
+        assert_eq!(reg.registered_source(&src(), t0), Some("1001"));
+        let other_port = Target::udp("192.0.2.5:40001".parse().unwrap());
+        assert_eq!(reg.registered_source(&other_port, t0), None);
+        let mut tcp = src();
+        tcp.transport = crate::sip::transport::TransportKind::Tcp;
+        assert_eq!(reg.registered_source(&tcp, t0), None);
+        let lapsed = t0 + Duration::from_secs(3601);
+        assert_eq!(reg.registered_source(&src(), lapsed), None);
     }
 
     #[test]

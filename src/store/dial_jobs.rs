@@ -287,6 +287,18 @@ impl Store {
         dispatch!(self, renew_leases(node, ids, until, now))
     }
 
+    /// Hands back every job `node` holds: due at once for any node. A node calls
+    /// it when it starts, so the jobs a crash (a SIGKILL) left claimed under its
+    /// stable id are taken up again at once, not after their lease. Returns how
+    /// many were handed back.
+    pub async fn release_node_dial_jobs(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, release_node(node, now))
+    }
+
     /// A job by id.
     pub async fn dial_job(&self, id: DialJobId) -> Result<Option<DialJob>, StoreError> {
         dispatch!(self, job(id))

@@ -57,6 +57,7 @@ pub mod journal;
 pub mod nodes;
 pub mod notices;
 pub mod onboarding;
+pub mod recovery;
 pub mod tickets;
 pub mod users;
 
@@ -216,6 +217,45 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the same work may succeed when tried again later: the database was
+    /// busy ([`is_busy`](Self::is_busy)), or could not be reached or was restarting
+    /// (connection refused or reset, PostgreSQL shutting down or not yet accepting
+    /// connections, too many connections), or ran out of room (disk full). A
+    /// statement that failed so wrote nothing that a retry would write twice (its
+    /// transaction rolled back), except that a commit whose answer was lost may
+    /// have happened: the writes retried so are upserts or guarded by state.
+    pub fn is_transient(&self) -> bool {
+        if self.is_busy() {
+            return true;
+        }
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => {
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    let code = db
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .unwrap_or_default();
+                    matches!(code & 0xff, SQLITE_IOERR | SQLITE_FULL)
+                } else {
+                    db.code().is_some_and(|c| {
+                        c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                    })
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// SQLite's primary result code `SQLITE_IOERR`.
+const SQLITE_IOERR: i32 = 10;
+/// SQLite's primary result code `SQLITE_FULL` (the disk is full).
+const SQLITE_FULL: i32 = 13;
 /// SQLite's primary result code `SQLITE_BUSY`.
 const SQLITE_BUSY: i32 = 5;
 /// SQLite's primary result code `SQLITE_LOCKED`.

@@ -13,14 +13,13 @@
 //! not just in the browser); `POST /auth/token/renew` moves its expiry to a full
 //! `token_ttl` from now, so a console in use (it renews every half hour) is never
 //! logged out in the middle of a shift that runs over, while an abandoned one
-//! still expires. Failed logins are limited per client address
-//! ([`LoginLimiter`]): after [`LoginLimiter::MAX_FAILURES`] failures within
-//! [`LoginLimiter::WINDOW`] the address gets 429 until the window ends.
+//! still expires. Failed logins are limited per client address and per extension
+//! ([`LoginLimiter`]): after a few failures every try waits longer (429 with the
+//! wait), and an address that keeps failing is banned for a while.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Extension, FromRequestParts, State};
@@ -36,6 +35,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use crate::config::Role;
+use crate::guard::{AuthGuard, Failure, GuardPolicy, Verdict};
 use crate::store::directory::TenantScope;
 use crate::store::{Store, StoreError, StoredToken};
 
@@ -236,63 +236,80 @@ pub(crate) struct Issued {
     expires_at: DateTime<Utc>,
 }
 
-/// Counts failed logins per client address, in memory: a password guesser is
-/// slowed to [`MAX_FAILURES`](Self::MAX_FAILURES) tries per
-/// [`WINDOW`](Self::WINDOW) and address. The table is bounded; when full, windows
-/// that have ended are swept, and if it is still full the oldest entries go.
-#[derive(Debug, Default)]
+/// Counts failed logins per client address and per extension, in memory, with
+/// the engine's guessing guard ([`crate::guard`]): after a few failures every
+/// further try must wait longer (doubling), and an address that keeps failing is
+/// banned for a while. A successful login clears only the count of the account
+/// that logged in, never its address's: an attacker cannot reset their count by
+/// logging in with an account they know.
+#[derive(Debug)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    guard: Mutex<AuthGuard>,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        Self::new(GuardPolicy::default())
+    }
 }
 
 impl LoginLimiter {
-    /// Failures allowed per address and window.
-    pub const MAX_FAILURES: u32 = 5;
-    /// The window.
-    pub const WINDOW: Duration = Duration::from_secs(60);
-    /// Addresses tracked at most.
-    const MAX_ADDRESSES: usize = 10_000;
+    /// A limiter with `policy`.
+    pub fn new(policy: GuardPolicy) -> Self {
+        Self {
+            guard: Mutex::new(AuthGuard::new(policy)),
+        }
+    }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+    fn guard(&self) -> std::sync::MutexGuard<'_, AuthGuard> {
         // Each update is one insert or remove: a poisoned table is still consistent.
-        self.failures
+        self.guard
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `Some(seconds to wait)` when `from` has used up its failures.
-    pub fn blocked(&self, from: IpAddr, now: Instant) -> Option<u64> {
-        let table = self.table();
-        let (count, started) = table.get(&from)?;
-        let ends = *started + Self::WINDOW;
-        (*count >= Self::MAX_FAILURES && now < ends)
-            .then(|| ends.saturating_duration_since(now).as_secs().max(1))
+    /// `Some(seconds to wait)` when a login from `from` for `extension` must not be
+    /// checked now (the refusal is counted as a failure: hammering bans).
+    pub fn blocked(&self, from: IpAddr, extension: &str, now: Instant) -> Option<u64> {
+        let mut guard = self.guard();
+        let wait = match guard.check(now, from, Some(extension)) {
+            Verdict::Allow => return None,
+            Verdict::Wait(w) | Verdict::Banned(w) => w,
+        };
+        if let Failure::Banned(ip) = guard.failed(now, from, Some(extension)) {
+            log_ban(ip, guard.policy());
+        }
+        Some(wait.as_secs().max(1))
     }
 
-    /// Counts a failed login from `from`.
-    pub fn failed(&self, from: IpAddr, now: Instant) {
-        let mut table = self.table();
-        if table.len() >= Self::MAX_ADDRESSES && !table.contains_key(&from) {
-            table.retain(|_, (_, started)| now < *started + Self::WINDOW);
-            while table.len() >= Self::MAX_ADDRESSES {
-                let oldest = table.iter().min_by_key(|(_, (_, t))| *t).map(|(ip, _)| *ip);
-                match oldest {
-                    Some(ip) => table.remove(&ip),
-                    None => break,
-                };
-            }
+    /// Counts a failed login from `from` for `extension`.
+    pub fn failed(&self, from: IpAddr, extension: &str, now: Instant) {
+        let mut guard = self.guard();
+        if let Failure::Banned(ip) = guard.failed(now, from, Some(extension)) {
+            log_ban(ip, guard.policy());
         }
-        let entry = table.entry(from).or_insert((0, now));
-        if now >= entry.1 + Self::WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
     }
 
-    /// A successful login from `from` clears its count.
-    pub fn succeeded(&self, from: IpAddr) {
-        self.table().remove(&from);
+    /// A successful login of `extension` from `from`: its count is cleared (its
+    /// address's is not).
+    pub fn succeeded(&self, from: IpAddr, extension: &str, now: Instant) {
+        self.guard().succeeded(now, from, extension);
     }
+
+    /// Addresses banned since start, and now.
+    pub fn bans(&self, now: Instant) -> (u64, usize) {
+        let guard = self.guard();
+        (guard.bans(), guard.banned_now(now))
+    }
+}
+
+fn log_ban(ip: IpAddr, policy: &GuardPolicy) {
+    tracing::warn!(
+        source = %ip,
+        failures = policy.ban_after,
+        ban_s = policy.ban_for.as_secs(),
+        "console logins from this address banned after failed logins"
+    );
 }
 
 pub(crate) async fn issue_token(
@@ -306,26 +323,26 @@ pub(crate) async fn issue_token(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         |Extension(ConnectInfo(a))| a.ip(),
     );
-    if let Some(wait) = state.login_limiter.blocked(from, Instant::now()) {
+    let extension = login.extension.trim();
+    if let Some(wait) = state.login_limiter.blocked(from, extension, Instant::now()) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("too many failed logins from your address; try again in {wait} s"),
         )
         .with_field("password"));
     }
-    let account = state
-        .store
-        .check_login(login.extension.trim(), &login.password)
-        .await?;
+    let account = state.store.check_login(extension, &login.password).await?;
     let Some(account) = account else {
-        state.login_limiter.failed(from, Instant::now());
+        state.login_limiter.failed(from, extension, Instant::now());
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unknown extension or wrong password",
         )
         .with_field("password"));
     };
-    state.login_limiter.succeeded(from);
+    state
+        .login_limiter
+        .succeeded(from, &account.extension, Instant::now());
     let now = Utc::now();
     // Logins are rare; sweeping expired tokens here keeps the table small.
     state.store.purge_expired_tokens(now).await?;
@@ -398,24 +415,31 @@ pub(crate) async fn renew_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn failed_logins_are_limited_per_address_and_window() {
+    fn failed_logins_back_off_and_a_success_elsewhere_resets_nothing() {
         let limiter = LoginLimiter::default();
         let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
         let t0 = Instant::now();
-        for _ in 0..LoginLimiter::MAX_FAILURES {
-            assert_eq!(limiter.blocked(a, t0), None);
-            limiter.failed(a, t0);
+        for _ in 0..GuardPolicy::default().free_failures {
+            assert_eq!(limiter.blocked(a, "1001", t0), None);
+            limiter.failed(a, "1001", t0);
         }
-        assert_eq!(limiter.blocked(a, t0), Some(60));
-        assert_eq!(limiter.blocked(b, t0), None, "per address");
-        let later = t0 + LoginLimiter::WINDOW;
-        assert_eq!(limiter.blocked(a, later), None, "the window ends");
-        limiter.failed(a, later);
-        assert_eq!(limiter.blocked(a, later), None, "and counting starts over");
-        limiter.succeeded(a);
-        assert!(limiter.table().get(&a).is_none());
+        assert_eq!(limiter.blocked(a, "1001", t0), None, "free failures");
+        limiter.failed(a, "1001", t0);
+        assert_eq!(limiter.blocked(a, "1001", t0), Some(1), "back-off");
+        // The attacker logs in with an account they know: their address still waits.
+        limiter.succeeded(a, "1002", t0);
+        assert!(limiter.blocked(a, "1002", t0).is_some());
+        assert_eq!(limiter.blocked(b, "1002", t0), None, "per address");
+        // Hammering during the back-off ends in a ban.
+        let mut now = t0;
+        for _ in 0..20 {
+            now += Duration::from_millis(10);
+            let _ = limiter.blocked(a, "1001", now);
+        }
+        assert_eq!(limiter.bans(now).1, 1);
     }
 
     #[test]

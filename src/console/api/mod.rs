@@ -16,7 +16,7 @@
 //! recording download also takes `?token=` so an `<audio>` element can play it):
 //!
 //! ```text
-//! POST   /auth/token                      {"extension","password"} -> token (429 after 5 failures a minute)
+//! POST   /auth/token                      {"extension","password"} -> token (429 while failures back off; 4 KiB body at most)
 //! DELETE /auth/token                      log out: the token is revoked
 //! POST   /auth/token/renew                the token's expiry moves to token_ttl from now
 //! GET    /calls/active                    calls in progress, for the console's cards
@@ -124,6 +124,9 @@ use crate::store::Store;
 
 /// Largest request body accepted, but for the imports.
 const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The body of a login or a token renewal at most: a guesser cannot make the
+/// engine read megabytes per try.
+const MAX_AUTH_BODY: usize = 4 * 1024;
 
 /// Largest CSV import accepted: a million-row contacts file is about 60 MiB.
 const MAX_IMPORT: usize = 256 * 1024 * 1024;
@@ -162,6 +165,7 @@ impl ApiState {
     /// from `config` and 12-hour tokens.
     pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
         let recordings_dir = config.recordings_dir();
+        let login_limiter = Arc::new(auth::LoginLimiter::new(config.security.console_auth));
         Self {
             store,
             events,
@@ -170,7 +174,7 @@ impl ApiState {
             token_ttl: chrono::Duration::hours(12),
             calls: None,
             chains: None,
-            login_limiter: Arc::default(),
+            login_limiter,
             board_shown: Arc::default(),
             revocations: auth::Revocations::default(),
             accounts_changed: Arc::default(),
@@ -200,9 +204,14 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(
             "/auth/token",
-            post(auth::issue_token).delete(auth::revoke_token),
+            post(auth::issue_token)
+                .delete(auth::revoke_token)
+                .layer(DefaultBodyLimit::max(MAX_AUTH_BODY)),
         )
-        .route("/auth/token/renew", post(auth::renew_token))
+        .route(
+            "/auth/token/renew",
+            post(auth::renew_token).layer(DefaultBodyLimit::max(MAX_AUTH_BODY)),
+        )
         .route("/calls/active", get(live::active_calls))
         .route("/assignment", get(live::assignment))
         .route("/tickets", get(tickets::list).post(tickets::create))

@@ -77,9 +77,7 @@ impl ChainRunner {
 
 /// Whether a store error may pass if the write is tried again later.
 pub(super) fn is_transient(e: &StoreError) -> bool {
-    e.is_busy()
-        || matches!(
-            e,
-            StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-        )
+    // The store's own judgement (busy, unreachable, restarting, disk full), and a
+    // pool closed under us.
+    e.is_transient() || matches!(e, StoreError::Database(sqlx::Error::PoolClosed))
 }

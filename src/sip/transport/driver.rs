@@ -91,6 +91,9 @@ pub struct TransportStats {
     /// TCP connections refused or closed because of a limit (connection count,
     /// send queue, write timeout, message size).
     pub tcp_refused: AtomicU64,
+    /// Requests from untrusted sources dropped at the edge over their rate
+    /// ([`super::edge`]).
+    pub edge_dropped: AtomicU64,
 }
 
 /// How far behind the call core is: an exponentially weighted average of how long
@@ -139,6 +142,11 @@ pub struct TransportSettings {
     pub tcp_queue: usize,
     /// A TCP write that does not finish in this time closes the connection.
     pub tcp_write_timeout: Duration,
+    /// Per-source admission of untrusted requests ([`super::edge`]); `None`: every
+    /// request passes (a softphone simulator, a test peer).
+    pub edge: Option<super::edge::EdgeLimits>,
+    /// Addresses the edge trusts (trunks, `[sip] inbound_from`).
+    pub trusted: Vec<std::net::IpAddr>,
 }
 
 impl TransportSettings {
@@ -153,6 +161,8 @@ impl TransportSettings {
             max_tcp_connections: 4096,
             tcp_queue: 1024,
             tcp_write_timeout: Duration::from_secs(10),
+            edge: None,
+            trusted: Vec::new(),
         }
     }
 }
@@ -223,6 +233,7 @@ struct Shared {
     stats: Arc<TransportStats>,
     load: Arc<CoreLoad>,
     recent_invites: Mutex<RecentInvites>,
+    edge: Option<Mutex<super::edge::Edge>>,
     hasher: std::collections::hash_map::RandomState,
     epoch: tokio::time::Instant,
 }
@@ -255,7 +266,14 @@ impl Transports {
         inbound: mpsc::Sender<Inbound>,
     ) -> std::io::Result<Self> {
         let (udp, tcp) = bind_pair(settings.listen).await?;
+        let edge = settings.edge.clone().map(|limits| {
+            Mutex::new(super::edge::Edge::new(
+                limits,
+                settings.trusted.iter().copied(),
+            ))
+        });
         let shared = Arc::new(Shared {
+            edge,
             udp: Arc::new(udp),
             inbound,
             connections: DashMap::new(),
@@ -285,6 +303,14 @@ impl Transports {
     /// Counters.
     pub fn stats(&self) -> Arc<TransportStats> {
         self.shared.stats.clone()
+    }
+
+    /// Trusts these flows (registered softphones) at the edge, instead of the ones
+    /// trusted before.
+    pub fn set_trusted_flows(&self, flows: Vec<SocketAddr>) {
+        if let Some(edge) = &self.shared.edge {
+            lock_edge(edge).set_trusted_flows(flows);
+        }
     }
 
     /// The core's lag gauge, which the core must keep up to date.
@@ -414,7 +440,7 @@ fn enqueue(shared: &Shared, id: ConnectionId, c: &Connection, bytes: Bytes) {
 /// receive task lives on: one bad datagram must not leave the engine deaf.
 fn parse_guarded(bytes: Bytes, framing: Framing, from: SocketAddr) -> Result<Message, ParseError> {
     let raw = bytes.clone();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(bytes, framing))).unwrap_or_else(
+    crate::supervise::contained(|| parse(bytes, framing)).unwrap_or_else(
         |_| {
             tracing::error!(%from, len = raw.len(), "the SIP parser panicked on this message; dropped it (please report it)");
             Err(ParseError::bare(WireError::Unparseable))
@@ -425,6 +451,11 @@ fn parse_guarded(bytes: Bytes, framing: Framing, from: SocketAddr) -> Result<Mes
 /// Whether a request is a new INVITE (no To tag), the only thing shed at the edge.
 fn is_initial_invite(request: &Request) -> bool {
     request.method == crate::sip::wire::Method::Invite && request.headers.to.tag().is_none()
+}
+
+fn lock_edge(edge: &Mutex<super::edge::Edge>) -> std::sync::MutexGuard<'_, super::edge::Edge> {
+    // Each update is a bucket's take: a poisoned table is still consistent.
+    edge.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Delivers a parsed message to the core, or sheds it if the core is behind.
@@ -439,6 +470,13 @@ async fn deliver(
         shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
     }
     if let Ok(Message::Request(req)) = &message {
+        if let Some(edge) = &shared.edge {
+            let class = super::edge::Class::of(req);
+            if !lock_edge(edge).admit(received, source.addr, class) {
+                shared.stats.edge_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         if is_initial_invite(req) && shed(shared, req, source) {
             return;
         }
@@ -467,8 +505,18 @@ fn shed(shared: &Arc<Shared>, invite: &Request, source: Target) -> bool {
     let key = shared.hasher.hash_one(&key);
     let max = shared.inbound.max_capacity();
     let used = max - shared.inbound.capacity();
-    let overloaded = (used as f32) > shared.settings.shed_fill * max as f32
-        || shared.load.lag() > shared.settings.shed_lag;
+    // Trusted sources (trunks, registered softphones) have their own budget: they
+    // are shed only when the inbox is nearly full, never for lag a flood caused.
+    let trusted = shared
+        .edge
+        .as_ref()
+        .is_some_and(|e| lock_edge(e).is_trusted(source.addr));
+    let overloaded = if trusted {
+        (used as f32) > 0.9 * max as f32
+    } else {
+        (used as f32) > shared.settings.shed_fill * max as f32
+            || shared.load.lag() > shared.settings.shed_lag
+    };
     let admitted = shared
         .recent_invites
         .lock()
@@ -520,6 +568,25 @@ async fn tcp_accept(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if let Some(edge) = &shared.edge {
+                    let (trusted, cap) = {
+                        let e = lock_edge(edge);
+                        (e.is_trusted_ip(peer.ip()), e.limits().tcp_per_source)
+                    };
+                    if !trusted
+                        && shared
+                            .by_peer
+                            .iter()
+                            .filter(|c| c.key().ip() == peer.ip())
+                            .count()
+                            >= cap
+                    {
+                        shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, cap, "too many TCP connections from one address; closing the new one");
+                        drop(stream);
+                        continue;
+                    }
+                }
                 if shared.connections.len() >= shared.settings.max_tcp_connections {
                     shared.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%peer, limit = shared.settings.max_tcp_connections, "too many TCP connections; closing the new one");

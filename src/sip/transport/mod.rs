@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::wire::{Uri, Via};
 
 pub mod driver;
+pub mod edge;
 
 /// A transport protocol the engine speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -384,6 +384,22 @@ pub(super) async fn renew_leases(
     Ok(done.rows_affected())
 }
 
+pub(super) async fn release_node(
+    pool: &Pool<Db>,
+    node: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE dial_jobs SET claimed_until = $1, updated_at = $1 \
+         WHERE state = 'claimed' AND claimed_by = $2",
+    )
+    .bind(now)
+    .bind(node.to_owned())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub(super) async fn list_jobs(
     pool: &Pool<Db>,
     scope: &TenantScope,

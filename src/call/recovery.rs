@@ -1,0 +1,98 @@
+//! What a node does at start about the calls a crash (a SIGKILL) cut off: its
+//! unfinished journal rows are closed with their last known state, every caller
+//! who was waiting in its queue gets the callback the 5-minute rule promises
+//! (through the same dial plan as any callback: a number outside it is logged and
+//! left), and the recordings the crash cut off, once their headers are repaired
+//! ([`crate::media::recording::recover_unfinished`]), are linked to their calls
+//! with `recording.ready`. See [`crate::store::recovery`].
+
+use chrono::Utc;
+
+use serde_json::json;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::phone::PhoneNumber;
+use crate::store::{DialKind, NewDialJob, Store, StoreError};
+
+/// Closes this node's unfinished calls and schedules the callbacks of the callers
+/// who were waiting. Returns how many callbacks were scheduled.
+pub async fn recover_calls(
+    store: &Store,
+    config: &Config,
+    node: &str,
+) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    let (closed, waiting) = store.close_unfinished_calls(node, now).await?;
+    if closed == 0 {
+        return Ok(0);
+    }
+    tracing::warn!(%node, calls = closed, waiting = waiting.len(), "calls a crash cut off are closed in the journal");
+    let mut scheduled = 0;
+    for caller in waiting {
+        let Ok(phone) = PhoneNumber::parse(&caller.from_number) else {
+            continue;
+        };
+        if !config.security.callback_plan.permits(phone.as_str()) {
+            tracing::warn!(%phone, call = %caller.call_id, "no callback after the crash: the number is outside the callback dial plan");
+            continue;
+        }
+        let deadline = caller.offered_at
+            + chrono::Duration::from_std(config.queue.callback_deadline).unwrap_or_default();
+        let job = NewDialJob {
+            tenant: caller.tenant.clone(),
+            call_id: Some(caller.call_id.clone()),
+            deadline_at: Some(deadline),
+            ..NewDialJob::new(DialKind::Callback, phone, now, config.dialer.attempts)
+        };
+        let origin = PhoneNumber::parse(&caller.to_number).ok();
+        store
+            .create_dial_job_from(&job, origin.as_ref(), now)
+            .await?;
+        scheduled += 1;
+    }
+    Ok(scheduled)
+}
+
+/// Links repaired recordings (`<call id>.wav`) to their calls and publishes
+/// `recording.ready` for each; a file that cannot be read or stored is logged.
+pub async fn link_repaired(store: &Store, bus: &EventBus, paths: &[std::path::PathBuf]) {
+    for path in paths {
+        let Some(call) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let measured = hound::WavReader::open(path)
+            .map(|r| u64::from(r.duration()) * 1000 / u64::from(r.spec().sample_rate.max(1)));
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let duration_ms = match measured {
+            Ok(ms) => ms,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "a repaired recording cannot be read");
+                continue;
+            }
+        };
+        let text = path.to_string_lossy();
+        match store
+            .insert_recording(call, &text, duration_ms as i64, bytes as i64)
+            .await
+        {
+            Ok(id) => {
+                let tenant = store
+                    .get_call(call)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.tenant);
+                tracing::warn!(%call, path = %text, "a recording the crash cut off is linked to its call");
+                bus.publish(
+                    "recording.ready",
+                    tenant.as_deref(),
+                    json!({ "call": call, "recording": id, "duration_ms": duration_ms, "bytes": bytes, "repaired": true }),
+                );
+            }
+            Err(e) => {
+                tracing::error!(%call, path = %text, error = %e, "a repaired recording cannot be linked");
+            }
+        }
+    }
+}
