@@ -13,6 +13,7 @@
 //!   administration API writes them;
 //! - [`assignment`]: who is on shift, and the executor chain for a ticket;
 //! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
+//! - [`ticket_card`]: a ticket's time in each status, every call about it, its ratings;
 //! - [`caller`]: the screen-pop lookup of a calling phone;
 //! - [`contacts`]: phone → address, learnt from calls and imported;
 //! - [`journal`]: the call journal and recordings;
@@ -22,6 +23,7 @@
 //!   broadcasts: what the planner reads and what their calls write;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`notices`]: outages and debtors;
+//! - [`reviews`]: the management companies' reviews of the dispatch line's calls;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
 //! - [`onboarding`]: the questionnaire workbook a company fills to go live;
 //! - [`address`]: how addresses are compared;
@@ -55,6 +57,8 @@ pub mod import;
 pub mod journal;
 pub mod notices;
 pub mod onboarding;
+pub mod reviews;
+pub mod ticket_card;
 pub mod tickets;
 pub mod users;
 

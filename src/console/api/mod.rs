@@ -24,9 +24,11 @@
 //! GET    /tickets                         ?status&open&category&tenant&house_id&executor_id&from&to&number&offset&limit
 //! POST   /tickets                         register with automatic assignment
 //! POST   /tickets/status                  bulk status change {"ids","status","note"}
-//! GET    /tickets/{id}                    with its hand-off chain (every attempt), history, comments
+//! GET    /tickets/{id}                    the card: hand-off chain (every attempt), history, time in each
+//!                                         status, deadline_left_s, comments, calls with recordings and
+//!                                         reviews, ratings, supplier tickets
 //! POST   /tickets/{id}/status             {"status","note","version"?}
-//! POST   /tickets/{id}/comments           {"text"}
+//! POST   /tickets/{id}/comments           {"text","internal"?}
 //! POST   /tickets/{id}/supplier-tickets   {"supplier","supplier_number"?,"recheck_at"?}: hand over to a РСО
 //! POST   /tickets/{id}/chain/restart      a new hand-off chain for a ticket whose chain ended (supervisors)
 //! GET    /chains                          running chains and exhausted ones not yet acted on
@@ -38,6 +40,8 @@
 //! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
 //! GET    /calls/{id}
 //! POST   /calls/{id}/tenant               {"tenant"}: a live call's tenant, chosen by the operator
+//! POST   /calls/{id}/review               {"score": 1..5, "comment"}: the company rates a call of the line
+//! GET    /reviews                         ?tenant&operator&call_id&from&to&offset&limit
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -94,8 +98,8 @@ pub mod board;
 mod chains;
 mod directory;
 mod error;
-mod follow_ups;
 pub(crate) mod extract;
+mod follow_ups;
 pub(crate) mod journal;
 mod live;
 mod notices;
@@ -103,7 +107,9 @@ mod onboarding;
 mod operators;
 mod readiness;
 mod reference;
+mod reviews;
 mod supplier;
+mod ticket_card;
 mod tickets;
 mod users;
 
@@ -226,6 +232,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/calls", get(journal::calls))
         .route("/calls/{id}", get(journal::call))
         .route("/calls/{id}/tenant", post(live::set_tenant))
+        .route("/calls/{id}/review", post(reviews::review))
+        .route("/reviews", get(reviews::list))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))

@@ -316,8 +316,8 @@ pub(super) async fn record_follow_up(
         }
         for (metric, score) in &result.ratings {
             sqlx::query(
-                "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO survey_answers (ticket_id, call_id, metric, score, answered_at, executor_id) \
+                 VALUES ($1, $2, $3, $4, $5, (SELECT executor_id FROM tickets WHERE id = $1))",
             )
             .bind(ticket.0)
             .bind(result.call_id.as_deref())
