@@ -15,6 +15,10 @@ const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
 const SETTINGS_JS: &str = include_str!("static/settings.js");
 const CHAINS_JS: &str = include_str!("static/chains.js");
+const TICKET_JS: &str = include_str!("static/ticket.js");
+const MONITOR_JS: &str = include_str!("static/monitor.js");
+const ANALYTICS_JS: &str = include_str!("static/analytics.js");
+const JOURNAL_CSS: &str = include_str!("static/journal.css");
 const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
@@ -59,6 +63,22 @@ pub fn router() -> Router {
         .route(
             "/static/chains.js",
             get(|| async { asset("text/javascript; charset=utf-8", CHAINS_JS) }),
+        )
+        .route(
+            "/static/ticket.js",
+            get(|| async { asset("text/javascript; charset=utf-8", TICKET_JS) }),
+        )
+        .route(
+            "/static/monitor.js",
+            get(|| async { asset("text/javascript; charset=utf-8", MONITOR_JS) }),
+        )
+        .route(
+            "/static/analytics.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ANALYTICS_JS) }),
+        )
+        .route(
+            "/static/journal.css",
+            get(|| async { asset("text/css; charset=utf-8", JOURNAL_CSS) }),
         )
         .route(
             "/favicon.svg",

@@ -223,6 +223,8 @@
       el("h4", {}, "История"),
       el("ol", { class: "history" }, (t.history || []).map((h) => el("li", {}, `${D().when(h.at)} · ${str(h.actor)} · `,
         h.from !== h.to ? `${STATUS[h.from] || h.from || "—"} → ${STATUS[h.to] || h.to}${h.note ? ` · ${h.note}` : ""}` : str(h.note)))));
+    // The rest of the card (ticket.js): status times, calls, comments, ratings.
+    if (window.dispatchlineTicket) window.dispatchlineTicket.extend(box, t, () => openTicket(t.id));
     box.hidden = false;
   }
 
