@@ -22,6 +22,7 @@
 //! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
 //!   broadcasts: what the planner reads and what their calls write;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
+//! - [`monitor`]: open, due-soon and overdue tickets, per executor;
 //! - [`notices`]: outages and debtors;
 //! - [`reviews`]: the management companies' reviews of the dispatch line's calls;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
@@ -55,6 +56,7 @@ pub mod follow_ups;
 pub mod ids;
 pub mod import;
 pub mod journal;
+pub mod monitor;
 pub mod notices;
 pub mod onboarding;
 pub mod reviews;

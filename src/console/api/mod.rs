@@ -42,6 +42,8 @@
 //! POST   /calls/{id}/tenant               {"tenant"}: a live call's tenant, chosen by the operator
 //! POST   /calls/{id}/review               {"score": 1..5, "comment"}: the company rates a call of the line
 //! GET    /reviews                         ?tenant&operator&call_id&from&to&offset&limit
+//! GET    /monitor                         ?tenant&category&work_type&reason_id&house_id&executor_id&from&to&soon_minutes:
+//!                                         open, unassigned, due soon, overdue; by category, work type, executor
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -102,6 +104,7 @@ pub(crate) mod extract;
 mod follow_ups;
 pub(crate) mod journal;
 mod live;
+mod monitor;
 mod notices;
 mod onboarding;
 mod operators;
@@ -234,6 +237,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/calls/{id}/tenant", post(live::set_tenant))
         .route("/calls/{id}/review", post(reviews::review))
         .route("/reviews", get(reviews::list))
+        .route("/monitor", get(monitor::monitor))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))
