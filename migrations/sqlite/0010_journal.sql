@@ -40,3 +40,5 @@ CREATE INDEX ticket_attachments_ticket ON ticket_attachments (ticket_id);
 CREATE INDEX tickets_open_deadline ON tickets (deadline_at)
     WHERE status IN ('registered', 'accepted', 'in_progress');
 CREATE INDEX ticket_history_first ON ticket_history (ticket_id, to_status, at);
+-- Callbacks of a call, for the compliance figures.
+CREATE INDEX dial_jobs_callback_call ON dial_jobs (call_id) WHERE kind = 'callback';

@@ -33,6 +33,7 @@
 //! - [`audit`]: the admin log of changes to reference data and accounts;
 //! - [`agreement`]: whether the store knows every tenant and city the
 //!   configuration's numbers name;
+//! - [`analytics`]: summary analytics by period, category, work type and executor;
 //! - [`demo`]: the demo data set.
 //!
 //! Every ticket change is published as `ticket.changed` on the [`EventBus`] given to
@@ -42,6 +43,7 @@ pub mod access;
 pub mod address;
 pub mod admin;
 pub mod agreement;
+pub mod analytics;
 pub mod assignment;
 pub mod audit;
 pub(crate) mod backend;
