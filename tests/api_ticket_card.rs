@@ -241,6 +241,18 @@ async fn card_shows_everything(api: Api) {
     assert_eq!(reviews["items"][0]["reviewer"], "70001");
     let (_, card) = api.get(&v, &format!("/tickets/{id}")).await;
     assert_eq!(card["reviews"][0]["call_id"], "in-1");
+    // Analytics and the monitor: the company's own, never for operators.
+    let range = "from=2000-01-01T00:00:00Z&to=2000-12-01T00:00:00Z&bucket=month";
+    let (status, _) = api.get(&v, &format!("/analytics?{range}")).await;
+    assert_eq!(status, 200);
+    let (status, _) = api.get(&op, &format!("/analytics?{range}")).await;
+    assert_eq!(status, 403);
+    let (status, _) = api
+        .get(&v, &format!("/analytics?{range}&tenant=stolica"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, m) = api.get(&v, "/monitor").await;
+    assert_eq!((status, m["open"].as_i64()), (200, Some(1)), "{m}");
     // Another company's viewer sees none of it.
     viewer(&api, "70002", "stolica").await;
     let v2 = api.login("70002").await;

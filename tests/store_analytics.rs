@@ -13,7 +13,7 @@ mod store_db;
 mod store_world;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use dispatchline::store::analytics::{AnalyticsQuery, Bucket, Percentiles};
+use dispatchline::store::analytics::{AnalyticsQuery, Bucket, DrillFilter, Percentiles};
 use dispatchline::store::tickets::Channel;
 use dispatchline::store::{
     AfterAttempt, CallDirection, CallRecord, DialAttemptOutcome, DialKind, Disposition, HouseId,
@@ -388,6 +388,53 @@ async fn figures_match_the_hand_count(store: Store) {
         only,
         vec![("2026-11-17", 1)],
         "23:30 in Москва is still the 17th"
+    );
+    // Drill-down: the tickets behind a figure.
+    let drill = |executor: Option<dispatchline::store::EmployeeId>,
+                 csi: Option<i64>,
+                 work_type: Option<&str>| DrillFilter {
+        from: at(16, 0, 0),
+        to: at(23, 0, 0),
+        tenant: None,
+        city: None,
+        category: None,
+        work_type: work_type.map(str::to_owned),
+        executor_id: executor,
+        csi,
+        offset: None,
+        limit: None,
+    };
+    assert_eq!(
+        store
+            .analytics_tickets(&all, &drill(Some(w.night), None, None))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .analytics_tickets(&all, &drill(None, Some(5), None))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .analytics_tickets(&all, &drill(None, None, Some("plumbing")))
+            .await
+            .unwrap()
+            .total,
+        3
+    );
+    assert_eq!(
+        store
+            .analytics_tickets(&etalon, &drill(None, None, Some("roof")))
+            .await
+            .unwrap()
+            .total,
+        0
     );
     // A reversed range is refused.
     assert!(

@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use super::backend::{dispatch, per_backend};
 use super::directory::TenantScope;
 use super::ids::EmployeeId;
-use super::{Store, StoreError, text_enum};
+use super::tickets::{TICKET_SELECT, Ticket, TicketRow};
+use super::{Page, Store, StoreError, page_bounds, text_enum};
 
 per_backend!("sql/analytics.rs");
 
@@ -166,6 +167,39 @@ pub struct Analytics {
     pub executors: Vec<ExecutorRatings>,
 }
 
+/// Which tickets a figure was made of, for the drill-down.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DrillFilter {
+    /// Range start (inclusive).
+    pub from: DateTime<Utc>,
+    /// Range end (exclusive).
+    pub to: DateTime<Utc>,
+    /// Only this tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Only this city (code).
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Only this category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Only this work type.
+    #[serde(default)]
+    pub work_type: Option<String>,
+    /// Only tickets of this executor.
+    #[serde(default)]
+    pub executor_id: Option<EmployeeId>,
+    /// Only tickets rated (CSI) with this score.
+    #[serde(default)]
+    pub csi: Option<i64>,
+    /// Rows to skip.
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// Page size (1..=500, default 50).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
 /// SQL that differs between the dialects.
 pub(crate) trait AnalyticsSql {
     /// Whole seconds from `a` to `b` (both timestamps).
@@ -244,6 +278,18 @@ impl Store {
             e.share_rated = (e.completed > 0).then(|| e.rated as f64 / e.completed as f64);
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// The tickets behind an analytics figure, newest first.
+    pub async fn analytics_tickets(
+        &self,
+        scope: &TenantScope,
+        filter: &DrillFilter,
+    ) -> Result<Page<Ticket>, StoreError> {
+        let (offset, limit) = page_bounds(filter.offset, filter.limit);
+        dispatch!(self, drill(scope, filter, offset, limit))
     }
 }
 

@@ -44,6 +44,10 @@
 //! GET    /reviews                         ?tenant&operator&call_id&from&to&offset&limit
 //! GET    /monitor                         ?tenant&category&work_type&reason_id&house_id&executor_id&from&to&soon_minutes:
 //!                                         open, unassigned, due soon, overdue; by category, work type, executor
+//! GET    /analytics                       ?from&to&bucket=day|week|month&tenant&city: tickets by bucket, category and
+//!                                         work type; time to accept/complete (median, p90); calls vs Rules 416;
+//!                                         CSI/CES; per-executor ratings
+//! GET    /analytics/tickets               ?from&to&tenant&city&category&work_type&executor_id&csi&offset&limit: drill-down
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -95,6 +99,7 @@
 //! only; tenant admins everything but the floor ([`auth::role_allows`]).
 
 pub mod admin;
+mod analytics;
 pub mod auth;
 pub mod board;
 mod chains;
@@ -238,6 +243,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/calls/{id}/review", post(reviews::review))
         .route("/reviews", get(reviews::list))
         .route("/monitor", get(monitor::monitor))
+        .route("/analytics", get(analytics::summary))
+        .route("/analytics/tickets", get(analytics::tickets))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))

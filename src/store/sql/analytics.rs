@@ -252,3 +252,60 @@ pub(super) async fn analytics(
         executors: executors(pool, scope, q).await?,
     })
 }
+
+pub(super) async fn drill(
+    pool: &Pool<Db>,
+    scope: &TenantScope,
+    f: &DrillFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<Page<Ticket>, StoreError> {
+    let where_clause = |qb: &mut QueryBuilder<Db>| {
+        qb.push(" WHERE t.created_at >= ")
+            .push_bind(f.from)
+            .push(" AND t.created_at < ")
+            .push_bind(f.to);
+        push_scope(qb, scope, "tn.code");
+        if let Some(tenant) = &f.tenant {
+            qb.push(" AND tn.code = ").push_bind(tenant.clone());
+        }
+        if let Some(city) = &f.city {
+            qb.push(" AND h.city_id IN (SELECT id FROM cities WHERE code = ")
+                .push_bind(city.clone())
+                .push(")");
+        }
+        if let Some(category) = &f.category {
+            qb.push(" AND t.category = ").push_bind(category.clone());
+        }
+        if let Some(work_type) = &f.work_type {
+            qb.push(" AND r.work_type = ").push_bind(work_type.clone());
+        }
+        if let Some(executor) = f.executor_id {
+            qb.push(" AND t.executor_id = ").push_bind(executor.0);
+        }
+        if let Some(score) = f.csi {
+            qb.push(" AND EXISTS (SELECT 1 FROM survey_answers sa WHERE sa.ticket_id = t.id AND sa.metric = 'csi' AND sa.score = ")
+                .push_bind(score)
+                .push(")");
+        }
+    };
+    let mut count = QueryBuilder::<Db>::new(
+        "SELECT COUNT(*) FROM tickets t JOIN tenants tn ON tn.id = t.tenant_id \
+         JOIN houses h ON h.id = t.house_id JOIN reasons r ON r.id = t.reason_id",
+    );
+    where_clause(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut qb = QueryBuilder::<Db>::new(TICKET_SELECT);
+    where_clause(&mut qb);
+    qb.push(" ORDER BY t.created_at DESC, t.id DESC LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(pool).await?;
+    Ok(Page {
+        items: rows.into_iter().map(Ticket::try_from).collect::<Result<_, _>>()?,
+        total,
+        offset,
+        limit,
+    })
+}
