@@ -30,7 +30,7 @@
       el("label", {}, "Вид работ ", el("input", { id: "m-work-type", size: 10, placeholder: "код" })),
       el("label", {}, "С ", el("input", { type: "date", id: "m-from" })),
       el("label", {}, "По ", el("input", { type: "date", id: "m-to" })),
-      el("label", {}, "«Скоро срок», мин ", el("input", { type: "number", id: "m-soon", min: 1, max: 1440, value: 60, style: "width:5rem" })),
+      el("label", {}, "«Скоро срок», мин ", el("input", { type: "number", id: "m-soon", min: 1, max: 1440, value: 60, class: "narrow" })),
       el("button", { type: "submit" }, "Показать"));
     form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
     $("view-monitor").replaceChildren(el("h2", {}, "Монитор заявок ", el("span", { id: "m-updated", class: "muted" })),
