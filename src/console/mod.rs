@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod page;
+pub mod report;
 pub mod ws;
 
 use std::fmt::Write as _;

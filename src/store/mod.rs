@@ -21,6 +21,7 @@
 //! - [`chains`]: hand-off chains and every call they placed;
 //! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
 //!   broadcasts: what the planner reads and what their calls write;
+//! - [`export`]: the ticket and call journals of a period, read in batches for export;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
 //! - [`monitor`]: open, due-soon and overdue tickets, per executor;
 //! - [`notices`]: outages and debtors;
@@ -54,6 +55,7 @@ pub mod contacts;
 pub mod demo;
 pub mod dial_jobs;
 pub mod directory;
+pub mod export;
 pub mod follow_ups;
 pub mod ids;
 pub mod import;

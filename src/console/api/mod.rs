@@ -48,6 +48,7 @@
 //!                                         work type; time to accept/complete (median, p90); calls vs Rules 416;
 //!                                         CSI/CES; per-executor ratings
 //! GET    /analytics/tickets               ?from&to&tenant&city&category&work_type&executor_id&csi&offset&limit: drill-down
+//! GET    /export/{file}                   tickets.csv|tickets.xlsx|tickets.pdf|calls.csv|calls.xlsx ?from&to&tenant
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -105,6 +106,7 @@ pub mod board;
 mod chains;
 mod directory;
 mod error;
+mod export;
 pub(crate) mod extract;
 mod follow_ups;
 pub(crate) mod journal;
@@ -245,6 +247,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/monitor", get(monitor::monitor))
         .route("/analytics", get(analytics::summary))
         .route("/analytics/tickets", get(analytics::tickets))
+        .route("/export/{file}", get(export::export))
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))
