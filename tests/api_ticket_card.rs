@@ -241,6 +241,71 @@ async fn card_shows_everything(api: Api) {
     assert_eq!(reviews["items"][0]["reviewer"], "70001");
     let (_, card) = api.get(&v, &format!("/tickets/{id}")).await;
     assert_eq!(card["reviews"][0]["call_id"], "in-1");
+    // Attachments: an executor's photo, typed by its bytes, served with its type.
+    let jpeg = [&[0xFFu8, 0xD8, 0xFF, 0xE0][..], &[0u8; 100][..]].concat();
+    let upload = |token: &str, ty: &str, body: Vec<u8>| {
+        api.request(
+            token,
+            reqwest::Method::POST,
+            &format!("/tickets/{id}/attachments?name=%D1%84%D0%BE%D1%82%D0%BE.jpg"),
+        )
+        .header("content-type", ty.to_owned())
+        .body(body)
+        .send()
+    };
+    let r = upload(&op, "image/jpeg", jpeg.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let file: Value = r.json().await.unwrap();
+    assert_eq!(
+        (file["file_name"].as_str(), file["bytes"].as_i64()),
+        (Some("фото.jpg"), Some(104))
+    );
+    assert_eq!(
+        upload(&op, "image/png", jpeg.clone())
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(
+        upload(&op, "text/html", b"<html>".to_vec())
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(
+        upload(&op, "image/jpeg", vec![0xFF; 11 * 1024 * 1024])
+            .await
+            .unwrap()
+            .status(),
+        413
+    );
+    assert_eq!(
+        upload(&v, "image/jpeg", jpeg.clone())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let r = api
+        .request(
+            &v,
+            reqwest::Method::GET,
+            &format!("/tickets/{id}/attachments/{}", file["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), jpeg);
+    let (_, card) = api.get(&v, &format!("/tickets/{id}")).await;
+    assert_eq!(card["attachments"][0]["file_name"], "фото.jpg");
+    let (status, _) = api
+        .get(&v, &format!("/tickets/{}/attachments", foreign["id"]))
+        .await;
+    assert_eq!(status, 404);
     // Analytics and the monitor: the company's own, never for operators.
     let range = "from=2000-01-01T00:00:00Z&to=2000-12-01T00:00:00Z&bucket=month";
     let (status, _) = api.get(&v, &format!("/analytics?{range}")).await;

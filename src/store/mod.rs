@@ -13,6 +13,7 @@
 //!   administration API writes them;
 //! - [`assignment`]: who is on shift, and the executor chain for a ticket;
 //! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
+//! - [`attachments`]: files attached to tickets (executors' photos);
 //! - [`ticket_card`]: a ticket's time in each status, every call about it, its ratings;
 //! - [`caller`]: the screen-pop lookup of a calling phone;
 //! - [`contacts`]: phone → address, learnt from calls and imported;
@@ -46,6 +47,7 @@ pub mod admin;
 pub mod agreement;
 pub mod analytics;
 pub mod assignment;
+pub mod attachments;
 pub mod audit;
 pub(crate) mod backend;
 pub mod caller;

@@ -49,6 +49,9 @@
 //!                                         CSI/CES; per-executor ratings
 //! GET    /analytics/tickets               ?from&to&tenant&city&category&work_type&executor_id&csi&offset&limit: drill-down
 //! GET    /export/{file}                   tickets.csv|tickets.xlsx|tickets.pdf|calls.csv|calls.xlsx ?from&to&tenant
+//! GET    /tickets/{id}/attachments        the ticket's files; POST one: raw body, Content-Type JPEG/PNG/WebP/PDF,
+//!                                         ?name=, at most 10 MiB and 20 per ticket
+//! GET    /tickets/{id}/attachments/{file} the file, with its stored type
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -101,6 +104,7 @@
 
 pub mod admin;
 mod analytics;
+mod attachments;
 pub mod auth;
 pub mod board;
 mod chains;
@@ -155,6 +159,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// Where recordings live; recording paths are resolved against it.
     pub recordings_dir: PathBuf,
+    /// Where files attached to tickets are written (`<data dir>/attachments`).
+    pub attachments_dir: PathBuf,
     /// How long a console token is valid.
     pub token_ttl: chrono::Duration,
     /// The call core, for operators' states and the board; `None` when the API runs
@@ -178,11 +184,13 @@ impl ApiState {
     /// from `config` and 12-hour tokens.
     pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
         let recordings_dir = config.recordings_dir();
+        let attachments_dir = config.database.data_dir.join("attachments");
         Self {
             store,
             events,
             config,
             recordings_dir,
+            attachments_dir,
             token_ttl: chrono::Duration::hours(12),
             calls: None,
             chains: None,
@@ -248,6 +256,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/analytics", get(analytics::summary))
         .route("/analytics/tickets", get(analytics::tickets))
         .route("/export/{file}", get(export::export))
+        .route(
+            "/tickets/{id}/attachments",
+            get(attachments::list)
+                .post(attachments::upload)
+                .layer(DefaultBodyLimit::max(attachments::MAX_FILE)),
+        )
+        .route(
+            "/tickets/{id}/attachments/{file}",
+            get(attachments::download),
+        )
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))

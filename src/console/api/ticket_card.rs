@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::store::attachments::Attachment;
 use crate::store::directory::TenantScope;
 use crate::store::reviews::{CallReview, ReviewFilter};
 use crate::store::ticket_card::{StatusTime, TicketCall, TicketRating, status_times};
@@ -28,6 +29,8 @@ pub(crate) struct CardExtras {
     ratings: Vec<TicketRating>,
     /// The company's reviews of the calls above.
     reviews: Vec<CallReview>,
+    /// Files attached to the ticket.
+    attachments: Vec<Attachment>,
 }
 
 /// The card's extras for `detail`, read now.
@@ -65,5 +68,6 @@ pub(crate) async fn extras(
         calls,
         ratings,
         reviews,
+        attachments: state.store.attachments(id).await?,
     })
 }

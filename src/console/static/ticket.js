@@ -143,6 +143,44 @@
       el("button", { type: "button", class: "primary", "data-testid": "status-apply", onclick: send }, "Изменить"), " ", error)];
   }
 
+  /** Opens an attached file (fetched with the token, shown from a blob). */
+  async function openFile(t, a, node) {
+    try {
+      const r = await fetch(`/api/v1/tickets/${t.id}/attachments/${a.id}`, { headers: { Authorization: `Bearer ${D().token()}` } });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const url = URL.createObjectURL(await r.blob());
+      node.replaceWith(a.content_type.startsWith("image/")
+        ? el("img", { src: url, alt: a.file_name, class: "attachment-photo" })
+        : el("a", { href: url, target: "_blank", rel: "noopener" }, a.file_name));
+    } catch (e) { node.textContent = `${a.file_name}: ${e.message}`; }
+  }
+
+  function filesBlock(t, reload) {
+    const items = (t.attachments || []).map((a) => {
+      const li = el("li", {}, `${a.file_name} · ${Math.max(1, Math.round(a.bytes / 1024))} КБ · ${str(a.uploaded_by)} `);
+      const button = el("button", { type: "button", class: "link" }, "открыть");
+      button.addEventListener("click", () => openFile(t, a, button));
+      li.append(button);
+      return li;
+    });
+    const list = items.length ? el("ul", { "data-testid": "attachments" }, items) : el("p", { class: "muted" }, "Файлов нет");
+    if (!canWrite()) return [el("h4", {}, "Файлы"), list];
+    const input = el("input", { type: "file", accept: "image/jpeg,image/png,image/webp,application/pdf", "aria-label": "Прикрепить файл" });
+    const error = el("span", { class: "error", role: "alert" });
+    input.addEventListener("change", async () => {
+      const f = input.files && input.files[0];
+      if (!f) return;
+      try {
+        const r = await fetch(`/api/v1/tickets/${t.id}/attachments${D().qs({ name: f.name })}`, {
+          method: "POST", headers: { Authorization: `Bearer ${D().token()}`, "Content-Type": f.type || "application/octet-stream" }, body: f,
+        });
+        if (!r.ok) { const b = await r.json().catch(() => ({})); throw new Error(b.error || `HTTP ${r.status}`); }
+        reload();
+      } catch (e) { error.textContent = e.message; }
+    });
+    return [el("h4", {}, "Файлы"), list, el("label", { class: "inline" }, "Прикрепить фото или акт (до 10 МБ): ", input), " ", error];
+  }
+
   /** Appends the card's sections to the ticket detail `box` chains.js drew for `t`. */
   function extend(box, t, reload) {
     const overdue = t.deadline_left_s !== null && t.deadline_left_s !== undefined && t.deadline_left_s < 0;
@@ -160,6 +198,7 @@
       ...statusBlock(t),
       ...callsBlock(t, reload),
       ...commentsBlock(t, reload),
+      ...filesBlock(t, reload),
       el("h4", {}, "Оценки работы"), ratings.length ? el("ul", { "data-testid": "ratings" }, ratings) : el("p", { class: "muted" }, "Оценок нет"),
       suppliers.length ? [el("h4", {}, "Заявки в РСО"), el("ul", {}, suppliers)] : null));
     box.querySelectorAll("[data-deadline-at]").forEach(deadlineText);
