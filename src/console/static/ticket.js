@@ -189,7 +189,7 @@
     box.dataset.ticketId = t.id;
     box.append(el("section", { class: "ticket-card", "data-testid": "ticket-card", "data-version": t.version },
       el("div", { class: "detail-grid" },
-        el("div", {}, el("div", { class: "muted" }, "Срок"), t.status && NEXT[t.status] && ["registered", "accepted", "in_progress"].includes(t.status)
+        el("div", {}, el("div", { class: "muted" }, "До срока"), t.status && NEXT[t.status] && ["registered", "accepted", "in_progress"].includes(t.status)
           ? el("span", { class: `deadline-left${overdue ? " overdue" : ""}`, "data-testid": "deadline-left", "data-deadline-at": t.deadline_at }, "")
           : el("span", { class: "muted" }, "закрыта")),
         el("div", {}, el("div", { class: "muted" }, "Ответственный"), str(t.responsible_name) || "—"),
