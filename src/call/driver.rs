@@ -120,8 +120,12 @@ pub async fn run(core: Core) {
     let config = control.config.clone();
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
-    let (writer, writer_task) =
-        spawn_writer(store.clone(), events.clone(), node.clone(), config.clone());
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        events.clone(),
+        node.clone(),
+        config.clone(),
+    );
     let claimer = Claimer {
         store: store.clone(),
         node: node.clone(),
@@ -240,10 +244,7 @@ pub const MAX_HELD_JOBS: usize = 256;
 const CLAIM_BATCH: i64 = 64;
 
 /// A claimed job and what its call needs to know.
-type Claimed = (
-    crate::store::DialJob,
-    Option<Arc<crate::dialer::briefing::Briefing>>,
-);
+type Claimed = (crate::store::DialJob, Option<Arc<crate::dialer::briefing::Briefing>>);
 
 /// Claims due dial jobs in the background and briefs them; they arrive on `jobs`.
 struct Claimer {

@@ -232,9 +232,7 @@ impl CallControl {
         self.jobs
             .iter()
             .filter(|j| j.at_risk_at.is_none())
-            .filter_map(|j| {
-                Some(self.instant_at(at_risk_from(j.created_at, j.deadline_at?, share)))
-            })
+            .filter_map(|j| Some(self.instant_at(at_risk_from(j.created_at, j.deadline_at?, share))))
             .min()
     }
 }

@@ -33,8 +33,8 @@ pub mod jobs;
 pub(crate) mod leg;
 pub mod media_port;
 pub mod operators;
-pub mod outbound;
 pub(crate) mod pacing;
+pub mod outbound;
 pub mod routing;
 pub mod trunks;
 

@@ -21,11 +21,7 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// At most `rate` starts per second (at least one token fits in the bucket).
     pub(crate) fn new(rate: f64) -> Self {
-        let rate = if rate.is_finite() && rate > 0.0 {
-            rate
-        } else {
-            1.0
-        };
+        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
         let burst = rate.max(1.0);
         Self {
             rate,
@@ -106,10 +102,7 @@ mod tests {
         let mut p = Pacer::new(0.5);
         assert!(p.take(t0));
         assert!(!p.take(t0 + Duration::from_secs(1)));
-        assert_eq!(
-            p.next_token(t0 + Duration::from_secs(1)),
-            t0 + Duration::from_secs(2)
-        );
+        assert_eq!(p.next_token(t0 + Duration::from_secs(1)), t0 + Duration::from_secs(2));
         assert!(p.take(t0 + Duration::from_secs(2)));
     }
 }

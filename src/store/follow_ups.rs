@@ -319,10 +319,8 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<(DialJob, Option<Ticket>), StoreError> {
-        let (job, ticket, moved) = dispatch!(
-            self,
-            answer_follow_up(job, answer, move_to, actor, note, now)
-        )?;
+        let (job, ticket, moved) =
+            dispatch!(self, answer_follow_up(job, answer, move_to, actor, note, now))?;
         if let (Some(t), true) = (&ticket, moved) {
             self.publish_status(t);
         }

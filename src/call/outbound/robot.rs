@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::super::announcements;
-use super::super::control::{
-    AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage,
-};
+use super::super::control::{AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage};
 use super::super::leg::Note;
 use super::dialout::{AfterFailure, Dialout};
 use super::{Errand, Flow, Input, disposition};
@@ -240,10 +238,7 @@ impl Robot {
         match input {
             Input::Note(idx, note) => self.note(cc, now, call, idx, note),
             Input::Gone(_) => {
-                if matches!(
-                    self.state,
-                    State::Speaking | State::Waiting | State::Closing
-                ) {
+                if matches!(self.state, State::Speaking | State::Waiting | State::Closing) {
                     self.hang_up(cc, now, call);
                 }
             }
@@ -266,18 +261,14 @@ impl Robot {
             Input::Stop(_) => {
                 // A follow-up is not stopped mid-call: it ends by itself.
             }
-            Input::Timer(_) | Input::Digit(..) | Input::Decided(_) | Input::Operator(_) => {}
+            Input::Timer(_)
+            | Input::Digit(..)
+            | Input::Decided(_)
+            | Input::Operator(_) => {}
         }
     }
 
-    fn note(
-        &mut self,
-        cc: &mut CallControl,
-        now: Instant,
-        call: &mut Call,
-        idx: usize,
-        note: Note,
-    ) {
+    fn note(&mut self, cc: &mut CallControl, now: Instant, call: &mut Call, idx: usize, note: Note) {
         let key = call.key;
         if !self.dialout.is_leg(idx) || self.state != State::Dialling {
             return;
@@ -447,11 +438,7 @@ impl Robot {
     /// What the party said, in the terms of the job.
     pub(crate) fn answer(&self) -> Answer {
         let key = |i: usize| self.keys.get(i).copied().flatten();
-        let digit = |i: usize| {
-            key(i)
-                .and_then(|c| c.to_digit(10))
-                .and_then(|d| u8::try_from(d).ok())
-        };
+        let digit = |i: usize| key(i).and_then(|c| c.to_digit(10)).and_then(|d| u8::try_from(d).ok());
         match self.job().map(|j| j.kind) {
             Some(DialKind::Survey) => {
                 let (csi, ces) = (digit(0), digit(1));
