@@ -38,7 +38,8 @@ async fn ticket_counts(
     q: &AnalyticsQuery,
     offsets: &str,
 ) -> Result<Vec<TicketCount>, StoreError> {
-    let bucket = <Db as AnalyticsSql>::bucket("t.created_at", offsets, q.bucket.unwrap_or(Bucket::Day));
+    let bucket =
+        <Db as AnalyticsSql>::bucket("t.created_at", offsets, q.bucket.unwrap_or(Bucket::Day));
     let mut qb = QueryBuilder::<Db>::new(format!(
         "SELECT {bucket} AS b, t.category, r.work_type, COUNT(*) AS n{TICKETS}"
     ));
@@ -105,9 +106,10 @@ async fn call_compliance(
         "COALESCE(c.wait_seconds, {})",
         <Db as AnalyticsSql>::seconds("c.offered_at", "c.answered_at")
     );
-    let first_cb = "(SELECT MIN(da.at) FROM dial_attempts da JOIN dial_jobs dj ON dj.id = da.job_id \
-         WHERE dj.kind = 'callback' AND dj.call_id = c.id)";
-    let cb_seconds = <Db as AnalyticsSql>::seconds("c.offered_at", first_cb);
+    // The first attempt of each callback job made for a call of the period (jobs
+    // are created within minutes of their call), joined once instead of looked up
+    // per call.
+    let cb_seconds = <Db as AnalyticsSql>::seconds("c.offered_at", "cb.first_at");
     let mut qb = QueryBuilder::<Db>::new(format!(
         "SELECT tenant, city, COUNT(*) AS calls, \
          SUM(CASE WHEN answered THEN 1 ELSE 0 END) AS answered, \
@@ -118,13 +120,23 @@ async fn call_compliance(
          SUM(due) AS due, SUM(CASE WHEN due = 1 AND cb IS NOT NULL AND cb <= 600 THEN 1 ELSE 0 END) AS cb10 \
          FROM (SELECT tn.code AS tenant, ci.code AS city, (c.answered_at IS NOT NULL) AS answered, \
          {waited} AS waited, \
-         CASE WHEN c.disposition = 'callback-scheduled' OR EXISTS (SELECT 1 FROM dial_jobs dj \
-         WHERE dj.kind = 'callback' AND dj.call_id = c.id) THEN 1 ELSE 0 END AS due, \
+         CASE WHEN c.disposition = 'callback-scheduled' OR cb.cid IS NOT NULL THEN 1 ELSE 0 END AS due, \
          {cb_seconds} AS cb \
          FROM calls c LEFT JOIN tenants tn ON tn.id = c.tenant_id LEFT JOIN cities ci ON ci.id = tn.city_id \
-         WHERE c.direction = 'inbound' AND COALESCE(c.disposition, '') <> 'rejected' AND c.offered_at >= "
+         LEFT JOIN (SELECT dj.call_id AS cid, MIN(da.at) AS first_at FROM dial_jobs dj \
+         LEFT JOIN dial_attempts da ON da.job_id = dj.id \
+         WHERE dj.kind = 'callback' AND dj.call_id IS NOT NULL AND dj.created_at >= "
     ));
-    qb.push_bind(q.from).push(" AND c.offered_at < ").push_bind(q.to);
+    qb.push_bind(q.from - chrono::Duration::days(1))
+        .push(" AND dj.created_at < ")
+        .push_bind(q.to + chrono::Duration::days(1))
+        .push(
+            " GROUP BY dj.call_id) cb ON cb.cid = c.id \
+             WHERE c.direction = 'inbound' AND COALESCE(c.disposition, '') <> 'rejected' AND c.offered_at >= ",
+        );
+    qb.push_bind(q.from)
+        .push(" AND c.offered_at < ")
+        .push_bind(q.to);
     push_scope(&mut qb, scope, "tn.code");
     if let Some(tenant) = &q.tenant {
         qb.push(" AND tn.code = ").push_bind(tenant.clone());
@@ -303,7 +315,10 @@ pub(super) async fn drill(
         .push_bind(offset);
     let rows: Vec<TicketRow> = qb.build_query_as().fetch_all(pool).await?;
     Ok(Page {
-        items: rows.into_iter().map(Ticket::try_from).collect::<Result<_, _>>()?,
+        items: rows
+            .into_iter()
+            .map(Ticket::try_from)
+            .collect::<Result<_, _>>()?,
         total,
         offset,
         limit,
