@@ -12,6 +12,7 @@
 pub mod api;
 pub mod health;
 pub mod page;
+pub mod report;
 pub mod ws;
 
 use std::fmt::Write as _;

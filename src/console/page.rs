@@ -16,6 +16,10 @@ const JS: &str = include_str!("static/console.js");
 const SETTINGS_JS: &str = include_str!("static/settings.js");
 const CHAINS_JS: &str = include_str!("static/chains.js");
 const FOLLOW_UPS_JS: &str = include_str!("static/followups.js");
+const TICKET_JS: &str = include_str!("static/ticket.js");
+const MONITOR_JS: &str = include_str!("static/monitor.js");
+const ANALYTICS_JS: &str = include_str!("static/analytics.js");
+const JOURNAL_CSS: &str = include_str!("static/journal.css");
 const ICON: &str = include_str!("static/favicon.svg");
 
 /// Only this origin: scripts, styles, images, audio, fetches and the websocket.
@@ -64,6 +68,22 @@ pub fn router() -> Router {
         .route(
             "/static/followups.js",
             get(|| async { asset("text/javascript; charset=utf-8", FOLLOW_UPS_JS) }),
+        )
+        .route(
+            "/static/ticket.js",
+            get(|| async { asset("text/javascript; charset=utf-8", TICKET_JS) }),
+        )
+        .route(
+            "/static/monitor.js",
+            get(|| async { asset("text/javascript; charset=utf-8", MONITOR_JS) }),
+        )
+        .route(
+            "/static/analytics.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ANALYTICS_JS) }),
+        )
+        .route(
+            "/static/journal.css",
+            get(|| async { asset("text/css; charset=utf-8", JOURNAL_CSS) }),
         )
         .route(
             "/favicon.svg",

@@ -128,11 +128,13 @@ pub(crate) mod peers {
     /// SQLite.
     pub(crate) mod sqlite {
         pub(in crate::store) use crate::store::dial_jobs::sqlite as dial_jobs;
+        pub(in crate::store) use crate::store::journal::sqlite as journal;
         pub(in crate::store) use crate::store::tickets::sqlite as tickets;
     }
     /// PostgreSQL.
     pub(crate) mod postgres {
         pub(in crate::store) use crate::store::dial_jobs::postgres as dial_jobs;
+        pub(in crate::store) use crate::store::journal::postgres as journal;
         pub(in crate::store) use crate::store::tickets::postgres as tickets;
     }
 }

@@ -13,6 +13,8 @@
 //!   administration API writes them;
 //! - [`assignment`]: who is on shift, and the executor chain for a ticket;
 //! - [`tickets`]: registration, status changes, comments, resource-supplier tickets;
+//! - [`attachments`]: files attached to tickets (executors' photos);
+//! - [`ticket_card`]: a ticket's time in each status, every call about it, its ratings;
 //! - [`caller`]: the screen-pop lookup of a calling phone;
 //! - [`contacts`]: phone → address, learnt from calls and imported;
 //! - [`journal`]: the call journal and recordings;
@@ -21,8 +23,11 @@
 //! - [`nodes`]: the engine nodes sharing the store, and which of them are alive;
 //! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
 //!   broadcasts: what the planner reads and what their calls write;
+//! - [`export`]: the ticket and call journals of a period, read in batches for export;
 //! - [`compliance`]: answer and callback times against Rules №416 for the board;
+//! - [`monitor`]: open, due-soon and overdue tickets, per executor;
 //! - [`notices`]: outages and debtors;
+//! - [`reviews`]: the management companies' reviews of the dispatch line's calls;
 //! - [`import`]: the contacts and debtors CSV formats tenants send;
 //! - [`onboarding`]: the questionnaire workbook a company fills to go live;
 //! - [`address`]: how addresses are compared;
@@ -31,6 +36,7 @@
 //! - [`audit`]: the admin log of changes to reference data and accounts;
 //! - [`agreement`]: whether the store knows every tenant and city the
 //!   configuration's numbers name;
+//! - [`analytics`]: summary analytics by period, category, work type and executor;
 //! - [`demo`]: the demo data set.
 //!
 //! Every ticket change is published as `ticket.changed` on the [`EventBus`] given to
@@ -40,7 +46,9 @@ pub mod access;
 pub mod address;
 pub mod admin;
 pub mod agreement;
+pub mod analytics;
 pub mod assignment;
+pub mod attachments;
 pub mod audit;
 pub(crate) mod backend;
 pub mod caller;
@@ -50,14 +58,18 @@ pub mod contacts;
 pub mod demo;
 pub mod dial_jobs;
 pub mod directory;
+pub mod export;
 pub mod follow_ups;
 pub mod ids;
 pub mod import;
 pub mod journal;
+pub mod monitor;
 pub mod nodes;
 pub mod notices;
 pub mod onboarding;
 pub mod recovery;
+pub mod reviews;
+pub mod ticket_card;
 pub mod tickets;
 pub mod users;
 

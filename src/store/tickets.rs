@@ -223,6 +223,9 @@ pub struct Comment {
     pub author: String,
     /// The text.
     pub text: String,
+    /// Internal: for the dispatch centre and the company's staff, never read or
+    /// shown to residents.
+    pub internal: bool,
 }
 
 text_enum! {
@@ -523,12 +526,24 @@ impl Store {
         dispatch!(self, tenants_of(ids))
     }
 
-    /// Adds a comment to a ticket.
+    /// Adds a comment to a ticket (one residents may be told).
     pub async fn comment(
         &self,
         id: TicketId,
         author: &str,
         text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Comment, StoreError> {
+        self.comment_with(id, author, text, false, now).await
+    }
+
+    /// Adds a comment to a ticket, `internal` or not.
+    pub async fn comment_with(
+        &self,
+        id: TicketId,
+        author: &str,
+        text: &str,
+        internal: bool,
         now: DateTime<Utc>,
     ) -> Result<Comment, StoreError> {
         let text = text.trim();
@@ -538,13 +553,14 @@ impl Store {
         if text.chars().count() > 4000 {
             return Err(StoreError::invalid("text", "longer than 4000 characters"));
         }
-        dispatch!(self, comment(id, author, text, now))?;
+        dispatch!(self, comment(id, author, text, internal, now))?;
         let ticket = self.ticket_row(id).await?;
         self.publish(&ticket, Change::Comment);
         Ok(Comment {
             at: now,
             author: author.to_owned(),
             text: text.to_owned(),
+            internal,
         })
     }
 

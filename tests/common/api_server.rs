@@ -77,6 +77,7 @@ impl Api {
             .join(format!("recordings-{}", crate::store_db::unique_name()));
         std::fs::create_dir_all(&recordings).unwrap();
         state.recordings_dir = recordings.clone();
+        state.attachments_dir = recordings.join("attachments");
         let app = axum::Router::new().nest("/api/v1", router(state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

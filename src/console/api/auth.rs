@@ -194,7 +194,7 @@ pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool 
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match role {
         Role::TenantViewer => {
-            *method == axum::http::Method::GET
+            (*method == axum::http::Method::GET
                 && matches!(
                     segments.as_slice(),
                     ["tickets"]
@@ -203,8 +203,15 @@ pub fn role_allows(role: Role, method: &axum::http::Method, path: &str) -> bool 
                         | ["calls", _]
                         | ["recordings", _]
                         | ["tenants"]
+                        | ["reviews"]
+                        | ["monitor"]
+                        | ["analytics", ..]
+                        | ["export", ..]
+                        | ["tickets", _, "attachments", ..]
                 )
-                && segments.get(1) != Some(&"active")
+                && segments.get(1) != Some(&"active"))
+                || (*method == axum::http::Method::POST
+                    && matches!(segments.as_slice(), ["calls", _, "review"]))
         }
         Role::TenantAdmin => !matches!(
             segments.as_slice(),

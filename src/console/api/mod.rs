@@ -24,9 +24,11 @@
 //! GET    /tickets                         ?status&open&category&tenant&house_id&executor_id&from&to&number&offset&limit
 //! POST   /tickets                         register with automatic assignment
 //! POST   /tickets/status                  bulk status change {"ids","status","note"}
-//! GET    /tickets/{id}                    with its hand-off chain (every attempt), history, comments
+//! GET    /tickets/{id}                    the card: hand-off chain (every attempt), history, time in each
+//!                                         status, deadline_left_s, comments, calls with recordings and
+//!                                         reviews, ratings, supplier tickets
 //! POST   /tickets/{id}/status             {"status","note","version"?}
-//! POST   /tickets/{id}/comments           {"text"}
+//! POST   /tickets/{id}/comments           {"text","internal"?}
 //! POST   /tickets/{id}/supplier-tickets   {"supplier","supplier_number"?,"recheck_at"?}: hand over to a РСО
 //! POST   /tickets/{id}/chain/restart      a new hand-off chain for a ticket whose chain ended (supervisors)
 //! GET    /chains                          running chains and exhausted ones not yet acted on
@@ -38,6 +40,18 @@
 //! GET    /calls                           ?tenant&direction&disposition&operator&ticket_id&from&to&offset&limit
 //! GET    /calls/{id}
 //! POST   /calls/{id}/tenant               {"tenant"}: a live call's tenant, chosen by the operator
+//! POST   /calls/{id}/review               {"score": 1..5, "comment"}: the company rates a call of the line
+//! GET    /reviews                         ?tenant&operator&call_id&from&to&offset&limit
+//! GET    /monitor                         ?tenant&category&work_type&reason_id&house_id&executor_id&from&to&soon_minutes:
+//!                                         open, unassigned, due soon, overdue; by category, work type, executor
+//! GET    /analytics                       ?from&to&bucket=day|week|month&tenant&city: tickets by bucket, category and
+//!                                         work type; time to accept/complete (median, p90); calls vs Rules 416;
+//!                                         CSI/CES; per-executor ratings
+//! GET    /analytics/tickets               ?from&to&tenant&city&category&work_type&executor_id&csi&offset&limit: drill-down
+//! GET    /export/{file}                   tickets.csv|tickets.xlsx|tickets.pdf|calls.csv|calls.xlsx ?from&to&tenant
+//! GET    /tickets/{id}/attachments        the ticket's files; POST one: raw body, Content-Type JPEG/PNG/WebP/PDF,
+//!                                         ?name=, at most 10 MiB and 20 per ticket
+//! GET    /tickets/{id}/attachments/{file} the file, with its stored type
 //! GET    /recordings/{id}                 audio/wav, Range requests
 //! GET    /caller                          ?phone&tenant&city: the screen-pop
 //! GET    /contacts                        ?tenant&phone&house_id&offset&limit
@@ -89,21 +103,27 @@
 //! only; tenant admins everything but the floor ([`auth::role_allows`]).
 
 pub mod admin;
+mod analytics;
+mod attachments;
 pub mod auth;
 pub mod board;
 mod chains;
 mod directory;
 mod error;
+mod export;
 pub(crate) mod extract;
 mod follow_ups;
 pub(crate) mod journal;
 mod live;
+mod monitor;
 mod notices;
 mod onboarding;
 mod operators;
 mod readiness;
 mod reference;
+mod reviews;
 mod supplier;
+mod ticket_card;
 mod tickets;
 mod users;
 
@@ -142,6 +162,8 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// Where recordings live; recording paths are resolved against it.
     pub recordings_dir: PathBuf,
+    /// Where files attached to tickets are written (`<data dir>/attachments`).
+    pub attachments_dir: PathBuf,
     /// How long a console token is valid.
     pub token_ttl: chrono::Duration,
     /// The call core, for operators' states and the board; `None` when the API runs
@@ -166,11 +188,13 @@ impl ApiState {
     pub fn new(store: Store, events: EventBus, config: Arc<Config>) -> Self {
         let recordings_dir = config.recordings_dir();
         let login_limiter = Arc::new(auth::LoginLimiter::new(config.security.console_auth));
+        let attachments_dir = config.database.data_dir.join("attachments");
         Self {
             store,
             events,
             config,
             recordings_dir,
+            attachments_dir,
             token_ttl: chrono::Duration::hours(12),
             calls: None,
             chains: None,
@@ -235,6 +259,22 @@ pub fn router(state: ApiState) -> Router {
         .route("/calls", get(journal::calls))
         .route("/calls/{id}", get(journal::call))
         .route("/calls/{id}/tenant", post(live::set_tenant))
+        .route("/calls/{id}/review", post(reviews::review))
+        .route("/reviews", get(reviews::list))
+        .route("/monitor", get(monitor::monitor))
+        .route("/analytics", get(analytics::summary))
+        .route("/analytics/tickets", get(analytics::tickets))
+        .route("/export/{file}", get(export::export))
+        .route(
+            "/tickets/{id}/attachments",
+            get(attachments::list)
+                .post(attachments::upload)
+                .layer(DefaultBodyLimit::max(attachments::MAX_FILE)),
+        )
+        .route(
+            "/tickets/{id}/attachments/{file}",
+            get(attachments::download),
+        )
         .route("/recordings/{id}", get(journal::recording))
         .route("/caller", get(journal::caller))
         .route("/contacts", get(directory::contacts))

@@ -67,6 +67,9 @@ pub(crate) struct ChangeStatusBulk {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddComment {
     text: String,
+    /// Internal: never read or shown to residents.
+    #[serde(default)]
+    internal: bool,
 }
 
 fn check_note(note: &str) -> Result<(), ApiError> {
@@ -167,6 +170,9 @@ pub(crate) struct TicketView {
     handoff: Option<super::chains::ChainView>,
     /// Earlier chains (a supervisor restarted it), newest first.
     earlier_chains: Vec<super::chains::ChainView>,
+    /// The card: time in each status, every call with its recording, ratings.
+    #[serde(flatten)]
+    card: super::ticket_card::CardExtras,
 }
 
 pub(crate) async fn get(
@@ -183,6 +189,7 @@ pub(crate) async fn get(
         .map(super::chains::ChainView::of);
     let handoff = chains.next();
     let earlier_chains = chains.collect();
+    let card = super::ticket_card::extras(&state, &detail).await?;
     log_reads(
         &state,
         &who,
@@ -198,6 +205,7 @@ pub(crate) async fn get(
         detail,
         handoff,
         earlier_chains,
+        card,
     }))
 }
 
@@ -260,7 +268,13 @@ pub(crate) async fn comment(
     visible(&state, &who, id).await?;
     let comment = state
         .store
-        .comment(TicketId(id), &who.extension, &body.text, Utc::now())
+        .comment_with(
+            TicketId(id),
+            &who.extension,
+            &body.text,
+            body.internal,
+            Utc::now(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }

@@ -219,10 +219,12 @@
         a ? el("div", { "data-testid": "chain-now" }, el("div", { class: "muted" }, "Сейчас звоним"), `${str(a.person_name)} · ${str(a.phone)} · попытка ${a.try_no} из ${a.tries}`) : null),
       chain ? el("table", { class: "grid compact", "data-testid": "chain-attempts" },
         el("thead", {}, el("tr", {}, ["Время", "Этап", "Кому", "Номер", "Попытка", "Как", "Итог", "Ответ", "Запись"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, attempts)) : null,
+        el("tbody", {}, attempts)) : "",
       el("h4", {}, "История"),
       el("ol", { class: "history" }, (t.history || []).map((h) => el("li", {}, `${D().when(h.at)} · ${str(h.actor)} · `,
         h.from !== h.to ? `${STATUS[h.from] || h.from || "—"} → ${STATUS[h.to] || h.to}${h.note ? ` · ${h.note}` : ""}` : str(h.note)))));
+    // The rest of the card (ticket.js): status times, calls, comments, ratings.
+    if (window.dispatchlineTicket) window.dispatchlineTicket.extend(box, t, () => openTicket(t.id));
     box.hidden = false;
   }
 

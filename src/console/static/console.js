@@ -530,6 +530,8 @@
     }
     if (window.dispatchlineChains) window.dispatchlineChains.onEvent(ev);
     if (window.dispatchlineFollowUps) window.dispatchlineFollowUps.onEvent(ev);
+    // The journal's views (monitor.js) follow ticket changes too.
+    document.dispatchEvent(new CustomEvent("dispatchline:event", { detail: ev }));
     if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       // At most one reload a second, however steady the traffic.

@@ -76,12 +76,12 @@ pub(super) async fn upsert_calls(
     Ok(())
 }
 
-const CALL_SELECT: &str = "SELECT c.id, c.direction, c.from_number, c.to_number, t.code AS tenant, \
+pub(in crate::store) const CALL_SELECT: &str = "SELECT c.id, c.direction, c.from_number, c.to_number, t.code AS tenant, \
      c.number_kind, c.offered_at, c.queued_at, c.answered_at, c.ended_at, c.wait_seconds, \
      c.talk_seconds, c.disposition, c.operator_extension, c.recording_id, c.ticket_id, c.rating \
      FROM calls c LEFT JOIN tenants t ON t.id = c.tenant_id";
 
-fn call_from(row: &<Db as sqlx::Database>::Row) -> Result<CallRecord, StoreError> {
+pub(in crate::store) fn call_from(row: &<Db as sqlx::Database>::Row) -> Result<CallRecord, StoreError> {
     let direction: String = row.try_get("direction")?;
     let disposition: Option<String> = row.try_get("disposition")?;
     Ok(CallRecord {

@@ -201,7 +201,7 @@ pub(super) async fn detail(
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
     let comments = sqlx::query(
-        "SELECT at, author, text FROM ticket_comments WHERE ticket_id = $1 ORDER BY id",
+        "SELECT at, author, text, internal FROM ticket_comments WHERE ticket_id = $1 ORDER BY id",
     )
     .bind(id.0)
     .fetch_all(pool)
@@ -212,6 +212,7 @@ pub(super) async fn detail(
             at: r.try_get("at")?,
             author: r.try_get("author")?,
             text: r.try_get("text")?,
+            internal: r.try_get("internal")?,
         })
     })
     .collect::<Result<Vec<_>, StoreError>>()?;
@@ -499,17 +500,19 @@ pub(super) async fn comment(
     id: TicketId,
     author: &str,
     text: &str,
+    internal: bool,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     lock(&mut tx, id).await?;
     sqlx::query(
-        "INSERT INTO ticket_comments (ticket_id, at, author, text) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO ticket_comments (ticket_id, at, author, text, internal) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id.0)
     .bind(now)
     .bind(author)
     .bind(text)
+    .bind(internal)
     .execute(&mut *tx)
     .await?;
     // A comment is not a change of the ticket's state: `version` stays.
