@@ -1,6 +1,7 @@
 //! The dialer's side of the store, on SQLite and PostgreSQL: a call's callbacks are
 //! cancelled however many other jobs there are, jobs remember the number their call
-//! dialled, and a node keeps the jobs it holds (lease renewal) or hands them back.
+//! dialled, a node keeps the jobs it holds (lease renewal) or hands them back, and an
+//! answered callback is done in the same transaction as its attempt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -130,7 +131,43 @@ async fn jobs_remember_the_number_dialled_and_leases_are_renewed_or_handed_back(
     );
 }
 
+/// An answered callback is written in one transaction with its attempt: the job
+/// is done at once and never due again, whatever happens to the node next.
+async fn an_answered_callback_is_done_with_its_attempt(store: Store) {
+    let now = Utc::now();
+    let job = store
+        .create_dial_job(&callback("c-answered", "+79120000003"), now)
+        .await
+        .unwrap();
+    let claimed = dialer::claim(&store, "node-a", now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    dialer::record(
+        &store,
+        "node-a",
+        job.id,
+        dispatchline::store::DialAttemptOutcome::Answered,
+        Some("c-cb"),
+        std::time::Duration::ZERO,
+        now,
+    )
+    .await
+    .unwrap();
+    let done = store.dial_job(job.id).await.unwrap().unwrap();
+    assert_eq!(done.state, DialJobState::Done);
+    assert_eq!((done.attempts_made, done.claimed_by), (1, None));
+    assert_eq!(done.outcome.as_deref(), Some("answered"));
+    // Long after any lease, nobody claims it again.
+    let much_later = now + Duration::hours(2);
+    assert!(
+        dialer::claim(&store, "node-b", much_later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 on_both_backends!(
     a_calls_callbacks_are_cancelled_past_the_first_page,
     jobs_remember_the_number_dialled_and_leases_are_renewed_or_handed_back,
+    an_answered_callback_is_done_with_its_attempt,
 );

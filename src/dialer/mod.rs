@@ -42,7 +42,7 @@ pub mod runner;
 use chrono::{DateTime, Utc};
 
 use crate::store::{
-    AfterAttempt, DialAttemptOutcome, DialJob, DialJobId, DialJobState, DialKind, Store, StoreError,
+    AfterAttempt, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store, StoreError,
 };
 
 /// The job kinds this engine runs: all of them.
@@ -139,7 +139,8 @@ pub async fn claim(
         .await
 }
 
-/// Writes one attempt: a job answered is done; otherwise the next attempt is due
+/// Writes one attempt: a job answered is done (in the same transaction);
+/// otherwise the next attempt is due
 /// after `retry_in` (the store fails the job when its attempts run out).
 pub async fn record(
     store: &Store,
@@ -151,11 +152,9 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     if outcome == DialAttemptOutcome::Answered {
+        // One transaction: nobody is called twice, whenever the engine dies.
         store
-            .record_dial_attempt(job, node, outcome, call_id, AfterAttempt::Hold, now)
-            .await?;
-        store
-            .complete_dial_job(job, DialJobState::Done, outcome.as_str(), now)
+            .record_dial_attempt(job, node, outcome, call_id, AfterAttempt::Done, now)
             .await?;
         return Ok(());
     }

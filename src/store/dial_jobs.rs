@@ -231,6 +231,10 @@ pub enum AfterAttempt {
     RetryAt(DateTime<Utc>),
     /// Keep the claim: the caller completes the job itself.
     Hold,
+    /// The job is done with this attempt (the party answered): the attempt and
+    /// the job's end are written in one transaction, so a crash between the two
+    /// can never have the party called again.
+    Done,
 }
 
 impl Store {

@@ -292,6 +292,18 @@ pub(super) async fn record_attempt(
             .execute(&mut *tx)
             .await?;
         }
+        AfterAttempt::Done => {
+            sqlx::query(
+                "UPDATE dial_jobs SET attempts_made = $2, outcome = $3, state = 'done', \
+                 claimed_by = NULL, claimed_until = NULL, updated_at = $4 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(attempts)
+            .bind(outcome.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         AfterAttempt::Hold => {
             sqlx::query("UPDATE dial_jobs SET attempts_made = $2, outcome = $3, updated_at = $4 WHERE id = $1")
                 .bind(id.0)
