@@ -11,14 +11,14 @@
 
 use std::time::Instant;
 
-use super::super::control::{Call, CallControl, CallTimer};
+use super::super::control::{Call, CallControl, CallTimer, Kind, Stage};
 use super::super::inbound::escape_user;
 use super::super::leg::Leg;
 use crate::dialer::{self, Ending, Silence};
 use crate::sip::digest;
 use crate::sip::endpoint::ClientFailure;
 use crate::sip::wire::{Method, NameAddr, Request, Response, Uri};
-use crate::store::DialAttemptOutcome;
+use crate::store::{CallDirection, DialAttemptOutcome, TicketId};
 
 /// The party's leg of an outbound call, through the trunks.
 #[derive(Debug, Clone)]
@@ -46,6 +46,45 @@ pub(crate) enum AfterFailure {
     NextTrunk,
     /// The attempt is over with this outcome.
     Over(DialAttemptOutcome),
+}
+
+impl CallControl {
+    /// A call the engine places straight to `target` with no operator on the line
+    /// (the informer, a follow-up's robot): its journal row (from the tenant's
+    /// number, else the city's citywide one; to `target`; the tenant and ticket),
+    /// ringing, and the dial-out through the calling number's trunk first.
+    pub(crate) fn direct_call(
+        &mut self,
+        now: Instant,
+        tenant: Option<&str>,
+        city: Option<&str>,
+        ticket: Option<TicketId>,
+        target: &str,
+    ) -> (u64, Call, Dialout) {
+        let number = self.caller_id_number(None, tenant, city);
+        let from = number
+            .as_ref()
+            .map(|n| n.number.to_string())
+            .unwrap_or_default();
+        let preferred = number.as_ref().and_then(|n| n.trunk.clone());
+        let (key, mut call) = self.new_call(
+            now,
+            Kind::Outbound,
+            number,
+            target.to_owned(),
+            target.to_owned(),
+            CallDirection::Outbound,
+        );
+        call.record.from_number = from.clone();
+        call.record.to_number = target.to_owned();
+        call.tenant = tenant.map(str::to_owned).or(call.tenant);
+        call.record.tenant = call.tenant.clone();
+        call.record.ticket_id = ticket;
+        call.city = city.map(str::to_owned);
+        call.stage = Stage::Ringing;
+        let dialout = Dialout::new(self, now, target, &from, preferred.as_deref());
+        (key, call, dialout)
+    }
 }
 
 impl Dialout {

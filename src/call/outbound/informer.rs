@@ -17,16 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::super::control::{
-    AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage,
-};
+use super::super::control::{AfterPlayback, Call, CallControl, CallTimer, Disposition, Stage};
 use super::super::leg::Note;
 use super::dialout::{AfterFailure, Dialout};
 use super::{Errand, Flow, Input, disposition};
 use crate::config::Reach;
 use crate::dialer::chain::StopWhy;
 use crate::dialer::order::{ChainEvent, HandoffOrder};
-use crate::store::{AttemptOutcome, CallDirection, DialAttemptOutcome};
+use crate::store::{AttemptOutcome, DialAttemptOutcome};
 
 /// How long the informer waits for a key after its message.
 pub(crate) const KEY_WAIT: Duration = Duration::from_secs(6);
@@ -73,30 +71,15 @@ impl CallControl {
     /// Calls the person of `order` as the informer.
     pub(crate) fn start_informer(&mut self, now: Instant, order: Box<HandoffOrder>) {
         let attempt = order.attempt;
-        let number = self.caller_id_number(None, Some(&order.card.tenant), Some(&order.card.city));
-        let from = number
-            .as_ref()
-            .map(|n| n.number.to_string())
-            .unwrap_or_default();
-        let target = order.phone.to_string();
-        let (key, mut call) = self.new_call(
+        let (key, mut call, dialout) = self.direct_call(
             now,
-            Kind::Outbound,
-            number.clone(),
-            target.clone(),
-            target.clone(),
-            CallDirection::Outbound,
+            Some(&order.card.tenant),
+            Some(&order.card.city),
+            Some(order.card.ticket),
+            &order.phone.to_string(),
         );
-        call.record.from_number = from.clone();
-        call.record.to_number = target.clone();
-        call.tenant = Some(order.card.tenant.clone());
-        call.record.tenant = call.tenant.clone();
-        call.record.ticket_id = Some(order.card.ticket);
-        call.city = Some(order.card.city.clone());
-        call.stage = Stage::Ringing;
-        let preferred = number.as_ref().and_then(|n| n.trunk.clone());
         let mut informer = Informer {
-            dialout: Dialout::new(self, now, &target, &from, preferred.as_deref()),
+            dialout,
             errand: Errand::Handoff {
                 order,
                 deadline: now,

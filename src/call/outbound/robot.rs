@@ -21,16 +21,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::super::announcements;
-use super::super::control::{
-    AfterPlayback, Call, CallControl, CallTimer, Disposition, Kind, Stage,
-};
+use super::super::control::{AfterPlayback, Call, CallControl, CallTimer, Disposition, Stage};
 use super::super::leg::Note;
 use super::dialout::{AfterFailure, Dialout};
 use super::{Errand, Flow, Input, disposition};
 use crate::dialer::briefing::Briefing;
 use crate::dialer::follow_up::{Answer, WorkStatus};
 use crate::media::speech;
-use crate::store::{CallDirection, DialAttemptOutcome, DialJob, DialKind};
+use crate::store::{DialAttemptOutcome, DialJob, DialKind};
 
 /// How long the robot waits for a key after a question.
 pub(crate) const KEY_WAIT: Duration = Duration::from_secs(7);
@@ -106,30 +104,15 @@ impl CallControl {
     pub(crate) fn start_robot(&mut self, now: Instant, job: DialJob, briefing: Arc<Briefing>) {
         let script = self.script(&job, &briefing);
         let city = briefing.ticket.as_ref().map(|t| t.city.clone());
-        let number = self.caller_id_number(None, job.tenant.as_deref(), city.as_deref());
-        let from = number
-            .as_ref()
-            .map(|n| n.number.to_string())
-            .unwrap_or_default();
-        let target = job.target.clone();
-        let (key, mut call) = self.new_call(
+        let (key, mut call, dialout) = self.direct_call(
             now,
-            Kind::Outbound,
-            number.clone(),
-            target.clone(),
-            target.clone(),
-            CallDirection::Outbound,
+            job.tenant.as_deref(),
+            city.as_deref(),
+            job.ticket_id,
+            &job.target,
         );
-        call.record.from_number = from.clone();
-        call.record.to_number = target.clone();
-        call.tenant = job.tenant.clone().or(call.tenant);
-        call.record.tenant = call.tenant.clone();
-        call.record.ticket_id = job.ticket_id;
-        call.city = city;
-        call.stage = Stage::Ringing;
-        let preferred = number.as_ref().and_then(|n| n.trunk.clone());
         let mut robot = Robot {
-            dialout: Dialout::new(self, now, &target, &from, preferred.as_deref()),
+            dialout,
             errand: Errand::Job(Box::new(job), Some(briefing)),
             state: State::Dialling,
             script,
