@@ -390,6 +390,36 @@ pub(super) fn category(
     }
 }
 
+/// The tenant and category an override table names (`table`, e.g.
+/// `[[chains.policy]]`), checked: a tenant is not blank, a category is known, and
+/// at least one of them is there (`defaults` names the tables for everything else).
+pub(super) fn scope<T>(
+    entry: &Spanned<T>,
+    tenant: Option<&str>,
+    category_text: Option<&Spanned<String>>,
+    table: &str,
+    defaults: &str,
+    faults: &mut Faults<'_>,
+) -> (Option<String>, Option<String>) {
+    let tenant = tenant.map(|t| t.trim().to_owned());
+    if tenant.as_deref().is_some_and(str::is_empty) {
+        faults.at(
+            Some(&entry.span()),
+            format!("{table} tenant must not be empty"),
+        );
+    }
+    let category = category_text.and_then(|c| category(c, &format!("{table} category"), faults));
+    if tenant.is_none() && category_text.is_none() {
+        faults.at(
+            Some(&entry.span()),
+            format!(
+                "{table} needs a tenant, a category or both (use {defaults} for everything else)"
+            ),
+        );
+    }
+    (tenant, category)
+}
+
 /// Validates `[chains]` with the `[dialer]` keys it shares.
 pub(super) fn validate(
     raw: RawChains,
@@ -463,20 +493,14 @@ pub(super) fn validate(
     for entry in &raw.policy {
         let p = entry.get_ref();
         let key = |k: &str| format!("[[chains.policy]] {k}");
-        let tenant = p.tenant.as_ref().map(|t| t.trim().to_owned());
-        if tenant.as_deref().is_some_and(str::is_empty) {
-            faults.at(Some(&entry.span()), key("tenant must not be empty"));
-        }
-        let category = p
-            .category
-            .as_ref()
-            .and_then(|c| category(c, &key("category"), faults));
-        if tenant.is_none() && p.category.is_none() {
-            faults.at(
-                Some(&entry.span()),
-                "[[chains.policy]] needs a tenant, a category or both (use [chains] and [dialer] for everything else)".into(),
-            );
-        }
+        let (tenant, category) = scope(
+            entry,
+            p.tenant.as_deref(),
+            p.category.as_ref(),
+            "[[chains.policy]]",
+            "[chains] and [dialer]",
+            faults,
+        );
         let keys = PolicyKeys {
             enabled: p.enabled,
             attempts: p.attempts.map(|v| attempts(v, &key("attempts"), faults)),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Faults;
-use super::chains::{Scoped, applicable, category, reach, timer};
+use super::chains::{Scoped, applicable, reach, scope, timer};
 pub use crate::config::chains::Reach;
 use crate::dialer::quiet_hours::QuietHours;
 
@@ -299,20 +299,14 @@ pub(super) fn validate(
     for entry in &raw.policy {
         let p = entry.get_ref();
         let key = |k: &str| format!("[[follow_ups.policy]] {k}");
-        let tenant = p.tenant.as_ref().map(|t| t.trim().to_owned());
-        if tenant.as_deref().is_some_and(str::is_empty) {
-            faults.at(Some(&entry.span()), key("tenant must not be empty"));
-        }
-        let category = p
-            .category
-            .as_ref()
-            .and_then(|c| category(c, &key("category"), faults));
-        if tenant.is_none() && p.category.is_none() {
-            faults.at(
-                Some(&entry.span()),
-                "[[follow_ups.policy]] needs a tenant, a category or both (use [follow_ups] for everything else)".into(),
-            );
-        }
+        let (tenant, category) = scope(
+            entry,
+            p.tenant.as_deref(),
+            p.category.as_ref(),
+            "[[follow_ups.policy]]",
+            "[follow_ups]",
+            faults,
+        );
         let keys = FollowUpKeys {
             status_checks: p
                 .status_checks
