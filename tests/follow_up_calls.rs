@@ -12,9 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use common::chains::login;
-use common::engine::{self, free_port, wait_for_events};
+use common::engine::{free_port, wait_for_events};
 use common::follow_ups::{self, BUSY, EXECUTOR, RESIDENT, TALKER, phone};
 use common::sipp;
 use dispatchline::store::notices::NewOutage;
@@ -22,21 +22,6 @@ use dispatchline::store::{
     DialJob, DialJobFilter, DialJobState, DialKind, SupplierStatus, SurveyMetric, TenantScope,
     TicketId, TicketStatus,
 };
-
-/// A zone (`Etc/GMT±N`) where the local hour is `hour` right now.
-fn zone_where_it_is(hour: u32) -> String {
-    let utc = Utc::now().hour() as i32;
-    let mut offset = (hour as i32 - utc).rem_euclid(24);
-    if offset > 14 {
-        offset -= 24;
-    }
-    // The Etc zones' signs are inverted (Etc/GMT-5 is UTC+5).
-    match offset {
-        0 => "Etc/GMT".to_owned(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
 
 async fn jobs(engine: &dispatchline::server::Engine, kind: DialKind) -> Vec<DialJob> {
     engine
@@ -66,17 +51,15 @@ async fn history(engine: &dispatchline::server::Engine, t: TicketId) -> Vec<Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_executor_is_asked_two_hours_after_accepting_presses_2_and_a_closed_ticket_is_not_asked_again()
  {
-    let dir = sipp::workdir("status-check-story");
-    let port = free_port();
-    let people = follow_ups::people(&dir, port, 2000).await;
-    let zone = zone_where_it_is(12);
-    let engine = engine::start(&follow_ups::config(
-        port,
-        "ekb",
-        "status_checks = 3\nstatus_check_reach = \"informer\"\nquiet_hours = \"00:00-00:00\"",
-    ))
-    .await;
-    let w = follow_ups::seed(&engine.store, "ekb", &zone).await;
+    let policy =
+        "status_checks = 3\nstatus_check_reach = \"informer\"\nquiet_hours = \"00:00-00:00\"";
+    let follow_ups::Story {
+        dir,
+        people,
+        engine,
+        world: w,
+        ..
+    } = follow_ups::story("status-check-story", 2000, policy).await;
 
     // The ticket was registered and accepted two hours ago (virtual time: the store
     // takes the instant); its first status check is due two hours after the
@@ -155,18 +138,15 @@ async fn the_executor_is_asked_two_hours_after_accepting_presses_2_and_a_closed_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resident_rates_the_work_4_and_a_resident_where_it_is_night_waits_for_9_am() {
-    let dir = sipp::workdir("survey-story");
-    let port = free_port();
-    let people = follow_ups::people(&dir, port, 2000).await;
-    let day = zone_where_it_is(12);
-    let night = zone_where_it_is(23);
-    let engine = engine::start(&follow_ups::config(
-        port,
-        "ekb",
-        "feedback_delay_s = 0\nquiet_hours = \"21:00-09:00\"",
-    ))
-    .await;
-    let w = follow_ups::seed(&engine.store, "ekb", &day).await;
+    let policy = "feedback_delay_s = 0\nquiet_hours = \"21:00-09:00\"";
+    let follow_ups::Story {
+        dir,
+        people,
+        engine,
+        world: w,
+        ..
+    } = follow_ups::story("survey-story", 2000, policy).await;
+    let night = follow_ups::zone_where_it_is(23);
 
     // A ticket done in the day city: its resident is called at once.
     let now = Utc::now();
@@ -261,17 +241,14 @@ async fn a_resident_rates_the_work_4_and_a_resident_where_it_is_night_waits_for_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_is_handed_to_the_supplier_by_phone_and_the_supplier_is_asked_again_at_the_set_time()
  {
-    let dir = sipp::workdir("supplier-story");
-    let port = free_port();
-    let people = follow_ups::people(&dir, port, 2000).await;
-    let zone = zone_where_it_is(12);
-    let engine = engine::start(&follow_ups::config(
-        port,
-        "ekb",
-        "quiet_hours = \"00:00-00:00\"\nsupplier_recheck_s = 3600",
-    ))
-    .await;
-    let w = follow_ups::seed(&engine.store, "ekb", &zone).await;
+    let policy = "quiet_hours = \"00:00-00:00\"\nsupplier_recheck_s = 3600";
+    let follow_ups::Story {
+        dir,
+        people,
+        engine,
+        world: w,
+        ..
+    } = follow_ups::story("supplier-story", 2000, policy).await;
     // The operator's softphone answers each call and hangs up after 4 s (the
     // supplier's dispatcher stays on the line until the engine hangs up).
     let operator = sipp::operator_on_duty(
@@ -353,17 +330,14 @@ async fn a_ticket_is_handed_to_the_supplier_by_phone_and_the_supplier_is_asked_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_at_two_houses_is_told_to_50_residents_once_each_paced_and_busy_retried() {
-    let dir = sipp::workdir("broadcast-story");
-    let port = free_port();
-    let people = follow_ups::people(&dir, port, 1500).await;
-    let zone = zone_where_it_is(12);
-    let engine = engine::start(&follow_ups::config(
-        port,
-        "ekb",
-        "quiet_hours = \"21:00-09:00\"\nbroadcast_attempts = 2\nbroadcast_retry_s = 2",
-    ))
-    .await;
-    let w = follow_ups::seed(&engine.store, "ekb", &zone).await;
+    let policy = "quiet_hours = \"21:00-09:00\"\nbroadcast_attempts = 2\nbroadcast_retry_s = 2";
+    let follow_ups::Story {
+        dir,
+        people,
+        engine,
+        world: w,
+        ..
+    } = follow_ups::story("broadcast-story", 1500, policy).await;
     let now = Utc::now();
     let mut numbers = vec![BUSY.to_owned()];
     numbers.extend((1..50).map(|i| format!("+791500000{i:02}")));
@@ -497,17 +471,13 @@ async fn an_outage_at_two_houses_is_told_to_50_residents_once_each_paced_and_bus
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_member_calling_three_times_is_called_back_once_in_time_and_compliance_is_unchanged()
  {
-    let dir = sipp::workdir("staff-story");
-    let port = free_port();
-    let people = follow_ups::people(&dir, port, 2000).await;
-    let zone = zone_where_it_is(12);
-    let engine = engine::start(&follow_ups::config(
-        port,
-        "ekb",
-        "quiet_hours = \"00:00-00:00\"",
-    ))
-    .await;
-    follow_ups::seed(&engine.store, "ekb", &zone).await;
+    let policy = "quiet_hours = \"00:00-00:00\"";
+    let follow_ups::Story {
+        dir,
+        people,
+        engine,
+        ..
+    } = follow_ups::story("staff-story", 2000, policy).await;
 
     // Three calls to the dispatch line in a row, each refused with 486.
     let calls = sipp::args(&[

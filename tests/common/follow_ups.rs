@@ -240,3 +240,45 @@ pub async fn people(dir: &Path, port: u16, listen_ms: u32) -> sipp::Sipp {
     sipp::wait_bound(port).await;
     s
 }
+
+/// One story's world: its working directory, SIPp playing the people, an engine
+/// whose `[follow_ups]` table is `follow_ups`, and the company seeded in a city
+/// where it is midday now.
+pub struct Story {
+    pub dir: std::path::PathBuf,
+    pub people: sipp::Sipp,
+    pub engine: dispatchline::server::Engine,
+    pub world: World,
+}
+
+/// Starts a story named `name` (see [`Story`]); a broadcast's listeners stay
+/// `listen_ms`.
+pub async fn story(name: &str, listen_ms: u32, follow_ups: &str) -> Story {
+    let dir = sipp::workdir(name);
+    let port = free_port();
+    let people = people(&dir, port, listen_ms).await;
+    let engine = super::engine::start(&config(port, "ekb", follow_ups)).await;
+    let world = seed(&engine.store, "ekb", &zone_where_it_is(12)).await;
+    Story {
+        dir,
+        people,
+        engine,
+        world,
+    }
+}
+
+/// A zone (`Etc/GMT±N`) where the local hour is `hour` right now.
+pub fn zone_where_it_is(hour: u32) -> String {
+    use chrono::Timelike;
+    let utc = Utc::now().hour() as i32;
+    let mut offset = (hour as i32 - utc).rem_euclid(24);
+    if offset > 14 {
+        offset -= 24;
+    }
+    // The Etc zones' signs are inverted (Etc/GMT-5 is UTC+5).
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
