@@ -230,7 +230,7 @@ impl Engine {
                 ..Default::default()
             },
         )?;
-        let control = CallControl::new(
+        let mut control = CallControl::new(
             config.clone(),
             endpoint,
             Box::new(media.clone()),
@@ -247,6 +247,12 @@ impl Engine {
             })?,
             tokio::time::Instant::now().into_std(),
         );
+        if store.dialect() == "postgres" {
+            // PostgreSQL is the cluster's store: operators, their softphones and the
+            // queue are shared with every node on it (one node alone shares with
+            // nobody, at the cost of a row lock per offer).
+            control.share_floor();
+        }
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();

@@ -147,6 +147,8 @@ pub enum Action {
     },
     /// Note that supervisors were told these jobs' deadlines are at risk.
     MarkAtRisk(Vec<DialJobId>),
+    /// Tell the cluster's shared floor what changed here ([`super::floor`]).
+    Floor(super::floor::FloorWrite),
     /// Record the outcome of one attempt of a dial job.
     JobAttempt {
         /// The job.
@@ -390,6 +392,8 @@ pub struct CallControl {
     /// Something may have freed an operator or queued a call: match them up once
     /// every call is back in the table.
     pub(crate) wants_dispatch: bool,
+    /// The cluster's shared floor, when there is one ([`super::floor`]).
+    pub(crate) floor: Option<super::floor::FloorState>,
     events: VecDeque<CallEvent>,
     actions: VecDeque<Action>,
 }
@@ -468,6 +472,7 @@ impl CallControl {
             rejected_unjournaled: 0,
             rejection_rows: (None, 0),
             wants_dispatch: false,
+            floor: None,
             events: VecDeque::new(),
             actions: VecDeque::new(),
         }
@@ -854,7 +859,9 @@ impl CallControl {
             for extension in self.registrar.expire(now) {
                 tracing::info!(%extension, "registration expired");
                 let wall = self.wall(now);
-                self.operators.set_registered(&extension, false, now, wall);
+                self.share_bindings(&extension);
+                let anywhere = self.registered_anywhere(&extension, now);
+                self.operators.set_registered(&extension, anywhere, now, wall);
                 self.emit(
                     "operator.registration",
                     None,
@@ -959,9 +966,13 @@ impl CallControl {
         if !self.robots.is_empty() {
             self.dispatch_robots(now);
         }
+        self.floor_after_dispatch(now);
         for view in self.operators.take_changes() {
             let payload = serde_json::to_value(&view).unwrap_or_default();
             self.emit("operator.state", None, payload);
+            if self.floor.is_some() {
+                self.act(Action::Floor(super::floor::FloorWrite::Operator(view)));
+            }
         }
         for change in self.trunks.take_changes() {
             tracing::info!(trunk = %change.trunk, health = ?change.health, reason = %change.reason, "trunk health changed");
@@ -1476,7 +1487,12 @@ impl CallControl {
         self.note_register(now, source, &extension, &outcome);
         let tag = self.endpoint.new_tag();
         response.headers.to.set_tag(&tag);
+        let accepted = response.status == 200;
         self.endpoint.respond(now, tx, response);
+        if accepted {
+            // Refreshes too: the other nodes keep a binding until the expiry shared.
+            self.share_bindings(&extension);
+        }
         let (extension, online) = match change {
             Some(RegistrationChange::Online(e)) => (e, true),
             Some(RegistrationChange::Offline(e)) => (e, false),
@@ -1484,7 +1500,8 @@ impl CallControl {
         };
         tracing::info!(%extension, %source, online, "operator softphone registration changed");
         let wall = self.wall(now);
-        self.operators.set_registered(&extension, online, now, wall);
+        let anywhere = self.registered_anywhere(&extension, now);
+        self.operators.set_registered(&extension, anywhere, now, wall);
         self.emit(
             "operator.registration",
             None,

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::claimer::{Claimer, MAX_HELD_JOBS};
+use super::floor_sync::FromFloor;
 use super::control::{Action, CallControl, CallEvent, CallerContext};
 use super::handle::Envelope;
 use crate::dialer::order::{ChainReport, ToCalls};
@@ -137,6 +138,12 @@ pub async fn run(core: Core) {
     job_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lease_renewal = tokio::time::interval(crate::dialer::RENEW);
     lease_renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (floor_writes, mut from_floor) = if control.floor_shared() {
+        let (writes, inputs) = super::floor_sync::spawn(store.clone(), node.clone());
+        (Some(writes), Some(inputs))
+    } else {
+        (None, None)
+    };
     let mut draining = false;
     let disk = watch_disk(&config);
     loop {
@@ -157,6 +164,7 @@ pub async fn run(core: Core) {
                 lookups: &lookup_tx,
                 writer: &writer,
                 chain_reports: &chain_reports,
+                floor: floor_writes.as_ref(),
             },
         );
         if draining && control.active_calls() == 0 && control.pending_recordings() == 0 {
@@ -185,6 +193,10 @@ pub async fn run(core: Core) {
             Some((job, briefing)) = jobs.recv() => control.handle_claimed_job(now(), job, briefing),
             Some(ids) = dropped_jobs.recv() => control.drop_jobs(now(), &ids),
             Some(order) = chain_orders.recv() => control.handle_chain(now(), order),
+            Some(input) = from_floor_next(&mut from_floor) => match input {
+                FromFloor::Snapshot(rows, first) => control.apply_floor(now(), &rows, &node, first),
+                FromFloor::Granted(operators) => control.floor_granted(now(), &operators),
+            },
             _ = sleep_until(deadline) => control.handle_timeout(now()),
             query = queries.recv() => {
                 if let Some((query, reply)) = query {
@@ -227,6 +239,14 @@ fn handle(control: &mut CallControl, load: &CoreLoad, message: Inbound) {
         load.record(now.saturating_duration_since(*received));
     }
     control.handle_inbound(now, message);
+}
+
+/// The shared floor's next input (never, without a shared floor).
+async fn from_floor_next(inputs: &mut Option<mpsc::UnboundedReceiver<FromFloor>>) -> Option<FromFloor> {
+    match inputs {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -285,6 +305,7 @@ struct Outlets<'a> {
     lookups: &'a mpsc::UnboundedSender<(u64, Option<CallerContext>)>,
     writer: &'a mpsc::UnboundedSender<Action>,
     chain_reports: &'a mpsc::UnboundedSender<ChainReport>,
+    floor: Option<&'a mpsc::UnboundedSender<super::floor::FloorWrite>>,
 }
 
 fn flush(
@@ -299,6 +320,7 @@ fn flush(
         lookups,
         writer,
         chain_reports,
+        floor,
     } = *out;
     while let Some(t) = control.poll_transmit() {
         transports.send(t);
@@ -332,6 +354,11 @@ fn flush(
                     });
                     let _ = lookups.send((call, context));
                 });
+            }
+            Action::Floor(write) => {
+                if let Some(floor) = floor {
+                    let _ = floor.send(write);
+                }
             }
             Action::Chain(report) => {
                 // The dialer writes it; nothing is lost if it has stopped (the
@@ -762,6 +789,8 @@ async fn write(
             }
         }
         Action::ReleaseJobs(jobs) => crate::dialer::release(store, node, jobs, Utc::now()).await,
+        // The floor driver writes these (flush never hands them to the writer).
+        Action::Floor(_) => Ok(()),
         Action::JobAttempt {
             job,
             outcome,

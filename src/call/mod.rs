@@ -27,6 +27,8 @@ pub mod callback;
 mod claimer;
 pub mod control;
 pub mod disk;
+pub mod floor;
+pub mod floor_sync;
 pub mod driver;
 pub mod forward;
 pub mod handle;

@@ -6,6 +6,11 @@
 //! wrap-up after it, ready again when wrap-up ends. The queue picks the
 //! longest-idle ready operator who serves the call's tenant and city.
 //!
+//! On a cluster's shared floor ([`super::floor`]) the picture is shared: an
+//! operator is offered a call only by the node the store granted them to (see
+//! [`crate::store::floor`]), and what other nodes changed is mirrored in without
+//! being reported again.
+//!
 //! Sans-IO: time is passed in; [`Operators::next_deadline`] is the end of the
 //! earliest wrap-up.
 
@@ -15,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Operator, Role};
+use crate::store::floor::FloorOperator;
 
 /// The pause reason the engine gives an operator who missed an offered call.
 pub const MISSED_CALL: &str = "Пропущенный вызов";
@@ -71,6 +77,10 @@ pub struct OperatorView {
     pub tenants: Vec<String>,
     /// Cities served (empty: all).
     pub cities: Vec<String>,
+    /// On a shared floor: this node holds the operator (may offer them a call, or
+    /// holds the call they are on).
+    #[serde(skip)]
+    pub held: bool,
 }
 
 /// Why a state change was refused.
@@ -100,6 +110,8 @@ struct Entry {
     registered: bool,
     call: Option<String>,
     wrap_up_until: Option<Instant>,
+    /// On a shared floor: the store granted this node the operator.
+    granted: bool,
 }
 
 impl Entry {
@@ -115,15 +127,12 @@ impl Entry {
             call: self.call.clone(),
             tenants: self.config.tenants.clone(),
             cities: self.config.cities.clone(),
+            held: self.granted,
         }
     }
 
     fn serves(&self, tenant: Option<&str>, city: Option<&str>) -> bool {
-        let tenant_ok = self.config.tenants.is_empty()
-            || tenant.is_none_or(|t| self.config.tenants.iter().any(|x| x == t));
-        let city_ok = self.config.cities.is_empty()
-            || city.is_none_or(|c| self.config.cities.iter().any(|x| x == c));
-        tenant_ok && city_ok
+        self.config.serves(tenant, city)
     }
 }
 
@@ -132,6 +141,8 @@ pub struct Operators {
     entries: Vec<Entry>,
     wrap_up: Duration,
     changes: Vec<OperatorView>,
+    /// The floor is shared with other nodes: only granted operators are offered calls.
+    shared: bool,
 }
 
 impl std::fmt::Debug for Operators {
@@ -157,12 +168,14 @@ impl Operators {
                 registered: false,
                 call: None,
                 wrap_up_until: None,
+                granted: false,
             })
             .collect();
         Self {
             entries,
             wrap_up,
             changes: Vec::new(),
+            shared: false,
         }
     }
 
@@ -202,6 +215,7 @@ impl Operators {
                 call: None,
                 tenants: Vec::new(),
                 cities: Vec::new(),
+                held: false,
             });
         }
         for o in wanted {
@@ -219,6 +233,7 @@ impl Operators {
                     registered: false,
                     call: None,
                     wrap_up_until: None,
+                    granted: false,
                 });
             }
         }
@@ -308,7 +323,12 @@ impl Operators {
         };
         if current.call.is_some() {
             current.reason = keep_reason;
-            return Ok(current.view());
+            let view = current.view();
+            if self.shared {
+                // The node holding the call must learn the pause to take after it.
+                self.changes.push(view.clone());
+            }
+            return Ok(view);
         }
         self.set(extension, state, keep_reason, now, wall);
         self.view(extension)
@@ -347,6 +367,7 @@ impl Operators {
         self.entries
             .iter()
             .filter(|e| e.state == OperatorState::Ready && e.registered && e.call.is_none())
+            .filter(|e| !self.shared || e.granted)
             .filter(|e| e.serves(tenant, city) && !skip.contains(&e.config.extension))
             .min_by_key(|e| e.changed)
             .map(|e| e.config.extension.clone())
@@ -369,10 +390,13 @@ impl Operators {
     /// wrap-up, but with the idle clock restarted so the next call goes to
     /// someone else first.
     pub fn release(&mut self, extension: &str, now: Instant, wall: DateTime<Utc>) {
+        let shared = self.shared;
         let Some(e) = self.entry(extension) else {
             return;
         };
         e.call = None;
+        // On a shared floor the operator goes back to the floor with their call.
+        e.granted &= !shared;
         let back_to = if e.reason.is_some() {
             OperatorState::Paused
         } else {
@@ -391,10 +415,12 @@ impl Operators {
         if !pause {
             return self.release(extension, now, wall);
         }
+        let shared = self.shared;
         let Some(e) = self.entry(extension) else {
             return;
         };
         e.call = None;
+        e.granted &= !shared;
         self.set(
             extension,
             OperatorState::Paused,
@@ -407,11 +433,14 @@ impl Operators {
     /// The call ended: wrap-up, then back to ready (or to the pause asked for
     /// meanwhile).
     pub fn finish_call(&mut self, extension: &str, now: Instant, wall: DateTime<Utc>) {
-        let wrap_up = self.wrap_up;
+        let (wrap_up, shared) = (self.wrap_up, self.shared);
         let Some(e) = self.entry(extension) else {
             return;
         };
         e.call = None;
+        // The grant is kept through wrap-up (so a node that dies meanwhile frees
+        // the operator) and given back when they are ready again.
+        let _ = shared;
         if wrap_up.is_zero() {
             return self.release(extension, now, wall);
         }
@@ -419,6 +448,87 @@ impl Operators {
         self.set(extension, OperatorState::WrapUp, reason, now, wall);
         if let Some(e) = self.entry(extension) {
             e.wrap_up_until = Some(now + wrap_up);
+        }
+    }
+
+    /// Shares the floor with other nodes from now on: only operators the store
+    /// grants this node are offered calls.
+    pub(crate) fn share(&mut self) {
+        self.shared = true;
+    }
+
+    /// Whether the floor is shared.
+    /// Every operator's configuration (what each serves).
+    pub(crate) fn roster(&self) -> Vec<Operator> {
+        self.entries.iter().map(|e| e.config.clone()).collect()
+    }
+
+    /// The store granted this node `extension`: they may be offered a call here.
+    pub(crate) fn grant(&mut self, extension: &str) {
+        if let Some(e) = self.entry(extension) {
+            e.granted = true;
+        }
+    }
+
+    /// Gives back the granted operators no call here needs now (after a dispatch
+    /// found nothing for them); their views, to write back to the floor.
+    pub(crate) fn take_idle_grants(&mut self) -> Vec<OperatorView> {
+        self.entries
+            .iter_mut()
+            .filter(|e| e.granted && e.call.is_none() && e.state == OperatorState::Ready)
+            .map(|e| {
+                e.granted = false;
+                e.view()
+            })
+            .collect()
+    }
+
+    /// Takes in what another node wrote of an operator, without reporting it again.
+    /// An operator on a call here keeps it: only the pause to take after it comes
+    /// from elsewhere. A call held by a dead node is over.
+    pub(crate) fn mirror(&mut self, row: &FloorOperator, changed: Instant) {
+        let Some(e) = self.entry(&row.extension) else {
+            return;
+        };
+        if e.granted && (e.call.is_some() || e.state == OperatorState::WrapUp) {
+            if e.state != OperatorState::Ready {
+                e.reason.clone_from(&row.reason);
+            }
+            return;
+        }
+        let mut state = match row.state.as_str() {
+            "ready" => OperatorState::Ready,
+            "busy" => OperatorState::Busy,
+            "wrap-up" => OperatorState::WrapUp,
+            "paused" => OperatorState::Paused,
+            _ => OperatorState::LoggedOut,
+        };
+        let mut call = row.call_id.clone();
+        if !row.holder_alive && matches!(state, OperatorState::Busy | OperatorState::WrapUp) {
+            // Their node died with the call: back to what they asked to be after it.
+            call = None;
+            state = if row.reason.is_some() {
+                OperatorState::Paused
+            } else {
+                OperatorState::Ready
+            };
+        }
+        e.granted = false;
+        e.wrap_up_until = None;
+        if e.state != state || e.reason != row.reason || e.call != call {
+            e.state = state;
+            e.reason.clone_from(&row.reason);
+            e.call = call;
+            e.changed = changed;
+            e.changed_wall = row.since;
+        }
+    }
+
+    /// Whether any node has a live binding for the operator (not reported: the
+    /// node that took the REGISTER did).
+    pub(crate) fn mirror_registered(&mut self, extension: &str, registered: bool) {
+        if let Some(e) = self.entry(extension) {
+            e.registered = registered;
         }
     }
 

@@ -7,6 +7,11 @@
 //! who may register which extension is the caller's business, given as a password
 //! lookup.
 //!
+//! Behind a proxy with several nodes, the bindings other nodes registered are
+//! mirrored in ([`Registrar::set_remote`]): any node can ring any softphone. They
+//! are reached but never trusted as a request's source here (a flow belongs to
+//! the node it reached).
+//!
 //! Sans-IO: time is passed in; [`Registrar::next_expiry`] says when
 //! [`Registrar::expire`] must run.
 
@@ -109,6 +114,8 @@ pub struct Registrar {
     auth: DigestAuth,
     settings: RegistrarSettings,
     bindings: HashMap<String, Vec<Binding>>,
+    /// Bindings other nodes registered: AOR → (node, binding).
+    remote: HashMap<String, Vec<(String, Binding)>>,
 }
 
 impl Registrar {
@@ -118,18 +125,60 @@ impl Registrar {
             auth,
             settings,
             bindings: HashMap::new(),
+            remote: HashMap::new(),
         }
     }
 
-    /// The live bindings of an AOR, most recent first.
+    /// The live bindings of an AOR, most recent first: this node's, then those
+    /// other nodes registered for contacts this node has none for (a softphone
+    /// that re-registered through another node after a failover is rung once).
     pub fn bindings(&self, aor: &str, now: Instant) -> Vec<&Binding> {
         let mut live: Vec<&Binding> = self
             .bindings
             .get(aor)
             .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
             .unwrap_or_default();
+        let mut remote: Vec<&Binding> = self
+            .remote
+            .get(aor)
+            .map(|b| {
+                b.iter()
+                    .map(|(_, b)| b)
+                    .filter(|b| b.expires_at > now)
+                    .collect()
+            })
+            .unwrap_or_default();
+        remote.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
+        for b in remote {
+            if !live.iter().any(|l| l.contact.uri.same_address(&b.contact.uri)) {
+                live.push(b);
+            }
+        }
         live.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
         live
+    }
+
+    /// The bindings this node registered for an AOR (what it shares).
+    pub fn local_bindings(&self, aor: &str) -> &[Binding] {
+        self.bindings.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    /// What `node` registered for `aor` (replacing what it had).
+    pub fn set_remote(&mut self, aor: &str, node: &str, bindings: Vec<Binding>) {
+        let list = self.remote.entry(aor.to_owned()).or_default();
+        list.retain(|(n, _)| n != node);
+        list.extend(bindings.into_iter().map(|b| (node.to_owned(), b)));
+        if list.is_empty() {
+            self.remote.remove(aor);
+        }
+    }
+
+    /// Keeps only the remote bindings `keep(aor, node)` says are still shared.
+    pub fn retain_remote(&mut self, keep: impl Fn(&str, &str) -> bool) {
+        self.remote.retain(|aor, list| {
+            list.retain(|(node, _)| keep(aor, node));
+            !list.is_empty()
+        });
     }
 
     /// Every AOR with bindings (live or not yet expired away).
@@ -139,6 +188,7 @@ impl Registrar {
 
     /// Drops every binding of an AOR (its account was removed); whether it had any.
     pub fn forget(&mut self, aor: &str) -> bool {
+        self.remote.remove(aor);
         self.bindings.remove(aor).is_some()
     }
 

@@ -1,0 +1,130 @@
+//! Two engine nodes on one PostgreSQL share the floor: an operator whose softphone
+//! registered through node A takes a resident's call that reached node B, and
+//! while both nodes have callers waiting, the one who waited longest gets the
+//! operator first, whichever node holds the call.
+//!
+//! Both nodes run in this process (their own SIP, media and HTTP sockets on
+//! loopback, their own node ids), SIPp plays the residents and the softphone.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/store_db.rs"]
+mod store_db;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::engine::{self, free_port, wait_for_events};
+use common::sipp::{self, Sipp, scenario, spawn};
+use store_db::TestDb;
+use dispatchline::server::Engine;
+
+const KNOWN_CALLER: &str = "+79120000001";
+const OTHER_CALLER: &str = "+79120000002";
+const TENANT_NUMBER: &str = "+73432000001";
+
+fn numbers() -> String {
+    format!(
+        r#"
+[[trunk]]
+name = "provider-x"
+proxy = "127.0.0.1:5999"
+options_interval_s = 0
+
+[[number]]
+number = "{TENANT_NUMBER}"
+kind = "tenant"
+tenant = "etalon"
+city = "ekb"
+trunk = "provider-x"
+greeting = "ru/connecting.wav"
+
+[[operator]]
+extension = "1001"
+name = "Анна"
+password = "op1001pass"
+"#
+    )
+}
+
+/// A node of the cluster on the shared database `url`.
+async fn node(url: &str) -> Engine {
+    let url = url.to_owned();
+    engine::start_with(&numbers(), move |c| c.database.url = url).await
+}
+
+fn workdir(test: &str) -> PathBuf {
+    let dir = sipp::workdir(test);
+    let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp");
+    std::fs::copy(captures.join("g711a.pcap"), dir.join("g711a.pcap")).unwrap();
+    dir
+}
+
+fn resident(node: &Engine, dir: &Path, phone: &str, talk_ms: u32) -> Sipp {
+    let args = sipp::args(&[
+        "-sf",
+        &scenario("resident_calls.xml"),
+        &node.sip_addr.to_string(),
+        "-s",
+        TENANT_NUMBER,
+        "-key",
+        "caller",
+        phone,
+        "-i",
+        "127.0.0.1",
+        "-m",
+        "1",
+        "-d",
+        &talk_ms.to_string(),
+        "-p",
+        &free_port().to_string(),
+        "-mp",
+        &free_port().to_string(),
+    ]);
+    spawn(&format!("resident-{phone}"), dir, &args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_registered_through_one_node_takes_a_call_held_by_the_other() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let a = node(&db.url).await;
+    let b = node(&db.url).await;
+    dispatchline::store::demo::seed(&a.store).await.unwrap();
+    let dir = workdir("cluster-floor-reach");
+
+    // Anna's softphone registers through node A, and she goes ready there.
+    let softphone =
+        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 1)
+            .await;
+
+    // A resident's call reaches node B, which has no softphone of its own.
+    let caller = resident(&b, &dir, KNOWN_CALLER, 20_000);
+    let ringing = wait_for_events(&b, "call.ringing", 1, Duration::from_secs(20)).await;
+    assert_eq!(ringing[0].payload["operator"], "1001");
+    caller
+        .finish(Duration::from_secs(60))
+        .await
+        .assert_success("resident");
+    softphone
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("operator's softphone");
+    let ended = wait_for_events(&b, "call.ended", 1, Duration::from_secs(10)).await;
+    assert_eq!(ended[0].payload["disposition"], "answered");
+    assert_eq!(ended[0].payload["operator"], "1001");
+
+    // Node A saw her busy on B's call without reporting it itself: the event was
+    // published once, by the node that made the change.
+    let a_events = a.events.replay(0).unwrap();
+    assert!(
+        !a_events
+            .iter()
+            .any(|e| e.kind == "operator.state" && e.payload["state"] == "busy"),
+        "node A must not report B's change"
+    );
+    a.shutdown(Duration::from_secs(2)).await;
+    b.shutdown(Duration::from_secs(2)).await;
+}
