@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::engine::{self, free_port, wait_for_events};
 use common::sipp::{self, Sipp, scenario, spawn};
 use store_db::TestDb;
+use dispatchline::call::OperatorState;
 use dispatchline::server::Engine;
 
 const KNOWN_CALLER: &str = "+79120000001";
@@ -125,6 +126,72 @@ async fn an_operator_registered_through_one_node_takes_a_call_held_by_the_other(
             .any(|e| e.kind == "operator.state" && e.payload["state"] == "busy"),
         "node A must not report B's change"
     );
+    a.shutdown(Duration::from_secs(2)).await;
+    b.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_the_call() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let quick_wrap_up = |url: String| {
+        move |c: &mut dispatchline::config::Config| {
+            c.database.url = url;
+            c.queue.wrap_up = Duration::ZERO;
+        }
+    };
+    let a = engine::start_with(&numbers(), quick_wrap_up(db.url.clone())).await;
+    let b = engine::start_with(&numbers(), quick_wrap_up(db.url.clone())).await;
+    dispatchline::store::demo::seed(&a.store).await.unwrap();
+    let dir = workdir("cluster-floor-order");
+
+    // Anna's softphone is registered through node A; she is on a break.
+    let softphone =
+        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 2)
+            .await;
+    a.call_handle
+        .set_operator_state("1001", OperatorState::Paused, Some("обед".into()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The first resident reaches node B, the second node A (Anna's own) after them.
+    let first = resident(&b, &dir, OTHER_CALLER, 25_000);
+    wait_for_events(&b, "call.queued", 1, Duration::from_secs(20)).await;
+    let second = resident(&a, &dir, KNOWN_CALLER, 45_000);
+    wait_for_events(&a, "call.queued", 1, Duration::from_secs(30)).await;
+
+    // Anna is back, on node A's console: the first caller is offered to her first,
+    // though their call is on the other node.
+    a.call_handle
+        .set_operator_state("1001", OperatorState::Ready, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let on_b = wait_for_events(&b, "call.ringing", 1, Duration::from_secs(10)).await;
+    assert_eq!(on_b[0].payload["operator"], "1001");
+    assert!(
+        !a.events.replay(0).unwrap().iter().any(|e| e.kind == "call.ringing"),
+        "the later caller on node A must not be offered first"
+    );
+    first
+        .finish(Duration::from_secs(60))
+        .await
+        .assert_success("first resident");
+
+    // Then the second caller, on node A.
+    let on_a = wait_for_events(&a, "call.ringing", 1, Duration::from_secs(30)).await;
+    assert_eq!(on_a[0].payload["operator"], "1001");
+    assert!(on_a[0].ts > on_b[0].ts);
+    second
+        .finish(Duration::from_secs(60))
+        .await
+        .assert_success("second resident");
+    softphone
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("operator's softphone");
     a.shutdown(Duration::from_secs(2)).await;
     b.shutdown(Duration::from_secs(2)).await;
 }

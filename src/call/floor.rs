@@ -108,7 +108,7 @@ impl CallControl {
                 row.holder_alive = false;
             }
             let changed = self.instant_at(row.since);
-            self.operators.mirror(&row, changed);
+            self.operators.mirror(&row, me, changed);
         }
         let mut shared: Vec<(String, String)> = Vec::new();
         for set in snapshot.bindings.iter().filter(|b| b.node != me) {

@@ -486,7 +486,7 @@ impl Operators {
     /// Takes in what another node wrote of an operator, without reporting it again.
     /// An operator on a call here keeps it: only the pause to take after it comes
     /// from elsewhere. A call held by a dead node is over.
-    pub(crate) fn mirror(&mut self, row: &FloorOperator, changed: Instant) {
+    pub(crate) fn mirror(&mut self, row: &FloorOperator, me: &str, changed: Instant) {
         let Some(e) = self.entry(&row.extension) else {
             return;
         };
@@ -513,7 +513,8 @@ impl Operators {
                 OperatorState::Ready
             };
         }
-        e.granted = false;
+        // A grant stands only while the store says this node holds it.
+        e.granted &= row.holder.as_deref() == Some(me) && row.holder_alive;
         e.wrap_up_until = None;
         if e.state != state || e.reason != row.reason || e.call != call {
             e.state = state;

@@ -214,7 +214,8 @@ pub(super) async fn acquire(
         };
         *count -= 1;
         if owner == node {
-            sqlx::query("UPDATE floor_operators SET holder = $1, node = $1 WHERE extension = $2")
+            // `node` stays the writer of the state: the grantee must still read it.
+            sqlx::query("UPDATE floor_operators SET holder = $1 WHERE extension = $2")
                 .bind(node)
                 .bind(&extension)
                 .execute(&mut *tx)
