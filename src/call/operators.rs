@@ -656,4 +656,66 @@ mod tests {
         );
         assert!(o.take_changes().len() >= 4);
     }
+
+    fn row(state: &str, call: Option<&str>, holder: Option<&str>, alive: bool) -> FloorOperator {
+        FloorOperator {
+            extension: "1001".into(),
+            state: state.into(),
+            reason: None,
+            since: Utc::now(),
+            call_id: call.map(str::to_owned),
+            holder: holder.map(str::to_owned),
+            holder_alive: alive,
+            node: "node-b".into(),
+        }
+    }
+
+    #[test]
+    fn on_a_shared_floor_only_granted_operators_are_offered_calls_and_grants_go_back_with_the_call()
+    {
+        let t0 = Instant::now();
+        let w = Utc::now();
+        let mut o = ops(t0);
+        o.share();
+        o.set_registered("1001", true, t0, w);
+        o.request("1001", OperatorState::Ready, None, t0, w)
+            .unwrap();
+        assert_eq!(o.pick(None, None, &[]), None, "not granted to this node");
+        o.grant("1001");
+        assert_eq!(o.pick(None, None, &[]).as_deref(), Some("1001"));
+        assert!(o.view("1001").unwrap().held);
+        o.engage("1001", "c1", t0, w);
+        o.release("1001", t0, w);
+        let v = o.view("1001").unwrap();
+        assert_eq!((v.state, v.held), (OperatorState::Ready, false));
+        assert_eq!(o.pick(None, None, &[]), None, "back on the floor");
+        // A grant nothing here used is given back.
+        o.grant("1001");
+        assert_eq!(o.take_idle_grants().len(), 1);
+        assert!(!o.view("1001").unwrap().held);
+    }
+
+    #[test]
+    fn what_other_nodes_wrote_is_mirrored_and_a_dead_nodes_call_is_over() {
+        let t0 = Instant::now();
+        let mut o = ops(t0);
+        o.share();
+        o.take_changes();
+        // Busy on node B's call.
+        o.mirror(&row("busy", Some("cb"), Some("node-b"), true), "node-a", t0);
+        let v = o.view("1001").unwrap();
+        assert_eq!((v.state, v.call.as_deref()), (OperatorState::Busy, Some("cb")));
+        assert!(o.take_changes().is_empty(), "mirrored, not reported again");
+        // Node B died with the call: she is free again.
+        o.mirror(&row("busy", Some("cb"), Some("node-b"), false), "node-a", t0);
+        let v = o.view("1001").unwrap();
+        assert_eq!((v.state, v.call), (OperatorState::Ready, None));
+        // A grant stands only while the store says this node holds it.
+        o.grant("1001");
+        o.mirror(&row("ready", None, Some("node-a"), true), "node-a", t0);
+        assert!(o.view("1001").unwrap().held);
+        o.mirror(&row("paused", None, None, false), "node-a", t0);
+        let v = o.view("1001").unwrap();
+        assert_eq!((v.state, v.held), (OperatorState::Paused, false));
+    }
 }
