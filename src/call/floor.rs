@@ -74,8 +74,8 @@ pub struct SharedBinding {
 pub(crate) struct FloorState {
     /// The demand last written.
     demand: Vec<FloorDemand>,
-    /// The roster last written with it.
-    roster: std::sync::Arc<Vec<crate::config::Operator>>,
+    /// The version of the roster last written with it (`None`: none yet).
+    roster: Option<u64>,
 }
 
 impl CallControl {
@@ -156,19 +156,19 @@ impl CallControl {
             self.act(super::control::Action::Floor(FloorWrite::Operator(view)));
         }
         let demand = self.floor_demand(now);
-        let roster = std::sync::Arc::new(self.operators.roster());
+        let version = self.operators.roster_version();
         let Some(state) = self.floor.as_mut() else {
             return;
         };
-        let roster_changed = *state.roster != *roster;
-        if state.demand == demand && !roster_changed {
+        if state.demand == demand && state.roster == Some(version) {
             return;
         }
         state.demand.clone_from(&demand);
-        state.roster = roster.clone();
+        state.roster = Some(version);
+        let roster = self.operators.roster();
         self.act(super::control::Action::Floor(FloorWrite::Demand {
             demand,
-            roster,
+            roster: std::sync::Arc::new(roster),
         }));
     }
 

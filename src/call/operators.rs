@@ -143,6 +143,8 @@ pub struct Operators {
     changes: Vec<OperatorView>,
     /// The floor is shared with other nodes: only granted operators are offered calls.
     shared: bool,
+    /// Bumped whenever the roster changes (what each operator serves).
+    roster_version: u64,
 }
 
 impl std::fmt::Debug for Operators {
@@ -176,6 +178,7 @@ impl Operators {
             wrap_up,
             changes: Vec::new(),
             shared: false,
+            roster_version: 0,
         }
     }
 
@@ -189,6 +192,7 @@ impl Operators {
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Vec<String> {
+        self.roster_version += 1;
         let wanted: Vec<&Operator> = roster.iter().filter(|o| o.role == Role::Operator).collect();
         let mut removed = Vec::new();
         self.entries.retain_mut(|e| {
@@ -461,6 +465,11 @@ impl Operators {
     /// Every operator's configuration (what each serves).
     pub(crate) fn roster(&self) -> Vec<Operator> {
         self.entries.iter().map(|e| e.config.clone()).collect()
+    }
+
+    /// The roster's version (changes whenever [`Self::roster`] would).
+    pub(crate) fn roster_version(&self) -> u64 {
+        self.roster_version
     }
 
     /// The store granted this node `extension`: they may be offered a call here.
