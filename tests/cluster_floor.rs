@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use common::engine::{self, free_port, wait_for_events};
 use common::sipp::{self, Sipp, scenario, spawn};
-use store_db::TestDb;
 use dispatchline::call::OperatorState;
 use dispatchline::server::Engine;
+use store_db::TestDb;
 
 const KNOWN_CALLER: &str = "+79120000001";
 const OTHER_CALLER: &str = "+79120000002";
@@ -98,8 +98,7 @@ async fn an_operator_registered_through_one_node_takes_a_call_held_by_the_other(
 
     // Anna's softphone registers through node A, and she goes ready there.
     let softphone =
-        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 1)
-            .await;
+        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 1).await;
 
     // A resident's call reaches node B, which has no softphone of its own.
     let caller = resident(&b, &dir, KNOWN_CALLER, 20_000);
@@ -148,8 +147,7 @@ async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_th
 
     // Anna's softphone is registered through node A; she is on a break.
     let softphone =
-        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 2)
-            .await;
+        sipp::operator_on_duty(&a, &dir, "operator_answers.xml", 0, "1001", "op1001pass", 2).await;
     a.call_handle
         .set_operator_state("1001", OperatorState::Paused, Some("обед".into()))
         .await
@@ -172,7 +170,11 @@ async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_th
     let on_b = wait_for_events(&b, "call.ringing", 1, Duration::from_secs(10)).await;
     assert_eq!(on_b[0].payload["operator"], "1001");
     assert!(
-        !a.events.replay(0).unwrap().iter().any(|e| e.kind == "call.ringing"),
+        !a.events
+            .replay(0)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "call.ringing"),
         "the later caller on node A must not be offered first"
     );
     first
@@ -188,6 +190,110 @@ async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_th
         .finish(Duration::from_secs(60))
         .await
         .assert_success("second resident");
+    softphone
+        .finish(Duration::from_secs(30))
+        .await
+        .assert_success("operator's softphone");
+    a.shutdown(Duration::from_secs(2)).await;
+    b.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_either_node() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let setup = |url: String| {
+        move |c: &mut dispatchline::config::Config| {
+            c.database.url = url;
+            c.queue.wrap_up = Duration::ZERO;
+        }
+    };
+    let a = engine::start_with(&numbers(), setup(db.url.clone())).await;
+    let b = engine::start_with(&numbers(), setup(db.url.clone())).await;
+    dispatchline::store::demo::seed(&a.store).await.unwrap();
+    let dir = workdir("cluster-floor-path");
+    let edge = free_port();
+    let _proxy = common::kamailio::start(&dir, edge, &[a.sip_addr, b.sip_addr]).await;
+
+    // Anna's softphone registers through the proxy (whichever node it picks); the
+    // proxy stays on the path to it (RFC 3327).
+    let phone_port = free_port();
+    let softphone = spawn(
+        "operator-1001",
+        &dir,
+        &sipp::args(&[
+            "-sf",
+            &scenario("operator_answers.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &phone_port.to_string(),
+            "-m",
+            "2",
+            "-mp",
+            &free_port().to_string(),
+        ]),
+    );
+    sipp::wait_bound(phone_port).await;
+    spawn(
+        "register",
+        &dir,
+        &sipp::args(&[
+            "-sf",
+            &scenario("operator_register.xml"),
+            &format!("127.0.0.1:{edge}"),
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "1",
+            "-key",
+            "ext",
+            "1001",
+            "-au",
+            "1001",
+            "-ap",
+            "op1001pass",
+            "-key",
+            "contact_port",
+            &phone_port.to_string(),
+            "-p",
+            &free_port().to_string(),
+        ]),
+    )
+    .finish(Duration::from_secs(30))
+    .await
+    .assert_success("registration through the proxy");
+    let mut shared = String::new();
+    for _ in 0..50 {
+        let floor = a.store.floor_snapshot(chrono::Utc::now()).await.unwrap();
+        if let Some(set) = floor.bindings.first() {
+            shared.clone_from(&set.bindings);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        shared.contains(&format!("127.0.0.1:{edge};lr")),
+        "the proxy is on the binding's path: {shared}"
+    );
+    b.call_handle
+        .set_operator_state("1001", OperatorState::Ready, None)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A resident's call on each node reaches her, each offer through the proxy.
+    for (node, phone) in [(&a, OTHER_CALLER), (&b, KNOWN_CALLER)] {
+        let talk = if phone == KNOWN_CALLER { 14_000 } else { 3_000 };
+        resident(node, &dir, phone, talk)
+            .finish(Duration::from_secs(60))
+            .await
+            .assert_success("resident");
+        let ended = wait_for_events(node, "call.ended", 1, Duration::from_secs(10)).await;
+        assert_eq!(ended[0].payload["disposition"], "answered", "{phone}");
+        assert_eq!(ended[0].payload["operator"], "1001");
+    }
     softphone
         .finish(Duration::from_secs(30))
         .await

@@ -861,7 +861,8 @@ impl CallControl {
                 let wall = self.wall(now);
                 self.share_bindings(&extension);
                 let anywhere = self.registered_anywhere(&extension, now);
-                self.operators.set_registered(&extension, anywhere, now, wall);
+                self.operators
+                    .set_registered(&extension, anywhere, now, wall);
                 self.emit(
                     "operator.registration",
                     None,
@@ -1501,7 +1502,8 @@ impl CallControl {
         tracing::info!(%extension, %source, online, "operator softphone registration changed");
         let wall = self.wall(now);
         let anywhere = self.registered_anywhere(&extension, now);
-        self.operators.set_registered(&extension, anywhere, now, wall);
+        self.operators
+            .set_registered(&extension, anywhere, now, wall);
         self.emit(
             "operator.registration",
             None,

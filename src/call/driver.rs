@@ -20,8 +20,8 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use super::claimer::{Claimer, MAX_HELD_JOBS};
-use super::floor_sync::FromFloor;
 use super::control::{Action, CallControl, CallEvent, CallerContext};
+use super::floor_sync::FromFloor;
 use super::handle::Envelope;
 use crate::dialer::order::{ChainReport, ToCalls};
 use crate::events::EventBus;
@@ -242,7 +242,9 @@ fn handle(control: &mut CallControl, load: &CoreLoad, message: Inbound) {
 }
 
 /// The shared floor's next input (never, without a shared floor).
-async fn from_floor_next(inputs: &mut Option<mpsc::UnboundedReceiver<FromFloor>>) -> Option<FromFloor> {
+async fn from_floor_next(
+    inputs: &mut Option<mpsc::UnboundedReceiver<FromFloor>>,
+) -> Option<FromFloor> {
     match inputs {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -67,6 +67,9 @@ pub struct SharedBinding {
     pub call_id: String,
     /// Its CSeq.
     pub cseq: u32,
+    /// The proxies on its Path (RFC 3327).
+    #[serde(default)]
+    pub path: Vec<String>,
 }
 
 /// The core's memory of what it last told the floor.
@@ -188,6 +191,7 @@ impl CallControl {
                 expires_at: self.wall(b.expires_at),
                 call_id: b.call_id.clone(),
                 cseq: b.cseq,
+                path: b.path.iter().map(ToString::to_string).collect(),
             })
             .collect();
         let bindings = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
@@ -251,7 +255,12 @@ impl CallControl {
 
     /// A binding another node shared, in this node's clock; `None` when lapsed or
     /// unreadable.
-    fn binding_from(&self, b: &SharedBinding, wall: DateTime<Utc>, now: Instant) -> Option<Binding> {
+    fn binding_from(
+        &self,
+        b: &SharedBinding,
+        wall: DateTime<Utc>,
+        now: Instant,
+    ) -> Option<Binding> {
         let left = (b.expires_at - wall).to_std().ok()?;
         let contact = NameAddr::parse(&b.contact).ok()?;
         let transport = TransportKind::from_token(&b.transport)?;
@@ -265,6 +274,11 @@ impl CallControl {
             expires_at: now + left,
             call_id: b.call_id.clone(),
             cseq: b.cseq,
+            path: b
+                .path
+                .iter()
+                .filter_map(|hop| NameAddr::parse(hop).ok())
+                .collect(),
         })
     }
 }

@@ -636,6 +636,8 @@ impl CallControl {
                     "<http://127.0.0.1/auto-answer>;info=alert-autoanswer;delay=0",
                 );
             }
+            // Through the proxies on the binding's Path, loose-routed (RFC 3327).
+            request.headers.route.clone_from(&binding.path);
             out.push((request, binding.target()));
         }
         out

@@ -713,10 +713,17 @@ mod tests {
         // Busy on node B's call.
         o.mirror(&row("busy", Some("cb"), Some("node-b"), true), "node-a", t0);
         let v = o.view("1001").unwrap();
-        assert_eq!((v.state, v.call.as_deref()), (OperatorState::Busy, Some("cb")));
+        assert_eq!(
+            (v.state, v.call.as_deref()),
+            (OperatorState::Busy, Some("cb"))
+        );
         assert!(o.take_changes().is_empty(), "mirrored, not reported again");
         // Node B died with the call: she is free again.
-        o.mirror(&row("busy", Some("cb"), Some("node-b"), false), "node-a", t0);
+        o.mirror(
+            &row("busy", Some("cb"), Some("node-b"), false),
+            "node-a",
+            t0,
+        );
         let v = o.view("1001").unwrap();
         assert_eq!((v.state, v.call), (OperatorState::Ready, None));
         // A grant stands only while the store says this node holds it.

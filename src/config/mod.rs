@@ -361,8 +361,8 @@ pub struct Operator {
 impl Operator {
     /// Whether this operator takes work of `tenant` in `city` (`None`: any).
     pub fn serves(&self, tenant: Option<&str>, city: Option<&str>) -> bool {
-        let tenant_ok = self.tenants.is_empty()
-            || tenant.is_none_or(|t| self.tenants.iter().any(|x| x == t));
+        let tenant_ok =
+            self.tenants.is_empty() || tenant.is_none_or(|t| self.tenants.iter().any(|x| x == t));
         let city_ok =
             self.cities.is_empty() || city.is_none_or(|c| self.cities.iter().any(|x| x == c));
         tenant_ok && city_ok

@@ -35,6 +35,10 @@ pub struct Binding {
     pub call_id: String,
     /// Its CSeq.
     pub cseq: u32,
+    /// The proxies the REGISTER came through that asked to stay on the way to the
+    /// softphone (RFC 3327 Path, in order): requests to the binding are routed
+    /// through them.
+    pub path: Vec<NameAddr>,
 }
 
 impl Binding {
@@ -43,6 +47,27 @@ impl Binding {
     /// (with its port and transport) is used as registered; otherwise a NAT sits in
     /// between and only the REGISTER's source address reaches the softphone.
     pub fn target(&self) -> Target {
+        if let Some(first) = self.path.first() {
+            // Through the proxy that asked to stay on the path (which alone may
+            // reach a softphone behind NAT).
+            let ip = first.uri.host().and_then(super::wire::Host::ip);
+            if let Some(ip) = ip {
+                let transport = first
+                    .uri
+                    .transport()
+                    .and_then(|t| super::transport::TransportKind::from_token(&t))
+                    .unwrap_or(super::transport::TransportKind::Udp);
+                let addr = std::net::SocketAddr::new(ip, first.uri.port().unwrap_or(5060));
+                if addr == self.source.addr && transport == self.source.transport {
+                    return self.source;
+                }
+                return Target {
+                    transport,
+                    addr,
+                    connection: None,
+                };
+            }
+        }
         let uri = &self.contact.uri;
         let contact_ip = uri.host().and_then(super::wire::Host::ip);
         if contact_ip == Some(self.source.addr.ip()) {
@@ -150,7 +175,10 @@ impl Registrar {
             .unwrap_or_default();
         remote.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
         for b in remote {
-            if !live.iter().any(|l| l.contact.uri.same_address(&b.contact.uri)) {
+            if !live
+                .iter()
+                .any(|l| l.contact.uri.same_address(&b.contact.uri))
+            {
                 live.push(b);
             }
         }
@@ -326,6 +354,7 @@ impl Registrar {
 
         let call_id = &request.headers.call_id;
         let cseq = request.headers.cseq.seq;
+        let path = path_of(request);
         if request
             .headers
             .contact
@@ -386,10 +415,22 @@ impl Registrar {
                     expires_at: now + Duration::from_secs(u64::from(granted)),
                     call_id: call_id.clone(),
                     cseq,
+                    path: path.clone(),
                 });
             }
         }
         let mut r = request.response(200);
+        if !path.is_empty()
+            && request
+                .headers
+                .tokens("Supported")
+                .any(|t| t.eq_ignore_ascii_case("path"))
+        {
+            // RFC 3327 §5.3: the path stored is echoed to a UA that supports it.
+            for hop in &path {
+                r.headers.push("Path", hop.to_string());
+            }
+        }
         for b in list.iter() {
             let remaining = b.expires_at.saturating_duration_since(now).as_secs();
             let mut c = b.contact.clone();
@@ -437,6 +478,18 @@ impl Registrar {
     pub fn request_uri(binding: &Binding) -> &Uri {
         &binding.contact.uri
     }
+}
+
+/// The Path a REGISTER carries (RFC 3327), every value of every Path header in
+/// order; a value that does not parse is left out.
+fn path_of(request: &Request) -> Vec<NameAddr> {
+    request
+        .headers
+        .get_all("Path")
+        .filter_map(|v| super::wire::text::split_top_level(v, ','))
+        .flatten()
+        .filter_map(|hop| NameAddr::parse(hop.trim()).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -690,5 +743,38 @@ mod tests {
         );
         let b = reg.bindings("null-\0-null", t0);
         assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn a_softphone_registered_through_a_proxy_is_reached_through_it() {
+        let t0 = Instant::now();
+        let mut reg = registrar(t0);
+        let with_path = |cseq: u32, auth: Option<String>| {
+            let mut r = register("<sip:1001@10.0.0.7:5060>", "300", cseq, auth);
+            r.headers.push(
+                "Path",
+                "<sip:198.51.100.1:5060;lr;received=sip:203.0.113.9:41000>",
+            );
+            r.headers.push("Supported", "path");
+            r
+        };
+        let proxy = Target::udp("198.51.100.1:5060".parse().unwrap());
+        let (challenge, _) = reg.handle(t0, &with_path(1, None), proxy, pw);
+        let www = challenge
+            .headers
+            .get("WWW-Authenticate")
+            .unwrap()
+            .to_owned();
+        let a = answer(&www, "REGISTER", "sip:127.0.0.1", "1001", "pa55", "c1").unwrap();
+        let (ok, _) = reg.handle(t0, &with_path(2, Some(a)), proxy, pw);
+        assert_eq!(ok.status, 200);
+        assert_eq!(
+            ok.headers.get("Path"),
+            Some("<sip:198.51.100.1:5060;lr;received=sip:203.0.113.9:41000>"),
+            "echoed to a UA that supports path"
+        );
+        let b = reg.bindings("1001", t0)[0].clone();
+        assert_eq!(b.path.len(), 1);
+        assert_eq!(b.target(), proxy, "requests go through the proxy");
     }
 }
