@@ -578,3 +578,111 @@ async fn write_batch(
         pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_logged_event_is_sent_byte_for_byte_as_its_publisher_would() {
+        let one_node = EventBus::default();
+        let ts = Utc::now();
+        let payload = json!({"call": "c1", "caller": {"phone": "+79120000001"}});
+        one_node.publish_at(ts, "call.offered", Some("etalon"), payload.clone());
+        let sent = one_node.replay(0).unwrap()[0].json.to_string();
+        // What the writer stores: the same serialisation without the seq.
+        let body = serde_json::to_string(&super::super::Unsequenced {
+            ts,
+            kind: "call.offered",
+            tenant: Some("etalon"),
+            payload: &payload,
+        })
+        .unwrap();
+        let rebuilt = rebuild(1, &body, false);
+        assert_eq!(&*rebuilt.json, sent);
+        assert_eq!((rebuilt.ts, rebuilt.payload), (ts, payload));
+        assert_eq!(rebuilt.tenant.as_deref(), Some("etalon"));
+        assert!(!rebuilt.local);
+    }
+
+    /// A clustered bus with no database behind it, and its writer's queue.
+    fn offline() -> (EventBus, Arc<Link>, mpsc::Receiver<NewEvent>) {
+        let (sink, queue) = mpsc::channel(2);
+        let link = Arc::new(Link {
+            sink,
+            writer: "me/1".into(),
+            queued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            written: watch::channel(Written::default()).0,
+            delivered: watch::channel(0).0,
+            retention: chrono::Duration::minutes(15),
+        });
+        let mut bus = EventBus::default();
+        bus.cluster = Some(link.clone());
+        (bus, link, queue)
+    }
+
+    fn logged(seq: i64, writer: &str) -> LoggedEvent {
+        LoggedEvent {
+            seq,
+            writer: writer.to_owned(),
+            body: format!(
+                r#"{{"ts":"2026-12-06T10:00:00Z","type":"x","tenant":null,"payload":{seq}}}"#
+            ),
+        }
+    }
+
+    #[test]
+    fn publishing_queues_for_the_writer_and_never_waits() {
+        let (bus, link, mut queue) = offline();
+        for n in 0..5 {
+            assert_eq!(bus.publish("x", None, json!(n)), 0);
+        }
+        // Nothing is delivered before it is written; a full queue drops and counts.
+        assert_eq!(bus.last_seq(), 0);
+        assert_eq!(
+            bus.cluster_stats(),
+            Some(ClusterStats {
+                queued: 2,
+                written: 0,
+                dropped: 3
+            })
+        );
+        let first = queue.try_recv().unwrap();
+        assert_eq!(first.kind, "x");
+        assert!(first.body.starts_with(r#"{"ts":"#), "{}", first.body);
+        assert!(first.body.ends_with(r#""payload":0}"#), "{}", first.body);
+        assert_eq!(*link.delivered.borrow(), 0);
+    }
+
+    #[test]
+    fn delivery_skips_what_is_held_and_restarts_after_a_gap() {
+        let (bus, link, _queue) = offline();
+        bus.deliver(&link, vec![logged(1, "me/1"), logged(2, "other/9")]);
+        bus.deliver(&link, vec![logged(2, "other/9"), logged(3, "other/9")]);
+        let held = bus.replay(0).unwrap();
+        assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            held.iter().map(|e| e.local).collect::<Vec<_>>(),
+            [true, false, false]
+        );
+        assert_eq!(*link.delivered.borrow(), 3);
+        // Seqs 4 and 5 were pruned before this node read them.
+        bus.deliver(&link, vec![logged(6, "other/9")]);
+        assert_eq!(bus.last_seq(), 6);
+        assert_eq!(bus.replay(5).unwrap().len(), 1);
+        assert!(
+            bus.replay(2).is_err(),
+            "a resume point before the gap reloads"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_body_keeps_its_place() {
+        let event = rebuild(7, "not json", true);
+        assert_eq!((event.seq, event.kind.as_str()), (7, "event.unreadable"));
+        let v: serde_json::Value = serde_json::from_str(&event.json).unwrap();
+        assert_eq!(v["seq"], 7);
+    }
+}
