@@ -152,3 +152,80 @@ async fn a_resume_point_a_node_has_not_read_yet_is_waited_for() {
     a.close();
     b.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_while_the_database_is_away_are_written_in_order_when_it_returns() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let a = cluster::start(&db.store, settings("node-a")).await.unwrap();
+    let b = cluster::start(&db.second_node().await, settings("node-b"))
+        .await
+        .unwrap();
+    a.publish("x", None, json!({ "from": "a", "n": 0 }));
+    holds(&b, 1).await;
+
+    // The database goes away: no connection to it is kept or allowed.
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = sqlx::PgPool::connect(
+        &std::env::var("DISPATCHLINE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+    )
+    .await
+    .unwrap();
+    let away = |allow: bool| {
+        let (admin, name) = (admin.clone(), name.clone());
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"
+            )))
+            .execute(&admin)
+            .await
+            .unwrap();
+            if !allow {
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(&name)
+                .execute(&admin)
+                .await
+                .unwrap();
+            }
+        }
+    };
+    away(false).await;
+    // Publishing goes on and never waits; nothing is delivered meanwhile (it has
+    // no seq yet).
+    for n in 1..=50 {
+        a.publish("x", None, json!({ "from": "a", "n": n }));
+        b.publish("x", None, json!({ "from": "b", "n": n }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((a.last_seq(), b.last_seq()), (1, 1), "held, not delivered");
+    assert!(!a.settle(Duration::from_millis(100)).await);
+
+    // It comes back: what was held is written, in each node's order, and both
+    // nodes get all of it under the same seqs.
+    away(true).await;
+    assert!(a.settle(Duration::from_secs(20)).await);
+    assert!(b.settle(Duration::from_secs(20)).await);
+    holds(&a, 101).await;
+    holds(&b, 101).await;
+    assert_eq!(held(&a), held(&b));
+    let mut next: HashMap<String, u64> = HashMap::new();
+    for event in a.replay(0).unwrap() {
+        let from = event.payload["from"].as_str().unwrap().to_owned();
+        let n = event.payload["n"].as_u64().unwrap();
+        let expected = next
+            .entry(from.clone())
+            .or_insert(if from == "a" { 0 } else { 1 });
+        assert_eq!(n, *expected, "{from}'s events in order, none twice");
+        *expected += 1;
+    }
+    assert_eq!(next["a"], 51);
+    assert_eq!(next["b"], 51);
+    assert_eq!(a.cluster_stats().unwrap().dropped, 0);
+    admin.close().await;
+    a.close();
+    b.close();
+}
