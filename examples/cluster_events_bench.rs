@@ -88,9 +88,9 @@ fn latencies(
     bus: &EventBus,
     base: Instant,
     count: usize,
-) -> tokio::task::JoinHandle<Vec<Duration>> {
-    let mut live = bus.subscribe(None).expect("subscribe from now").live;
-    tokio::spawn(async move {
+) -> anyhow::Result<tokio::task::JoinHandle<Vec<Duration>>> {
+    let mut live = bus.subscribe(None)?.live;
+    Ok(tokio::spawn(async move {
         let mut samples = Vec::with_capacity(count);
         while samples.len() < count {
             match live.recv().await {
@@ -107,7 +107,7 @@ fn latencies(
             }
         }
         samples
-    })
+    }))
 }
 
 /// Publishes without overrunning the writer's queue (a real engine publishes far
@@ -149,8 +149,8 @@ async fn main() -> anyhow::Result<()> {
     // Latency: A publishes at a steady rate; B and A itself receive live.
     let base = Instant::now();
     let count = (o.rate * o.seconds) as usize;
-    let on_b = latencies(&b, base, count);
-    let on_a = latencies(&a, base, count);
+    let on_b = latencies(&b, base, count)?;
+    let on_a = latencies(&a, base, count)?;
     let period = Duration::from_secs_f64(1.0 / o.rate as f64);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

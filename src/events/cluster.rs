@@ -618,8 +618,10 @@ mod tests {
             delivered: watch::channel(0).0,
             retention: chrono::Duration::minutes(15),
         });
-        let mut bus = EventBus::default();
-        bus.cluster = Some(link.clone());
+        let bus = EventBus {
+            cluster: Some(link.clone()),
+            ..EventBus::default()
+        };
         (bus, link, queue)
     }
 
