@@ -24,6 +24,9 @@
 //! [`ClusterSettings::retention`] ago is served after a restart too; a resume
 //! point a node has not read yet (another node is a few milliseconds ahead) is
 //! waited for briefly ([`EventBus::reach`]) before it counts as "in the future".
+//! Replays are served from memory only, never from the log: the history loaded
+//! at start and kept since covers the retention (within the same count and memory
+//! bounds as on one node), so the log is read by the tail alone, always forward.
 //!
 //! **Why delivery waits for the write.** A node's own events reach its consoles
 //! through the log like everyone else's, a millisecond or two later than a direct
