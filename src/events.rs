@@ -17,6 +17,12 @@
 //! that falls behind by more than the channel holds is told it lagged (and is cut off
 //! by its owner) instead of slowing anyone down.
 //!
+//! **Several nodes** (the store is PostgreSQL): the bus is [`cluster`]ed. A publish
+//! is handed to a writer that appends it to the database's event log, where one
+//! sequence orders the events of every node; each node tails the log into its own
+//! bus with the log's seqs. The epoch is then the log's, so a resume point taken
+//! on one node is valid on every other one and after restarts. See [`cluster`].
+//!
 //! The lock publishers and subscribers share is held only for O(1) work: the JSON
 //! is serialised before it is taken (only the seq is written under it), a
 //! subscription takes its start point and live receiver under it, and a replay reads
@@ -31,6 +37,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+pub mod cluster;
 
 /// One published event, immutable and shared.
 ///
@@ -53,6 +61,11 @@ pub struct Event {
     /// The JSON text sent to clients (this struct, serialised once).
     #[serde(skip)]
     pub json: Arc<str>,
+    /// Whether this engine published it (always, unless the bus is
+    /// [`cluster`]ed and another node did). In-process readers that act on an
+    /// event (start a chain, plan a call) act on their own node's only.
+    #[serde(skip)]
+    pub local: bool,
 }
 
 impl Event {
@@ -186,6 +199,8 @@ pub struct EventBus {
     retention: Duration,
     max_held: usize,
     max_bytes: usize,
+    /// Set when the bus is one node's view of the cluster's stream.
+    cluster: Option<Arc<cluster::Link>>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -240,6 +255,7 @@ impl EventBus {
             retention,
             max_held: max_held.max(1),
             max_bytes: max_bytes.max(1),
+            cluster: None,
         }
     }
 
@@ -268,12 +284,13 @@ impl EventBus {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Publishes an event now; returns its seq.
+    /// Publishes an event now; returns its seq (0 on a [`cluster`]ed bus, where
+    /// the seq is given when the event is written to the cluster's log).
     pub fn publish(&self, kind: &str, tenant: Option<&str>, payload: serde_json::Value) -> u64 {
         self.publish_at(Utc::now(), kind, tenant, payload)
     }
 
-    /// Publishes an event stamped `ts`; returns its seq.
+    /// Publishes an event stamped `ts`; returns its seq (0 on a [`cluster`]ed bus).
     pub fn publish_at(
         &self,
         ts: DateTime<Utc>,
@@ -291,6 +308,10 @@ impl EventBus {
         .unwrap_or_else(|_| "{}".to_owned());
         // `{"ts":...}` becomes `{"seq":N,"ts":...}`: only the seq is written under
         // the lock, into a buffer allocated here.
+        if let Some(link) = &self.cluster {
+            link.hand_over(ts, kind, tenant, rest);
+            return 0;
+        }
         let body = rest.strip_prefix('{').unwrap_or(&rest);
         let mut text = String::with_capacity(body.len() + 32);
         let kind = kind.to_owned();
@@ -310,7 +331,15 @@ impl EventBus {
             tenant,
             payload,
             json: text.into(),
+            local: true,
         });
+        self.append(&mut history, event, horizon);
+        seq
+    }
+
+    /// Adds `event` (whose seq is `history.next_seq - 1`) to the history, drops
+    /// what is older than `horizon` or over the bounds, and sends it live.
+    fn append(&self, history: &mut History, event: Arc<Event>, horizon: DateTime<Utc>) {
         history.bytes += event.weight();
         history.events.push_back(event.clone());
         while history.events.len() > self.max_held
@@ -325,7 +354,6 @@ impl EventBus {
         // Sent under the lock so live order equals seq order; an error only means
         // nobody is listening.
         let _ = self.live.send(event);
-        seq
     }
 
     /// The seq of the last published event (0 before the first).

@@ -163,11 +163,12 @@ impl Engine {
             .spawn(move || crate::media::recording::recover_unfinished(&recordings, started))
             .ok();
         let mut config = config;
-        let events = EventBus::default();
-        let store = crate::store::Store::connect(&config.database.url)
-            .await?
-            .with_events(events.clone());
+        let store = crate::store::Store::connect(&config.database.url).await?;
         store.migrate().await?;
+        // On PostgreSQL the bus is this node's view of the cluster's stream.
+        let node = node_id(&config.database.data_dir)?;
+        let events = crate::events::cluster::bus_for(&store, &node).await?;
+        let store = store.with_events(events.clone());
         // The accounts live in the store; the file's [[operator]] tables seed the
         // ones it has never had. The call core works from the store's roster.
         let created = store
@@ -256,7 +257,6 @@ impl Engine {
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
-        let node = node_id(&config.database.data_dir)?;
         // Jobs a crash left claimed under this node's stable id are due again now.
         let released = store
             .release_node_dial_jobs(&node, chrono::Utc::now())
@@ -454,6 +454,13 @@ impl Engine {
             tracing::warn!(error = %e, "cannot mark this node stopped");
         }
         self.media.shutdown();
+        // On several nodes, what this node published is written to the cluster's
+        // log and read back before its clients are closed.
+        if !self.events.settle(Duration::from_secs(2)).await {
+            tracing::warn!(
+                "events published at shutdown could not all be written to the cluster's log"
+            );
+        }
         // Websocket clients get a 1001 close frame (they reconnect with `since` to
         // the next engine) before the listener goes.
         self.events.close();

@@ -316,6 +316,26 @@ async fn metrics(
         "Sequence number of the last published event.",
         state.events.last_seq(),
     );
+    if let Some(cluster) = state.events.cluster_stats() {
+        metric(
+            "events_cluster_written_total",
+            "counter",
+            "Events this node wrote to the cluster's event log.",
+            cluster.written,
+        );
+        metric(
+            "events_cluster_held",
+            "gauge",
+            "Events published on this node and not yet written to the cluster's log.",
+            cluster.queued.saturating_sub(cluster.written),
+        );
+        metric(
+            "events_cluster_dropped_total",
+            "counter",
+            "Events dropped because the writer's queue was full (the database was unreachable for long).",
+            cluster.dropped,
+        );
+    }
     let w = &state.ws_stats;
     metric(
         "ws_clients",

@@ -536,6 +536,10 @@ fn unauthorized() -> End {
     }
 }
 
+/// How long a resume point this node has not read yet is waited for (another
+/// node of the cluster is ahead) before it counts as in the future.
+const RESUME_WAIT: Duration = Duration::from_secs(2);
+
 /// How many held events a replay reads per hold of the bus's lock.
 const REPLAY_CHUNK: usize = 256;
 
@@ -550,6 +554,11 @@ async fn stream(
         if theirs != state.events.epoch() {
             return epoch_changed(theirs, state.events.epoch());
         }
+    }
+    if let Some(since) = since {
+        // On several nodes, the node that gave this resume point may be a few
+        // milliseconds ahead of this one.
+        state.events.reach(since, RESUME_WAIT).await;
     }
     // Without `since` the stream starts now.
     let subscription = match state.events.subscribe(since) {

@@ -180,7 +180,11 @@ pub async fn run(task: Task) {
                 }
             }
             event = recv_event(&mut events) => match event {
-                Ok(e) if e.kind == "ticket.changed" && !draining => {
+                // A ticket registered on another node starts its chain there;
+                // any node's status change stops this node's chains of it.
+                Ok(e) if e.kind == "ticket.changed"
+                    && !draining
+                    && (e.local || e.payload.get("change").and_then(|c| c.as_str()) != Some("created")) => {
                     runner.handle_ticket_event(&e.payload, e.tenant.as_deref(), now()).await;
                 }
                 Ok(_) => {}

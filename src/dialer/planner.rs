@@ -148,7 +148,9 @@ pub async fn run(
         tokio::select! {
             _ = reconcile.tick() => finish(planner.plan(None, Utc::now()).await),
             event = recv(&mut events) => match event {
-                Ok(e) if e.kind == "ticket.changed" => {
+                // Each node plans for the changes made through it (the
+                // reconcile looks over everything).
+                Ok(e) if e.kind == "ticket.changed" && e.local => {
                     let change = e.payload.get("change").and_then(|c| c.as_str());
                     if matches!(change, Some("status" | "supplier")) {
                         if let Some(id) = e.payload.get("ticket").and_then(|t| t.as_i64()) {

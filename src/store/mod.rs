@@ -21,6 +21,7 @@
 //! - [`dial_jobs`]: persistent outbound dial jobs (callbacks and every follow-up);
 //! - [`chains`]: hand-off chains and every call they placed;
 //! - [`nodes`]: the engine nodes sharing the store, and which of them are alive;
+//! - [`event_log`]: the cluster's event stream, shared by the nodes (PostgreSQL);
 //! - [`follow_ups`]: status checks, feedback surveys, supplier calls and outage
 //!   broadcasts: what the planner reads and what their calls write;
 //! - [`export`]: the ticket and call journals of a period, read in batches for export;
@@ -58,6 +59,7 @@ pub mod contacts;
 pub mod demo;
 pub mod dial_jobs;
 pub mod directory;
+pub mod event_log;
 pub mod export;
 pub mod floor;
 pub mod follow_ups;
