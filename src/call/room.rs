@@ -12,7 +12,7 @@
 //! - **robot calls** ([`Crew::Robot`](crate::store::Crew)): the channels free
 //!   beyond those kept for residents' incoming calls, and no more than the pacer
 //!   lets start until the next poll, less the robot calls already held;
-//! - both within [`MAX_HELD_JOBS`](super::claimer::MAX_HELD_JOBS) in all, and
+//! - both within the most the core holds in all (`max_held`: 256 jobs), and
 //!   nothing while draining.
 //!
 //! The arithmetic is plain data in, data out; [`CallControl::claim_room`] reads the
