@@ -306,7 +306,15 @@ impl Engine {
         if let Err(e) = store.node_started(&node, chrono::Utc::now()).await {
             tracing::warn!(error = %e, %node, "cannot announce this node");
         }
-        let heartbeat = tokio::spawn(keep_alive(store.clone(), node.clone()));
+        // And it recovers the calls of nodes that died (one survivor for each).
+        let heartbeat = tokio::spawn({
+            let peers =
+                crate::call::recovery::watch_peers(store.clone(), config.clone(), node.clone());
+            let alive = keep_alive(store.clone(), node.clone());
+            async move {
+                tokio::join!(alive, peers);
+            }
+        });
         let (chain_handle, chain_commands) = crate::dialer::driver::ChainHandle::channel();
         let (stopping_tx, stopping) = watch::channel(false);
         let planner = tokio::spawn(crate::dialer::planner::run(

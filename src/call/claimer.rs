@@ -1,5 +1,5 @@
 //! Claiming due dial jobs for the call core: in the background, a batch at a
-//! time, each briefed ([`crate::dialer::briefing`]) before it reaches the core;
+//! time, no more of each crew than the core has room for ([`super::room`]), each briefed ([`crate::dialer::briefing`]) before it reaches the core;
 //! jobs postponed by quiet hours or no longer needed never do. One claim runs at a
 //! time, and another follows at once when a batch comes back full, so a fast
 //! broadcast is not held to a batch per poll.
@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
 
-use crate::store::Store;
+use super::room::Room;
+use crate::store::{Crew, Store};
 
 /// The most dial jobs the core holds before it stops claiming more (the others
 /// stay due in the store, for this node's next poll or another node).
@@ -65,10 +66,14 @@ impl Claimer {
         self.more.clone()
     }
 
-    /// Claims up to `room` jobs (at most a batch) unless a claim is under way.
-    pub(crate) fn claim(&self, room: usize) {
-        let limit = room.min(CLAIM_BATCH);
-        if limit == 0 || self.busy.swap(true, Ordering::AcqRel) {
+    /// Claims up to `room` jobs of each crew (at most a batch of each) unless a
+    /// claim is under way.
+    pub(crate) fn claim(&self, room: Room) {
+        let wanted = [
+            (Crew::Operator, room.operator_jobs.min(CLAIM_BATCH)),
+            (Crew::Robot, room.robot_jobs.min(CLAIM_BATCH)),
+        ];
+        if room.is_empty() || self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
         let (store, node, config, prompts, jobs) = (
@@ -80,17 +85,23 @@ impl Claimer {
         );
         let (busy, more) = (self.busy.clone(), self.more.clone());
         tokio::spawn(async move {
-            let claimed = crate::dialer::claim(&store, &node, Utc::now(), limit as i64).await;
-            let claimed = match claimed {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    busy.store(false, Ordering::Release);
-                    tracing::warn!(error = %e, "cannot claim dial jobs");
-                    return;
+            let mut full = false;
+            for (crew, limit) in wanted {
+                if limit == 0 {
+                    continue;
                 }
-            };
-            let full = claimed.len() >= limit;
-            Self::brief_all(&store, &node, &config, &prompts, &jobs, claimed).await;
+                let claimed =
+                    crate::dialer::claim_for(&store, &node, Utc::now(), limit as i64, crew).await;
+                let claimed = match claimed {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?crew, "cannot claim dial jobs");
+                        continue;
+                    }
+                };
+                full |= claimed.len() >= limit;
+                Self::brief_all(&store, &node, &config, &prompts, &jobs, claimed).await;
+            }
             busy.store(false, Ordering::Release);
             if full {
                 more.notify_one();

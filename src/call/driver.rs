@@ -204,14 +204,12 @@ pub async fn run(core: Core) {
                     let _ = reply.send(answer);
                 }
             }
-            _ = job_poll.tick(), if !draining && control.held_jobs().len() < MAX_HELD_JOBS => {
-                claimer.claim(MAX_HELD_JOBS - control.held_jobs().len());
-            }
+            // Only what this node can serve: operators' jobs up to its free
+            // operators, robot calls up to its free channels (`call::room`).
+            _ = job_poll.tick(), if !draining => claimer.claim(control.claim_room(MAX_HELD_JOBS)),
             // A full batch came back: more are due now (a broadcast faster than a
             // batch a poll), so claim again without waiting for the poll.
-            _ = claim_more.notified(), if !draining && control.held_jobs().len() < MAX_HELD_JOBS => {
-                claimer.claim(MAX_HELD_JOBS - control.held_jobs().len());
-            }
+            _ = claim_more.notified(), if !draining => claimer.claim(control.claim_room(MAX_HELD_JOBS)),
             _ = lease_renewal.tick() => renew_leases(&store, &node, control.held_jobs()),
                         changed = shutdown.changed() => {
                 let phase = if changed.is_err() { Shutdown::HangUp } else { *shutdown.borrow() };

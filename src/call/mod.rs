@@ -41,6 +41,7 @@ pub mod operators;
 pub mod outbound;
 pub(crate) mod pacing;
 pub mod recovery;
+pub mod room;
 pub mod routing;
 pub mod screening;
 pub mod toll;

@@ -5,6 +5,15 @@
 //! left), and the recordings the crash cut off, once their headers are repaired
 //! ([`crate::media::recording::recover_unfinished`]), are linked to their calls
 //! with `recording.ready`. See [`crate::store::recovery`].
+//!
+//! A node that dies and does not come back is recovered by a survivor instead, at
+//! once: every live node asks every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)
+//! ([`watch_peers`]) for the nodes whose heartbeat lapsed, exactly one takes each
+//! ([`Store::claim_dead_nodes`]) and runs [`recover_calls`] for it. The journal
+//! rows are closed under a row lock, so when the dead node restarts and runs its
+//! own recovery as well, each waiting caller still gets one callback. (The dead
+//! node's dial jobs and chains need no such step: they are due to the others as
+//! soon as its heartbeat lapses.)
 
 use chrono::Utc;
 
@@ -52,6 +61,39 @@ pub async fn recover_calls(
         scheduled += 1;
     }
     Ok(scheduled)
+}
+
+/// Recovers the nodes found dead at `now` that no other node took: their
+/// unfinished calls are closed and their waiting callers get callbacks. Returns the
+/// nodes recovered, with how many callbacks each got.
+pub async fn recover_dead_nodes(
+    store: &Store,
+    config: &Config,
+    node: &str,
+) -> Result<Vec<(String, usize)>, StoreError> {
+    let dead = store.claim_dead_nodes(node, Utc::now()).await?;
+    let mut recovered = Vec::with_capacity(dead.len());
+    for peer in dead {
+        tracing::warn!(%node, dead = %peer, "a node's heartbeat lapsed: recovering its calls here");
+        let callbacks = recover_calls(store, config, &peer).await?;
+        tracing::warn!(%node, dead = %peer, callbacks, "the dead node's calls are closed and its waiting callers will be called back");
+        recovered.push((peer, callbacks));
+    }
+    Ok(recovered)
+}
+
+/// Runs [`recover_dead_nodes`] every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)
+/// for as long as this node lives (a failure is logged and tried again at the
+/// next tick; a node taken but not finished is left to its own restart).
+pub async fn watch_peers(store: Store, config: std::sync::Arc<Config>, node: String) {
+    let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = recover_dead_nodes(&store, &config, &node).await {
+            tracing::warn!(error = %e, %node, "cannot recover a dead node's calls now");
+        }
+    }
 }
 
 /// Links repaired recordings (`<call id>.wav`) to their calls and publishes

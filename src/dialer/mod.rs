@@ -42,7 +42,7 @@ pub mod runner;
 use chrono::{DateTime, Utc};
 
 use crate::store::{
-    AfterAttempt, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store, StoreError,
+    AfterAttempt, Crew, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store, StoreError,
 };
 
 /// The job kinds this engine runs: all of them.
@@ -136,6 +136,22 @@ pub async fn claim(
     let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
     store
         .claim_due_dial_jobs_of(node, now, lease, limit, KINDS)
+        .await
+}
+
+/// Claims up to `limit` due jobs of the kinds this engine runs that `crew` makes
+/// (a node claims operators' jobs up to its free operators, robot calls up to its
+/// free channels: [`crate::call::room`]).
+pub async fn claim_for(
+    store: &Store,
+    node: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+    crew: Crew,
+) -> Result<Vec<DialJob>, StoreError> {
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
+    store
+        .claim_due_dial_jobs_by(node, now, lease, limit, KINDS, crew)
         .await
 }
 

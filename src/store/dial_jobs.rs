@@ -66,6 +66,41 @@ impl DialKind {
     }
 }
 
+/// Who makes a job's call: an operator (rung first, the engine dials when they
+/// answer) or the robot (a message and the keypad). A node claims each kind only
+/// up to what it has free for it ([`Store::claim_due_dial_jobs_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Crew {
+    /// Callbacks, staff callbacks, supplier calls and status checks by operator.
+    Operator,
+    /// Surveys, broadcasts and status checks by the informer.
+    Robot,
+}
+
+impl Crew {
+    /// Who makes a job of `kind` reached by `reach` (a status check goes either way;
+    /// with no reach stored it is an operator's).
+    pub fn of(kind: DialKind, reach: Option<Reach>) -> Self {
+        match kind {
+            DialKind::Survey | DialKind::Broadcast => Self::Robot,
+            DialKind::StatusCheck if reach == Some(Reach::Informer) => Self::Robot,
+            _ => Self::Operator,
+        }
+    }
+
+    /// The same rule over the row `j` of `dial_jobs`, for a claim's filter.
+    fn predicate(self) -> &'static str {
+        const ROBOT: &str = "(j.kind IN ('survey', 'broadcast') \
+             OR (j.kind = 'status-check' AND j.reach = 'informer'))";
+        const OPERATOR: &str = "NOT (j.kind IN ('survey', 'broadcast') \
+             OR (j.kind = 'status-check' AND COALESCE(j.reach, '') = 'informer'))";
+        match self {
+            Self::Robot => ROBOT,
+            Self::Operator => OPERATOR,
+        }
+    }
+}
+
 text_enum! {
     /// Where a job stands.
     pub enum DialJobState {
@@ -355,7 +390,32 @@ impl Store {
     ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
-            claim_due(node, now, now + lease, limit.clamp(1, 1000), kinds)
+            claim_due(node, now, now + lease, limit.clamp(1, 1000), kinds, None)
+        )
+    }
+
+    /// Like [`claim_due_dial_jobs_of`](Self::claim_due_dial_jobs_of), only jobs
+    /// `crew` makes: a node claims operators' jobs up to its free operators and
+    /// robot calls up to its free channels.
+    pub async fn claim_due_dial_jobs_by(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+        kinds: &[DialKind],
+        crew: Crew,
+    ) -> Result<Vec<DialJob>, StoreError> {
+        dispatch!(
+            self,
+            claim_due(
+                node,
+                now,
+                now + lease,
+                limit.clamp(1, 1000),
+                kinds,
+                Some(crew.predicate())
+            )
         )
     }
 

@@ -7,6 +7,10 @@
 //! slow and comes back finds its leases taken and its writes refused, as with any
 //! lapsed lease. A node that never wrote a row (an older engine) keeps the plain
 //! lease rule.
+//!
+//! A dead node's calls are recovered by one survivor ([`Store::claim_dead_nodes`]
+//! marks the row `recovered_by` in one conditional UPDATE; see
+//! [`crate::call::recovery`]), at once rather than when it restarts.
 
 use chrono::{DateTime, Utc};
 
@@ -28,17 +32,34 @@ fn silence() -> chrono::Duration {
 impl Store {
     /// `node` started at `now`: known alive for [`SILENCE`].
     pub async fn node_started(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, upsert(node, Some(now), now + silence()))
+        dispatch!(self, upsert(node, Some(now), now + silence(), false))
     }
 
     /// `node` is alive at `now`: known alive for another [`SILENCE`].
     pub async fn node_alive(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, upsert(node, None, now + silence()))
+        dispatch!(self, upsert(node, None, now + silence(), false))
     }
 
-    /// `node` stopped at `now` (what it held is free at once).
+    /// `node` stopped at `now` (what it held is free at once; a clean stop leaves
+    /// no calls for the others to recover).
     pub async fn node_stopped(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, upsert(node, None, now))
+        dispatch!(self, upsert(node, None, now, true))
+    }
+
+    /// Takes on the recovery of every node dead at `now` that nobody has recovered
+    /// yet, for `node` (a live one), and returns their ids. Of several nodes asking
+    /// at once, each dead node goes to exactly one.
+    pub async fn claim_dead_nodes(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, claim_dead(node, now))
+    }
+
+    /// Which node recovered `node` since it last lived, if one did.
+    pub async fn node_recovered_by(&self, node: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, recovered_by(node))
     }
 
     /// The nodes known alive at `now`, by id.

@@ -195,19 +195,29 @@ pub(super) async fn claim_due(
     until: DateTime<Utc>,
     limit: i64,
     kinds: &[DialKind],
+    crew: Option<&'static str>,
 ) -> Result<Vec<DialJob>, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
-    // The kinds are the enum's fixed spellings, never user input.
-    let kind_filter = if kinds.is_empty() {
+    // The kinds are the enum's fixed spellings and the crew's predicate a constant,
+    // never user input.
+    let mut kind_filter = if kinds.is_empty() {
         String::new()
     } else {
         let list: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
         format!(" AND j.kind IN ({})", list.join(", "))
     };
+    if let Some(crew) = crew {
+        kind_filter.push_str(" AND ");
+        kind_filter.push_str(crew);
+    }
+    // The pick is materialised first: as a plain `IN (subquery)` PostgreSQL may
+    // scan it again for each row it updates, and each scan skips the rows already
+    // claimed and finds the next ones, so a claim could take more than `limit`.
     let sql = format!(
-        "UPDATE dial_jobs SET state = 'claimed', claimed_by = $2, claimed_until = $3, updated_at = $1 \
-         WHERE {DUE_ROW} AND id IN (SELECT j.id FROM dial_jobs j WHERE {DUE}{kind_filter} \
-         ORDER BY j.precedence, COALESCE(j.deadline_at, j.due_at), j.id LIMIT $4{}) RETURNING id",
+        "WITH picked AS MATERIALIZED (SELECT j.id FROM dial_jobs j WHERE {DUE}{kind_filter} \
+         ORDER BY j.precedence, COALESCE(j.deadline_at, j.due_at), j.id LIMIT $4{}) \
+         UPDATE dial_jobs SET state = 'claimed', claimed_by = $2, claimed_until = $3, updated_at = $1 \
+         WHERE {DUE_ROW} AND id IN (SELECT id FROM picked) RETURNING id",
         Db::SKIP_LOCKED
     );
     let mut ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))

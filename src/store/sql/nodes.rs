@@ -7,21 +7,56 @@ pub(super) async fn upsert(
     node: &str,
     started: Option<DateTime<Utc>>,
     alive_until: DateTime<Utc>,
+    recovered: bool,
 ) -> Result<(), StoreError> {
-    let sql = if started.is_some() {
-        "INSERT INTO nodes (id, started_at, alive_until) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at, alive_until = excluded.alive_until"
+    // A node that starts or renews its row is alive again: a later death is
+    // recovered again. One that stopped cleanly left nothing to recover.
+    let recovered_by = if recovered { "excluded.id" } else { "NULL" };
+    let started_set = if started.is_some() {
+        "started_at = excluded.started_at, "
     } else {
-        "INSERT INTO nodes (id, started_at, alive_until) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until"
+        ""
     };
-    sqlx::query(sql)
+    let sql = format!(
+        "INSERT INTO nodes (id, started_at, alive_until) VALUES ($1, $2, $3) \
+         ON CONFLICT (id) DO UPDATE SET {started_set}alive_until = excluded.alive_until, \
+         recovered_by = {recovered_by}, recovered_at = NULL"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(node)
         .bind(started.unwrap_or(alive_until))
         .bind(alive_until)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+pub(super) async fn claim_dead(
+    pool: &Pool<Db>,
+    node: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    // One conditional UPDATE per row: of several survivors asking at once, the
+    // first to lock a dead node's row takes it; the others find `recovered_by` set.
+    let mut dead: Vec<String> = sqlx::query_scalar(
+        "UPDATE nodes SET recovered_by = $1, recovered_at = $2 \
+         WHERE alive_until <= $2 AND recovered_by IS NULL AND id <> $1 RETURNING id",
+    )
+    .bind(node)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    dead.sort();
+    Ok(dead)
+}
+
+pub(super) async fn recovered_by(pool: &Pool<Db>, node: &str) -> Result<Option<String>, StoreError> {
+    let by: Option<Option<String>> =
+        sqlx::query_scalar("SELECT recovered_by FROM nodes WHERE id = $1")
+            .bind(node)
+            .fetch_optional(pool)
+            .await?;
+    Ok(by.flatten())
 }
 
 pub(super) async fn live(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {

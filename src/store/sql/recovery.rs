@@ -21,13 +21,18 @@ pub(super) async fn close_unfinished(
     now: DateTime<Utc>,
 ) -> Result<(u64, Vec<WaitingCaller>), StoreError> {
     let mut tx = Db::begin_write(pool).await?;
-    let rows = sqlx::query(
+    let select = format!(
         "SELECT c.id, c.from_number, c.to_number, t.code AS tenant, c.offered_at, c.queued_at, \
          c.answered_at, c.updated_at, EXISTS (SELECT 1 FROM dial_jobs j WHERE j.call_id = c.id \
          AND j.kind = 'callback') AS has_callback \
          FROM calls c LEFT JOIN tenants t ON t.id = c.tenant_id \
-         WHERE c.node = $1 AND c.ended_at IS NULL",
-    )
+         WHERE c.node = $1 AND c.ended_at IS NULL{}",
+        // The rows are locked: a survivor recovering a dead node and the node itself
+        // restarting close each row once (the second finds it ended), so no caller
+        // gets two callbacks. SQLite's write transaction already serialises them.
+        if Db::FOR_UPDATE.is_empty() { "" } else { " FOR UPDATE OF c" }
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
     .bind(node.to_owned())
     .fetch_all(&mut *tx)
     .await?;
