@@ -116,15 +116,24 @@ async fn an_operator_registered_through_one_node_takes_a_call_held_by_the_other(
     assert_eq!(ended[0].payload["disposition"], "answered");
     assert_eq!(ended[0].payload["operator"], "1001");
 
-    // Node A saw her busy on B's call without reporting it itself: the event was
-    // published once, by the node that made the change.
-    let a_events = a.events.replay(0).unwrap();
-    assert!(
-        !a_events
+    // Her going busy on B's call was published once in the cluster's stream, by
+    // node B; node A mirrored it without reporting it again.
+    let busy = |engine: &Engine| {
+        engine
+            .events
+            .replay(0)
+            .unwrap()
             .iter()
-            .any(|e| e.kind == "operator.state" && e.payload["state"] == "busy"),
-        "node A must not report B's change"
-    );
+            .filter(|e| {
+                e.kind == "operator.state"
+                    && e.payload["extension"] == "1001"
+                    && e.payload["state"] == "busy"
+            })
+            .map(|e| e.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(busy(&a).len(), 1, "once in the stream");
+    assert_eq!(busy(&a), busy(&b), "the same event on both nodes");
     a.shutdown(Duration::from_secs(2)).await;
     b.shutdown(Duration::from_secs(2)).await;
 }
@@ -167,15 +176,11 @@ async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_th
         .await
         .unwrap()
         .unwrap();
-    let on_b = wait_for_events(&b, "call.ringing", 1, Duration::from_secs(10)).await;
-    assert_eq!(on_b[0].payload["operator"], "1001");
-    assert!(
-        !a.events
-            .replay(0)
-            .unwrap()
-            .iter()
-            .any(|e| e.kind == "call.ringing"),
-        "the later caller on node A must not be offered first"
+    let ringing = wait_for_events(&b, "call.ringing", 1, Duration::from_secs(10)).await;
+    assert_eq!(ringing[0].payload["operator"], "1001");
+    assert_eq!(
+        ringing[0].payload["from"], OTHER_CALLER,
+        "the first caller, on node B, is offered first"
     );
     first
         .finish(Duration::from_secs(60))
@@ -183,9 +188,9 @@ async fn the_caller_who_waited_longest_gets_the_operator_whichever_node_holds_th
         .assert_success("first resident");
 
     // Then the second caller, on node A.
-    let on_a = wait_for_events(&a, "call.ringing", 1, Duration::from_secs(30)).await;
-    assert_eq!(on_a[0].payload["operator"], "1001");
-    assert!(on_a[0].ts > on_b[0].ts);
+    let ringing = wait_for_events(&a, "call.ringing", 2, Duration::from_secs(30)).await;
+    assert_eq!(ringing[1].payload["operator"], "1001");
+    assert_eq!(ringing[1].payload["from"], KNOWN_CALLER);
     second
         .finish(Duration::from_secs(60))
         .await
@@ -284,15 +289,19 @@ async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_eit
         .unwrap();
 
     // A resident's call on each node reaches her, each offer through the proxy.
-    for (node, phone) in [(&a, OTHER_CALLER), (&b, KNOWN_CALLER)] {
+    for (i, (node, phone)) in [(&a, OTHER_CALLER), (&b, KNOWN_CALLER)]
+        .into_iter()
+        .enumerate()
+    {
         let talk = if phone == KNOWN_CALLER { 14_000 } else { 3_000 };
         resident(node, &dir, phone, talk)
             .finish(Duration::from_secs(60))
             .await
             .assert_success("resident");
-        let ended = wait_for_events(node, "call.ended", 1, Duration::from_secs(10)).await;
-        assert_eq!(ended[0].payload["disposition"], "answered", "{phone}");
-        assert_eq!(ended[0].payload["operator"], "1001");
+        // The cluster's stream holds both nodes' calls, in order.
+        let ended = wait_for_events(node, "call.ended", i + 1, Duration::from_secs(10)).await;
+        assert_eq!(ended[i].payload["disposition"], "answered", "{phone}");
+        assert_eq!(ended[i].payload["operator"], "1001");
     }
     softphone
         .finish(Duration::from_secs(30))
