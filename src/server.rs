@@ -251,6 +251,12 @@ impl Engine {
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
         let node = node_id(&config.database.data_dir)?;
+        let stats = Arc::new(CallStats::default());
+        // Store work a crash left in the write-ahead spool goes in first: the rows
+        // recovery closes must be there.
+        let spool =
+            crate::call::driver::replay_spool(&store, &events, &node, &config, stats.clone())
+                .await;
         // Jobs a crash left claimed under this node's stable id are due again now.
         let released = store
             .release_node_dial_jobs(&node, chrono::Utc::now())
@@ -270,7 +276,6 @@ impl Engine {
                 crate::call::recovery::link_repaired(&store, &events, &paths).await;
             });
         }
-        let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
         let (http_stop, mut http_shutdown) = watch::channel(false);
         let (dropped_jobs_tx, dropped_jobs) = mpsc::unbounded_channel();
@@ -293,6 +298,7 @@ impl Engine {
             chain_reports,
             dropped_jobs,
             prompts: prompts.clone(),
+            spool,
         }));
 
         // Known alive to the other nodes while this runs: if it dies, they take its

@@ -41,6 +41,7 @@ pub(crate) mod pacing;
 pub mod recovery;
 pub mod routing;
 pub mod screening;
+pub mod spooled;
 pub mod toll;
 pub mod trunks;
 
