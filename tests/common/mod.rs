@@ -4,4 +4,5 @@
 pub mod chains;
 pub mod engine;
 pub mod follow_ups;
+pub mod pg_cluster;
 pub mod sipp;
