@@ -277,7 +277,7 @@ impl Engine {
             });
         }
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
-        let (http_stop, mut http_shutdown) = watch::channel(false);
+        let (http_stop, http_shutdown) = watch::channel(false);
         let (dropped_jobs_tx, dropped_jobs) = mpsc::unbounded_channel();
         let library = media.prompts().clone();
         let prompts: crate::dialer::runner::PromptCheck =
@@ -370,23 +370,13 @@ impl Engine {
             });
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
-        let http = tokio::spawn(async move {
-            let stop = async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            };
-            // No Nagle delay: websocket events are small writes that must leave now.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            // The peer's address limits failed logins per client.
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let http = tokio::spawn(console::listener::serve(
+            listener,
+            app,
+            console::listener::Limits::from(&config.http),
+            Arc::new(console::listener::ListenerStats::default()),
+            http_shutdown,
+        ));
         tracing::info!(sip = %sip_addr, http = %http_addr, "dispatchline is running");
         Ok(Self {
             sip_addr,

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod health;
+pub mod listener;
 pub mod page;
 pub mod report;
 pub mod ws;
