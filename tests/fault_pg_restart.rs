@@ -14,57 +14,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::child::serve;
 use common::engine::{free_port, scratch_dir};
 use common::pg_cluster::PgCluster;
 use common::sipp;
 use dispatchline::store::{CallDirection, CallFilter, CallRecord, Store, TenantScope};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dispatchline");
 const CALLER: &str = "+79120000002";
 
 /// One engine and one cluster at a time: the machine is small.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The engine as a child process; SIGKILLed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn serve(config: &Path, data: &Path, http: u16) -> Serve {
-    let child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("DISPATCHLINE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let serve = Serve(child);
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("http://127.0.0.1:{http}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return serve;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("serve did not start");
-}
 
 /// A cluster, its seeded store and an engine's configuration on it.
 struct Setup {

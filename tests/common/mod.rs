@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod chains;
+pub mod child;
 pub mod engine;
 pub mod follow_ups;
 pub mod pg_cluster;
