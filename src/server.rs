@@ -255,8 +255,7 @@ impl Engine {
         // Store work a crash left in the write-ahead spool goes in first: the rows
         // recovery closes must be there.
         let spool =
-            crate::call::driver::replay_spool(&store, &events, &node, &config, stats.clone())
-                .await;
+            crate::call::driver::replay_spool(&store, &events, &node, &config, stats.clone()).await;
         // Jobs a crash left claimed under this node's stable id are due again now.
         let released = store
             .release_node_dial_jobs(&node, chrono::Utc::now())

@@ -62,7 +62,8 @@ async fn login_bodies_are_small_and_metrics_want_their_token() {
 /// Reads until the server closes the connection (or `within` passes); returns
 /// what was read and whether it closed.
 fn read_until_closed(tcp: &mut TcpStream, within: Duration) -> (String, bool) {
-    tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -83,8 +84,7 @@ fn read_until_closed(tcp: &mut TcpStream, within: Duration) -> (String, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
-    let engine =
-        engine::start_with("", |c| c.http.header_timeout = Duration::from_secs(1)).await;
+    let engine = engine::start_with("", |c| c.http.header_timeout = Duration::from_secs(1)).await;
     let addr = engine.http_addr;
     let (cut_after, sent) = tokio::task::spawn_blocking(move || {
         let mut tcp = TcpStream::connect(addr).unwrap();
@@ -112,7 +112,9 @@ async fn a_slowloris_client_is_cut_off_after_the_header_timeout() {
     );
     assert!(cut_after >= Duration::from_millis(900), "{cut_after:?}");
     // A normal request still gets through.
-    let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    let r = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -127,7 +127,11 @@ async fn journal(store: &Store) -> Option<Vec<CallRecord>> {
         ..CallFilter::default()
     };
     let rows = store.calls(&TenantScope::All, &filter).await.ok()?.items;
-    Some(rows.into_iter().filter(|r| r.from_number == CALLER).collect())
+    Some(
+        rows.into_iter()
+            .filter(|r| r.from_number == CALLER)
+            .collect(),
+    )
 }
 
 /// Waits (at most `within`) until the journal holds `n` finished calls of the

@@ -14,9 +14,7 @@ use common::child::{serve, until};
 use common::engine::{free_port, scratch_dir};
 use common::sipp::{self, Sipp};
 use dispatchline::phone::PhoneNumber;
-use dispatchline::store::{
-    DialJobFilter, DialJobState, DialKind, NewDialJob, Store, TenantScope,
-};
+use dispatchline::store::{DialJobFilter, DialJobState, DialKind, NewDialJob, Store, TenantScope};
 
 const RESIDENT: &str = "+79120000001";
 const PASSWORD: &str = "op1001-long-passw0rd";

@@ -121,7 +121,10 @@ async fn a_recording_cut_off_by_a_sigkill_is_repaired_and_linked_to_its_call() {
 
     drop(engine); // SIGKILL
     drop(resident);
-    assert!(part.exists(), "the unfinished file is left as the crash left it");
+    assert!(
+        part.exists(),
+        "the unfinished file is left as the crash left it"
+    );
     let _engine = serve(&config, &data, http).await;
 
     let row = until(Duration::from_secs(20), "the recording linked", || {
@@ -151,7 +154,10 @@ async fn a_recording_cut_off_by_a_sigkill_is_repaired_and_linked_to_its_call() {
     let ms = u64::from(reader.duration()) * 1000 / u64::from(reader.spec().sample_rate);
     assert!(ms >= 500, "{ms} ms of sound kept");
     let size = std::fs::metadata(&wav).unwrap().len();
-    assert!(size >= seen, "all that was written is kept: {size} < {seen}");
+    assert!(
+        size >= seen,
+        "all that was written is kept: {size} < {seen}"
+    );
     assert_eq!(recording.duration_ms as u64, ms);
     assert_eq!(
         recording.bytes as u64,

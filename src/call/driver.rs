@@ -132,8 +132,13 @@ pub async fn run(core: Core) {
     let config = control.config.clone();
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
-    let (writer, writer_task) =
-        spawn_writer(store.clone(), events.clone(), node.clone(), config.clone(), spool);
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        events.clone(),
+        node.clone(),
+        config.clone(),
+        spool,
+    );
     let claimer = Claimer::new(
         store.clone(),
         node.clone(),

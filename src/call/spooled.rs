@@ -119,9 +119,7 @@ impl Spooled {
             },
             Self::ScheduleJob { job, origin } => Action::ScheduleJob { job, origin },
             Self::ReleaseJobs(jobs) => Action::ReleaseJobs(jobs),
-            Self::CancelJobs { call } => Action::CancelJobs {
-                call: CallId(call),
-            },
+            Self::CancelJobs { call } => Action::CancelJobs { call: CallId(call) },
             Self::MarkAtRisk(jobs) => Action::MarkAtRisk(jobs),
             Self::JobAttempt {
                 job,
@@ -175,7 +173,9 @@ impl WriterSpool {
         for payload in payloads {
             match serde_json::from_slice::<Spooled>(&payload) {
                 Ok(record) => actions.push(record.into_action()),
-                Err(e) => tracing::error!(error = %e, "a spool record that cannot be read is skipped"),
+                Err(e) => {
+                    tracing::error!(error = %e, "a spool record that cannot be read is skipped")
+                }
             }
         }
         if !actions.is_empty() {
@@ -234,7 +234,9 @@ impl WriterSpool {
             }
             Err(e) => tracing::error!(error = %e, "store work cannot be written to the spool"),
         }
-        self.stats.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(spool.bytes(), Ordering::Relaxed);
     }
 
     /// Makes the appended records durable.
@@ -262,7 +264,9 @@ impl WriterSpool {
             }
             Err(e) => tracing::error!(error = %e, "the write-ahead spool cannot be emptied"),
         }
-        self.stats.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
+        self.stats
+            .spool_bytes
+            .store(spool.bytes(), Ordering::Relaxed);
     }
 }
 
@@ -300,10 +304,7 @@ mod tests {
         for action in actions {
             let text = serde_json::to_vec(&Spooled::of(&action).unwrap()).unwrap();
             let back: Spooled = serde_json::from_slice(&text).unwrap();
-            assert_eq!(
-                format!("{:?}", back.into_action()),
-                format!("{action:?}")
-            );
+            assert_eq!(format!("{:?}", back.into_action()), format!("{action:?}"));
         }
     }
 }

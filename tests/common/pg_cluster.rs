@@ -46,7 +46,10 @@ impl PgCluster {
             );
             return None;
         };
-        let dir = std::env::temp_dir().join(format!("dispatchline-pgcluster-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "dispatchline-pgcluster-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         if running_as_root() {
