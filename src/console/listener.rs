@@ -325,14 +325,14 @@ mod tests {
         assert!(admit(&open, b, &limits).is_some());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_connection_moving_no_byte_times_out() {
         use tokio::io::AsyncReadExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = TcpStream::connect(addr).await.unwrap();
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut idle = Idle::new(tcp, Duration::from_secs(30));
+        let mut idle = Idle::new(tcp, Duration::from_millis(100));
         let mut buf = [0u8; 8];
         let e = idle.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);

@@ -210,10 +210,7 @@ impl Spool {
 fn decode(data: &[u8]) -> (Vec<Vec<u8>>, usize) {
     let mut out = Vec::new();
     let mut at = 0usize;
-    loop {
-        let Some(head) = data.get(at..at + FRAME as usize) else {
-            break;
-        };
+    while let Some(head) = data.get(at..at + FRAME as usize) {
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let sum = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if len > MAX_RECORD {
