@@ -257,6 +257,11 @@ impl Engine {
         let (call_handle, queries) = CallHandle::channel();
         let (chain_orders_tx, chain_orders) = mpsc::unbounded_channel();
         let (chain_reports, chain_reports_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(CallStats::default());
+        // Store work a crash left in the write-ahead spool goes in first: the rows
+        // recovery closes must be there.
+        let spool =
+            crate::call::driver::replay_spool(&store, &events, &node, &config, stats.clone()).await;
         // Jobs a crash left claimed under this node's stable id are due again now.
         let released = store
             .release_node_dial_jobs(&node, chrono::Utc::now())
@@ -276,9 +281,8 @@ impl Engine {
                 crate::call::recovery::link_repaired(&store, &events, &paths).await;
             });
         }
-        let stats = Arc::new(CallStats::default());
         let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
-        let (http_stop, mut http_shutdown) = watch::channel(false);
+        let (http_stop, http_shutdown) = watch::channel(false);
         let (dropped_jobs_tx, dropped_jobs) = mpsc::unbounded_channel();
         let library = media.prompts().clone();
         let prompts: crate::dialer::runner::PromptCheck =
@@ -299,6 +303,7 @@ impl Engine {
             chain_reports,
             dropped_jobs,
             prompts: prompts.clone(),
+            spool,
         }));
 
         // Known alive to the other nodes while this runs: if it dies, they take its
@@ -378,23 +383,13 @@ impl Engine {
             });
         let ws_clients = console.ws_stats.clone();
         let app = console::router(console, api).merge(extra(store.clone()));
-        let http = tokio::spawn(async move {
-            let stop = async move {
-                let _ = http_shutdown.wait_for(|stop| *stop).await;
-            };
-            // No Nagle delay: websocket events are small writes that must leave now.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            // The peer's address limits failed logins per client.
-            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let http = tokio::spawn(console::listener::serve(
+            listener,
+            app,
+            console::listener::Limits::from(&config.http),
+            Arc::new(console::listener::ListenerStats::default()),
+            http_shutdown,
+        ));
         tracing::info!(sip = %sip_addr, http = %http_addr, "dispatchline is running");
         Ok(Self {
             sip_addr,

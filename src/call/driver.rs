@@ -23,6 +23,7 @@ use super::claimer::{Claimer, MAX_HELD_JOBS};
 use super::control::{Action, CallControl, CallEvent, CallerContext};
 use super::floor_sync::FromFloor;
 use super::handle::Envelope;
+use super::spooled::WriterSpool;
 use crate::dialer::order::{ChainReport, ToCalls};
 use crate::events::EventBus;
 use crate::media::MediaEvent;
@@ -50,6 +51,10 @@ pub struct CallStats {
     pub rejected_unjournaled: AtomicU64,
     /// The SIP guard's figures ([`super::screening`]).
     pub screening: std::sync::Mutex<super::screening::ScreeningStats>,
+    /// Bytes in the write-ahead spool now ([`super::spooled`]).
+    pub spool_bytes: AtomicU64,
+    /// Store work the full spool could not take (kept in memory only).
+    pub spool_full: AtomicU64,
 }
 
 fn now() -> std::time::Instant {
@@ -89,6 +94,9 @@ pub struct Core {
     /// Whether a prompt exists (the robot's and the cards' messages leave out what
     /// has none).
     pub prompts: crate::dialer::runner::PromptCheck,
+    /// The write-ahead spool and the work replayed from it at start that the
+    /// database did not take yet ([`replay_spool`]).
+    pub spool: Replayed,
 }
 
 /// The engine's phases of shutdown.
@@ -120,12 +128,18 @@ pub async fn run(core: Core) {
         chain_reports,
         mut dropped_jobs,
         prompts,
+        spool,
     } = core;
     let config = control.config.clone();
     let (lookup_tx, mut lookups) = mpsc::unbounded_channel::<(u64, Option<CallerContext>)>();
     let (jobs_tx, mut jobs) = mpsc::unbounded_channel();
-    let (writer, writer_task) =
-        spawn_writer(store.clone(), events.clone(), node.clone(), config.clone());
+    let (writer, writer_task) = spawn_writer(
+        store.clone(),
+        events.clone(),
+        node.clone(),
+        config.clone(),
+        spool,
+    );
     let claimer = Claimer::new(
         store.clone(),
         node.clone(),
@@ -431,17 +445,81 @@ fn publish(bus: &EventBus, stats: &CallStats, event: CallEvent) {
     bus.publish(event.kind, event.tenant.as_deref(), event.payload);
 }
 
+/// The write-ahead spool as [`replay_spool`] leaves it for the store writer.
+#[derive(Debug)]
+pub struct Replayed {
+    spool: WriterSpool,
+    unwritten: Vec<Action>,
+}
+
+/// Opens the write-ahead spool ([`super::spooled`]) under the data directory and
+/// writes the store work a crash left in it, in order, before the node's
+/// recovery closes its unfinished calls (the rows must be there to be closed). A
+/// callback whose call already has one is not created again. What the database
+/// does not take now is handed to the store writer with the spool.
+pub async fn replay_spool(
+    store: &Store,
+    bus: &EventBus,
+    node: &str,
+    config: &crate::config::Config,
+    stats: Arc<CallStats>,
+) -> Replayed {
+    let (mut spool, actions) = WriterSpool::open(
+        &config.database.data_dir,
+        crate::store::spool::DEFAULT_CAP,
+        stats,
+    );
+    let mut pending = Pending::default();
+    for action in actions {
+        if let Action::ScheduleJob { job, .. } = &action
+            && let Some(call) = &job.call_id
+        {
+            match store.dial_jobs_of_call(call, job.kind).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    tracing::info!(%call, kind = %job.kind, "a spooled job already in the store is not created again");
+                    continue;
+                }
+                Err(e) => tracing::warn!(error = %e, %call, "cannot check a spooled job"),
+            }
+        }
+        pending.push(action);
+    }
+    let sink = StoreSink {
+        store,
+        bus,
+        node,
+        config,
+    };
+    if pending.len() == 0 || write_round(&sink, &mut pending).await {
+        spool.clear();
+    }
+    Replayed {
+        spool,
+        unwritten: pending.into_actions(),
+    }
+}
+
 /// The store writer: performs journal, recording and dial-job work in order.
 ///
 /// When the database is busy (SQLite's write lock held past its busy timeout by a
-/// big import, say) nothing is dropped: each write is tried again after pauses
-/// growing from [`BUSY_RETRY_FIRST`] for [`BUSY_RETRY_BUDGET`] in all; work the
-/// database still refuses is kept, in order, and tried again with the next round.
+/// big import, say) or down (PostgreSQL restarting) nothing is dropped: each write
+/// is tried again after pauses growing from [`BUSY_RETRY_FIRST`] for
+/// [`BUSY_RETRY_BUDGET`] in all; work the database still refuses is kept, in
+/// order, and tried again with the next round.
+///
+/// Everything the writer takes in goes to the write-ahead spool first (appended;
+/// emptied again when a round leaves nothing behind), so a SIGKILL loses none of
+/// it; once a round has taken [`SPOOL_SYNC_AFTER`] (the database is slow or
+/// gone) the spool is `fsync`ed, and so is whatever comes in until the database
+/// has taken it all, so not even a power cut loses it. The next start replays it
+/// ([`replay_spool`]).
 fn spawn_writer(
     store: Store,
     bus: EventBus,
     node: String,
     config: Arc<crate::config::Config>,
+    replayed: Replayed,
 ) -> (mpsc::UnboundedSender<Action>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     let task = tokio::spawn(async move {
@@ -451,55 +529,110 @@ fn spawn_writer(
             node: &node,
             config: &config,
         };
+        let Replayed {
+            mut spool,
+            unwritten,
+        } = replayed;
         let mut pending = Pending::default();
+        // Taken in (and spooled) but not yet in a round.
+        let mut queue: VecDeque<Action> = unwritten.into();
         // The last round kept work because the database was busy.
-        let mut held = false;
+        let mut held = !queue.is_empty();
         let mut final_rounds = 0;
+        let mut closed = false;
         loop {
             if held {
-                if rx.is_closed() {
+                if closed || rx.is_closed() {
                     // The core has stopped: nothing more comes, and the engine waits
                     // for us.
                     final_rounds += 1;
                     if final_rounds > FINAL_ROUNDS {
                         tracing::error!(
                             rows = pending.rows.len(),
-                            actions = pending.rest.len(),
-                            queued = rx.len(),
-                            "the database stayed busy while the engine stopped: this store work is lost"
+                            actions = pending.rest.len() + queue.len(),
+                            spooled = spool.active(),
+                            "the database stayed down while the engine stopped: the store work waits in the spool for the next start"
                         );
                         return;
                     }
                 }
                 tokio::time::sleep(BUSY_HOLD_PAUSE).await;
-            } else {
+            } else if queue.is_empty() && pending.len() == 0 {
                 // Nothing is held, so nothing is pending: wait for work.
                 match rx.recv().await {
-                    Some(first) => pending.push(first),
+                    Some(first) => {
+                        spool.append(&first);
+                        queue.push_back(first);
+                    }
                     None => return,
                 }
             }
-            // Take what queued up while the last batch was written: at thousands
-            // of calls a second, one transaction per row would never catch up.
-            while pending.len() < WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(a) => pending.push(a),
-                    Err(_) => break,
-                }
+            // Take in what queued up while the last batch was written: at
+            // thousands of calls a second, one transaction per row would never
+            // catch up.
+            while let Ok(a) = rx.try_recv() {
+                spool.append(&a);
+                queue.push_back(a);
             }
-            held = !write_round(&sink, &mut pending).await;
             if held {
+                spool.sync();
+            }
+            while held || pending.len() < WRITE_BATCH {
+                let Some(a) = queue.pop_front() else { break };
+                pending.push(a);
+            }
+            let ok = {
+                let round = write_round(&sink, &mut pending);
+                tokio::pin!(round);
+                let slow = tokio::time::sleep(SPOOL_SYNC_AFTER);
+                tokio::pin!(slow);
+                let mut synced = false;
+                loop {
+                    tokio::select! {
+                        ok = &mut round => break ok,
+                        () = &mut slow, if !synced => {
+                            synced = true;
+                            spool.sync();
+                        }
+                        a = rx.recv(), if !closed => match a {
+                            Some(a) => {
+                                spool.append(&a);
+                                queue.push_back(a);
+                                while let Ok(a) = rx.try_recv() {
+                                    spool.append(&a);
+                                    queue.push_back(a);
+                                }
+                                if synced {
+                                    spool.sync();
+                                }
+                            }
+                            None => closed = true,
+                        },
+                    }
+                }
+            };
+            held = !ok;
+            if ok && queue.is_empty() {
+                // The database has taken everything the spool holds.
+                spool.clear();
+            }
+            if held {
+                spool.sync();
                 tracing::warn!(
                     rows = pending.rows.len(),
                     actions = pending.rest.len(),
-                    queued = rx.len(),
-                    "database busy: journal rows and store work wait for the next round"
+                    queued = queue.len() + rx.len(),
+                    "database busy or down: journal rows and store work wait (spooled) for the next round"
                 );
             }
         }
     });
     (tx, task)
 }
+
+/// How long a round of the store writer may take before the spool is `fsync`ed
+/// (the database is slow or gone).
+pub const SPOOL_SYNC_AFTER: Duration = Duration::from_millis(200);
 
 /// The most actions one store transaction takes.
 const WRITE_BATCH: usize = 512;
@@ -617,6 +750,17 @@ impl Pending {
     fn take_rows(&mut self) -> Vec<CallRecord> {
         self.index.clear();
         std::mem::take(&mut self.rows)
+    }
+
+    /// Everything pending, rows first, in the order it would be written.
+    fn into_actions(self) -> Vec<Action> {
+        let mut out: Vec<Action> = self
+            .rows
+            .into_iter()
+            .map(|r| Action::Journal(Box::new(r)))
+            .collect();
+        out.extend(self.rest);
+        out
     }
 
     /// Puts back rows taken out (none are pending meanwhile).

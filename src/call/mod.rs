@@ -44,6 +44,7 @@ pub mod recovery;
 pub mod room;
 pub mod routing;
 pub mod screening;
+pub mod spooled;
 pub mod toll;
 pub mod trunks;
 

@@ -151,6 +151,15 @@ pub struct SipSettings {
 pub struct HttpSettings {
     /// Listen address of the console, API and websocket.
     pub listen: SocketAddr,
+    /// A request's headers must have arrived this long after the client began
+    /// it (or the connection was opened): slowloris clients are cut off.
+    pub header_timeout: Duration,
+    /// A connection that moves no byte either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once, in all; more are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address; more are closed at once.
+    pub max_connections_per_source: usize,
 }
 
 /// The `[database]` section.
@@ -668,12 +677,20 @@ impl Default for RawSip {
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
     listen: Spanned<String>,
+    header_timeout_s: u64,
+    idle_timeout_s: u64,
+    max_connections: usize,
+    max_connections_per_source: usize,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         Self {
             listen: Spanned::new(0..0, "127.0.0.1:8080".into()),
+            header_timeout_s: 10,
+            idle_timeout_s: 300,
+            max_connections: 4096,
+            max_connections_per_source: 512,
         }
     }
 }
@@ -1183,7 +1200,11 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             ("[[trunk]] register_expires_s", t.register_expires_s),
             ("[[trunk]] options_interval_s", t.options_interval_s),
         ]
-    })) {
+    }))
+    .chain([
+        ("[http] header_timeout_s", raw.http.header_timeout_s),
+        ("[http] idle_timeout_s", raw.http.idle_timeout_s),
+    ]) {
         if value > MAX_DURATION_S {
             faults.at(
                 None,
@@ -1282,6 +1303,10 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
         sip,
         http: HttpSettings {
             listen: http_listen?,
+            header_timeout: secs(raw.http.header_timeout_s.max(1)),
+            idle_timeout: secs(raw.http.idle_timeout_s.max(1)),
+            max_connections: raw.http.max_connections.max(1),
+            max_connections_per_source: raw.http.max_connections_per_source.max(1),
         },
         database: DatabaseSettings {
             url: raw.database.url.into_inner(),

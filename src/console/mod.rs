@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod health;
+pub mod listener;
 pub mod page;
 pub mod report;
 pub mod ws;
@@ -189,6 +190,18 @@ async fn metrics(
         "counter",
         "Rejected INVITEs given no journal row (beyond the per-second budget of rejection rows).",
         c.rejected_unjournaled.load(Ordering::Relaxed),
+    );
+    metric(
+        "store_spool_bytes",
+        "gauge",
+        "Bytes of store work in the write-ahead spool (waiting for the database).",
+        c.spool_bytes.load(Ordering::Relaxed),
+    );
+    metric(
+        "store_spool_full_total",
+        "counter",
+        "Store work the full write-ahead spool could not take (kept in memory only).",
+        c.spool_full.load(Ordering::Relaxed),
     );
     let g = c.screening.lock().map(|g| *g).unwrap_or_default();
     metric(

@@ -136,7 +136,7 @@ text_enum! {
 }
 
 /// Input for [`Store::create_dial_job`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewDialJob {
     /// What it is for.
     pub kind: DialKind,
@@ -307,6 +307,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         dispatch!(self, cancel_of_call(call_id, kind, outcome, now))
+    }
+
+    /// How many jobs of `kind` (in any state) follow up `call_id`: a replay of
+    /// spooled work creates a call's callback only when it has none.
+    pub async fn dial_jobs_of_call(
+        &self,
+        call_id: &str,
+        kind: DialKind,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, count_of_call(call_id, kind))
     }
 
     /// Extends the lease of jobs `node` holds until `until` (a node renews the jobs

@@ -123,9 +123,10 @@ pub(crate) async fn import_contacts(
     State(state): State<ApiState>,
     who: Principal,
     QueryParams(query): QueryParams<ImportQuery>,
-    CsvBody(body): CsvBody,
+    body: CsvBody,
 ) -> Result<Json<ImportReport>, ApiError> {
     check_import(&who, &query)?;
+    let body = body.read().await?;
     if query.mode.is_some() {
         return Err(ApiError::bad_request(
             Some("mode"),

@@ -16,8 +16,19 @@ pub(crate) struct JsonBody<T>(pub(crate) T);
 /// A query string.
 pub(crate) struct QueryParams<T>(pub(crate) T);
 
-/// A CSV file sent as the request body (the imports).
-pub(crate) struct CsvBody(pub(crate) Bytes);
+/// A file sent as the request body (the imports), not read yet: the handler
+/// checks who is asking first (a refused caller's upload is never read), then
+/// reads it with [`CsvBody::read`], streamed and bounded by the route's limit.
+pub(crate) struct CsvBody(Request);
+
+impl CsvBody {
+    /// Reads the body; 413 when it is over the route's limit.
+    pub(crate) async fn read(self) -> Result<Bytes, ApiError> {
+        Bytes::from_request(self.0, &())
+            .await
+            .map_err(|e| body_error(e, Some("file")))
+    }
+}
 
 /// The API error for a body that could not be read: 413 when it is over the limit.
 fn body_error(e: axum::extract::rejection::BytesRejection, field: Option<&str>) -> ApiError {
@@ -38,11 +49,8 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
-            .await
-            .map(Self)
-            .map_err(|e| body_error(e, Some("file")))
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        Ok(Self(req))
     }
 }
 

@@ -133,9 +133,10 @@ pub(crate) async fn import_debtors(
     State(state): State<ApiState>,
     who: Principal,
     QueryParams(query): QueryParams<ImportQuery>,
-    CsvBody(body): CsvBody,
+    body: CsvBody,
 ) -> Result<Json<ImportReport>, ApiError> {
     check_import(&who, &query)?;
+    let body = body.read().await?;
     let report = state
         .store
         .import_debtors(

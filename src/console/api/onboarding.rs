@@ -56,11 +56,12 @@ pub(crate) async fn import(
     State(state): State<ApiState>,
     who: Principal,
     QueryParams(query): QueryParams<OnboardingQuery>,
-    CsvBody(body): CsvBody,
+    body: CsvBody,
 ) -> Result<Response, ApiError> {
     let tenant = query.tenant.trim().to_owned();
     let exists = state.store.tenant(&tenant).await?.is_some();
     check_admin(&who, if exists { Some(tenant.as_str()) } else { None })?;
+    let body = body.read().await?;
     let book = tokio::task::spawn_blocking(move || Workbook::from_xlsx(&body))
         .await
         .map_err(|e| ApiError::from(crate::store::StoreError::Background(e)))?

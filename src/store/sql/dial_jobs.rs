@@ -383,6 +383,19 @@ pub(super) async fn cancel_of_call(
     Ok(done.rows_affected())
 }
 
+pub(super) async fn count_of_call(
+    pool: &Pool<Db>,
+    call_id: &str,
+    kind: DialKind,
+) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dial_jobs WHERE call_id = $1 AND kind = $2")
+        .bind(call_id)
+        .bind(kind.as_str())
+        .fetch_one(pool)
+        .await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
 pub(super) async fn renew_leases(
     pool: &Pool<Db>,
     node: &str,

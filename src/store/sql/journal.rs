@@ -177,17 +177,30 @@ pub(super) async fn insert_recording(
     now: DateTime<Utc>,
 ) -> Result<RecordingId, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO recordings (call_id, path, duration_ms, bytes, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(call_id)
-    .bind(path)
-    .bind(duration_ms)
-    .bind(bytes)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    // The same file stored again (spooled work replayed after a crash, a repaired
+    // recording linked twice) is the row stored before.
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM recordings WHERE path = $1 AND call_id = $2")
+            .bind(path)
+            .bind(call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id: i64 = match known {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar(
+                "INSERT INTO recordings (call_id, path, duration_ms, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(call_id)
+            .bind(path)
+            .bind(duration_ms)
+            .bind(bytes)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?
+        }
+    };
     sqlx::query("UPDATE calls SET recording_id = $2, updated_at = $3 WHERE id = $1")
         .bind(call_id)
         .bind(id)
