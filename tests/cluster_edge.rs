@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,20 +26,6 @@ struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Kamailio and the workers it forks, in their own process group: stopped
-/// together when dropped (a SIGKILL of the main process alone leaves the workers).
-struct Proxy(Child);
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        use nix::unistd::Pid;
-        let group = Pid::from_raw(self.0.id() as i32);
-        let _ = killpg(group, Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }
@@ -175,9 +160,6 @@ async fn provider_calls(dir: &Path, edge: u16, calls: u32) -> sipp::Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_calls_go_to_the_surviving_node_within_seconds_of_a_node_dying() {
-    if Command::new("kamailio").arg("-v").output().is_err() {
-        panic!("kamailio is not installed (apt-get install kamailio; scripts/test does)");
-    }
     let dir = sipp::workdir("cluster-edge");
     let (edge, a_port, b_port, callee) = (free_port(), free_port(), free_port(), free_port());
     let _callee = sipp::spawn(
@@ -189,36 +171,7 @@ async fn new_calls_go_to_the_surviving_node_within_seconds_of_a_node_dying() {
     let a = node(&dir, "node-a", a_port, edge, callee).await;
     let b = node(&dir, "node-b", b_port, edge, callee).await;
 
-    let list = dir.join("dispatcher.list");
-    std::fs::write(
-        &list,
-        format!("1 sip:127.0.0.1:{a_port} 0 0\n1 sip:127.0.0.1:{b_port} 0 0\n"),
-    )
-    .unwrap();
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/kamailio.cfg");
-    let kamailio = Proxy(
-        Command::new("kamailio")
-            .args([
-                "-DD",
-                "-E",
-                "-f",
-                &cfg.display().to_string(),
-                "-A",
-                &format!("LISTEN=udp:127.0.0.1:{edge}"),
-                "-A",
-                &format!("DISPATCHER_LIST=\"{}\"", list.display()),
-            ])
-            .current_dir(&dir)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    sipp::wait_bound(edge).await;
-    // Both nodes answer the proxy's first probes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kamailio = common::cluster::start_edge_on(&dir, edge, &[a_port, b_port]).await;
 
     // The proxy spreads the provider's calls over both nodes.
     provider_calls(&dir, edge, 10)

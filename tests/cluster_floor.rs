@@ -218,8 +218,8 @@ async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_eit
     let b = engine::start_with(&numbers(), setup(db.url.clone())).await;
     dispatchline::store::demo::seed(&a.store).await.unwrap();
     let dir = workdir("cluster-floor-path");
-    let edge = free_port();
-    let _proxy = common::kamailio::start(&dir, edge, &[a.sip_addr, b.sip_addr]).await;
+    let proxy = common::cluster::start_edge_at(&dir, &[a.sip_addr.port(), b.sip_addr.port()]).await;
+    let edge = proxy.port;
 
     // Anna's softphone registers through the proxy (whichever node it picks); the
     // proxy stays on the path to it (RFC 3327).

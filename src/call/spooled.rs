@@ -96,7 +96,11 @@ impl Spooled {
                 call: call.as_ref().map(|c| c.0.clone()),
                 retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
             },
-            Action::FollowUp { .. } | Action::Lookup { .. } | Action::Chain(_) => return None,
+            // The shared floor is re-read from the store, never replayed.
+            Action::FollowUp { .. }
+            | Action::Lookup { .. }
+            | Action::Chain(_)
+            | Action::Floor(_) => return None,
         })
     }
 

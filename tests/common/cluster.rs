@@ -106,15 +106,27 @@ impl Drop for Edge {
 /// Starts Kamailio with the shipped configuration on a free port, spreading over
 /// `nodes`, and waits until both probes could have been answered.
 pub async fn start_edge(dir: &Path, nodes: &[&Node]) -> Edge {
+    let ports: Vec<u16> = nodes.iter().map(|n| n.sip).collect();
+    start_edge_at(dir, &ports).await
+}
+
+/// Starts Kamailio with the shipped configuration on a free port, spreading over
+/// the nodes listening on `127.0.0.1:` each of `sip_ports`.
+pub async fn start_edge_at(dir: &Path, sip_ports: &[u16]) -> Edge {
+    start_edge_on(dir, super::engine::free_port(), sip_ports).await
+}
+
+/// Starts Kamailio with the shipped configuration on `127.0.0.1:port`, spreading
+/// over the nodes listening on `127.0.0.1:` each of `sip_ports`.
+pub async fn start_edge_on(dir: &Path, port: u16, sip_ports: &[u16]) -> Edge {
     assert!(
         Command::new("kamailio").arg("-v").output().is_ok(),
         "kamailio is not installed (apt-get install kamailio; scripts/test does)"
     );
-    let port = super::engine::free_port();
     let list = dir.join("dispatcher.list");
-    let lines: String = nodes
+    let lines: String = sip_ports
         .iter()
-        .map(|n| format!("1 sip:127.0.0.1:{} 0 0\n", n.sip))
+        .map(|port| format!("1 sip:127.0.0.1:{port} 0 0\n"))
         .collect();
     std::fs::write(&list, lines).unwrap();
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/kamailio.cfg");

@@ -6,6 +6,5 @@ pub mod child;
 pub mod cluster;
 pub mod engine;
 pub mod follow_ups;
-pub mod kamailio;
 pub mod pg_cluster;
 pub mod sipp;
