@@ -69,6 +69,7 @@ pub mod notices;
 pub mod onboarding;
 pub mod recovery;
 pub mod reviews;
+pub mod rollup;
 pub mod ticket_card;
 pub mod tickets;
 pub mod users;
