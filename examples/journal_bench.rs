@@ -366,6 +366,13 @@ async fn main() -> anyhow::Result<()> {
     );
     seed(&o, now).await?;
     println!("seeded in {:.0} s", started.elapsed().as_secs_f64());
+    // Everything loaded is dirty: the first refresh builds the whole roll-up.
+    let t = Instant::now();
+    let days = store.refresh_journal_rollup().await?;
+    println!(
+        "roll-up of {days} (company, day) pairs built in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let dialect = if o.database.starts_with("sqlite:") {
         "SQLite"
     } else {
@@ -435,6 +442,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let mut report = TicketReport::new("Все УК", q.from, q.to, chrono_tz::Europe::Moscow)?;
     let mut after = None;
+    let mut sent = 0usize;
     loop {
         let batch = store
             .journal_tickets(&TenantScope::All, &q, after, 2000)
@@ -444,18 +452,20 @@ async fn main() -> anyhow::Result<()> {
         for row in &batch {
             report.add(row);
         }
+        // What the HTTP handler sends on after each batch.
+        sent += std::hint::black_box(report.take_output()).len();
         if batch.len() < 2000 {
             break;
         }
     }
     let rows = report.rows();
-    let pdf = report.finish(&format!("Всего заявок: {rows}"));
+    sent += report.finish(&format!("Всего заявок: {rows}")).len();
     let spent = t.elapsed();
     let peak = peak_kib();
     println!(
-        "{dialect}: PDF export of {rows} tickets: {:.1} s, {:.1} MiB file, peak memory {:.0} MiB (before {:.0} MiB) (goal < 30 s, < 200 MiB)",
+        "{dialect}: PDF export of {rows} tickets, streamed: {:.1} s, {:.1} MiB file, peak memory {:.0} MiB (before {:.0} MiB) (goal < 30 s, < 200 MiB)",
         spent.as_secs_f64(),
-        pdf.len() as f64 / 1_048_576.0,
+        sent as f64 / 1_048_576.0,
         peak as f64 / 1024.0,
         before as f64 / 1024.0,
     );
