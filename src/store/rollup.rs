@@ -22,8 +22,10 @@
 //! when a house's or company's city or a city's time zone changes. Before an
 //! analytics query reads the roll-up, [`Store::refresh_journal_rollup`] recomputes the
 //! dirty days from the raw rows and only those, in one transaction. A query's range
-//! rarely falls on UTC midnights: the whole UTC days inside it come from the roll-up,
-//! the partial days at its ends are aggregated from the raw rows the same way.
+//! rarely falls on UTC midnights: the whole UTC days inside it come from the roll-up;
+//! a partial day at its ends is aggregated from the raw rows the same way when it is
+//! at most half a day, else it is the day's roll-up less the rest of the day, read
+//! raw (a month ending now subtracts the empty rest of today).
 //!
 //! # Percentiles
 //!
@@ -156,6 +158,31 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
+    /// Counts to subtract (the smallest and largest values of a bin are kept: the
+    /// bin's bounds still hold every value left in it).
+    fn negate(&mut self) {
+        for c in &mut self.calls {
+            c.counts.iter_mut().for_each(|n| *n = -*n);
+        }
+        for t in &mut self.tickets {
+            t.tickets = -t.tickets;
+        }
+        for d in &mut self.durations {
+            d.n = -d.n;
+        }
+        for r in &mut self.ratings {
+            r.answers = -r.answers;
+            r.sum = -r.sum;
+        }
+        for e in &mut self.executors {
+            e.scores.iter_mut().for_each(|n| *n = -*n);
+            e.answers = -e.answers;
+            e.sum = -e.sum;
+            e.rated = -e.rated;
+            e.completed = -e.completed;
+        }
+    }
+
     fn extend(&mut self, other: Figures) {
         self.calls.extend(other.calls);
         self.tickets.extend(other.tickets);
@@ -250,26 +277,31 @@ fn percentiles_of(key: String, bins: &[BinFill]) -> Percentiles {
 fn percentile_table(durations: &[BinDay], kind: &str) -> Vec<Percentiles> {
     let mut all: BTreeMap<i64, BinFill> = BTreeMap::new();
     let mut per: BTreeMap<&str, BTreeMap<i64, BinFill>> = BTreeMap::new();
-    for d in durations.iter().filter(|d| d.kind == kind && d.n > 0) {
+    for d in durations.iter().filter(|d| d.kind == kind) {
         for map in [&mut all, per.entry(d.category.as_str()).or_default()] {
-            let e = map.entry(d.bin).or_insert((0, d.min_s, d.max_s));
+            let e = map.entry(d.bin).or_insert((0, i64::MAX, i64::MIN));
             e.0 += d.n;
-            e.1 = e.1.min(d.min_s);
-            e.2 = e.2.max(d.max_s);
+            if d.n > 0 {
+                e.1 = e.1.min(d.min_s);
+                e.2 = e.2.max(d.max_s);
+            }
         }
     }
+    let keep = |m: BTreeMap<i64, BinFill>| -> Vec<BinFill> {
+        m.into_values().filter(|b| b.0 > 0 && b.1 <= b.2).collect()
+    };
+    let all = keep(all);
+    let per: Vec<(&str, Vec<BinFill>)> = per
+        .into_iter()
+        .map(|(k, m)| (k, keep(m)))
+        .filter(|(_, bins)| !bins.is_empty())
+        .collect();
     let mut out = Vec::new();
     if !all.is_empty() {
-        out.push(percentiles_of(
-            "all".into(),
-            &all.into_values().collect::<Vec<_>>(),
-        ));
+        out.push(percentiles_of("all".into(), &all));
     }
     for (category, bins) in per {
-        out.push(percentiles_of(
-            category.to_owned(),
-            &bins.into_values().collect::<Vec<_>>(),
-        ));
+        out.push(percentiles_of(category.to_owned(), &bins));
     }
     out
 }
@@ -361,6 +393,7 @@ fn assemble(f: Figures, labels: &Labels, bucket: Bucket) -> Analytics {
     Analytics {
         tickets: tickets
             .into_iter()
+            .filter(|(_, n)| *n > 0)
             .map(|((bucket, category, work_type), n)| TicketCount {
                 bucket,
                 category,
@@ -372,6 +405,7 @@ fn assemble(f: Figures, labels: &Labels, bucket: Bucket) -> Analytics {
         time_to_complete: percentile_table(&f.durations, "done"),
         calls: calls
             .into_iter()
+            .filter(|(_, n)| n[0] > 0)
             .map(|((tenant, city), n)| CallCompliance {
                 tenant,
                 city,
@@ -396,6 +430,11 @@ fn assemble(f: Figures, labels: &Labels, bucket: Bucket) -> Analytics {
             .collect(),
         executors: executor_table(rated, completed),
     }
+}
+
+/// `YYYY-MM-DD` of a UTC day.
+fn day_name(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
 }
 
 /// Midnight UTC of `t`'s day.
@@ -446,15 +485,40 @@ impl Store {
             Figures::default()
         };
         for (a, b) in edges {
-            let edge = AnalyticsQuery {
-                from: a,
-                to: b,
-                ..query.clone()
-            };
-            figures.extend(dispatch!(
-                self,
-                aggregate_window(&edge, Filter::Query(scope, &edge), query.from)
-            )?);
+            let day = day_start(a);
+            let next = day + Duration::days(1);
+            if b - a > Duration::hours(12) {
+                // Most of a day: the day's roll-up less the rest of it, read raw.
+                figures.extend(dispatch!(
+                    self,
+                    read(scope, query, &day_name(day), &day_name(next))
+                )?);
+                for (x, y) in [(day, a), (b, next)] {
+                    if x < y {
+                        let rest = AnalyticsQuery {
+                            from: x,
+                            to: y,
+                            ..query.clone()
+                        };
+                        let mut f: Figures = dispatch!(
+                            self,
+                            aggregate_window(&rest, Filter::Query(scope, &rest), query.from)
+                        )?;
+                        f.negate();
+                        figures.extend(f);
+                    }
+                }
+            } else {
+                let edge = AnalyticsQuery {
+                    from: a,
+                    to: b,
+                    ..query.clone()
+                };
+                figures.extend(dispatch!(
+                    self,
+                    aggregate_window(&edge, Filter::Query(scope, &edge), query.from)
+                )?);
+            }
         }
         let labels: Labels = dispatch!(self, labels(&figures))?;
         Ok(assemble(

@@ -389,15 +389,22 @@ pub(super) async fn read(
 ) -> Result<Figures, StoreError> {
     let mut out = Figures::default();
     let filter = Filter::Query(scope, q);
+    // Every company and city: no join needed to filter.
+    let unfiltered = matches!(scope, TenantScope::All) && q.tenant.is_none() && q.city.is_none();
     let from = |qb: &mut QueryBuilder<Db>, table: &str, tenant: &str| {
-        qb.push(format_args!(
-            " FROM {table} j LEFT JOIN tenants tn ON tn.id = j.{tenant} \
-             LEFT JOIN cities ci ON ci.id = j.city_id WHERE j.day >= "
-        ))
-        .push_bind(first.to_owned())
-        .push(" AND j.day < ")
-        .push_bind(end.to_owned());
-        push_filter(qb, filter, "");
+        qb.push(format_args!(" FROM {table} j"));
+        if !unfiltered {
+            qb.push(format_args!(
+                " LEFT JOIN tenants tn ON tn.id = j.{tenant} LEFT JOIN cities ci ON ci.id = j.city_id"
+            ));
+        }
+        qb.push(" WHERE j.day >= ")
+            .push_bind(first.to_owned())
+            .push(" AND j.day < ")
+            .push_bind(end.to_owned());
+        if !unfiltered {
+            push_filter(qb, filter, "");
+        }
     };
 
     let mut qb = QueryBuilder::<Db>::new(
