@@ -12,12 +12,18 @@ const TICKETS: &str = " FROM tickets t JOIN tenants tn ON tn.id = t.tenant_id \
      JOIN houses h ON h.id = t.house_id JOIN cities ci ON ci.id = h.city_id \
      JOIN reasons r ON r.id = t.reason_id";
 
-/// ` AND ...` for a filter; `tenant_id` is the column holding the company id.
+/// ` AND ...` for a filter; `tenant_id` is the column holding the company id (a
+/// call's may be null: company key 0).
 fn push_filter(qb: &mut QueryBuilder<Db>, filter: Filter<'_>, tenant_id: &str) {
     match filter {
         Filter::Tenants(ids) => {
-            qb.push(" AND ");
+            // The plain column, so the (company, time) indexes serve a few companies.
+            qb.push(" AND (");
             push_in(qb, tenant_id, ids);
+            if ids.contains(&0) {
+                qb.push(format_args!(" OR {tenant_id} IS NULL"));
+            }
+            qb.push(")");
         }
         Filter::Query(scope, q) => {
             push_scope(qb, scope, "tn.code");
@@ -89,7 +95,7 @@ async fn window(
     qb.push(") GROUP BY dj.call_id) cb ON cb.cid = c.id");
     push_window(&mut qb, "c.offered_at", q);
     qb.push(" AND c.direction = 'inbound' AND COALESCE(c.disposition, '') <> 'rejected'");
-    push_filter(&mut qb, filter, "COALESCE(c.tenant_id, 0)");
+    push_filter(&mut qb, filter, "c.tenant_id");
     qb.push(") x GROUP BY tk, city");
     for r in qb.build().fetch_all(&mut *conn).await? {
         out.calls.push(CallDay {
