@@ -1,6 +1,7 @@
 //! Exports of the journals over HTTP, on SQLite and PostgreSQL: the ticket journal
 //! of a period as CSV (streamed, with a byte-order mark), XLSX and a paginated PDF
-//! whose text (pdftotext) holds the company's name, the period and every ticket;
+//! streamed, well formed (pdfinfo) and whose text (pdftotext) holds the company's
+//! name, the period and every ticket;
 //! the call journal as CSV and XLSX; a company's viewer exports its own rows only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,6 +51,18 @@ fn pdf_text(pdf: &[u8]) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The streamed file is well formed: pdfinfo reads it without repairing the
+    // cross-reference table (it complains on stderr when it has to).
+    let info = std::process::Command::new("pdfinfo")
+        .arg(&file)
+        .output()
+        .expect("pdfinfo (poppler-utils) is installed");
+    assert!(
+        info.status.success() && info.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    assert!(String::from_utf8_lossy(&info.stdout).contains("Pages:"));
     let _ = std::fs::remove_dir_all(&dir);
     String::from_utf8(out.stdout).unwrap()
 }

@@ -1,6 +1,7 @@
 //! The management company's journal in real headless Chromium against a real
 //! engine. A tenant viewer logs in, sees only their company's tickets, opens one,
-//! plays its recording in place, reads the time in each status, rates the call and
+//! plays the recording of the hand-off call (the engine's call to the executor
+//! about it) in place, reads the time in each status, rates the resident's call and
 //! exports the month as a PDF whose text (pdftotext) holds the ticket and the
 //! company's name. A supervisor's monitor shows a ticket turn red, without a
 //! reload, the second its deadline passes. Screenshots are in
@@ -24,6 +25,7 @@ use browser::Browser;
 use chrono::Utc;
 use dispatchline::config::{Config, Role};
 use dispatchline::server::Engine;
+use dispatchline::store::chains::{AttemptUpdate, ChainStart, NewAttempt};
 use dispatchline::store::tickets::Channel;
 use dispatchline::store::users::NewUser;
 use dispatchline::store::{
@@ -33,7 +35,12 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(15);
 
+// The story writes the ticket's hand-off chain itself (as the engine records one):
+// the engine starts none of its own.
 const CONFIG: &str = r#"
+[chains]
+categories = []
+
 [[operator]]
 extension = "9000"
 name = "Петров Сергей"
@@ -122,6 +129,66 @@ async fn a_company_viewer_reads_a_ticket_rates_the_call_and_exports_the_month() 
     let now = Utc::now();
     let mine = ticket(&engine, "etalon", &w, now - chrono::Duration::minutes(1)).await;
     let theirs = ticket(&engine, "stolica", &w, now - chrono::Duration::minutes(1)).await;
+    // The hand-off: the chain called the level-1 executor, who accepted.
+    let ChainStart::Started(chain) = store
+        .start_chain(
+            mine.id,
+            &json!({"levels": []}),
+            &json!({"attempts": 5}),
+            "level-1",
+            "story",
+            now + chrono::Duration::minutes(10),
+            false,
+            now - chrono::Duration::seconds(55),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the ticket's chain starts")
+    };
+    let attempt = NewAttempt {
+        chain: chain.id,
+        seq: 1,
+        stage: "level-1".into(),
+        employee_id: mine.executor_id,
+        person_name: "Исполнитель".into(),
+        phone: "+79120000009".into(),
+        try_no: 1,
+        tries: 5,
+        reach: "informer".into(),
+    };
+    assert_eq!(
+        store
+            .begin_attempts("story", &[attempt], now - chrono::Duration::seconds(50))
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let mut handoff = CallRecord::offered(
+        "out-1",
+        CallDirection::Outbound,
+        "+73432000001",
+        "+79120000009",
+        now - chrono::Duration::seconds(50),
+    );
+    handoff.tenant = Some("etalon".into());
+    handoff.answered_at = Some(now - chrono::Duration::seconds(45));
+    handoff.ended_at = Some(now - chrono::Duration::seconds(25));
+    store.upsert_call(&handoff).await.unwrap();
+    store
+        .update_attempt(
+            chain.id,
+            1,
+            &AttemptUpdate {
+                call_id: Some("out-1".into()),
+                answered_at: handoff.answered_at,
+                ended_at: handoff.ended_at,
+                ..AttemptUpdate::default()
+            },
+            now - chrono::Duration::seconds(25),
+        )
+        .await
+        .unwrap();
     store
         .change_status(
             mine.id,
@@ -135,7 +202,7 @@ async fn a_company_viewer_reads_a_ticket_rates_the_call_and_exports_the_month() 
         )
         .await
         .unwrap();
-    // The resident's call, recorded (one second of a tone).
+    // The resident's call and the hand-off call, each recorded (one second of a tone).
     std::fs::create_dir_all(&recordings).unwrap();
     let spec = hound::WavSpec {
         channels: 1,
@@ -143,12 +210,14 @@ async fn a_company_viewer_reads_a_ticket_rates_the_call_and_exports_the_month() 
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut wav = hound::WavWriter::create(recordings.join("in-1.wav"), spec).unwrap();
-    for i in 0..8000 {
-        wav.write_sample(((f64::from(i) * 0.3).sin() * 8000.0) as i16)
-            .unwrap();
+    for name in ["in-1.wav", "out-1.wav"] {
+        let mut wav = hound::WavWriter::create(recordings.join(name), spec).unwrap();
+        for i in 0..8000 {
+            wav.write_sample(((f64::from(i) * 0.3).sin() * 8000.0) as i16)
+                .unwrap();
+        }
+        wav.finalize().unwrap();
     }
-    wav.finalize().unwrap();
     let mut call = CallRecord::offered(
         "in-1",
         CallDirection::Inbound,
@@ -162,6 +231,10 @@ async fn a_company_viewer_reads_a_ticket_rates_the_call_and_exports_the_month() 
     store.upsert_call(&call).await.unwrap();
     store
         .insert_recording("in-1", "in-1.wav", 1000, 16044)
+        .await
+        .unwrap();
+    store
+        .insert_recording("out-1", "out-1.wav", 1000, 16044)
         .await
         .unwrap();
 
@@ -192,13 +265,17 @@ async fn a_company_viewer_reads_a_ticket_rates_the_call_and_exports_the_month() 
     .await;
     b.wait_for("[data-testid='deadline-left']", Some("осталось"), WAIT)
         .await;
-    // The recording plays in place.
-    b.wait_for("[data-testid='call-recording']", None, WAIT)
-        .await;
-    b.js("const a = document.querySelector(\"[data-testid='call-recording']\"); a.muted = true; a.play(); return true", vec![]).await;
+    // The hand-off call is listed as such and its recording plays in place.
+    let handoff_audio = "[data-call='out-1'][data-kind='handoff'] [data-testid='call-recording']";
+    b.wait_for(handoff_audio, None, WAIT).await;
+    b.js(
+        &format!("const a = document.querySelector(\"{handoff_audio}\"); a.muted = true; a.play(); return true"),
+        vec![],
+    )
+    .await;
     b.wait_until(
-        "the recording plays",
-        "const a = document.querySelector(\"[data-testid='call-recording']\"); return a && (a.currentTime > 0 || a.ended)",
+        "the hand-off call's recording plays",
+        &format!("const a = document.querySelector(\"{handoff_audio}\"); return a && a.src.includes('/recordings/') && (a.currentTime > 0 || a.ended)"),
         WAIT,
     )
     .await;

@@ -5,17 +5,20 @@
 //! `assets/fonts/` with its licence), embedded whole as a CID font with a
 //! `ToUnicode` map so the text can be searched and extracted.
 //!
-//! Pure: tickets go in one at a time (the caller reads them in batches), each page
-//! is compressed and written as soon as it is full, and [`TicketReport::finish`]
-//! returns the file's bytes. Memory is the finished pages (compressed) plus one
-//! page.
+//! Pure and streamed: tickets go in one at a time (the caller reads them in
+//! batches); each page is compressed and written out as soon as it is full, and
+//! [`TicketReport::take_output`] hands over the bytes written so far, so the caller
+//! sends them on while the next batch is read. Each PDF object is written on its
+//! own and its byte offset kept for the cross-reference table, which
+//! [`TicketReport::finish`] writes last with the page tree and the font. Memory is
+//! one page, the glyphs used, and two numbers per page.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
-use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
+use pdf_writer::{Chunk, Content, Filter, Finish, Name, Rect, Ref, Str};
 
 use crate::store::export::JournalTicket;
 
@@ -57,7 +60,12 @@ pub enum ReportError {
 
 /// A ticket journal being written.
 pub struct TicketReport {
-    pdf: Pdf,
+    /// Bytes written and not yet taken.
+    out: Vec<u8>,
+    /// Bytes taken before `out`.
+    taken: u64,
+    /// Each object's id and byte offset in the file.
+    offsets: Vec<(i32, u64)>,
     face: ttf_parser::Face<'static>,
     next_ref: i32,
     font_ref: Ref,
@@ -114,7 +122,10 @@ impl TicketReport {
             ttf_parser::Face::parse(FONT, 0).map_err(|e| ReportError::Font(e.to_string()))?;
         let local = |t: DateTime<Utc>| t.with_timezone(&zone).format("%d.%m.%Y %H:%M").to_string();
         let mut report = Self {
-            pdf: Pdf::new(),
+            // The header, with a comment of high bytes marking the file binary.
+            out: b"%PDF-1.7\n%\x80\x80\x80\x80\n".to_vec(),
+            taken: 0,
+            offsets: Vec::new(),
             face,
             next_ref: 1,
             font_ref: Ref::new(1),
@@ -130,6 +141,22 @@ impl TicketReport {
         report.font_ref = report.alloc();
         report.start_page();
         Ok(report)
+    }
+
+    /// Appends one object (a chunk holding exactly one) and notes its offset.
+    fn emit(&mut self, chunk: &Chunk) {
+        let at = self.taken + self.out.len() as u64;
+        if let Some(id) = chunk.refs().next() {
+            self.offsets.push((id.get(), at));
+        }
+        self.out.extend_from_slice(chunk.as_bytes());
+    }
+
+    /// The bytes written since the last call: send them on.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let out = std::mem::take(&mut self.out);
+        self.taken += out.len() as u64;
+        out
     }
 
     fn alloc(&mut self) -> Ref {
@@ -228,13 +255,17 @@ impl TicketReport {
         let page = self.alloc();
         let stream = self.alloc();
         let packed = miniz_oxide::deflate::compress_to_vec_zlib(content.as_slice(), 6);
-        self.pdf.stream(stream, &packed).filter(Filter::FlateDecode);
-        let mut p = self.pdf.page(page);
+        let mut chunk = Chunk::new();
+        chunk.stream(stream, &packed).filter(Filter::FlateDecode);
+        self.emit(&chunk);
+        let mut chunk = Chunk::new();
+        let mut p = chunk.page(page);
         p.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H));
         p.parent(Ref::new(1));
         p.contents(stream);
         p.resources().fonts().pair(Name(b"F1"), self.font_ref);
         p.finish();
+        self.emit(&chunk);
         self.pages.push(page);
     }
 
@@ -285,8 +316,10 @@ impl TicketReport {
         self.rows
     }
 
-    /// The finished file: the last page, the page tree, the font (with the widths
-    /// and the `ToUnicode` map of every glyph used) and the catalog.
+    /// The rest of the file (all of it if [`take_output`](Self::take_output) was
+    /// never called): the last page, the page tree, the font (with the widths and
+    /// the `ToUnicode` map of every glyph used), the catalog, the cross-reference
+    /// table and the trailer.
     pub fn finish(mut self, total_line: &str) -> Vec<u8> {
         let y = (self.y - LINE).max(MARGIN - LINE);
         self.text(MARGIN, y, 8.0, 400.0, total_line);
@@ -296,12 +329,20 @@ impl TicketReport {
         let descriptor = self.alloc();
         let cmap_ref = self.alloc();
         let file = self.alloc();
-        self.pdf.catalog(catalog).pages(Ref::new(1));
+        let mut chunk = Chunk::new();
+        chunk
+            .indirect(catalog)
+            .dict()
+            .pair(Name(b"Type"), Name(b"Catalog"))
+            .pair(Name(b"Pages"), Ref::new(1));
+        self.emit(&chunk);
         let count = i32::try_from(self.pages.len()).unwrap_or(i32::MAX);
-        self.pdf
+        let mut chunk = Chunk::new();
+        chunk
             .pages(Ref::new(1))
             .kids(self.pages.iter().copied())
             .count(count);
+        self.emit(&chunk);
         let units = f32::from(self.face.units_per_em());
         let scale = |v: f32| v * 1000.0 / units;
         let name = Name(b"DejaVuSans");
@@ -310,13 +351,16 @@ impl TicketReport {
             ordering: Str(b"Identity"),
             supplement: 0,
         };
-        self.pdf
+        let mut chunk = Chunk::new();
+        chunk
             .type0_font(self.font_ref)
             .base_font(name)
             .encoding_predefined(Name(b"Identity-H"))
             .descendant_font(cid)
             .to_unicode(cmap_ref);
-        let mut font = self.pdf.cid_font(cid);
+        self.emit(&chunk);
+        let mut chunk = Chunk::new();
+        let mut font = chunk.cid_font(cid);
         font.subtype(CidFontType::Type2)
             .base_font(name)
             .system_info(info)
@@ -329,8 +373,10 @@ impl TicketReport {
         }
         widths.finish();
         font.finish();
+        self.emit(&chunk);
         let bbox = self.face.global_bounding_box();
-        self.pdf
+        let mut chunk = Chunk::new();
+        chunk
             .font_descriptor(descriptor)
             .name(name)
             .flags(FontFlags::NON_SYMBOLIC)
@@ -346,20 +392,108 @@ impl TicketReport {
             .cap_height(scale(f32::from(self.face.capital_height().unwrap_or(700))))
             .stem_v(80.0)
             .font_file2(file);
+        self.emit(&chunk);
         let mut cmap = UnicodeCmap::new(Name(b"Custom"), info);
         for (gid, (c, _)) in &self.glyphs {
             cmap.pair(*gid, *c);
         }
         let cmap = cmap.finish();
-        self.pdf.cmap(cmap_ref, cmap.as_slice());
+        let mut chunk = Chunk::new();
+        chunk.cmap(cmap_ref, cmap.as_slice());
+        self.emit(&chunk);
         let packed = miniz_oxide::deflate::compress_to_vec_zlib(FONT, 6);
-        self.pdf
+        let mut chunk = Chunk::new();
+        chunk
             .stream(file, &packed)
             .filter(Filter::FlateDecode)
             .pair(
                 Name(b"Length1"),
                 i32::try_from(FONT.len()).unwrap_or(i32::MAX),
             );
-        self.pdf.finish()
+        self.emit(&chunk);
+        drop(chunk);
+        self.write_xref(catalog);
+        self.out
+    }
+
+    /// The cross-reference table (every id from 1 to the last one allocated; each
+    /// was written once) and the trailer.
+    fn write_xref(&mut self, catalog: Ref) {
+        let start = self.taken + self.out.len() as u64;
+        let size = self.next_ref + 1;
+        let mut at: Vec<Option<u64>> = vec![None; usize::try_from(size).unwrap_or(0)];
+        for (id, offset) in &self.offsets {
+            if let Some(slot) = usize::try_from(*id).ok().and_then(|i| at.get_mut(i)) {
+                *slot = Some(*offset);
+            }
+        }
+        let mut xref = format!("xref\n0 {size}\n0000000000 65535 f\r\n");
+        for offset in at.iter().skip(1) {
+            match offset {
+                Some(o) => xref.push_str(&format!("{o:010} 00000 n\r\n")),
+                None => xref.push_str("0000000000 65535 f\r\n"),
+            }
+        }
+        xref.push_str(&format!(
+            "trailer\n<<\n  /Size {size}\n  /Root {} 0 R\n>>\nstartxref\n{start}\n%%EOF",
+            catalog.get()
+        ));
+        self.out.extend_from_slice(xref.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).rposition(|w| w == needle)
+    }
+
+    #[test]
+    fn streamed_pieces_make_one_file_whose_xref_points_at_every_object() {
+        let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let zone = chrono_tz::Asia::Yekaterinburg;
+        let mut report =
+            TicketReport::new("УК «Эталон»", from, from + chrono::Duration::days(30), zone)
+                .unwrap();
+        let mut file = report.take_output();
+        assert!(file.starts_with(b"%PDF-1.7\n"));
+        for _ in 0..3 {
+            report.end_page();
+            report.start_page();
+            let piece = report.take_output();
+            assert!(!piece.is_empty(), "a finished page is handed over at once");
+            file.extend(piece);
+        }
+        file.extend(report.finish("Всего заявок: 0"));
+
+        let at = find(&file, b"startxref\n").unwrap() + b"startxref\n".len();
+        let end = at + file[at..].iter().position(|b| *b == b'\n').unwrap();
+        let xref: usize = std::str::from_utf8(&file[at..end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let table = &file[xref..];
+        assert!(table.starts_with(b"xref\n0 "));
+        let head_end = table.iter().skip(5).position(|b| *b == b'\n').unwrap() + 5;
+        let size: usize = std::str::from_utf8(&table[7..head_end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let entries = &table[head_end + 1..];
+        for id in 1..size {
+            let entry = &entries[id * 20..id * 20 + 20];
+            assert_eq!(&entry[17..18], b"n", "object {id} was written");
+            let offset: usize = std::str::from_utf8(&entry[..10]).unwrap().parse().unwrap();
+            assert!(
+                file[offset..].starts_with(format!("{id} 0 obj").as_bytes()),
+                "object {id} is where the table says"
+            );
+        }
+        assert!(find(&file, b"/Count 4").is_some(), "four pages");
+        assert!(file.ends_with(b"%%EOF"));
     }
 }

@@ -240,7 +240,7 @@ impl AnalyticsSql for sqlx::Postgres {
 
 /// `CASE <column> WHEN <city> THEN <minutes> ... ELSE 0 END` for the cities'
 /// offsets at `at`. Only integers from the store go into it.
-fn offset_case(column: &str, zones: &[(i64, String)], at: DateTime<Utc>) -> String {
+pub(crate) fn offset_case(column: &str, zones: &[(i64, String)], at: DateTime<Utc>) -> String {
     let mut sql = format!("(CASE {column}");
     for (id, zone) in zones {
         let minutes = zone
@@ -272,7 +272,13 @@ impl Store {
         if query.to - query.from > chrono::Duration::days(400) {
             return Err(StoreError::invalid("to", "at most 400 days"));
         }
-        let mut out: Analytics = dispatch!(self, analytics(scope, query))?;
+        let one_tenant =
+            query.tenant.is_some() || matches!(scope, TenantScope::Only(codes) if codes.len() == 1);
+        let mut out: Analytics = if one_tenant {
+            dispatch!(self, analytics(scope, query))?
+        } else {
+            self.rolled_up_analytics(scope, query).await?
+        };
         // Completed tickets per executor were read beside the ratings; join them.
         for e in &mut out.executors {
             e.share_rated = (e.completed > 0).then(|| e.rated as f64 / e.completed as f64);
@@ -282,6 +288,24 @@ impl Store {
 }
 
 impl Store {
+    /// [`Store::analytics`] read from the raw rows whatever the scope: exact
+    /// percentiles, but over many companies it reads every call of the range (the
+    /// check the roll-up is compared with).
+    pub async fn analytics_from_raw_rows(
+        &self,
+        scope: &TenantScope,
+        query: &AnalyticsQuery,
+    ) -> Result<Analytics, StoreError> {
+        if query.to <= query.from {
+            return Err(StoreError::invalid("to", "must be after `from`"));
+        }
+        let mut out: Analytics = dispatch!(self, analytics(scope, query))?;
+        for e in &mut out.executors {
+            e.share_rated = (e.completed > 0).then(|| e.rated as f64 / e.completed as f64);
+        }
+        Ok(out)
+    }
+
     /// The tickets behind an analytics figure, newest first.
     pub async fn analytics_tickets(
         &self,
@@ -294,7 +318,7 @@ impl Store {
 }
 
 /// Merges per-executor CSI rows and completed counts.
-fn executor_table(
+pub(crate) fn executor_table(
     rated: Vec<ExecutorRatings>,
     completed: HashMap<i64, (String, i64)>,
 ) -> Vec<ExecutorRatings> {

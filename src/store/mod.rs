@@ -73,6 +73,7 @@ mod notify;
 pub mod onboarding;
 pub mod recovery;
 pub mod reviews;
+pub mod rollup;
 pub mod spool;
 pub mod ticket_card;
 pub mod tickets;

@@ -1,7 +1,8 @@
 //! `/export/*`: the ticket journal and the call journal of a period, as CSV and
 //! XLSX, and the ticket journal as a PDF report. Rows are read in keyset batches
-//! ([`crate::store::export`]); CSV is streamed to the client batch by batch, the
-//! XLSX and PDF files are built as the batches come and sent when finished. Every
+//! ([`crate::store::export`]); CSV and PDF are streamed to the client batch by
+//! batch (the PDF's pages as they fill), the XLSX file is built as the batches
+//! come and sent when finished. Every
 //! exported row is a read of personal data and is written to the access log.
 //!
 //! ```text
@@ -289,6 +290,67 @@ fn stream_csv(state: ApiState, who: Principal, q: ExportQuery, journal: &'static
     }))
 }
 
+/// The PDF report, streamed: a task reads the batches, adds their lines and sends
+/// the pages finished so far after each batch; a client that goes away stops it.
+fn stream_pdf(state: ApiState, who: Principal, q: ExportQuery, mut report: TicketReport) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let result: Result<bool, ApiError> = async {
+            let scope = who.scope();
+            let mut after = None;
+            loop {
+                let batch = state
+                    .store
+                    .journal_tickets(&scope, &q, after, BATCH)
+                    .await?;
+                let Some(last) = batch.last() else { break };
+                after = Some((last.ticket.created_at, last.ticket.id.0));
+                log_reads(
+                    &state,
+                    &who,
+                    "GET /export/tickets",
+                    batch.iter().map(|t| {
+                        (
+                            Some(t.ticket.tenant.as_str()),
+                            "ticket",
+                            t.ticket.id.to_string(),
+                        )
+                    }),
+                )
+                .await?;
+                for t in &batch {
+                    report.add(t);
+                }
+                let done = report.take_output();
+                if !done.is_empty() && tx.send(Ok(done)).await.is_err() {
+                    return Ok(false);
+                }
+                if (batch.len() as i64) < BATCH {
+                    break;
+                }
+            }
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(true) => {
+                let rows = report.rows();
+                let _ = tx
+                    .send(Ok(report.finish(&format!("Всего заявок: {rows}"))))
+                    .await;
+            }
+            Ok(false) => {}
+            Err(_) => {
+                // The client sees a cut stream rather than a file that looks whole.
+                let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
 fn check_period(q: &ExportQuery) -> Result<(), ApiError> {
     if q.to <= q.from || q.to - q.from > Duration::days(MAX_DAYS) {
         return Err(ApiError::invalid(
@@ -360,16 +422,12 @@ pub(crate) async fn export(
         }
         "tickets.pdf" => {
             let (company, zone) = company(&state, &who, &q).await?;
-            let mut report = TicketReport::new(&company, q.from, q.to, zone).map_err(internal)?;
-            let rows = each_ticket_batch(&state, &who, &q, |batch| {
-                for t in batch {
-                    report.add(t);
-                }
-                Ok(())
-            })
-            .await?;
-            let bytes = report.finish(&format!("Всего заявок: {rows}"));
-            Ok(attachment(Body::from(bytes), "application/pdf", &name))
+            let report = TicketReport::new(&company, q.from, q.to, zone).map_err(internal)?;
+            Ok(attachment(
+                stream_pdf(state, who, q, report),
+                "application/pdf",
+                &name,
+            ))
         }
         _ => Err(ApiError::not_found("export")),
     }
