@@ -1,7 +1,7 @@
 //! The call core's store work in the write-ahead spool ([`crate::store::spool`]):
 //! which actions are kept there (journal rows, recordings, dial jobs and their
-//! attempts, cancellations, releases and at-risk marks; not follow-up answers,
-//! which stay in memory), how they are written as JSON records, and the store
+//! attempts, the follow-up calls' attempts with what the party answered,
+//! cancellations, releases and at-risk marks), how they are written as JSON records, and the store
 //! writer's use of the file: everything it holds back while the database is down
 //! is in the spool, `fsync`ed, before the writer waits; the spool is emptied when
 //! the database has taken it all, and replayed, in order, when the engine starts.
@@ -49,6 +49,14 @@ pub(crate) enum Spooled {
     CancelJobs { call: String },
     /// [`Action::MarkAtRisk`].
     MarkAtRisk(Vec<DialJobId>),
+    /// [`Action::FollowUp`]: the job as claimed (a replay is refused once the job
+    /// is no longer held by this node, so it is recorded once).
+    FollowUp {
+        job: Box<crate::store::DialJob>,
+        outcome: DialAttemptOutcome,
+        call: Option<String>,
+        answer: Option<crate::dialer::follow_up::Answer>,
+    },
     /// [`Action::JobAttempt`].
     JobAttempt {
         job: DialJobId,
@@ -97,8 +105,18 @@ impl Spooled {
                 retry_in_ms: u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
             },
             // The shared floor is re-read from the store, never replayed.
-            Action::FollowUp { .. }
-            | Action::Lookup { .. }
+            Action::FollowUp {
+                job,
+                outcome,
+                call,
+                answer,
+            } => Self::FollowUp {
+                job: job.clone(),
+                outcome: *outcome,
+                call: call.as_ref().map(|c| c.0.clone()),
+                answer: answer.clone(),
+            },
+            Action::Lookup { .. }
             | Action::Chain(_)
             | Action::Floor(_) => return None,
         })
@@ -125,6 +143,17 @@ impl Spooled {
             Self::ReleaseJobs(jobs) => Action::ReleaseJobs(jobs),
             Self::CancelJobs { call } => Action::CancelJobs { call: CallId(call) },
             Self::MarkAtRisk(jobs) => Action::MarkAtRisk(jobs),
+            Self::FollowUp {
+                job,
+                outcome,
+                call,
+                answer,
+            } => Action::FollowUp {
+                job,
+                outcome,
+                call: call.map(CallId),
+                answer,
+            },
             Self::JobAttempt {
                 job,
                 outcome,
@@ -304,11 +333,50 @@ mod tests {
                 retry_in: Duration::from_secs(60),
             },
             Action::ReleaseJobs(vec![DialJobId(1), DialJobId(2)]),
+            Action::FollowUp {
+                job: Box::new(claimed_job(now)),
+                outcome: DialAttemptOutcome::Answered,
+                call: Some(CallId("c3".into())),
+                answer: Some(crate::dialer::follow_up::Answer::Ratings {
+                    csi: Some(5),
+                    ces: None,
+                    opt_out: false,
+                }),
+            },
         ];
         for action in actions {
             let text = serde_json::to_vec(&Spooled::of(&action).unwrap()).unwrap();
             let back: Spooled = serde_json::from_slice(&text).unwrap();
             assert_eq!(format!("{:?}", back.into_action()), format!("{action:?}"));
+        }
+    }
+
+    fn claimed_job(now: chrono::DateTime<chrono::Utc>) -> crate::store::DialJob {
+        crate::store::DialJob {
+            id: DialJobId(9),
+            kind: crate::store::DialKind::Survey,
+            tenant: Some("etalon".into()),
+            target: "+79120000001".into(),
+            due_at: now,
+            attempts_made: 0,
+            max_attempts: 2,
+            state: crate::store::DialJobState::Claimed,
+            claimed_by: Some("node-a".into()),
+            claimed_until: Some(now),
+            outcome: None,
+            ticket_id: Some(crate::store::TicketId(4)),
+            call_id: None,
+            origin_number: None,
+            precedence: 4,
+            deadline_at: None,
+            quiet_hours: true,
+            reach: None,
+            outage_id: None,
+            supplier_ticket_id: None,
+            answer: None,
+            at_risk_at: None,
+            created_at: now,
+            updated_at: now,
         }
     }
 }

@@ -90,7 +90,8 @@ impl WorkStatus {
 }
 
 /// What the party of a robot call answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Answer {
     /// The executor's keypad answer to a status check.
     Work(WorkStatus),

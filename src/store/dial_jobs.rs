@@ -191,7 +191,7 @@ impl NewDialJob {
 }
 
 /// A dial job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DialJob {
     /// Row id.
     pub id: DialJobId,
