@@ -22,8 +22,9 @@ use dispatchline::events::EventBus;
 use dispatchline::store::notices::NewOutage;
 use dispatchline::store::tickets::Channel;
 use dispatchline::store::{
-    DialAttemptOutcome, DialJob, DialJobState, DialKind, FollowUpResult, NewBroadcast, NewTicket,
-    StatusUpdate, Store, SupplierStatus, SupplierUpdate, SurveyMetric, TicketId, TicketStatus,
+    DialAttemptOutcome, DialJob, DialJobState, DialKind, FollowUpResult, NewBroadcast, NewDialJob,
+    NewTicket, StatusUpdate, Store, SupplierStatus, SupplierUpdate, SurveyMetric, TicketId,
+    TicketStatus,
 };
 use store_world::{World, build, phone, tuesday_utc};
 
@@ -451,7 +452,48 @@ async fn a_broadcast_calls_each_number_once(store: Store) {
     );
 }
 
+/// A callback nobody claims (no node has a free operator) still warns
+/// supervisors when its deadline comes at risk: once, whichever nodes sweep.
+async fn an_unclaimed_callback_at_risk_is_flagged_once(store: Store) {
+    let created = morning();
+    let mut callback = NewDialJob::new(
+        DialKind::Callback,
+        dispatchline::phone::PhoneNumber::parse("+79120000001").unwrap(),
+        created,
+        3,
+    );
+    callback.deadline_at = Some(created + Duration::minutes(10));
+    let job = store.create_dial_job(&callback, created).await.unwrap();
+    // Half the time to the deadline gone: not yet at risk at 75 %.
+    let half = created + Duration::minutes(5);
+    assert!(
+        store
+            .mark_unclaimed_at_risk(0.75, half)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let late = created + Duration::minutes(8);
+    let flagged = store.mark_unclaimed_at_risk(0.75, late).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(
+        (flagged[0].job, flagged[0].kind),
+        (job.id, DialKind::Callback)
+    );
+    // A second node sweeping finds nothing more to say.
+    assert!(
+        store
+            .mark_unclaimed_at_risk(0.75, late)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let job = store.dial_job(job.id).await.unwrap().unwrap();
+    assert_eq!(job.at_risk_at, Some(late));
+}
+
 on_both_backends!(
+    an_unclaimed_callback_at_risk_is_flagged_once,
     status_checks_follow_a_ticket_until_it_is_done,
     a_done_ticket_is_rated_once_and_a_resident_can_opt_out,
     a_supplier_gets_the_ticket_then_is_asked_back,

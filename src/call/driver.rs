@@ -220,7 +220,10 @@ pub async fn run(core: Core) {
             }
             // Only what this node can serve: operators' jobs up to its free
             // operators, robot calls up to its free channels (`call::room`).
-            _ = job_poll.tick(), if !draining => claimer.claim(control.claim_room(MAX_HELD_JOBS)),
+            _ = job_poll.tick(), if !draining => {
+                claimer.claim(control.claim_room(MAX_HELD_JOBS));
+                sweep_unclaimed_deadlines(&store, &events, &config, control.operators.any_ready(None, None));
+            }
             // A full batch came back: more are due now (a broadcast faster than a
             // batch a poll), so claim again without waiting for the poll.
             _ = claim_more.notified(), if !draining => claimer.claim(control.claim_room(MAX_HELD_JOBS)),
@@ -268,6 +271,44 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => tokio::time::sleep(Duration::from_secs(3600)).await,
     }
+}
+
+/// Tells supervisors, once across the nodes, about jobs whose deadline is at risk
+/// while they wait unclaimed in the store (a node claims only what it has someone
+/// free for, so these are the ones nobody could take): the same
+/// `dial.deadline-at-risk` the core raises for the jobs it holds.
+fn sweep_unclaimed_deadlines(
+    store: &Store,
+    bus: &EventBus,
+    config: &crate::config::Config,
+    operator_ready: bool,
+) {
+    let (store, bus, share) = (store.clone(), bus.clone(), config.follow_ups.at_risk_share);
+    tokio::spawn(async move {
+        let flagged = match store.mark_unclaimed_at_risk(share, Utc::now()).await {
+            Ok(flagged) => flagged,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sweep unclaimed dial jobs' deadlines");
+                return;
+            }
+        };
+        for job in flagged {
+            tracing::warn!(job = %job.job, kind = %job.kind, target = %job.target, deadline = %job.deadline, "a dial job's deadline is at risk: no node has anyone free to make it");
+            bus.publish(
+                "dial.deadline-at-risk",
+                job.tenant.as_deref(),
+                json!({
+                    "job": job.job,
+                    "purpose": job.kind,
+                    "target": job.target,
+                    "deadline": job.deadline,
+                    "call": job.call_id,
+                    "operator_ready": operator_ready,
+                    "unclaimed": true,
+                }),
+            );
+        }
+    });
 }
 
 /// Renews the leases of the jobs the core holds, in the background.

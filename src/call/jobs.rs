@@ -199,7 +199,7 @@ impl CallControl {
             let (Some(deadline), None) = (job.deadline_at, job.at_risk_at) else {
                 continue;
             };
-            if wall < at_risk_from(job.created_at, deadline, share) {
+            if wall < crate::store::dial_jobs::at_risk_from(job.created_at, deadline, share) {
                 continue;
             }
             job.at_risk_at = Some(wall);
@@ -233,7 +233,11 @@ impl CallControl {
             .iter()
             .filter(|j| j.at_risk_at.is_none())
             .filter_map(|j| {
-                Some(self.instant_at(at_risk_from(j.created_at, j.deadline_at?, share)))
+                Some(self.instant_at(crate::store::dial_jobs::at_risk_from(
+                    j.created_at,
+                    j.deadline_at?,
+                    share,
+                )))
             })
             .min()
     }
@@ -246,15 +250,4 @@ fn robot_job(job: &DialJob) -> bool {
         DialKind::StatusCheck => job.reach == Some(Reach::Informer),
         _ => false,
     }
-}
-
-/// When a job made between `created` and `deadline` is at risk: after `share` of
-/// that time.
-fn at_risk_from(
-    created: chrono::DateTime<chrono::Utc>,
-    deadline: chrono::DateTime<chrono::Utc>,
-    share: f64,
-) -> chrono::DateTime<chrono::Utc> {
-    let span = (deadline - created).num_milliseconds().max(0) as f64;
-    created + chrono::Duration::milliseconds((span * share) as i64)
 }

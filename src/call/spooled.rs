@@ -116,9 +116,7 @@ impl Spooled {
                 call: call.as_ref().map(|c| c.0.clone()),
                 answer: answer.clone(),
             },
-            Action::Lookup { .. }
-            | Action::Chain(_)
-            | Action::Floor(_) => return None,
+            Action::Lookup { .. } | Action::Chain(_) | Action::Floor(_) => return None,
         })
     }
 

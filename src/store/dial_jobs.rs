@@ -190,6 +190,13 @@ impl NewDialJob {
     }
 }
 
+/// When a job made between `created` and `deadline` is at risk: after `share` of
+/// that time.
+pub fn at_risk_from(created: DateTime<Utc>, deadline: DateTime<Utc>, share: f64) -> DateTime<Utc> {
+    let span = (deadline - created).num_milliseconds().max(0) as f64;
+    created + chrono::Duration::milliseconds((span * share) as i64)
+}
+
 /// A dial job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DialJob {

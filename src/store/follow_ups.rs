@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::backend::{dispatch, per_backend};
-use super::dial_jobs::{DialAttemptOutcome, DialJob, NewDialJob};
+use super::dial_jobs::{DialAttemptOutcome, DialJob, DialKind, NewDialJob};
 use super::ids::{DialJobId, EmployeeId, OutageId, SupplierTicketId, TicketId};
 use super::journal::SurveyMetric;
 use super::tickets::{Category, SupplierStatus, Ticket, TicketStatus};
@@ -275,6 +275,18 @@ impl Store {
         dispatch!(self, postpone(id, node, until, now))
     }
 
+    /// Marks the jobs waiting unclaimed in the store (no node had anyone free to
+    /// make them) whose deadline is at risk (`share` of the time from creation to
+    /// deadline gone), once across the nodes; returns those marked now, for the
+    /// caller to tell supervisors.
+    pub async fn mark_unclaimed_at_risk(
+        &self,
+        share: f64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UnclaimedAtRisk>, StoreError> {
+        dispatch!(self, mark_unclaimed_at_risk(share, now))
+    }
+
     /// Marks when supervisors were told the deadline of `jobs` is at risk.
     pub async fn mark_at_risk(
         &self,
@@ -392,4 +404,21 @@ impl Store {
     ) -> Result<Vec<(BroadcastProgress, String)>, StoreError> {
         dispatch!(self, broadcasts(scope, since))
     }
+}
+
+/// A job waiting unclaimed whose deadline came at risk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnclaimedAtRisk {
+    /// The job.
+    pub job: DialJobId,
+    /// Its tenant.
+    pub tenant: Option<String>,
+    /// What it is for.
+    pub kind: DialKind,
+    /// Whom it calls.
+    pub target: String,
+    /// Its deadline.
+    pub deadline: DateTime<Utc>,
+    /// The call it follows up.
+    pub call_id: Option<String>,
 }

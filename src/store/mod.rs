@@ -99,7 +99,7 @@ pub use dial_jobs::{
 pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantScope};
 pub use follow_ups::{
     BroadcastProgress, FollowUpRecorded, FollowUpResult, NewBroadcast, SupplierFollowUp,
-    TicketFollowUp,
+    TicketFollowUp, UnclaimedAtRisk,
 };
 pub use ids::*;
 pub use import::{BadRow, ImportReport};

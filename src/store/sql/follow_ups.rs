@@ -231,6 +231,57 @@ pub(super) async fn mark_at_risk(
     Ok(())
 }
 
+pub(super) async fn mark_unclaimed_at_risk(
+    pool: &Pool<Db>,
+    share: f64,
+    now: DateTime<Utc>,
+) -> Result<Vec<UnclaimedAtRisk>, StoreError> {
+    let mut tx = Db::begin_write(pool).await?;
+    // Waiting in the store for a node that can make it: never claimed since its
+    // deadline was set, or handed back.
+    // (A deadline more than a day gone is history, not an alarm.)
+    let rows = sqlx::query(
+        "SELECT j.id, t.code AS tenant, j.kind, j.target_phone, j.created_at, j.deadline_at, j.call_id \
+         FROM dial_jobs j LEFT JOIN tenants t ON t.id = j.tenant_id \
+         WHERE j.state = 'pending' AND j.deadline_at IS NOT NULL AND j.at_risk_at IS NULL \
+         AND j.deadline_at > $1 ORDER BY j.deadline_at, j.id LIMIT 500",
+    )
+    .bind(now - chrono::Duration::days(1))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut due = Vec::new();
+    for row in rows {
+        let created: DateTime<Utc> = row.try_get("created_at")?;
+        let deadline: DateTime<Utc> = row.try_get("deadline_at")?;
+        if now < crate::store::dial_jobs::at_risk_from(created, deadline, share) {
+            continue;
+        }
+        let id = DialJobId(row.try_get("id")?);
+        // Conditional: of several nodes sweeping at once, one marks (and tells).
+        let marked = sqlx::query(
+            "UPDATE dial_jobs SET at_risk_at = $1 WHERE id = $2 AND at_risk_at IS NULL AND state = 'pending'",
+        )
+        .bind(now)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if marked == 1 {
+            let kind: String = row.try_get("kind")?;
+            due.push(UnclaimedAtRisk {
+                job: id,
+                tenant: row.try_get("tenant")?,
+                kind: kind.parse()?,
+                target: row.try_get("target_phone")?,
+                deadline,
+                call_id: row.try_get("call_id")?,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(due)
+}
+
 pub(super) async fn record_follow_up(
     pool: &Pool<Db>,
     id: DialJobId,
