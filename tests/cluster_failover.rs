@@ -264,8 +264,17 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     .await;
     assert_eq!(recovered_by, survivor_name);
     let recovered_in = killed.elapsed();
+    // Every callback (the default page holds 50, and callers who hung up before
+    // the kill have theirs too).
     let jobs = store
-        .dial_jobs(&TenantScope::All, &DialJobFilter::default())
+        .dial_jobs(
+            &TenantScope::All,
+            &DialJobFilter {
+                kind: Some(DialKind::Callback),
+                limit: Some(500),
+                ..DialJobFilter::default()
+            },
+        )
         .await
         .unwrap()
         .items;
