@@ -264,31 +264,42 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     .await;
     assert_eq!(recovered_by, survivor_name);
     let recovered_in = killed.elapsed();
-    // Every callback (the default page holds 50, and callers who hung up before
-    // the kill have theirs too).
-    let jobs = store
-        .dial_jobs(
-            &TenantScope::All,
-            &DialJobFilter {
-                kind: Some(DialKind::Callback),
-                limit: Some(500),
-                ..DialJobFilter::default()
-            },
-        )
-        .await
-        .unwrap()
-        .items;
-    let mut called_back: HashMap<String, usize> = HashMap::new();
-    for job in jobs.iter().filter(|j| j.kind == DialKind::Callback) {
-        let Some(call) = &job.call_id else { continue };
-        if let Some(phone) = stranded.get(call) {
-            assert_eq!(job.target.as_str(), phone);
-            let deadline = job.deadline_at.expect("a callback has its deadline");
-            let row = store.get_call(call).await.unwrap().unwrap();
-            assert!(deadline <= row.offered_at + chrono::Duration::minutes(10));
-            *called_back.entry(call.clone()).or_default() += 1;
+    // The survivor marks the node recovered, then writes the callbacks: wait for
+    // them (bounded).
+    let give_up = Instant::now() + Duration::from_secs(15);
+    let called_back = loop {
+        // Every callback (the default page holds 50, and callers who hung up before
+        // the kill have theirs too).
+        let jobs = store
+            .dial_jobs(
+                &TenantScope::All,
+                &DialJobFilter {
+                    kind: Some(DialKind::Callback),
+                    limit: Some(500),
+                    ..DialJobFilter::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items;
+        let mut called_back: HashMap<String, usize> = HashMap::new();
+        for job in jobs.iter().filter(|j| j.kind == DialKind::Callback) {
+            let Some(call) = &job.call_id else { continue };
+            if let Some(phone) = stranded.get(call) {
+                assert_eq!(job.target.as_str(), phone);
+                let deadline = job.deadline_at.expect("a callback has its deadline");
+                let row = store.get_call(call).await.unwrap().unwrap();
+                assert!(deadline <= row.offered_at + chrono::Duration::minutes(10));
+                *called_back.entry(call.clone()).or_default() += 1;
+            }
         }
-    }
+        let all = called_back.keys().cloned().collect::<HashSet<_>>()
+            == stranded.keys().cloned().collect::<HashSet<_>>();
+        if all || Instant::now() > give_up {
+            break called_back;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(
         called_back.keys().cloned().collect::<HashSet<_>>(),
         stranded.keys().cloned().collect::<HashSet<_>>(),
