@@ -62,7 +62,9 @@ async fn run(
     mut writes: mpsc::UnboundedReceiver<FloorWrite>,
     to_core: mpsc::UnboundedSender<FromFloor>,
 ) {
-    let mut notified = listen(&store).await;
+    // Another node wrote the floor (PostgreSQL's NOTIFY; never on SQLite).
+    let notified = Arc::new(tokio::sync::Notify::new());
+    store.listen(CHANNEL, notified.clone());
     let mut refresh = tokio::time::interval(REFRESH);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut acquire = tokio::time::interval(ACQUIRE_EVERY);
@@ -104,7 +106,7 @@ async fn run(
                     return;
                 }
             }
-            Some(()) = next(&mut notified) => {
+            () = notified.notified() => {
                 if !read(&store, &node, &to_core, &mut first).await {
                     return;
                 }
@@ -220,17 +222,5 @@ async fn write_once(store: &Store, node: &str, write: &FloorWrite) -> Result<(),
 async fn notify(store: &Store, node: &str) {
     if let Err(e) = store.notify(CHANNEL, node).await {
         tracing::debug!(error = %e, "cannot notify the floor's channel");
-    }
-}
-
-/// Notifications that another node wrote the floor (none on SQLite).
-async fn listen(store: &Store) -> Option<mpsc::Receiver<()>> {
-    store.listen(CHANNEL).await
-}
-
-async fn next(notified: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
-    match notified {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }

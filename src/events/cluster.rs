@@ -47,7 +47,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use super::{Event, EventBus};
@@ -179,7 +178,6 @@ impl std::fmt::Debug for Link {
 /// starts its writer and tail on the current runtime. They stop when the bus is
 /// [closed](EventBus::close).
 pub async fn start(store: &Store, settings: ClusterSettings) -> Result<EventBus, StoreError> {
-    let pool = store.event_pool()?.clone();
     let head = store.event_log_head().await?;
     let retention =
         chrono::Duration::from_std(settings.retention).unwrap_or(chrono::TimeDelta::MAX);
@@ -209,7 +207,7 @@ pub async fn start(store: &Store, settings: ClusterSettings) -> Result<EventBus,
     bus.lock().next_seq = first;
     let wake = Arc::new(Notify::new());
     // Listening before the first read: nothing written after it goes unnoticed.
-    tokio::spawn(listen(pool, wake.clone(), bus.clone()));
+    store.listen(CHANNEL, wake.clone());
     let loaded = catch_up(store, &bus).await?;
     tracing::info!(
         epoch = bus.epoch(),
@@ -392,53 +390,6 @@ async fn catch_up(store: &Store, bus: &EventBus) -> Result<usize, StoreError> {
         if n < READ_BATCH as usize {
             return Ok(total);
         }
-    }
-}
-
-/// Keeps a `LISTEN` connection and wakes the tail on every announcement and
-/// after every (re)connection.
-async fn listen(pool: sqlx::PgPool, wake: Arc<Notify>, bus: EventBus) {
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            Err(e) = listening(&pool, &wake, &mut failing) => {
-                if pool.is_closed() {
-                    return;
-                }
-                if !failing {
-                    failing = true;
-                    tracing::warn!(error = %e, "cannot listen to the cluster's event log; reading it every poll instead");
-                }
-            }
-            () = bus.closed() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = bus.closed() => return,
-        }
-    }
-}
-
-/// One `LISTEN` connection, until it fails.
-async fn listening(
-    pool: &sqlx::PgPool,
-    wake: &Notify,
-    failing: &mut bool,
-) -> Result<std::convert::Infallible, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    // Whatever was announced while no one listened is read now.
-    wake.notify_one();
-    if std::mem::take(failing) {
-        tracing::info!("listening to the cluster's event log again");
-    }
-    loop {
-        if listener.try_recv().await?.is_some() {
-            // One read answers every announcement already here.
-            while listener.next_buffered().is_some() {}
-        }
-        // `None`: the connection broke and was made again.
-        wake.notify_one();
     }
 }
 

@@ -69,8 +69,8 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// The PostgreSQL pool (for `LISTEN`), if this store is one.
-    pub(crate) fn event_pool(&self) -> Result<&PgPool, StoreError> {
+    /// The PostgreSQL pool, if this store is one.
+    fn event_pool(&self) -> Result<&PgPool, StoreError> {
         match &self.backend {
             Backend::Postgres(pool) => Ok(pool),
             Backend::Sqlite(_) => Err(StoreError::invalid(

@@ -4,9 +4,10 @@
 //! connection is re-made delays a read, never loses a row. On SQLite (one node)
 //! there is nobody to nudge.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::backend::Backend;
 use super::{Store, StoreError};
@@ -24,53 +25,52 @@ impl Store {
         Ok(())
     }
 
-    /// Wake-ups for notifications on `channel`, coalesced (one pending at most);
-    /// `None` on SQLite. The listening task re-connects after an error and ends
-    /// when the receiver is dropped.
-    pub async fn listen(&self, channel: &str) -> Option<mpsc::Receiver<()>> {
+    /// Wakes `wake` on every notification on `channel`, and after every
+    /// (re)connection of the listening connection (whatever was announced while
+    /// nobody listened must be read then). A background task keeps the connection,
+    /// re-making it a second after it fails, until the pool is closed or nobody
+    /// else holds `wake`. Returns `false` on SQLite, where nothing is listened to.
+    pub fn listen(&self, channel: &str, wake: Arc<Notify>) -> bool {
         let Backend::Postgres(pool) = &self.backend else {
-            return None;
+            return false;
         };
-        let (tx, rx) = mpsc::channel(1);
         let (pool, channel) = (pool.clone(), channel.to_owned());
         tokio::spawn(async move {
-            let mut pause = Duration::from_millis(100);
+            let mut failing = false;
             loop {
-                match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut listener) => {
-                        if let Err(e) = listener.listen(&channel).await {
-                            tracing::warn!(%channel, error = %e, "cannot listen for notifications");
-                        } else {
-                            pause = Duration::from_millis(100);
-                            loop {
-                                match listener.try_recv().await {
-                                    Ok(Some(_)) => {}
-                                    // The connection was re-made: something may
-                                    // have been missed; wake the reader anyway.
-                                    Ok(None) => {}
-                                    Err(e) => {
-                                        tracing::warn!(%channel, error = %e, "notification listener failed");
-                                        break;
-                                    }
-                                }
-                                match tx.try_send(()) {
-                                    Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
-                                    Err(mpsc::error::TrySendError::Closed(())) => return,
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(%channel, error = %e, "cannot connect a notification listener");
-                    }
-                }
-                if tx.is_closed() {
+                let Err(e) = listening(&pool, &channel, &wake, &mut failing).await;
+                if pool.is_closed() || Arc::strong_count(&wake) == 1 {
                     return;
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%channel, error = %e, "cannot listen for notifications; reading on the poll only");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
-        Some(rx)
+        true
+    }
+}
+
+/// One `LISTEN` connection, until it fails.
+async fn listening(
+    pool: &sqlx::PgPool,
+    channel: &str,
+    wake: &Notify,
+    failing: &mut bool,
+) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    wake.notify_one();
+    if std::mem::take(failing) {
+        tracing::info!(%channel, "listening for notifications again");
+    }
+    loop {
+        if listener.try_recv().await?.is_some() {
+            // One wake-up answers every notification already here.
+            while listener.next_buffered().is_some() {}
+        }
+        // `None`: the connection broke and was made again.
+        wake.notify_one();
     }
 }
