@@ -131,11 +131,9 @@ impl CallControl {
         }
         self.registrar
             .retain_remote(|aor, node| shared.iter().any(|(a, n)| a == aor && n == node));
-        for view in self.operators.views() {
-            let registered = self.registrar.is_registered(&view.extension, now);
-            self.operators
-                .mirror_registered(&view.extension, registered);
-        }
+        let registrar = &self.registrar;
+        self.operators
+            .mirror_registered(|ext| registrar.is_registered(ext, now));
         self.wants_dispatch = true;
         self.process(now);
     }

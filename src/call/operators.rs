@@ -534,11 +534,11 @@ impl Operators {
         }
     }
 
-    /// Whether any node has a live binding for the operator (not reported: the
-    /// node that took the REGISTER did).
-    pub(crate) fn mirror_registered(&mut self, extension: &str, registered: bool) {
-        if let Some(e) = self.entry(extension) {
-            e.registered = registered;
+    /// Whether any node has a live binding for each operator, as `registered`
+    /// says (not reported: the node that took the REGISTER did).
+    pub(crate) fn mirror_registered(&mut self, registered: impl Fn(&str) -> bool) {
+        for e in &mut self.entries {
+            e.registered = registered(&e.config.extension);
         }
     }
 
