@@ -164,10 +164,16 @@ pub(super) async fn acquire(
         return Ok(Vec::new());
     }
     // Ready operators nobody alive holds, longest idle first; rows another node is
-    // granting right now are skipped, not waited for.
+    // granting right now are skipped, not waited for. An operator whose call died
+    // with its node (busy or wrapping up for a node no longer alive, with no pause
+    // asked for) is ready: that is what every node's mirror shows, and nobody else
+    // will ever write her row.
     let sql = format!(
-        "SELECT extension FROM floor_operators WHERE state = 'ready' AND call_id IS NULL \
-         AND (holder IS NULL OR holder = $2 OR holder NOT IN {LIVE}) \
+        "SELECT extension FROM floor_operators WHERE \
+         (state = 'ready' AND call_id IS NULL \
+          AND (holder IS NULL OR holder = $2 OR holder NOT IN {LIVE})) \
+         OR (state IN ('busy', 'wrap-up') AND reason IS NULL \
+          AND holder IS NOT NULL AND holder <> $2 AND holder NOT IN {LIVE}) \
          ORDER BY since, extension{}",
         Db::SKIP_LOCKED
     );
@@ -215,9 +221,17 @@ pub(super) async fn acquire(
         *count -= 1;
         if owner == node {
             // `node` stays the writer of the state: the grantee must still read it.
-            sqlx::query("UPDATE floor_operators SET holder = $1 WHERE extension = $2")
+            // A call that died with its node is cleared with the grant, or the
+            // grantee would mirror her as busy on it, now under a live holder.
+            sqlx::query(
+                "UPDATE floor_operators SET holder = $1, call_id = NULL, \
+                 state = CASE WHEN state IN ('busy', 'wrap-up') THEN 'ready' ELSE state END, \
+                 since = CASE WHEN state IN ('busy', 'wrap-up') THEN $3 ELSE since END \
+                 WHERE extension = $2",
+            )
                 .bind(node)
                 .bind(&extension)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             granted.push(extension);
