@@ -57,10 +57,12 @@ async fn crashed(store: &Store, node: &str) {
 
 async fn a_crashed_nodes_calls_are_closed_and_its_waiting_callers_listed(store: Store) {
     crashed(&store, "node-a").await;
-    let (closed, waiting) = store
-        .close_unfinished_calls("node-a", Utc::now())
+    // Recovery plans no callback here (the engine's plan is tested below).
+    let recovered = store
+        .close_unfinished_calls("node-a", Utc::now(), &|_| None)
         .await
         .unwrap();
+    let (closed, waiting) = (recovered.closed, recovered.waiting);
     assert_eq!(closed, 3);
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0].call_id, "c-waiting");
@@ -89,11 +91,11 @@ async fn a_crashed_nodes_calls_are_closed_and_its_waiting_callers_listed(store: 
         "another node's live call"
     );
     // Run again (a second crash before anything happened): nothing twice.
-    let (closed, waiting) = store
-        .close_unfinished_calls("node-a", Utc::now())
+    let again = store
+        .close_unfinished_calls("node-a", Utc::now(), &|_| None)
         .await
         .unwrap();
-    assert_eq!((closed, waiting.len()), (0, 0));
+    assert_eq!((again.closed, again.waiting.len()), (0, 0));
 }
 
 on_both_backends!(a_crashed_nodes_calls_are_closed_and_its_waiting_callers_listed,);

@@ -22,45 +22,40 @@ use serde_json::json;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::phone::PhoneNumber;
+use crate::store::recovery::WaitingCaller;
 use crate::store::{DialKind, NewDialJob, Store, StoreError};
 
-/// Closes this node's unfinished calls and schedules the callbacks of the callers
-/// who were waiting. Returns how many callbacks were scheduled.
+/// Closes `node`'s unfinished calls and schedules, in the same transaction, the
+/// callbacks of the callers who were waiting. Returns how many callbacks were
+/// scheduled.
 pub async fn recover_calls(
     store: &Store,
     config: &Config,
     node: &str,
 ) -> Result<usize, StoreError> {
     let now = Utc::now();
-    let (closed, waiting) = store.close_unfinished_calls(node, now).await?;
-    if closed == 0 {
-        return Ok(0);
-    }
-    tracing::warn!(%node, calls = closed, waiting = waiting.len(), "calls a crash cut off are closed in the journal");
-    let mut scheduled = 0;
-    for caller in waiting {
+    let deadline = chrono::Duration::from_std(config.queue.callback_deadline).unwrap_or_default();
+    let plan = |caller: &WaitingCaller| {
         let Ok(phone) = PhoneNumber::parse(&caller.from_number) else {
-            continue;
+            tracing::warn!(number = %caller.from_number, call = %caller.call_id, "no callback after the crash: the caller's number is not a phone number");
+            return None;
         };
         if !config.security.callback_plan.permits(phone.as_str()) {
             tracing::warn!(%phone, call = %caller.call_id, "no callback after the crash: the number is outside the callback dial plan");
-            continue;
+            return None;
         }
-        let deadline = caller.offered_at
-            + chrono::Duration::from_std(config.queue.callback_deadline).unwrap_or_default();
-        let job = NewDialJob {
+        Some(NewDialJob {
             tenant: caller.tenant.clone(),
             call_id: Some(caller.call_id.clone()),
-            deadline_at: Some(deadline),
+            deadline_at: Some(caller.offered_at + deadline),
             ..NewDialJob::new(DialKind::Callback, phone, now, config.dialer.attempts)
-        };
-        let origin = PhoneNumber::parse(&caller.to_number).ok();
-        store
-            .create_dial_job_from(&job, origin.as_ref(), now)
-            .await?;
-        scheduled += 1;
+        })
+    };
+    let recovered = store.close_unfinished_calls(node, now, &plan).await?;
+    if recovered.closed > 0 {
+        tracing::warn!(%node, calls = recovered.closed, waiting = recovered.waiting.len(), callbacks = recovered.callbacks, "calls a crash cut off are closed in the journal");
     }
-    Ok(scheduled)
+    Ok(recovered.callbacks)
 }
 
 /// Recovers the nodes found dead at `now` that no other node took: their

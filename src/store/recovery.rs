@@ -5,14 +5,15 @@
 //! ([`Store::own_calls`]). On start, [`Store::close_unfinished_calls`] closes this
 //! node's rows that never ended, with their last known state (ended when last
 //! written; answered ones keep their talk time, callers who were waiting become
-//! `callback-scheduled`), in one transaction, and returns the callers who were
-//! waiting for an operator so that the engine schedules their callbacks. Other
-//! nodes' live calls are never touched.
+//! `callback-scheduled`), and writes the callbacks the engine plans for the
+//! callers who were waiting for an operator, all in one transaction: a crash in
+//! the middle of a recovery leaves the rows open for the next one, never closed
+//! without their callbacks. Other nodes' live calls are never touched.
 
 use chrono::{DateTime, Utc};
 
 use super::backend::{dispatch, per_backend};
-use super::{Store, StoreError};
+use super::{NewDialJob, Store, StoreError};
 
 per_backend!("sql/recovery.rs");
 
@@ -31,6 +32,23 @@ pub struct WaitingCaller {
     pub offered_at: DateTime<Utc>,
 }
 
+/// The callback recovery writes for a caller who was waiting (its origin is the
+/// number they dialled), or `None` to leave them without one (the planner logs
+/// why).
+pub type PlanCallback<'a> = &'a (dyn Fn(&WaitingCaller) -> Option<NewDialJob> + Sync);
+
+/// What a recovery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Journal rows closed.
+    pub closed: u64,
+    /// The callers who were waiting for an operator (and had no callback yet).
+    pub waiting: Vec<WaitingCaller>,
+    /// Callback jobs written for them (one already planned for the same number
+    /// counts for nothing: that caller is called back by it).
+    pub callbacks: usize,
+}
+
 impl Store {
     /// Marks the journal rows `ids` as owned by `node` (rows already owned are
     /// left alone).
@@ -41,14 +59,15 @@ impl Store {
         dispatch!(self, own_calls(node, ids))
     }
 
-    /// Closes the unfinished journal rows `node` owns (see the module doc) and
-    /// returns the callers who were waiting in its queue. Returns how many rows
-    /// were closed in all, too.
+    /// Closes the unfinished journal rows `node` owns and writes the callbacks
+    /// `plan` gives the callers who were waiting in its queue, in one transaction
+    /// (see the module doc).
     pub async fn close_unfinished_calls(
         &self,
         node: &str,
         now: DateTime<Utc>,
-    ) -> Result<(u64, Vec<WaitingCaller>), StoreError> {
-        dispatch!(self, close_unfinished(node, now))
+        plan: PlanCallback<'_>,
+    ) -> Result<Recovered, StoreError> {
+        dispatch!(self, close_unfinished(node, now, plan))
     }
 }

@@ -19,12 +19,13 @@ pub(super) async fn close_unfinished(
     pool: &Pool<Db>,
     node: &str,
     now: DateTime<Utc>,
-) -> Result<(u64, Vec<WaitingCaller>), StoreError> {
+    plan: PlanCallback<'_>,
+) -> Result<Recovered, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     let select = format!(
-        "SELECT c.id, c.from_number, c.to_number, t.code AS tenant, c.offered_at, c.queued_at, \
-         c.answered_at, c.updated_at, EXISTS (SELECT 1 FROM dial_jobs j WHERE j.call_id = c.id \
-         AND j.kind = 'callback') AS has_callback \
+        "SELECT c.id, c.from_number, c.to_number, c.tenant_id, t.code AS tenant, c.offered_at, \
+         c.queued_at, c.answered_at, c.updated_at, EXISTS (SELECT 1 FROM dial_jobs j \
+         WHERE j.call_id = c.id AND j.kind = 'callback') AS has_callback \
          FROM calls c LEFT JOIN tenants t ON t.id = c.tenant_id \
          WHERE c.node = $1 AND c.ended_at IS NULL{}",
         // The rows are locked: a survivor recovering a dead node and the node itself
@@ -33,10 +34,13 @@ pub(super) async fn close_unfinished(
         if Db::FOR_UPDATE.is_empty() { "" } else { " FOR UPDATE OF c" }
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(select))
-    .bind(node.to_owned())
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut waiting = Vec::new();
+        .bind(node.to_owned())
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut recovered = Recovered {
+        closed: rows.len() as u64,
+        ..Recovered::default()
+    };
     for row in &rows {
         let id: String = row.try_get("id")?;
         let offered: DateTime<Utc> = row.try_get("offered_at")?;
@@ -54,13 +58,26 @@ pub(super) async fn close_unfinished(
                 // A callback the call already had is not doubled.
                 let has_callback: bool = row.try_get("has_callback")?;
                 if !has_callback {
-                    waiting.push(WaitingCaller {
-                    call_id: id.clone(),
-                    from_number: row.try_get("from_number")?,
-                    to_number: row.try_get("to_number")?,
-                    tenant: row.try_get("tenant")?,
-                    offered_at: offered,
-                    });
+                    let caller = WaitingCaller {
+                        call_id: id.clone(),
+                        from_number: row.try_get("from_number")?,
+                        to_number: row.try_get("to_number")?,
+                        tenant: row.try_get("tenant")?,
+                        offered_at: offered,
+                    };
+                    // The callback is written with the row's closing, in this
+                    // transaction: a crash now loses both or neither.
+                    if let Some(job) = plan(&caller) {
+                        let tenant_id: Option<i64> = row.try_get("tenant_id")?;
+                        let origin = Some(caller.to_number.as_str());
+                        if peers::dial_jobs::insert_job(&mut tx, &job, tenant_id, origin, now)
+                            .await?
+                            .is_some()
+                        {
+                            recovered.callbacks += 1;
+                        }
+                    }
+                    recovered.waiting.push(caller);
                 }
                 ("callback-scheduled", (ended - offered).num_seconds().max(0), 0)
             }
@@ -81,5 +98,5 @@ pub(super) async fn close_unfinished(
         .await?;
     }
     tx.commit().await?;
-    Ok((rows.len() as u64, waiting))
+    Ok(recovered)
 }
