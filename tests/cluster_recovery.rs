@@ -9,6 +9,12 @@
 //!   survivors asking at once, one takes its recovery; its calls are closed and the
 //!   waiting resident gets one callback within the 10-minute rule. When node A
 //!   restarts and recovers its own calls, nobody is called twice.
+//! - A node whose free operators serve only one company claims that company's
+//!   callbacks (and those of no company), never another's: those wait for a node
+//!   with someone who serves them.
+//! - An operator talking on node A's call when node A dies is free for node B as
+//!   soon as node A's heartbeat lapses (nobody will ever write her row again),
+//!   unless she had asked for a pause after that call.
 //!
 //! On SQLite and PostgreSQL (two connections on one database play two nodes).
 
@@ -47,6 +53,7 @@ fn job(kind: DialKind, target: &str, reach: Option<Reach>) -> NewDialJob {
 fn node_with(operators: usize) -> Capacity {
     Capacity {
         free_operators: operators,
+        free_operators_serve: TenantScope::All,
         waiting_for_operator: 0,
         free_channels: 20,
         inbound_reserve: 5,
@@ -62,13 +69,13 @@ fn node_with(operators: usize) -> Capacity {
 /// What a node takes at one poll with `room`.
 async fn poll(store: &Store, node: &str, room: Room) -> Vec<dispatchline::store::DialJob> {
     let mut taken = Vec::new();
-    for (crew, limit) in [
-        (Crew::Operator, room.operator_jobs),
-        (Crew::Robot, room.robot_jobs),
+    for (crew, limit, tenants) in [
+        (Crew::Operator, room.operator_jobs, room.operator_tenants),
+        (Crew::Robot, room.robot_jobs, TenantScope::All),
     ] {
         if limit > 0 {
             taken.extend(
-                dialer::claim_for(store, node, Utc::now(), limit as i64, crew)
+                dialer::claim_for(store, node, Utc::now(), limit as i64, crew, &tenants)
                     .await
                     .unwrap(),
             );
@@ -119,6 +126,7 @@ async fn two_nodes_split_the_jobs_by_what_each_can_serve(store: Store) {
         b_room,
         Room {
             operator_jobs: 0,
+            operator_tenants: TenantScope::All,
             robot_jobs: 4
         }
     );
@@ -151,6 +159,7 @@ async fn two_nodes_split_the_jobs_by_what_each_can_serve(store: Store) {
         "node-c",
         Room {
             operator_jobs: 100,
+            operator_tenants: TenantScope::All,
             robot_jobs: 100,
         },
     )
@@ -332,8 +341,125 @@ async fn a_survivor_and_the_restarting_node_racing_call_each_caller_back_once(st
     assert_eq!(callbacks(&store).await.len(), 20);
 }
 
+/// Node A's two free operators serve only `etalon`: it claims etalon's callbacks
+/// and the one of no company, not zarya's, which stay due for node B, whose
+/// operator serves everyone.
+async fn a_node_claims_only_the_jobs_its_free_operators_serve(store: Store) {
+    let now = Utc::now();
+    store
+        .create_city("ekb", "Екатеринбург", "Asia/Yekaterinburg")
+        .await
+        .unwrap();
+    for code in ["etalon", "zarya"] {
+        store.create_tenant(code, code, "ekb").await.unwrap();
+    }
+    let callback = |tenant: Option<&str>, target: &str| NewDialJob {
+        tenant: tenant.map(str::to_owned),
+        ..job(DialKind::Callback, target, None)
+    };
+    for (tenant, target) in [
+        (Some("zarya"), "+79120000401"),
+        (Some("etalon"), "+79120000402"),
+        (None, "+79120000403"),
+        (Some("zarya"), "+79120000404"),
+    ] {
+        store
+            .create_dial_job(&callback(tenant, target), now)
+            .await
+            .unwrap();
+    }
+    let etalon_only = Capacity {
+        free_operators_serve: TenantScope::Only(vec!["etalon".into()]),
+        ..node_with(2)
+    };
+    let a = poll(&store, "node-a", Room::of(&etalon_only)).await;
+    let mut targets: Vec<&str> = a.iter().map(|j| j.target.as_str()).collect();
+    targets.sort_unstable();
+    assert_eq!(targets, ["+79120000402", "+79120000403"], "{a:?}");
+    let b = poll(&store, "node-b", Room::of(&node_with(5))).await;
+    assert!(
+        b.iter().all(|j| j.tenant.as_deref() == Some("zarya")) && b.len() == 2,
+        "{b:?}"
+    );
+}
+
+/// Anna talks on node A's call and Boris is on another of node A's calls with a
+/// pause asked for; node A dies. Node B, with a caller waiting, is granted Anna
+/// (cleared of the dead call) once node A's heartbeat has lapsed, never Boris.
+async fn an_operator_whose_call_died_with_its_node_is_granted_to_a_survivor(store: Store) {
+    use dispatchline::store::floor::{FloorDemand, OperatorWrite};
+    let now = Utc::now();
+    store
+        .node_started("node-a", now - chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    store.node_alive("node-a", now).await.unwrap();
+    store.node_alive("node-b", now).await.unwrap();
+    for (extension, call, reason) in [("1001", "a-1", None), ("1002", "a-2", Some("обед"))] {
+        let write = OperatorWrite {
+            extension,
+            state: "busy",
+            reason,
+            since: now - chrono::Duration::seconds(20),
+            call_id: Some(call),
+            held: true,
+        };
+        store
+            .floor_put_operator("node-a", write, now)
+            .await
+            .unwrap();
+    }
+    let demand = [FloorDemand {
+        tenant: None,
+        city: None,
+        since: now - chrono::Duration::seconds(5),
+        waiting: 2,
+    }];
+    let anyone = |_: &str, _: Option<&str>, _: Option<&str>| true;
+    // While node A lives, its operators are its own.
+    let granted = store
+        .floor_acquire("node-b", &demand, &anyone, now)
+        .await
+        .unwrap();
+    assert!(granted.is_empty(), "{granted:?}");
+
+    // Node A's heartbeat lapses (10 s of silence).
+    let later = now + chrono::Duration::seconds(11);
+    store.node_alive("node-b", later).await.unwrap();
+    let granted = store
+        .floor_acquire("node-b", &demand, &anyone, later)
+        .await
+        .unwrap();
+    assert_eq!(granted, ["1001"], "Anna is free; Boris asked for a pause");
+    let floor = store.floor_snapshot(later).await.unwrap();
+    let anna = floor
+        .operators
+        .iter()
+        .find(|o| o.extension == "1001")
+        .unwrap();
+    assert_eq!(
+        (
+            anna.state.as_str(),
+            anna.call_id.as_deref(),
+            anna.holder.as_deref(),
+            anna.holder_alive
+        ),
+        ("ready", None, Some("node-b"), true),
+        "the dead call is cleared with the grant"
+    );
+    let boris = floor
+        .operators
+        .iter()
+        .find(|o| o.extension == "1002")
+        .unwrap();
+    assert_eq!(boris.holder.as_deref(), Some("node-a"));
+    assert!(!boris.holder_alive);
+}
+
 on_both_backends!(
     two_nodes_split_the_jobs_by_what_each_can_serve,
     one_survivor_recovers_a_dead_node_and_its_restart_calls_nobody_twice,
     a_survivor_and_the_restarting_node_racing_call_each_caller_back_once,
+    an_operator_whose_call_died_with_its_node_is_granted_to_a_survivor,
+    a_node_claims_only_the_jobs_its_free_operators_serve,
 );

@@ -11,7 +11,7 @@ use chrono::Utc;
 use tokio::sync::{Notify, mpsc};
 
 use super::room::Room;
-use crate::store::{Crew, Store};
+use crate::store::{Crew, Store, TenantScope};
 
 /// The most dial jobs the core holds before it stops claiming more (the others
 /// stay due in the store, for this node's next poll or another node).
@@ -70,8 +70,16 @@ impl Claimer {
     /// claim is under way.
     pub(crate) fn claim(&self, room: Room) {
         let wanted = [
-            (Crew::Operator, room.operator_jobs.min(CLAIM_BATCH)),
-            (Crew::Robot, room.robot_jobs.min(CLAIM_BATCH)),
+            (
+                Crew::Operator,
+                room.operator_jobs.min(CLAIM_BATCH),
+                room.operator_tenants.clone(),
+            ),
+            (
+                Crew::Robot,
+                room.robot_jobs.min(CLAIM_BATCH),
+                TenantScope::All,
+            ),
         ];
         if room.is_empty() || self.busy.swap(true, Ordering::AcqRel) {
             return;
@@ -86,12 +94,19 @@ impl Claimer {
         let (busy, more) = (self.busy.clone(), self.more.clone());
         tokio::spawn(async move {
             let mut full = false;
-            for (crew, limit) in wanted {
+            for (crew, limit, tenants) in wanted {
                 if limit == 0 {
                     continue;
                 }
-                let claimed =
-                    crate::dialer::claim_for(&store, &node, Utc::now(), limit as i64, crew).await;
+                let claimed = crate::dialer::claim_for(
+                    &store,
+                    &node,
+                    Utc::now(),
+                    limit as i64,
+                    crew,
+                    &tenants,
+                )
+                .await;
                 let claimed = match claimed {
                     Ok(claimed) => claimed,
                     Err(e) => {

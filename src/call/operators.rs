@@ -377,6 +377,36 @@ impl Operators {
             .map(|e| e.config.extension.clone())
     }
 
+    /// How many ready, registered operators are off calls, and the tenants they
+    /// serve between them: what a node may claim operators' dial jobs for.
+    pub(crate) fn free_for_jobs(&self) -> (usize, crate::store::TenantScope) {
+        let mut count = 0;
+        let mut tenants: Option<Vec<String>> = Some(Vec::new());
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.state == OperatorState::Ready && e.registered && e.call.is_none())
+        {
+            count += 1;
+            match (&mut tenants, e.config.tenants.is_empty()) {
+                (_, true) => tenants = None,
+                (Some(list), false) => {
+                    for t in &e.config.tenants {
+                        if !list.contains(t) {
+                            list.push(t.clone());
+                        }
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+        let scope = match tenants {
+            Some(list) if count > 0 => crate::store::TenantScope::Only(list),
+            _ => crate::store::TenantScope::All,
+        };
+        (count, scope)
+    }
+
     /// Whether anyone at all could take a call for `tenant`/`city` now.
     pub fn any_ready(&self, tenant: Option<&str>, city: Option<&str>) -> bool {
         self.pick(tenant, city, &[]).is_some()

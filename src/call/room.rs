@@ -8,7 +8,9 @@
 //! - **operators' jobs** ([`Crew::Operator`](crate::store::Crew)): the ready,
 //!   registered operators not on a call, less everything already waiting for one
 //!   (residents in the queue come first, then people the informer put through,
-//!   operator-first hand-offs and the operators' jobs already held);
+//!   operator-first hand-offs and the operators' jobs already held), and only of
+//!   the tenants those operators serve: a job no free operator here could take
+//!   stays for a node whose operators can;
 //! - **robot calls** ([`Crew::Robot`](crate::store::Crew)): the channels free
 //!   beyond those kept for residents' incoming calls, and no more than the pacer
 //!   lets start until the next poll, less the robot calls already held;
@@ -21,13 +23,16 @@
 use std::time::Duration;
 
 use super::control::CallControl;
-use super::operators::OperatorState;
+use crate::store::TenantScope;
 
 /// What the core has free and what already waits for it (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Capacity {
     /// Ready, registered operators not on or offered a call.
     pub free_operators: usize,
+    /// The tenants the free operators serve between them (all, when one of them
+    /// serves every tenant).
+    pub free_operators_serve: TenantScope,
     /// What already waits for an operator: residents in the queue, informer
     /// transfers, operator-first hand-offs and the operators' jobs held.
     pub waiting_for_operator: usize,
@@ -51,12 +56,24 @@ pub struct Capacity {
 }
 
 /// How many jobs of each crew to claim now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
     /// Jobs an operator makes.
     pub operator_jobs: usize,
+    /// Of which tenants (jobs of no tenant always).
+    pub operator_tenants: TenantScope,
     /// Robot calls.
     pub robot_jobs: usize,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Self {
+            operator_jobs: 0,
+            operator_tenants: TenantScope::All,
+            robot_jobs: 0,
+        }
+    }
 }
 
 impl Room {
@@ -80,6 +97,7 @@ impl Room {
             .min(headroom - operator_jobs);
         Self {
             operator_jobs,
+            operator_tenants: capacity.free_operators_serve.clone(),
             robot_jobs,
         }
     }
@@ -105,14 +123,10 @@ fn paced_starts(rate: f64, poll: Duration) -> usize {
 impl CallControl {
     /// What this core has free for dial jobs now (see the module doc).
     pub fn capacity(&self, max_held: usize) -> Capacity {
-        let free_operators = self
-            .operators
-            .views()
-            .iter()
-            .filter(|o| o.state == OperatorState::Ready && o.registered && o.call.is_none())
-            .count();
+        let (free_operators, free_operators_serve) = self.operators.free_for_jobs();
         Capacity {
             free_operators,
+            free_operators_serve,
             waiting_for_operator: self.waiting.len()
                 + self.transfers.len()
                 + self.handoffs.len()
@@ -144,6 +158,7 @@ mod tests {
     fn idle() -> Capacity {
         Capacity {
             free_operators: 2,
+            free_operators_serve: TenantScope::All,
             waiting_for_operator: 0,
             free_channels: 30,
             inbound_reserve: 5,
@@ -163,6 +178,7 @@ mod tests {
             room,
             Room {
                 operator_jobs: 2,
+                operator_tenants: TenantScope::All,
                 robot_jobs: 10
             }
         );
@@ -246,6 +262,7 @@ mod tests {
             Room::of(&nearly_full),
             Room {
                 operator_jobs: 2,
+                operator_tenants: TenantScope::All,
                 robot_jobs: 1
             }
         );
@@ -254,6 +271,18 @@ mod tests {
             ..idle()
         };
         assert!(Room::of(&full).is_empty());
+    }
+
+    #[test]
+    fn operators_jobs_are_claimed_only_for_the_tenants_the_free_operators_serve() {
+        let etalon_only = Capacity {
+            free_operators_serve: TenantScope::Only(vec!["etalon".into()]),
+            ..idle()
+        };
+        assert_eq!(
+            Room::of(&etalon_only).operator_tenants,
+            TenantScope::Only(vec!["etalon".into()])
+        );
     }
 
     #[test]

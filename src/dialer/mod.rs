@@ -43,6 +43,7 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{
     AfterAttempt, Crew, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store, StoreError,
+    TenantScope,
 };
 
 /// The job kinds this engine runs: all of them.
@@ -139,19 +140,21 @@ pub async fn claim(
         .await
 }
 
-/// Claims up to `limit` due jobs of the kinds this engine runs that `crew` makes
-/// (a node claims operators' jobs up to its free operators, robot calls up to its
-/// free channels: [`crate::call::room`]).
+/// Claims up to `limit` due jobs of the kinds this engine runs that `crew` makes,
+/// of `tenants` (a node claims operators' jobs up to its free operators, of the
+/// tenants they serve, and robot calls up to its free channels:
+/// [`crate::call::room`]).
 pub async fn claim_for(
     store: &Store,
     node: &str,
     now: DateTime<Utc>,
     limit: i64,
     crew: Crew,
+    tenants: &TenantScope,
 ) -> Result<Vec<DialJob>, StoreError> {
     let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
     store
-        .claim_due_dial_jobs_by(node, now, lease, limit, KINDS, crew)
+        .claim_due_dial_jobs_by(node, now, lease, limit, KINDS, crew, tenants)
         .await
 }
 

@@ -407,12 +407,21 @@ impl Store {
     ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
-            claim_due(node, now, now + lease, limit.clamp(1, 1000), kinds, None)
+            claim_due(
+                node,
+                now,
+                now + lease,
+                limit.clamp(1, 1000),
+                kinds,
+                None,
+                &TenantScope::All
+            )
         )
     }
 
     /// Like [`claim_due_dial_jobs_of`](Self::claim_due_dial_jobs_of), only jobs
-    /// `crew` makes: a node claims operators' jobs up to its free operators and
+    /// `crew` makes, of `tenants` (jobs of no tenant always): a node claims
+    /// operators' jobs up to its free operators, of the tenants they serve, and
     /// robot calls up to its free channels.
     pub async fn claim_due_dial_jobs_by(
         &self,
@@ -422,6 +431,7 @@ impl Store {
         limit: i64,
         kinds: &[DialKind],
         crew: Crew,
+        tenants: &TenantScope,
     ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
@@ -431,7 +441,8 @@ impl Store {
                 now + lease,
                 limit.clamp(1, 1000),
                 kinds,
-                Some(crew.predicate())
+                Some(crew.predicate()),
+                tenants
             )
         )
     }

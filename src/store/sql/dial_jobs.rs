@@ -196,6 +196,7 @@ pub(super) async fn claim_due(
     limit: i64,
     kinds: &[DialKind],
     crew: Option<&'static str>,
+    tenants: &TenantScope,
 ) -> Result<Vec<DialJob>, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     // The kinds are the enum's fixed spellings and the crew's predicate a constant,
@@ -209,6 +210,22 @@ pub(super) async fn claim_due(
     if let Some(crew) = crew {
         kind_filter.push_str(" AND ");
         kind_filter.push_str(crew);
+    }
+    if let TenantScope::Only(codes) = tenants {
+        // Jobs of these tenants, or of none. The codes are looked up as binds; the
+        // filter names the tenants' ids, integers the store gave.
+        let mut qb = QueryBuilder::<Db>::new("SELECT id FROM tenants WHERE ");
+        crate::store::backend::push_in(&mut qb, "code", codes);
+        let ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+        if ids.is_empty() {
+            kind_filter.push_str(" AND j.tenant_id IS NULL");
+        } else {
+            let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+            kind_filter.push_str(&format!(
+                " AND (j.tenant_id IS NULL OR j.tenant_id IN ({}))",
+                list.join(", ")
+            ));
+        }
     }
     // The pick is materialised first: as a plain `IN (subquery)` PostgreSQL may
     // scan it again for each row it updates, and each scan skips the rows already
