@@ -2,22 +2,31 @@
 //!
 //! Two engine nodes share one PostgreSQL behind Kamailio with the shipped
 //! `cluster/kamailio.cfg`, on loopback; SIPp plays the residents (through the
-//! proxy, 10 calls a second) and the people of a hand-off chain (behind the trunk).
-//! Nobody is at an operator's desk, so residents wait in the queue.
+//! proxy, 10 calls a second), the operators' softphones (registered through the
+//! proxy) and the people of a hand-off chain (behind the trunk). Two supervisors
+//! watch the stream, one console on each node.
 //!
-//! 1. Twenty residents call at 10 calls/s and wait: the proxy spreads them, so
-//!    both nodes have callers in their queues.
-//! 2. An emergency ticket is registered: its chain runs on one node; level 1's
+//! 1. Anna and Boris register their softphones through the proxy and go ready;
+//!    they serve «Эталон». A resident of «Эталон» calls each node directly and
+//!    each is answered: one operator talks on node A's call, one on node B's.
+//! 2. Twenty residents of «Заря» (nobody on duty serves it) call at 10 calls/s
+//!    and wait: the proxy spreads them, so both nodes have callers queued.
+//! 3. An emergency ticket is registered: its chain runs on one node; level 1's
 //!    phone rings and is not answered.
-//! 3. The node running the chain is SIGKILLed while level 1's second try rings.
-//! 4. Once the proxy noticed (its probe every second), fifty more residents call at
-//!    10 calls/s: every one of them completes, on the survivor.
-//! 5. The survivor finds the dead node's heartbeat lapsed and recovers it at once:
+//! 4. The node running the chain is SIGKILLed while level 1's second try rings.
+//! 5. Once the proxy noticed (its probe every second), fifty more residents call
+//!    at 10 calls/s: every one of them completes, on the survivor. A resident of
+//!    «Эталон» calls too: the operator whose call died with the node takes it on
+//!    the survivor (her colleague still talks there).
+//! 6. The survivor finds the dead node's heartbeat lapsed and recovers it at once:
 //!    every caller who was waiting in the dead node's queue gets exactly one
 //!    callback job, due now and within the 10-minute rule.
-//! 6. The chain goes on on the survivor with exact counts: level 1 tried five
+//! 7. The chain goes on on the survivor with exact counts: level 1 tried five
 //!    times (the try that was ringing counts as made, outcome unknown), level 2
 //!    five times, level 3 presses 1; SIPp saw each attempt's INVITE once.
+//! 8. The supervisor on the survivor saw every event of the cluster once, in
+//!    order; the one whose node died reconnects to the survivor with where they
+//!    were and misses nothing either.
 //!
 //! Needs `kamailio` and PostgreSQL (`DISPATCHLINE_TEST_PG`; a fresh database).
 
@@ -28,7 +37,9 @@ mod common;
 mod store_db;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::chains::{self, LEVEL2, LEVEL3, MANAGER};
@@ -39,8 +50,16 @@ use dispatchline::store::directory::Responsibility;
 use dispatchline::store::{
     AttemptOutcome, AttemptState, ChainState, DialJobFilter, DialKind, Store, TenantScope, TicketId,
 };
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
-const NUMBER: &str = "+73432000001";
+/// «Эталон», whose residents Anna and Boris answer.
+const ETALON: &str = "+73432000001";
+/// «Заря», whose residents nobody on duty serves: they wait.
+const ZARYA: &str = "+73432000002";
+/// The operators on duty, with their passwords.
+const OPERATORS: [(&str, &str); 2] = [("1001", "op1001pass-long"), ("1002", "op1002pass-long")];
 
 /// Each node's configuration: the company's number reached through the proxy, a
 /// trunk to SIPp playing the chain's people, the chain by the informer.
@@ -64,16 +83,42 @@ fn node_config(people: u16) -> String {
     // five tries even with a node's death in the middle.
     .replace("ring_timeout_s = 1", "ring_timeout_s = 3")
     .replace("level_timeout_s = 30", "level_timeout_s = 90")
+    // A second company on the same trunk, and the operators who serve only the first.
+        + &format!(
+            r#"
+[[number]]
+number = "{ZARYA}"
+kind = "tenant"
+tenant = "zarya"
+city = "ekb"
+trunk = "provider-x"
+greeting = "ru/greeting-etalon.wav"
+
+[[operator]]
+extension = "{}"
+name = "Анна"
+password = "{}"
+tenants = ["etalon"]
+
+[[operator]]
+extension = "{}"
+name = "Борис"
+password = "{}"
+tenants = ["etalon"]
+"#,
+            OPERATORS[0].0, OPERATORS[0].1, OPERATORS[1].0, OPERATORS[1].1
+        )
 }
 
-/// Residents calling the company through the proxy at 10 calls/s, each from their
-/// own phone, each waiting `wait_ms` before hanging up.
+/// Residents calling `number` at `to` at 10 calls/s, each from their own phone
+/// (`+7912` and seven digits from `first` on), each waiting `wait_ms` after the
+/// engine answers before hanging up.
 fn residents(
     dir: &Path,
-    edge: u16,
+    to: &str,
+    number: &str,
     name: &str,
-    first: u64,
-    calls: u64,
+    (first, calls): (u64, u64),
     wait_ms: u64,
 ) -> sipp::Sipp {
     let list = dir.join(format!("{name}.csv"));
@@ -84,9 +129,9 @@ fn residents(
         &sipp::args(&[
             "-sf",
             &sipp::scenario("residents_wait.xml"),
-            &format!("127.0.0.1:{edge}"),
+            to,
             "-s",
-            NUMBER,
+            number,
             "-inf",
             &list.display().to_string(),
             "-i",
@@ -103,6 +148,153 @@ fn residents(
             &wait_ms.to_string(),
         ]),
     )
+}
+
+/// Operator `ext`'s softphone, registered through the proxy at `edge`: it answers
+/// every call it is offered and talks until the resident hangs up.
+async fn softphone(dir: &Path, edge: u16, (ext, password): (&str, &str)) -> sipp::Sipp {
+    let port = free_port();
+    let phone = sipp::spawn(
+        &format!("operator-{ext}"),
+        dir,
+        &sipp::args(&[
+            "-sf",
+            &sipp::scenario("operator_answers.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "10",
+            "-mp",
+            &free_port().to_string(),
+        ]),
+    );
+    sipp::wait_bound(port).await;
+    sipp::spawn(
+        &format!("register-{ext}"),
+        dir,
+        &sipp::args(&[
+            "-sf",
+            &sipp::scenario("operator_register.xml"),
+            &format!("127.0.0.1:{edge}"),
+            "-i",
+            "127.0.0.1",
+            "-m",
+            "1",
+            "-key",
+            "ext",
+            ext,
+            "-au",
+            ext,
+            "-ap",
+            password,
+            "-key",
+            "contact_port",
+            &port.to_string(),
+            "-p",
+            &free_port().to_string(),
+        ]),
+    )
+    .finish(Duration::from_secs(30))
+    .await
+    .assert_success("registration through the proxy");
+    phone
+}
+
+/// The operator goes ready from her own console on `http`.
+async fn goes_ready(http: SocketAddr, (ext, password): (&str, &str)) {
+    let token = chains::login(http, ext, password).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{http}/api/v1/operators/{ext}/state"))
+        .bearer_auth(token)
+        .json(&json!({ "state": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{ext} ready: {response:?}");
+}
+
+/// A supervisor's console: every event it was sent, read in the background.
+struct Console {
+    events: Arc<Mutex<Vec<Value>>>,
+    epoch: String,
+    /// The stream's position when it connected.
+    start: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Console {
+    /// Connects to the node at `http` as supervisor 2001, from `resume` (the seq
+    /// seen last and the epoch) or from now.
+    async fn open(http: SocketAddr, resume: Option<(u64, &str)>) -> Self {
+        let token = chains::login(http, "2001", "sup2001pass-long").await;
+        let mut url = format!("ws://{http}/ws?token={token}");
+        if let Some((since, epoch)) = resume {
+            url.push_str(&format!("&since={since}&epoch={epoch}"));
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let hello = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    break serde_json::from_str::<Value>(&text).unwrap();
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("no hello: {other:?}"),
+            }
+        };
+        assert_eq!(hello["type"], "hello", "{hello}");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let reader = tokio::spawn(async move {
+            // Until the node dies or the test ends.
+            while let Some(Ok(frame)) = ws.next().await {
+                if let Message::Text(text) = frame {
+                    let event: Value = serde_json::from_str(&text).unwrap();
+                    if event.get("seq").is_some() {
+                        sink.lock().unwrap().push(event);
+                    }
+                }
+            }
+        });
+        Self {
+            events,
+            epoch: hello["epoch"].as_str().unwrap().to_owned(),
+            start: hello["position"].as_u64().unwrap(),
+            reader,
+        }
+    }
+
+    fn seqs(&self) -> Vec<u64> {
+        let events = self.events.lock().unwrap();
+        events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    }
+
+    fn last(&self) -> u64 {
+        self.seqs().last().copied().unwrap_or(self.start)
+    }
+}
+
+/// The last seq the cluster gave.
+async fn last_seq(pg: &sqlx::PgPool) -> u64 {
+    let last: i64 = sqlx::query_scalar("SELECT last FROM event_counter")
+        .fetch_one(pg)
+        .await
+        .unwrap();
+    last as u64
+}
+
+/// Who answered the call from `phone`, and on which node, once it is answered.
+async fn answered(pg: &sqlx::PgPool, phone: &str) -> Option<(String, String)> {
+    sqlx::query_as::<_, (Option<String>, Option<String>)>(
+        "SELECT operator_extension, node FROM calls WHERE from_number = $1 \
+         AND answered_at IS NOT NULL",
+    )
+    .bind(phone)
+    .fetch_optional(pg)
+    .await
+    .unwrap()
+    .and_then(|(operator, node)| Some((operator?, node?)))
 }
 
 /// The callers waiting in `node`'s queue now, by call id (the journal rows name
@@ -147,11 +339,16 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     // The chain's people behind the trunk: level 1 rings and never answers, level
     // 2 is busy, level 3 presses 1.
     let people_port = free_port();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp/dtmf_2833_1.pcap"),
-        dir.join("dtmf_2833_1.pcap"),
-    )
-    .unwrap();
+    // The keypress of the chain's manager; the operators' voice.
+    for capture in ["dtmf_2833_1.pcap", "g711a.pcap"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/sipp")
+                .join(capture),
+            dir.join(capture),
+        )
+        .unwrap();
+    }
     let _people = sipp::spawn(
         "people",
         &dir,
@@ -186,14 +383,58 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
         .await
         .unwrap();
 
-    // Two nodes on the one database, behind the proxy.
+    store
+        .create_tenant("zarya", "УК «Заря»", "ekb")
+        .await
+        .unwrap();
+
+    // Two nodes on the one database, behind the proxy; a supervisor on each.
     let config = node_config(people_port);
     let a = cluster::start_node(&dir, "node-a", &db.url, &config).await;
     let b = cluster::start_node(&dir, "node-b", &db.url, &config).await;
     let edge = cluster::start_edge(&dir, &[&a, &b]).await;
+    store
+        .create_tenant("zarya", "УК «Заря»", "ekb")
+        .await
+        .unwrap();
+    let mut consoles = HashMap::from([
+        (a.name.clone(), Console::open(a.http_addr(), None).await),
+        (b.name.clone(), Console::open(b.http_addr(), None).await),
+    ]);
 
-    // 1. Twenty residents call and wait in the queues of both nodes.
-    let _morning = residents(&dir, edge.port, "morning", 1_000, 20, 40_000);
+    // 1. Anna and Boris on duty, registered through the proxy; a resident of
+    //    «Эталон» on each node talks to one of them.
+    let _phones = [
+        softphone(&dir, edge.port, OPERATORS[0]).await,
+        softphone(&dir, edge.port, OPERATORS[1]).await,
+    ];
+    for operator in OPERATORS {
+        goes_ready(a.http_addr(), operator).await;
+    }
+    let sip = |node: &cluster::Node| format!("127.0.0.1:{}", node.sip);
+    let _talking = [
+        residents(&dir, &sip(&a), ETALON, "talk-a", (100, 1), 50_000),
+        residents(&dir, &sip(&b), ETALON, "talk-b", (200, 1), 50_000),
+    ];
+    let mut talking_on = HashMap::new();
+    for phone in ["+79120000100", "+79120000200"] {
+        let (operator, node) = until(Duration::from_secs(30), "an operator answers", || {
+            answered(&pg, phone)
+        })
+        .await;
+        talking_on.insert(node, operator);
+    }
+    assert_eq!(talking_on.len(), 2, "one call on each node: {talking_on:?}");
+
+    // 2. Twenty residents of «Заря» call and wait in the queues of both nodes.
+    let _morning = residents(
+        &dir,
+        &format!("127.0.0.1:{}", edge.port),
+        ZARYA,
+        "morning",
+        (1_000, 20),
+        40_000,
+    );
     let queues = until(Duration::from_secs(20), "both nodes' queues", || {
         let pg = pg.clone();
         async move {
@@ -212,7 +453,7 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
         queues.1.len()
     );
 
-    // 2. An emergency ticket: its chain starts and level 1's phone rings.
+    // 3. An emergency ticket: its chain starts and level 1's phone rings.
     let ticket = chains::register_ticket(a.http_addr(), "2001", "sup2001pass-long", &p).await;
     let running = until(
         Duration::from_secs(20),
@@ -232,18 +473,24 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     .await;
     let holder = running.claimed_by.clone().expect("a node runs the chain");
 
-    // 3. The node running the chain dies.
+    // 4. The node running the chain dies, with an operator's call and callers
+    //    waiting.
     let (victim, survivor) = if holder == a.name { (a, b) } else { (b, a) };
     let (victim_name, survivor_name) = (victim.name.clone(), survivor.name.clone());
-    let stranded = waiting_on(&pg, &victim_name).await;
-    assert!(!stranded.is_empty(), "callers wait on the node that dies");
     victim.kill();
     let killed = Instant::now();
+    let stranded = waiting_on(&pg, &victim_name).await;
+    assert!(!stranded.is_empty(), "callers wait on the node that dies");
+    let freed = talking_on[&victim_name].clone();
+    let still_talking = talking_on[&survivor_name].clone();
 
-    // 4. The proxy notices within its probe interval; then fifty residents call
-    //    at 10 calls/s and every call completes, on the survivor.
+    // 5. The proxy notices within its probe interval; then fifty residents call
+    //    at 10 calls/s and every call completes, on the survivor. A resident of
+    //    «Эталон» calls as well: the operator freed by the node's death answers.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    residents(&dir, edge.port, "after", 5_000, 50, 1_000)
+    let proxy = format!("127.0.0.1:{}", edge.port);
+    let _late = residents(&dir, &proxy, ETALON, "late", (300, 1), 25_000);
+    residents(&dir, &proxy, ZARYA, "after", (5_000, 50), 1_000)
         .finish(Duration::from_secs(60))
         .await
         .assert_success("every call placed after the proxy noticed");
@@ -253,8 +500,20 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
         HashMap::from([(survivor_name.clone(), 50)]),
         "all fifty on the survivor, journalled once"
     );
+    let (operator, node) = until(
+        Duration::from_secs(30),
+        "the late resident answered",
+        || answered(&pg, "+79120000300"),
+    )
+    .await;
+    assert_eq!(
+        (operator.as_str(), node.as_str()),
+        (freed.as_str(), survivor_name.as_str()),
+        "the operator whose call died with its node answers on the survivor \
+         ({still_talking} still talks there)"
+    );
 
-    // 5. The survivor recovers the dead node: each of its waiting callers gets
+    // 6. The survivor recovers the dead node: each of its waiting callers gets
     //    one callback, due now, within 10 minutes of their call.
     let recovered_by = until(Duration::from_secs(30), "the dead node recovered", || {
         let store = store.clone();
@@ -322,7 +581,7 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
         );
     }
 
-    // 6. The chain goes on on the survivor with exact counts.
+    // 7. The chain goes on on the survivor with exact counts.
     let chain = until(Duration::from_secs(90), "the chain accepted", || {
         let store = store.clone();
         async move {
@@ -355,15 +614,51 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
         .filter(|a| a.stage == "level-2")
         .count();
     assert_eq!(level2, 5);
-    drop(edge);
-    drop(survivor);
     let invites = chains::invites_by_number(&dir.join("people.log"));
     assert_eq!(invites.get(LEVEL3).copied(), Some(5), "{invites:?}");
     assert_eq!(invites.get(LEVEL2).copied(), Some(5), "{invites:?}");
     assert_eq!(invites.get(MANAGER).copied(), Some(1), "{invites:?}");
+
+    // 8. The supervisors' consoles. The one on the dead node reconnects to the
+    //    survivor from where it was; then both have seen every event the cluster
+    //    gave, once, in order.
+    let orphan = consoles.remove(&victim_name).unwrap();
+    let watching = consoles.remove(&survivor_name).unwrap();
+    let resumed = Console::open(
+        survivor.http_addr(),
+        Some((orphan.last(), orphan.epoch.as_str())),
+    )
+    .await;
+    assert_eq!(resumed.epoch, watching.epoch, "one epoch on every node");
+    let end = last_seq(&pg).await;
+    until(Duration::from_secs(15), "the consoles caught up", || {
+        let done = watching.last() >= end && resumed.last() >= end;
+        async move { done.then_some(()) }
+    })
+    .await;
+    let contiguous = |from: u64, seqs: Vec<u64>| {
+        let expected: Vec<u64> = (from + 1..from + 1 + seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "every event once, in order, from {from}");
+    };
+    contiguous(watching.start, watching.seqs());
+    let mut orphan_then_resumed = orphan.seqs();
+    orphan_then_resumed.extend(resumed.seqs());
+    contiguous(orphan.start, orphan_then_resumed);
+    let seen = watching.events.lock().unwrap().clone();
+    let accepted: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e["type"] == "chain.accepted" && e["payload"]["ticket"] == ticket)
+        .collect();
+    assert_eq!(accepted.len(), 1, "the chain's acceptance, once");
+    for console in [orphan, watching, resumed] {
+        console.reader.abort();
+    }
+    drop(edge);
+    drop(survivor);
     eprintln!(
-        "node {victim_name} killed: {} waiting callers called back, recovered by {survivor_name} {:.1} s after the kill",
+        "node {victim_name} killed: {} waiting callers called back, recovered by {survivor_name} {:.1} s after the kill; {freed} freed, {} events watched",
         stranded.len(),
-        recovered_in.as_secs_f64()
+        recovered_in.as_secs_f64(),
+        seen.len()
     );
 }

@@ -48,7 +48,9 @@ pub async fn start_node(dir: &Path, name: &str, database: &str, config: &str) ->
     std::fs::write(
         &file,
         format!(
-            "{config}\n[sip]\nlisten = \"127.0.0.1:{sip}\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
+            "{config}\n[sip]\nlisten = \"127.0.0.1:{sip}\"\n\
+             # SIPp 3.6 only reads the first challenge and only does MD5.\n\
+             digest_algorithms = [\"MD5\", \"SHA-256\"]\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n\
              [database]\nurl = \"{database}\"\ndata_dir = \"{}\"\n",
             data.display()
         ),
@@ -71,8 +73,12 @@ pub async fn start_node(dir: &Path, name: &str, database: &str, config: &str) ->
         data,
         child,
     };
+    let mut node = node;
     let client = reqwest::Client::new();
     for _ in 0..300 {
+        if let Ok(Some(status)) = node.child.try_wait() {
+            panic!("node {name} exited at start ({status}); its error is above");
+        }
         if client
             .get(format!("http://127.0.0.1:{http}/healthz"))
             .send()
