@@ -1,8 +1,9 @@
 //! Two engine nodes behind Kamailio with the shipped `cluster/kamailio.cfg`, on
 //! loopback: a provider's calls (SIPp) reach the proxy, which spreads them over
 //! both nodes; node A is killed with SIGKILL; within seconds every new call is
-//! taken by node B, and none fails. Each node here has its own SQLite store (the
-//! shared PostgreSQL floor state is not built yet: see the README).
+//! taken by node B, and none fails. Each node here has its own SQLite store: this
+//! is the proxy's spreading and failover alone (`cluster_failover.rs` runs the
+//! nodes on one PostgreSQL, sharing the floor).
 //!
 //! Needs `kamailio` (Debian package `kamailio`); `scripts/test` installs it.
 
@@ -10,50 +11,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::{self, Node};
 use common::engine::free_port;
 use common::sipp;
 use dispatchline::store::{CallFilter, Store, TenantScope};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dispatchline");
-
-/// A child process killed (SIGKILL) when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Node {
-    process: Killed,
-    data: PathBuf,
-}
-
+/// Node `name` on its own SQLite store, listening for SIP on `sip`; the provider
+/// reaches it through the proxy on `edge`, and number 100 forwards to `callee`.
 async fn node(dir: &Path, name: &str, sip: u16, edge: u16, callee: u16) -> Node {
-    let data = dir.join(name);
-    std::fs::create_dir_all(&data).unwrap();
-    let http = free_port();
-    let config = data.join("dispatchline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[sip]
-listen = "127.0.0.1:{sip}"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[database]
-url = "sqlite://{data}/dispatchline.db"
-data_dir = "{data}"
-
-[media]
+    let config = format!(
+        r#"[media]
 record_calls = false
 prompts_dir = "{prompts}"
 
@@ -74,47 +44,20 @@ extension = "2001"
 password = "cluster-supervisor-2001"
 role = "supervisor"
 "#,
-            data = data.display(),
-            prompts = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("ivr-prompts")
-                .display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--node-id",
-            name,
-        ])
-        .env("DISPATCHLINE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let process = Killed(child);
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("http://127.0.0.1:{http}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            assert_eq!(
-                std::fs::read_to_string(data.join("node-id"))
-                    .unwrap()
-                    .trim(),
-                name
-            );
-            return Node { process, data };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("node {name} did not start");
+        prompts = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("ivr-prompts")
+            .display(),
+    );
+    let database = format!("sqlite://{}/dispatchline.db", dir.join(name).display());
+    let node = cluster::start_node_on(dir, name, &database, &config, (sip, free_port())).await;
+    assert_eq!(
+        std::fs::read_to_string(node.data.join("node-id"))
+            .unwrap()
+            .trim(),
+        name,
+        "the node id is kept in the data directory"
+    );
+    node
 }
 
 /// Calls each node has journalled.
@@ -171,7 +114,7 @@ async fn new_calls_go_to_the_surviving_node_within_seconds_of_a_node_dying() {
     let a = node(&dir, "node-a", a_port, edge, callee).await;
     let b = node(&dir, "node-b", b_port, edge, callee).await;
 
-    let kamailio = common::cluster::start_edge_on(&dir, edge, &[a_port, b_port]).await;
+    let kamailio = cluster::start_edge_on(&dir, edge, &[a_port, b_port]).await;
 
     // The proxy spreads the provider's calls over both nodes.
     provider_calls(&dir, edge, 10)
@@ -186,11 +129,8 @@ async fn new_calls_go_to_the_surviving_node_within_seconds_of_a_node_dying() {
 
     // Node A dies. Within its probe interval the proxy stops sending to it; new
     // calls all complete on node B.
-    let Node {
-        process,
-        data: a_data,
-    } = a;
-    drop(process);
+    let a_data = a.data.clone();
+    a.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
     provider_calls(&dir, edge, 10)
         .await

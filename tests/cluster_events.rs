@@ -13,54 +13,23 @@ mod store_db;
 #[path = "common/store_world.rs"]
 mod store_world;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use common::cluster::{self, Node};
 use common::engine::{free_port, scratch_dir};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use store_db::TestDb;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dispatchline");
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A node: the child process (SIGKILLed when dropped) and where it listens.
-struct Node {
-    child: Child,
-    http: u16,
-    data: PathBuf,
-    name: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts node `name` on `database`, its data in `data`, HTTP on `http`.
-async fn node(database: &str, data: &Path, name: &str, http: u16) -> Node {
-    std::fs::create_dir_all(data).unwrap();
-    let config = data.join("dispatchline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[sip]
-listen = "127.0.0.1:0"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[database]
-url = "{database}"
-data_dir = "{data}"
-
-[media]
+/// Starts node `name` on `database`, in `dir/name`, HTTP on `http`.
+async fn node(database: &str, dir: &Path, name: &str, http: u16) -> Node {
+    let config = format!(
+        r#"[media]
 record_calls = false
 prompts_dir = "{prompts}"
 
@@ -69,83 +38,46 @@ extension = "9000"
 password = "pw-9000"
 role = "supervisor"
 "#,
-            data = data.display(),
-            prompts = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("ivr-prompts")
-                .display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            &config.display().to_string(),
-            "--node-id",
-            name,
-        ])
-        .env("DISPATCHLINE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let node = Node {
-        child,
-        http,
-        data: data.to_owned(),
-        name: name.to_owned(),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("http://127.0.0.1:{http}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return node;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("node {name} did not start");
+        prompts = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("ivr-prompts")
+            .display(),
+    );
+    cluster::start_node_on(dir, name, database, &config, (free_port(), http)).await
 }
 
-impl Node {
-    async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/api/v1{path}", self.http))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+async fn post(node: &Node, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/api/v1{path}", node.http_addr()))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
 
-    async fn login(&self) -> String {
-        let (status, answer) = self
-            .post(
-                None,
-                "/auth/token",
-                json!({"extension": "9000", "password": "pw-9000"}),
-            )
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        answer["token"].as_str().unwrap().to_owned()
-    }
+async fn login(node: &Node) -> String {
+    let (status, answer) = post(
+        node,
+        None,
+        "/auth/token",
+        json!({"extension": "9000", "password": "pw-9000"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["token"].as_str().unwrap().to_owned()
+}
 
-    async fn connect(&self, token: &str, resume: Option<(u64, &str)>) -> (Ws, Value) {
-        let mut url = format!("ws://127.0.0.1:{}/ws?token={token}", self.http);
-        if let Some((since, epoch)) = resume {
-            url.push_str(&format!("&since={since}&epoch={epoch}"));
-        }
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let hello = next(&mut ws).await;
-        assert_eq!(hello["type"], "hello", "{hello}");
-        (ws, hello)
+async fn connect(node: &Node, token: &str, resume: Option<(u64, &str)>) -> (Ws, Value) {
+    let mut url = format!("ws://{}/ws?token={token}", node.http_addr());
+    if let Some((since, epoch)) = resume {
+        url.push_str(&format!("&since={since}&epoch={epoch}"));
     }
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = next(&mut ws).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    (ws, hello)
 }
 
 /// The next text frame (event or control message) as JSON.
@@ -206,37 +138,37 @@ async fn a_console_on_any_node_sees_every_event_once_and_resumes_anywhere() {
     };
     let world = store_world::build(&db.store).await;
     let dir = scratch_dir();
-    let a = node(&db.url, &dir.join("node-a"), "node-a", free_port()).await;
-    let b = node(&db.url, &dir.join("node-b"), "node-b", free_port()).await;
-    let token_a = a.login().await;
-    let token_b = b.login().await;
+    let a = node(&db.url, &dir, "node-a", free_port()).await;
+    let b = node(&db.url, &dir, "node-b", free_port()).await;
+    let token_a = login(&a).await;
+    let token_b = login(&b).await;
 
     // A console on node B.
-    let (mut on_b, hello_b) = b.connect(&token_b, None).await;
+    let (mut on_b, hello_b) = connect(&b, &token_b, None).await;
     let epoch = hello_b["epoch"].as_str().unwrap().to_owned();
     let start = hello_b["position"].as_u64().unwrap();
 
     // A ticket registered through node A reaches it once.
-    let (status, created) = a
-        .post(
-            Some(&token_a),
-            "/tickets",
-            json!({"tenant": "etalon", "house_id": world.ekb_house2, "reason_id": world.intercom,
-                   "description": "не работает домофон"}),
-        )
-        .await;
+    let (status, created) = post(
+        &a,
+        Some(&token_a),
+        "/tickets",
+        json!({"tenant": "etalon", "house_id": world.ekb_house2, "reason_id": world.intercom,
+               "description": "не работает домофон"}),
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let ticket = created["ticket"]["id"].as_i64().unwrap();
     let comment = |text: &'static str| {
         let (a, token) = (&a, token_a.clone());
         async move {
-            let (status, body) = a
-                .post(
-                    Some(&token),
-                    &format!("/tickets/{ticket}/comments"),
-                    json!({ "text": text }),
-                )
-                .await;
+            let (status, body) = post(
+                a,
+                Some(&token),
+                &format!("/tickets/{ticket}/comments"),
+                json!({ "text": text }),
+            )
+            .await;
             assert_eq!(status, 201, "{body}");
         }
     };
@@ -256,7 +188,7 @@ async fn a_console_on_any_node_sees_every_event_once_and_resumes_anywhere() {
     // to node A with node B's resume point replays exactly those.
     comment("second").await;
     comment("third").await;
-    let (mut on_a, hello_a) = a.connect(&token_a, Some((position, &epoch))).await;
+    let (mut on_a, hello_a) = connect(&a, &token_a, Some((position, &epoch))).await;
     assert_eq!(hello_a["epoch"], epoch.as_str(), "one epoch on every node");
     assert_eq!(hello_a["position"], position);
     let missed = until_comments(&mut on_a, 2).await;
@@ -267,11 +199,11 @@ async fn a_console_on_any_node_sees_every_event_once_and_resumes_anywhere() {
 
     // Node B dies and comes back; what happened meanwhile on node A is replayed
     // by the restarted node B from the shared log, with nothing twice.
-    let (http_b, data_b, name_b) = (b.http, b.data.clone(), b.name.clone());
-    drop(b);
+    let (http_b, name_b) = (b.http, b.name.clone());
+    b.kill();
     comment("while b was down").await;
-    let b = node(&db.url, &data_b, &name_b, http_b).await;
-    let (mut on_b, hello_b) = b.connect(&token_b, Some((position, &epoch))).await;
+    let b = node(&db.url, &dir, &name_b, http_b).await;
+    let (mut on_b, hello_b) = connect(&b, &token_b, Some((position, &epoch))).await;
     assert_eq!(
         hello_b["epoch"],
         epoch.as_str(),

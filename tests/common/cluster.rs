@@ -39,9 +39,20 @@ impl Drop for Node {
 }
 
 /// Starts node `name` in `dir/name` with `config` (TOML; its `[sip]`, `[http]` and
-/// `[database]` tables are added here) and waits for `/healthz`.
+/// `[database]` tables are added here) on free ports and waits for `/healthz`.
 pub async fn start_node(dir: &Path, name: &str, database: &str, config: &str) -> Node {
-    let (sip, http) = (super::engine::free_port(), super::engine::free_port());
+    let ports = (super::engine::free_port(), super::engine::free_port());
+    start_node_on(dir, name, database, config, ports).await
+}
+
+/// [`start_node`] on the given SIP and HTTP ports (a node restarting where it was).
+pub async fn start_node_on(
+    dir: &Path,
+    name: &str,
+    database: &str,
+    config: &str,
+    (sip, http): (u16, u16),
+) -> Node {
     let data = dir.join(name);
     std::fs::create_dir_all(&data).unwrap();
     let file = data.join("dispatchline.toml");
@@ -66,14 +77,13 @@ pub async fn start_node(dir: &Path, name: &str, database: &str, config: &str) ->
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let node = Node {
+    let mut node = Node {
         name: name.to_owned(),
         sip,
         http,
         data,
         child,
     };
-    let mut node = node;
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(Some(status)) = node.child.try_wait() {
