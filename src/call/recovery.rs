@@ -8,7 +8,8 @@
 //!
 //! A node that dies and does not come back is recovered by a survivor instead, at
 //! once: every live node asks every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)
-//! ([`watch_peers`]) for the nodes whose heartbeat lapsed, exactly one takes each
+//! ([`watch_peers`]) for the nodes whose heartbeat lapsed (once it has itself
+//! reached the store for a while: [`Judge`]), exactly one takes each
 //! ([`Store::claim_dead_nodes`]) and runs [`recover_calls`] for it. The journal
 //! rows are closed under a row lock, so when the dead node restarts and runs its
 //! own recovery as well, each waiting caller still gets one callback. (The dead
@@ -22,6 +23,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::phone::PhoneNumber;
+use crate::store::nodes::SILENCE;
 use crate::store::recovery::WaitingCaller;
 use crate::store::{DialKind, NewDialJob, Store, StoreError};
 
@@ -79,15 +81,50 @@ pub async fn recover_dead_nodes(
 
 /// Runs [`recover_dead_nodes`] every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)
 /// for as long as this node lives (a failure is logged and tried again at the
-/// next tick; a node taken but not finished is left to its own restart).
+/// next tick; a node taken but not finished is left to its own restart). Only once
+/// this node has reached the store for a whole [`SILENCE`] without a break
+/// ([`Judge`]): a lapse seen just after an outage may be the outage's, not a death.
 pub async fn watch_peers(store: Store, config: std::sync::Arc<Config>, node: String) {
     let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut judge = Judge::default();
     loop {
         tick.tick().await;
+        let reached = store.live_nodes(Utc::now()).await.is_ok();
+        if !judge.may_judge(reached, std::time::Instant::now()) {
+            continue;
+        }
         if let Err(e) = recover_dead_nodes(&store, &config, &node).await {
             tracing::warn!(error = %e, %node, "cannot recover a dead node's calls now");
         }
+    }
+}
+
+/// When this node may call another dead (sans-IO: the caller says whether the
+/// store answered, and when).
+///
+/// A node is dead when its heartbeat lapsed for [`SILENCE`]. But when the store
+/// itself was away (PostgreSQL restarting), every node's heartbeat lapsed at once,
+/// and the first node back would find the others "dead" and recover their live
+/// calls. So a node judges others only after it has reached the store for a whole
+/// [`SILENCE`] without a break: by then every node that is alive and reaches the
+/// store has renewed its row (every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)).
+/// A node cut off alone is still found dead by the others within seconds.
+#[derive(Debug, Default)]
+pub struct Judge {
+    reaching_since: Option<std::time::Instant>,
+}
+
+impl Judge {
+    /// Records whether the store answered at `now`; returns whether this node may
+    /// now judge the others.
+    pub fn may_judge(&mut self, reached: bool, now: std::time::Instant) -> bool {
+        if !reached {
+            self.reaching_since = None;
+            return false;
+        }
+        let since = *self.reaching_since.get_or_insert(now);
+        now.duration_since(since) >= SILENCE
     }
 }
 
@@ -131,5 +168,30 @@ pub async fn link_repaired(store: &Store, bus: &EventBus, paths: &[std::path::Pa
                 tracing::error!(%call, path = %text, error = %e, "a repaired recording cannot be linked");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_node_judges_others_only_after_reaching_the_store_for_a_whole_silence() {
+        let mut judge = Judge::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Just started (or just back from an outage): the others' rows may all
+        // have lapsed while nobody could write.
+        assert!(!judge.may_judge(true, at(0)));
+        assert!(!judge.may_judge(true, at(8)));
+        assert!(judge.may_judge(true, at(10)), "ten seconds without a break");
+        assert!(judge.may_judge(true, at(12)));
+        // The store goes away: no judging, and the count starts again after.
+        assert!(!judge.may_judge(false, at(14)));
+        assert!(!judge.may_judge(true, at(30)));
+        assert!(!judge.may_judge(true, at(38)));
+        assert!(judge.may_judge(true, at(40)));
     }
 }
