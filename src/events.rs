@@ -69,11 +69,48 @@ pub struct Event {
 }
 
 impl Event {
-    /// What holding this event costs, roughly: the JSON text, the payload value
-    /// (taken as twice the text; a `Value` tree is larger than its text) and the
-    /// struct itself.
+    /// What holding this event costs: the struct and its slot, its strings, the
+    /// JSON text and the payload's `Value` tree, each allocation with the
+    /// allocator's overhead. An estimate, but from the shapes actually held, so the
+    /// history's byte bound is what the process pays for it.
     fn weight(&self) -> usize {
-        self.json.len() * 3 + 128
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<Arc<Self>>()
+            + allocation(16 + self.json.len())
+            + allocation(self.kind.capacity())
+            + self.tenant.as_ref().map_or(0, |t| allocation(t.capacity()))
+            + value_heap(&self.payload)
+    }
+}
+
+/// An allocation of `bytes` as the allocator gives it: rounded up to 16 with a
+/// word of its own (nothing when empty).
+fn allocation(bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        (bytes + 8).div_ceil(16) * 16
+    }
+}
+
+/// The heap a `serde_json::Value` owns (not its own 32 bytes, which its parent
+/// holds): strings, arrays' buffers and each map entry's node (a `BTreeMap`
+/// entry costs its key and value, and about a word of node per entry).
+fn value_heap(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    const VALUE: usize = std::mem::size_of::<Value>();
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => allocation(s.capacity()),
+        Value::Array(items) => {
+            allocation(items.capacity() * VALUE) + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                std::mem::size_of::<String>() + VALUE + 8 + allocation(k.capacity()) + value_heap(v)
+            })
+            .sum(),
     }
 }
 
@@ -274,6 +311,13 @@ impl EventBus {
     pub async fn closed(&self) {
         let mut rx = self.closing.subscribe();
         let _ = rx.wait_for(|closing| *closing).await;
+    }
+
+    /// How many events the history holds, and the memory they weigh (bytes, as
+    /// the bound counts them): what a memory figure owes to the retention.
+    pub fn held(&self) -> (usize, usize) {
+        let history = self.lock();
+        (history.events.len(), history.bytes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, History> {
