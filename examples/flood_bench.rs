@@ -8,12 +8,14 @@
 //! time), a third OPTIONS sweeps; every answer it gets is counted by status. The
 //! rate steps up from `--start` by `--step` until a step has a failed call (or
 //! `--max`); each step sends `--calls` calls. Prints each step's flood answer mix
-//! and the process's memory (RSS: the engine runs in this process) at the start
-//! and the end. Bounded: every SIPp run has a hard timeout and the run stops by
-//! itself.
+//! and the process's memory (RSS: the engine runs in this process). Then a soak:
+//! `--soak` more steps at `--soak-rate`, each printing the RSS beside what the
+//! event history holds (bounded by its retention, see `events`): memory that grows
+//! beyond the history step after step is a leak. Bounded: every SIPp run has a
+//! hard timeout and the run stops by itself.
 //!
 //! ```text
-//! cargo run --release --example flood_bench -- [--calls 1000] [--start 50] [--step 50] [--max 800] [--sources 20]
+//! cargo run --release --example flood_bench -- [--calls 1000] [--start 50] [--step 50] [--max 800] [--sources 20] [--soak 10] [--soak-rate 200]
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,6 +37,9 @@ struct Args {
     step: u32,
     max: u32,
     sources: u8,
+    /// Steps at one rate after the ramp, to see whether memory stays flat.
+    soak: u32,
+    soak_rate: u32,
 }
 
 fn args() -> Result<Args> {
@@ -44,6 +49,8 @@ fn args() -> Result<Args> {
         step: 50,
         max: 800,
         sources: 20,
+        soak: 10,
+        soak_rate: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +61,8 @@ fn args() -> Result<Args> {
             "--step" => a.step = value.max(1),
             "--max" => a.max = value,
             "--sources" => a.sources = u8::try_from(value.clamp(1, 200))?,
+            "--soak" => a.soak = value.min(100),
+            "--soak-rate" => a.soak_rate = value.max(1),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -377,6 +386,37 @@ async fn main() -> Result<()> {
             "\nhighest legitimate rate with zero failed calls under a 5x flood: {best} calls/s"
         ),
         None => println!("\nthe first step already had failed calls"),
+    }
+    // The soak: the same step again and again. Memory that grows here beyond
+    // what the event history (bounded by its retention) holds is a leak.
+    let mut soaked = Vec::new();
+    for i in 0..args.soak {
+        if net == 255 {
+            break;
+        }
+        let (ok, failed, mix) = step(&engine, args.soak_rate, net, &args, &dir).await?;
+        net += 1;
+        let (events, bytes) = engine.events.held();
+        let (rss, history) = (rss_mib(), bytes as f64 / 1_048_576.0);
+        println!(
+            "soak {:>2}: {} calls/s + {} flood/s: {ok} completed, {failed} failed; {}; RSS {rss:.1} MiB, \
+             event history {history:.1} MiB ({events} events), the rest {:.1} MiB",
+            i + 1,
+            args.soak_rate,
+            args.soak_rate * 5,
+            show(&mix),
+            rss - history
+        );
+        soaked.push(rss - history);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if let (Some(first), Some(last)) = (soaked.get(1), soaked.last()) {
+        // From the second soak step (the first still warms caches and pools).
+        println!(
+            "memory beside the event history over the soak: {first:.1} -> {last:.1} MiB ({:+.1} MiB over {} steps)",
+            last - first,
+            soaked.len() - 1
+        );
     }
     println!(
         "RSS at start {rss_start:.1} MiB, at end {:.1} MiB; {:.0} s in all",
