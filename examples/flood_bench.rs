@@ -10,12 +10,13 @@
 //! `--max`); each step sends `--calls` calls. Prints each step's flood answer mix
 //! and the process's memory (RSS: the engine runs in this process). Then a soak:
 //! `--soak` more steps at `--soak-rate`, each printing the RSS beside what the
-//! event history holds (bounded by its retention, see `events`): memory that grows
-//! beyond the history step after step is a leak. Bounded: every SIPp run has a
+//! event history holds (bounded: `[http] event_history_mib`, set to
+//! `--history-mib`, 16 by default, so that the soak fills it): once it is full,
+//! memory that still grows step after step is a leak. Bounded: every SIPp run has a
 //! hard timeout and the run stops by itself.
 //!
 //! ```text
-//! cargo run --release --example flood_bench -- [--calls 1000] [--start 50] [--step 50] [--max 800] [--sources 20] [--soak 10] [--soak-rate 200]
+//! cargo run --release --example flood_bench -- [--calls 1000] [--start 50] [--step 50] [--max 800] [--sources 20] [--soak 10] [--soak-rate 200] [--history-mib 16]
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ struct Args {
     /// Steps at one rate after the ramp, to see whether memory stays flat.
     soak: u32,
     soak_rate: u32,
+    /// The event history's memory bound: small, so that the soak fills it.
+    history_mib: u32,
 }
 
 fn args() -> Result<Args> {
@@ -51,6 +54,7 @@ fn args() -> Result<Args> {
         sources: 20,
         soak: 10,
         soak_rate: 200,
+        history_mib: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +67,7 @@ fn args() -> Result<Args> {
             "--sources" => a.sources = u8::try_from(value.clamp(1, 200))?,
             "--soak" => a.soak = value.min(100),
             "--soak-rate" => a.soak_rate = value.max(1),
+            "--history-mib" => a.history_mib = value.clamp(8, 16384),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -320,9 +325,11 @@ async fn main() -> Result<()> {
     let callee_port = free_port()?;
     let config = Config::parse(
         &format!(
-            "[sip]\nlisten = \"127.0.0.1:0\"\nmax_call_rate = 100000\n[http]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{dir}/flood.db\"\ndata_dir = \"{dir}\"\n[media]\nrecord_calls = false\n[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\
+            "[sip]\nlisten = \"127.0.0.1:0\"\nmax_call_rate = 100000\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             event_history_mib = {history}\n[database]\nurl = \"sqlite://{dir}/flood.db\"\ndata_dir = \"{dir}\"\n[media]\nrecord_calls = false\n[[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:5999\"\noptions_interval_s = 0\n\
              [[number]]\nnumber = \"100\"\nkind = \"forward\"\ntarget = \"sip:127.0.0.1:{callee_port}\"\n",
-            dir = dir.display()
+            dir = dir.display(),
+            history = args.history_mib,
         ),
         Path::new("flood_bench.toml"),
     )?;

@@ -74,7 +74,8 @@ impl Event {
     /// allocator's overhead. An estimate, but from the shapes actually held, so the
     /// history's byte bound is what the process pays for it.
     fn weight(&self) -> usize {
-        std::mem::size_of::<Self>()
+        // The `Arc` it is held in (two counts and the struct) and its slot.
+        allocation(16 + std::mem::size_of::<Self>())
             + std::mem::size_of::<Arc<Self>>()
             + allocation(16 + self.json.len())
             + allocation(self.kind.capacity())
@@ -94,23 +95,27 @@ fn allocation(bytes: usize) -> usize {
 }
 
 /// The heap a `serde_json::Value` owns (not its own 32 bytes, which its parent
-/// holds): strings, arrays' buffers and each map entry's node (a `BTreeMap`
-/// entry costs its key and value, and about a word of node per entry).
+/// holds): strings, arrays' buffers, and a map's `BTreeMap` nodes (each node has
+/// room for 11 keys and values whether or not they are used; nodes are taken as
+/// about two-thirds full) with its keys and values.
 fn value_heap(value: &serde_json::Value) -> usize {
     use serde_json::Value;
     const VALUE: usize = std::mem::size_of::<Value>();
+    const NODE: usize = 11 * (std::mem::size_of::<String>() + VALUE) + 16;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
         Value::String(s) => allocation(s.capacity()),
         Value::Array(items) => {
             allocation(items.capacity() * VALUE) + items.iter().map(value_heap).sum::<usize>()
         }
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                std::mem::size_of::<String>() + VALUE + 8 + allocation(k.capacity()) + value_heap(v)
-            })
-            .sum(),
+        Value::Object(map) if map.is_empty() => 0,
+        Value::Object(map) => {
+            allocation(NODE) * map.len().div_ceil(8)
+                + map
+                    .iter()
+                    .map(|(k, v)| allocation(k.capacity()) + value_heap(v))
+                    .sum::<usize>()
+        }
     }
 }
 

@@ -167,7 +167,8 @@ impl Engine {
         store.migrate().await?;
         // On PostgreSQL the bus is this node's view of the cluster's stream.
         let node = node_id(&config.database.data_dir)?;
-        let events = crate::events::cluster::bus_for(&store, &node).await?;
+        let events =
+            crate::events::cluster::bus_for(&store, &node, config.http.event_history_bytes).await?;
         let store = store.with_events(events.clone());
         // The accounts live in the store; the file's [[operator]] tables seed the
         // ones it has never had. The call core works from the store's roster.
@@ -313,8 +314,12 @@ impl Engine {
         }
         // And it recovers the calls of nodes that died (one survivor for each).
         let heartbeat = tokio::spawn({
-            let peers =
-                crate::call::recovery::watch_peers(store.clone(), config.clone(), node.clone());
+            let peers = crate::call::recovery::watch_peers(
+                store.clone(),
+                events.clone(),
+                config.clone(),
+                node.clone(),
+            );
             let alive = keep_alive(store.clone(), node.clone());
             async move {
                 tokio::join!(alive, peers);
@@ -364,7 +369,8 @@ impl Engine {
             .map_err(|e| crate::Error::io("reading the HTTP address", e))?;
         let api = console::api::ApiState::new(store.clone(), events.clone(), config.clone())
             .with_calls(call_handle.clone())
-            .with_chains(chain_handle.clone());
+            .with_chains(chain_handle.clone())
+            .with_node(&node);
         let roster_sync = tokio::spawn(sync_roster(
             store.clone(),
             call_handle.clone(),

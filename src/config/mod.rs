@@ -160,6 +160,9 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Connections open at once from one address; more are closed at once.
     pub max_connections_per_source: usize,
+    /// The most memory the event history (what reconnecting consoles replay, kept
+    /// 15 minutes) may take, in bytes.
+    pub event_history_bytes: usize,
 }
 
 /// The `[database]` section.
@@ -681,6 +684,7 @@ struct RawHttp {
     idle_timeout_s: u64,
     max_connections: usize,
     max_connections_per_source: usize,
+    event_history_mib: usize,
 }
 
 impl Default for RawHttp {
@@ -691,6 +695,7 @@ impl Default for RawHttp {
             idle_timeout_s: 300,
             max_connections: 4096,
             max_connections_per_source: 512,
+            event_history_mib: 256,
         }
     }
 }
@@ -1307,6 +1312,7 @@ fn validate(raw: RawConfig, faults: &mut Faults<'_>) -> Option<Config> {
             idle_timeout: secs(raw.http.idle_timeout_s.max(1)),
             max_connections: raw.http.max_connections.max(1),
             max_connections_per_source: raw.http.max_connections_per_source.max(1),
+            event_history_bytes: raw.http.event_history_mib.clamp(8, 16 * 1024) * 1024 * 1024,
         },
         database: DatabaseSettings {
             url: raw.database.url.into_inner(),

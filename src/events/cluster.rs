@@ -231,13 +231,23 @@ pub async fn start(store: &Store, settings: ClusterSettings) -> Result<EventBus,
     Ok(bus)
 }
 
-/// The bus an engine node on `store` publishes into: the cluster's stream
-/// ([`start`]) on PostgreSQL, an in-memory [`EventBus::default`] on SQLite.
-pub async fn bus_for(store: &Store, node: &str) -> Result<EventBus, StoreError> {
+/// The bus an engine node on `store` publishes into, its history within
+/// `max_bytes` of memory: the cluster's stream ([`start`]) on PostgreSQL, an
+/// in-memory bus with [`EventBus::default`]'s other bounds on SQLite.
+pub async fn bus_for(store: &Store, node: &str, max_bytes: usize) -> Result<EventBus, StoreError> {
+    let settings = ClusterSettings {
+        max_bytes,
+        ..ClusterSettings::new(node)
+    };
     if store.shares_events() {
-        start(store, ClusterSettings::new(node)).await
+        start(store, settings).await
     } else {
-        Ok(EventBus::default())
+        Ok(EventBus::with_limits(
+            settings.retention,
+            settings.max_held,
+            max_bytes,
+            settings.live_capacity,
+        ))
     }
 }
 
