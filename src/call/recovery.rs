@@ -84,7 +84,12 @@ pub async fn recover_dead_nodes(
 /// next tick; a node taken but not finished is left to its own restart). Only once
 /// this node has reached the store for a whole [`SILENCE`] without a break
 /// ([`Judge`]): a lapse seen just after an outage may be the outage's, not a death.
-pub async fn watch_peers(store: Store, config: std::sync::Arc<Config>, node: String) {
+pub async fn watch_peers(
+    store: Store,
+    bus: EventBus,
+    config: std::sync::Arc<Config>,
+    node: String,
+) {
     let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut judge = Judge::default();
@@ -94,8 +99,20 @@ pub async fn watch_peers(store: Store, config: std::sync::Arc<Config>, node: Str
         if !judge.may_judge(reached, std::time::Instant::now()) {
             continue;
         }
-        if let Err(e) = recover_dead_nodes(&store, &config, &node).await {
-            tracing::warn!(error = %e, %node, "cannot recover a dead node's calls now");
+        match recover_dead_nodes(&store, &config, &node).await {
+            Ok(recovered) => {
+                for (peer, callbacks) in recovered {
+                    // Supervisors' boards show the node down and who took over.
+                    bus.publish(
+                        "node.recovered",
+                        None,
+                        json!({ "node": peer, "by": node, "callbacks": callbacks }),
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %node, "cannot recover a dead node's calls now");
+            }
         }
     }
 }

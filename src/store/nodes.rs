@@ -29,6 +29,23 @@ fn silence() -> chrono::Duration {
     chrono::Duration::from_std(SILENCE).unwrap_or_default()
 }
 
+/// A node as the others see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node's id (`serve --node-id`).
+    pub id: String,
+    /// When it last started.
+    pub started_at: DateTime<Utc>,
+    /// Until when it is known alive (its last heartbeat plus [`SILENCE`]).
+    pub alive_until: DateTime<Utc>,
+    /// Whether that is still ahead.
+    pub alive: bool,
+    /// Who took over its calls after it died (itself: it stopped cleanly).
+    pub recovered_by: Option<String>,
+    /// When.
+    pub recovered_at: Option<DateTime<Utc>>,
+}
+
 impl Store {
     /// `node` started at `now`: known alive for [`SILENCE`].
     pub async fn node_started(&self, node: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -60,6 +77,11 @@ impl Store {
     /// Which node recovered `node` since it last lived, if one did.
     pub async fn node_recovered_by(&self, node: &str) -> Result<Option<String>, StoreError> {
         dispatch!(self, recovered_by(node))
+    }
+
+    /// Every node alive at `now` or heard of within the last day, by id.
+    pub async fn node_statuses(&self, now: DateTime<Utc>) -> Result<Vec<NodeStatus>, StoreError> {
+        dispatch!(self, statuses(now))
     }
 
     /// The nodes known alive at `now`, by id.

@@ -1,7 +1,9 @@
 //! `GET /board`: the supervisors' live board in one answer: calls waiting for an
 //! operator and for how long, operators by state, dial jobs in progress, the SIP
-//! trunks (up or down since when, registered or not), and the compliance figures of the day (answered within 30 s and 5 min, callbacks within
-//! 10 min) for one city, in total and by local hour. Operators get 403.
+//! trunks (up or down since when, registered or not), the engine's nodes (alive,
+//! or dead and taken over by whom), and the compliance figures of the day
+//! (answered within 30 s and 5 min, callbacks within 10 min) for one city, in
+//! total and by local hour. Operators get 403.
 //!
 //! Waiting callers and dial targets are personal data: each one is written to the
 //! access log the first time a supervisor's board shows it ([`ShownOnce`]), not on
@@ -29,6 +31,7 @@ use crate::call::trunks::TrunkView;
 use crate::config::Role;
 use crate::store::compliance::ComplianceDay;
 use crate::store::dial_jobs::DialJobFilter;
+use crate::store::nodes::NodeStatus;
 use crate::store::{DialJob, DialJobState};
 
 /// How many jobs in progress the board lists at most (per state).
@@ -68,6 +71,15 @@ pub(crate) struct BoardCity {
     time_zone: String,
 }
 
+/// A node on the board.
+#[derive(Debug, Serialize)]
+pub(crate) struct BoardNode {
+    #[serde(flatten)]
+    status: NodeStatus,
+    /// The node answering this request.
+    this: bool,
+}
+
 /// `GET /board` answer.
 #[derive(Debug, Serialize)]
 pub(crate) struct BoardView {
@@ -87,6 +99,9 @@ pub(crate) struct BoardView {
     /// and since when, registration. Trunks carry every tenant's calls, so every
     /// supervisor sees them all.
     trunks: Vec<TrunkView>,
+    /// The engine's nodes sharing this store (one, on SQLite): alive, or dead and
+    /// taken over by whom, heard of within the last day.
+    nodes: Vec<BoardNode>,
     /// The cities the supervisor can pick.
     cities: Vec<BoardCity>,
     /// The day's figures for the city shown (none when no city is visible).
@@ -160,6 +175,17 @@ pub(crate) async fn board(
         None => None,
     };
 
+    let nodes = state
+        .store
+        .node_statuses(Utc::now())
+        .await?
+        .into_iter()
+        .map(|status| BoardNode {
+            this: state.node.as_deref() == Some(status.id.as_str()),
+            status,
+        })
+        .collect();
+
     // Waiting callers' numbers and dial targets are personal data: logged the
     // first time this supervisor's board shows each.
     let shown = &state.board_shown;
@@ -187,6 +213,7 @@ pub(crate) async fn board(
         operator_counts,
         dial_jobs,
         trunks: live.trunks,
+        nodes,
         cities,
         compliance,
     }))

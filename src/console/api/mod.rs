@@ -169,6 +169,9 @@ pub struct ApiState {
     /// The call core, for operators' states and the board; `None` when the API runs
     /// without an engine (those routes then answer 503).
     pub calls: Option<CallHandle>,
+    /// This node's id (`serve --node-id`); `None` when the API runs without a
+    /// node of its own (tests of the API alone).
+    pub node: Option<String>,
     /// The hand-off chains of this node; `None` when the API runs without an
     /// engine (those routes then answer 503).
     pub chains: Option<crate::dialer::driver::ChainHandle>,
@@ -197,6 +200,7 @@ impl ApiState {
             attachments_dir,
             token_ttl: chrono::Duration::hours(12),
             calls: None,
+            node: None,
             chains: None,
             login_limiter,
             board_shown: Arc::default(),
@@ -208,6 +212,12 @@ impl ApiState {
     /// This state with the call core's handle.
     pub fn with_calls(mut self, calls: CallHandle) -> Self {
         self.calls = Some(calls);
+        self
+    }
+
+    /// This state naming this node.
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = Some(node.to_owned());
         self
     }
 

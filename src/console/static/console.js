@@ -532,7 +532,7 @@
     if (window.dispatchlineFollowUps) window.dispatchlineFollowUps.onEvent(ev);
     // The journal's views (monitor.js) follow ticket changes too.
     document.dispatchEvent(new CustomEvent("dispatchline:event", { detail: ev }));
-    if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk)\./.test(ev.type)) {
+    if (S.tab === "board" && /^(call|operator|dial|callback|chain|trunk|node)\./.test(ev.type)) {
       if (ev.type === "operator.state" && S.board) patchBoardOperator(p);
       // At most one reload a second, however steady the traffic.
       throttle("board", loadBoard, 1000);
@@ -1143,6 +1143,29 @@
       : unknown ? `без проверки: ${unknown} из ${trunks.length}` : `все ${trunks.length} работают`;
     count.dataset.level = down ? "bad" : unknown ? "none" : "good";
   }
+  /** The engine's nodes: green while alive, red once dead (and who took its calls over), grey when stopped. */
+  function renderNodes() {
+    const nodes = (S.board && S.board.nodes) || [];
+    const tiles = nodes.map((n) => {
+      const stopped = !n.alive && n.recovered_by === n.id;
+      const health = n.alive ? "up" : stopped ? "unknown" : "down";
+      const state = n.alive ? "работает" : stopped ? "остановлен" : "не отвечает";
+      const detail = n.alive ? `запущен ${when(n.started_at)}`
+        : stopped ? `остановлен ${when(n.recovered_at)}`
+        : n.recovered_by ? `с ${when(n.alive_until)} · его звонки и задания принял ${n.recovered_by}`
+        : `с ${when(n.alive_until)} · его звонки и задания переходят к другим узлам`;
+      return el("div", { class: "trunk node", "data-testid": "node", "data-node": n.id, "data-health": health },
+        el("div", { class: "trunk-name" }, n.id, n.this ? el("span", { class: "muted" }, " · этот узел") : null),
+        el("div", { class: "trunk-health" }, el("span", { class: "trunk-dot", "aria-hidden": "true" }), state),
+        el("div", { class: "sub" }, detail));
+    });
+    $("b-nodes").replaceChildren(...(tiles.length ? tiles : [el("div", { class: "muted" }, "Узлы ещё не отметились")]));
+    const down = nodes.filter((n) => !n.alive && n.recovered_by !== n.id).length;
+    const alive = nodes.filter((n) => n.alive).length;
+    const count = $("b-nodes-count");
+    count.textContent = !nodes.length ? "" : down ? `не отвечает: ${down}, работает: ${alive}` : `работает: ${alive}`;
+    count.dataset.level = down ? "bad" : "good";
+  }
   function pct(tile) {
     return tile && tile.share !== null && tile.share !== undefined ? `${Math.round(tile.share * 1000) / 10}%` : "—";
   }
@@ -1168,6 +1191,7 @@
       tile("Ответ за 5 минут (ПП №416)", c && c.answered_5m, 1),
       tile("Перезвон за 10 минут", c && c.callbacks_10m, 1));
     renderTrunks();
+    renderNodes();
     renderWaiting();
     renderBoardOperators();
     $("b-chart").replaceChildren(chart(c ? c.hourly : []));

@@ -67,3 +67,30 @@ pub(super) async fn live(pool: &Pool<Db>, now: DateTime<Utc>) -> Result<Vec<Stri
             .await?,
     )
 }
+
+pub(super) async fn statuses(
+    pool: &Pool<Db>,
+    now: DateTime<Utc>,
+) -> Result<Vec<NodeStatus>, StoreError> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT id, started_at, alive_until, recovered_by, recovered_at FROM nodes \
+         WHERE alive_until > $1 ORDER BY id",
+    )
+    .bind(now - chrono::Duration::days(1))
+    .fetch_all(pool)
+    .await?;
+    let mut nodes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let alive_until: DateTime<Utc> = row.try_get("alive_until")?;
+        nodes.push(NodeStatus {
+            id: row.try_get("id")?,
+            started_at: row.try_get("started_at")?,
+            alive_until,
+            alive: alive_until > now,
+            recovered_by: row.try_get("recovered_by")?,
+            recovered_at: row.try_get("recovered_at")?,
+        });
+    }
+    Ok(nodes)
+}
