@@ -123,7 +123,9 @@ fn residents(
 ) -> sipp::Sipp {
     let list = dir.join(format!("{name}.csv"));
     cluster::residents_file(&list, first, calls);
-    sipp::spawn(
+    // Long enough for the calls at 10 a second, each waiting, and their set-up.
+    let lasting = Duration::from_millis(wait_ms + calls * 100) + Duration::from_secs(60);
+    sipp::spawn_for(
         name,
         dir,
         &sipp::args(&[
@@ -147,6 +149,7 @@ fn residents(
             "-d",
             &wait_ms.to_string(),
         ]),
+        lasting,
     )
 }
 
@@ -154,7 +157,8 @@ fn residents(
 /// every call it is offered and talks until the resident hangs up.
 async fn softphone(dir: &Path, edge: u16, (ext, password): (&str, &str)) -> sipp::Sipp {
     let port = free_port();
-    let phone = sipp::spawn(
+    // On duty for the whole story, however slow the machine.
+    let phone = sipp::spawn_for(
         &format!("operator-{ext}"),
         dir,
         &sipp::args(&[
@@ -169,6 +173,7 @@ async fn softphone(dir: &Path, edge: u16, (ext, password): (&str, &str)) -> sipp
             "-mp",
             &free_port().to_string(),
         ]),
+        Duration::from_secs(300),
     );
     sipp::wait_bound(port).await;
     sipp::spawn(
@@ -413,8 +418,9 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     }
     let sip = |node: &cluster::Node| format!("127.0.0.1:{}", node.sip);
     let _talking = [
-        residents(&dir, &sip(&a), ETALON, "talk-a", (100, 1), 50_000),
-        residents(&dir, &sip(&b), ETALON, "talk-b", (200, 1), 50_000),
+        // Both talk for the rest of the story.
+        residents(&dir, &sip(&a), ETALON, "talk-a", (100, 1), 150_000),
+        residents(&dir, &sip(&b), ETALON, "talk-b", (200, 1), 150_000),
     ];
     let mut talking_on = HashMap::new();
     for phone in ["+79120000100", "+79120000200"] {
@@ -523,6 +529,36 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     .await;
     assert_eq!(recovered_by, survivor_name);
     let recovered_in = killed.elapsed();
+    // The supervisors' board shows it: the dead node and who took over.
+    let token = chains::login(survivor.http_addr(), "2001", "sup2001pass-long").await;
+    let board: Value = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/board", survivor.http_addr()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nodes: Vec<(&str, bool, &str, bool)> = board["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap(),
+                n["alive"].as_bool().unwrap(),
+                n["recovered_by"].as_str().unwrap_or(""),
+                n["this"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (victim_name.as_str(), false, survivor_name.as_str(), false),
+        (survivor_name.as_str(), true, "", true),
+    ];
+    expected.sort_unstable();
+    assert_eq!(nodes, expected, "the board's nodes");
     // The survivor marks the node recovered, then writes the callbacks: wait for
     // them (bounded).
     let give_up = Instant::now() + Duration::from_secs(15);
@@ -645,6 +681,16 @@ async fn a_node_dies_mid_run_and_the_other_carries_its_callers_and_its_chain() {
     orphan_then_resumed.extend(resumed.seqs());
     contiguous(orphan.start, orphan_then_resumed);
     let seen = watching.events.lock().unwrap().clone();
+    // The survivor told the floor who took the dead node over, once.
+    let taken_over: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e["type"] == "node.recovered")
+        .collect();
+    assert_eq!(taken_over.len(), 1, "{taken_over:?}");
+    assert_eq!(
+        taken_over[0]["payload"],
+        json!({ "node": victim_name, "by": survivor_name, "callbacks": stranded.len() })
+    );
     let accepted: Vec<&Value> = seen
         .iter()
         .filter(|e| e["type"] == "chain.accepted" && e["payload"]["ticket"] == ticket)

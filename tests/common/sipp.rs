@@ -34,12 +34,17 @@ pub struct Sipp {
 /// Starts SIPp with `args` plus the options every test run needs: no keyboard,
 /// an overall timeout so it always stops, and error traces in `dir`.
 pub fn spawn(name: &str, dir: &Path, args: &[String]) -> Sipp {
+    spawn_for(name, dir, args, Duration::from_secs(60))
+}
+
+/// [`spawn`] with another overall timeout (a softphone on duty for a whole story).
+pub fn spawn_for(name: &str, dir: &Path, args: &[String], timeout: Duration) -> Sipp {
     let mut cmd = Command::new("sipp");
     cmd.args(args)
         .args([
             "-nostdin",
             "-timeout",
-            "60s",
+            &format!("{}s", timeout.as_secs().max(1)),
             "-timeout_error",
             "-trace_err",
             "-max_socket",
