@@ -381,7 +381,21 @@ pub(super) async fn refresh(pool: &Pool<Db>) -> Result<u64, StoreError> {
         }
     }
     tx.commit().await?;
+    shrink_marks(pool).await?;
     Ok(done)
+}
+
+/// Gives back the pages of the marks a refresh deleted, once they are many (see
+/// [`RollupSql::SHRINK`]); a vacuum another session is running is not waited for.
+async fn shrink_marks(pool: &Pool<Db>) -> Result<(), StoreError> {
+    let Some((size, vacuum)) = <Db as RollupSql>::SHRINK else {
+        return Ok(());
+    };
+    let bytes: i64 = sqlx::query_scalar(size).fetch_one(pool).await?;
+    if bytes > SHRINK_ABOVE_BYTES {
+        sqlx::raw_sql(vacuum).execute(pool).await?;
+    }
+    Ok(())
 }
 
 /// The whole days `[first, end)` of the roll-up, summed over companies (and cities
