@@ -15,6 +15,12 @@
 //! - CSI/CES answer counts and sums; per executor the count of each CSI score, the
 //!   tickets rated and the tickets completed.
 //!
+//! The tickets and the time histograms are also kept summed over companies, per UTC
+//! day and city (migration 0017): per company a day's histogram holds about one row
+//! per ticket, so analytics over every company (all cities or one) read those
+//! instead. The refresh rebuilds a day's city rows from its company rows each time
+//! it recomputes the day.
+//!
 //! # How it stays right
 //!
 //! Triggers (migration 0013) mark a (company, UTC day) dirty whenever a call, ticket,
