@@ -339,6 +339,32 @@ async fn write_day(conn: &mut Conn, day: &str, tenants: &[i64], f: &Figures) -> 
     Ok(())
 }
 
+/// The day's figures summed over companies (per city), from its company rows just
+/// written: what analytics over every company read (migration 0017).
+async fn write_city_day(conn: &mut Conn, day: &str) -> Result<(), StoreError> {
+    for (table, sql) in [
+        (
+            "journal_city_day_tickets",
+            "INSERT INTO journal_city_day_tickets (day, city_id, local_day, category, reason_id, tickets) \
+             SELECT day, city_id, local_day, category, reason_id, SUM(tickets) FROM journal_day_tickets \
+             WHERE day = $1 GROUP BY day, city_id, local_day, category, reason_id",
+        ),
+        (
+            "journal_city_day_durations",
+            "INSERT INTO journal_city_day_durations (day, city_id, category, kind, bin, n, min_s, max_s) \
+             SELECT day, city_id, category, kind, bin, SUM(n), MIN(min_s), MAX(max_s) FROM journal_day_durations \
+             WHERE day = $1 GROUP BY day, city_id, category, kind, bin",
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE day = $1")))
+            .bind(day)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(sql).bind(day).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn refresh(pool: &Pool<Db>) -> Result<u64, StoreError> {
     let any: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM journal_dirty_days LIMIT 1")
         .fetch_optional(pool)
@@ -379,9 +405,24 @@ pub(super) async fn refresh(pool: &Pool<Db>) -> Result<u64, StoreError> {
             write_day(&mut tx, &day, chunk, &figures).await?;
             done += chunk.len() as u64;
         }
+        write_city_day(&mut tx, &day).await?;
     }
     tx.commit().await?;
+    shrink_marks(pool).await?;
     Ok(done)
+}
+
+/// Gives back the pages of the marks a refresh deleted, once they are many (see
+/// [`RollupSql::SHRINK`]); a vacuum another session is running is not waited for.
+async fn shrink_marks(pool: &Pool<Db>) -> Result<(), StoreError> {
+    let Some((size, vacuum)) = <Db as RollupSql>::SHRINK else {
+        return Ok(());
+    };
+    let bytes: i64 = sqlx::query_scalar(size).fetch_one(pool).await?;
+    if bytes > SHRINK_ABOVE_BYTES {
+        sqlx::raw_sql(vacuum).execute(pool).await?;
+    }
+    Ok(())
 }
 
 /// The whole days `[first, end)` of the roll-up, summed over companies (and cities
@@ -395,14 +436,19 @@ pub(super) async fn read(
 ) -> Result<Figures, StoreError> {
     let mut out = Figures::default();
     let filter = Filter::Query(scope, q);
+    // Every company: the tickets and durations summed over companies are read.
+    let every_company = matches!(scope, TenantScope::All) && q.tenant.is_none();
     // Every company and city: no join needed to filter.
-    let unfiltered = matches!(scope, TenantScope::All) && q.tenant.is_none() && q.city.is_none();
-    let from = |qb: &mut QueryBuilder<Db>, table: &str, tenant: &str| {
+    let unfiltered = every_company && q.city.is_none();
+    // `tenant`: the table's company column (none: a table summed over companies,
+    // read only for every company).
+    let from = |qb: &mut QueryBuilder<Db>, table: &str, tenant: Option<&str>| {
         qb.push(format_args!(" FROM {table} j"));
         if !unfiltered {
-            qb.push(format_args!(
-                " LEFT JOIN tenants tn ON tn.id = j.{tenant} LEFT JOIN cities ci ON ci.id = j.city_id"
-            ));
+            if let Some(tenant) = tenant {
+                qb.push(format_args!(" LEFT JOIN tenants tn ON tn.id = j.{tenant}"));
+            }
+            qb.push(" LEFT JOIN cities ci ON ci.id = j.city_id");
         }
         qb.push(" WHERE j.day >= ")
             .push_bind(first.to_owned())
@@ -420,7 +466,7 @@ pub(super) async fn read(
          CAST(SUM(j.m300) AS BIGINT) AS m300, CAST(SUM(j.due) AS BIGINT) AS due, \
          CAST(SUM(j.cb10) AS BIGINT) AS cb10",
     );
-    from(&mut qb, "journal_day_calls", "tenant_key");
+    from(&mut qb, "journal_day_calls", Some("tenant_key"));
     qb.push(" GROUP BY j.tenant_key, j.city_id");
     for r in qb.build().fetch_all(pool).await? {
         out.calls.push(CallDay {
@@ -442,7 +488,11 @@ pub(super) async fn read(
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT j.local_day AS ld, j.category, j.reason_id AS rid, CAST(SUM(j.tickets) AS BIGINT) AS n",
     );
-    from(&mut qb, "journal_day_tickets", "tenant_id");
+    if every_company {
+        from(&mut qb, "journal_city_day_tickets", None);
+    } else {
+        from(&mut qb, "journal_day_tickets", Some("tenant_id"));
+    }
     qb.push(" GROUP BY j.local_day, j.category, j.reason_id");
     for r in qb.build().fetch_all(pool).await? {
         out.tickets.push(TicketDay {
@@ -458,7 +508,11 @@ pub(super) async fn read(
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT j.category, j.kind, j.bin, CAST(SUM(j.n) AS BIGINT) AS n, MIN(j.min_s) AS lo, MAX(j.max_s) AS hi",
     );
-    from(&mut qb, "journal_day_durations", "tenant_id");
+    if every_company {
+        from(&mut qb, "journal_city_day_durations", None);
+    } else {
+        from(&mut qb, "journal_day_durations", Some("tenant_id"));
+    }
     qb.push(" GROUP BY j.category, j.kind, j.bin");
     for r in qb.build().fetch_all(pool).await? {
         out.durations.push(BinDay {
@@ -476,7 +530,7 @@ pub(super) async fn read(
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT j.metric, CAST(SUM(j.answers) AS BIGINT) AS n, CAST(SUM(j.score_sum) AS BIGINT) AS s",
     );
-    from(&mut qb, "journal_day_ratings", "tenant_id");
+    from(&mut qb, "journal_day_ratings", Some("tenant_id"));
     qb.push(" GROUP BY j.metric");
     for r in qb.build().fetch_all(pool).await? {
         out.ratings.push(RatingDay {
@@ -494,7 +548,7 @@ pub(super) async fn read(
          CAST(SUM(j.csi_answers) AS BIGINT) AS n, CAST(SUM(j.csi_sum) AS BIGINT) AS s, \
          CAST(SUM(j.rated) AS BIGINT) AS rated, CAST(SUM(j.completed) AS BIGINT) AS completed",
     );
-    from(&mut qb, "journal_day_executors", "tenant_id");
+    from(&mut qb, "journal_day_executors", Some("tenant_id"));
     qb.push(" GROUP BY j.executor_id");
     for r in qb.build().fetch_all(pool).await? {
         out.executors.push(ExecutorDay {
