@@ -605,6 +605,13 @@ async fn an_operator_takes_a_call_registers_an_emergency_and_plays_the_recording
         WAIT,
     )
     .await;
+    // The engine's nodes: one, this one, alive.
+    b.wait_for(
+        "[data-testid='node'][data-health='up']",
+        Some("этот узел"),
+        WAIT,
+    )
+    .await;
     let sizes = b
         .js(
             "const s = document.querySelector('#b-chart svg'); const t = s.querySelector('text'); \
