@@ -42,8 +42,8 @@ pub mod runner;
 use chrono::{DateTime, Utc};
 
 use crate::store::{
-    AfterAttempt, Crew, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store, StoreError,
-    TenantScope,
+    AfterAttempt, ClaimFor, Crew, DialAttemptOutcome, DialJob, DialJobId, DialKind, Store,
+    StoreError, TenantScope,
 };
 
 /// The job kinds this engine runs: all of them.
@@ -154,7 +154,7 @@ pub async fn claim_for(
 ) -> Result<Vec<DialJob>, StoreError> {
     let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
     store
-        .claim_due_dial_jobs_by(node, now, lease, limit, KINDS, crew, tenants)
+        .claim_due_dial_jobs_by(node, now, lease, limit, KINDS, ClaimFor { crew, tenants })
         .await
 }
 

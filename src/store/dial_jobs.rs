@@ -77,6 +77,16 @@ pub enum Crew {
     Robot,
 }
 
+/// Whose jobs a claim takes: those `crew` makes, of `tenants` (jobs of no tenant
+/// always).
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimFor<'a> {
+    /// Operators' jobs or robot calls.
+    pub crew: Crew,
+    /// Of which tenants.
+    pub tenants: &'a TenantScope,
+}
+
 impl Crew {
     /// Who makes a job of `kind` reached by `reach` (a status check goes either way;
     /// with no reach stored it is an operator's).
@@ -407,22 +417,13 @@ impl Store {
     ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
-            claim_due(
-                node,
-                now,
-                now + lease,
-                limit.clamp(1, 1000),
-                kinds,
-                None,
-                &TenantScope::All
-            )
+            claim_due(node, now, now + lease, limit.clamp(1, 1000), kinds, None)
         )
     }
 
-    /// Like [`claim_due_dial_jobs_of`](Self::claim_due_dial_jobs_of), only jobs
-    /// `crew` makes, of `tenants` (jobs of no tenant always): a node claims
-    /// operators' jobs up to its free operators, of the tenants they serve, and
-    /// robot calls up to its free channels.
+    /// Like [`claim_due_dial_jobs_of`](Self::claim_due_dial_jobs_of), only the jobs
+    /// `whose` names: a node claims operators' jobs up to its free operators, of
+    /// the tenants they serve, and robot calls up to its free channels.
     pub async fn claim_due_dial_jobs_by(
         &self,
         node: &str,
@@ -430,8 +431,7 @@ impl Store {
         lease: Duration,
         limit: i64,
         kinds: &[DialKind],
-        crew: Crew,
-        tenants: &TenantScope,
+        whose: ClaimFor<'_>,
     ) -> Result<Vec<DialJob>, StoreError> {
         dispatch!(
             self,
@@ -441,8 +441,7 @@ impl Store {
                 now + lease,
                 limit.clamp(1, 1000),
                 kinds,
-                Some(crew.predicate()),
-                tenants
+                Some(whose)
             )
         )
     }

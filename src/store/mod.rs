@@ -93,8 +93,8 @@ pub use chains::{
 };
 pub use contacts::{Contact, ContactFilter, ContactSource};
 pub use dial_jobs::{
-    AfterAttempt, Crew, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState, DialKind,
-    NewDialJob,
+    AfterAttempt, ClaimFor, Crew, DialAttemptOutcome, DialJob, DialJobFilter, DialJobState,
+    DialKind, NewDialJob,
 };
 pub use directory::{City, Employee, House, HouseFilter, Reason, Tenant, TenantScope};
 pub use follow_ups::{

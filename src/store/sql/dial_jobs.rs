@@ -195,8 +195,7 @@ pub(super) async fn claim_due(
     until: DateTime<Utc>,
     limit: i64,
     kinds: &[DialKind],
-    crew: Option<&'static str>,
-    tenants: &TenantScope,
+    whose: Option<ClaimFor<'_>>,
 ) -> Result<Vec<DialJob>, StoreError> {
     let mut tx = Db::begin_write(pool).await?;
     // The kinds are the enum's fixed spellings and the crew's predicate a constant,
@@ -207,9 +206,10 @@ pub(super) async fn claim_due(
         let list: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
         format!(" AND j.kind IN ({})", list.join(", "))
     };
-    if let Some(crew) = crew {
+    let tenants = whose.map_or(&TenantScope::All, |w| w.tenants);
+    if let Some(whose) = whose {
         kind_filter.push_str(" AND ");
-        kind_filter.push_str(crew);
+        kind_filter.push_str(whose.crew.predicate());
     }
     if let TenantScope::Only(codes) = tenants {
         // Jobs of these tenants, or of none. The codes are looked up as binds; the
