@@ -140,8 +140,21 @@ impl CallControl {
 
     /// The store granted this node these operators: offer them calls now.
     pub fn floor_granted(&mut self, now: Instant, extensions: &[String]) {
+        let wall = self.wall(now);
         for ext in extensions {
+            // Still shown on a call that is not here: another node's, mirrored
+            // before this node read that it ended (or that the node died). The
+            // grant says she is free.
+            let mirrored = self
+                .operators
+                .view(ext)
+                .and_then(|v| v.call)
+                .is_some_and(|call| !self.calls.values().any(|c| c.id.0 == call));
+            // Granted first, so that the change written back keeps the grant.
             self.operators.grant(ext);
+            if mirrored {
+                self.operators.release_mirrored_call(ext, now, wall);
+            }
         }
         self.wants_dispatch = true;
         self.process(now);

@@ -509,6 +509,34 @@ impl Operators {
         }
     }
 
+    /// The store granted `extension` to this node while this node still shows
+    /// her on a call that is not one of its own: another node's call, mirrored
+    /// before this node read that it ended or that the node died (the grant came
+    /// first; the store grants only operators free on the floor). She is free:
+    /// ready, or paused if she asked for a pause after that call. Reported like
+    /// any change of hers. (Left as it was, the next read would keep her on that
+    /// call for good: an operator on a call here keeps it.)
+    pub(crate) fn release_mirrored_call(
+        &mut self,
+        extension: &str,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) {
+        let Some(e) = self.entry(extension) else {
+            return;
+        };
+        e.call = None;
+        if matches!(e.state, OperatorState::Busy | OperatorState::WrapUp) {
+            let reason = e.reason.clone();
+            let state = if reason.is_some() {
+                OperatorState::Paused
+            } else {
+                OperatorState::Ready
+            };
+            self.set(extension, state, reason, now, wall);
+        }
+    }
+
     /// Gives back the granted operators no call here needs now (after a dispatch
     /// found nothing for them); their views, to write back to the floor.
     pub(crate) fn take_idle_grants(&mut self) -> Vec<OperatorView> {
@@ -763,5 +791,36 @@ mod tests {
         o.mirror(&row("paused", None, None, false), "node-a", t0);
         let v = o.view("1001").unwrap();
         assert_eq!((v.state, v.held), (OperatorState::Paused, false));
+    }
+
+    #[test]
+    fn a_grant_that_overtakes_the_news_of_a_dead_node_frees_the_operator() {
+        let t0 = Instant::now();
+        let mut o = ops(t0);
+        o.share();
+        o.request("1001", OperatorState::Ready, None, t0, Utc::now())
+            .unwrap();
+        o.mirror_registered(|_| true);
+        // Last read: busy on node B's call, node B still alive.
+        o.mirror(&row("busy", Some("cb"), Some("node-b"), true), "node-a", t0);
+        o.take_changes();
+        // Node B died (or her call there ended); the store grants her here
+        // before the next read says so.
+        o.grant("1001");
+        o.release_mirrored_call("1001", t0, Utc::now());
+        let v = o.view("1001").unwrap();
+        assert_eq!(
+            (v.state, v.call.as_deref(), v.held),
+            (OperatorState::Ready, None, true)
+        );
+        assert_eq!(o.pick(None, None, &[]).as_deref(), Some("1001"));
+        let written = o.take_changes();
+        assert!(
+            written.len() == 1 && written[0].held,
+            "written back as this node's: {written:?}"
+        );
+        // The next read (granted here, ready) keeps her so.
+        o.mirror(&row("ready", None, Some("node-a"), true), "node-a", t0);
+        assert_eq!(o.pick(None, None, &[]).as_deref(), Some("1001"));
     }
 }
