@@ -224,7 +224,8 @@ async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_eit
     // Anna's softphone registers through the proxy (whichever node it picks); the
     // proxy stays on the path to it (RFC 3327).
     let phone_port = free_port();
-    let softphone = spawn(
+    // On duty for the whole story, however slow the machine.
+    let softphone = sipp::spawn_for(
         "operator-1001",
         &dir,
         &sipp::args(&[
@@ -239,6 +240,7 @@ async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_eit
             "-mp",
             &free_port().to_string(),
         ]),
+        Duration::from_secs(180),
     );
     sipp::wait_bound(phone_port).await;
     spawn(
@@ -293,7 +295,12 @@ async fn a_softphone_registered_through_the_proxy_is_reached_through_it_from_eit
         .into_iter()
         .enumerate()
     {
-        let talk = if phone == KNOWN_CALLER { 14_000 } else { 3_000 };
+        // Long enough to hear the greeting and be put through on a busy machine.
+        let talk = if phone == KNOWN_CALLER {
+            14_000
+        } else {
+            10_000
+        };
         resident(node, &dir, phone, talk)
             .finish(Duration::from_secs(60))
             .await
