@@ -115,6 +115,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// Ready, registered and on no call: free to be offered work.
+    fn free(&self) -> bool {
+        self.state == OperatorState::Ready && self.registered && self.call.is_none()
+    }
+
     fn view(&self) -> OperatorView {
         OperatorView {
             extension: self.config.extension.clone(),
@@ -370,8 +375,7 @@ impl Operators {
     ) -> Option<String> {
         self.entries
             .iter()
-            .filter(|e| e.state == OperatorState::Ready && e.registered && e.call.is_none())
-            .filter(|e| !self.shared || e.granted)
+            .filter(|e| e.free() && (!self.shared || e.granted))
             .filter(|e| e.serves(tenant, city) && !skip.contains(&e.config.extension))
             .min_by_key(|e| e.changed)
             .map(|e| e.config.extension.clone())
@@ -380,31 +384,19 @@ impl Operators {
     /// How many ready, registered operators are off calls, and the tenants they
     /// serve between them: what a node may claim operators' dial jobs for.
     pub(crate) fn free_for_jobs(&self) -> (usize, crate::store::TenantScope) {
-        let mut count = 0;
-        let mut tenants: Option<Vec<String>> = Some(Vec::new());
-        for e in self
-            .entries
-            .iter()
-            .filter(|e| e.state == OperatorState::Ready && e.registered && e.call.is_none())
-        {
-            count += 1;
-            match (&mut tenants, e.config.tenants.is_empty()) {
-                (_, true) => tenants = None,
-                (Some(list), false) => {
-                    for t in &e.config.tenants {
-                        if !list.contains(t) {
-                            list.push(t.clone());
-                        }
-                    }
-                }
-                (None, false) => {}
-            }
+        use crate::store::TenantScope;
+        let free: Vec<&Entry> = self.entries.iter().filter(|e| e.free()).collect();
+        // One free operator who serves every company opens the claim to all.
+        if free.is_empty() || free.iter().any(|e| e.config.tenants.is_empty()) {
+            return (free.len(), TenantScope::All);
         }
-        let scope = match tenants {
-            Some(list) if count > 0 => crate::store::TenantScope::Only(list),
-            _ => crate::store::TenantScope::All,
-        };
-        (count, scope)
+        let mut tenants: Vec<String> = free
+            .iter()
+            .flat_map(|e| e.config.tenants.iter().cloned())
+            .collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        (free.len(), TenantScope::Only(tenants))
     }
 
     /// Whether anyone at all could take a call for `tenant`/`city` now.
