@@ -493,31 +493,30 @@ impl Engine {
 async fn keep_alive(store: crate::store::Store, node: String) {
     let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    let mut failing_since = None;
+    // Since when the heartbeat cannot be written, while it cannot.
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
-        if failing {
+        if let Some(since) = failing_since {
             // Before renewing (which clears it): did another node take over while
             // this one could not reach the store?
             if let Ok(Some(by)) = store.node_recovered_by(&node).await {
-                let cut_off = failing_since.map(|t: std::time::Instant| t.elapsed().as_secs());
-                tracing::error!(%node, recovered_by = %by, cut_off_s = ?cut_off, "this node was cut off from the shared store and another node took over: the callers who were waiting here were promised callbacks, and its jobs and chains continue there");
+                let cut_off_s = since.elapsed().as_secs();
+                tracing::error!(%node, recovered_by = %by, cut_off_s, "this node was cut off from the shared store and another node took over: the callers who were waiting here were promised callbacks, and its jobs and chains continue there");
             }
         }
         match store.node_alive(&node, chrono::Utc::now()).await {
-            Ok(()) if failing => {
-                failing = false;
-                failing_since = None;
-                tracing::info!(%node, "this node's heartbeat is written again");
+            Ok(()) => {
+                if failing_since.take().is_some() {
+                    tracing::info!(%node, "this node's heartbeat is written again");
+                }
             }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
-                failing_since = Some(std::time::Instant::now());
-                tracing::warn!(error = %e, %node, "cannot write this node's heartbeat; other nodes may take its work");
+            Err(e) => {
+                if failing_since.is_none() {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(error = %e, %node, "cannot write this node's heartbeat; other nodes may take its work");
+                }
             }
-            Err(_) => {}
         }
     }
 }
