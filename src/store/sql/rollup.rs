@@ -408,7 +408,11 @@ pub(super) async fn refresh(pool: &Pool<Db>) -> Result<u64, StoreError> {
         write_city_day(&mut tx, &day).await?;
     }
     tx.commit().await?;
-    shrink_marks(pool).await?;
+    // Upkeep: the figures are written; a vacuum that fails only waits for the
+    // next refresh (or autovacuum), it does not fail the query that refreshed.
+    if let Err(e) = shrink_marks(pool).await {
+        tracing::warn!(error = %e, "cannot vacuum the roll-up's dirty marks now");
+    }
     Ok(done)
 }
 
@@ -440,6 +444,14 @@ pub(super) async fn read(
     let every_company = matches!(scope, TenantScope::All) && q.tenant.is_none();
     // Every company and city: no join needed to filter.
     let unfiltered = every_company && q.city.is_none();
+    // A table kept per company and summed per city: the sums for every company.
+    let summed = |per_company: &'static str, per_city: &'static str| {
+        if every_company {
+            (per_city, None)
+        } else {
+            (per_company, Some("tenant_id"))
+        }
+    };
     // `tenant`: the table's company column (none: a table summed over companies,
     // read only for every company).
     let from = |qb: &mut QueryBuilder<Db>, table: &str, tenant: Option<&str>| {
@@ -488,11 +500,8 @@ pub(super) async fn read(
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT j.local_day AS ld, j.category, j.reason_id AS rid, CAST(SUM(j.tickets) AS BIGINT) AS n",
     );
-    if every_company {
-        from(&mut qb, "journal_city_day_tickets", None);
-    } else {
-        from(&mut qb, "journal_day_tickets", Some("tenant_id"));
-    }
+    let (table, tenant) = summed("journal_day_tickets", "journal_city_day_tickets");
+    from(&mut qb, table, tenant);
     qb.push(" GROUP BY j.local_day, j.category, j.reason_id");
     for r in qb.build().fetch_all(pool).await? {
         out.tickets.push(TicketDay {
@@ -508,11 +517,8 @@ pub(super) async fn read(
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT j.category, j.kind, j.bin, CAST(SUM(j.n) AS BIGINT) AS n, MIN(j.min_s) AS lo, MAX(j.max_s) AS hi",
     );
-    if every_company {
-        from(&mut qb, "journal_city_day_durations", None);
-    } else {
-        from(&mut qb, "journal_day_durations", Some("tenant_id"));
-    }
+    let (table, tenant) = summed("journal_day_durations", "journal_city_day_durations");
+    from(&mut qb, table, tenant);
     qb.push(" GROUP BY j.category, j.kind, j.bin");
     for r in qb.build().fetch_all(pool).await? {
         out.durations.push(BinDay {
