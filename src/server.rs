@@ -314,13 +314,16 @@ impl Engine {
         }
         // And it recovers the calls of nodes that died (one survivor for each).
         let heartbeat = tokio::spawn({
+            // The heartbeat says when this node may judge the others (Judge).
+            let (judging_tx, judging) = watch::channel(false);
             let peers = crate::call::recovery::watch_peers(
                 store.clone(),
                 events.clone(),
                 config.clone(),
                 node.clone(),
+                judging,
             );
-            let alive = keep_alive(store.clone(), node.clone());
+            let alive = keep_alive(store.clone(), node.clone(), judging_tx);
             async move {
                 tokio::join!(alive, peers);
             }
@@ -490,11 +493,12 @@ impl Engine {
 
 /// Renews this node's row in the store every [`crate::store::nodes::HEARTBEAT`]
 /// until the engine stops.
-async fn keep_alive(store: crate::store::Store, node: String) {
+async fn keep_alive(store: crate::store::Store, node: String, judging: watch::Sender<bool>) {
     let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Since when the heartbeat cannot be written, while it cannot.
     let mut failing_since: Option<std::time::Instant> = None;
+    let mut judge = crate::call::recovery::Judge::default();
     loop {
         tick.tick().await;
         if let Some(since) = failing_since {
@@ -505,7 +509,9 @@ async fn keep_alive(store: crate::store::Store, node: String) {
                 tracing::error!(%node, recovered_by = %by, cut_off_s, "this node was cut off from the shared store and another node took over: the callers who were waiting here were promised callbacks, and its jobs and chains continue there");
             }
         }
-        match store.node_alive(&node, chrono::Utc::now()).await {
+        let renewed = store.node_alive(&node, chrono::Utc::now()).await;
+        judging.send_replace(judge.may_judge(renewed.is_ok(), std::time::Instant::now()));
+        match renewed {
             Ok(()) => {
                 if failing_since.take().is_some() {
                     tracing::info!(%node, "this node's heartbeat is written again");

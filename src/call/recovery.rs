@@ -81,22 +81,22 @@ pub async fn recover_dead_nodes(
 
 /// Runs [`recover_dead_nodes`] every [`HEARTBEAT`](crate::store::nodes::HEARTBEAT)
 /// for as long as this node lives (a failure is logged and tried again at the
-/// next tick; a node taken but not finished is left to its own restart). Only once
-/// this node has reached the store for a whole [`SILENCE`] without a break
-/// ([`Judge`]): a lapse seen just after an outage may be the outage's, not a death.
+/// next tick; a node taken but not finished is left to its own restart). Only
+/// while `judging` says so: this node's heartbeat has reached the store for a whole
+/// [`SILENCE`] without a break ([`Judge`]); a lapse seen just after an outage may
+/// be the outage's, not a death.
 pub async fn watch_peers(
     store: Store,
     bus: EventBus,
     config: std::sync::Arc<Config>,
     node: String,
+    judging: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(crate::store::nodes::HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut judge = Judge::default();
     loop {
         tick.tick().await;
-        let reached = store.live_nodes(Utc::now()).await.is_ok();
-        if !judge.may_judge(reached, std::time::Instant::now()) {
+        if !*judging.borrow() {
             continue;
         }
         match recover_dead_nodes(&store, &config, &node).await {
@@ -117,8 +117,8 @@ pub async fn watch_peers(
     }
 }
 
-/// When this node may call another dead (sans-IO: the caller says whether the
-/// store answered, and when).
+/// When this node may call another dead (sans-IO: the heartbeat says whether the
+/// store took it, and when).
 ///
 /// A node is dead when its heartbeat lapsed for [`SILENCE`]. But when the store
 /// itself was away (PostgreSQL restarting), every node's heartbeat lapsed at once,
